@@ -1,0 +1,38 @@
+"""scaling-env: reinforcement-learning agents and rule-based autoscalers scaling a serverless service."""
+
+from gymnasium.envs.registration import register, registry
+
+from .config import ConfigError, EnvConfig
+from .core import BatchSimulator
+from .env import ServerlessScalingEnv
+from .fields import INFO_NAMES, OBS_NAMES, REWARD_NAMES
+from .vector_env import ServerlessScalingVectorEnv
+
+__all__ = [
+    "BatchSimulator",
+    "ConfigError",
+    "EnvConfig",
+    "INFO_NAMES",
+    "OBS_NAMES",
+    "REWARD_NAMES",
+    "ServerlessScalingEnv",
+    "ServerlessScalingVectorEnv",
+    "ServerlessScalingVecEnv",
+]
+
+ENV_ID = "ServerlessScaling-v0"
+if ENV_ID not in registry:
+    register(
+        id=ENV_ID,
+        entry_point="scaling_env.env:ServerlessScalingEnv",
+        vector_entry_point="scaling_env.vector_env:ServerlessScalingVectorEnv",
+    )
+
+
+def __getattr__(name: str):
+    # the SB3 adapter imports stable-baselines3 (and torch): load it only when asked for
+    if name == "ServerlessScalingVecEnv":
+        from .sb3_vec_env import ServerlessScalingVecEnv
+
+        return ServerlessScalingVecEnv
+    raise AttributeError(f"module 'scaling_env' has no attribute {name!r}")

@@ -1,0 +1,311 @@
+"""Typed, validated configuration of one simulated serverless service.
+
+Every parameter of the simulation lives here, with its default and its unit (in the field name or its
+description). A config is built from defaults, a dict (``EnvConfig.model_validate``), or a YAML file
+(``EnvConfig.from_yaml``). Unknown keys are rejected and every bad value is reported with the field's
+dotted path and the allowed range.
+
+Sources of the defaults:
+- ``step_seconds = 15``: the Kubernetes HPA sync period (``--horizontal-pod-autoscaler-sync-period``).
+- ``scale_in_cooldown_seconds = 300``: AWS EC2 Auto Scaling's default cooldown for simple scaling.
+- ``health_check_interval_seconds = 30`` and ``unhealthy_threshold = 2``: AWS ALB target-group defaults.
+- ``deregistration_delay_seconds = 300``: AWS ALB target-group default deregistration (draining) delay.
+- ``gb_second_usd = 0.0000166667`` and ``request_usd_per_million = 0.20``: AWS Lambda x86 prices (us-east-1).
+- ``algorithm = "round_robin"``: the AWS ALB default routing algorithm.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class _Strict(BaseModel):
+    """Base for all config sections: unknown keys are errors, values are checked on assignment too."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+class ConfigError(ValueError):
+    """A configuration value or file is invalid. The message names the field (or file) at fault."""
+
+
+# --------------------------------------------------------------------------------------------- workload
+class ConstantWorkload(_Strict):
+    """A constant arrival rate."""
+
+    kind: Literal["constant"] = "constant"
+    rate_rps: float = Field(500.0, ge=0.0, description="arrival rate, requests/s")
+
+
+class DiurnalWorkload(_Strict):
+    """A sinusoidal daily cycle between a trough and a peak; the period is ``WorkloadConfig.day_seconds``."""
+
+    kind: Literal["diurnal"] = "diurnal"
+    trough_rps: float = Field(200.0, ge=0.0, description="lowest rate of the day, requests/s")
+    peak_rps: float = Field(1500.0, ge=0.0, description="highest rate of the day, requests/s")
+    peak_time_seconds: float = Field(
+        0.0, ge=0.0, description="time of day of the peak, seconds after the clock's midnight"
+    )
+
+    @model_validator(mode="after")
+    def _peak_above_trough(self) -> DiurnalWorkload:
+        if self.peak_rps < self.trough_rps:
+            raise ValueError(f"peak_rps ({self.peak_rps}) must be >= trough_rps ({self.trough_rps})")
+        return self
+
+
+class SpikeWorkload(_Strict):
+    """A flash crowd: ``base_rps`` plus a rectangular burst to ``peak_rps`` from ``start_seconds``."""
+
+    kind: Literal["spike"] = "spike"
+    base_rps: float = Field(300.0, ge=0.0, description="rate outside the burst, requests/s")
+    peak_rps: float = Field(3000.0, ge=0.0, description="rate during the burst, requests/s")
+    start_seconds: float = Field(1200.0, ge=0.0, description="burst start, seconds after episode start")
+    duration_seconds: float = Field(300.0, ge=0.0, description="burst length, seconds")
+
+
+class RampWorkload(_Strict):
+    """A linear ramp from ``start_rps`` to ``end_rps`` over ``duration_seconds``, then flat."""
+
+    kind: Literal["ramp"] = "ramp"
+    start_rps: float = Field(100.0, ge=0.0, description="rate at episode start, requests/s")
+    end_rps: float = Field(2000.0, ge=0.0, description="rate at the end of the ramp, requests/s")
+    duration_seconds: float = Field(3600.0, gt=0.0, description="ramp length, seconds")
+
+
+class RandomWalkWorkload(_Strict):
+    """A mean-reverting geometric random walk of the rate, one move per step, drawn at reset.
+
+    ``log r[k+1] = log r[k] + reversion * (log start_rps - log r[k]) + volatility * N(0, 1)``, clipped to
+    ``[min_rps, max_rps]``. The whole path is drawn at reset from the env's generator, so the rate function of
+    the episode is known in advance (a clairvoyant policy can look ahead).
+    """
+
+    kind: Literal["random_walk"] = "random_walk"
+    start_rps: float = Field(800.0, gt=0.0, description="initial and long-run rate, requests/s")
+    volatility: float = Field(0.05, ge=0.0, le=2.0, description="std of the log-rate change per step")
+    reversion: float = Field(0.02, ge=0.0, le=1.0, description="pull towards start_rps per step (0..1)")
+    min_rps: float = Field(10.0, ge=0.0, description="lower clip, requests/s")
+    max_rps: float = Field(5000.0, gt=0.0, description="upper clip, requests/s")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> RandomWalkWorkload:
+        if not self.min_rps <= self.start_rps <= self.max_rps:
+            raise ValueError(
+                f"start_rps ({self.start_rps}) must lie in [min_rps, max_rps] = [{self.min_rps}, {self.max_rps}]"
+            )
+        return self
+
+
+Shape = Annotated[
+    Union[ConstantWorkload, DiurnalWorkload, SpikeWorkload, RampWorkload, RandomWalkWorkload],
+    Field(discriminator="kind"),
+]
+
+
+class WorkloadConfig(_Strict):
+    """Where requests come from: a rate function lambda(t) and how counts are drawn from it."""
+
+    shape: Shape = Field(default_factory=DiurnalWorkload)
+    arrival_process: Literal["poisson", "deterministic"] = Field(
+        "poisson",
+        description="poisson: counts per step ~ Poisson(integral of lambda); deterministic: the integral, "
+        "rounded stochastically to an integer",
+    )
+    day_seconds: float = Field(
+        3600.0,
+        gt=0.0,
+        description="length of one 'day' of the clock, seconds: the diurnal period and the period of the "
+        "time-of-day observation (86400 for real time; the default compresses a day into one episode)",
+    )
+    start_time_seconds: float = Field(0.0, ge=0.0, description="clock time at episode start, seconds")
+    random_phase: bool = Field(
+        False, description="draw the episode's start time uniformly over one day at each reset"
+    )
+    scale_jitter: float = Field(
+        0.0, ge=0.0, lt=1.0, description="multiply the rate by U(1-j, 1+j), drawn at each reset"
+    )
+
+
+# --------------------------------------------------------------------------------------------- instances
+class InstanceConfig(_Strict):
+    """One serverless instance (container): capacity, cold start, memory."""
+
+    concurrency: int = Field(10, ge=1, le=1000, description="requests served at once per instance")
+    max_queue: int = Field(100, ge=0, le=1_000_000, description="requests waiting per instance before drops")
+    service_seconds: float = Field(0.1, gt=0.0, le=600.0, description="mean CPU time per request, seconds")
+    service_cv: float = Field(
+        1.0, ge=0.0, le=10.0, description="coefficient of variation of the service time (1 = exponential)"
+    )
+    cold_start_seconds: float = Field(2.0, ge=0.0, le=3600.0, description="mean cold-start (boot) time, s")
+    cold_start_jitter: float = Field(
+        0.25, ge=0.0, le=1.0, description="boot time ~ mean * U(1-j, 1+j) (0 = exactly the mean)"
+    )
+    instance_memory_gb: float = Field(1.0, gt=0.0, le=64.0, description="memory limit per instance, GB")
+    memory_base_mb: float = Field(256.0, ge=0.0, description="memory of an idle instance, MB")
+    memory_mb_per_request: float = Field(4.0, ge=0.0, description="memory per in-flight request, MB")
+    deregistration_delay_seconds: float = Field(
+        300.0, ge=0.0, description="longest drain of a scaled-in instance; requests left after it fail, s"
+    )
+
+
+# --------------------------------------------------------------------------------------------- scaling
+class ScalingConfig(_Strict):
+    """Bounds, cooldowns and the action set of the autoscaler."""
+
+    min_instances: int = Field(1, ge=0, le=4096, description="lower bound on the instance count")
+    max_instances: int = Field(64, ge=1, le=4096, description="upper bound on the instance count")
+    initial_instances: int = Field(2, ge=0, le=4096, description="warm instances at reset (clipped)")
+    scale_steps: list[int] = Field(
+        default_factory=lambda: [-2, -1, 0, 1, 2],
+        min_length=1,
+        description="action i asks for a change of scale_steps[i] instances",
+    )
+    scale_out_cooldown_seconds: float = Field(60.0, ge=0.0, description="scale-outs blocked after one, s")
+    scale_in_cooldown_seconds: float = Field(300.0, ge=0.0, description="scale-ins blocked after one, s")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ScalingConfig:
+        if self.min_instances > self.max_instances:
+            raise ValueError(
+                f"min_instances ({self.min_instances}) must be <= max_instances ({self.max_instances})"
+            )
+        if len(set(self.scale_steps)) != len(self.scale_steps):
+            raise ValueError(f"scale_steps has repeated values: {self.scale_steps}")
+        return self
+
+
+# --------------------------------------------------------------------------------------------- LB
+class LoadBalancerConfig(_Strict):
+    """Routing and health checks of the load balancer in front of the instances."""
+
+    algorithm: Literal["round_robin", "least_outstanding", "random"] = "round_robin"
+    health_check_interval_seconds: float = Field(30.0, gt=0.0, le=3600.0, description="seconds between checks")
+    unhealthy_threshold: int = Field(2, ge=1, le=100, description="consecutive failed checks to take one out")
+
+
+# --------------------------------------------------------------------------------------------- failures
+class Outage(_Strict):
+    """A correlated outage: ``fraction`` of the warm instances crash at once at ``time_seconds``."""
+
+    time_seconds: float = Field(ge=0.0, description="seconds after episode start")
+    fraction: float = Field(gt=0.0, le=1.0, description="share of warm instances that crash")
+
+
+class FailureConfig(_Strict):
+    """Crashes, overload and replacement."""
+
+    mtbf_seconds: float | None = Field(
+        86400.0, gt=0.0, description="mean time between spontaneous crashes per instance, s (null = never)"
+    )
+    memory_crash: bool = Field(True, description="an instance whose memory exceeds its limit crashes")
+    replace_unhealthy: bool = Field(
+        True, description="launch a replacement when an instance is found unhealthy, as an ASG does"
+    )
+    termination_seconds: float = Field(
+        30.0, ge=0.0, description="an unhealthy instance being replaced is billed this long, s"
+    )
+    outages: list[Outage] = Field(default_factory=list, max_length=64)
+
+
+# --------------------------------------------------------------------------------------------- cost & reward
+class CostConfig(_Strict):
+    """Prices (AWS Lambda x86, us-east-1)."""
+
+    gb_second_usd: float = Field(0.0000166667, ge=0.0, description="price per GB-second of instance memory")
+    request_usd_per_million: float = Field(0.20, ge=0.0, description="price per million requests handled")
+
+
+class RewardWeights(_Strict):
+    """Weights of the reward components, named like the components in ``info['reward_components']``."""
+
+    cost: float = Field(1.0, ge=0.0, description="scales cost / cost of max_instances for one step")
+    slo_violation: float = Field(1.0, ge=0.0, description="scales 1 if p95 latency > SLO in the step")
+    dropped: float = Field(10.0, ge=0.0, description="scales the share of the step's arrivals dropped")
+    failed: float = Field(10.0, ge=0.0, description="scales the share of the step's arrivals failed")
+    scaling: float = Field(0.01, ge=0.0, description="scales |instances added or removed| / max |scale_step|")
+
+
+class RewardConfig(_Strict):
+    slo_p95_seconds: float = Field(0.5, gt=0.0, description="latency objective: p95 of the step, seconds")
+    weights: RewardWeights = Field(default_factory=RewardWeights)
+
+
+# --------------------------------------------------------------------------------------------- root
+class EnvConfig(_Strict):
+    """All parameters of one simulated serverless service (defaults in one place)."""
+
+    step_seconds: float = Field(15.0, gt=0.0, le=3600.0, description="decision interval, seconds")
+    episode_steps: int = Field(240, ge=1, le=1_000_000, description="steps per episode (truncation)")
+    workload: WorkloadConfig = Field(default_factory=WorkloadConfig)
+    instances: InstanceConfig = Field(default_factory=InstanceConfig)
+    scaling: ScalingConfig = Field(default_factory=ScalingConfig)
+    load_balancer: LoadBalancerConfig = Field(default_factory=LoadBalancerConfig)
+    failures: FailureConfig = Field(default_factory=FailureConfig)
+    cost: CostConfig = Field(default_factory=CostConfig)
+    reward: RewardConfig = Field(default_factory=RewardConfig)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> EnvConfig:
+        limit_mb = self.instances.instance_memory_gb * 1024.0
+        if self.instances.memory_base_mb >= limit_mb:
+            raise ValueError(
+                f"instances.memory_base_mb ({self.instances.memory_base_mb}) must be below the limit "
+                f"instances.instance_memory_gb * 1024 = {limit_mb}"
+            )
+        return self
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None, source: str = "config") -> EnvConfig:
+        """Validate a (nested) dict; errors name every field at fault and its allowed range."""
+        try:
+            return cls.model_validate(data or {})
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(exc, source)) from None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> EnvConfig:
+        """Load a config from a YAML file (a mapping of the fields above; missing ones take defaults)."""
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        if data is not None and not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping of config fields, got {type(data).__name__}")
+        return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def coerce(cls, config: EnvConfig | dict[str, Any] | str | Path | None) -> EnvConfig:
+        """Accept a config, a dict, a YAML path or None (defaults)."""
+        if config is None:
+            return cls()
+        if isinstance(config, EnvConfig):
+            return config
+        if isinstance(config, dict):
+            return cls.from_dict(config)
+        if isinstance(config, (str, Path)):
+            return cls.from_yaml(config)
+        raise ConfigError(f"config must be an EnvConfig, a dict or a YAML path, got {type(config).__name__}")
+
+
+def format_validation_error(exc: ValidationError, source: str = "config") -> str:
+    """One line per fault: ``source: field.path: message (got value)``."""
+    lines = [f"invalid {source}:"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (not a field of this section)"
+        got = err.get("input")
+        got_s = "" if isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"  {loc}: {msg}{got_s}")
+    return "\n".join(lines)

@@ -1,0 +1,120 @@
+"""The single-cluster Gymnasium environment (a thin adapter over the batched core)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from .config import EnvConfig
+from .core import BatchSimulator
+from .fields import INFO_NAMES, OBS_HIGH, OBS_LOW, REWARD_NAMES, info_table, observation_table
+from .rendering import ansi_line
+
+
+def check_action(action: Any, n: int) -> int:
+    """An action index as int, or a ValueError that says what was wrong."""
+    try:
+        a = int(action)
+    except (TypeError, ValueError):
+        raise ValueError(f"action must be an integer index in [0, {n - 1}], got {action!r}") from None
+    if a != action or not 0 <= a < n:
+        raise ValueError(f"action must be an integer index in [0, {n - 1}], got {action!r}")
+    return a
+
+
+class ServerlessScalingEnv(gym.Env):
+    __doc__ = f"""Autoscaling a serverless service: instances behind a health-checked load balancer.
+
+    Every ``step_seconds`` (default 15 s) the agent asks for a change in the instance count. Requests arrive
+    from a workload lambda(t); the load balancer routes them over its warm instances; instances cold-start,
+    serve with limited concurrency, queue, drop, crash, are detected by health checks and replaced. The model
+    and its sources are in ``docs/model.md``.
+
+    ## Action space
+    ``Discrete(len(scaling.scale_steps))``: action ``i`` asks for a change of ``scale_steps[i]`` instances
+    (default ``[-2, -1, 0, +1, +2]``). The change is clipped to ``[min_instances, max_instances]``; a scale-out
+    is ignored while the scale-out cooldown runs, a scale-in while the scale-in cooldown runs (``info`` says
+    what was asked, what was applied and whether a cooldown blocked it). ``action_masks()`` gives the actions
+    that are not blocked, for sb3-contrib's MaskablePPO.
+
+    ## Observation space
+    ``Box(low, high, (19,), float32)``, every value clipped into its bounds:
+
+{observation_table()}
+
+    ## Reward
+    ``-(w_cost * cost + w_slo_violation * slo_violation + w_dropped * dropped + w_failed * failed
+    + w_scaling * scaling)`` with the weights in ``config.reward.weights``:
+    ``cost`` = step cost / cost of ``max_instances`` for a step; ``slo_violation`` = 1 if the step's p95 latency
+    exceeds ``reward.slo_p95_seconds``; ``dropped`` and ``failed`` = shares of the step's requests;
+    ``scaling`` = |instances added or removed| / max |scale_steps|. Each is O(1) per step; the weighted,
+    negated parts are in ``info["reward_components"]`` and sum to the reward.
+
+    ## Episode end
+    Never terminated; truncated after ``episode_steps`` steps (default 240 = 1 hour), computed in the core.
+
+    ## Info
+{info_table()}
+
+    ## Arguments
+    ``gymnasium.make("ServerlessScaling-v0", config=..., render_mode=None | "ansi")``; ``config`` is an
+    :class:`EnvConfig`, a dict or a YAML path.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(self, config: EnvConfig | dict | str | None = None, render_mode: str | None = None) -> None:
+        self.config = EnvConfig.coerce(config)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+        self.render_mode = render_mode
+        self.sim = BatchSimulator(self.config, num_envs=1, parallel=False)
+        self.observation_space = spaces.Box(OBS_LOW, OBS_HIGH, dtype=np.float32)
+        self.action_space = spaces.Discrete(self.sim.num_actions)
+        self._actions = np.zeros(1, dtype=np.int64)
+        self._n_actions = self.sim.num_actions
+        self._steps = 0
+        self._done = True
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.sim.generators[0] = self.np_random
+        self.sim.reset([0])
+        self._steps = 0
+        self._done = False
+        return self.sim.obs[0].copy(), self._info()
+
+    def step(self, action):
+        if self._done:
+            raise RuntimeError("the episode has ended (truncated); call reset() before step()")
+        self._actions[0] = check_action(action, self._n_actions)
+        sim = self.sim
+        sim.step(self._actions)
+        self._steps += 1
+        truncated = bool(sim.truncated[0])
+        self._done = truncated
+        if self.render_mode == "ansi":
+            print(ansi_line(sim.metrics[0], float(sim.rewards[0]), self._steps))
+        return sim.obs[0].copy(), float(sim.rewards[0]), False, truncated, self._info()
+
+    def render(self) -> str | None:
+        if self.render_mode == "ansi":
+            return ansi_line(self.sim.metrics[0], float(self.sim.rewards[0]), self._steps)
+        return None
+
+    def action_masks(self) -> np.ndarray:
+        """Valid actions now (bounds and cooldowns), as MaskablePPO expects."""
+        return self.sim.action_masks()[0]
+
+    @property
+    def workload(self):
+        """The current episode's workload: ``rate(t)`` gives lambda(t) in requests/s (for look-ahead)."""
+        return self.sim.episodes[0]
+
+    def _info(self) -> dict[str, Any]:
+        info = dict(zip(INFO_NAMES, self.sim.metrics[0].tolist()))
+        info["reward_components"] = dict(zip(REWARD_NAMES, self.sim.reward_parts[0].tolist()))
+        return info

@@ -1,0 +1,149 @@
+"""Queueing formulas used by the compiled core (all ``numba.njit``; no Python objects).
+
+- Erlang C: probability of waiting in M/M/N (Erlang, 1917). For N <= 1000 it is exact, from the Erlang B
+  recursion written for 1/B (``1/B(k) = 1 + (k/a) / B(k-1)``); above that, Erlang B = P(X=N)/P(X<=N) for
+  X ~ Poisson(a) with the Wilson-Hilferty approximation of the Poisson CDF (relative error < 1e-3 there).
+- GI/G/N mean wait: Whitt's approximation, W = phi(rho, ca2, cs2, N) * (ca2 + cs2)/2 * W(M/M/N)
+  (W. Whitt, "Approximations for the GI/G/m queue", Production and Operations Management 2(2), 1993,
+  eqs. 2.24-2.25). It reduces to Erlang C for ca2 = cs2 = 1 and to Allen-Cunneen when phi = 1.
+- Fluid queue segments for overload, backlog and cold-start waits (deterministic flow in and out).
+- The p95 of response time, from the mean wait, the waiting probability and the service-time shape.
+"""
+
+from __future__ import annotations
+
+import math
+
+from numba import njit
+
+EXACT_ERLANG_MAX_SERVERS = 1000
+RHO_CAP = 0.99  # the stationary formulas are used up to this utilisation; the fluid backlog covers the rest
+
+
+@njit(cache=True)
+def erlang_c(servers: int, offered: float) -> float:
+    """P(wait) in M/M/N with N = ``servers`` and offered load a = lambda/mu (requires a < N)."""
+    if offered <= 0.0:
+        return 0.0
+    if offered >= servers:
+        return 1.0
+    if servers <= EXACT_ERLANG_MAX_SERVERS:
+        inv_a = 1.0 / offered
+        r = 1.0
+        for k in range(1, servers + 1):
+            r = 1.0 + r * k * inv_a
+            if r > 1e250:
+                return 0.0
+        blocking = 1.0 / r
+    else:
+        nu = 2.0 * (servers + 1.0)
+        z = ((2.0 * offered / nu) ** (1.0 / 3.0) - (1.0 - 2.0 / (9.0 * nu))) / math.sqrt(2.0 / (9.0 * nu))
+        cdf = 0.5 * math.erfc(z / math.sqrt(2.0))  # P(chi2_nu > 2a) = P(X <= N)
+        log_pmf = servers * math.log(offered) - offered - math.lgamma(servers + 1.0)
+        blocking = math.exp(log_pmf) / max(cdf, 1e-300)
+        blocking = min(blocking, 1.0)
+    rho = offered / servers
+    return blocking / (1.0 - rho * (1.0 - blocking))
+
+
+@njit(cache=True)
+def whitt_phi(rho: float, ca2: float, cs2: float, servers: int) -> float:
+    """Whitt's (1993) correction factor phi for the GI/G/m mean wait (1 when ca2 = cs2 = 1)."""
+    m = float(servers)
+    gamma = min(0.24, (1.0 - rho) * (m - 1.0) * (math.sqrt(4.0 + 5.0 * m) - 2.0) / (16.0 * m * rho))
+    phi1 = 1.0 + gamma
+    phi3 = (1.0 - 4.0 * gamma) * math.exp(-2.0 * (1.0 - rho) / (3.0 * rho))
+    phi4 = min(1.0, 0.5 * (phi1 + phi3))
+    c2 = 0.5 * (ca2 + cs2)
+    psi = 1.0 if c2 >= 1.0 else phi4 ** (2.0 * (1.0 - c2))
+    if ca2 >= cs2:
+        den = 4.0 * ca2 - 3.0 * cs2
+        return (4.0 * (ca2 - cs2) / den) * phi1 + (cs2 / den) * psi
+    den = 2.0 * (ca2 + cs2)
+    return ((cs2 - ca2) / den) * phi3 + ((cs2 + 3.0 * ca2) / den) * psi
+
+
+@njit(cache=True)
+def stationary_wait(servers: int, arrival_rps: float, service_s: float, ca2: float, cs2: float):
+    """Mean wait in queue (s) and waiting probability of a GI/G/N queue at utilisation capped at RHO_CAP."""
+    if arrival_rps <= 0.0 or servers <= 0:
+        return 0.0, 0.0
+    mu = 1.0 / service_s
+    rho = min(arrival_rps / (servers * mu), RHO_CAP)
+    lam = rho * servers * mu
+    p_wait = erlang_c(servers, lam / mu)
+    w_mmn = p_wait / (servers * mu - lam)
+    if ca2 + cs2 <= 0.0:
+        return 0.0, 0.0
+    if ca2 == 1.0 and cs2 == 1.0:
+        return w_mmn, p_wait
+    return whitt_phi(rho, ca2, cs2, servers) * 0.5 * (ca2 + cs2) * w_mmn, p_wait
+
+
+@njit(cache=True)
+def fluid_segment(q0: float, net_rps: float, duration: float, cap: float):
+    """A fluid queue starting at ``q0`` that changes at ``net_rps`` (in - out) for ``duration`` seconds.
+
+    The queue stays within [0, cap]; inflow beyond the cap is dropped. Returns (q_end, area, dropped), where
+    ``area`` is the integral of the queue length over the segment (request-seconds of waiting).
+    """
+    if duration <= 0.0:
+        return q0, 0.0, 0.0
+    if net_rps >= 0.0:
+        if net_rps == 0.0 or q0 + net_rps * duration <= cap:
+            q1 = q0 + net_rps * duration
+            return q1, 0.5 * (q0 + q1) * duration, 0.0
+        t_full = max(cap - q0, 0.0) / net_rps
+        area = 0.5 * (q0 + cap) * t_full + cap * (duration - t_full)
+        return cap, area, net_rps * (duration - t_full)
+    t_empty = q0 / -net_rps
+    if t_empty >= duration:
+        q1 = q0 + net_rps * duration
+        return q1, 0.5 * (q0 + q1) * duration, 0.0
+    return 0.0, 0.5 * q0 * t_empty, 0.0
+
+
+@njit(cache=True)
+def _tail(t: float, p: float, e: float, w: float) -> float:
+    """P(Exp(e) + W > t) with W = 0 w.p. 1-p and Exp(w) w.p. p (means e, w)."""
+    te = math.exp(-t / e)
+    if p <= 0.0:
+        return te
+    if abs(w - e) < 1e-9 * (w + e):
+        hypo = (1.0 + t / e) * te
+    else:
+        hypo = (w * math.exp(-t / w) - e * te) / (w - e)
+    return (1.0 - p) * te + p * hypo
+
+
+@njit(cache=True)
+def response_p95(service_s: float, service_cv: float, mean_wait: float, p_wait: float) -> float:
+    """p95 of response time = service + wait.
+
+    Service is modelled as a constant (1 - cv) * s plus an exponential of mean cv * s (cv <= 1; exponential
+    for cv >= 1); the wait is 0 with probability 1 - p_wait and exponential with mean mean_wait / p_wait
+    otherwise, as in M/M/N, where this is exact.
+    """
+    cv = min(service_cv, 1.0)
+    const = (1.0 - cv) * service_s
+    e = cv * service_s
+    if mean_wait <= 0.0 or p_wait <= 0.0:
+        return const + e * math.log(20.0)
+    p = min(p_wait, 1.0)
+    w = mean_wait / p
+    if e <= 0.0:  # deterministic service: quantile of the wait alone
+        return const + (w * math.log(p / 0.05) if p > 0.05 else 0.0)
+    # bisection on the monotone tail, bracket [0, hi]
+    lo = 0.0
+    hi = (e + w) * (math.log(20.0) + 2.0)
+    while _tail(hi, p, e, w) > 0.05:
+        hi *= 2.0
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        if _tail(mid, p, e, w) > 0.05:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-4 * hi:
+            break
+    return const + 0.5 * (lo + hi)

@@ -1,0 +1,140 @@
+"""Workloads: the arrival-rate function lambda(t) of an episode, in requests/s.
+
+A :class:`Workload` is built from ``EnvConfig.workload``. At every reset it draws an :class:`EpisodeWorkload`
+(random phase, scale and random-walk path) from the env's seeded generator. The episode workload exposes
+``rate(t)`` (instantaneous rate at ``t`` seconds after episode start) so that a clairvoyant policy can look
+ahead, and ``expected_arrivals()``: the exact integral of lambda over each decision step, which is the Poisson
+mean the simulator draws the step's arrival count from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import (
+    ConstantWorkload,
+    DiurnalWorkload,
+    EnvConfig,
+    RampWorkload,
+    RandomWalkWorkload,
+    SpikeWorkload,
+)
+
+
+@dataclass(frozen=True)
+class EpisodeWorkload:
+    """The rate function of one episode. Times are seconds after the episode start."""
+
+    config: EnvConfig
+    clock_start_seconds: float  # clock time (seconds after a midnight) at episode start
+    scale: float  # multiplier drawn at reset (1 without scale_jitter)
+    walk: np.ndarray | None  # random-walk rate per step (requests/s), else None
+
+    def rate(self, t: np.ndarray | float) -> np.ndarray:
+        """Instantaneous arrival rate lambda(t), requests/s, at ``t`` seconds after episode start."""
+        t = np.asarray(t, dtype=np.float64)
+        shape = self.config.workload.shape
+        if isinstance(shape, ConstantWorkload):
+            r = np.full_like(t, shape.rate_rps)
+        elif isinstance(shape, DiurnalWorkload):
+            r = self._diurnal_mid_amp()[0] + self._diurnal_mid_amp()[1] * np.cos(self._phase(t))
+        elif isinstance(shape, SpikeWorkload):
+            inside = (t >= shape.start_seconds) & (t < shape.start_seconds + shape.duration_seconds)
+            r = np.where(inside, shape.peak_rps, shape.base_rps)
+        elif isinstance(shape, RampWorkload):
+            frac = np.clip(t / shape.duration_seconds, 0.0, 1.0)
+            r = shape.start_rps + (shape.end_rps - shape.start_rps) * frac
+        elif isinstance(shape, RandomWalkWorkload):
+            assert self.walk is not None
+            k = np.clip(np.floor(t / self.config.step_seconds).astype(np.int64), 0, len(self.walk) - 1)
+            r = self.walk[k]
+        else:  # pragma: no cover - the config's discriminated union admits no other kind
+            raise TypeError(f"unknown workload shape {type(shape).__name__}")
+        return self.scale * r
+
+    def mean_rate(self, t0: np.ndarray, t1: np.ndarray) -> np.ndarray:
+        """Exact mean of lambda over [t0, t1), requests/s (vectorised; t1 > t0)."""
+        t0 = np.asarray(t0, dtype=np.float64)
+        t1 = np.asarray(t1, dtype=np.float64)
+        width = t1 - t0
+        shape = self.config.workload.shape
+        if isinstance(shape, ConstantWorkload):
+            r = np.full_like(t0, shape.rate_rps)
+        elif isinstance(shape, DiurnalWorkload):
+            mid, amp = self._diurnal_mid_amp()
+            omega = 2.0 * np.pi / self.config.workload.day_seconds
+            r = mid + amp * (np.sin(self._phase(t1)) - np.sin(self._phase(t0))) / (omega * width)
+        elif isinstance(shape, SpikeWorkload):
+            s, e = shape.start_seconds, shape.start_seconds + shape.duration_seconds
+            overlap = np.clip(np.minimum(t1, e) - np.maximum(t0, s), 0.0, None)
+            r = shape.base_rps + (shape.peak_rps - shape.base_rps) * overlap / width
+        elif isinstance(shape, RampWorkload):
+            d, a, b = shape.duration_seconds, shape.start_rps, shape.end_rps
+
+            def integral(t: np.ndarray) -> np.ndarray:
+                tc = np.minimum(t, d)
+                return a * t + (b - a) * (tc * tc / (2.0 * d) + np.maximum(t - d, 0.0))
+
+            r = (integral(t1) - integral(t0)) / width
+        elif isinstance(shape, RandomWalkWorkload):
+            # piecewise constant per step; callers integrate over whole steps
+            r = self.rate(t0) / self.scale
+        else:  # pragma: no cover
+            raise TypeError(f"unknown workload shape {type(shape).__name__}")
+        return self.scale * r
+
+    def expected_arrivals(self) -> np.ndarray:
+        """Expected arrivals in each step of the episode: the integral of lambda over the step."""
+        dt = self.config.step_seconds
+        k = np.arange(self.config.episode_steps, dtype=np.float64)
+        return np.maximum(self.mean_rate(k * dt, (k + 1.0) * dt), 0.0) * dt
+
+    def _phase(self, t: np.ndarray) -> np.ndarray:
+        shape = self.config.workload.shape
+        assert isinstance(shape, DiurnalWorkload)
+        day = self.config.workload.day_seconds
+        return 2.0 * np.pi * (self.clock_start_seconds + t - shape.peak_time_seconds) / day
+
+    def _diurnal_mid_amp(self) -> tuple[float, float]:
+        shape = self.config.workload.shape
+        assert isinstance(shape, DiurnalWorkload)
+        return 0.5 * (shape.peak_rps + shape.trough_rps), 0.5 * (shape.peak_rps - shape.trough_rps)
+
+
+class Workload:
+    """Draws the episode workload at each reset from the env's generator."""
+
+    def __init__(self, config: EnvConfig) -> None:
+        self.config = config
+
+    def sample_episode(self, rng: np.random.Generator) -> EpisodeWorkload:
+        wl = self.config.workload
+        clock = wl.start_time_seconds
+        if wl.random_phase:
+            clock = float(rng.uniform(0.0, wl.day_seconds))
+        scale = 1.0
+        if wl.scale_jitter > 0.0:
+            scale = float(rng.uniform(1.0 - wl.scale_jitter, 1.0 + wl.scale_jitter))
+        walk = None
+        if isinstance(wl.shape, RandomWalkWorkload):
+            walk = _random_walk(wl.shape, self.config.episode_steps, rng)
+        return EpisodeWorkload(self.config, clock, scale, walk)
+
+
+def _random_walk(shape: RandomWalkWorkload, steps: int, rng: np.random.Generator) -> np.ndarray:
+    """Mean-reverting walk of the log rate; the recursion is linear, so it is a cumulative filter."""
+    lo, hi = np.log(max(shape.min_rps, 1e-9)), np.log(shape.max_rps)
+    target = np.log(shape.start_rps)
+    noise = shape.volatility * rng.standard_normal(steps)
+    x = np.empty(steps)
+    x[0] = target
+    keep = 1.0 - shape.reversion
+    # a Python loop at reset only (once per episode), never in the step
+    for k in range(1, steps):
+        x[k] = min(max(x[k - 1] + (1.0 - keep) * (target - x[k - 1]) + noise[k], lo), hi)
+    rates = np.exp(x)
+    if shape.min_rps == 0.0:
+        rates = np.where(x <= lo, 0.0, rates)
+    return rates
