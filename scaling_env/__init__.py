@@ -1,6 +1,11 @@
 """scaling-env: reinforcement-learning agents and rule-based autoscalers scaling a serverless service."""
+# ruff: noqa: E402  (the JIT cache check must run before the compiled core is imported)
 
 from gymnasium.envs.registration import register, registry
+
+from ._jit_cache import invalidate_if_sources_changed
+
+invalidate_if_sources_changed()
 
 from .config import ConfigError, EnvConfig
 from .core import BatchSimulator

@@ -298,7 +298,7 @@ class EnvConfig(_Strict):
 
 
 def format_validation_error(exc: ValidationError, source: str = "config") -> str:
-    """One line per fault: ``source: field.path: message (got value)``."""
+    """One line per fault: ``source: field.path: message (got value; allowed range)``."""
     lines = [f"invalid {source}:"]
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "<root>"
@@ -306,6 +306,48 @@ def format_validation_error(exc: ValidationError, source: str = "config") -> str
         if err["type"] == "extra_forbidden":
             msg = "unknown key (not a field of this section)"
         got = err.get("input")
-        got_s = "" if isinstance(got, dict) else f" (got {got!r})"
-        lines.append(f"  {loc}: {msg}{got_s}")
+        extra = [] if isinstance(got, dict) else [f"got {got!r}"]
+        allowed = _allowed_range(err["loc"])
+        if allowed:
+            extra.append(f"allowed: {allowed}")
+        lines.append(f"  {loc}: {msg}" + (f" ({'; '.join(extra)})" if extra else ""))
     return "\n".join(lines)
+
+
+_SHAPES = {cls.model_fields["kind"].default: cls for cls in
+           (ConstantWorkload, DiurnalWorkload, SpikeWorkload, RampWorkload, RandomWalkWorkload)}
+
+
+def _allowed_range(loc: tuple) -> str | None:
+    """The numeric bounds of the field at ``loc`` (e.g. '0 <= value <= 1000'), if it has any."""
+    model: Any = EnvConfig
+    field = None
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if model is None:
+            return None
+        if part in _SHAPES and field is not None:
+            model = _SHAPES[part]
+            continue
+        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
+        if field is None:
+            return None
+        ann = field.annotation
+        args = getattr(ann, "__args__", ())
+        model = next((a for a in (ann, *args) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+    if field is None:
+        return None
+    lo = hi = None
+    for m in field.metadata:
+        if getattr(m, "ge", None) is not None:
+            lo = f"{m.ge} <= "
+        if getattr(m, "gt", None) is not None:
+            lo = f"{m.gt} < "
+        if getattr(m, "le", None) is not None:
+            hi = f" <= {m.le}"
+        if getattr(m, "lt", None) is not None:
+            hi = f" < {m.lt}"
+    if lo is None and hi is None:
+        return None
+    return f"{lo or ''}value{hi or ''}"

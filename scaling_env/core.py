@@ -326,6 +326,7 @@ def _step_cluster(b, params, env_state, inst_f, inst_i, rng, expected, outages, 
     w_healthy = 0.0
     n_pool = 0
     n_boot = 0
+    pool_at_start = False
     for i in range(hi):
         s = inst_i[b, i, I_STATE]
         w = 0.0
@@ -354,6 +355,8 @@ def _step_cluster(b, params, env_state, inst_f, inst_i, rng, expected, outages, 
             n_pool += 1
             if s != FAILED:
                 w_healthy += w
+            if s == WARM or s == FAILED:
+                pool_at_start = True
 
     # ---- 4. arrivals
     mean = expected[b, k] if k < expected.shape[1] else 0.0
@@ -366,11 +369,11 @@ def _step_cluster(b, params, env_state, inst_f, inst_i, rng, expected, outages, 
 
     # ---- 5. routing
     to_booting = False
-    if wsum > 0.0:
+    if pool_at_start:
         env_state[b, E_RR] = route(inst_f, inst_i, rng, b, hi, arrivals, wsum, int(params[b, P_ALGO]),
                                    int(env_state[b, E_RR]), cap_rps)
     elif n_boot > 0:
-        # nothing in the pool: requests wait for the cold starts, split evenly
+        # nothing in the pool at the step start: requests wait for the cold starts, split evenly
         to_booting = True
         share = arrivals // n_boot
         extra = arrivals - share * n_boot

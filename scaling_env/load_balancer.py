@@ -44,6 +44,14 @@ def health_checks(inst_i, b: int, i: int, t0: float, dt: float, interval: float,
 
 
 @njit(cache=True)
+def _any_healthy(inst_f, inst_i, b: int, hi: int) -> bool:
+    for i in range(hi):
+        if inst_f[b, i, F_WEIGHT] > 0.0 and inst_i[b, i, I_STATE] != FAILED:
+            return True
+    return False
+
+
+@njit(cache=True)
 def route(inst_f, inst_i, rng, b: int, hi: int, arrivals: int, wsum: float, algorithm: int, pointer: int,
           capacity_rps: float) -> int:
     """Write each slot's share of ``arrivals`` into ``I_ARRIVALS`` (weights must be set). Returns the new
@@ -64,7 +72,7 @@ def route(inst_f, inst_i, rng, b: int, hi: int, arrivals: int, wsum: float, algo
         if last >= 0:
             inst_i[b, last, I_ARRIVALS] += left
         return pointer
-    if algorithm == LEAST_OUTSTANDING:
+    if algorithm == LEAST_OUTSTANDING and _any_healthy(inst_f, inst_i, b, hi):
         # crashed-but-undetected instances answer at once, so they get their time share; the rest is
         # water-filled on outstanding work h_i = queue - capacity in the step
         rest = float(arrivals)
@@ -81,8 +89,6 @@ def route(inst_f, inst_i, rng, b: int, hi: int, arrivals: int, wsum: float, algo
             if inst_f[b, i, F_WEIGHT] > 0.0 and inst_i[b, i, I_STATE] != FAILED:
                 hsum += inst_i[b, i, I_BACKLOG] - capacity_rps * inst_f[b, i, F_SERVE]
                 active_n += 1
-        if active_n == 0:
-            return pointer
         level = (rest + hsum) / active_n
         for _ in range(hi):
             changed = False
@@ -118,7 +124,7 @@ def route(inst_f, inst_i, rng, b: int, hi: int, arrivals: int, wsum: float, algo
                     inst_i[b, i, I_ARRIVALS] += total - given
                     break
         return pointer
-    # round robin
+    # round robin (and least outstanding when every pool member has crashed: they all answer at once)
     given = 0
     n_pool = 0
     for i in range(hi):

@@ -1,0 +1,222 @@
+"""Env checkers, determinism, and equivalence of the single env, the vector env and the SB3 VecEnv."""
+
+from __future__ import annotations
+
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from conftest import merge
+
+import scaling_env  # noqa: F401  (registers the env ids)
+from scaling_env import EnvConfig, ServerlessScalingEnv, ServerlessScalingVectorEnv
+from scaling_env.fields import INFO_NAMES, OBS_NAMES, REWARD_NAMES
+from scaling_env.sb3_vec_env import ServerlessScalingVecEnv
+
+# short episodes with every random mechanism switched on
+BUSY = {
+    "episode_steps": 12,
+    "workload": {"shape": {"kind": "random_walk", "start_rps": 600.0, "volatility": 0.3},
+                 "random_phase": True, "scale_jitter": 0.3},
+    "instances": {"cold_start_seconds": 20.0, "cold_start_jitter": 0.5},
+    "failures": {"mtbf_seconds": 600.0, "outages": [{"time_seconds": 60.0, "fraction": 0.5}]},
+    "load_balancer": {"algorithm": "random"},
+    "scaling": {"scale_out_cooldown_seconds": 15.0, "scale_in_cooldown_seconds": 30.0},
+}
+
+
+def test_gymnasium_env_checker_passes_without_warnings():
+    from gymnasium.utils.env_checker import check_env
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_env(gym.make("ServerlessScaling-v0").unwrapped)
+        check_env(gym.make("ServerlessScaling-v0", config=BUSY).unwrapped)
+
+
+def test_sb3_env_checker_passes_without_warnings():
+    from stable_baselines3.common.env_checker import check_env
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_env(ServerlessScalingEnv(), warn=True)
+
+
+def test_make_and_make_vec():
+    env = gym.make("ServerlessScaling-v0", config=BUSY)
+    obs, info = env.reset(seed=1)
+    assert env.observation_space.contains(obs)
+    assert set(INFO_NAMES) <= set(info) and set(info["reward_components"]) == set(REWARD_NAMES)
+    venv = gym.make_vec("ServerlessScaling-v0", num_envs=3, vectorization_mode="vector_entry_point", config=BUSY)
+    assert isinstance(venv.unwrapped, ServerlessScalingVectorEnv)
+    obs, info = venv.reset(seed=1)
+    assert obs.shape == (3, len(OBS_NAMES)) and venv.observation_space.contains(obs)
+    assert info["arrivals"].shape == (3,)
+
+
+def rollout_single(config, seed, actions):
+    env = ServerlessScalingEnv(config)
+    obs, _ = env.reset(seed=seed)
+    out = [(obs, 0.0, {})]
+    for a in actions:
+        obs, r, term, trunc, info = env.step(int(a))
+        out.append((obs, r, info))
+        if trunc:
+            obs, _ = env.reset()
+            out.append((obs, None, None))
+    return out
+
+
+def test_same_seed_same_trajectory_and_different_seed_differs():
+    actions = np.random.default_rng(0).integers(0, 5, 30)
+    a = rollout_single(BUSY, 7, actions)
+    b = rollout_single(BUSY, 7, actions)
+    c = rollout_single(BUSY, 8, actions)
+    for (oa, ra, ia), (ob, rb, ib) in zip(a, b):
+        np.testing.assert_array_equal(oa, ob)
+        assert ra == rb and ia == ib
+    assert any(not np.array_equal(x[0], y[0]) for x, y in zip(a, c))
+
+
+def test_single_env_and_vector_env_with_one_cluster_agree_step_by_step():
+    actions = np.random.default_rng(1).integers(0, 5, 30)
+    single = ServerlessScalingEnv(BUSY)
+    vec = ServerlessScalingVectorEnv(num_envs=1, config=BUSY)
+    so, si = single.reset(seed=11)
+    vo, vi = vec.reset(seed=11)
+    np.testing.assert_array_equal(so, vo[0])
+    for a in actions:
+        so, sr, _, st, si = single.step(int(a))
+        vo, vr, _, vt, vi = vec.step(np.array([a]))
+        if st:
+            # same-step autoreset: the vector env shows the final observation in info
+            np.testing.assert_array_equal(so, vi["final_obs"][0])
+            for key in INFO_NAMES:
+                assert si[key] == vi["final_info"][key][0], key
+            so, si = single.reset()
+        else:
+            for key in INFO_NAMES:
+                assert si[key] == vi[key][0], key
+        np.testing.assert_array_equal(so, vo[0])
+        assert sr == vr[0] and st == vt[0]
+
+
+def test_cluster_in_a_batch_matches_a_single_env_seeded_like_it():
+    # vector env seed s gives cluster i the seed s + i; threads on or off
+    actions = np.random.default_rng(2).integers(0, 5, (20, 5))
+    for parallel in (False, True):
+        vec = ServerlessScalingVectorEnv(num_envs=5, config=BUSY, parallel=parallel)
+        vo, _ = vec.reset(seed=100)
+        singles = [ServerlessScalingEnv(BUSY) for _ in range(5)]
+        for i, env in enumerate(singles):
+            np.testing.assert_array_equal(env.reset(seed=100 + i)[0], vo[i])
+        for a in actions:
+            vo, vr, _, vt, vi = vec.step(a)
+            for i, env in enumerate(singles):
+                o, r, _, t, info = env.step(int(a[i]))
+                if t:
+                    o, _ = env.reset()
+                np.testing.assert_array_equal(o, vo[i])
+                assert r == vr[i]
+
+
+def test_sb3_vec_env_agrees_with_vector_env_including_autoreset():
+    actions = np.random.default_rng(3).integers(0, 5, (30, 4))
+    vec = ServerlessScalingVectorEnv(num_envs=4, config=BUSY)
+    sb3 = ServerlessScalingVecEnv(num_envs=4, config=BUSY)
+    vo, _ = vec.reset(seed=5)
+    sb3.seed(5)
+    so = sb3.reset()
+    np.testing.assert_array_equal(vo, so)
+    resets = 0
+    for a in actions:
+        vo, vr, _, vt, vi = vec.step(a)
+        so, sr, sd, sinfos = sb3.step(a)
+        np.testing.assert_array_equal(vo, so)
+        np.testing.assert_array_equal(vr, sr)
+        np.testing.assert_array_equal(vt, sd)
+        for i in range(4):
+            src = vi["final_info"] if vt[i] else vi
+            for key in INFO_NAMES:
+                assert sinfos[i][key] == src[key][i], key
+            if sd[i]:
+                resets += 1
+                assert sinfos[i]["TimeLimit.truncated"] is True
+                np.testing.assert_array_equal(sinfos[i]["terminal_observation"], vi["final_obs"][i])
+    assert resets == 8  # 30 steps of 12-step episodes: two ends x 4 clusters
+
+
+def test_sb3_ppo_and_maskable_ppo_train_on_the_native_batch():
+    from sb3_contrib import MaskablePPO
+    from stable_baselines3 import PPO
+
+    venv = ServerlessScalingVecEnv(num_envs=4, config=BUSY)
+    venv.seed(0)
+    PPO("MlpPolicy", venv, n_steps=16, batch_size=32, n_epochs=1, seed=0, device="cpu").learn(64)
+    venv = ServerlessScalingVecEnv(num_envs=4, config=BUSY)
+    MaskablePPO("MlpPolicy", venv, n_steps=16, batch_size=32, n_epochs=1, seed=0, device="cpu").learn(64)
+
+
+def test_action_masks_match_what_step_applies():
+    cfg = EnvConfig.from_dict(merge(BUSY, {"failures": {"mtbf_seconds": None, "outages": []}}))
+    env = ServerlessScalingEnv(cfg)
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    steps = cfg.scaling.scale_steps
+    for _ in range(11):
+        mask = env.action_masks()
+        a = int(rng.integers(0, len(steps)))
+        info = env.step(a)[4]
+        assert bool(mask[a]) == (not info["blocked_by_cooldown"])
+
+
+@pytest.mark.parametrize("bad", [-1, 5, 2.5, "1", None, np.array([1, 2])])
+def test_invalid_actions_raise_clear_errors(bad):
+    env = ServerlessScalingEnv()
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"action must be an integer index in \[0, 4\]"):
+        env.step(bad)
+
+
+def test_invalid_vector_actions_raise_clear_errors():
+    vec = ServerlessScalingVectorEnv(num_envs=3)
+    vec.reset(seed=0)
+    with pytest.raises(ValueError, match=r"actions\[1\] = 7 is outside \[0, 4\]"):
+        vec.step(np.array([0, 7, 1]))
+    with pytest.raises(ValueError, match="shape"):
+        vec.step(np.array([0, 1]))
+
+
+def test_step_after_truncation_without_reset_is_an_error():
+    env = ServerlessScalingEnv({"episode_steps": 2})
+    env.reset(seed=0)
+    env.step(2)
+    assert env.step(2)[3] is True
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(2)
+
+
+def test_ansi_render_prints_one_line_per_step(capsys):
+    env = gym.make("ServerlessScaling-v0", render_mode="ansi")
+    env.reset(seed=0)
+    for _ in range(3):
+        env.step(2)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and all(line.startswith("step") for line in lines)
+    assert env.render().startswith("step")
+
+
+def test_workload_rate_function_is_exposed_for_look_ahead():
+    env = ServerlessScalingEnv(BUSY)
+    env.reset(seed=0)
+    wl = env.workload
+    rates = wl.rate(np.array([0.0, 15.0, 30.0]))
+    assert rates.shape == (3,) and np.all(rates > 0)
+    np.testing.assert_allclose(env.sim.expected[0], wl.expected_arrivals())
+
+
+def test_observation_docstring_table_names_every_field():
+    doc = ServerlessScalingEnv.__doc__
+    for i, name in enumerate(OBS_NAMES):
+        assert f"| {i} | `{name}` |" in doc

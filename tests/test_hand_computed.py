@@ -1,0 +1,235 @@
+"""Small scenarios whose numbers follow on paper from the model (docs/model.md)."""
+
+from __future__ import annotations
+
+import math
+
+from conftest import action_for, quiet_config
+
+from scaling_env import ServerlessScalingEnv
+
+
+def test_scale_out_cooldown_blocks_exactly_the_next_three_steps():
+    # 60 s cooldown, 15 s steps: after a scale-out at t=0 the cooldown has 45, 30, 15 s left at the next
+    # three step starts (blocked) and 0 at t=60 (allowed).
+    cfg = quiet_config(scaling={"scale_out_cooldown_seconds": 60.0, "max_instances": 20})
+    env = ServerlessScalingEnv(cfg)
+    env.reset(seed=0)
+    up = action_for(cfg, 1)
+    applied, blocked = [], []
+    for _ in range(9):
+        _, _, _, _, info = env.step(up)
+        applied.append(info["scale_applied"])
+        blocked.append(info["blocked_by_cooldown"])
+    assert applied == [1, 0, 0, 0, 1, 0, 0, 0, 1]
+    assert blocked == [0, 1, 1, 1, 0, 1, 1, 1, 0]
+
+
+def test_scale_in_cooldown_blocks_twenty_steps_and_masks_follow():
+    cfg = quiet_config(scaling={"scale_in_cooldown_seconds": 300.0, "initial_instances": 8, "min_instances": 0})
+    env = ServerlessScalingEnv(cfg)
+    env.reset(seed=0)
+    down = action_for(cfg, -1)
+    applied = []
+    masks = []
+    for _ in range(22):
+        masks.append(bool(env.action_masks()[down]))
+        _, _, _, _, info = env.step(down)
+        applied.append(info["scale_applied"])
+    assert applied == [-1] + [0] * 19 + [-1, 0]
+    assert masks == [True] + [False] * 19 + [True, False]
+
+
+def test_bounds_clip_without_counting_as_cooldown_block():
+    cfg = quiet_config(scaling={"max_instances": 3, "initial_instances": 3})
+    env = ServerlessScalingEnv(cfg)
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(action_for(cfg, 2))
+    assert info["scale_requested"] == 2
+    assert info["scale_applied"] == 0
+    assert info["blocked_by_cooldown"] == 0
+
+
+def test_crash_detected_after_exactly_the_health_check_delay():
+    # One warm instance crashes at t=15 (outage of 100 %). Checks every 30 s (at 30, 60, ...), threshold 2:
+    # failed checks at t=30 and t=60, so it is taken out at t=60: 45 s after the crash. Every request that
+    # arrives in [15, 60) is routed to it and fails; the replacement starts at t=60 and is warm 2 s later.
+    cfg = quiet_config(
+        load_balancer={"health_check_interval_seconds": 30.0, "unhealthy_threshold": 2},
+        failures={"mtbf_seconds": None, "outages": [{"time_seconds": 15.0, "fraction": 1.0}],
+                  "replace_unhealthy": True, "termination_seconds": 30.0},
+        scaling={"min_instances": 1, "initial_instances": 1},
+    )
+    env = ServerlessScalingEnv(cfg)
+    env.reset(seed=0)
+    hold = action_for(cfg, 0)
+    infos = [env.step(hold)[4] for _ in range(6)]
+    arrivals = 100 * 15  # deterministic 100 req/s
+    assert [i["failed"] for i in infos] == [0, arrivals, arrivals, arrivals, 0, 0]
+    assert [i["crashes"] for i in infos] == [1 if k == 1 else 0 for k in range(6)]
+    assert [i["instances_failed"] for i in infos] == [0, 1, 1, 0, 0, 0]
+    assert [i["instances_unhealthy"] for i in infos] == [0, 0, 0, 1, 1, 0]
+    assert [i["cold_starts"] for i in infos] == [0, 0, 0, 1, 0, 0]
+    # step 4 ([60, 75)): the replacement boots 2 s; the 200 requests of those 2 s wait for it, then it
+    # serves 100 req/s for 13 s while 100 req/s arrive: 1300 served, 200 still queued
+    assert infos[4]["served"] == 1300 and infos[4]["backlog"] == 200
+    assert infos[4]["latency_mean_s"] > 1.0
+
+
+def test_detection_delay_follows_interval_and_threshold():
+    # crash at t=0; interval 20 s, threshold 3: failed checks at 20, 40, 60 -> out at t=60 (steps of 15 s:
+    # in the pool for all of steps 0-3, i.e. until t=60)
+    cfg = quiet_config(
+        load_balancer={"health_check_interval_seconds": 20.0, "unhealthy_threshold": 3},
+        failures={"mtbf_seconds": None, "outages": [{"time_seconds": 0.0, "fraction": 1.0}],
+                  "replace_unhealthy": False},
+        scaling={"min_instances": 2, "initial_instances": 2},
+    )
+    env = ServerlessScalingEnv(cfg)
+    env.reset(seed=0)
+    infos = [env.step(action_for(cfg, 0))[4] for _ in range(6)]
+    assert [i["failed"] for i in infos] == [1500, 1500, 1500, 1500, 0, 0]
+    assert [i["instances_unhealthy"] for i in infos] == [0, 0, 0, 2, 2, 2]
+    # kept unhealthy instances still count: a scale-out is needed to serve again
+    assert infos[5]["dropped"] == 1500
+
+
+def test_partial_outage_under_round_robin_fails_its_share():
+    cfg = quiet_config(
+        failures={"mtbf_seconds": None, "outages": [{"time_seconds": 0.0, "fraction": 0.5}]},
+        scaling={"min_instances": 2, "initial_instances": 2},
+    )
+    env = ServerlessScalingEnv(cfg)
+    env.reset(seed=0)
+    info = env.step(action_for(cfg, 0))[4]
+    assert info["failed"] == 750 and info["served"] == 750
+
+
+def test_cold_start_delays_capacity_by_exactly_its_length():
+    # From zero instances, a scale-out at t=0 with a 5 s cold start: the instance serves during the last
+    # 10 s of the step at concurrency 10 / 0.1 s = 100 req/s, i.e. exactly 1000 requests, while 3000 arrive.
+    cfg = quiet_config(
+        workload={"shape": {"kind": "constant", "rate_rps": 200.0}},
+        instances={"cold_start_seconds": 5.0},
+        scaling={"min_instances": 0, "initial_instances": 0},
+    )
+    env = ServerlessScalingEnv(cfg)
+    env.reset(seed=0)
+    info = env.step(action_for(cfg, 1))[4]
+    assert info["arrivals"] == 3000
+    assert info["served"] == 1000
+    assert info["backlog"] == 2000
+    assert info["instances_warm"] == 1 and info["cold_starts"] == 1
+
+
+def test_cold_start_longer_than_a_step():
+    # a 40 s cold start: booting through steps 0 and 1, warm 10 s into step 2
+    cfg = quiet_config(
+        workload={"shape": {"kind": "constant", "rate_rps": 0.0}},
+        instances={"cold_start_seconds": 40.0},
+        scaling={"min_instances": 0, "initial_instances": 0},
+    )
+    env = ServerlessScalingEnv(cfg)
+    env.reset(seed=0)
+    booting = []
+    for k in range(4):
+        info = env.step(action_for(cfg, 1 if k == 0 else 0))[4]
+        booting.append((info["instances_booting"], info["instances_warm"]))
+    assert booting == [(1, 0), (1, 0), (0, 1), (0, 1)]
+
+
+def test_requests_wait_on_a_cold_start_when_no_instance_is_warm():
+    # min 0, nothing warm: with a boot under way requests queue on it instead of being dropped
+    cfg = quiet_config(
+        workload={"shape": {"kind": "constant", "rate_rps": 10.0}},
+        instances={"cold_start_seconds": 20.0},
+        scaling={"min_instances": 0, "initial_instances": 0},
+    )
+    env = ServerlessScalingEnv(cfg)
+    env.reset(seed=0)
+    i0 = env.step(action_for(cfg, 1))[4]
+    assert i0["dropped"] == 0 and i0["served"] == 0 and i0["backlog"] == 150
+    i1 = env.step(action_for(cfg, 0))[4]
+    # warm at t=20 (5 s into step 1); all 300 requests are served in the remaining 10 s
+    assert i1["served"] == 300 and i1["backlog"] == 0
+    # the first request waited about 20 s: the mean wait is many seconds
+    assert i1["latency_mean_s"] > 5.0
+
+
+def test_no_instance_no_boot_drops_everything():
+    cfg = quiet_config(scaling={"min_instances": 0, "initial_instances": 0})
+    env = ServerlessScalingEnv(cfg)
+    env.reset(seed=0)
+    info = env.step(action_for(cfg, 0))[4]
+    assert info["dropped"] == info["arrivals"] == 1500
+    assert info["dropped_share"] == 1.0
+
+
+def test_scale_in_drains_before_turning_off():
+    # Two instances overloaded (500 req/s vs 2 x 100 req/s of capacity) build a backlog; a scale-in then
+    # drains one: it takes no new requests, serves its queue at 100 req/s and turns off once it is empty.
+    cfg = quiet_config(
+        workload={"shape": {"kind": "constant", "rate_rps": 500.0}},
+        scaling={"min_instances": 1, "initial_instances": 2, "scale_in_cooldown_seconds": 0.0},
+    )
+    env = ServerlessScalingEnv(cfg)
+    env.reset(seed=0)
+    hold = action_for(cfg, 0)
+    info = env.step(hold)[4]
+    assert info["backlog"] == 2 * (3750 - 1500)  # each: 3750 arrive, 1500 served
+    info = env.step(action_for(cfg, -1))[4]
+    assert info["scale_applied"] == -1
+    # draining one: 2250 queued, nothing new, 1500 served, 750 left; the other serves 1500
+    assert info["instances_draining"] == 1 and info["instances_warm"] == 1
+    assert info["served"] == 3000
+    assert info["instances_billed"] == 2 and info["instance_seconds"] == 30.0
+    info = env.step(hold)[4]
+    # the last 750 take 7.5 s (plus the requests in service), then it turns off
+    assert info["instances_draining"] == 0 and info["instances_warm"] == 1
+    assert info["served"] == 750 + 1500
+    assert 15.0 + 7.5 < info["instance_seconds"] < 15.0 + 7.7
+    assert (env.sim.states() == 5).sum() == 0
+
+
+def test_drain_cut_at_deregistration_delay_fails_the_rest():
+    cfg = quiet_config(
+        workload={"shape": {"kind": "constant", "rate_rps": 2000.0}},
+        instances={"deregistration_delay_seconds": 15.0},
+        scaling={"min_instances": 1, "initial_instances": 2, "scale_in_cooldown_seconds": 0.0},
+    )
+    env = ServerlessScalingEnv(cfg)
+    env.reset(seed=0)
+    env.step(action_for(cfg, 0))  # each: 15000 arrive, 1500 served, 13500 queued
+    info = env.step(action_for(cfg, -1))[4]
+    # the draining one serves 1500 more, then the 15 s delay is over and 12000 fail
+    assert info["failed"] == 12000
+    assert info["instances_draining"] == 0
+
+
+def test_cost_of_a_step_by_hand():
+    cfg = quiet_config(scaling={"min_instances": 2, "initial_instances": 2})
+    env = ServerlessScalingEnv(cfg)
+    env.reset(seed=0)
+    info = env.step(action_for(cfg, 0))[4]
+    # 2 instances x 15 s x 1 GB x 0.0000166667 USD + 1500 requests x 0.2 USD / 1e6
+    expected = 2 * 15 * 1.0 * 0.0000166667 + 1500 * 0.2e-6
+    assert math.isclose(info["cost_usd"], expected, rel_tol=1e-12)
+    assert info["instance_seconds"] == 30.0
+    parts = info["reward_components"]
+    assert math.isclose(sum(parts.values()), env.sim.rewards[0], rel_tol=1e-12)
+    assert math.isclose(parts["cost"], -expected / (8 * 15 * 0.0000166667), rel_tol=1e-12)
+
+
+def test_memory_overload_crashes_an_instance():
+    # 1 GB limit, 256 MB base, 10 MB per in-flight request: more than 76 in flight crashes it
+    cfg = quiet_config(
+        workload={"shape": {"kind": "constant", "rate_rps": 200.0}},
+        instances={"memory_mb_per_request": 10.0},
+        scaling={"min_instances": 1, "initial_instances": 1},
+    )
+    env = ServerlessScalingEnv(cfg)
+    env.reset(seed=0)
+    info = env.step(action_for(cfg, 0))[4]
+    # 3000 arrive, 1500 served, 1500 were queued when it crashed: they fail
+    assert info["crashes"] == 1 and info["failed"] == 1500 and info["served"] == 1500
+    assert info["instances_failed"] == 1

@@ -1,0 +1,163 @@
+"""The latency model against queueing theory and against a request-level event simulation."""
+
+from __future__ import annotations
+
+import heapq
+import math
+
+import numpy as np
+import pytest
+from conftest import action_for
+
+from scaling_env import EnvConfig, ServerlessScalingEnv
+from scaling_env.queueing import erlang_c, response_p95
+
+
+def erlang_c_reference(c: int, a: float) -> float:
+    """Textbook Erlang C from the sum formula (independent of the core's recursion)."""
+    terms = sum(a**k / math.factorial(k) for k in range(c))
+    top = a**c / math.factorial(c) * c / (c - a)
+    return top / (terms + top)
+
+
+def steady_mean_wait(n: int, rate: float, algorithm: str, concurrency: int = 10, service: float = 0.1,
+                     steps: int = 300, seed: int = 3) -> float:
+    """Served-weighted mean wait (latency - service) of the env in steady state at a constant rate."""
+    cfg = EnvConfig.from_dict(
+        {
+            "episode_steps": steps,
+            "workload": {"shape": {"kind": "constant", "rate_rps": rate}},
+            "instances": {"concurrency": concurrency, "service_seconds": service, "max_queue": 100_000,
+                          "memory_mb_per_request": 0.0},
+            "scaling": {"min_instances": n, "max_instances": n, "initial_instances": n},
+            "failures": {"mtbf_seconds": None},
+            "load_balancer": {"algorithm": algorithm},
+        }
+    )
+    env = ServerlessScalingEnv(cfg)
+    env.reset(seed=seed)
+    hold = action_for(cfg, 0)
+    waited = served = 0.0
+    for _ in range(steps):
+        info = env.step(hold)[4]
+        waited += (info["latency_mean_s"] - service) * info["served"]
+        served += info["served"]
+    return waited / served
+
+
+@pytest.mark.parametrize("c, a", [(1, 0.5), (2, 1.0), (10, 3.0), (10, 9.0), (40, 36.0), (100, 95.0)])
+def test_erlang_c_matches_the_textbook_sum(c, a):
+    assert math.isclose(erlang_c(c, a), erlang_c_reference(c, a), rel_tol=1e-9)
+
+
+def test_erlang_c_large_pools_use_an_accurate_approximation():
+    # above 1000 servers the core switches to Wilson-Hilferty; compare with the exact log-space sum
+    for n, rho in [(1200, 0.9), (3000, 0.95), (5000, 0.8)]:
+        a = rho * n
+        logs = [k * math.log(a) - math.lgamma(k + 1) for k in range(n + 1)]
+        m = max(logs)
+        total = sum(math.exp(x - m) for x in logs)
+        blocking = math.exp(logs[-1] - m) / total
+        exact = blocking / (1 - rho * (1 - blocking))
+        assert math.isclose(erlang_c(n, a), exact, rel_tol=0.01), (n, rho)
+
+
+@pytest.mark.parametrize("utilisation", [0.3, 0.5, 0.7, 0.8, 0.9])
+@pytest.mark.parametrize("concurrency", [1, 10])
+def test_mean_wait_agrees_with_erlang_c(utilisation, concurrency):
+    # one instance = one M/M/c queue with c = concurrency, Poisson arrivals, exponential service
+    service = 0.1
+    rate = utilisation * concurrency / service
+    expected = erlang_c_reference(concurrency, rate * service) / (concurrency / service - rate)
+    measured = steady_mean_wait(1, rate, "random", concurrency=concurrency, service=service)
+    assert measured == pytest.approx(expected, rel=0.10)
+
+
+# reference: request-level event simulation, 4 instances x concurrency 10, exp. service 0.1 s, 360 req/s
+@pytest.mark.parametrize(
+    "algorithm, reference", [("random", 0.067), ("round_robin", 0.035), ("least_outstanding", 0.0106)]
+)
+def test_routing_changes_queueing_as_the_event_simulation_says(algorithm, reference):
+    assert steady_mean_wait(4, 360.0, algorithm) == pytest.approx(reference, rel=0.15)
+
+
+def event_simulation(n: int, c: int, rate: float, service: float, algorithm: str, requests: int,
+                     seed: int = 0) -> float:
+    """Request-level FCFS simulation of n instances with c slots each behind a balancer; mean wait."""
+    rng = np.random.default_rng(seed)
+    t = np.cumsum(rng.exponential(1.0 / rate, requests))
+    s = rng.exponential(service, requests)
+    free = [[0.0] * c for _ in range(n)]
+    pick = rng.integers(0, n, requests)
+    waits = np.empty(requests)
+    for j in range(requests):
+        i = pick[j] if algorithm == "random" else j % n
+        start = max(heapq.heappop(free[i]), t[j])
+        waits[j] = start - t[j]
+        heapq.heappush(free[i], start + s[j])
+    return float(waits[requests // 10 :].mean())
+
+
+@pytest.mark.parametrize("algorithm", ["random", "round_robin"])
+def test_model_agrees_with_an_independent_event_simulation(algorithm):
+    # a smaller, busier case than the reference: 3 instances x 4 slots at utilisation 0.85
+    n, c, service = 3, 4, 0.1
+    rate = 0.85 * n * c / service
+    simulated = event_simulation(n, c, rate, service, algorithm, requests=150_000)
+    modelled = steady_mean_wait(n, rate, algorithm, concurrency=c, service=service)
+    assert modelled == pytest.approx(simulated, rel=0.15)
+
+
+def test_p95_is_exact_for_mm_c():
+    # M/M/c response time tail: P(T > t) = (1-C) e^{-mu t} + C * hypoexponential(mu, c mu - lambda)
+    c, mu, lam = 10, 10.0, 85.0
+    C = erlang_c_reference(c, lam / mu)
+    theta = c * mu - lam
+    wq = C / theta
+    p95 = response_p95(1 / mu, 1.0, wq, C)
+
+    def tail(t):
+        hypo = (theta * math.exp(-mu * t) - mu * math.exp(-theta * t)) / (theta - mu)
+        return (1 - C) * math.exp(-mu * t) + C * hypo
+
+    assert tail(p95) == pytest.approx(0.05, rel=1e-3)
+
+
+def test_low_load_p95_is_the_service_time_quantile():
+    assert response_p95(0.1, 1.0, 0.0, 0.0) == pytest.approx(0.1 * math.log(20))
+    assert response_p95(0.1, 0.0, 0.0, 0.0) == pytest.approx(0.1)
+
+
+def test_overload_backlog_grows_step_by_step_and_is_carried_over():
+    cfg = EnvConfig.from_dict(
+        {
+            "workload": {"shape": {"kind": "constant", "rate_rps": 150.0}, "arrival_process": "deterministic"},
+            "instances": {"max_queue": 100_000, "memory_mb_per_request": 0.0},
+            "scaling": {"min_instances": 1, "max_instances": 1, "initial_instances": 1},
+            "failures": {"mtbf_seconds": None},
+        }
+    )
+    env = ServerlessScalingEnv(cfg)
+    env.reset(seed=0)
+    backlogs = [env.step(action_for(cfg, 0))[4]["backlog"] for _ in range(4)]
+    assert backlogs == [750, 1500, 2250, 3000]  # 2250 arrive, 1500 served per step
+    p95s = []
+    env.reset(seed=0)
+    for _ in range(4):
+        p95s.append(env.step(action_for(cfg, 0))[4]["latency_p95_s"])
+    assert all(b > a for a, b in zip(p95s, p95s[1:]))
+
+
+def test_full_queues_drop():
+    cfg = EnvConfig.from_dict(
+        {
+            "workload": {"shape": {"kind": "constant", "rate_rps": 300.0}, "arrival_process": "deterministic"},
+            "instances": {"max_queue": 100, "memory_mb_per_request": 0.0},
+            "scaling": {"min_instances": 1, "max_instances": 1, "initial_instances": 1},
+            "failures": {"mtbf_seconds": None},
+        }
+    )
+    env = ServerlessScalingEnv(cfg)
+    env.reset(seed=0)
+    info = env.step(action_for(cfg, 0))[4]
+    assert (info["served"], info["backlog"], info["dropped"]) == (1500, 100, 4500 - 1600)
