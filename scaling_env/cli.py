@@ -72,6 +72,7 @@ def simulate(
     for col in ("policy", "reward", "cost USD", "SLO viol.", "p95 s", "dropped", "failed", "instances",
                 "cold starts", "env-steps/s"):
         table.add_column(col, justify="right")
+    run_episodes(cfg.model_copy(update={"episode_steps": 1}), StaticPolicy(cfg), 1, seed)  # load compiled code
     for policy in (StaticPolicy(cfg), CpuThresholdPolicy(cfg)):
         t = time.perf_counter()
         r = run_episodes(cfg, policy, episodes, seed)

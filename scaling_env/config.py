@@ -48,7 +48,10 @@ class DiurnalWorkload(_Strict):
     trough_rps: float = Field(200.0, ge=0.0, description="lowest rate of the day, requests/s")
     peak_rps: float = Field(1500.0, ge=0.0, description="highest rate of the day, requests/s")
     peak_time_seconds: float = Field(
-        0.0, ge=0.0, description="time of day of the peak, seconds after the clock's midnight"
+        1800.0,
+        ge=0.0,
+        description="time of day of the peak, seconds after the clock's midnight (the default, half of the "
+        "default 3600 s day, starts episodes at the trough)",
     )
 
     @model_validator(mode="after")
@@ -159,7 +162,7 @@ class ScalingConfig(_Strict):
 
     min_instances: int = Field(1, ge=0, le=4096, description="lower bound on the instance count")
     max_instances: int = Field(64, ge=1, le=4096, description="upper bound on the instance count")
-    initial_instances: int = Field(2, ge=0, le=4096, description="warm instances at reset (clipped)")
+    initial_instances: int = Field(3, ge=0, le=4096, description="warm instances at reset (clipped)")
     scale_steps: list[int] = Field(
         default_factory=lambda: [-2, -1, 0, 1, 2],
         min_length=1,
@@ -223,7 +226,9 @@ class CostConfig(_Strict):
 class RewardWeights(_Strict):
     """Weights of the reward components, named like the components in ``info['reward_components']``."""
 
-    cost: float = Field(1.0, ge=0.0, description="scales cost / cost of max_instances for one step")
+    cost: float = Field(
+        1.0, ge=0.0, description="scales cost / cost of max_instances serving at full concurrency for one step"
+    )
     slo_violation: float = Field(1.0, ge=0.0, description="scales 1 if p95 latency > SLO in the step")
     dropped: float = Field(10.0, ge=0.0, description="scales the share of the step's arrivals dropped")
     failed: float = Field(10.0, ge=0.0, description="scales the share of the step's arrivals failed")

@@ -12,12 +12,15 @@ One step of cluster b (``_step_cluster``), in order:
 3. pool time: cold starts that end in the step join the pool for the rest of it; crashed instances stay in
    the pool until the health checks take them out;
 4. arrivals ~ Poisson(integral of lambda over the step) (or the rounded integral);
-5. routing over the pool (``load_balancer.route``); with no instance in the pool, requests wait on booting
-   instances (as a serverless platform holds a request during a cold start), or are dropped if none boots;
-6. serving: fluid queue per instance for backlog, overload, drops and cold-start waits, plus the stationary
-   GI/G/c wait at the step's offered rate; memory use and overload crashes;
-7. lifecycle: cold starts complete, detected instances become unhealthy (and are replaced), drains finish;
-8. billing, metrics, observation, reward components, truncation.
+5. routing over the pool (``load_balancer.route``); with no instance in the pool at the step start, requests
+   wait on booting instances (as a serverless platform holds a request during a cold start), or are dropped
+   if none boots;
+6. serving and billing: fluid queue per instance for backlog, overload, drops and cold-start waits, plus the
+   stationary GI/G/c wait at the step's offered rate; memory use and overload crashes; drains finish;
+7. lifecycle: cold starts complete, detected instances become unhealthy and are replaced;
+8. latency of the step's served requests (mean and p95);
+9. cooldown clocks and time advance;
+10. metrics, observation, reward components, truncation.
 
 The queueing model and its sources are written down in docs/model.md.
 """
@@ -387,7 +390,10 @@ def _step_cluster(b, params, env_state, inst_f, inst_i, rng, expected, outages, 
     # ---- 6. serving: stationary wait at the offered rate, fluid queue for backlog and overload
     algo = int(params[b, P_ALGO])
     cs2 = params[b, P_SVC_CV] * params[b, P_SVC_CV]
-    if algo == LEAST_OUTSTANDING:
+    if to_booting:
+        # requests wait on the booting instances, split evenly (every n-th request)
+        w_stat, p_stat = stationary_wait(conc, offered_rps / n_boot, svc, 1.0 / n_boot, cs2)
+    elif algo == LEAST_OUTSTANDING:
         servers = int(math.floor(w_healthy * conc + 0.5))
         lam = offered_rps * (w_healthy / wsum) if wsum > 0.0 else 0.0
         w_stat, p_stat = stationary_wait(servers, lam, svc, 1.0, cs2)
@@ -426,19 +432,21 @@ def _step_cluster(b, params, env_state, inst_f, inst_i, rng, expected, outages, 
                     inst_i[b, i, I_STATE] = OFF
         else:
             tau = inst_f[b, i, F_SERVE]
-            if s == BOOTING and not to_booting and tau <= 0.0:
-                pass  # still booting, nothing routed here
+            if s == BOOTING and not to_booting and tau <= 0.0 and q == 0:
+                pass  # still booting, nothing routed or queued here
             else:
-                q1 = float(q)
-                area1 = 0.0
-                drop1 = 0.0
+                # phase 1, before the cold start ends: requests queue (and wait) on it, nothing is served
+                in_rps = a_i / dt if to_booting else (a_i / tau if tau > 0.0 else 0.0)
                 idle = dt - tau
-                if to_booting:
-                    in_rps = a_i / dt
-                    q1, area1, drop1 = fluid_segment(q1, in_rps, idle, maxq)
+                if idle > 0.0:
+                    q1, area1, drop1 = fluid_segment(float(q), in_rps if to_booting else 0.0, idle, maxq)
                 else:
-                    in_rps = a_i / tau if tau > 0.0 else 0.0
-                q2, area2, drop2 = fluid_segment(q1, in_rps - cap_rps, tau, maxq) if tau > 0.0 else (q1, 0.0, 0.0)
+                    q1, area1, drop1 = float(q), 0.0, 0.0
+                # phase 2: serving at concurrency / service time
+                if tau > 0.0:
+                    q2, area2, drop2 = fluid_segment(q1, in_rps - cap_rps, tau, maxq)
+                else:
+                    q2, area2, drop2 = q1, 0.0, 0.0
                 q_end = int(math.floor(q2 + 0.5))
                 d_i = int(math.floor(drop1 + drop2 + 0.5))
                 done = q + a_i - q_end - d_i
@@ -470,6 +478,8 @@ def _step_cluster(b, params, env_state, inst_f, inst_i, rng, expected, outages, 
                     if params[b, P_MEM_CRASH] > 0.5 and mem > 1.0:
                         failed += crash(inst_f, inst_i, b, i)
                         crashes += 1
+                        if s == DRAINING:  # it was leaving anyway: it stops, out of the pool
+                            inst_i[b, i, I_STATE] = OFF
                         s = FAILED
                 if s == DRAINING:
                     inst_f[b, i, F_TIMER] += dt
@@ -493,14 +503,19 @@ def _step_cluster(b, params, env_state, inst_f, inst_i, rng, expected, outages, 
             inst_f[b, i, F_TIMER] = 0.0
         elif ev == 2 and inst_i[b, i, I_STATE] == FAILED:
             inst_i[b, i, I_STATE] = UNHEALTHY
-            if params[b, P_REPLACE] > 0.5:
-                inst_f[b, i, F_TIMER] = params[b, P_TERMINATION]
-                launches += launch(inst_f, inst_i, rng, b, 1, params[b, P_BOOT_MEAN], params[b, P_BOOT_JITTER])
-                hi = n_slots
-            else:
-                inst_f[b, i, F_TIMER] = -1.0
+            inst_f[b, i, F_TIMER] = -1.0  # kept (and counted) until replaced
         elif inst_i[b, i, I_STATE] == BOOTING and ev == 0:
             inst_f[b, i, F_TIMER] -= dt
+    if params[b, P_REPLACE] > 0.5:
+        # as an auto-scaling group does: launch a replacement, then terminate the unhealthy one; with no free
+        # slot it stays counted and the replacement is tried again next step
+        for i in range(hi):
+            if inst_i[b, i, I_STATE] == UNHEALTHY and inst_f[b, i, F_TIMER] < 0.0:
+                if launch(inst_f, inst_i, rng, b, 1, params[b, P_BOOT_MEAN], params[b, P_BOOT_JITTER]) == 0:
+                    break
+                launches += 1
+                inst_f[b, i, F_TIMER] = params[b, P_TERMINATION]
+                hi = n_slots
     env_state[b, E_HI] = hi
     _count_states(b, env_state, inst_i, metrics)
 
@@ -646,8 +661,10 @@ def config_params(config: EnvConfig) -> np.ndarray:
     p[P_POISSON] = float(c.workload.arrival_process == "poisson")
     p[P_DAY] = c.workload.day_seconds
     p[P_EPISODE_STEPS] = c.episode_steps
-    # reward scale: the instance cost of the full fleet for one step (at least one cent of a millionth)
-    p[P_REF_COST] = max(c.scaling.max_instances * dt * p[P_PRICE_INST_S], 1e-12)
+    # reward scale: the cost of max_instances serving at full concurrency for one step (1 if all prices are 0)
+    full_rps = c.instances.concurrency / c.instances.service_seconds
+    ref = c.scaling.max_instances * dt * (p[P_PRICE_INST_S] + full_rps * p[P_PRICE_REQ])
+    p[P_REF_COST] = ref if ref > 0.0 else 1.0
     p[P_MAX_STEP] = max(max(abs(s) for s in c.scaling.scale_steps), 1)
     p[P_MAX_RPS] = c.scaling.max_instances * c.instances.concurrency / c.instances.service_seconds
     return p

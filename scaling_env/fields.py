@@ -123,7 +123,7 @@ N_METRICS = len(INFO_FIELDS)
 
 # reward components, named like the config weights (RewardWeights) that scale them
 REWARD_COMPONENTS: tuple[tuple[str, str], ...] = (
-    ("cost", "cost_usd / (cost of max_instances for one step)"),
+    ("cost", "cost_usd / (cost of max_instances serving at full concurrency for one step)"),
     ("slo_violation", "1 if p95 latency > SLO"),
     ("dropped", "dropped_share"),
     ("failed", "failed_share"),

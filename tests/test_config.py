@@ -86,3 +86,10 @@ def test_every_field_has_a_description_with_unit_or_meaning():
 
     missing = [(m, n) for m, n, d in walk(EnvConfig) if not d]
     assert not missing, missing
+
+
+def test_default_yaml_spells_out_the_defaults():
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "configs" / "env" / "default.yaml"
+    assert EnvConfig.from_yaml(path) == EnvConfig()

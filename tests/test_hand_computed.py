@@ -217,7 +217,9 @@ def test_cost_of_a_step_by_hand():
     assert info["instance_seconds"] == 30.0
     parts = info["reward_components"]
     assert math.isclose(sum(parts.values()), env.sim.rewards[0], rel_tol=1e-12)
-    assert math.isclose(parts["cost"], -expected / (8 * 15 * 0.0000166667), rel_tol=1e-12)
+    # scale: 8 instances x 15 s at full concurrency (100 req/s each)
+    reference = 8 * 15 * (1.0 * 0.0000166667 + 100 * 0.2e-6)
+    assert math.isclose(parts["cost"], -expected / reference, rel_tol=1e-12)
 
 
 def test_memory_overload_crashes_an_instance():
@@ -233,3 +235,50 @@ def test_memory_overload_crashes_an_instance():
     # 3000 arrive, 1500 served, 1500 were queued when it crashed: they fail
     assert info["crashes"] == 1 and info["failed"] == 1500 and info["served"] == 1500
     assert info["instances_failed"] == 1
+
+
+def test_queue_left_on_a_booting_instance_keeps_waiting_while_others_serve():
+    # Steps of 15 s, 20 s cold starts, 10 req/s, scale-out cooldown 0. A launches at t=0, B at t=15.
+    # Step 1: nothing warm at its start, so requests wait on A and B (75 each); A is warm at t=20.
+    # Step 2: A is in the pool; B still has 75 queued and boots until t=35 (5 s into the step): those 75
+    # wait 5 s more (375 request-s), then B drains them at 100 req/s while taking its share of arrivals.
+    cfg = quiet_config(
+        workload={"shape": {"kind": "constant", "rate_rps": 10.0}},
+        instances={"cold_start_seconds": 20.0},
+        scaling={"min_instances": 0, "initial_instances": 0, "scale_out_cooldown_seconds": 0.0},
+    )
+    env = ServerlessScalingEnv(cfg)
+    env.reset(seed=0)
+    env.step(action_for(cfg, 1))
+    env.step(action_for(cfg, 1))
+    info = env.step(action_for(cfg, 0))[4]
+    # B: 60 of the 150 arrivals (pool time 10/15 of A's 15/15), 75 queued; 75/(100-6) s to empty its queue
+    t_empty = 75 / (100 - 6)
+    area = 75 * 5 + 75 * t_empty / 2
+    assert info["served"] == 225 and info["backlog"] == 0
+    assert math.isclose(info["latency_mean_s"], 0.1 + area / 225, rel_tol=0.02)
+
+
+def test_requests_waiting_on_a_cold_start_get_the_wait_of_their_real_rate():
+    # 50 req/s on one instance that boots 10 s into the step: 500 queue in 10 s, then it serves 100 req/s
+    # for 5 s while 250 more arrive: 500 served, 250 left. Waiting: 2500 + 1875 request-s over 500 served.
+    cfg = quiet_config(
+        workload={"shape": {"kind": "constant", "rate_rps": 50.0}},
+        instances={"cold_start_seconds": 10.0},
+        scaling={"min_instances": 0, "initial_instances": 0},
+    )
+    env = ServerlessScalingEnv(cfg)
+    env.reset(seed=0)
+    info = env.step(action_for(cfg, 1))[4]
+    assert info["served"] == 500 and info["backlog"] == 250
+    # the stationary part at 50 req/s on 10 slots (utilisation 0.5) is below a millisecond
+    assert math.isclose(info["latency_mean_s"], 0.1 + (2500 + 1875) / 500, rel_tol=0.001)
+
+
+def test_cost_component_stays_order_one_when_memory_is_free():
+    cfg = quiet_config(cost={"gb_second_usd": 0.0})
+    env = ServerlessScalingEnv(cfg)
+    env.reset(seed=0)
+    info = env.step(action_for(cfg, 0))[4]
+    # 1500 requests x price / (8 instances x 15 s x 100 req/s x price)
+    assert math.isclose(info["reward_components"]["cost"], -1500 / 12000, rel_tol=1e-12)
