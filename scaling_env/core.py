@@ -111,14 +111,16 @@ from .instances import (
     OFF,
     UNHEALTHY,
     WARM,
+    count_state,
     counted,
     crash,
+    crash_random_warm,
     launch,
     scale_in,
 )
 from .load_balancer import ALGORITHMS, LEAST_OUTSTANDING, ROUND_ROBIN, health_checks, route
 from .queueing import fluid_segment, response_p95, stationary_wait
-from .rng import poisson, uniform
+from .rng import binomial, poisson, uniform
 from .workload import EpisodeWorkload, Workload
 
 # ---- per-cluster parameters: columns of params[b, :]
@@ -253,7 +255,6 @@ def _step_cluster(b, params, env_state, inst_f, inst_i, rng, expected, outages, 
     dt = params[b, P_DT]
     t0 = env_state[b, E_TIME]
     k = int(env_state[b, E_STEP])
-    n_slots = inst_i.shape[1]
     hi = int(env_state[b, E_HI])
     conc = int(params[b, P_CONC])
     svc = params[b, P_SVC]
@@ -287,11 +288,11 @@ def _step_cluster(b, params, env_state, inst_f, inst_i, rng, expected, outages, 
         applied = 0
     launches = 0
     if applied > 0:
-        launches = launch(inst_f, inst_i, rng, b, applied, params[b, P_BOOT_MEAN], params[b, P_BOOT_JITTER])
+        launches, top = launch(inst_f, inst_i, rng, b, applied, params[b, P_BOOT_MEAN], params[b, P_BOOT_JITTER])
         applied = launches
         if launches > 0:
             env_state[b, E_CD_OUT] = params[b, P_CD_OUT]
-        hi = n_slots
+        hi = max(hi, top)
     elif applied < 0:
         failed += scale_in(inst_f, inst_i, b, -applied, hi)
         env_state[b, E_CD_IN] = params[b, P_CD_IN]
@@ -300,27 +301,18 @@ def _step_cluster(b, params, env_state, inst_f, inst_i, rng, expected, outages, 
     for o in range(outages.shape[1]):
         ot = outages[b, o, 0]
         if ot >= 0.0 and t0 - _EPS <= ot < t0 + dt - _EPS:
-            n_warm = 0
-            for i in range(hi):
-                if inst_i[b, i, I_STATE] == WARM:
-                    n_warm += 1
-            need = int(math.floor(outages[b, o, 1] * n_warm + 0.5))
-            left = n_warm
-            for i in range(hi):  # selection sampling: exactly `need` of the warm ones, uniformly
-                if need <= 0:
-                    break
-                if inst_i[b, i, I_STATE] == WARM:
-                    if uniform(rng, b) * left < need:
-                        failed += crash(inst_f, inst_i, b, i)
-                        crashes += 1
-                        need -= 1
-                    left -= 1
+            n_warm = count_state(inst_i, b, hi, WARM)
+            lost, n = crash_random_warm(inst_f, inst_i, rng, b, hi, int(math.floor(outages[b, o, 1] * n_warm + 0.5)),
+                                        n_warm)
+            failed += lost
+            crashes += n
     hazard = params[b, P_HAZARD]
     if hazard > 0.0:
-        for i in range(hi):
-            if inst_i[b, i, I_STATE] == WARM and uniform(rng, b) < hazard:
-                failed += crash(inst_f, inst_i, b, i)
-                crashes += 1
+        # each warm instance crashes with probability `hazard`: draw how many, then which
+        n_warm = count_state(inst_i, b, hi, WARM)
+        lost, n = crash_random_warm(inst_f, inst_i, rng, b, hi, binomial(rng, b, n_warm, hazard), n_warm)
+        failed += lost
+        crashes += n
 
     # ---- 3. pool time and serving time of each slot in this step
     interval = params[b, P_HC_INTERVAL]
@@ -506,17 +498,19 @@ def _step_cluster(b, params, env_state, inst_f, inst_i, rng, expected, outages, 
             inst_f[b, i, F_TIMER] = -1.0  # kept (and counted) until replaced
         elif inst_i[b, i, I_STATE] == BOOTING and ev == 0:
             inst_f[b, i, F_TIMER] -= dt
+    new_hi = hi
     if params[b, P_REPLACE] > 0.5:
         # as an auto-scaling group does: launch a replacement, then terminate the unhealthy one; with no free
         # slot it stays counted and the replacement is tried again next step
         for i in range(hi):
             if inst_i[b, i, I_STATE] == UNHEALTHY and inst_f[b, i, F_TIMER] < 0.0:
-                if launch(inst_f, inst_i, rng, b, 1, params[b, P_BOOT_MEAN], params[b, P_BOOT_JITTER]) == 0:
+                started, top = launch(inst_f, inst_i, rng, b, 1, params[b, P_BOOT_MEAN], params[b, P_BOOT_JITTER])
+                if started == 0:
                     break
                 launches += 1
                 inst_f[b, i, F_TIMER] = params[b, P_TERMINATION]
-                hi = n_slots
-    env_state[b, E_HI] = hi
+                new_hi = max(new_hi, top)
+    env_state[b, E_HI] = new_hi
     _count_states(b, env_state, inst_i, metrics)
 
     # ---- 8. latency of the step's served requests

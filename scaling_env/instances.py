@@ -42,9 +42,13 @@ def boot_seconds(rng, b: int, mean: float, jitter: float) -> float:
 
 
 @njit(cache=True)
-def launch(inst_f, inst_i, rng, b: int, count: int, boot_mean: float, boot_jitter: float) -> int:
-    """Start ``count`` cold starts in the lowest free slots; returns how many were started."""
+def launch(inst_f, inst_i, rng, b: int, count: int, boot_mean: float, boot_jitter: float):
+    """Start ``count`` cold starts in the lowest free slots.
+
+    Returns (how many were started, 1 + the highest slot index used, 0 if none).
+    """
     started = 0
+    top = 0
     n_slots = inst_i.shape[1]
     for i in range(n_slots):
         if started >= count:
@@ -56,7 +60,8 @@ def launch(inst_f, inst_i, rng, b: int, count: int, boot_mean: float, boot_jitte
             inst_f[b, i, F_TIMER] = boot_seconds(rng, b, boot_mean, boot_jitter)
             inst_f[b, i, F_LOAD] = 0.0
             started += 1
-    return started
+            top = i + 1
+    return started, top
 
 
 @njit(cache=True)
@@ -115,3 +120,30 @@ def crash(inst_f, inst_i, b: int, i: int) -> int:
     inst_i[b, i, I_CHECKS] = 0
     inst_f[b, i, F_LOAD] = 0.0
     return lost
+
+
+@njit(cache=True)
+def crash_random_warm(inst_f, inst_i, rng, b: int, hi: int, count: int, n_warm: int):
+    """Crash ``count`` of the ``n_warm`` warm slots, chosen uniformly (selection sampling, Knuth's
+    Algorithm S). Returns (requests lost, instances crashed)."""
+    lost = 0
+    crashed = 0
+    left = n_warm
+    for i in range(hi):
+        if crashed >= count:
+            break
+        if inst_i[b, i, I_STATE] == WARM:
+            if uniform(rng, b) * left < count - crashed:
+                lost += crash(inst_f, inst_i, b, i)
+                crashed += 1
+            left -= 1
+    return lost, crashed
+
+
+@njit(cache=True)
+def count_state(inst_i, b: int, hi: int, state: int) -> int:
+    n = 0
+    for i in range(hi):
+        if inst_i[b, i, I_STATE] == state:
+            n += 1
+    return n

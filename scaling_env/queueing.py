@@ -104,16 +104,17 @@ def fluid_segment(q0: float, net_rps: float, duration: float, cap: float):
 
 
 @njit(cache=True)
-def _tail(t: float, p: float, e: float, w: float) -> float:
-    """P(Exp(e) + W > t) with W = 0 w.p. 1-p and Exp(w) w.p. p (means e, w)."""
+def _tail(t: float, p: float, e: float, w: float):
+    """P(Exp(e) + W > t) and its derivative in t, with W = 0 w.p. 1-p and Exp(w) w.p. p (means e, w)."""
     te = math.exp(-t / e)
-    if p <= 0.0:
-        return te
     if abs(w - e) < 1e-9 * (w + e):
         hypo = (1.0 + t / e) * te
+        d_hypo = -(t / (e * e)) * te
     else:
-        hypo = (w * math.exp(-t / w) - e * te) / (w - e)
-    return (1.0 - p) * te + p * hypo
+        tw = math.exp(-t / w)
+        hypo = (w * tw - e * te) / (w - e)
+        d_hypo = (te - tw) / (w - e)
+    return (1.0 - p) * te + p * hypo, -(1.0 - p) * te / e + p * d_hypo
 
 
 @njit(cache=True)
@@ -122,7 +123,8 @@ def response_p95(service_s: float, service_cv: float, mean_wait: float, p_wait: 
 
     Service is modelled as a constant (1 - cv) * s plus an exponential of mean cv * s (cv <= 1; exponential
     for cv >= 1); the wait is 0 with probability 1 - p_wait and exponential with mean mean_wait / p_wait
-    otherwise, as in M/M/N, where this is exact.
+    otherwise, as in M/M/N, where this is exact. The quantile is found by Newton's method on the log of the
+    tail, kept inside a bracket (bisection when a Newton step leaves it).
     """
     cv = min(service_cv, 1.0)
     const = (1.0 - cv) * service_s
@@ -133,17 +135,27 @@ def response_p95(service_s: float, service_cv: float, mean_wait: float, p_wait: 
     w = mean_wait / p
     if e <= 0.0:  # deterministic service: quantile of the wait alone
         return const + (w * math.log(p / 0.05) if p > 0.05 else 0.0)
-    # bisection on the monotone tail, bracket [0, hi]
+    target = math.log(0.05)
     lo = 0.0
     hi = (e + w) * (math.log(20.0) + 2.0)
-    while _tail(hi, p, e, w) > 0.05:
+    while _tail(hi, p, e, w)[0] > 0.05:
         hi *= 2.0
-    for _ in range(40):
-        mid = 0.5 * (lo + hi)
-        if _tail(mid, p, e, w) > 0.05:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo < 1e-4 * hi:
+    t = e * math.log(20.0) + (w * math.log(20.0 * p) if p > 0.05 else 0.0)
+    if not lo < t < hi:
+        t = 0.5 * (lo + hi)
+    for _ in range(60):
+        f, slope = _tail(t, p, e, w)
+        g = math.log(f) - target
+        if abs(g) < 1e-7:
             break
-    return const + 0.5 * (lo + hi)
+        if g > 0.0:
+            lo = t
+        else:
+            hi = t
+        nxt = t - g * f / slope if slope < 0.0 else 0.5 * (lo + hi)
+        if not lo < nxt < hi:
+            nxt = 0.5 * (lo + hi)
+        t = nxt
+        if hi - lo < 1e-9 * hi:
+            break
+    return const + t
