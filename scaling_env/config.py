@@ -24,9 +24,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 
 class _Strict(BaseModel):
-    """Base for all config sections: unknown keys are errors, values are checked on assignment too."""
+    """Base for all config sections: unknown keys are errors, infinities and NaN too; a config is immutable
+    (derive a new one with ``EnvConfig.with_updates``), so an env never sees it change under it."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+MAX_RPS = 1e9  # a bound on every rate, far above any real service, that keeps counts inside int64
 
 
 class ConfigError(ValueError):
@@ -38,15 +42,15 @@ class ConstantWorkload(_Strict):
     """A constant arrival rate."""
 
     kind: Literal["constant"] = "constant"
-    rate_rps: float = Field(500.0, ge=0.0, description="arrival rate, requests/s")
+    rate_rps: float = Field(500.0, ge=0.0, le=MAX_RPS, description="arrival rate, requests/s")
 
 
 class DiurnalWorkload(_Strict):
     """A sinusoidal daily cycle between a trough and a peak; the period is ``WorkloadConfig.day_seconds``."""
 
     kind: Literal["diurnal"] = "diurnal"
-    trough_rps: float = Field(200.0, ge=0.0, description="lowest rate of the day, requests/s")
-    peak_rps: float = Field(1500.0, ge=0.0, description="highest rate of the day, requests/s")
+    trough_rps: float = Field(200.0, ge=0.0, le=MAX_RPS, description="lowest rate of the day, requests/s")
+    peak_rps: float = Field(1500.0, ge=0.0, le=MAX_RPS, description="highest rate of the day, requests/s")
     peak_time_seconds: float = Field(
         1800.0,
         ge=0.0,
@@ -65,8 +69,8 @@ class SpikeWorkload(_Strict):
     """A flash crowd: ``base_rps`` plus a rectangular burst to ``peak_rps`` from ``start_seconds``."""
 
     kind: Literal["spike"] = "spike"
-    base_rps: float = Field(300.0, ge=0.0, description="rate outside the burst, requests/s")
-    peak_rps: float = Field(3000.0, ge=0.0, description="rate during the burst, requests/s")
+    base_rps: float = Field(300.0, ge=0.0, le=MAX_RPS, description="rate outside the burst, requests/s")
+    peak_rps: float = Field(3000.0, ge=0.0, le=MAX_RPS, description="rate during the burst, requests/s")
     start_seconds: float = Field(1200.0, ge=0.0, description="burst start, seconds after episode start")
     duration_seconds: float = Field(300.0, ge=0.0, description="burst length, seconds")
 
@@ -75,8 +79,8 @@ class RampWorkload(_Strict):
     """A linear ramp from ``start_rps`` to ``end_rps`` over ``duration_seconds``, then flat."""
 
     kind: Literal["ramp"] = "ramp"
-    start_rps: float = Field(100.0, ge=0.0, description="rate at episode start, requests/s")
-    end_rps: float = Field(2000.0, ge=0.0, description="rate at the end of the ramp, requests/s")
+    start_rps: float = Field(100.0, ge=0.0, le=MAX_RPS, description="rate at episode start, requests/s")
+    end_rps: float = Field(2000.0, ge=0.0, le=MAX_RPS, description="rate at the end of the ramp, requests/s")
     duration_seconds: float = Field(3600.0, gt=0.0, description="ramp length, seconds")
 
 
@@ -89,11 +93,11 @@ class RandomWalkWorkload(_Strict):
     """
 
     kind: Literal["random_walk"] = "random_walk"
-    start_rps: float = Field(800.0, gt=0.0, description="initial and long-run rate, requests/s")
+    start_rps: float = Field(800.0, gt=0.0, le=MAX_RPS, description="initial and long-run rate, requests/s")
     volatility: float = Field(0.05, ge=0.0, le=2.0, description="std of the log-rate change per step")
     reversion: float = Field(0.02, ge=0.0, le=1.0, description="pull towards start_rps per step (0..1)")
-    min_rps: float = Field(10.0, ge=0.0, description="lower clip, requests/s")
-    max_rps: float = Field(5000.0, gt=0.0, description="upper clip, requests/s")
+    min_rps: float = Field(10.0, ge=0.0, le=MAX_RPS, description="lower clip, requests/s")
+    max_rps: float = Field(5000.0, gt=0.0, le=MAX_RPS, description="upper clip, requests/s")
 
     @model_validator(mode="after")
     def _bounds(self) -> RandomWalkWorkload:
@@ -163,8 +167,8 @@ class ScalingConfig(_Strict):
     min_instances: int = Field(1, ge=0, le=4096, description="lower bound on the instance count")
     max_instances: int = Field(64, ge=1, le=4096, description="upper bound on the instance count")
     initial_instances: int = Field(3, ge=0, le=4096, description="warm instances at reset (clipped)")
-    scale_steps: list[int] = Field(
-        default_factory=lambda: [-2, -1, 0, 1, 2],
+    scale_steps: tuple[int, ...] = Field(
+        (-2, -1, 0, 1, 2),
         min_length=1,
         description="action i asks for a change of scale_steps[i] instances",
     )
@@ -212,7 +216,7 @@ class FailureConfig(_Strict):
     termination_seconds: float = Field(
         30.0, ge=0.0, description="an unhealthy instance being replaced is billed this long, s"
     )
-    outages: list[Outage] = Field(default_factory=list, max_length=64)
+    outages: tuple[Outage, ...] = Field((), max_length=64)
 
 
 # --------------------------------------------------------------------------------------------- cost & reward
@@ -287,6 +291,17 @@ class EnvConfig(_Strict):
         if data is not None and not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping of config fields, got {type(data).__name__}")
         return cls.from_dict(data, source=str(path))
+
+    def with_updates(self, updates: dict[str, Any]) -> EnvConfig:
+        """A new, validated config: this one with the nested ``updates`` merged in."""
+
+        def merge(base: dict, over: dict) -> dict:
+            out = dict(base)
+            for k, v in over.items():
+                out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+            return out
+
+        return EnvConfig.from_dict(merge(self.model_dump(), updates))
 
     @classmethod
     def coerce(cls, config: EnvConfig | dict[str, Any] | str | Path | None) -> EnvConfig:

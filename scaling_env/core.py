@@ -581,19 +581,21 @@ def _step_cluster(b, params, env_state, inst_f, inst_i, rng, expected, outages, 
 
 
 @njit(cache=True)
-def step_batch(params, env_state, inst_f, inst_i, rng, expected, outages, scale_steps, actions,
+def step_batch(params, env_state, inst_f, inst_i, rng, expected, outages, scale_steps, actions, active,
                obs, metrics, rewards, reward_parts, truncated):
     for b in range(params.shape[0]):
-        _step_cluster(b, params, env_state, inst_f, inst_i, rng, expected, outages, scale_steps, actions,
-                      obs, metrics, rewards, reward_parts, truncated)
+        if active[b]:
+            _step_cluster(b, params, env_state, inst_f, inst_i, rng, expected, outages, scale_steps, actions,
+                          obs, metrics, rewards, reward_parts, truncated)
 
 
 @njit(cache=True, parallel=True)
-def step_batch_parallel(params, env_state, inst_f, inst_i, rng, expected, outages, scale_steps, actions,
+def step_batch_parallel(params, env_state, inst_f, inst_i, rng, expected, outages, scale_steps, actions, active,
                         obs, metrics, rewards, reward_parts, truncated):
     for b in prange(params.shape[0]):
-        _step_cluster(b, params, env_state, inst_f, inst_i, rng, expected, outages, scale_steps, actions,
-                      obs, metrics, rewards, reward_parts, truncated)
+        if active[b]:
+            _step_cluster(b, params, env_state, inst_f, inst_i, rng, expected, outages, scale_steps, actions,
+                          obs, metrics, rewards, reward_parts, truncated)
 
 
 @njit(cache=True)
@@ -707,6 +709,7 @@ class BatchSimulator:
         self.rewards = np.zeros(num_envs)
         self.reward_parts = np.zeros((num_envs, N_REWARD))
         self.truncated = np.zeros(num_envs, dtype=np.bool_)
+        self._all = np.ones(num_envs, dtype=np.bool_)
         self.episodes: list[EpisodeWorkload | None] = [None] * num_envs
         self.generators: list[np.random.Generator] = [np.random.default_rng() for _ in range(num_envs)]
         wl = config.workload
@@ -754,11 +757,12 @@ class BatchSimulator:
         self.reward_parts[ids] = 0.0
         self.truncated[ids] = False
 
-    def step(self, actions: np.ndarray) -> None:
-        """Advance every cluster by one decision step. ``actions`` must be valid int64 indices."""
+    def step(self, actions: np.ndarray, active: np.ndarray | None = None) -> None:
+        """Advance the clusters by one decision step. ``actions`` must be valid int64 indices; with ``active``
+        (bool, (B,)) only those clusters step, the others keep their state and outputs."""
         self._kernel(self.params, self.env_state, self.inst_f, self.inst_i, self.rng, self.expected,
-                     self.outages, self.scale_steps, actions, self.obs, self.metrics, self.rewards,
-                     self.reward_parts, self.truncated)
+                     self.outages, self.scale_steps, actions, self._all if active is None else active, self.obs,
+                     self.metrics, self.rewards, self.reward_parts, self.truncated)
 
     def step_autoreset(self, actions: np.ndarray) -> FinalStep | None:
         """Step, then start new episodes where one ended (same-step autoreset).

@@ -6,7 +6,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
+from gymnasium import logger, spaces
 
 from .config import EnvConfig
 from .core import BatchSimulator
@@ -60,17 +60,24 @@ class ServerlessScalingEnv(gym.Env):
     ## Info
 {info_table()}
 
+    ## Rendering
+    ``render_mode="ansi"``: ``render()`` returns one line of text for the last step; ``"human"``: every step
+    prints that line.
+
     ## Arguments
-    ``gymnasium.make("ServerlessScaling-v0", config=..., render_mode=None | "ansi")``; ``config`` is an
-    :class:`EnvConfig`, a dict or a YAML path.
+    ``gymnasium.make("ServerlessScaling-v0", config=..., render_mode=None | "ansi" | "human")``; ``config`` is
+    an :class:`EnvConfig`, a dict or a YAML path. In worker processes that do not import ``scaling_env`` (e.g.
+    SB3's ``SubprocVecEnv``), use the id ``"scaling_env:ServerlessScaling-v0"``.
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata = {"render_modes": ["ansi", "human"], "render_fps": 4}
 
     def __init__(self, config: EnvConfig | dict | str | None = None, render_mode: str | None = None) -> None:
         self.config = EnvConfig.coerce(config)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+            # not an error: stable-baselines3's make_vec_env asks for "rgb_array" by default
+            logger.warn(f"render_mode {render_mode!r} is not supported {self.metadata['render_modes']}; "
+                        "render() returns None")
         self.render_mode = render_mode
         self.sim = BatchSimulator(self.config, num_envs=1, parallel=False)
         self.observation_space = spaces.Box(OBS_LOW, OBS_HIGH, dtype=np.float32)
@@ -97,7 +104,7 @@ class ServerlessScalingEnv(gym.Env):
         self._steps += 1
         truncated = bool(sim.truncated[0])
         self._done = truncated
-        if self.render_mode == "ansi":
+        if self.render_mode == "human":
             print(ansi_line(sim.metrics[0], float(sim.rewards[0]), self._steps))
         return sim.obs[0].copy(), float(sim.rewards[0]), False, truncated, self._info()
 

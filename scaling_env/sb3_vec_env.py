@@ -59,7 +59,8 @@ class ServerlessScalingVecEnv(VecEnv):
             for j, i in enumerate(final.ids.tolist()):
                 infos[i]["terminal_observation"] = final.obs[j]
                 infos[i]["TimeLimit.truncated"] = True
-        return obs, sim.rewards.copy(), sim.truncated.copy(), infos
+        # float32 rewards, as SB3's DummyVecEnv returns them
+        return obs, sim.rewards.astype(np.float32), sim.truncated.copy(), infos
 
     def close(self) -> None:
         pass
@@ -69,22 +70,40 @@ class ServerlessScalingVecEnv(VecEnv):
         return self.sim.action_masks()
 
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
-        idx = self._get_indices(indices)
+        """Per-cluster attributes: ``render_mode``, ``workload`` (the episode's rate function), ``config``,
+        ``action_space``, ``observation_space``; any other attribute of this VecEnv, once per index."""
+        idx = list(self._get_indices(indices))
         if attr_name == "render_mode":
             return [None for _ in idx]
+        if attr_name == "workload":
+            return [self.sim.episodes[i] for i in idx]
+        if not hasattr(self, attr_name):
+            raise AttributeError(f"{type(self).__name__} has no attribute {attr_name!r}")
         value = getattr(self, attr_name)
         return [value for _ in idx]
 
     def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        """The clusters share one simulator, so attributes can only be set for all of them at once."""
+        if indices is not None and sorted(self._get_indices(indices)) != list(range(self.num_envs)):
+            raise ValueError(f"{type(self).__name__}: the clusters share one simulator; set_attr applies to all "
+                             f"of them (indices=None), not to {indices!r}")
         setattr(self, attr_name, value)
 
     def env_method(self, method_name: str, *method_args, indices: VecEnvIndices = None, **method_kwargs) -> list:
+        """Per-cluster methods: ``action_masks`` (sb3-contrib's get_action_masks calls it), ``reset`` (starts a
+        new episode in the given clusters only; returns (obs, info) per cluster) and ``render``."""
         idx = list(self._get_indices(indices))
-        if method_name == "action_masks":  # sb3-contrib's get_action_masks asks each env for its mask
+        if method_name == "action_masks":
             masks = self.sim.action_masks()
             return [masks[i] for i in idx]
-        result = getattr(self, method_name)(*method_args, **method_kwargs)
-        return [result for _ in idx]
+        if method_name == "reset":
+            self.sim.reset(np.asarray(idx, dtype=np.int64))
+            infos = self._infos(self.sim.metrics, self.sim.reward_parts)
+            return [(self.sim.obs[i].copy(), infos[i]) for i in idx]
+        if method_name == "render":
+            return [None for _ in idx]
+        raise AttributeError(f"{type(self).__name__}: no per-cluster method {method_name!r} "
+                             "(available: action_masks, reset, render)")
 
     def env_is_wrapped(self, wrapper_class: type, indices: VecEnvIndices = None) -> list[bool]:
         return [False for _ in self._get_indices(indices)]

@@ -82,7 +82,7 @@ def test_same_seed_same_trajectory_and_different_seed_differs():
 def test_single_env_and_vector_env_with_one_cluster_agree_step_by_step():
     actions = np.random.default_rng(1).integers(0, 5, 30)
     single = ServerlessScalingEnv(BUSY)
-    vec = ServerlessScalingVectorEnv(num_envs=1, config=BUSY)
+    vec = ServerlessScalingVectorEnv(num_envs=1, config=BUSY, autoreset_mode="same_step")
     so, si = single.reset(seed=11)
     vo, vi = vec.reset(seed=11)
     np.testing.assert_array_equal(so, vo[0])
@@ -106,7 +106,7 @@ def test_cluster_in_a_batch_matches_a_single_env_seeded_like_it():
     # vector env seed s gives cluster i the seed s + i; threads on or off
     actions = np.random.default_rng(2).integers(0, 5, (20, 5))
     for parallel in (False, True):
-        vec = ServerlessScalingVectorEnv(num_envs=5, config=BUSY, parallel=parallel)
+        vec = ServerlessScalingVectorEnv(num_envs=5, config=BUSY, parallel=parallel, autoreset_mode="same_step")
         vo, _ = vec.reset(seed=100)
         singles = [ServerlessScalingEnv(BUSY) for _ in range(5)]
         for i, env in enumerate(singles):
@@ -123,7 +123,7 @@ def test_cluster_in_a_batch_matches_a_single_env_seeded_like_it():
 
 def test_sb3_vec_env_agrees_with_vector_env_including_autoreset():
     actions = np.random.default_rng(3).integers(0, 5, (30, 4))
-    vec = ServerlessScalingVectorEnv(num_envs=4, config=BUSY)
+    vec = ServerlessScalingVectorEnv(num_envs=4, config=BUSY, autoreset_mode="same_step")
     sb3 = ServerlessScalingVecEnv(num_envs=4, config=BUSY)
     vo, _ = vec.reset(seed=5)
     sb3.seed(5)
@@ -134,7 +134,7 @@ def test_sb3_vec_env_agrees_with_vector_env_including_autoreset():
         vo, vr, _, vt, vi = vec.step(a)
         so, sr, sd, sinfos = sb3.step(a)
         np.testing.assert_array_equal(vo, so)
-        np.testing.assert_array_equal(vr, sr)
+        np.testing.assert_array_equal(vr.astype(np.float32), sr)
         np.testing.assert_array_equal(vt, sd)
         for i in range(4):
             src = vi["final_info"] if vt[i] else vi
@@ -197,14 +197,19 @@ def test_step_after_truncation_without_reset_is_an_error():
         env.step(2)
 
 
-def test_ansi_render_prints_one_line_per_step(capsys):
-    env = gym.make("ServerlessScaling-v0", render_mode="ansi")
+def test_human_render_prints_one_line_per_step_and_ansi_returns_it(capsys):
+    env = gym.make("ServerlessScaling-v0", render_mode="human")
     env.reset(seed=0)
     for _ in range(3):
         env.step(2)
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 3 and all(line.startswith("step") for line in lines)
-    assert env.render().startswith("step")
+    env = gym.make("ServerlessScaling-v0", render_mode="ansi")
+    env.reset(seed=0)
+    env.step(2)
+    assert capsys.readouterr().out == ""
+    line = env.render()
+    assert line.startswith("step     1") and "\n" not in line
 
 
 def test_workload_rate_function_is_exposed_for_look_ahead():
@@ -220,3 +225,101 @@ def test_observation_docstring_table_names_every_field():
     doc = ServerlessScalingEnv.__doc__
     for i, name in enumerate(OBS_NAMES):
         assert f"| {i} | `{name}` |" in doc
+
+
+@pytest.mark.parametrize("mode", ["next_step", "same_step"])
+def test_vector_env_matches_gymnasium_sync_vector_env(mode):
+    """Values and autoreset of the native vector env equal Gymnasium's SyncVectorEnv over single envs."""
+    from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+    ref = SyncVectorEnv([lambda: ServerlessScalingEnv(BUSY) for _ in range(3)],
+                        autoreset_mode=AutoresetMode(mode.title().replace("_", "")))
+    ours = ServerlessScalingVectorEnv(3, BUSY, autoreset_mode=mode)
+    ro, ri = ref.reset(seed=9)
+    oo, oi = ours.reset(seed=9)
+    np.testing.assert_array_equal(ro, oo)
+    actions = np.random.default_rng(4).integers(0, 5, (30, 3))
+    for a in actions:
+        ro, rr, rt, rtr, ri = ref.step(a)
+        oo, orr, ot, otr, oi = ours.step(a)
+        np.testing.assert_array_equal(ro, oo)
+        np.testing.assert_array_equal(rr, orr)
+        np.testing.assert_array_equal(rt, ot)
+        np.testing.assert_array_equal(rtr, otr)
+        for key in INFO_NAMES:
+            np.testing.assert_array_equal(ri[key], oi[key], err_msg=key)
+        if "final_obs" in ri:
+            for i in range(3):
+                np.testing.assert_array_equal(ri["final_obs"][i], oi["final_obs"][i])
+            for key in INFO_NAMES:
+                np.testing.assert_array_equal(ri["final_info"][key], oi["final_info"][key], err_msg=key)
+
+
+def test_next_step_mode_works_with_gymnasium_observation_wrappers():
+    from gymnasium.wrappers.vector import NormalizeObservation
+
+    inner = gym.make_vec("ServerlessScaling-v0", num_envs=2, vectorization_mode="vector_entry_point",
+                         config={"episode_steps": 3})
+    venv = NormalizeObservation(inner)
+    venv.reset(seed=0)
+    for _ in range(7):
+        obs, *_ = venv.step(np.array([2, 3]))
+        assert np.all(np.isfinite(obs))
+
+
+def test_vector_env_reset_mask_seed_lists_and_max_episode_steps():
+    venv = gym.make_vec("ServerlessScaling-v0", num_envs=3, vectorization_mode="vector_entry_point", config=BUSY,
+                        max_episode_steps=5)
+    assert venv.unwrapped.config.episode_steps == 5
+    o1, _ = venv.reset(seed=[1, 2, 3])
+    o2, _ = venv.reset(seed=1)  # int seed s gives cluster i the seed s + i
+    np.testing.assert_array_equal(o1, o2)
+    for _ in range(2):
+        venv.step(np.array([4, 4, 4]))
+    before = venv.unwrapped.sim.env_state.copy()
+    venv.reset(options={"reset_mask": np.array([False, True, False])})
+    after = venv.unwrapped.sim.env_state
+    np.testing.assert_array_equal(before[[0, 2]], after[[0, 2]])
+    assert after[1, 0] == 0.0  # cluster 1 is back at t = 0
+
+
+def test_vector_env_step_before_reset_is_an_error():
+    with pytest.raises(RuntimeError, match="reset"):
+        ServerlessScalingVectorEnv(2).step(np.array([2, 2]))
+
+
+def test_config_is_immutable_and_copied():
+    cfg = EnvConfig.from_dict({"episode_steps": 8})
+    with pytest.raises(Exception, match="frozen"):
+        cfg.episode_steps = 3
+    shorter = cfg.with_updates({"episode_steps": 3, "scaling": {"max_instances": 4}})
+    assert (shorter.episode_steps, shorter.scaling.max_instances, cfg.episode_steps) == (3, 4, 8)
+    with pytest.raises(Exception, match="rate_rps"):
+        cfg.with_updates({"workload": {"shape": {"kind": "constant", "rate_rps": float("inf")}}})
+
+
+def test_sb3_per_cluster_methods_and_attributes():
+    venv = ServerlessScalingVecEnv(3, BUSY)
+    venv.seed(0)
+    venv.reset()
+    venv.step(np.array([4, 4, 4]))
+    before = venv.sim.env_state.copy()
+    out = venv.env_method("reset", indices=[2])
+    assert len(out) == 1 and out[0][0].shape == (len(OBS_NAMES),)
+    np.testing.assert_array_equal(before[:2], venv.sim.env_state[:2])
+    assert venv.sim.env_state[2, 0] == 0.0
+    assert [m.shape for m in venv.env_method("action_masks")] == [(5,)] * 3
+    assert len(venv.get_attr("workload", indices=[0, 1])) == 2
+    with pytest.raises(ValueError, match="share one simulator"):
+        venv.set_attr("flag", True, indices=[0])
+    with pytest.raises(AttributeError):
+        venv.env_method("fly")
+
+
+def test_sb3_make_vec_env_with_its_default_render_mode():
+    from stable_baselines3.common.env_util import make_vec_env
+
+    with pytest.warns(UserWarning, match="rgb_array"):  # SB3 asks for rgb_array; we warn and carry on
+        venv = make_vec_env("ServerlessScaling-v0", n_envs=2, env_kwargs={"config": {"episode_steps": 4}})
+    venv.reset()
+    venv.step(np.array([2, 2]))
