@@ -424,9 +424,8 @@ def _step_cluster(b, params, env_state, inst_f, inst_i, rng, expected, outages, 
                     inst_i[b, i, I_STATE] = OFF
         else:
             tau = inst_f[b, i, F_SERVE]
-            if s == BOOTING and not to_booting and tau <= 0.0 and q == 0:
-                pass  # still booting, nothing routed or queued here
-            else:
+            # a slot still booting, with nothing routed or queued to it, has nothing to do
+            if not (s == BOOTING and not to_booting and tau <= 0.0 and q == 0):
                 # phase 1, before the cold start ends: requests queue (and wait) on it, nothing is served
                 in_rps = a_i / dt if to_booting else (a_i / tau if tau > 0.0 else 0.0)
                 idle = dt - tau

@@ -56,6 +56,7 @@ class ServerlessScalingEnv(gym.Env):
 
     ## Episode end
     Never terminated; truncated after ``episode_steps`` steps (default 240 = 1 hour), computed in the core.
+    ``gymnasium.make(..., max_episode_steps=N)`` adds Gymnasium's ``TimeLimit``, which can only shorten that.
 
     ## Info
 {info_table()}
