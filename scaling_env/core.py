@@ -96,7 +96,9 @@ from .fields import (
 from .instances import (
     BOOTING,
     DRAINING,
+    F_DROPC,
     F_LOAD,
+    F_QFLUID,
     F_SERVE,
     F_TIMER,
     F_WEIGHT,
@@ -118,7 +120,7 @@ from .instances import (
     launch,
     scale_in,
 )
-from .load_balancer import ALGORITHMS, LEAST_OUTSTANDING, ROUND_ROBIN, health_checks, route
+from .load_balancer import ALGORITHMS, LEAST_OUTSTANDING, ROUND_ROBIN, health_checks, pool_shares, route
 from .queueing import fluid_segment, response_p95, stationary_wait
 from .rng import binomial, poisson, uniform
 from .workload import EpisodeWorkload, Workload
@@ -365,8 +367,11 @@ def _step_cluster(b, params, env_state, inst_f, inst_i, rng, expected, outages, 
     # ---- 5. routing
     to_booting = False
     if pool_at_start:
-        env_state[b, E_RR] = route(inst_f, inst_i, rng, b, hi, arrivals, wsum, int(params[b, P_ALGO]),
+        total_share = pool_shares(inst_f, inst_i, b, hi, dt)
+        pointer, no_target = route(inst_f, inst_i, rng, b, hi, arrivals, total_share, int(params[b, P_ALGO]),
                                    int(env_state[b, E_RR]), cap_rps)
+        env_state[b, E_RR] = pointer
+        dropped += no_target  # arrived while every member had been taken out
     elif n_boot > 0:
         # nothing in the pool at the step start: requests wait for the cold starts, split evenly
         to_booting = True
@@ -379,24 +384,27 @@ def _step_cluster(b, params, env_state, inst_f, inst_i, rng, expected, outages, 
     else:
         dropped += arrivals
 
-    # ---- 6. serving: stationary wait at the offered rate, fluid queue for backlog and overload
+    # ---- 6. serving: stationary queue at the offered rate, fluid queue for backlog, overload and cold starts
     algo = int(params[b, P_ALGO])
     cs2 = params[b, P_SVC_CV] * params[b, P_SVC_CV]
     if to_booting:
         # requests wait on the booting instances, split evenly (every n-th request)
-        w_stat, p_stat = stationary_wait(conc, offered_rps / n_boot, svc, 1.0 / n_boot, cs2)
+        w_stat, p_stat, p_block = stationary_wait(conc, offered_rps / n_boot, svc, 1.0 / n_boot, cs2, maxq)
     elif algo == LEAST_OUTSTANDING:
-        servers = int(math.floor(w_healthy * conc + 0.5))
+        n_healthy = w_healthy  # instance-steps of healthy pool time: one pooled queue over them
         lam = offered_rps * (w_healthy / wsum) if wsum > 0.0 else 0.0
-        w_stat, p_stat = stationary_wait(servers, lam, svc, 1.0, cs2)
+        w_stat, p_stat, p_block = stationary_wait(int(math.floor(n_healthy * conc + 0.5)), lam, svc, 1.0, cs2,
+                                                  maxq * n_healthy)
     elif wsum > 0.0:
         ca2 = 1.0 / n_pool if algo == ROUND_ROBIN else 1.0  # every n-th of a Poisson stream: Erlang-n gaps
-        w_stat, p_stat = stationary_wait(conc, offered_rps / wsum, svc, ca2, cs2)
+        w_stat, p_stat, p_block = stationary_wait(conc, offered_rps / wsum, svc, ca2, cs2, maxq)
     else:
-        w_stat, p_stat = 0.0, 0.0
+        w_stat, p_stat, p_block = 0.0, 0.0, 0.0
+    w_stat = min(w_stat, dt)  # longer waits than a step build up as fluid backlog, step by step
     area = env_state[b, E_CARRY]
     stat_wait_sum = 0.0
     p_wait_sum = 0.0
+    max_fluid_wait = 0.0
     cpu_sum = 0.0
     mem_sum = 0.0
     cpu_max = 0.0
@@ -416,72 +424,101 @@ def _step_cluster(b, params, env_state, inst_f, inst_i, rng, expected, outages, 
         if s == FAILED:
             failed += a_i + q
             inst_i[b, i, I_BACKLOG] = 0
+            inst_f[b, i, F_QFLUID] = 0.0
         elif s == UNHEALTHY:
             if inst_f[b, i, F_TIMER] >= 0.0:  # being replaced: billed until terminated
                 bill = min(inst_f[b, i, F_TIMER], dt)
                 inst_f[b, i, F_TIMER] -= dt
                 if inst_f[b, i, F_TIMER] <= _EPS:
                     inst_i[b, i, I_STATE] = OFF
-        else:
+        # a slot still booting, with nothing routed or queued to it, has nothing to do
+        elif not (s == BOOTING and not to_booting and inst_f[b, i, F_SERVE] <= 0.0 and q == 0):
             tau = inst_f[b, i, F_SERVE]
-            # a slot still booting, with nothing routed or queued to it, has nothing to do
-            if not (s == BOOTING and not to_booting and tau <= 0.0 and q == 0):
-                # phase 1, before the cold start ends: requests queue (and wait) on it, nothing is served
-                in_rps = a_i / dt if to_booting else (a_i / tau if tau > 0.0 else 0.0)
-                idle = dt - tau
-                if idle > 0.0:
-                    q1, area1, drop1 = fluid_segment(float(q), in_rps if to_booting else 0.0, idle, maxq)
-                else:
-                    q1, area1, drop1 = float(q), 0.0, 0.0
-                # phase 2: serving at concurrency / service time
-                if tau > 0.0:
-                    q2, area2, drop2 = fluid_segment(q1, in_rps - cap_rps, tau, maxq)
-                else:
-                    q2, area2, drop2 = q1, 0.0, 0.0
-                q_end = int(math.floor(q2 + 0.5))
-                d_i = int(math.floor(drop1 + drop2 + 0.5))
-                done = q + a_i - q_end - d_i
-                if done < 0:  # rounding: keep counts consistent
-                    q_end += done
-                    done = 0
-                    if q_end < 0:
-                        d_i += q_end
-                        q_end = 0
-                served += done
-                dropped += d_i
-                area += area1 + area2
-                inst_i[b, i, I_BACKLOG] = q_end
-                if tau > 0.0:
-                    cpu = min(done * svc / (conc * tau), 1.0)
-                    peak_q = max(max(float(q), q1), q2)
-                    mem = (params[b, P_MEM_BASE] + params[b, P_MEM_REQ] * (cpu * conc + peak_q)) / mem_limit
-                    inst_f[b, i, F_LOAD] = cpu
-                    cpu_sum += cpu
-                    mem_sum += mem
-                    cpu_max = max(cpu_max, cpu)
-                    mem_max = max(mem_max, mem)
-                    n_serving += 1
-                    if s != DRAINING and done > 0:
+            # a full waiting room turns requests away even below capacity (M/M/c/K blocking)
+            turned_away = 0
+            if a_i > 0 and p_block > 1e-12 and not to_booting:
+                turned_away = binomial(rng, b, a_i, p_block)
+            a_in = a_i - turned_away
+            qf = inst_f[b, i, F_QFLUID]
+            if abs(qf - q) >= 1.0:  # the integer queue was changed elsewhere: restart the fluid from it
+                qf = float(q)
+            # phase 1, before the cold start ends: requests queue (and wait) on it, nothing is served
+            in_rps = a_in / dt if to_booting else (a_in / tau if tau > 0.0 else 0.0)
+            idle = dt - tau
+            in1 = in_rps if to_booting else 0.0
+            if idle > 0.0:
+                q1, area1, drop1 = fluid_segment(qf, in1, idle, maxq)
+            else:
+                q1, area1, drop1 = qf, 0.0, 0.0
+            # phase 2: serving at concurrency / service time
+            net = in_rps - cap_rps
+            if tau > 0.0:
+                q2, area2, drop2 = fluid_segment(q1, net, tau, maxq)
+            else:
+                q2, area2, drop2 = q1, 0.0, 0.0
+            # whole requests; the fractions are carried to the next step, so long-run counts are exact
+            q_end = int(math.floor(q2 + 0.5))
+            carry = inst_f[b, i, F_DROPC] + drop1 + drop2
+            d_i = int(math.floor(carry))
+            done = q + a_in - q_end - d_i
+            if done < 0:  # rounding: keep counts consistent
+                q_end += done
+                done = 0
+                if q_end < 0:
+                    d_i += q_end
+                    q_end = 0
+                q2 = float(q_end)
+            inst_f[b, i, F_DROPC] = max(carry - d_i, 0.0)
+            inst_f[b, i, F_QFLUID] = q2
+            served += done
+            dropped += d_i + turned_away
+            area += area1 + area2
+            inst_i[b, i, I_BACKLOG] = q_end
+            if area1 + area2 > 0.0:
+                # the longest fluid wait: the head of the queue (or the first cold-start arrival) waits through
+                # the cold start, the last one behind the deepest queue
+                max_fluid_wait = max(max_fluid_wait, idle + qf / cap_rps, max(q1, q2) / cap_rps)
+            if tau > 0.0:
+                cpu = min(done * svc / (conc * tau), 1.0)
+                peak_q = max(max(qf, q1), q2)
+                mem = (params[b, P_MEM_BASE] + params[b, P_MEM_REQ] * (cpu * conc + peak_q)) / mem_limit
+                inst_f[b, i, F_LOAD] = cpu
+                cpu_sum += cpu
+                mem_sum += mem
+                cpu_max = max(cpu_max, cpu)
+                mem_max = max(mem_max, mem)
+                n_serving += 1
+                if done > 0:
+                    # requests that went through the fluid queue all waited: the queue at the start, the
+                    # cold-start arrivals, and those arriving while the queue was not empty
+                    if net < 0.0:
+                        busy = min(tau, q1 / -net)  # the queue empties after busy seconds
+                    elif q1 > 0.0 or net > 0.0:
+                        busy = tau
+                    else:
+                        busy = 0.0
+                    waited = min(float(done), qf + in1 * idle + in_rps * busy)
+                    if s != DRAINING:
                         stat_wait_sum += done * w_stat
-                        p_wait_sum += done * (1.0 if (q > 0 or q_end > 0) else p_stat)
-                    elif done > 0:
-                        p_wait_sum += done * (1.0 if q > 0 else 0.0)
-                    if params[b, P_MEM_CRASH] > 0.5 and mem > 1.0:
-                        failed += crash(inst_f, inst_i, b, i)
-                        crashes += 1
-                        if s == DRAINING:  # it was leaving anyway: it stops, out of the pool
-                            inst_i[b, i, I_STATE] = OFF
-                        s = FAILED
-                if s == DRAINING:
-                    inst_f[b, i, F_TIMER] += dt
-                    if q_end == 0:
-                        # billed until the last request in service finishes
-                        bill = min(dt, (q + cpu * conc) / cap_rps + svc) if tau > 0.0 else dt
+                        p_wait_sum += waited + (done - waited) * p_stat
+                    else:
+                        p_wait_sum += waited
+                if params[b, P_MEM_CRASH] > 0.5 and mem > 1.0:
+                    failed += crash(inst_f, inst_i, b, i)
+                    crashes += 1
+                    if s == DRAINING:  # it was leaving anyway: it stops, out of the pool
                         inst_i[b, i, I_STATE] = OFF
-                    elif inst_f[b, i, F_TIMER] >= params[b, P_DEREG] - _EPS:
-                        failed += q_end
-                        inst_i[b, i, I_BACKLOG] = 0
-                        inst_i[b, i, I_STATE] = OFF
+                    s = FAILED
+            if s == DRAINING:
+                inst_f[b, i, F_TIMER] += dt
+                if q_end == 0:
+                    # billed until the last request in service finishes
+                    bill = min(dt, (q + cpu * conc) / cap_rps + svc) if tau > 0.0 else dt
+                    inst_i[b, i, I_STATE] = OFF
+                elif inst_f[b, i, F_TIMER] >= params[b, P_DEREG] - _EPS:
+                    failed += q_end
+                    inst_i[b, i, I_BACKLOG] = 0
+                    inst_i[b, i, I_STATE] = OFF
         inst_seconds += bill
         if bill > 0.0:
             billed += 1
@@ -519,9 +556,13 @@ def _step_cluster(b, params, env_state, inst_f, inst_i, rng, expected, outages, 
     if served > 0:
         fluid_wait = area / served
         mean_wait = fluid_wait + stat_wait_sum / served
-        p_wait = min(p_wait_sum / served + (1.0 if fluid_wait > 0.0 and p_wait_sum == 0.0 else 0.0), 1.0)
+        p_wait = min(p_wait_sum / served, 1.0)
         lat_mean = svc + mean_wait
         lat_p95 = response_p95(svc, params[b, P_SVC_CV], mean_wait, p_wait)
+        if max_fluid_wait > 0.0:
+            # the p95 model has an exponential tail; fluid waits are bounded by the longest one
+            bound = response_p95(svc, params[b, P_SVC_CV], w_stat, p_stat) + max_fluid_wait
+            lat_p95 = max(min(lat_p95, bound), lat_mean)
         env_state[b, E_CARRY] = 0.0
     elif backlog > 0:
         # nothing completed: report how long the queued requests have waited so far

@@ -23,7 +23,10 @@ F_TIMER = 0  # booting: remaining boot s; draining: elapsed drain s; unhealthy: 
 F_LOAD = 1  # CPU utilisation in the last step (scale-in picks the least loaded)
 F_WEIGHT = 2  # share of the current step spent in the load balancer's pool
 F_SERVE = 3  # seconds of the current step spent serving
-N_INST_F = 4
+F_SHARE = 4  # share of the current step's arrivals routed to the slot (load_balancer.pool_shares)
+F_QFLUID = 5  # the fluid queue, unrounded (I_BACKLOG is it rounded); carries fractions of requests over steps
+F_DROPC = 6  # fractional drops not yet counted (carried over steps, so drop counts are exact in the long run)
+N_INST_F = 7
 # int columns
 I_STATE = 0
 I_BACKLOG = 1  # queued requests
@@ -59,6 +62,8 @@ def launch(inst_f, inst_i, rng, b: int, count: int, boot_mean: float, boot_jitte
             inst_i[b, i, I_CHECKS] = 0
             inst_f[b, i, F_TIMER] = boot_seconds(rng, b, boot_mean, boot_jitter)
             inst_f[b, i, F_LOAD] = 0.0
+            inst_f[b, i, F_QFLUID] = 0.0
+            inst_f[b, i, F_DROPC] = 0.0
             started += 1
             top = i + 1
     return started, top
@@ -107,6 +112,7 @@ def scale_in(inst_f, inst_i, b: int, count: int, hi: int) -> int:
         else:
             lost += inst_i[b, best, I_BACKLOG]
             inst_i[b, best, I_BACKLOG] = 0
+            inst_f[b, best, F_QFLUID] = 0.0
             inst_i[b, best, I_STATE] = OFF
     return lost
 
@@ -119,6 +125,7 @@ def crash(inst_f, inst_i, b: int, i: int) -> int:
     inst_i[b, i, I_STATE] = FAILED
     inst_i[b, i, I_CHECKS] = 0
     inst_f[b, i, F_LOAD] = 0.0
+    inst_f[b, i, F_QFLUID] = 0.0
     return lost
 
 

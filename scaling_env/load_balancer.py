@@ -1,15 +1,22 @@
 """The load balancer: health checks and the split of a step's arrivals over its pool (compiled helpers).
 
-Pool membership is fractional within a step: ``inst_f[b, i, F_WEIGHT]`` is the share of the step an instance
-spends in the pool (an instance that finishes its cold start 2 s into a 15 s step has weight 13/15; a crashed
-instance detected 20 s into a 30 s step has weight 2/3). Each algorithm splits the step's arrivals in
-proportion to that time:
+Pool membership can change within a step: an instance whose cold start ends 2 s into a 15 s step joins the pool
+for the last 13 s; a crashed instance found unhealthy 20 s into the step leaves it then. ``inst_f[b, i,
+F_WEIGHT]`` is the part of the step an instance spends in the pool. A balancer sends each request to one of the
+members present when it arrives, so with arrivals spread evenly over the step, member i gets the share
 
-- ``round_robin``: equal shares of whole requests per unit of pool time; the remainder goes one by one in
-  rotating order (a per-cluster pointer), as a round-robin balancer does.
+    share_i = (1/dt) * integral over its pool time of 1 / n(t)
+
+where n(t) is the number of members at time t (``pool_shares``). Requests that arrive while the pool is empty
+(every member found unhealthy earlier in the step) find no target and are dropped. Each algorithm then splits the
+arrivals by those shares:
+
+- ``round_robin``: whole requests in proportion to the shares; the remainder goes one by one in rotating order
+  (a per-cluster pointer), as a round-robin balancer does.
 - ``random``: a multinomial split (sequential binomial draws).
-- ``least_outstanding``: water-filling: requests go to the instances with the least outstanding work
-  (queue minus what they can serve in the step) until those levels are equal.
+- ``least_outstanding``: crashed-but-undetected members answer at once (with an error), so they get their share;
+  the rest is water-filled: requests go to the healthy instances with the least outstanding work (queue minus
+  what they can serve in the step) until those levels are equal.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import math
 
 from numba import njit
 
-from .instances import F_SERVE, F_WEIGHT, FAILED, I_ARRIVALS, I_BACKLOG, I_CHECKS, I_STATE
+from .instances import F_SERVE, F_SHARE, F_WEIGHT, FAILED, I_ARRIVALS, I_BACKLOG, I_CHECKS, I_STATE, WARM
 from .rng import binomial
 
 ROUND_ROBIN, LEAST_OUTSTANDING, RANDOM = 0, 1, 2
@@ -44,105 +51,170 @@ def health_checks(inst_i, b: int, i: int, t0: float, dt: float, interval: float,
 
 
 @njit(cache=True)
+def _interval(inst_f, inst_i, b: int, i: int, dt: float):
+    """Pool interval [start, end) of slot i within the step (seconds from the step start)."""
+    w = inst_f[b, i, F_WEIGHT]
+    s = inst_i[b, i, I_STATE]
+    if s == FAILED:
+        return 0.0, w * dt
+    if s == WARM:
+        return 0.0, dt
+    return dt * (1.0 - w), dt  # a cold start that ends in the step
+
+
+@njit(cache=True)
+def pool_shares(inst_f, inst_i, b: int, hi: int, dt: float) -> float:
+    """Write each member's share of the step's arrivals into ``F_SHARE``; return their sum (the part of the step
+    with a non-empty pool)."""
+    partial = False
+    n_full = 0
+    for i in range(hi):
+        inst_f[b, i, F_SHARE] = 0.0
+        w = inst_f[b, i, F_WEIGHT]
+        if w > 0.0:
+            n_full += 1
+            if w < 1.0:
+                partial = True
+    if n_full == 0:
+        return 0.0
+    if not partial:  # the common case: the same members all step long
+        for i in range(hi):
+            if inst_f[b, i, F_WEIGHT] > 0.0:
+                inst_f[b, i, F_SHARE] = 1.0 / n_full
+        return 1.0
+    # walk the step from breakpoint to breakpoint (joins and departures); few per step
+    t = 0.0
+    total = 0.0
+    while t < dt - 1e-12:
+        nxt = dt
+        n = 0
+        for i in range(hi):
+            if inst_f[b, i, F_WEIGHT] > 0.0:
+                start, end = _interval(inst_f, inst_i, b, i, dt)
+                if start <= t < end:
+                    n += 1
+                if start > t:
+                    nxt = min(nxt, start)
+                if end > t:
+                    nxt = min(nxt, end)
+        if n > 0:
+            part = (nxt - t) / dt / n
+            for i in range(hi):
+                if inst_f[b, i, F_WEIGHT] > 0.0:
+                    start, end = _interval(inst_f, inst_i, b, i, dt)
+                    if start <= t < end:
+                        inst_f[b, i, F_SHARE] += part
+            total += (nxt - t) / dt
+        t = nxt
+    return total
+
+
+@njit(cache=True)
 def _any_healthy(inst_f, inst_i, b: int, hi: int) -> bool:
     for i in range(hi):
-        if inst_f[b, i, F_WEIGHT] > 0.0 and inst_i[b, i, I_STATE] != FAILED:
+        if inst_f[b, i, F_SHARE] > 0.0 and inst_i[b, i, I_STATE] != FAILED:
             return True
     return False
 
 
 @njit(cache=True)
-def route(inst_f, inst_i, rng, b: int, hi: int, arrivals: int, wsum: float, algorithm: int, pointer: int,
-          capacity_rps: float) -> int:
-    """Write each slot's share of ``arrivals`` into ``I_ARRIVALS`` (weights must be set). Returns the new
-    round-robin pointer."""
+def route(inst_f, inst_i, rng, b: int, hi: int, arrivals: int, total_share: float, algorithm: int, pointer: int,
+          capacity_rps: float):
+    """Write each slot's part of ``arrivals`` into ``I_ARRIVALS`` (``pool_shares`` must have run).
+
+    Returns (the new round-robin pointer, requests that found the pool empty)."""
     if algorithm == RANDOM:
         left = arrivals
-        wleft = wsum
+        p_left = 1.0
         last = -1
         for i in range(hi):
-            w = inst_f[b, i, F_WEIGHT]
-            if w <= 0.0:
+            sh = inst_f[b, i, F_SHARE]
+            if sh <= 0.0:
                 continue
-            x = binomial(rng, b, left, min(w / wleft, 1.0)) if wleft > 0.0 else 0
+            x = binomial(rng, b, left, min(sh / p_left, 1.0)) if p_left > 0.0 else 0
             inst_i[b, i, I_ARRIVALS] = x
             left -= x
-            wleft -= w
+            p_left -= sh
             last = i
-        if last >= 0:
+        if total_share >= 1.0 - 1e-12 and last >= 0:  # no empty-pool time: rounding residue to the last one
             inst_i[b, last, I_ARRIVALS] += left
-        return pointer
+            left = 0
+        return pointer, left
+    routed = arrivals if total_share >= 1.0 - 1e-12 else int(math.floor(arrivals * total_share + 0.5))
     if algorithm == LEAST_OUTSTANDING and _any_healthy(inst_f, inst_i, b, hi):
-        # crashed-but-undetected instances answer at once, so they get their time share; the rest is
-        # water-filled on outstanding work h_i = queue - capacity in the step
-        rest = float(arrivals)
+        rest = routed
         for i in range(hi):
-            w = inst_f[b, i, F_WEIGHT]
-            if w > 0.0 and inst_i[b, i, I_STATE] == FAILED:
-                x = math.floor(arrivals * w / wsum)
+            sh = inst_f[b, i, F_SHARE]
+            if sh > 0.0 and inst_i[b, i, I_STATE] == FAILED:
+                x = min(int(math.floor(arrivals * sh)), rest)
                 inst_i[b, i, I_ARRIVALS] = x
                 rest -= x
-        # iterative water level: drop instances whose level is above the water, recompute
-        active_n = 0
-        hsum = 0.0
-        for i in range(hi):
-            if inst_f[b, i, F_WEIGHT] > 0.0 and inst_i[b, i, I_STATE] != FAILED:
-                hsum += inst_i[b, i, I_BACKLOG] - capacity_rps * inst_f[b, i, F_SERVE]
-                active_n += 1
-        level = (rest + hsum) / active_n
-        for _ in range(hi):
-            changed = False
-            n = 0
-            hsum = 0.0
-            for i in range(hi):
-                if inst_f[b, i, F_WEIGHT] > 0.0 and inst_i[b, i, I_STATE] != FAILED:
-                    h = inst_i[b, i, I_BACKLOG] - capacity_rps * inst_f[b, i, F_SERVE]
-                    if h < level:
-                        hsum += h
-                        n += 1
-                    else:
-                        changed = True
-            new_level = (rest + hsum) / n if n > 0 else level
-            if not changed or abs(new_level - level) < 1e-9:
-                level = new_level
-                break
-            level = new_level
-        # cumulative rounding keeps the total exact
-        acc = 0.0
-        given = 0
-        total = int(round(rest))
-        for i in range(hi):
-            if inst_f[b, i, F_WEIGHT] > 0.0 and inst_i[b, i, I_STATE] != FAILED:
-                h = inst_i[b, i, I_BACKLOG] - capacity_rps * inst_f[b, i, F_SERVE]
-                acc += max(level - h, 0.0)
-                c = min(int(round(acc)), total)
-                inst_i[b, i, I_ARRIVALS] = c - given
-                given = c
-        if given < total:  # float residue: give it to the first active instance
-            for i in range(hi):
-                if inst_f[b, i, F_WEIGHT] > 0.0 and inst_i[b, i, I_STATE] != FAILED:
-                    inst_i[b, i, I_ARRIVALS] += total - given
-                    break
-        return pointer
+        _water_fill(inst_f, inst_i, b, hi, rest, capacity_rps)
+        return pointer, arrivals - routed
     # round robin (and least outstanding when every pool member has crashed: they all answer at once)
     given = 0
     n_pool = 0
     for i in range(hi):
-        w = inst_f[b, i, F_WEIGHT]
-        if w > 0.0:
-            x = int(math.floor(arrivals * w / wsum))
+        sh = inst_f[b, i, F_SHARE]
+        if sh > 0.0:
+            x = int(math.floor(routed * sh / total_share))
             inst_i[b, i, I_ARRIVALS] = x
             given += x
             n_pool += 1
-    extra = arrivals - given
+    extra = routed - given
     if extra > 0 and n_pool > 0:
         start = pointer % n_pool
         j = 0
         for i in range(hi):
-            if inst_f[b, i, F_WEIGHT] > 0.0:
+            if inst_f[b, i, F_SHARE] > 0.0:
                 # pool members start..start+extra-1 (cyclically) get one more
                 if (j - start) % n_pool < extra:
                     inst_i[b, i, I_ARRIVALS] += 1
                 j += 1
         pointer = (start + extra) % n_pool
-    return pointer
+    return pointer, arrivals - routed
+
+
+@njit(cache=True)
+def _water_fill(inst_f, inst_i, b: int, hi: int, total: int, capacity_rps: float) -> None:
+    """Split ``total`` over the healthy members so that outstanding work h_i = queue - capacity in the step,
+    plus what they receive, ends level (members already above the level get nothing)."""
+    n = 0
+    hsum = 0.0
+    for i in range(hi):
+        if inst_f[b, i, F_SHARE] > 0.0 and inst_i[b, i, I_STATE] != FAILED:
+            hsum += inst_i[b, i, I_BACKLOG] - capacity_rps * inst_f[b, i, F_SERVE]
+            n += 1
+    level = (total + hsum) / n
+    for _ in range(hi):  # drop members above the water and recompute, until none is
+        changed = False
+        n = 0
+        hsum = 0.0
+        for i in range(hi):
+            if inst_f[b, i, F_SHARE] > 0.0 and inst_i[b, i, I_STATE] != FAILED:
+                h = inst_i[b, i, I_BACKLOG] - capacity_rps * inst_f[b, i, F_SERVE]
+                if h < level:
+                    hsum += h
+                    n += 1
+                else:
+                    changed = True
+        new_level = (total + hsum) / n if n > 0 else level
+        if not changed or abs(new_level - level) < 1e-9:
+            level = new_level
+            break
+        level = new_level
+    # cumulative rounding keeps the total exact
+    acc = 0.0
+    given = 0
+    first = -1
+    for i in range(hi):
+        if inst_f[b, i, F_SHARE] > 0.0 and inst_i[b, i, I_STATE] != FAILED:
+            if first < 0:
+                first = i
+            h = inst_i[b, i, I_BACKLOG] - capacity_rps * inst_f[b, i, F_SERVE]
+            acc += max(level - h, 0.0)
+            c = min(int(math.floor(acc + 0.5)), total)
+            inst_i[b, i, I_ARRIVALS] = c - given
+            given = c
+    if given < total and first >= 0:  # float residue
+        inst_i[b, first, I_ARRIVALS] += total - given

@@ -1,8 +1,9 @@
 """Queueing formulas used by the compiled core (all ``numba.njit``; no Python objects).
 
-- Erlang C: probability of waiting in M/M/N (Erlang, 1917). For N <= 1000 it is exact, from the Erlang B
-  recursion written for 1/B (``1/B(k) = 1 + (k/a) / B(k-1)``); above that, Erlang B = P(X=N)/P(X<=N) for
-  X ~ Poisson(a) with the Wilson-Hilferty approximation of the Poisson CDF (relative error < 1e-3 there).
+- Erlang B and C: blocking in M/M/N/N and waiting in M/M/N (Erlang, 1917). For N <= 1000 exact, from the
+  Erlang B recursion written for 1/B (``1/B(k) = 1 + (k/a) / B(k-1)``); above that, Erlang B = P(X=N)/P(X<=N)
+  for X ~ Poisson(a) with the Wilson-Hilferty approximation of the Poisson CDF (relative error < 1e-3 there).
+- A finite waiting room: M/M/N/(N+K) blocking and mean wait, written with Erlang B (``stationary_wait``).
 - GI/G/N mean wait: Whitt's approximation, W = phi(rho, ca2, cs2, N) * (ca2 + cs2)/2 * W(M/M/N)
   (W. Whitt, "Approximations for the GI/G/m queue", Production and Operations Management 2(2), 1993,
   eqs. 2.24-2.25). It reduces to Erlang C for ca2 = cs2 = 1 and to Allen-Cunneen when phi = 1.
@@ -21,11 +22,11 @@ RHO_CAP = 0.99  # the stationary formulas are used up to this utilisation; the f
 
 
 @njit(cache=True)
-def erlang_c(servers: int, offered: float) -> float:
-    """P(wait) in M/M/N with N = ``servers`` and offered load a = lambda/mu (requires a < N)."""
+def erlang_b(servers: int, offered: float) -> float:
+    """Blocking probability of M/M/N/N (Erlang B) with N = ``servers`` and offered load a = lambda/mu."""
     if offered <= 0.0:
         return 0.0
-    if offered >= servers:
+    if servers <= 0:
         return 1.0
     if servers <= EXACT_ERLANG_MAX_SERVERS:
         inv_a = 1.0 / offered
@@ -34,14 +35,22 @@ def erlang_c(servers: int, offered: float) -> float:
             r = 1.0 + r * k * inv_a
             if r > 1e250:
                 return 0.0
-        blocking = 1.0 / r
-    else:
-        nu = 2.0 * (servers + 1.0)
-        z = ((2.0 * offered / nu) ** (1.0 / 3.0) - (1.0 - 2.0 / (9.0 * nu))) / math.sqrt(2.0 / (9.0 * nu))
-        cdf = 0.5 * math.erfc(z / math.sqrt(2.0))  # P(chi2_nu > 2a) = P(X <= N)
-        log_pmf = servers * math.log(offered) - offered - math.lgamma(servers + 1.0)
-        blocking = math.exp(log_pmf) / max(cdf, 1e-300)
-        blocking = min(blocking, 1.0)
+        return 1.0 / r
+    nu = 2.0 * (servers + 1.0)
+    z = ((2.0 * offered / nu) ** (1.0 / 3.0) - (1.0 - 2.0 / (9.0 * nu))) / math.sqrt(2.0 / (9.0 * nu))
+    cdf = 0.5 * math.erfc(z / math.sqrt(2.0))  # P(chi2_nu > 2a) = P(X <= N)
+    log_pmf = servers * math.log(offered) - offered - math.lgamma(servers + 1.0)
+    return min(math.exp(log_pmf) / max(cdf, 1e-300), 1.0)
+
+
+@njit(cache=True)
+def erlang_c(servers: int, offered: float) -> float:
+    """P(wait) in M/M/N with N = ``servers`` and offered load a = lambda/mu (requires a < N)."""
+    if offered <= 0.0:
+        return 0.0
+    if offered >= servers:
+        return 1.0
+    blocking = erlang_b(servers, offered)
     rho = offered / servers
     return blocking / (1.0 - rho * (1.0 - blocking))
 
@@ -64,20 +73,35 @@ def whitt_phi(rho: float, ca2: float, cs2: float, servers: int) -> float:
 
 
 @njit(cache=True)
-def stationary_wait(servers: int, arrival_rps: float, service_s: float, ca2: float, cs2: float):
-    """Mean wait in queue (s) and waiting probability of a GI/G/N queue at utilisation capped at RHO_CAP."""
+def stationary_wait(servers: int, arrival_rps: float, service_s: float, ca2: float, cs2: float, room: float):
+    """Stationary queue of N = ``servers`` slots with a waiting room of ``room`` requests, at utilisation capped
+    at RHO_CAP. Returns (mean wait of admitted requests in s, their probability of waiting, blocking probability).
+
+    M/M/N/(N+K) from Erlang B: with B = ErlangB(N, a), rho = a/N, G = sum_{j=1..K} rho^j and
+    H = sum_{j=1..K} j rho^j, the states above N have P(N+j) = B rho^j / (1 + B G), so
+    blocking = B rho^K / (1 + B G), Lq = B H / (1 + B G), W = Lq / (lambda (1 - blocking)); K -> inf gives
+    Erlang C. For GI/G/N the mean wait is scaled by Whitt's factor phi * (ca2 + cs2) / 2.
+    """
     if arrival_rps <= 0.0 or servers <= 0:
-        return 0.0, 0.0
+        return 0.0, 0.0, 0.0
     mu = 1.0 / service_s
     rho = min(arrival_rps / (servers * mu), RHO_CAP)
     lam = rho * servers * mu
-    p_wait = erlang_c(servers, lam / mu)
-    w_mmn = p_wait / (servers * mu - lam)
+    blocking_n = erlang_b(servers, lam / mu)
+    k = max(room, 0.0)
+    rho_k = rho**k
+    g = rho * (1.0 - rho_k) / (1.0 - rho)
+    h = rho * (1.0 - (k + 1.0) * rho_k + k * rho_k * rho) / ((1.0 - rho) * (1.0 - rho))
+    norm = 1.0 + blocking_n * g
+    p_block = blocking_n * rho_k / norm
+    admitted = 1.0 - p_block
+    p_wait = blocking_n * (1.0 - rho_k) / (1.0 - rho) / norm / admitted if admitted > 0.0 else 0.0
+    w_mmn = blocking_n * h / norm / (lam * admitted) if admitted > 0.0 else 0.0
     if ca2 + cs2 <= 0.0:
-        return 0.0, 0.0
+        return 0.0, 0.0, p_block
     if ca2 == 1.0 and cs2 == 1.0:
-        return w_mmn, p_wait
-    return whitt_phi(rho, ca2, cs2, servers) * 0.5 * (ca2 + cs2) * w_mmn, p_wait
+        return w_mmn, p_wait, p_block
+    return whitt_phi(rho, ca2, cs2, servers) * 0.5 * (ca2 + cs2) * w_mmn, p_wait, p_block
 
 
 @njit(cache=True)

@@ -48,7 +48,8 @@ class EpisodeWorkload:
             r = shape.start_rps + (shape.end_rps - shape.start_rps) * frac
         elif isinstance(shape, RandomWalkWorkload):
             assert self.walk is not None
-            k = np.clip(np.floor(t / self.config.step_seconds).astype(np.int64), 0, len(self.walk) - 1)
+            # the small offset keeps k*dt in step k when k*dt/dt rounds below k (e.g. dt = 0.7)
+            k = np.clip(np.floor(t / self.config.step_seconds + 1e-9).astype(np.int64), 0, len(self.walk) - 1)
             r = self.walk[k]
         else:  # pragma: no cover - the config's discriminated union admits no other kind
             raise TypeError(f"unknown workload shape {type(shape).__name__}")

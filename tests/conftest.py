@@ -12,7 +12,7 @@ from scaling_env import EnvConfig, ServerlessScalingEnv
 def merge(base: dict, over: dict) -> dict:
     out = copy.deepcopy(base)
     for k, v in over.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "shape":  # a new shape replaces the old
             out[k] = merge(out[k], v)
         else:
             out[k] = v

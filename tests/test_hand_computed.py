@@ -282,3 +282,94 @@ def test_cost_component_stays_order_one_when_memory_is_free():
     info = env.step(action_for(cfg, 0))[4]
     # 1500 requests x price / (8 instances x 15 s x 100 req/s x price)
     assert math.isclose(info["reward_components"]["cost"], -1500 / 12000, rel_tol=1e-12)
+
+
+def test_fractional_capacity_per_step_is_carried_over():
+    # 1 s steps, one slot, 2 s per request: half a request per step. Ten requests arrive in step 0 and are
+    # served one every other step: nothing is lost to rounding, nothing is served faster than capacity.
+    cfg = quiet_config(
+        step_seconds=1.0,
+        workload={"shape": {"kind": "spike", "base_rps": 0.0, "peak_rps": 10.0, "start_seconds": 0.0,
+                            "duration_seconds": 1.0}},
+        instances={"concurrency": 1, "service_seconds": 2.0, "max_queue": 100},
+        scaling={"min_instances": 1, "initial_instances": 1},
+    )
+    env = ServerlessScalingEnv(cfg)
+    env.reset(seed=0)
+    served = [env.step(action_for(cfg, 0))[4]["served"] for _ in range(24)]
+    assert sum(served) == 10 and max(served) == 1
+    assert sum(served[:10]) == 5  # half a request per step
+
+
+def test_long_run_throughput_equals_capacity_when_a_step_holds_a_fraction_of_it():
+    # capacity 1/0.75 = 1.33 requests per 1 s step; overloaded for 300 steps: 400 served (not 300 or 600)
+    cfg = quiet_config(
+        step_seconds=1.0, episode_steps=300,
+        workload={"shape": {"kind": "constant", "rate_rps": 5.0}},
+        instances={"concurrency": 1, "service_seconds": 0.75, "max_queue": 10},
+        scaling={"min_instances": 1, "initial_instances": 1},
+    )
+    env = ServerlessScalingEnv(cfg)
+    env.reset(seed=0)
+    total = sum(env.step(action_for(cfg, 0))[4]["served"] for _ in range(300))
+    assert abs(total - 400) <= 1
+
+
+def test_scale_from_zero_p95_includes_the_cold_start_wait():
+    # 50 req/s, nothing warm, a 2 s cold start: the ~100 requests of the first 2 s wait up to 2 s, i.e. ~13 %
+    # of the step's requests; a request-level simulation of this step gives p95 = 1.67 s (mean 0.35 s)
+    cfg = quiet_config(
+        workload={"shape": {"kind": "constant", "rate_rps": 50.0}, "arrival_process": "poisson"},
+        scaling={"min_instances": 0, "initial_instances": 0},
+    )
+    env = ServerlessScalingEnv(cfg)
+    env.reset(seed=0)
+    info = env.step(action_for(cfg, 1))[4]
+    assert info["latency_p95_s"] > info["latency_mean_s"]
+    assert 1.2 < info["latency_p95_s"] < 2.3
+    assert info["slo_violated"] == 1
+
+
+def test_p95_never_exceeds_the_longest_fluid_wait():
+    # a 40 s cold start from zero at 10 req/s: nobody waits more than ~40 s (+ service)
+    cfg = quiet_config(
+        workload={"shape": {"kind": "constant", "rate_rps": 10.0}},
+        instances={"cold_start_seconds": 40.0},
+        scaling={"min_instances": 0, "initial_instances": 0},
+    )
+    env = ServerlessScalingEnv(cfg)
+    env.reset(seed=0)
+    env.step(action_for(cfg, 1))
+    env.step(action_for(cfg, 0))
+    info = env.step(action_for(cfg, 0))[4]
+    assert info["latency_mean_s"] <= info["latency_p95_s"] <= 40.0 + 0.1 * math.log(20) + 0.01
+
+
+def test_only_the_members_present_share_the_arrivals():
+    # two instances at 100 req/s, one crashes at t=0 and is taken out at t=20 (checks every 10 s, 2 needed):
+    # it gets half of the requests for 20 s = 1000, i.e. 750 in step 0 and 250 in step 1 (5 s of 15 with two
+    # members), not 375 (its pool time / total pool time)
+    cfg = quiet_config(
+        load_balancer={"health_check_interval_seconds": 10.0, "unhealthy_threshold": 2},
+        failures={"mtbf_seconds": None, "outages": [{"time_seconds": 0.0, "fraction": 0.5}],
+                  "replace_unhealthy": False},
+        scaling={"min_instances": 2, "initial_instances": 2},
+    )
+    env = ServerlessScalingEnv(cfg)
+    env.reset(seed=0)
+    failed = [env.step(action_for(cfg, 0))[4]["failed"] for _ in range(3)]
+    assert failed == [750, 250, 0]
+
+
+def test_requests_after_the_last_member_leaves_find_no_target():
+    # one instance crashes at t=0 and is out at t=10: the 500 requests of [10, 15) are dropped, not failed
+    cfg = quiet_config(
+        load_balancer={"health_check_interval_seconds": 5.0, "unhealthy_threshold": 2},
+        failures={"mtbf_seconds": None, "outages": [{"time_seconds": 0.0, "fraction": 1.0}],
+                  "replace_unhealthy": False},
+        scaling={"min_instances": 1, "initial_instances": 1},
+    )
+    env = ServerlessScalingEnv(cfg)
+    env.reset(seed=0)
+    info = env.step(action_for(cfg, 0))[4]
+    assert (info["failed"], info["dropped"]) == (1000, 500)

@@ -161,3 +161,41 @@ def test_full_queues_drop():
     env.reset(seed=0)
     info = env.step(action_for(cfg, 0))[4]
     assert (info["served"], info["backlog"], info["dropped"]) == (1500, 100, 4500 - 1600)
+
+
+def mmck_reference(c: int, room: int, lam: float, mu: float) -> tuple[float, float]:
+    """Blocking probability and mean wait of admitted requests in M/M/c/(c+room), from the birth-death chain."""
+    p = [1.0]
+    for n in range(1, c + room + 1):
+        p.append(p[-1] * lam / (mu * min(n, c)))
+    total = sum(p)
+    p = [x / total for x in p]
+    block = p[-1]
+    lq = sum((n - c) * p[n] for n in range(c + 1, c + room + 1))
+    return block, lq / (lam * (1 - block))
+
+
+@pytest.mark.parametrize("room", [0, 2, 10])
+def test_a_small_waiting_room_blocks_as_mmck_says(room):
+    cfg = EnvConfig.from_dict(
+        {
+            "episode_steps": 400,
+            "workload": {"shape": {"kind": "constant", "rate_rps": 95.0}},
+            "instances": {"max_queue": room, "memory_mb_per_request": 0.0},
+            "scaling": {"min_instances": 1, "max_instances": 1, "initial_instances": 1},
+            "failures": {"mtbf_seconds": None},
+            "load_balancer": {"algorithm": "random"},
+        }
+    )
+    env = ServerlessScalingEnv(cfg)
+    env.reset(seed=0)
+    arrivals = dropped = waited = served = 0.0
+    for _ in range(400):
+        info = env.step(action_for(cfg, 0))[4]
+        arrivals += info["arrivals"]
+        dropped += info["dropped"]
+        waited += (info["latency_mean_s"] - 0.1) * info["served"]
+        served += info["served"]
+    block, wait = mmck_reference(10, room, 95.0, 10.0)
+    assert dropped / arrivals == pytest.approx(block, rel=0.1)
+    assert waited / served == pytest.approx(wait, rel=0.1, abs=1e-4)
