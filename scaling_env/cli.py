@@ -20,14 +20,15 @@ console = Console(width=160) if not Console().is_terminal else Console()
 
 def run_episodes(config: EnvConfig, policy, episodes: int, seed: int) -> dict[str, float]:
     """Run ``episodes`` episodes in one batch under ``policy``; return per-run aggregate metrics."""
-    env = ServerlessScalingVectorEnv(num_envs=episodes, config=config)
+    # next-step autoreset: the info of the episode's last step is the one step() returns
+    env = ServerlessScalingVectorEnv(num_envs=episodes, config=config, autoreset_mode="next_step")
     _, info = env.reset(seed=seed)
     totals = {k: np.zeros(episodes) for k in ("reward", "cost", "slo", "p95", "arrivals", "dropped", "failed",
                                              "instances", "cold_starts", "scale_actions")}
     steps = config.episode_steps
     for _ in range(steps):
-        _, reward, _, truncated, info = env.step(policy.act(info, episodes))
-        step_info = info["final_info"] if truncated.any() else info
+        _, reward, _, _, step_info = env.step(policy.act(info, episodes))
+        info = step_info
         totals["reward"] += reward
         totals["cost"] += step_info["cost_usd"]
         totals["slo"] += step_info["slo_violated"]

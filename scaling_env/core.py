@@ -459,9 +459,9 @@ def _step_cluster(b, params, env_state, inst_f, inst_i, rng, expected, outages, 
             # whole requests; the fractions are carried to the next step, so long-run counts are exact
             q_end = int(math.floor(q2 + 0.5))
             carry = inst_f[b, i, F_DROPC] + drop1 + drop2
-            d_i = int(math.floor(carry))
+            d_i = int(math.floor(carry + 1e-9))  # a drop of 4.9999999 requests is 5
             done = q + a_in - q_end - d_i
-            if done < 0:  # rounding: keep counts consistent
+            if done < 0 or (tau <= 0.0 and done > 0):  # rounding: a slot that serves nothing completes nothing
                 q_end += done
                 done = 0
                 if q_end < 0:

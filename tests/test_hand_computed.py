@@ -373,3 +373,18 @@ def test_requests_after_the_last_member_leaves_find_no_target():
     env.reset(seed=0)
     info = env.step(action_for(cfg, 0))[4]
     assert (info["failed"], info["dropped"]) == (1000, 500)
+
+
+def test_a_booting_instance_completes_nothing_even_when_its_queue_overflows():
+    # 7 req/s wait on a 60 s cold start; the queue (100) overflows by a fraction: nothing may be "served"
+    cfg = quiet_config(
+        workload={"shape": {"kind": "constant", "rate_rps": 7.0}},
+        instances={"cold_start_seconds": 60.0, "max_queue": 100},
+        scaling={"min_instances": 0, "initial_instances": 0},
+    )
+    env = ServerlessScalingEnv(cfg)
+    env.reset(seed=0)
+    info = env.step(action_for(cfg, 1))[4]
+    assert (info["served"], info["backlog"], info["dropped"]) == (0, 100, 5)
+    info = env.step(action_for(cfg, 0))[4]
+    assert (info["served"], info["backlog"], info["dropped"]) == (0, 100, 105)
