@@ -96,6 +96,7 @@ from .fields import (
 from .instances import (
     BOOTING,
     DRAINING,
+    F_AGE,
     F_DROPC,
     F_LOAD,
     F_QFLUID,
@@ -121,7 +122,7 @@ from .instances import (
     scale_in,
 )
 from .load_balancer import ALGORITHMS, LEAST_OUTSTANDING, ROUND_ROBIN, health_checks, pool_shares, route
-from .queueing import fluid_segment, response_p95, stationary_wait
+from .queueing import fifo_waits, fluid_segment, response_p95, stationary_wait
 from .rng import binomial, poisson, uniform
 from .workload import EpisodeWorkload, Workload
 
@@ -168,8 +169,8 @@ from .workload import EpisodeWorkload, Workload
 N_PARAMS = 37
 
 # ---- per-cluster state: columns of env_state[b, :]
-E_TIME, E_STEP, E_CD_OUT, E_CD_IN, E_RR, E_HI, E_CARRY = range(7)
-N_ENV_STATE = 7
+E_TIME, E_STEP, E_CD_OUT, E_CD_IN, E_RR, E_HI = range(6)
+N_ENV_STATE = 6
 
 _EPS = 1e-9
 
@@ -401,7 +402,8 @@ def _step_cluster(b, params, env_state, inst_f, inst_i, rng, expected, outages, 
     else:
         w_stat, p_stat, p_block = 0.0, 0.0, 0.0
     w_stat = min(w_stat, dt)  # longer waits than a step build up as fluid backlog, step by step
-    area = env_state[b, E_CARRY]
+    fluid_wait_sum = 0.0  # waiting of the step's served requests in fluid queues, request-seconds
+    queued_age = 0.0  # age of the requests still queued at the end, request-seconds
     stat_wait_sum = 0.0
     p_wait_sum = 0.0
     max_fluid_wait = 0.0
@@ -425,6 +427,7 @@ def _step_cluster(b, params, env_state, inst_f, inst_i, rng, expected, outages, 
             failed += a_i + q
             inst_i[b, i, I_BACKLOG] = 0
             inst_f[b, i, F_QFLUID] = 0.0
+            inst_f[b, i, F_AGE] = 0.0
         elif s == UNHEALTHY:
             if inst_f[b, i, F_TIMER] >= 0.0:  # being replaced: billed until terminated
                 bill = min(inst_f[b, i, F_TIMER], dt)
@@ -472,12 +475,13 @@ def _step_cluster(b, params, env_state, inst_f, inst_i, rng, expected, outages, 
             inst_f[b, i, F_QFLUID] = q2
             served += done
             dropped += d_i + turned_away
-            area += area1 + area2
             inst_i[b, i, I_BACKLOG] = q_end
-            if area1 + area2 > 0.0:
-                # the longest fluid wait: the head of the queue (or the first cold-start arrival) waits through
-                # the cold start, the last one behind the deepest queue
-                max_fluid_wait = max(max_fluid_wait, idle + qf / cap_rps, max(q1, q2) / cap_rps)
+            age_end, waited_s, longest = fifo_waits(qf, inst_f[b, i, F_AGE], in1 * idle - drop1,
+                                                    in_rps * tau - drop2, q2, area1 + area2, idle, tau, cap_rps)
+            inst_f[b, i, F_AGE] = age_end
+            queued_age += age_end
+            fluid_wait_sum += waited_s
+            max_fluid_wait = max(max_fluid_wait, longest)
             if tau > 0.0:
                 cpu = min(done * svc / (conc * tau), 1.0)
                 peak_q = max(max(qf, q1), q2)
@@ -499,7 +503,8 @@ def _step_cluster(b, params, env_state, inst_f, inst_i, rng, expected, outages, 
                         busy = 0.0
                     waited = min(float(done), qf + in1 * idle + in_rps * busy)
                     if s != DRAINING:
-                        stat_wait_sum += done * w_stat
+                        # the stationary queue is for requests that found the fluid queue empty
+                        stat_wait_sum += (done - waited) * w_stat
                         p_wait_sum += waited + (done - waited) * p_stat
                     else:
                         p_wait_sum += waited
@@ -554,25 +559,25 @@ def _step_cluster(b, params, env_state, inst_f, inst_i, rng, expected, outages, 
     for i in range(int(env_state[b, E_HI])):
         backlog += inst_i[b, i, I_BACKLOG]
     if served > 0:
-        fluid_wait = area / served
+        fluid_wait = fluid_wait_sum / served
         mean_wait = fluid_wait + stat_wait_sum / served
         p_wait = min(p_wait_sum / served, 1.0)
         lat_mean = svc + mean_wait
         lat_p95 = response_p95(svc, params[b, P_SVC_CV], mean_wait, p_wait)
         if max_fluid_wait > 0.0:
-            # the p95 model has an exponential tail; fluid waits are bounded by the longest one
-            bound = response_p95(svc, params[b, P_SVC_CV], w_stat, p_stat) + max_fluid_wait
+            # the p95 model has an exponential tail, but a fluid wait is at most the longest one: requests either
+            # waited in a fluid queue (p95 <= longest + service p95) or in the stationary queue, and the p95 of
+            # the mix is at most the larger of the two groups' p95
+            bound = max(max_fluid_wait + response_p95(svc, params[b, P_SVC_CV], 0.0, 0.0),
+                        response_p95(svc, params[b, P_SVC_CV], w_stat, p_stat))
             lat_p95 = max(min(lat_p95, bound), lat_mean)
-        env_state[b, E_CARRY] = 0.0
     elif backlog > 0:
         # nothing completed: report how long the queued requests have waited so far
-        lat_mean = svc + area / backlog
+        lat_mean = svc + queued_age / backlog
         lat_p95 = lat_mean
-        env_state[b, E_CARRY] = area
     else:
         lat_mean = 0.0
         lat_p95 = 0.0
-        env_state[b, E_CARRY] = 0.0
     handled = backlog_before + arrivals
 
     # ---- 9. clocks

@@ -26,7 +26,8 @@ F_SERVE = 3  # seconds of the current step spent serving
 F_SHARE = 4  # share of the current step's arrivals routed to the slot (load_balancer.pool_shares)
 F_QFLUID = 5  # the fluid queue, unrounded (I_BACKLOG is it rounded); carries fractions of requests over steps
 F_DROPC = 6  # fractional drops not yet counted (carried over steps, so drop counts are exact in the long run)
-N_INST_F = 7
+F_AGE = 7  # total time the queued requests have waited so far, request-seconds (FIFO bookkeeping)
+N_INST_F = 8
 # int columns
 I_STATE = 0
 I_BACKLOG = 1  # queued requests
@@ -64,6 +65,7 @@ def launch(inst_f, inst_i, rng, b: int, count: int, boot_mean: float, boot_jitte
             inst_f[b, i, F_LOAD] = 0.0
             inst_f[b, i, F_QFLUID] = 0.0
             inst_f[b, i, F_DROPC] = 0.0
+            inst_f[b, i, F_AGE] = 0.0
             started += 1
             top = i + 1
     return started, top
@@ -113,6 +115,7 @@ def scale_in(inst_f, inst_i, b: int, count: int, hi: int) -> int:
             lost += inst_i[b, best, I_BACKLOG]
             inst_i[b, best, I_BACKLOG] = 0
             inst_f[b, best, F_QFLUID] = 0.0
+            inst_f[b, best, F_AGE] = 0.0
             inst_i[b, best, I_STATE] = OFF
     return lost
 
@@ -126,6 +129,7 @@ def crash(inst_f, inst_i, b: int, i: int) -> int:
     inst_i[b, i, I_CHECKS] = 0
     inst_f[b, i, F_LOAD] = 0.0
     inst_f[b, i, F_QFLUID] = 0.0
+    inst_f[b, i, F_AGE] = 0.0
     return lost
 
 

@@ -128,6 +128,56 @@ def fluid_segment(q0: float, net_rps: float, duration: float, cap: float):
 
 
 @njit(cache=True)
+def fifo_waits(q0: float, age0: float, adm1: float, adm2: float, q_end: float, area: float, idle: float,
+               tau: float, cap_rps: float):
+    """FIFO bookkeeping of one fluid queue over a step: phase 1 (``idle`` s, no service, ``adm1`` admitted
+    arrivals), then phase 2 (``tau`` s of service at ``cap_rps``, ``adm2`` admitted arrivals).
+
+    The queue starts with ``q0`` requests that have waited ``age0`` request-seconds so far (ages spread evenly
+    between 0 and twice their mean); arrivals are spread evenly over their phase; ``area`` is the integral of the
+    queue length over the step. First in, first out: the ``q_end`` requests left are the newest.
+    Returns (age of those left at the end, total wait of the requests served in the step, longest wait of a
+    served request), all from the fluid queue alone.
+    """
+    dt = idle + tau
+    mean_age0 = age0 / q0 if q0 > 0.0 else 0.0
+    # the newest q_end requests stay: phase-2 arrivals first, then phase-1 arrivals, then the youngest old ones
+    n2 = min(q_end, adm2) if adm2 > 0.0 else 0.0
+    n1 = min(q_end - n2, adm1) if adm1 > 0.0 else 0.0
+    n0 = min(max(q_end - n2 - n1, 0.0), q0)
+    age_end = 0.0
+    if n2 > 0.0:
+        age_end += n2 * n2 * tau / (2.0 * adm2)
+    if n1 > 0.0:
+        age_end += n1 * tau + n1 * n1 * idle / (2.0 * adm1)
+    if n0 > 0.0:
+        age_end += n0 * dt + mean_age0 * n0 * n0 / q0
+    waited = max(age0 + area - age_end, 0.0)
+    # longest wait of a served request: the ends of each piece of the served part of the queue
+    served = q0 + adm1 + adm2 - q_end
+    longest = 0.0
+    if served > 1e-9 and area + age0 > 0.0:
+        if q0 > 0.0:
+            longest = 2.0 * mean_age0 + idle  # the head of the old queue
+        if q_end > 1e-9:
+            # service ran to the end of the step: the last one served left at dt
+            if served <= q0:
+                last = dt + 2.0 * mean_age0 * (1.0 - served / q0)
+            elif served <= q0 + adm1:
+                last = dt - (served - q0) * idle / adm1
+            else:
+                last = dt - idle - (served - q0 - adm1) * tau / adm2
+            longest = max(longest, last)
+        else:
+            # the queue emptied: the last old request and the last cold-start arrival are the candidates
+            if q0 > 0.0:
+                longest = max(longest, idle + q0 / cap_rps)
+            if adm1 > 0.0:
+                longest = max(longest, (q0 + adm1) / cap_rps)
+    return age_end, waited, longest
+
+
+@njit(cache=True)
 def _tail(t: float, p: float, e: float, w: float):
     """P(Exp(e) + W > t) and its derivative in t, with W = 0 w.p. 1-p and Exp(w) w.p. p (means e, w)."""
     te = math.exp(-t / e)

@@ -252,16 +252,18 @@ def test_queue_left_on_a_booting_instance_keeps_waiting_while_others_serve():
     env.step(action_for(cfg, 1))
     env.step(action_for(cfg, 1))
     info = env.step(action_for(cfg, 0))[4]
-    # B: 60 of the 150 arrivals (pool time 10/15 of A's 15/15), 75 queued; 75/(100-6) s to empty its queue
+    # B's 75 arrived evenly over [15, 30): at t=30 they have waited 75 * 7.5 request-s; then 5 s more each, and
+    # B drains them at 100 req/s while it gets 6 req/s of new requests (75/94 s to empty its queue)
     t_empty = 75 / (100 - 6)
-    area = 75 * 5 + 75 * t_empty / 2
+    waited = 75 * 7.5 + 75 * 5 + 75 * t_empty / 2
     assert info["served"] == 225 and info["backlog"] == 0
-    assert math.isclose(info["latency_mean_s"], 0.1 + area / 225, rel_tol=0.02)
+    assert math.isclose(info["latency_mean_s"], 0.1 + waited / 225, rel_tol=0.02)
 
 
 def test_requests_waiting_on_a_cold_start_get_the_wait_of_their_real_rate():
     # 50 req/s on one instance that boots 10 s into the step: 500 queue in 10 s, then it serves 100 req/s
-    # for 5 s while 250 more arrive: 500 served, 250 left. Waiting: 2500 + 1875 request-s over 500 served.
+    # for 5 s while 250 more arrive: 500 served, 250 left. First in, first out: the k-th arrival (at k/50 s)
+    # leaves at 10 + k/100 s, so it waits 10 - k/100 s: 7.5 s on average over the 500 served.
     cfg = quiet_config(
         workload={"shape": {"kind": "constant", "rate_rps": 50.0}},
         instances={"cold_start_seconds": 10.0},
@@ -272,7 +274,7 @@ def test_requests_waiting_on_a_cold_start_get_the_wait_of_their_real_rate():
     info = env.step(action_for(cfg, 1))[4]
     assert info["served"] == 500 and info["backlog"] == 250
     # the stationary part at 50 req/s on 10 slots (utilisation 0.5) is below a millisecond
-    assert math.isclose(info["latency_mean_s"], 0.1 + (2500 + 1875) / 500, rel_tol=0.001)
+    assert math.isclose(info["latency_mean_s"], 0.1 + 7.5, rel_tol=0.001)
 
 
 def test_cost_component_stays_order_one_when_memory_is_free():
@@ -388,3 +390,40 @@ def test_a_booting_instance_completes_nothing_even_when_its_queue_overflows():
     assert (info["served"], info["backlog"], info["dropped"]) == (0, 100, 5)
     info = env.step(action_for(cfg, 0))[4]
     assert (info["served"], info["backlog"], info["dropped"]) == (0, 100, 105)
+
+
+def test_waits_in_a_growing_backlog_are_first_in_first_out():
+    # 200 req/s into one instance that serves 100 req/s: the n-th request arrives at n/200 s and leaves at
+    # n/100 s, so it waits n/200 s. Step k serves n in [1500k, 1500(k+1)): mean wait 7.5k + 3.75 s, all waits
+    # within [7.5k, 7.5k + 7.5] s.
+    cfg = quiet_config(
+        workload={"shape": {"kind": "constant", "rate_rps": 200.0}},
+        scaling={"min_instances": 1, "max_instances": 1, "initial_instances": 1},
+    )
+    env = ServerlessScalingEnv(cfg)
+    env.reset(seed=0)
+    for k in range(6):
+        info = env.step(action_for(cfg, 0))[4]
+        assert math.isclose(info["latency_mean_s"] - 0.1, 7.5 * k + 3.75, rel_tol=0.02), k
+        assert 7.5 * k + 3.75 < info["latency_p95_s"] <= 7.5 * k + 7.5 + 0.1 * math.log(20) + 1e-6, k
+
+
+def test_waits_behind_a_cold_start_longer_than_a_step():
+    # 20 req/s from t=0, one instance warm at t=40 serving 100 req/s: the n-th request (arrived n/20 s) leaves
+    # at 40 + n/100 s and waits 40 - 0.04 n s until the queue empties at t=50.
+    # Step 2 [30, 45): n < 500 leave, waits 40 -> 20 s, mean 30 s.
+    # Step 3 [45, 60): 500 <= n < 1000 (waits 20 -> 0 s), then 200 with no wait: mean 5000/700 = 7.14 s.
+    cfg = quiet_config(
+        workload={"shape": {"kind": "constant", "rate_rps": 20.0}},
+        instances={"cold_start_seconds": 40.0},
+        scaling={"min_instances": 0, "initial_instances": 0},
+    )
+    env = ServerlessScalingEnv(cfg)
+    env.reset(seed=0)
+    infos = [env.step(action_for(cfg, 1 if k == 0 else 0))[4] for k in range(4)]
+    assert infos[1]["served"] == 0 and infos[1]["latency_mean_s"] == infos[1]["latency_p95_s"]
+    assert math.isclose(infos[1]["latency_mean_s"] - 0.1, 15.0, rel_tol=0.02)  # queued so far: ages 0..30 s
+    assert infos[2]["served"] == 500 and math.isclose(infos[2]["latency_mean_s"] - 0.1, 30.0, rel_tol=0.02)
+    assert 35.0 < infos[2]["latency_p95_s"] <= 40.0 + 0.1 * math.log(20) + 1e-6
+    assert infos[3]["served"] == 700 and math.isclose(infos[3]["latency_mean_s"] - 0.1, 5000 / 700, rel_tol=0.05)
+    assert 12.0 < infos[3]["latency_p95_s"] <= 20.0 + 0.1 * math.log(20) + 1e-6
