@@ -14,8 +14,8 @@ passed; the rate is steps / elapsed time of the measured window):
   1 = -1 below 0.3, else 2 = hold), and by a constant hold action; ``reset()`` at truncation is timed too.
 * the native vector env, ``gymnasium.make_vec(..., num_envs=B, vectorization_mode="vector_entry_point")``,
   at each B: with the default threading choice (threads when B >= 256) and with the other choice
-  (``parallel=False`` where the default uses threads, ``parallel=True`` where it does not). Same-step
-  autoreset (episodes are 240 steps) is timed. Actions: the CPU rule vectorised with ``np.where``
+  (``parallel=False`` where the default uses threads, ``parallel=True`` where it does not). The
+  autoreset (next-step, the default; episodes are 240 steps) is timed. Actions: the CPU rule vectorised with ``np.where``
   (``--vec-policy rule``, default) or a fixed pre-generated random array (``--vec-policy random``).
 * ``CartPole-v1`` by ``gymnasium.make`` (fixed pre-generated random actions, ``reset()`` when done) and
   CartPole's native vector env by ``make_vec(..., vectorization_mode="vector_entry_point")`` at the same B.

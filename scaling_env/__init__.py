@@ -22,8 +22,7 @@ __all__ = [
     "REWARD_NAMES",
     "ServerlessScalingEnv",
     "ServerlessScalingVectorEnv",
-    "ServerlessScalingVecEnv",
-]
+]  # ServerlessScalingVecEnv (SB3) is importable too, loaded on first use so that torch is not imported here
 
 ENV_ID = "ServerlessScaling-v0"
 if ENV_ID not in registry:

@@ -37,8 +37,10 @@ class ServerlessScalingEnv(gym.Env):
     ``Discrete(len(scaling.scale_steps))``: action ``i`` asks for a change of ``scale_steps[i]`` instances
     (default ``[-2, -1, 0, +1, +2]``). The change is clipped to ``[min_instances, max_instances]``; a scale-out
     is ignored while the scale-out cooldown runs, a scale-in while the scale-in cooldown runs (``info`` says
-    what was asked, what was applied and whether a cooldown blocked it). ``action_masks()`` gives the actions
-    that are not blocked, for sb3-contrib's MaskablePPO.
+    what was asked, what was applied and whether a cooldown blocked it). ``env.unwrapped.action_masks()`` gives
+    the actions that are not blocked, for sb3-contrib's MaskablePPO (through ``gymnasium.make``'s wrappers, use
+    ``env.unwrapped`` or ``env.get_wrapper_attr("action_masks")``); ``env.unwrapped.workload.rate(t)`` is the
+    episode's arrival rate lambda(t), for look-ahead.
 
     ## Observation space
     ``Box(low, high, (19,), float32)``, every value clipped into its bounds:
