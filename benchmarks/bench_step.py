@@ -15,8 +15,8 @@ passed; the rate is steps / elapsed time of the measured window):
 * the native vector env, ``gymnasium.make_vec(..., num_envs=B, vectorization_mode="vector_entry_point")``,
   at each B: with the default threading choice (threads when B >= 256) and with the other choice
   (``parallel=False`` where the default uses threads, ``parallel=True`` where it does not). The
-  autoreset (next-step, the default; episodes are 240 steps) is timed. Actions: the CPU rule vectorised with ``np.where``
-  (``--vec-policy rule``, default) or a fixed pre-generated random array (``--vec-policy random``).
+  autoreset (next-step, the default; episodes are 240 steps) is timed. Actions: the CPU rule vectorised
+  with ``np.where`` (``--vec-policy rule``, default) or a fixed pre-generated random array (``--vec-policy random``).
 * ``CartPole-v1`` by ``gymnasium.make`` (fixed pre-generated random actions, ``reset()`` when done) and
   CartPole's native vector env by ``make_vec(..., vectorization_mode="vector_entry_point")`` at the same B.
 * peak resident memory (``resource.getrusage(RUSAGE_SELF).ru_maxrss``): each case runs in its own fresh
