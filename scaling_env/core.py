@@ -476,12 +476,13 @@ def _step_cluster(b, params, env_state, inst_f, inst_i, rng, expected, outages, 
             served += done
             dropped += d_i + turned_away
             inst_i[b, i, I_BACKLOG] = q_end
-            age_end, waited_s, longest = fifo_waits(qf, inst_f[b, i, F_AGE], in1 * idle - drop1,
-                                                    in_rps * tau - drop2, q2, area1 + area2, idle, tau, cap_rps)
-            inst_f[b, i, F_AGE] = age_end
-            queued_age += age_end
-            fluid_wait_sum += waited_s
-            max_fluid_wait = max(max_fluid_wait, longest)
+            if qf > 0.0 or area1 + area2 > 0.0:  # (most slots, most steps: an empty fluid queue, nothing to do)
+                age_end, waited_s, longest = fifo_waits(qf, inst_f[b, i, F_AGE], in1 * idle - drop1,
+                                                        in_rps * tau - drop2, q2, area1 + area2, idle, tau, cap_rps)
+                inst_f[b, i, F_AGE] = age_end
+                queued_age += age_end
+                fluid_wait_sum += waited_s
+                max_fluid_wait = max(max_fluid_wait, longest)
             if tau > 0.0:
                 cpu = min(done * svc / (conc * tau), 1.0)
                 peak_q = max(max(qf, q1), q2)
