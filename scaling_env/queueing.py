@@ -86,6 +86,8 @@ def stationary_wait(servers: int, arrival_rps: float, service_s: float, ca2: flo
         return 0.0, 0.0, 0.0
     mu = 1.0 / service_s
     rho = min(arrival_rps / (servers * mu), RHO_CAP)
+    if rho < 1e-12:  # no queueing to speak of (and no 0/0 below)
+        return 0.0, 0.0, 0.0
     lam = rho * servers * mu
     blocking_n = erlang_b(servers, lam / mu)
     k = max(room, 0.0)
@@ -159,6 +161,8 @@ def fifo_waits(q0: float, age0: float, adm1: float, adm2: float, q_end: float, a
     if served > 1e-9 and area + age0 > 0.0:
         if q0 > 0.0:
             longest = 2.0 * mean_age0 + idle  # the head of the old queue
+        if adm1 > 0.0 and served > q0:
+            longest = max(longest, idle + q0 / cap_rps)  # the first request that came during the cold start
         if q_end > 1e-9:
             # service ran to the end of the step: the last one served left at dt
             if served <= q0:

@@ -427,3 +427,17 @@ def test_waits_behind_a_cold_start_longer_than_a_step():
     assert 35.0 < infos[2]["latency_p95_s"] <= 40.0 + 0.1 * math.log(20) + 1e-6
     assert infos[3]["served"] == 700 and math.isclose(infos[3]["latency_mean_s"] - 0.1, 5000 / 700, rel_tol=0.05)
     assert 12.0 < infos[3]["latency_p95_s"] <= 20.0 + 0.1 * math.log(20) + 1e-6
+
+
+def test_p95_of_a_scale_from_zero_step_counts_the_first_request_behind_the_cold_start():
+    # 20 req/s, a 2 s cold start from zero: the first request waits the whole 2 s, the 40 of the first 2 s wait
+    # 2 -> 0.4 s; 40 of 300 served (13 %) waited, so the p95 is above 1 s (a request-level simulation: 1.43 s)
+    cfg = quiet_config(
+        workload={"shape": {"kind": "constant", "rate_rps": 20.0}},
+        scaling={"min_instances": 0, "initial_instances": 0, "max_instances": 1},
+    )
+    env = ServerlessScalingEnv(cfg)
+    env.reset(seed=0)
+    info = env.step(action_for(cfg, 1))[4]
+    assert 1.0 < info["latency_p95_s"] <= 2.0 + 0.1 * math.log(20) + 1e-6
+    assert info["slo_violated"] == 1

@@ -199,3 +199,12 @@ def test_a_small_waiting_room_blocks_as_mmck_says(room):
     block, wait = mmck_reference(10, room, 95.0, 10.0)
     assert dropped / arrivals == pytest.approx(block, rel=0.1)
     assert waited / served == pytest.approx(wait, rel=0.1, abs=1e-4)
+
+
+def test_longest_fluid_wait_includes_the_first_cold_start_arrival():
+    from scaling_env.queueing import fifo_waits
+
+    # empty queue, 10 s cold start with 200 arrivals, then 5 s of service at 100 req/s with 100 more arrivals
+    q_end = 200 + 100 - 500.0 if 200 + 100 > 500 else 0.0
+    _, _, longest = fifo_waits(0.0, 0.0, 200.0, 100.0, q_end, 1250.0, 10.0, 5.0, 100.0)
+    assert longest == pytest.approx(10.0)
