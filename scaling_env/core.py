@@ -392,10 +392,10 @@ def _step_cluster(b, params, env_state, inst_f, inst_i, rng, expected, outages, 
         # requests wait on the booting instances, split evenly (every n-th request)
         w_stat, p_stat, p_block = stationary_wait(conc, offered_rps / n_boot, svc, 1.0 / n_boot, cs2, maxq)
     elif algo == LEAST_OUTSTANDING:
-        n_healthy = w_healthy  # instance-steps of healthy pool time: one pooled queue over them
+        # one pooled queue over the healthy pool time (w_healthy instance-steps)
         lam = offered_rps * (w_healthy / wsum) if wsum > 0.0 else 0.0
-        w_stat, p_stat, p_block = stationary_wait(int(math.floor(n_healthy * conc + 0.5)), lam, svc, 1.0, cs2,
-                                                  maxq * n_healthy)
+        w_stat, p_stat, p_block = stationary_wait(int(math.floor(w_healthy * conc + 0.5)), lam, svc, 1.0, cs2,
+                                                  maxq * w_healthy)
     elif wsum > 0.0:
         ca2 = 1.0 / n_pool if algo == ROUND_ROBIN else 1.0  # every n-th of a Poisson stream: Erlang-n gaps
         w_stat, p_stat, p_block = stationary_wait(conc, offered_rps / wsum, svc, ca2, cs2, maxq)

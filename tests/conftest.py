@@ -34,6 +34,13 @@ def quiet_config(**over: Any) -> EnvConfig:
     return EnvConfig.from_dict(merge(QUIET, over))
 
 
+def started(config: EnvConfig, seed: int = 0) -> ServerlessScalingEnv:
+    """A single env on this config, reset with ``seed``."""
+    env = ServerlessScalingEnv(config)
+    env.reset(seed=seed)
+    return env
+
+
 def action_for(config: EnvConfig, change: int) -> int:
     return config.scaling.scale_steps.index(change)
 
@@ -54,4 +61,4 @@ def conservation_ok(prev_backlog: float, info: dict) -> bool:
     return lhs == rhs
 
 
-__all__ = ["QUIET", "quiet_config", "action_for", "merge", "conservation_ok", "np"]
+__all__ = ["QUIET", "quiet_config", "started", "action_for", "merge", "conservation_ok", "np"]

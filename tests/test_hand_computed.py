@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import math
 
-from conftest import action_for, quiet_config
-
-from scaling_env import ServerlessScalingEnv
+from conftest import action_for, quiet_config, started
 
 
 def test_scale_out_cooldown_blocks_exactly_the_next_three_steps():
     # 60 s cooldown, 15 s steps: after a scale-out at t=0 the cooldown has 45, 30, 15 s left at the next
     # three step starts (blocked) and 0 at t=60 (allowed).
     cfg = quiet_config(scaling={"scale_out_cooldown_seconds": 60.0, "max_instances": 20})
-    env = ServerlessScalingEnv(cfg)
-    env.reset(seed=0)
+    env = started(cfg)
     up = action_for(cfg, 1)
     applied, blocked = [], []
     for _ in range(9):
@@ -27,8 +24,7 @@ def test_scale_out_cooldown_blocks_exactly_the_next_three_steps():
 
 def test_scale_in_cooldown_blocks_twenty_steps_and_masks_follow():
     cfg = quiet_config(scaling={"scale_in_cooldown_seconds": 300.0, "initial_instances": 8, "min_instances": 0})
-    env = ServerlessScalingEnv(cfg)
-    env.reset(seed=0)
+    env = started(cfg)
     down = action_for(cfg, -1)
     applied = []
     masks = []
@@ -42,8 +38,7 @@ def test_scale_in_cooldown_blocks_twenty_steps_and_masks_follow():
 
 def test_bounds_clip_without_counting_as_cooldown_block():
     cfg = quiet_config(scaling={"max_instances": 3, "initial_instances": 3})
-    env = ServerlessScalingEnv(cfg)
-    env.reset(seed=0)
+    env = started(cfg)
     _, _, _, _, info = env.step(action_for(cfg, 2))
     assert info["scale_requested"] == 2
     assert info["scale_applied"] == 0
@@ -60,8 +55,7 @@ def test_crash_detected_after_exactly_the_health_check_delay():
                   "replace_unhealthy": True, "termination_seconds": 30.0},
         scaling={"min_instances": 1, "initial_instances": 1},
     )
-    env = ServerlessScalingEnv(cfg)
-    env.reset(seed=0)
+    env = started(cfg)
     hold = action_for(cfg, 0)
     infos = [env.step(hold)[4] for _ in range(6)]
     arrivals = 100 * 15  # deterministic 100 req/s
@@ -85,8 +79,7 @@ def test_detection_delay_follows_interval_and_threshold():
                   "replace_unhealthy": False},
         scaling={"min_instances": 2, "initial_instances": 2},
     )
-    env = ServerlessScalingEnv(cfg)
-    env.reset(seed=0)
+    env = started(cfg)
     infos = [env.step(action_for(cfg, 0))[4] for _ in range(6)]
     assert [i["failed"] for i in infos] == [1500, 1500, 1500, 1500, 0, 0]
     assert [i["instances_unhealthy"] for i in infos] == [0, 0, 0, 2, 2, 2]
@@ -99,8 +92,7 @@ def test_partial_outage_under_round_robin_fails_its_share():
         failures={"mtbf_seconds": None, "outages": [{"time_seconds": 0.0, "fraction": 0.5}]},
         scaling={"min_instances": 2, "initial_instances": 2},
     )
-    env = ServerlessScalingEnv(cfg)
-    env.reset(seed=0)
+    env = started(cfg)
     info = env.step(action_for(cfg, 0))[4]
     assert info["failed"] == 750 and info["served"] == 750
 
@@ -113,8 +105,7 @@ def test_cold_start_delays_capacity_by_exactly_its_length():
         instances={"cold_start_seconds": 5.0},
         scaling={"min_instances": 0, "initial_instances": 0},
     )
-    env = ServerlessScalingEnv(cfg)
-    env.reset(seed=0)
+    env = started(cfg)
     info = env.step(action_for(cfg, 1))[4]
     assert info["arrivals"] == 3000
     assert info["served"] == 1000
@@ -129,8 +120,7 @@ def test_cold_start_longer_than_a_step():
         instances={"cold_start_seconds": 40.0},
         scaling={"min_instances": 0, "initial_instances": 0},
     )
-    env = ServerlessScalingEnv(cfg)
-    env.reset(seed=0)
+    env = started(cfg)
     booting = []
     for k in range(4):
         info = env.step(action_for(cfg, 1 if k == 0 else 0))[4]
@@ -145,8 +135,7 @@ def test_requests_wait_on_a_cold_start_when_no_instance_is_warm():
         instances={"cold_start_seconds": 20.0},
         scaling={"min_instances": 0, "initial_instances": 0},
     )
-    env = ServerlessScalingEnv(cfg)
-    env.reset(seed=0)
+    env = started(cfg)
     i0 = env.step(action_for(cfg, 1))[4]
     assert i0["dropped"] == 0 and i0["served"] == 0 and i0["backlog"] == 150
     i1 = env.step(action_for(cfg, 0))[4]
@@ -158,8 +147,7 @@ def test_requests_wait_on_a_cold_start_when_no_instance_is_warm():
 
 def test_no_instance_no_boot_drops_everything():
     cfg = quiet_config(scaling={"min_instances": 0, "initial_instances": 0})
-    env = ServerlessScalingEnv(cfg)
-    env.reset(seed=0)
+    env = started(cfg)
     info = env.step(action_for(cfg, 0))[4]
     assert info["dropped"] == info["arrivals"] == 1500
     assert info["dropped_share"] == 1.0
@@ -172,8 +160,7 @@ def test_scale_in_drains_before_turning_off():
         workload={"shape": {"kind": "constant", "rate_rps": 500.0}},
         scaling={"min_instances": 1, "initial_instances": 2, "scale_in_cooldown_seconds": 0.0},
     )
-    env = ServerlessScalingEnv(cfg)
-    env.reset(seed=0)
+    env = started(cfg)
     hold = action_for(cfg, 0)
     info = env.step(hold)[4]
     assert info["backlog"] == 2 * (3750 - 1500)  # each: 3750 arrive, 1500 served
@@ -197,8 +184,7 @@ def test_drain_cut_at_deregistration_delay_fails_the_rest():
         instances={"deregistration_delay_seconds": 15.0},
         scaling={"min_instances": 1, "initial_instances": 2, "scale_in_cooldown_seconds": 0.0},
     )
-    env = ServerlessScalingEnv(cfg)
-    env.reset(seed=0)
+    env = started(cfg)
     env.step(action_for(cfg, 0))  # each: 15000 arrive, 1500 served, 13500 queued
     info = env.step(action_for(cfg, -1))[4]
     # the draining one serves 1500 more, then the 15 s delay is over and 12000 fail
@@ -208,8 +194,7 @@ def test_drain_cut_at_deregistration_delay_fails_the_rest():
 
 def test_cost_of_a_step_by_hand():
     cfg = quiet_config(scaling={"min_instances": 2, "initial_instances": 2})
-    env = ServerlessScalingEnv(cfg)
-    env.reset(seed=0)
+    env = started(cfg)
     info = env.step(action_for(cfg, 0))[4]
     # 2 instances x 15 s x 1 GB x 0.0000166667 USD + 1500 requests x 0.2 USD / 1e6
     expected = 2 * 15 * 1.0 * 0.0000166667 + 1500 * 0.2e-6
@@ -229,8 +214,7 @@ def test_memory_overload_crashes_an_instance():
         instances={"memory_mb_per_request": 10.0},
         scaling={"min_instances": 1, "initial_instances": 1},
     )
-    env = ServerlessScalingEnv(cfg)
-    env.reset(seed=0)
+    env = started(cfg)
     info = env.step(action_for(cfg, 0))[4]
     # 3000 arrive, 1500 served, 1500 were queued when it crashed: they fail
     assert info["crashes"] == 1 and info["failed"] == 1500 and info["served"] == 1500
@@ -247,8 +231,7 @@ def test_queue_left_on_a_booting_instance_keeps_waiting_while_others_serve():
         instances={"cold_start_seconds": 20.0},
         scaling={"min_instances": 0, "initial_instances": 0, "scale_out_cooldown_seconds": 0.0},
     )
-    env = ServerlessScalingEnv(cfg)
-    env.reset(seed=0)
+    env = started(cfg)
     env.step(action_for(cfg, 1))
     env.step(action_for(cfg, 1))
     info = env.step(action_for(cfg, 0))[4]
@@ -269,8 +252,7 @@ def test_requests_waiting_on_a_cold_start_get_the_wait_of_their_real_rate():
         instances={"cold_start_seconds": 10.0},
         scaling={"min_instances": 0, "initial_instances": 0},
     )
-    env = ServerlessScalingEnv(cfg)
-    env.reset(seed=0)
+    env = started(cfg)
     info = env.step(action_for(cfg, 1))[4]
     assert info["served"] == 500 and info["backlog"] == 250
     # the stationary part at 50 req/s on 10 slots (utilisation 0.5) is below a millisecond
@@ -279,8 +261,7 @@ def test_requests_waiting_on_a_cold_start_get_the_wait_of_their_real_rate():
 
 def test_cost_component_stays_order_one_when_memory_is_free():
     cfg = quiet_config(cost={"gb_second_usd": 0.0})
-    env = ServerlessScalingEnv(cfg)
-    env.reset(seed=0)
+    env = started(cfg)
     info = env.step(action_for(cfg, 0))[4]
     # 1500 requests x price / (8 instances x 15 s x 100 req/s x price)
     assert math.isclose(info["reward_components"]["cost"], -1500 / 12000, rel_tol=1e-12)
@@ -296,8 +277,7 @@ def test_fractional_capacity_per_step_is_carried_over():
         instances={"concurrency": 1, "service_seconds": 2.0, "max_queue": 100},
         scaling={"min_instances": 1, "initial_instances": 1},
     )
-    env = ServerlessScalingEnv(cfg)
-    env.reset(seed=0)
+    env = started(cfg)
     served = [env.step(action_for(cfg, 0))[4]["served"] for _ in range(24)]
     assert sum(served) == 10 and max(served) == 1
     assert sum(served[:10]) == 5  # half a request per step
@@ -311,8 +291,7 @@ def test_long_run_throughput_equals_capacity_when_a_step_holds_a_fraction_of_it(
         instances={"concurrency": 1, "service_seconds": 0.75, "max_queue": 10},
         scaling={"min_instances": 1, "initial_instances": 1},
     )
-    env = ServerlessScalingEnv(cfg)
-    env.reset(seed=0)
+    env = started(cfg)
     total = sum(env.step(action_for(cfg, 0))[4]["served"] for _ in range(300))
     assert abs(total - 400) <= 1
 
@@ -324,8 +303,7 @@ def test_scale_from_zero_p95_includes_the_cold_start_wait():
         workload={"shape": {"kind": "constant", "rate_rps": 50.0}, "arrival_process": "poisson"},
         scaling={"min_instances": 0, "initial_instances": 0},
     )
-    env = ServerlessScalingEnv(cfg)
-    env.reset(seed=0)
+    env = started(cfg)
     info = env.step(action_for(cfg, 1))[4]
     assert info["latency_p95_s"] > info["latency_mean_s"]
     assert 1.2 < info["latency_p95_s"] < 2.3
@@ -339,8 +317,7 @@ def test_p95_never_exceeds_the_longest_fluid_wait():
         instances={"cold_start_seconds": 40.0},
         scaling={"min_instances": 0, "initial_instances": 0},
     )
-    env = ServerlessScalingEnv(cfg)
-    env.reset(seed=0)
+    env = started(cfg)
     env.step(action_for(cfg, 1))
     env.step(action_for(cfg, 0))
     info = env.step(action_for(cfg, 0))[4]
@@ -357,8 +334,7 @@ def test_only_the_members_present_share_the_arrivals():
                   "replace_unhealthy": False},
         scaling={"min_instances": 2, "initial_instances": 2},
     )
-    env = ServerlessScalingEnv(cfg)
-    env.reset(seed=0)
+    env = started(cfg)
     failed = [env.step(action_for(cfg, 0))[4]["failed"] for _ in range(3)]
     assert failed == [750, 250, 0]
 
@@ -371,8 +347,7 @@ def test_requests_after_the_last_member_leaves_find_no_target():
                   "replace_unhealthy": False},
         scaling={"min_instances": 1, "initial_instances": 1},
     )
-    env = ServerlessScalingEnv(cfg)
-    env.reset(seed=0)
+    env = started(cfg)
     info = env.step(action_for(cfg, 0))[4]
     assert (info["failed"], info["dropped"]) == (1000, 500)
 
@@ -384,8 +359,7 @@ def test_a_booting_instance_completes_nothing_even_when_its_queue_overflows():
         instances={"cold_start_seconds": 60.0, "max_queue": 100},
         scaling={"min_instances": 0, "initial_instances": 0},
     )
-    env = ServerlessScalingEnv(cfg)
-    env.reset(seed=0)
+    env = started(cfg)
     info = env.step(action_for(cfg, 1))[4]
     assert (info["served"], info["backlog"], info["dropped"]) == (0, 100, 5)
     info = env.step(action_for(cfg, 0))[4]
@@ -400,8 +374,7 @@ def test_waits_in_a_growing_backlog_are_first_in_first_out():
         workload={"shape": {"kind": "constant", "rate_rps": 200.0}},
         scaling={"min_instances": 1, "max_instances": 1, "initial_instances": 1},
     )
-    env = ServerlessScalingEnv(cfg)
-    env.reset(seed=0)
+    env = started(cfg)
     for k in range(6):
         info = env.step(action_for(cfg, 0))[4]
         assert math.isclose(info["latency_mean_s"] - 0.1, 7.5 * k + 3.75, rel_tol=0.02), k
@@ -418,8 +391,7 @@ def test_waits_behind_a_cold_start_longer_than_a_step():
         instances={"cold_start_seconds": 40.0},
         scaling={"min_instances": 0, "initial_instances": 0},
     )
-    env = ServerlessScalingEnv(cfg)
-    env.reset(seed=0)
+    env = started(cfg)
     infos = [env.step(action_for(cfg, 1 if k == 0 else 0))[4] for k in range(4)]
     assert infos[1]["served"] == 0 and infos[1]["latency_mean_s"] == infos[1]["latency_p95_s"]
     assert math.isclose(infos[1]["latency_mean_s"] - 0.1, 15.0, rel_tol=0.02)  # queued so far: ages 0..30 s
@@ -436,8 +408,7 @@ def test_p95_of_a_scale_from_zero_step_counts_the_first_request_behind_the_cold_
         workload={"shape": {"kind": "constant", "rate_rps": 20.0}},
         scaling={"min_instances": 0, "initial_instances": 0, "max_instances": 1},
     )
-    env = ServerlessScalingEnv(cfg)
-    env.reset(seed=0)
+    env = started(cfg)
     info = env.step(action_for(cfg, 1))[4]
     assert 1.0 < info["latency_p95_s"] <= 2.0 + 0.1 * math.log(20) + 1e-6
     assert info["slo_violated"] == 1
