@@ -16,11 +16,13 @@ Sources of the defaults:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
+import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, create_model, model_validator
 
 
 class _Strict(BaseModel):
@@ -37,31 +39,95 @@ class ConfigError(ValueError):
     """A configuration value or file is invalid. The message names the field (or file) at fault."""
 
 
+# --------------------------------------------------------------------------------------------- ranges
+class Range(_Strict):
+    """A range given instead of a value: every reset draws the value uniformly from ``[low, high]`` with the
+    env's seeded generator (domain randomisation). In YAML: ``{low: 1000, high: 3000}`` or ``[1000, 3000]``."""
+
+    low: float
+    high: float
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_pair(cls, data: Any) -> Any:
+        if isinstance(data, (list, tuple)):
+            if len(data) != 2:
+                raise ValueError(f"a range is [low, high], got {len(data)} values")
+            return {"low": data[0], "high": data[1]}
+        return data
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        if self.low > self.high:
+            raise ValueError(f"range low ({self.low}) must be <= high ({self.high})")
+        return self
+
+
+@dataclass(frozen=True)
+class _Bounds:
+    """The numeric bounds of a field that takes a value or a range (read by the error messages)."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+
+
+def _value_or_range(v: Any) -> str:
+    if v is None:
+        return "none"
+    return "range" if isinstance(v, (dict, list, tuple, Range)) else "value"
+
+
+def ranged(optional: bool = False, **bounds: float) -> Any:
+    """The type of a float field that also takes a :class:`Range`; both ends of a range obey the bounds."""
+    range_type = create_model("Range", __base__=Range, low=(float, Field(**bounds)), high=(float, Field(**bounds)))
+    options: list[Any] = [Annotated[float, Field(**bounds), Tag("value")], Annotated[range_type, Tag("range")]]
+    if optional:
+        options.append(Annotated[None, Tag("none")])
+    return Annotated[Union[tuple(options)], Discriminator(_value_or_range), _Bounds(**bounds)]
+
+
+def lowest(v: float | Range | None) -> float | None:
+    """The smallest value a field can take (its value, or a range's low end)."""
+    return v.low if isinstance(v, Range) else v
+
+
+def highest(v: float | Range | None) -> float | None:
+    """The largest value a field can take (its value, or a range's high end)."""
+    return v.high if isinstance(v, Range) else v
+
+
+Rate = ranged(ge=0.0, le=MAX_RPS)
+Seconds = ranged(ge=0.0)
+PositiveSeconds = ranged(gt=0.0)
+
+
 # --------------------------------------------------------------------------------------------- workload
 class ConstantWorkload(_Strict):
     """A constant arrival rate."""
 
     kind: Literal["constant"] = "constant"
-    rate_rps: float = Field(500.0, ge=0.0, le=MAX_RPS, description="arrival rate, requests/s")
+    rate_rps: Rate = Field(500.0, description="arrival rate, requests/s")
 
 
 class DiurnalWorkload(_Strict):
     """A sinusoidal daily cycle between a trough and a peak; the period is ``WorkloadConfig.day_seconds``."""
 
     kind: Literal["diurnal"] = "diurnal"
-    trough_rps: float = Field(200.0, ge=0.0, le=MAX_RPS, description="lowest rate of the day, requests/s")
-    peak_rps: float = Field(1500.0, ge=0.0, le=MAX_RPS, description="highest rate of the day, requests/s")
-    peak_time_seconds: float = Field(
+    trough_rps: Rate = Field(200.0, description="lowest rate of the day, requests/s")
+    peak_rps: Rate = Field(1500.0, description="highest rate of the day, requests/s")
+    peak_time_seconds: Seconds = Field(
         1800.0,
-        ge=0.0,
         description="time of day of the peak, seconds after the clock's midnight (the default, half of the "
         "default 3600 s day, starts episodes at the trough)",
     )
 
     @model_validator(mode="after")
     def _peak_above_trough(self) -> DiurnalWorkload:
-        if self.peak_rps < self.trough_rps:
-            raise ValueError(f"peak_rps ({self.peak_rps}) must be >= trough_rps ({self.trough_rps})")
+        if lowest(self.peak_rps) < highest(self.trough_rps):
+            raise ValueError(f"peak_rps ({self.peak_rps}) must be >= trough_rps ({self.trough_rps}) (with ranges: "
+                             f"the lowest peak >= the highest trough)")
         return self
 
 
@@ -69,19 +135,19 @@ class SpikeWorkload(_Strict):
     """A flash crowd: ``base_rps`` plus a rectangular burst to ``peak_rps`` from ``start_seconds``."""
 
     kind: Literal["spike"] = "spike"
-    base_rps: float = Field(300.0, ge=0.0, le=MAX_RPS, description="rate outside the burst, requests/s")
-    peak_rps: float = Field(3000.0, ge=0.0, le=MAX_RPS, description="rate during the burst, requests/s")
-    start_seconds: float = Field(1200.0, ge=0.0, description="burst start, seconds after episode start")
-    duration_seconds: float = Field(300.0, ge=0.0, description="burst length, seconds")
+    base_rps: Rate = Field(300.0, description="rate outside the burst, requests/s")
+    peak_rps: Rate = Field(3000.0, description="rate during the burst, requests/s")
+    start_seconds: Seconds = Field(1200.0, description="burst start, seconds after episode start")
+    duration_seconds: Seconds = Field(300.0, description="burst length, seconds")
 
 
 class RampWorkload(_Strict):
     """A linear ramp from ``start_rps`` to ``end_rps`` over ``duration_seconds``, then flat."""
 
     kind: Literal["ramp"] = "ramp"
-    start_rps: float = Field(100.0, ge=0.0, le=MAX_RPS, description="rate at episode start, requests/s")
-    end_rps: float = Field(2000.0, ge=0.0, le=MAX_RPS, description="rate at the end of the ramp, requests/s")
-    duration_seconds: float = Field(3600.0, gt=0.0, description="ramp length, seconds")
+    start_rps: Rate = Field(100.0, description="rate at episode start, requests/s")
+    end_rps: Rate = Field(2000.0, description="rate at the end of the ramp, requests/s")
+    duration_seconds: PositiveSeconds = Field(3600.0, description="ramp length, seconds")
 
 
 class RandomWalkWorkload(_Strict):
@@ -108,8 +174,57 @@ class RandomWalkWorkload(_Strict):
         return self
 
 
+class TraceWorkload(_Strict):
+    """Replay of a request-count trace: a CSV file (``path``) or a series given inline (``counts``).
+
+    Each interval's count is spread evenly over it, so any step length keeps the trace's request total (see
+    ``scaling_env/traces.py``). The episode's clock (time-of-day observation) follows the trace's timestamps; a
+    trace day lasts ``86400 / time_compression`` simulated seconds (``day_seconds`` is not used).
+    """
+
+    kind: Literal["trace"] = "trace"
+    path: str | None = Field(
+        None, description="CSV file 'timestamp,requests', relative to the traces folder (or absolute)"
+    )
+    counts: tuple[Annotated[float, Field(ge=0.0, le=1e15)], ...] | None = Field(
+        None, min_length=1, description="the series itself: requests per interval (instead of path)"
+    )
+    interval_seconds: float | None = Field(
+        None, ge=1.0, le=3600.0, description="interval of the inline counts, s (a file's is read from its timestamps)"
+    )
+    missing: Literal["interpolate", "zero", "previous"] = Field(
+        "interpolate", description="how to fill missing intervals (gaps in the timestamps)"
+    )
+    rescale: Literal["none", "mean", "peak"] = Field(
+        "none", description="replay as is, or scale the counts so the trace's mean or peak rate is target_rps"
+    )
+    target_rps: Rate | None = Field(None, description="mean or peak rate after rescaling, requests/s")
+    time_compression: ranged(gt=0.0, le=1e5) = Field(
+        1.0, description="trace seconds per simulated second (24 replays a day in an hour)"
+    )
+    start: Literal["fixed", "random"] = Field(
+        "fixed", description="episode window: at start_offset_seconds, or at a random point drawn at each reset"
+    )
+    start_offset_seconds: Seconds = Field(
+        0.0, description="window start, seconds of trace time after the first timestamp (start: fixed)"
+    )
+    loop: bool = Field(True, description="past the trace's end, replay it again from its start (else no load)")
+
+    @model_validator(mode="after")
+    def _source(self) -> TraceWorkload:
+        if (self.path is None) == (self.counts is None):
+            raise ValueError("give exactly one of path (a CSV file) and counts (an inline series)")
+        if self.counts is not None and self.interval_seconds is None:
+            raise ValueError("interval_seconds is required with inline counts")
+        if self.path is not None and self.interval_seconds is not None:
+            raise ValueError("interval_seconds is read from the file's timestamps: leave it out with path")
+        if (self.rescale == "none") != (self.target_rps is None):
+            raise ValueError("target_rps is needed with rescale: mean or peak, and only then")
+        return self
+
+
 Shape = Annotated[
-    Union[ConstantWorkload, DiurnalWorkload, SpikeWorkload, RampWorkload, RandomWalkWorkload],
+    Union[ConstantWorkload, DiurnalWorkload, SpikeWorkload, RampWorkload, RandomWalkWorkload, TraceWorkload],
     Field(discriminator="kind"),
 ]
 
@@ -120,12 +235,11 @@ class WorkloadConfig(_Strict):
     shape: Shape = Field(default_factory=DiurnalWorkload)
     arrival_process: Literal["poisson", "deterministic"] = Field(
         "poisson",
-        description="poisson: counts per step ~ Poisson(integral of lambda); deterministic: the integral, "
-        "rounded stochastically to an integer",
+        description="poisson: counts per step ~ Poisson(integral of lambda); deterministic: the running "
+        "integral rounded down, the fraction carried to the next step (replays a trace request for request)",
     )
-    day_seconds: float = Field(
+    day_seconds: PositiveSeconds = Field(
         3600.0,
-        gt=0.0,
         description="length of one 'day' of the clock, seconds: the diurnal period and the period of the "
         "time-of-day observation (86400 for real time; the default compresses a day into one episode)",
     )
@@ -199,15 +313,15 @@ class LoadBalancerConfig(_Strict):
 class Outage(_Strict):
     """A correlated outage: ``fraction`` of the warm instances crash at once at ``time_seconds``."""
 
-    time_seconds: float = Field(ge=0.0, description="seconds after episode start")
-    fraction: float = Field(gt=0.0, le=1.0, description="share of warm instances that crash")
+    time_seconds: Seconds = Field(description="seconds after episode start")
+    fraction: ranged(gt=0.0, le=1.0) = Field(description="share of warm instances that crash")
 
 
 class FailureConfig(_Strict):
     """Crashes, overload and replacement."""
 
-    mtbf_seconds: float | None = Field(
-        86400.0, gt=0.0, description="mean time between spontaneous crashes per instance, s (null = never)"
+    mtbf_seconds: ranged(optional=True, gt=0.0) = Field(
+        86400.0, description="mean time between spontaneous crashes per instance, s (null = never)"
     )
     memory_crash: bool = Field(True, description="an instance whose memory exceeds its limit crashes")
     replace_unhealthy: bool = Field(
@@ -317,11 +431,41 @@ class EnvConfig(_Strict):
         raise ConfigError(f"config must be an EnvConfig, a dict or a YAML path, got {type(config).__name__}")
 
 
+def has_ranges(model: BaseModel) -> bool:
+    """Whether any field of ``model`` (recursively) holds a :class:`Range`."""
+    for name in type(model).model_fields:
+        v = getattr(model, name)
+        items = v if isinstance(v, tuple) else (v,)
+        for item in items:
+            if isinstance(item, Range) or (isinstance(item, BaseModel) and has_ranges(item)):
+                return True
+    return False
+
+
+def draw_ranges(model: Any, gen: np.random.Generator) -> Any:
+    """``model`` with every :class:`Range` replaced by a value drawn uniformly from it, in field order (so the
+    same generator state gives the same draws). Without ranges, the same object and no draws."""
+    update: dict[str, Any] = {}
+    for name in type(model).model_fields:
+        v = getattr(model, name)
+        if isinstance(v, Range):
+            update[name] = float(gen.uniform(v.low, v.high))
+        elif isinstance(v, BaseModel):
+            new = draw_ranges(v, gen)
+            if new is not v:
+                update[name] = new
+        elif isinstance(v, tuple) and v and isinstance(v[0], BaseModel):
+            new_items = tuple(draw_ranges(item, gen) for item in v)
+            if any(a is not b for a, b in zip(new_items, v)):
+                update[name] = new_items
+    return model.model_copy(update=update) if update else model
+
+
 def format_validation_error(exc: ValidationError, source: str = "config") -> str:
     """One line per fault: ``source: field.path: message (got value; allowed range)``."""
     lines = [f"invalid {source}:"]
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+        loc = ".".join(str(p) for p in err["loc"] if p not in _TAGS) or "<root>"
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key (not a field of this section)"
@@ -335,7 +479,8 @@ def format_validation_error(exc: ValidationError, source: str = "config") -> str
 
 
 _SHAPES = {cls.model_fields["kind"].default: cls for cls in
-           (ConstantWorkload, DiurnalWorkload, SpikeWorkload, RampWorkload, RandomWalkWorkload)}
+           (ConstantWorkload, DiurnalWorkload, SpikeWorkload, RampWorkload, RandomWalkWorkload, TraceWorkload)}
+_TAGS = ("value", "range", "none")  # the tags of a value-or-range field's union (not field names)
 
 
 def _allowed_range(loc: tuple) -> str | None:
@@ -343,7 +488,7 @@ def _allowed_range(loc: tuple) -> str | None:
     model: Any = EnvConfig
     field = None
     for part in loc:
-        if isinstance(part, int):
+        if isinstance(part, int) or part in _TAGS or (field is not None and part in ("low", "high")):
             continue
         if model is None:
             return None

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
-from .config import EnvConfig
+from .config import EnvConfig, TraceWorkload, draw_ranges
 from .fields import (
     M_ARRIVALS,
     M_BACKLOG,
@@ -123,7 +123,7 @@ from .instances import (
 )
 from .load_balancer import ALGORITHMS, LEAST_OUTSTANDING, ROUND_ROBIN, health_checks, pool_shares, route
 from .queueing import fifo_waits, fluid_segment, response_p95, stationary_wait
-from .rng import binomial, poisson, uniform
+from .rng import binomial, poisson
 from .workload import EpisodeWorkload, Workload
 
 # ---- per-cluster parameters: columns of params[b, :]
@@ -169,8 +169,8 @@ from .workload import EpisodeWorkload, Workload
 N_PARAMS = 37
 
 # ---- per-cluster state: columns of env_state[b, :]
-E_TIME, E_STEP, E_CD_OUT, E_CD_IN, E_RR, E_HI = range(6)
-N_ENV_STATE = 6
+E_TIME, E_STEP, E_CD_OUT, E_CD_IN, E_RR, E_HI, E_CARRY = range(7)
+N_ENV_STATE = 7
 
 _EPS = 1e-9
 
@@ -361,8 +361,11 @@ def _step_cluster(b, params, env_state, inst_f, inst_i, rng, expected, outages, 
     if params[b, P_POISSON] > 0.5:
         arrivals = poisson(rng, b, mean)
     else:
-        base = math.floor(mean)
-        arrivals = int(base) + (1 if uniform(rng, b) < mean - base else 0)
+        # deterministic: the running total rounded down, so the episode's count is its expected total
+        # (the fraction left over is carried to the next step; the 1e-9 absorbs rounding of the expectations)
+        due = env_state[b, E_CARRY] + mean
+        arrivals = int(math.floor(due + 1e-9))
+        env_state[b, E_CARRY] = due - arrivals
     offered_rps = mean / dt
 
     # ---- 5. routing
@@ -701,7 +704,9 @@ def config_params(config: EnvConfig) -> np.ndarray:
         w.cost, w.slo_violation, w.dropped, w.failed, w.scaling,
     )
     p[P_POISSON] = float(c.workload.arrival_process == "poisson")
-    p[P_DAY] = c.workload.day_seconds
+    shape = c.workload.shape
+    # a trace's clock runs at its own compressed pace: a trace day lasts 86400 / time_compression seconds
+    p[P_DAY] = 86400.0 / shape.time_compression if isinstance(shape, TraceWorkload) else c.workload.day_seconds
     p[P_EPISODE_STEPS] = c.episode_steps
     # reward scale: the cost of max_instances serving at full concurrency for one step (1 if all prices are 0)
     full_rps = c.instances.concurrency / c.instances.service_seconds
@@ -710,6 +715,14 @@ def config_params(config: EnvConfig) -> np.ndarray:
     p[P_MAX_STEP] = max(max(abs(s) for s in c.scaling.scale_steps), 1)
     p[P_MAX_RPS] = c.scaling.max_instances * c.instances.concurrency / c.instances.service_seconds
     return p
+
+
+def outage_table(config: EnvConfig) -> np.ndarray:
+    """(n, 2) rows of (time_seconds, fraction) of the config's outages; a row of -1 when there are none."""
+    table = np.full((max(len(config.failures.outages), 1), 2), -1.0)
+    for o, outage in enumerate(config.failures.outages):
+        table[o] = (outage.time_seconds, outage.fraction)
+    return table
 
 
 @dataclass(frozen=True)
@@ -737,7 +750,8 @@ class BatchSimulator:
         self.num_envs = num_envs
         self.workload = Workload(config)
         self.n_slots = 2 * config.scaling.max_instances
-        base = config_params(config)
+        # with ranges in the config, each reset writes its cluster's drawn parameters; until then, any draw
+        base = config_params(draw_ranges(config, np.random.default_rng(0)))
         self.params = np.tile(base, (num_envs, 1))
         self.env_state = np.zeros((num_envs, N_ENV_STATE))
         self.inst_f = np.zeros((num_envs, self.n_slots, N_INST_F))
@@ -746,9 +760,8 @@ class BatchSimulator:
         self.expected = np.zeros((num_envs, config.episode_steps))
         n_out = max(len(config.failures.outages), 1)
         self.outages = np.full((num_envs, n_out, 2), -1.0)
-        for o, outage in enumerate(config.failures.outages):
-            self.outages[:, o, 0] = outage.time_seconds
-            self.outages[:, o, 1] = outage.fraction
+        if not self.workload.randomised:
+            self.outages[:] = outage_table(config)
         self.scale_steps = np.asarray(config.scaling.scale_steps, dtype=np.float64)
         self.obs = np.zeros((num_envs, N_OBS), dtype=np.float32)
         self.metrics = np.zeros((num_envs, N_METRICS))
@@ -758,9 +771,8 @@ class BatchSimulator:
         self._all = np.ones(num_envs, dtype=np.bool_)
         self.episodes: list[EpisodeWorkload | None] = [None] * num_envs
         self.generators: list[np.random.Generator] = [np.random.default_rng() for _ in range(num_envs)]
-        wl = config.workload
         # with no per-episode randomness every episode has the same rate function: draw it once
-        self._static_workload = not (wl.random_phase or wl.scale_jitter > 0.0 or wl.shape.kind == "random_walk")
+        self._static_workload = self.workload.static
         self._static_episode: EpisodeWorkload | None = None
         # threads pay off only for large batches (a prange launch costs ~10 us)
         self.parallel = (num_envs >= 256) if parallel is None else parallel
@@ -794,6 +806,9 @@ class BatchSimulator:
                 expected = episode.expected_arrivals()
             self.episodes[b] = episode
             self.expected[b] = expected
+            if self.workload.randomised:  # this episode's draws of the config's ranges
+                self.params[b] = config_params(episode.config)
+                self.outages[b] = outage_table(episode.config)
             self.params[b, P_CLOCK0] = episode.clock_start_seconds
             self.rng[b] = np.uint64(gen.integers(0, 2**63 - 1, dtype=np.int64))
         initial = np.full(len(ids), self._initial, dtype=np.int64)

@@ -1,7 +1,8 @@
 """Workloads: the arrival-rate function lambda(t) of an episode, in requests/s.
 
 A :class:`Workload` is built from ``EnvConfig.workload``. At every reset it draws an :class:`EpisodeWorkload`
-(random phase, scale and random-walk path) from the env's seeded generator. The episode workload exposes
+from the env's seeded generator: the values of any ranges in the config (domain randomisation, see
+``config.Range``), then the random phase, scale, random-walk path or trace window. The episode workload exposes
 ``rate(t)`` (instantaneous rate at ``t`` seconds after episode start) so that a clairvoyant policy can look
 ahead, and ``expected_arrivals()``: the exact integral of lambda over each decision step, which is the Poisson
 mean the simulator draws the step's arrival count from.
@@ -20,17 +21,25 @@ from .config import (
     RampWorkload,
     RandomWalkWorkload,
     SpikeWorkload,
+    TraceWorkload,
+    draw_ranges,
+    has_ranges,
 )
+from .traces import Replay, Trace, load_trace, trace_from_counts
+
+DAY = 86400.0
 
 
 @dataclass(frozen=True)
 class EpisodeWorkload:
     """The rate function of one episode. Times are seconds after the episode start."""
 
-    config: EnvConfig
+    config: EnvConfig  # with the values drawn for this episode where the config gave ranges
     clock_start_seconds: float  # clock time (seconds after a midnight) at episode start
     scale: float  # multiplier drawn at reset (1 without scale_jitter)
     walk: np.ndarray | None  # random-walk rate per step (requests/s), else None
+    replay: Replay | None = None  # trace replay on the simulator's clock, else None
+    offset: float = 0.0  # trace replay: simulated seconds from the trace's start to the episode's start
 
     def rate(self, t: np.ndarray | float) -> np.ndarray:
         """Instantaneous arrival rate lambda(t), requests/s, at ``t`` seconds after episode start."""
@@ -51,6 +60,9 @@ class EpisodeWorkload:
             # the small offset keeps k*dt in step k when k*dt/dt rounds below k (e.g. dt = 0.7)
             k = np.clip(np.floor(t / self.config.step_seconds + 1e-9).astype(np.int64), 0, len(self.walk) - 1)
             r = self.walk[k]
+        elif isinstance(shape, TraceWorkload):
+            assert self.replay is not None
+            r = self.replay.rate(self.offset + t)
         else:  # pragma: no cover - the config's discriminated union admits no other kind
             raise TypeError(f"unknown workload shape {type(shape).__name__}")
         return self.scale * r
@@ -82,6 +94,9 @@ class EpisodeWorkload:
         elif isinstance(shape, RandomWalkWorkload):
             # piecewise constant per step; callers integrate over whole steps
             r = self.rate(t0) / self.scale
+        elif isinstance(shape, TraceWorkload):
+            assert self.replay is not None
+            r = (self.replay.cumulative(self.offset + t1) - self.replay.cumulative(self.offset + t0)) / width
         else:  # pragma: no cover
             raise TypeError(f"unknown workload shape {type(shape).__name__}")
         return self.scale * r
@@ -89,6 +104,10 @@ class EpisodeWorkload:
     def expected_arrivals(self) -> np.ndarray:
         """Expected arrivals in each step of the episode: the integral of lambda over the step."""
         dt = self.config.step_seconds
+        if self.replay is not None:
+            # differences of the cumulative count: the steps' expectations add up to the window's count
+            edges = self.offset + dt * np.arange(self.config.episode_steps + 1, dtype=np.float64)
+            return self.scale * np.maximum(np.diff(self.replay.cumulative(edges)), 0.0)
         k = np.arange(self.config.episode_steps, dtype=np.float64)
         return np.maximum(self.mean_rate(k * dt, (k + 1.0) * dt), 0.0) * dt
 
@@ -105,13 +124,37 @@ class EpisodeWorkload:
 
 
 class Workload:
-    """Draws the episode workload at each reset from the env's generator."""
+    """Draws the episode workload at each reset from the env's generator. A trace is loaded (and checked) here,
+    once, so a bad file fails when the env is made."""
 
     def __init__(self, config: EnvConfig) -> None:
         self.config = config
+        self.randomised = has_ranges(config)
+        self.trace: Trace | None = None
+        shape = config.workload.shape
+        if isinstance(shape, TraceWorkload):
+            if shape.path is not None:
+                self.trace = load_trace(shape.path, shape.missing)
+            else:
+                assert shape.counts is not None and shape.interval_seconds is not None
+                self.trace = trace_from_counts(shape.counts, shape.interval_seconds)
+            if shape.rescale != "none" and self.trace.total <= 0.0:
+                raise ValueError(f"{self.trace.source}: the trace has no requests, so it cannot be rescaled to a "
+                                 f"{shape.rescale} rate")
+
+    @property
+    def static(self) -> bool:
+        """Whether every episode has the same rate function (nothing is drawn at reset)."""
+        wl = self.config.workload
+        random_window = isinstance(wl.shape, TraceWorkload) and wl.shape.start == "random"
+        return not (self.randomised or wl.random_phase or wl.scale_jitter > 0.0 or wl.shape.kind == "random_walk"
+                    or random_window)
 
     def sample_episode(self, rng: np.random.Generator) -> EpisodeWorkload:
-        wl = self.config.workload
+        config = draw_ranges(self.config, rng) if self.randomised else self.config
+        if isinstance(config.workload.shape, TraceWorkload):
+            return self._trace_episode(config, rng)
+        wl = config.workload
         clock = wl.start_time_seconds
         if wl.random_phase:
             clock = float(rng.uniform(0.0, wl.day_seconds))
@@ -120,8 +163,31 @@ class Workload:
             scale = float(rng.uniform(1.0 - wl.scale_jitter, 1.0 + wl.scale_jitter))
         walk = None
         if isinstance(wl.shape, RandomWalkWorkload):
-            walk = _random_walk(wl.shape, self.config.episode_steps, rng)
-        return EpisodeWorkload(self.config, clock, scale, walk)
+            walk = _random_walk(wl.shape, config.episode_steps, rng)
+        return EpisodeWorkload(config, clock, scale, walk)
+
+    def _trace_episode(self, config: EnvConfig, rng: np.random.Generator) -> EpisodeWorkload:
+        shape = config.workload.shape
+        assert isinstance(shape, TraceWorkload) and self.trace is not None
+        f = float(shape.time_compression)
+        replay = Replay(self.trace, f, 1.0, shape.loop)
+        if shape.rescale == "mean":
+            replay = Replay(self.trace, f, float(shape.target_rps) / replay.mean_rps(), shape.loop)
+        elif shape.rescale == "peak":
+            replay = Replay(self.trace, f, float(shape.target_rps) / replay.peak_rps(), shape.loop)
+        if shape.start == "random":
+            episode = config.episode_steps * config.step_seconds
+            room = replay.duration if shape.loop else max(replay.duration - episode, 0.0)
+            offset = float(rng.uniform(0.0, room))
+        else:
+            offset = float(shape.start_offset_seconds) / f
+        # the trace's own clock, compressed like its timeline: a trace day lasts 86400 / f simulated seconds
+        clock = (self.trace.start_clock_seconds / f + offset) % (DAY / f)
+        scale = 1.0
+        if config.workload.scale_jitter > 0.0:
+            j = config.workload.scale_jitter
+            scale = float(rng.uniform(1.0 - j, 1.0 + j))
+        return EpisodeWorkload(config, clock, scale, None, replay, offset)
 
 
 def _random_walk(shape: RandomWalkWorkload, steps: int, rng: np.random.Generator) -> np.ndarray:
