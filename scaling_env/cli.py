@@ -6,82 +6,93 @@ import time
 from pathlib import Path
 from typing import Annotated, Optional
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from .config import ConfigError, EnvConfig
-from .vector_env import ServerlessScalingVectorEnv
+from .traces import TraceError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Autoscaling a serverless service: RL and rules.")
 console = Console(width=160) if not Console().is_terminal else Console()
 
 
-def run_episodes(config: EnvConfig, policy, episodes: int, seed: int) -> dict[str, float]:
-    """Run ``episodes`` episodes in one batch under ``policy``; return per-run aggregate metrics."""
-    # next-step autoreset: the info of the episode's last step is the one step() returns
-    env = ServerlessScalingVectorEnv(num_envs=episodes, config=config, autoreset_mode="next_step")
-    _, info = env.reset(seed=seed)
-    totals = {k: np.zeros(episodes) for k in ("reward", "cost", "slo", "p95", "arrivals", "dropped", "failed",
-                                             "instances", "cold_starts", "scale_actions")}
-    steps = config.episode_steps
-    for _ in range(steps):
-        _, reward, _, _, step_info = env.step(policy.act(info, episodes))
-        info = step_info
-        totals["reward"] += reward
-        totals["cost"] += step_info["cost_usd"]
-        totals["slo"] += step_info["slo_violated"]
-        totals["p95"] += step_info["latency_p95_s"]
-        totals["arrivals"] += step_info["arrivals"]
-        totals["dropped"] += step_info["dropped"]
-        totals["failed"] += step_info["failed"]
-        totals["instances"] += step_info["instances_warm"] + step_info["instances_booting"]
-        totals["cold_starts"] += step_info["cold_starts"]
-        totals["scale_actions"] += step_info["scale_applied"] != 0
-    arrivals = np.maximum(totals["arrivals"], 1.0)
-    return {
-        "reward": float(totals["reward"].mean()),
-        "reward_std": float(totals["reward"].std()),
-        "cost_usd": float(totals["cost"].mean()),
-        "slo_violation_share": float((totals["slo"] / steps).mean()),
-        "p95_s": float((totals["p95"] / steps).mean()),
-        "dropped_share": float((totals["dropped"] / arrivals).mean()),
-        "failed_share": float((totals["failed"] / arrivals).mean()),
-        "mean_instances": float((totals["instances"] / steps).mean()),
-        "cold_starts": float(totals["cold_starts"].mean()),
-        "scale_actions": float(totals["scale_actions"].mean()),
-    }
+TracesDir = Annotated[Optional[Path], typer.Option(
+    "--traces-dir", help="folder of trace CSVs named by scenarios (default: $SCALING_ENV_TRACES, ./traces, "
+    "shared/traces beside the checkout)")]
+
+
+def fail(message: str) -> None:
+    """Print a user error in red and exit with status 2."""
+    console.print(f"[red]{message}[/red]", highlight=False)
+    raise typer.Exit(2)
+
+
+def metrics_row(metrics: dict[str, float]) -> list[str]:
+    return [f"{metrics['reward']:.1f}", f"{metrics['cost_usd']:.4f}", f"{metrics['slo_violation_share']:.1%}",
+            f"{metrics['p95_s']:.3f}", f"{metrics['dropped_share']:.2%}", f"{metrics['failed_share']:.2%}",
+            f"{metrics['mean_instances']:.1f}", f"{metrics['scale_actions']:.0f}", f"{metrics['cold_starts']:.0f}"]
+
+
+METRIC_HEADERS = ("reward", "cost USD", "SLO viol.", "p95 s", "dropped", "failed", "instances", "scalings",
+                  "cold starts")
 
 
 @app.command()
 def simulate(
-    config: Annotated[Optional[Path], typer.Option(help="YAML env config (default: built-in defaults)")] = None,
-    episodes: Annotated[int, typer.Option(min=1, help="episodes per policy, run as one batch")] = 8,
-    seed: Annotated[int, typer.Option(help="seed of the first episode (episode i uses seed + i)")] = 0,
+    scenario: Annotated[Optional[str], typer.Option(help="scenario name or YAML path (see `scaling-env "
+                                                         "scenarios`)")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="YAML env config, instead of a scenario")] = None,
+    policy: Annotated[str, typer.Option(help="policy name, policy YAML, or ppo:RUN_DIR")] = "threshold",
+    seed: Annotated[int, typer.Option(help="episode seed")] = 0,
+    out: Annotated[Optional[Path], typer.Option(help="dashboard PNG (default: "
+                                                     "results/simulate/<scenario>_<policy>_seed<seed>.png)")] = None,
+    traces_dir: TracesDir = None,
 ) -> None:
-    """Run a short simulation under two simple policies and print a summary table."""
-    from agents import CpuThresholdPolicy, StaticPolicy
+    """Run one episode of a scenario under a policy; print its metrics and save a PNG dashboard."""
+    from agents import make_policy
 
+    from .dashboard import save_dashboard
+    from .rollout import DASHBOARD_KEYS, rollout
+    from .scenarios import load_scenario
+
+    if scenario is not None and config is not None:
+        fail("give --scenario or --config, not both")
     try:
-        cfg = EnvConfig.coerce(config)
-    except ConfigError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
-    table = Table(title=f"{episodes} episodes x {cfg.episode_steps} steps of {cfg.step_seconds:g} s "
-                        f"({cfg.workload.shape.kind} workload)")
-    for col in ("policy", "reward", "cost USD", "SLO viol.", "p95 s", "dropped", "failed", "instances",
-                "cold starts", "env-steps/s"):
+        if config is not None:
+            cfg, name = EnvConfig.coerce(config), config.stem
+        else:
+            sc = load_scenario(scenario or "diurnal", traces_dir)
+            cfg, name = sc.config, sc.name
+        pol = make_policy(policy, cfg)
+    except (ConfigError, TraceError) as exc:
+        fail(str(exc))
+    t = time.perf_counter()
+    run = rollout(cfg, pol, [seed], record=DASHBOARD_KEYS)
+    seconds = time.perf_counter() - t
+    policy_name = policy.replace(":", "_").replace("/", "_")
+    out = out or Path("results") / "simulate" / f"{name}_{policy_name}_seed{seed}.png"
+    save_dashboard(run.episode(0), cfg, out, title=f"{name} under {policy}, seed {seed}")
+    table = Table(title=f"{name} under {policy}: one episode of {cfg.episode_steps} steps of "
+                        f"{cfg.step_seconds:g} s (seed {seed}, {seconds:.2f} s)")
+    for col in METRIC_HEADERS:
         table.add_column(col, justify="right")
-    run_episodes(cfg.model_copy(update={"episode_steps": 1}), StaticPolicy(cfg), 1, seed)  # load compiled code
-    for policy in (StaticPolicy(cfg), CpuThresholdPolicy(cfg)):
-        t = time.perf_counter()
-        r = run_episodes(cfg, policy, episodes, seed)
-        rate = episodes * cfg.episode_steps / (time.perf_counter() - t)
-        table.add_row(policy.name, f"{r['reward']:.1f} ± {r['reward_std']:.1f}", f"{r['cost_usd']:.4f}",
-                      f"{r['slo_violation_share']:.1%}", f"{r['p95_s']:.3f}", f"{r['dropped_share']:.2%}",
-                      f"{r['failed_share']:.2%}", f"{r['mean_instances']:.1f}", f"{r['cold_starts']:.1f}",
-                      f"{rate:,.0f}")
+    table.add_row(*metrics_row(run.metrics[0]))
+    console.print(table)
+    console.print(f"dashboard: {out}")
+
+
+@app.command()
+def scenarios(traces_dir: TracesDir = None) -> None:
+    """List the scenarios in configs/scenarios with their descriptions."""
+    from .scenarios import list_scenarios
+
+    table = Table(title="Scenarios (configs/scenarios); use a name or a YAML path with --scenario")
+    table.add_column("name")
+    table.add_column("description")
+    table.add_column("trace")
+    for name, description, note in list_scenarios(traces_dir):
+        table.add_row(name, description, note)
     console.print(table)
 
 

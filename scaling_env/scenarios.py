@@ -111,7 +111,7 @@ def load_scenarios(specs: list[str] | tuple[str, ...], traces_dir: str | Path | 
     return loaded, skipped
 
 
-def list_scenarios() -> list[tuple[str, str, str]]:
+def list_scenarios(traces_dir: str | Path | None = None) -> list[tuple[str, str, str]]:
     """(name, description, trace status) of every shipped scenario, without loading traces."""
     rows = []
     for name in scenario_names():
@@ -122,7 +122,7 @@ def list_scenarios() -> list[tuple[str, str, str]]:
         note = ""
         if isinstance(shape, TraceWorkload) and shape.path is not None:
             try:
-                note = f"trace {find_trace(shape.path)}"
+                note = f"trace {find_trace(shape.path, traces_dir)}"
             except TraceError:
                 note = f"trace {shape.path} NOT FOUND (set --traces-dir or SCALING_ENV_TRACES)"
         rows.append((name, description, note))
