@@ -11,6 +11,7 @@ from .config import ConfigError, EnvConfig
 from .core import BatchSimulator
 from .env import ServerlessScalingEnv
 from .fields import INFO_NAMES, OBS_NAMES, REWARD_NAMES
+from .scenarios import Scenario, load_scenario, scenario_names
 from .vector_env import ServerlessScalingVectorEnv
 
 __all__ = [
@@ -20,8 +21,11 @@ __all__ = [
     "INFO_NAMES",
     "OBS_NAMES",
     "REWARD_NAMES",
+    "Scenario",
     "ServerlessScalingEnv",
     "ServerlessScalingVectorEnv",
+    "load_scenario",
+    "scenario_names",
 ]  # ServerlessScalingVecEnv (SB3) is importable too, loaded on first use so that torch is not imported here
 
 ENV_ID = "ServerlessScaling-v0"

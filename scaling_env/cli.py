@@ -96,6 +96,15 @@ def scenarios(traces_dir: TracesDir = None) -> None:
     console.print(table)
 
 
+def _benchmark_command() -> None:
+    from agents.benchmark import benchmark
+
+    app.command(name="benchmark")(benchmark)
+
+
+_benchmark_command()
+
+
 @app.command()
 def info() -> None:
     """Print the observation fields and the info keys."""
