@@ -10,7 +10,7 @@ from gymnasium import logger, spaces
 
 from .config import EnvConfig
 from .core import BatchSimulator
-from .fields import INFO_NAMES, OBS_HIGH, OBS_LOW, REWARD_NAMES, info_table, observation_table
+from .fields import INFO_NAMES, N_METRICS, OBS_HIGH, OBS_LOW, REWARD_NAMES, info_table, observation_table
 from .rendering import ansi_line
 
 
@@ -65,7 +65,10 @@ class ServerlessScalingEnv(gym.Env):
 
     ## Rendering
     ``render_mode="ansi"``: ``render()`` returns one line of text for the last step; ``"human"``: every step
-    prints that line.
+    prints that line; ``"rgb_array"``: ``render()`` returns the episode dashboard so far (request rate and warm
+    capacity, instances by state, CPU and memory, p95 latency against the SLO, dropped and failed requests,
+    cost; ``scaling_env/dashboard.py``) as an ``(H, W, 3)`` uint8 frame, for Gymnasium's ``RecordVideo`` and
+    frame tools. A frame takes matplotlib about a tenth of a second to draw.
 
     ## Arguments
     ``gymnasium.make("ServerlessScaling-v0", config=..., render_mode=None | "ansi" | "human")``; ``config`` is
@@ -73,7 +76,7 @@ class ServerlessScalingEnv(gym.Env):
     SB3's ``SubprocVecEnv``), use the id ``"scaling_env:ServerlessScaling-v0"``.
     """
 
-    metadata = {"render_modes": ["ansi", "human"], "render_fps": 4}
+    metadata = {"render_modes": ["ansi", "human", "rgb_array"], "render_fps": 4}
 
     def __init__(self, config: EnvConfig | dict | str | None = None, render_mode: str | None = None) -> None:
         self.config = EnvConfig.coerce(config)
@@ -89,6 +92,8 @@ class ServerlessScalingEnv(gym.Env):
         self._n_actions = self.sim.num_actions
         self._steps = 0
         self._done = True
+        # rgb_array: the episode's metrics, one row per step, for the dashboard frame
+        self._history = np.zeros((self.config.episode_steps, N_METRICS)) if render_mode == "rgb_array" else None
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
@@ -109,11 +114,21 @@ class ServerlessScalingEnv(gym.Env):
         self._done = truncated
         if self.render_mode == "human":
             print(ansi_line(sim.metrics[0], float(sim.rewards[0]), self._steps))
+        elif self._history is not None:
+            self._history[self._steps - 1] = sim.metrics[0]
         return sim.obs[0].copy(), float(sim.rewards[0]), False, truncated, self._info()
 
-    def render(self) -> str | None:
+    def render(self) -> str | np.ndarray | None:
         if self.render_mode == "ansi":
             return ansi_line(self.sim.metrics[0], float(self.sim.rewards[0]), self._steps)
+        if self.render_mode == "rgb_array":
+            from .dashboard import dashboard_rgb
+
+            assert self._history is not None
+            n = self._steps
+            trace = {name: self._history[:n, i] for i, name in enumerate(INFO_NAMES)}
+            trace["rate_rps"] = self.sim.expected[0, :n] / self.config.step_seconds
+            return dashboard_rgb(trace, self.config, title=f"step {n} of {self.config.episode_steps}")
         return None
 
     def action_masks(self) -> np.ndarray:

@@ -319,7 +319,22 @@ def test_sb3_per_cluster_methods_and_attributes():
 def test_sb3_make_vec_env_with_its_default_render_mode():
     from stable_baselines3.common.env_util import make_vec_env
 
-    with pytest.warns(UserWarning, match="rgb_array"):  # SB3 asks for rgb_array; we warn and carry on
-        venv = make_vec_env("ServerlessScaling-v0", n_envs=2, env_kwargs={"config": {"episode_steps": 4}})
+    venv = make_vec_env("ServerlessScaling-v0", n_envs=2, env_kwargs={"config": {"episode_steps": 4}})
     venv.reset()
     venv.step(np.array([2, 2]))
+    frames = venv.get_images()  # SB3 asks for rgb_array by default: the dashboard frames
+    assert len(frames) == 2 and frames[0].ndim == 3 and frames[0].shape[2] == 3
+
+
+def test_rgb_array_render_is_a_uint8_frame_that_changes_between_steps():
+    env = gym.make("ServerlessScaling-v0", config={"episode_steps": 12}, render_mode="rgb_array")
+    env.reset(seed=3)
+    env.step(4)
+    first = env.render()
+    assert isinstance(first, np.ndarray) and first.dtype == np.uint8
+    assert first.ndim == 3 and first.shape[2] == 3 and first.shape[0] > 200 and first.shape[1] > 200
+    for _ in range(5):
+        env.step(4)
+    second = env.render()
+    assert second.shape == first.shape
+    assert np.mean(np.any(first != second, axis=2)) > 0.001  # the curves grew: a visible share of pixels changed
