@@ -1,0 +1,112 @@
+"""Policies by name, and ``make_policy``: build one from a name, a YAML file or a trained model.
+
+Specs understood by :func:`make_policy`:
+
+- a registry name (``"hpa"``): its parameters default to ``configs/policies/<name>.yaml``;
+- a path to a YAML file ``{policy: <name>, params: {...}}``: missing parameters take the policy's defaults;
+- ``"ppo:RUN_DIR"``: a trained agent, loaded by ``agents.ppo.load_ppo_policy(RUN_DIR, env_config)`` (imported
+  only when asked for, so that torch is not loaded for the rule policies). This is the extension point for
+  learned policies: another prefix would dispatch the same way.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from scaling_env import EnvConfig
+
+from .base import Policy, PolicyConfigError, validate_params
+from .hpa import HpaPolicy
+from .kpa import KpaPolicy
+from .oracle import OraclePolicy
+from .predictive import PredictivePolicy
+from .static import StaticPolicy
+from .step_scaling import StepScalingPolicy
+from .target_tracking import TargetTrackingPolicy
+from .threshold import ThresholdPolicy
+
+POLICIES: dict[str, type[Policy]] = {
+    cls.name: cls
+    for cls in (StaticPolicy, ThresholdPolicy, StepScalingPolicy, TargetTrackingPolicy, HpaPolicy, KpaPolicy,
+                PredictivePolicy, OraclePolicy)
+}
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "policies"
+
+# learned policies: spec prefix -> (module, loader function); the loader takes (path, env_config)
+LOADERS: dict[str, tuple[str, str]] = {"ppo": ("agents.ppo", "load_ppo_policy")}
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def read_policy_file(path: str | Path) -> tuple[str, dict[str, Any]]:
+    """``(policy name, params)`` from a YAML file ``{policy: <name>, params: {...}}``; errors name the file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise PolicyConfigError(f"{path}: cannot read policy file ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PolicyConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise PolicyConfigError(f"{path}: expected a mapping {{policy: <name>, params: {{...}}}}, "
+                                f"got {type(data).__name__}")
+    unknown = sorted(set(data) - {"policy", "params"})
+    if unknown:
+        raise PolicyConfigError(f"invalid {path}:\n  {unknown[0]}: unknown key (a policy file has 'policy' and "
+                                "'params')")
+    name = data.get("policy")
+    if name not in POLICIES:
+        raise PolicyConfigError(f"invalid {path}:\n  policy: unknown policy {name!r} (known: "
+                                f"{', '.join(POLICIES)})")
+    params = data.get("params") or {}
+    if not isinstance(params, dict):
+        raise PolicyConfigError(f"invalid {path}:\n  params: expected a mapping, got {type(params).__name__}")
+    return name, params
+
+
+def make_policy(spec: str, env_config: EnvConfig | dict | str | None,
+                overrides: dict[str, Any] | None = None) -> Policy:
+    """A policy from a registry name, a YAML file or ``"ppo:RUN_DIR"``, with ``overrides`` merged into its
+    parameters. Bad keys or values raise :class:`agents.base.PolicyConfigError` naming the file and field."""
+    env_config = EnvConfig.coerce(env_config)
+    prefix, sep, rest = spec.partition(":")
+    if sep and prefix in LOADERS:
+        if overrides:
+            raise PolicyConfigError(f"{spec}: parameter overrides do not apply to a {prefix} policy")
+        module, func = LOADERS[prefix]
+        loader = getattr(importlib.import_module(module), func)
+        return loader(rest, env_config)
+    if spec in POLICIES:
+        name = spec
+        path = CONFIG_DIR / f"{name}.yaml"
+        if path.exists():
+            file_name, params = read_policy_file(path)
+            if file_name != name:
+                raise PolicyConfigError(f"invalid {path}:\n  policy: {file_name!r}, expected {name!r}")
+        else:
+            params = {}
+        source = str(path) if path.exists() else f"{name} policy defaults"
+    elif Path(spec).suffix in (".yaml", ".yml") or Path(spec).exists():
+        path = Path(spec)
+        name, params = read_policy_file(path)
+        source = str(path)
+    else:
+        raise PolicyConfigError(f"unknown policy {spec!r}: expected one of {', '.join(POLICIES)}, a YAML file "
+                                f"or one of the prefixes {', '.join(p + ':' for p in LOADERS)}")
+    if overrides:
+        params = _merge(params, overrides)
+        source += " with overrides"
+    cls = POLICIES[name]
+    return cls(env_config, validate_params(cls.Params, params, f"{source} (policy {name}): params"))

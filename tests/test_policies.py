@@ -1,0 +1,369 @@
+"""Policies on hand-made metric sequences: each scales out, holds and scales in exactly when its published
+algorithm says; the registry and the YAML defaults; full episodes through the envs; the oracle's bound."""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agents import POLICIES, Policy, PolicyConfigError, make_policy
+from agents.base import action_for_target
+from agents.oracle import OraclePolicy, _p95
+from agents.registry import CONFIG_DIR
+from agents.step_scaling import aws_percent_adjustment
+from scaling_env import EnvConfig, ServerlessScalingEnv, ServerlessScalingVectorEnv
+from scaling_env.fields import INFO_NAMES
+
+# every change from -20 to +20 is one action, so an action shows the policy's desired count exactly
+STEPS = tuple(range(-20, 21))
+CFG = EnvConfig().with_updates({"scaling": {"scale_steps": STEPS}})
+DT = CFG.step_seconds
+
+
+def make_info(n: int = 1, **values: float | list[float]) -> dict[str, np.ndarray]:
+    info = {k: np.zeros(n) for k in INFO_NAMES}
+    for k, v in values.items():
+        info[k] = np.broadcast_to(np.asarray(v, dtype=np.float64), (n,)).copy()
+    return info
+
+
+class Run:
+    """Feeds a policy one hand-made info per decision and returns the change each decision asks for.
+
+    The first decision gets a reset's info (time 0, ``warm`` instances). Each asked change is applied at once
+    (the instances are warm at the next decision, ``scale_applied`` reports it), so a policy that keeps asking
+    for a change it already got would show up as a non-zero change."""
+
+    def __init__(self, policy: Policy, warm: float | list[float], n: int = 1) -> None:
+        self.policy, self.n = policy, n
+        self.warm = np.broadcast_to(np.asarray(warm, dtype=np.float64), (n,)).copy()
+        self.applied = np.zeros(n)
+        self.t = 0.0
+        policy.reset(seed=0, num_envs=n)
+        self.first = self._decide(make_info(n, instances_warm=self.warm))
+
+    def _decide(self, info: dict[str, np.ndarray]) -> np.ndarray:
+        steps = np.asarray(self.policy.env_config.scaling.scale_steps)
+        actions = self.policy.act_batch(np.zeros((self.n, 19), dtype=np.float32), info)
+        assert actions.dtype == np.int64 and actions.shape == (self.n,)
+        sc = self.policy.env_config.scaling
+        new = np.clip(self.warm + steps[actions], sc.min_instances, sc.max_instances)
+        change = new - self.warm
+        self.applied = change
+        self.warm = new
+        return change
+
+    def step(self, **metrics: float | list[float]) -> np.ndarray | int:
+        self.t += DT
+        values = {"time_s": self.t, "instances_warm": self.warm, "scale_applied": self.applied, **metrics}
+        change = self._decide(make_info(self.n, **values))
+        return int(change[0]) if self.n == 1 else change
+
+    def steps(self, count: int, **metrics: float) -> list[int]:
+        return [self.step(**metrics) for _ in range(count)]
+
+
+def concurrency_info(level: float) -> dict[str, float]:
+    """Metrics whose Little's-law concurrency (arrival rate x mean latency) is ``level`` requests."""
+    return {"arrivals": level * DT, "latency_mean_s": 1.0}
+
+
+# ------------------------------------------------------------------------------------------ action mapping
+def test_action_mapping_nearest_step_ties_to_smaller_magnitude_and_bounds():
+    cfg = EnvConfig()  # steps (-2, -1, 0, 1, 2)
+    steps = cfg.scaling.scale_steps
+    pick = lambda target, current, c=cfg, **kw: c.scaling.scale_steps[  # noqa: E731
+        int(action_for_target(np.array([target]), np.array([current]), c, **kw)[0])]
+    assert [pick(t, 5) for t in (8, 6, 5, 4, 1)] == [2, 1, 0, -1, -2]
+    assert steps == (-2, -1, 0, 1, 2)
+    coarse = EnvConfig().with_updates({"scaling": {"scale_steps": [-4, 0, 4], "max_instances": 64}})
+    assert pick(12, 10, coarse) == 0  # +2: 0 and +4 are as near; the smaller magnitude wins
+    assert pick(13, 10, coarse) == 4
+    assert pick(64, 62, coarse) == 4  # +4 is clipped to exactly the bound: effective +2
+    assert pick(99, 64, coarse) == 0  # at the bound nothing is asked
+    assert pick(0, 1, cfg) == 0  # min_instances 1: no scale-in below it
+    up = EnvConfig().with_updates({"scaling": {"scale_steps": [-4, -2, 0, 2, 4]}})
+    assert pick(13, 10, up, rounding="up") == 4 and pick(13, 10, up) == 2
+    assert pick(7, 10, up, rounding="up") == -2  # scale in without going below the target
+    assert pick(30, 10, up, rounding="up") == 4  # nothing reaches: the largest
+
+
+# ------------------------------------------------------------------------------------------ static
+def test_static_goes_to_its_count_and_holds():
+    run = Run(make_policy("static", CFG, {"instances": 7}), warm=3)
+    assert run.first == 4
+    assert run.steps(5, cpu_utilization=1.0) == [0] * 5
+    run = Run(make_policy("static", CFG), warm=3)  # default: the env's initial count
+    assert run.first == 0 and run.steps(3, cpu_utilization=0.0) == [0, 0, 0]
+
+
+# ------------------------------------------------------------------------------------------ threshold
+def test_threshold_adds_two_at_80_percent_then_waits_its_300_s_cooldown():
+    run = Run(make_policy("threshold", CFG), warm=4)
+    assert run.first == 0  # a reset's info has no measurement
+    assert run.step(cpu_utilization=0.79) == 0
+    assert run.step(cpu_utilization=0.80) == 2  # decision 2, t = 30 s: "reaches 80 %"
+    # cooldown 300 s: decisions at t = 45 .. 315 s do nothing, whatever the metric
+    assert run.steps(19, cpu_utilization=0.95) == [0] * 19
+    assert run.step(cpu_utilization=0.95) == 2  # t = 330 s = 30 + 300
+    assert run.steps(19, cpu_utilization=0.1) == [0] * 19
+    assert run.step(cpu_utilization=0.3) == -1  # t = 630 s: <= lower threshold
+    assert run.steps(20, cpu_utilization=0.5) == [0] * 20  # between the thresholds: hold
+
+
+def test_threshold_launches_an_instance_for_requests_with_nothing_running():
+    cfg = CFG.with_updates({"scaling": {"min_instances": 0, "initial_instances": 0}})
+    run = Run(make_policy("threshold", cfg), warm=0)
+    assert run.step(arrivals=10.0) == 2
+
+
+# ------------------------------------------------------------------------------------------ step scaling
+def test_step_scaling_percent_rounding_matches_aws():
+    assert aws_percent_adjustment(4, 25, 2) == 2  # +25 % of 4 is 1; MinAdjustmentMagnitude 2 adds 2
+    assert aws_percent_adjustment(4, 25) == 1
+    assert aws_percent_adjustment(127, 10) == 12  # 12.7 -> 12
+    assert aws_percent_adjustment(67, 1) == 1  # 0.67 -> 1
+    assert aws_percent_adjustment(58, -1) == -1  # -0.58 -> -1
+    assert aws_percent_adjustment(667, -1) == -6  # -6.67 -> -6
+    assert aws_percent_adjustment(4, -25, 2) == -2
+    assert aws_percent_adjustment(10, 0, 2) == 0  # a 0 % step changes nothing
+    assert list(aws_percent_adjustment(np.array([10, 11, 14, 13]), np.array([10, 30, -10, -30]))) == [1, 3, -1, -3]
+
+
+def test_step_scaling_follows_the_aws_user_guide_example_with_warm_up():
+    # alarm at 50 %: +10 % from 60 %, +30 % from 70 %; 1-minute data points = 4 decisions
+    run = Run(make_policy("step_scaling", CFG), warm=10)
+    assert run.steps(3, cpu_utilization=0.60) == [0, 0, 0]
+    assert run.step(cpu_utilization=0.60) == 1  # data point 60 %: +10 % of 10
+    assert run.steps(4, cpu_utilization=0.62) == [0, 0, 0, 0]  # still 10 + 1 = 11: nothing more while warming
+    assert run.steps(4, cpu_utilization=0.70) == [0, 0, 0, 2]  # 10 + 30 % = 13: only 2 more
+    # scale-in (-10 % from 40 %) waits until the last scale-out (t = 180 s) is 300 s old
+    assert run.steps(16, cpu_utilization=0.35) == [0] * 16  # data points at 240 .. 420 s
+    assert run.steps(4, cpu_utilization=0.35) == [0, 0, 0, -1]  # t = 480 s: -10 % of 13 = -1.3 -> -1
+    assert run.steps(20, cpu_utilization=0.45) == [0] * 20  # within the 0 % step: hold
+
+
+def test_step_scaling_min_adjustment_magnitude_and_evaluation_periods():
+    params = {"min_adjustment_magnitude": 2,
+              "scale_out": {"threshold": 0.5, "evaluation_periods": 2,
+                            "steps": [{"lower": 0.0, "upper": None, "adjustment": 25}]}}
+    run = Run(make_policy("step_scaling", CFG, params), warm=4)
+    assert run.steps(4, cpu_utilization=0.9) == [0] * 4  # one breaching data point of two
+    assert run.steps(4, cpu_utilization=0.9) == [0, 0, 0, 2]  # +25 % of 4 = 1, at least 2
+
+
+# ------------------------------------------------------------------------------------------ target tracking
+def test_target_tracking_scales_out_after_3_data_points_and_in_after_15():
+    run = Run(make_policy("target_tracking", CFG), warm=10)  # target 50 % CPU
+    assert run.steps(11, cpu_utilization=0.6) == [0] * 11  # 2 data points above the target
+    assert run.step(cpu_utilization=0.6) == 2  # 3rd: ceil(10 * 0.6 / 0.5) = 12
+    assert run.steps(56, cpu_utilization=0.44) == [0] * 56  # 14 data points below 0.9 x 50 %
+    assert run.steps(4, cpu_utilization=0.44) == [0, 0, 0, -1]  # 15th: ceil(12 * 0.88) = 11 (10.56 rounded up)
+    # the low alarm stays in ALARM; the next scale-in waits for the 300 s scale-in cooldown
+    assert run.steps(16, cpu_utilization=0.44) == [0] * 16
+    assert run.steps(4, cpu_utilization=0.44) == [0, 0, 0, -1]  # ceil(11 * 0.88) = 10
+    steady = Run(make_policy("target_tracking", CFG), warm=10)
+    assert steady.steps(100, cpu_utilization=0.46) == [0] * 100  # above 90 % of the target: never scales in
+
+
+# ------------------------------------------------------------------------------------------ HPA
+def test_hpa_holds_inside_the_tolerance_and_acts_per_cluster():
+    run = Run(make_policy("hpa", CFG), warm=4, n=3)
+    assert list(run.first) == [0, 0, 0]
+    # target 80 %: ratios 1.0625 (inside 0.1), 1.125 -> ceil(4.5) = 5, 0.5 -> 2 (but held by the window)
+    assert list(run.step(cpu_utilization=[0.85, 0.9, 0.4])) == [0, 1, 0]
+
+
+def test_hpa_keeps_the_highest_recommendation_of_the_last_300_s():
+    run = Run(make_policy("hpa", CFG), warm=10)
+    assert run.step(cpu_utilization=1.6) == 10  # ratio 2: 20 (within max(+4, +100 %))
+    assert run.steps(19, cpu_utilization=0.4) == [0] * 19  # recommendation 10, but 20 was seen < 300 s ago
+    assert run.step(cpu_utilization=0.4) == -10  # t = 315 s: the 20 of t = 15 s has left the window
+
+
+def test_hpa_scale_up_limit_and_unready_pods():
+    run = Run(make_policy("hpa", CFG, {"target": 0.1}), warm=2)
+    assert run.step(cpu_utilization=1.0) == 4  # wants 20: max(2 + 4, 2 x 2) = 6
+    assert run.step(cpu_utilization=1.0) == 6  # wants 60: max(6 + 4, 12) = 12
+    run = Run(make_policy("hpa", CFG), warm=4)
+    # 4 ready at 90 % and 4 booting: at 0 % they bring the ratio to 0.56, below 1: no scale-up (and no scale-down)
+    assert run.step(cpu_utilization=0.9, instances_booting=4) == 0
+    run = Run(make_policy("hpa", CFG, {"target": 0.5}), warm=4)
+    # ratio 2 over 4 ready; with 1 booting at 0 %: 1.6 over 5 pods -> 8, from 5 counted
+    assert run.step(cpu_utilization=1.0, instances_booting=1) == 3
+
+
+# ------------------------------------------------------------------------------------------ KPA
+def test_kpa_follows_the_stable_window_below_the_panic_threshold():
+    run = Run(make_policy("kpa", CFG), warm=4)  # target 0.7 x 10 = 7 per pod
+    assert run.steps(4, **concurrency_info(28)) == [0] * 4  # 28 / 7 = 4 pods
+    assert run.step(**concurrency_info(49)) == 1  # panic pods 7 < 2 x 4; stable mean 33.25 -> 5
+
+
+def test_kpa_panics_at_twice_the_pods_never_scales_down_in_panic_then_halves():
+    run = Run(make_policy("kpa", CFG), warm=4)
+    assert run.steps(4, **concurrency_info(28)) == [0] * 4
+    assert run.step(**concurrency_info(56)) == 4  # panic pods 8 = 2 x 4: panic, max(5, 8)
+    # demand falls to 1 pod; the panic holds for the stable window (60 s) after the last panic decision
+    assert run.steps(4, **concurrency_info(7)) == [0, 0, 0, 0]  # t = 90 .. 135 s
+    assert run.step(**concurrency_info(7)) == -4  # t = 150 s: stable mode, at most half of 8 removed
+    assert run.step(**concurrency_info(7)) == -2
+    assert run.step(**concurrency_info(7)) == -1
+    assert run.steps(3, **concurrency_info(7)) == [0, 0, 0]
+
+
+def test_kpa_scales_to_zero_only_after_the_grace_period():
+    cfg = CFG.with_updates({"scaling": {"min_instances": 0}})
+    run = Run(make_policy("kpa", cfg), warm=1)
+    assert run.steps(2, **concurrency_info(7)) == [0, 0]
+    # no traffic from t = 45 s: the stable mean is 0 from t = 90 s, then 30 s of grace
+    assert run.steps(4, arrivals=0.0) == [0, 0, 0, 0]
+    assert run.step(arrivals=0.0) == 0  # t = 105 s
+    assert run.step(arrivals=0.0) == -1  # t = 120 s = 90 + 30
+    assert run.step(arrivals=0.0) == 0
+
+
+# ------------------------------------------------------------------------------------------ predictive
+def test_predictive_provisions_the_forecast_at_its_target_utilisation():
+    run = Run(make_policy("predictive", CFG), warm=3)
+    assert run.step(arrivals=700 * DT) == 7  # 700 rps / (0.7 x 100 rps) = 10 instances
+    assert run.steps(3, arrivals=700 * DT) == [0, 0, 0]
+
+
+def test_predictive_scales_ahead_of_a_ramp():
+    policy = make_policy("predictive", CFG, {"alpha": 1.0, "beta": 1.0, "phi": 1.0})
+    assert policy.horizon_steps == 5  # (60 s scale-out cooldown + 2.5 s cold start) / 15 s, rounded up
+    run = Run(policy, warm=1)
+    assert run.step(arrivals=130 * DT) == 1  # first rate 130 rps, no trend yet: 2
+    assert run.step(arrivals=160 * DT) == 3  # trend 30 rps/step: 160 + 5 x 30 = 310 rps -> 5 (a reactive 3)
+
+
+# ------------------------------------------------------------------------------------------ oracle
+def test_oracle_needs_the_fewest_instances_that_meet_the_slo():
+    oracle = OraclePolicy(CFG)
+    limit = 0.8 * CFG.reward.slo_p95_seconds
+    ins = CFG.instances
+    per_step = ins.concurrency / ins.service_seconds * DT  # requests one instance serves in a step
+
+    def p95(n: int, rate: float) -> float:
+        return _p95(n, rate, ins.concurrency, ins.service_seconds, ins.service_cv, float(ins.max_queue), DT,
+                    "round_robin")
+
+    for rate in (150.0, 700.0, 1500.0):
+        lam = rate * DT
+        by_slo = next(n for n in range(1, 65) if p95(n, rate) <= limit)
+        by_count = next(n for n in range(1, 65) if n * per_step >= lam + 3.0 * lam**0.5)
+        assert oracle.need(np.array([lam]))[0] == max(by_slo, by_count)
+    with pytest.raises(RuntimeError, match="bind"):
+        Run(oracle, warm=3)
+
+
+def episode(policy: Policy, config: EnvConfig, seed: int = 0, n: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Cost (USD) and SLO-violating steps of one episode per cluster."""
+    env = ServerlessScalingVectorEnv(num_envs=n, config=config, parallel=False)
+    obs, info = env.reset(seed=seed)
+    policy.reset(seed=seed, num_envs=n)
+    policy.bind(env)
+    cost, violations = np.zeros(n), np.zeros(n)
+    for _ in range(config.episode_steps):
+        actions = policy.act_batch(obs, info)
+        assert actions.dtype == np.int64 and actions.shape == (n,)
+        assert ((actions >= 0) & (actions < len(config.scaling.scale_steps))).all()
+        obs, _, _, _, info = env.step(actions)
+        cost += info["cost_usd"]
+        violations += info["slo_violated"]
+    return cost, violations
+
+
+def test_oracle_costs_less_than_a_static_fleet_sized_for_the_peak_and_misses_the_slo_no_more():
+    # the default diurnal workload (200 .. 1500 rps) with the default cooldowns (60 s out, 300 s in)
+    base = CFG.with_updates({"scaling": {"scale_steps": [-16, -8, -4, -2, -1, 0, 1, 2, 4, 8, 16]}})
+    peak = OraclePolicy(base).need(np.array([base.workload.shape.peak_rps * DT]))[0]
+    config = base.with_updates({"scaling": {"initial_instances": int(peak)}})
+    static_cost, static_viol = episode(make_policy("static", config), config)
+    oracle_cost, oracle_viol = episode(make_policy("oracle", config), config)
+    assert (static_viol == 0).all()  # sized for the peak: no SLO violation
+    assert (oracle_viol <= static_viol).all()
+    assert (oracle_cost < 0.85 * static_cost).all()
+
+
+# ------------------------------------------------------------------------------------------ full episodes
+@pytest.mark.parametrize("name", sorted(POLICIES))
+def test_every_policy_runs_full_episodes_in_the_vector_and_the_single_env(name):
+    config = EnvConfig()
+    episode(make_policy(name, config), config)
+    env = ServerlessScalingEnv(config)
+    policy = make_policy(name, config)
+    obs, info = env.reset(seed=1)
+    policy.reset(seed=1)
+    policy.bind(env)
+    for _ in range(config.episode_steps):
+        a = policy.act(obs, info)
+        assert isinstance(a, int) and 0 <= a < env.action_space.n
+        obs, _, _, truncated, info = env.step(a)
+    assert truncated
+
+
+def test_a_policy_starts_over_when_the_vector_env_resets_a_cluster():
+    config = EnvConfig().with_updates({"episode_steps": 8})
+    env = ServerlessScalingVectorEnv(num_envs=2, config=config, parallel=False)
+    policy = make_policy("hpa", config)
+    obs, info = env.reset(seed=0)
+    policy.reset(num_envs=2)
+    for _ in range(9):  # 8 steps, then the autoreset step
+        obs, _, _, _, info = env.step(policy.act_batch(obs, info))
+    assert (info["time_s"] == 0).all()
+    policy.act_batch(obs, info)
+    assert list(policy.decisions) == [1, 1]  # a fresh episode: windows cleared, one decision taken
+
+
+# ------------------------------------------------------------------------------------------ registry
+@pytest.mark.parametrize("name", sorted(POLICIES))
+def test_every_policy_yaml_loads_and_spells_the_code_defaults(name):
+    path = CONFIG_DIR / f"{name}.yaml"
+    assert path.is_file()
+    policy = make_policy(str(path), CFG)
+    assert type(policy) is POLICIES[name] and policy.name == name
+    assert policy.params == POLICIES[name].Params()
+    assert make_policy(name, CFG).params == policy.params
+
+
+def test_policy_files_with_bad_keys_or_values_name_the_file_and_the_field(tmp_path: Path):
+    bad_key = tmp_path / "bad_key.yaml"
+    bad_key.write_text("policy: hpa\nparams:\n  tolerence: 0.2\n")
+    with pytest.raises(PolicyConfigError, match=r"(?s)bad_key\.yaml.*tolerence: unknown key"):
+        make_policy(str(bad_key), CFG)
+    bad_value = tmp_path / "bad_value.yaml"
+    bad_value.write_text("policy: kpa\nparams:\n  max_scale_down_rate: 0.5\n")
+    with pytest.raises(PolicyConfigError, match=r"(?s)bad_value\.yaml.*max_scale_down_rate:.*0\.5.*allowed: 1\.0 <"):
+        make_policy(str(bad_value), CFG)
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("policy: step_scaling\nparams:\n  scale_out:\n    threshold: 0.5\n    stepz: []\n")
+    with pytest.raises(PolicyConfigError, match=r"(?s)nested\.yaml.*scale_out\.stepz: unknown key"):
+        make_policy(str(nested), CFG)
+    top = tmp_path / "top.yaml"
+    top.write_text("policy: hpa\nparms: {}\n")
+    with pytest.raises(PolicyConfigError, match=r"(?s)top\.yaml.*parms: unknown key"):
+        make_policy(str(top), CFG)
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("policy: autopilot\n")
+    with pytest.raises(PolicyConfigError, match=r"(?s)unknown\.yaml.*policy: unknown policy 'autopilot'"):
+        make_policy(str(unknown), CFG)
+    with pytest.raises(PolicyConfigError, match="unknown policy 'autopilot'"):
+        make_policy("autopilot", CFG)
+    with pytest.raises(PolicyConfigError, match=r"(?s)hpa\.yaml with overrides.*tolerance: .*allowed"):
+        make_policy("hpa", CFG, {"tolerance": -1})
+    assert make_policy("hpa", CFG, {"tolerance": 0.2}).params.tolerance == 0.2
+
+
+def test_ppo_specs_go_to_the_training_modules_loader(monkeypatch):
+    calls = []
+    fake = types.ModuleType("agents.ppo")
+    fake.load_ppo_policy = lambda path, env_config: calls.append((path, env_config)) or "loaded"
+    monkeypatch.setitem(sys.modules, "agents.ppo", fake)
+    assert make_policy("ppo:runs/abc", CFG) == "loaded"
+    assert calls == [("runs/abc", CFG)]
