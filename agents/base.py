@@ -202,14 +202,20 @@ def steps_per(seconds: float, step_seconds: float) -> int:
 class Policy(ABC):
     """Chooses scale actions for a batch of B clusters of one env configuration.
 
-    Subclasses set ``name`` and ``Params`` and implement ``_allocate`` (per-cluster state for a batch) and
-    ``_decide`` (update ``self.desired``); ``_clear`` resets the state of some clusters (by default
-    ``_allocate``'s state is re-created for them by the subclass; see the concrete policies).
+    A subclass sets ``name`` (its registry name) and ``Params`` (its pydantic parameter model) and implements
+    ``_allocate`` (create its per-cluster windows and timers for a batch), ``_clear`` (clear them for the
+    clusters that start a new episode) and ``_decide`` (update ``self.desired`` from a decision's metrics). A
+    policy that computes its actions otherwise (a trained model) may override :meth:`act_batch` instead.
+
+    ``rounding`` chooses how ``self.desired`` becomes an action (see :func:`action_for_target`). With
+    ``launch_on_demand`` (the default), a cluster that receives requests with no instance warm or booting gets
+    at least one instance (:func:`stranded_demand`): utilisation metrics are 0 then and could never ask for one.
     """
 
     name: ClassVar[str]
     Params: ClassVar[type[PolicyParams]]
     rounding: ClassVar[Rounding] = "nearest"
+    launch_on_demand: ClassVar[bool] = True
 
     def __init__(self, env_config: EnvConfig, params: PolicyParams | dict | None = None) -> None:
         self.env_config = EnvConfig.coerce(env_config)
@@ -258,6 +264,9 @@ class Policy(ABC):
             self._clear(fresh)
         now = self.decisions * self.dt
         self._decide(obs, info, fresh, current, now)
+        if self.launch_on_demand:
+            stranded = ~fresh & stranded_demand(info)
+            self.desired[stranded] = np.maximum(self.desired[stranded], 1)
         lo, hi = self.env_config.scaling.min_instances, self.env_config.scaling.max_instances
         np.clip(self.desired, lo, hi, out=self.desired)
         self.decisions += 1

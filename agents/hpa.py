@@ -7,7 +7,7 @@ import math
 import numpy as np
 from pydantic import Field
 
-from .base import Metric, Policy, PolicyParams, metric_values
+from .base import Metric, Policy, PolicyParams, info_array, metric_values
 
 
 class HpaParams(PolicyParams):
@@ -52,7 +52,8 @@ class HpaPolicy(Policy):
     horizontal-pod-autoscale/), and the autoscaling/v2 API reference (``HPAScalingRules``: "For scale up:
     allow doubling the number of pods, or an absolute change of 4 pods in a 15s window"; scale down: 300 s
     stabilisation). ``minReplicas``/``maxReplicas`` are the env's bounds. The HPA cannot scale from 0 pods on a
-    utilisation metric; when requests arrive with nothing warm or booting the base class launches one.
+    utilisation metric; when requests arrive with nothing warm or booting one instance is launched
+    (``agents.base.Policy.launch_on_demand``).
 
     Action mapping: the desired count is reached with the nearest available ``scale_steps``
     (``agents.base.action_for_target``); with the default steps ``(-2..2)`` a larger change takes several
@@ -83,8 +84,8 @@ class HpaPolicy(Policy):
 
     def _decide(self, obs, info, fresh, current, now) -> None:
         p = self.params
-        ready = np.rint(np.asarray(info["instances_warm"], dtype=np.float64)).astype(np.int64).reshape(-1)
-        unready = np.rint(np.asarray(info["instances_booting"], dtype=np.float64)).astype(np.int64).reshape(-1)
+        ready = np.rint(info_array(info, "instances_warm")).astype(np.int64)
+        unready = np.rint(info_array(info, "instances_booting")).astype(np.int64)
         ratio = metric_values(info, p.metric, self.dt) / p.target
         # 1-2. the raw recommendation
         rec = np.ceil(ready * ratio - 1e-9).astype(np.int64)

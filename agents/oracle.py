@@ -10,6 +10,7 @@ import numpy as np
 from pydantic import Field
 
 from scaling_env.core import E_CD_IN, E_CD_OUT, E_STEP, BatchSimulator
+from scaling_env.instances import BOOTING, F_TIMER, I_STATE, WARM
 from scaling_env.queueing import RHO_CAP, response_p95, stationary_wait
 
 from .base import Policy, PolicyParams
@@ -103,6 +104,7 @@ class OraclePolicy(Policy):
     name = "oracle"
     Params = OracleParams
     rounding = "up"
+    launch_on_demand = False
 
     def __init__(self, env_config, params=None) -> None:
         super().__init__(env_config, params)
@@ -140,6 +142,20 @@ class OraclePolicy(Policy):
         by_count = np.ceil((lam + self.params.poisson_z * np.sqrt(lam)) / self.step_capacity - _EPS)
         return np.minimum(np.maximum(by_slo, by_count), self.env_config.scaling.max_instances).astype(np.int64)
 
+    def supply(self) -> np.ndarray:
+        """(B, horizon): instances fully in the pool at steps k .. k+H-1 without any new action: the warm ones,
+        plus the booting ones from the step after their cold start ends. Crashed (failed, unhealthy) instances
+        serve nothing, even while the autoscaler still counts them."""
+        sim = self.sim
+        state = sim.inst_i[:, :, I_STATE]
+        booting = state == BOOTING
+        ready = np.clip(np.ceil(sim.inst_f[:, :, F_TIMER] / self.dt - _EPS), 0, self.horizon).astype(np.int64)
+        hist = np.zeros((self.num_envs, self.horizon + 1), dtype=np.int64)
+        rows, slots = np.nonzero(booting)
+        np.add.at(hist, (rows, ready[rows, slots]), 1)
+        warm = (state == WARM).sum(axis=1)
+        return warm[:, None] + np.cumsum(hist, axis=1)[:, : self.horizon]
+
     def _decide(self, obs, info, fresh, current, now) -> None:
         if self.sim is None:
             raise RuntimeError("oracle: call bind(env) before acting (it reads the simulator)")
@@ -151,20 +167,20 @@ class OraclePolicy(Policy):
         j = np.arange(self.horizon)[None, :]
         idx = k[:, None] + j
         lam = np.where(idx < steps, sim.expected[np.arange(self.num_envs)[:, None], np.minimum(idx, steps - 1)], 0.0)
-        need = self.need(lam)  # (B, H): instances for steps k .. k+H-1
+        short = self.need(lam) - self.supply()  # (B, H): instances missing at steps k .. k+H-1
         s = self.step_out
         # scaling out now: later opportunities at k + out_every * i (i >= 1), fully in lead steps after
         later = np.maximum((j - self.lead) // self.out_every, 0)
-        need_out = (need - s * later).max(axis=1)
+        add = (short - s * later).max(axis=1)
         # scaling in now: capacity can come back at the first scale-out step after this one
         wait = np.maximum(np.ceil(sim.env_state[:, E_CD_OUT] / self.dt - _EPS).astype(np.int64), 1)
         back = np.maximum((j - wait[:, None] - self.lead) // self.out_every + 1, 0)
-        need_in = (need - s * back).max(axis=1)
+        spare = (s * back - short).min(axis=1)
         out_ok = sim.env_state[:, E_CD_OUT] <= _EPS
         in_ok = sim.env_state[:, E_CD_IN] <= _EPS
+        grow = out_ok & (add > 0)
+        shrink = in_ok & ~grow & (add < 0) & (spare > 0)
         target = current.copy()
-        grow = out_ok & (need_out > current)
-        shrink = in_ok & ~grow & (need_in < current) & (need_out < current)
-        target[grow] = need_out[grow]
-        target[shrink] = np.maximum(need_in, need_out)[shrink]
+        target[grow] += add[grow]
+        target[shrink] -= np.minimum(spare, -add)[shrink]
         self.desired[:] = target

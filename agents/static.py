@@ -29,6 +29,7 @@ class StaticPolicy(Policy):
 
     name = "static"
     Params = StaticParams
+    launch_on_demand = False
 
     def __init__(self, env_config: Any, params: StaticParams | dict | None = None) -> None:
         super().__init__(env_config, params)
