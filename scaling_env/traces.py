@@ -25,6 +25,7 @@ last the working directory itself.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 from dataclasses import dataclass
@@ -115,6 +116,8 @@ def _parse_time(text: str) -> tuple[float, bool, float] | None:
         if not math.isfinite(t):
             return None
         return t, True, t % 86400.0
+    if text[-1:] in ("Z", "z"):  # UTC as 'Z': Python < 3.11's fromisoformat does not read it
+        text = text[:-1] + "+00:00"
     try:
         dt = datetime.fromisoformat(text)
     except ValueError:
@@ -136,10 +139,17 @@ def _read_csv(path: str, mtime_ns: int, size: int) -> tuple[np.ndarray, np.ndarr
     clock0 = 0.0
     kinds: set[tuple[bool, bool]] = set()  # (epoch number, has offset)
     try:
-        fh = open(path, newline="", encoding="utf-8-sig")
+        raw = Path(path).read_bytes()
     except OSError as exc:
         raise TraceError(f"{path}: cannot read trace file ({exc.strerror})") from None
-    with fh:
+    try:
+        text = raw.decode("utf-8-sig")  # a byte-order mark is dropped
+    except UnicodeDecodeError as exc:
+        line = exc.object[:exc.start].count(b"\n") + 1
+        raise TraceError(f"{path}, line {line}: not UTF-8 text (byte {exc.object[exc.start]:#04x}); save the "
+                         f"file as UTF-8 CSV") from None
+    header_line = 0
+    with io.StringIO(text, newline="") as fh:
         reader = csv.reader(fh)
         header: list[str] | None = None
         for row in reader:
@@ -147,7 +157,7 @@ def _read_csv(path: str, mtime_ns: int, size: int) -> tuple[np.ndarray, np.ndarr
             if not row or all(not c.strip() for c in row):
                 continue  # blank lines carry nothing
             if header is None:
-                header = [c.strip().lower() for c in row]
+                header, header_line = [c.strip().lower() for c in row], line
                 if header != ["timestamp", "requests"]:
                     raise TraceError(f"{path}, line {line}: the header must be 'timestamp,requests', "
                                      f"got {','.join(row)!r}")
@@ -187,7 +197,7 @@ def _read_csv(path: str, mtime_ns: int, size: int) -> tuple[np.ndarray, np.ndarr
     if header is None:
         raise TraceError(f"{path}: the file is empty (expected the header 'timestamp,requests' and data rows)")
     if not counts:
-        raise TraceError(f"{path}: no data rows after the header")
+        raise TraceError(f"{path}, line {header_line}: no data rows after the header")
     t = np.asarray(times)
     return t - t[0], np.asarray(counts), np.asarray(lines), clock0
 
@@ -204,15 +214,19 @@ def _grid(path: str, rel_times: np.ndarray, lines: np.ndarray, interval: float |
     """Slot index of each row on the trace's regular grid, and the interval (the most common step)."""
     if len(rel_times) == 1:
         if interval is None:
-            raise TraceError(f"{path}: one data row: the interval cannot be inferred")
+            raise TraceError(f"{path}, line {lines[0]}: the only data row: the interval cannot be inferred from "
+                             f"one timestamp")
         return np.zeros(1, dtype=np.int64), interval
     diffs = np.diff(rel_times)
     if interval is None:
         values, freq = np.unique(np.round(diffs, 6), return_counts=True)
         interval = float(values[np.argmax(freq)])
     if not MIN_INTERVAL_SECONDS <= interval <= MAX_INTERVAL_SECONDS:
-        raise TraceError(f"{path}: the interval between timestamps is {interval:g} s; it must be between "
-                         f"{MIN_INTERVAL_SECONDS:g} s and {MAX_INTERVAL_SECONDS:g} s")
+        # name the first line that ends a step of that length
+        i = int(np.argmin(np.abs(diffs - interval))) + 1
+        raise TraceError(f"{path}, line {lines[i]}: the interval between timestamps is {interval:g} s (from line "
+                         f"{lines[i - 1]} to line {lines[i]}); it must be between {MIN_INTERVAL_SECONDS:g} s and "
+                         f"{MAX_INTERVAL_SECONDS:g} s")
     slots = rel_times / interval
     idx = np.round(slots).astype(np.int64)
     off = np.abs(slots - idx) > 1e-6
@@ -259,7 +273,7 @@ def trace_from_counts(counts: np.ndarray | list[float], interval_seconds: float,
     bad = ~np.isfinite(c) | (c < 0)
     if bad.any():
         i = int(np.argmax(bad))
-        raise TraceError(f"{source}: count {i} is {c[i]!r}; counts must be finite and >= 0")
+        raise TraceError(f"{source}: count {i} is {float(c[i])!r}; counts must be finite and >= 0")
     if not MIN_INTERVAL_SECONDS <= interval_seconds <= MAX_INTERVAL_SECONDS:
         raise TraceError(f"{source}: interval_seconds is {interval_seconds:g}; it must be between "
                          f"{MIN_INTERVAL_SECONDS:g} and {MAX_INTERVAL_SECONDS:g}")

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import copy
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -55,10 +57,49 @@ def make_env():
     return _make
 
 
+# ------------------------------------------------------------------------------------------ shared traces
+
+# the real traces of ../shared/traces (see its README.md); the repository keeps no copy of them
+TRACE_FILES = (
+    "aws_elb_request_count_5min.csv",
+    "nyc_taxi_passengers_30min.csv",
+    "twitter_amzn_mentions_5min.csv",
+    "twitter_ko_mentions_5min.csv",
+    "azure_llm_conv_2023_1s.csv",
+    "alibaba_genai_lora_2024_1min.csv",
+)
+
+
+def shared_traces_dir() -> Path:
+    """``$SCALING_ENV_TRACES`` if set, else ``shared/traces`` beside the checkout (``../shared/traces``)."""
+    env = os.environ.get("SCALING_ENV_TRACES")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "traces"
+
+
+def require_traces(*names: str) -> Path:
+    """The shared traces folder, holding ``names``. Missing: a failure in CI (``CI`` set), else a skip."""
+    folder = shared_traces_dir()
+    missing = [n for n in names if not (folder / n).is_file()] if folder.is_dir() else ["the folder itself"]
+    if missing:
+        msg = (f"shared traces not found in {folder} (missing: {', '.join(missing)}); set SCALING_ENV_TRACES "
+               f"to the folder that holds them")
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return folder
+
+
+@pytest.fixture
+def traces_dir() -> Path:
+    """The folder of the shared real traces, with all of ``TRACE_FILES`` (skip, or fail in CI, without it)."""
+    return require_traces(*TRACE_FILES)
+
+
 def conservation_ok(prev_backlog: float, info: dict) -> bool:
     lhs = prev_backlog + info["arrivals"]
     rhs = info["served"] + info["dropped"] + info["failed"] + info["backlog"]
     return lhs == rhs
 
 
-__all__ = ["QUIET", "quiet_config", "started", "action_for", "merge", "conservation_ok", "np"]
+__all__ = ["QUIET", "quiet_config", "started", "action_for", "merge", "conservation_ok", "np", "TRACE_FILES",
+           "shared_traces_dir", "require_traces"]
