@@ -105,6 +105,16 @@ def _benchmark_command() -> None:
 _benchmark_command()
 
 
+def _training_commands() -> None:
+    from agents.cli_train import evaluate, train
+
+    app.command(name="train")(train)
+    app.command(name="evaluate")(evaluate)
+
+
+_training_commands()
+
+
 @app.command()
 def info() -> None:
     """Print the observation fields and the info keys."""

@@ -1,0 +1,245 @@
+"""Training infrastructure: the train/evaluate commands, run folders, resume, determinism, the multi-config VecEnv.
+
+Trainings here are a few hundred steps of a tiny scenario (16-step episodes, 4 clusters), a few seconds each.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from agents.train_config import load_train_config
+from scaling_env import EnvConfig
+from scaling_env.cli import app
+from scaling_env.config import ConfigError
+from scaling_env.fields import INFO_NAMES
+from scaling_env.sb3_vec_env import ServerlessScalingVecEnv
+
+runner = CliRunner()
+STEPS = [-2, -1, 0, 1, 2]
+TINY = {"episode_steps": 16, "scaling": {"max_instances": 16, "scale_steps": STEPS}}
+TINY_SPIKE = {"episode_steps": 12, "step_seconds": 10.0,
+              "workload": {"shape": {"kind": "spike", "base_rps": 100.0, "peak_rps": 900.0, "start_seconds": 40.0,
+                                     "duration_seconds": 30.0}, "scale_jitter": 0.3},
+              "scaling": {"max_instances": 8, "scale_steps": STEPS}}
+SMOKE = {"n_envs": 4, "total_timesteps": 256, "eval_freq": 128, "checkpoint_freq": 128, "n_eval_episodes": 2,
+         "ppo": {"n_steps": 32, "batch_size": 64, "n_epochs": 2, "policy_kwargs": {"net_arch": [16]}}}
+
+
+def scalar_tags_and_steps(tb_dir: Path) -> dict[str, list[int]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(tb_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: [e.step for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("train")
+    out = {}
+    for name, env in (("tiny", TINY), ("tiny_spike", TINY_SPIKE)):
+        out[name] = root / f"{name}.yaml"
+        out[name].write_text(yaml.safe_dump({"description": f"test scenario {name}", "env": env}))
+    out["config"] = root / "smoke.yaml"
+    out["config"].write_text(yaml.safe_dump({**SMOKE, "scenarios": [str(out["tiny"])]}))
+    out["root"] = root
+    return out
+
+
+@pytest.fixture(scope="module")
+def run(files) -> Path:
+    run_dir = files["root"] / "run"
+    result = runner.invoke(app, ["train", "--config", str(files["config"]), "--seed", "3", "--run-dir", str(run_dir),
+                                 "--set", "ppo.learning_rate={schedule: linear, start: 1e-3, end: 0}"])
+    assert result.exit_code == 0, result.output
+    return run_dir
+
+
+# ----------------------------------------------------------------------------------------- CLI training
+
+
+def test_cli_training_writes_the_run_folder(run, files):
+    cfg = load_train_config(run / "config.yaml")  # the resolved config, overrides included
+    assert (cfg.seed, cfg.n_envs, cfg.total_timesteps, cfg.ppo.learning_rate.start) == (3, 4, 256, 1e-3)
+    assert cfg.scenarios == (str(files["tiny"]),)
+    command = (run / "command.txt").read_text()
+    assert "scaling-env train --config" in command and "--seed 3" in command and "ppo.learning_rate=" in command
+    scenarios = yaml.safe_load((run / "scenarios.yaml").read_text())
+    assert scenarios["train"]["tiny"]["episode_steps"] == 16 and "tiny" in scenarios["eval"]
+    for name in ("final_model.zip", "final_vecnormalize.pkl", "best_model.zip", "best_vecnormalize.pkl",
+                 "checkpoints/rl_model_128_steps.zip", "checkpoints/rl_model_vecnormalize_128_steps.pkl",
+                 "checkpoints/rl_model_256_steps.zip", "evaluations.csv"):
+        assert (run / name).is_file(), name
+    assert list((run / "tb").glob("events.out.tfevents.*"))
+    tags = scalar_tags_and_steps(run / "tb")
+    for tag in ("episode/reward", "episode/cost_usd", "episode/slo_violation_share", "episode/dropped_share",
+                "episode/failed_share", "episode/mean_instances", "episode/scale_actions", "episode/reward_cost",
+                "episode/reward_slo_violation", "episode/reward_dropped", "episode/reward_failed",
+                "episode/reward_scaling", "eval/mean_reward", "eval/slo_violation_share", "rollout/ep_rew_mean",
+                "train/value_loss", "train/learning_rate"):
+        assert tag in tags, tag
+    assert tags["eval/mean_reward"] == [128, 256]
+
+
+def test_trained_model_loads_as_a_policy_and_evaluates(run, files):
+    from agents import make_policy
+    from agents.evaluate import evaluate
+    from agents.ppo import PPOPolicy, load_ppo_policy
+
+    config = EnvConfig.from_dict(TINY)
+    policy = load_ppo_policy(run, config)
+    assert isinstance(policy, PPOPolicy) and policy.vec_normalize is not None
+    assert not policy.vec_normalize.training  # frozen statistics
+    obs = np.zeros((3, 19), dtype=np.float32)
+    actions = policy.act_batch(obs, {})
+    assert actions.shape == (3,) and actions.dtype == np.int64 and ((0 <= actions) & (actions < 5)).all()
+    rows = evaluate(run, [str(files["tiny"])], episodes=2, seed=1000)
+    assert rows[0]["scenario"] == "tiny" and rows[0]["steps"] == 16
+    for key in ("reward", "cost_usd", "slo_violation_share", "p95_s", "dropped_share", "failed_share",
+                "scale_actions", "cold_starts", "mean_instances"):
+        assert np.isfinite(rows[0][key]), key
+    result = runner.invoke(app, ["evaluate", "--model", str(run), "--episodes", "2"])  # the run's eval scenarios
+    assert result.exit_code == 0, result.output
+    assert "tiny" in result.output and "SLO viol." in result.output
+    # through the policy registry (benchmark, simulate); a checkpoint file loads too; another action set is refused
+    assert isinstance(make_policy(f"ppo:{run}", config), PPOPolicy)
+    load_ppo_policy(run / "checkpoints" / "rl_model_128_steps.zip", config)
+    with pytest.raises(ConfigError, match="scale_steps"):
+        load_ppo_policy(run, config.with_updates({"scaling": {"scale_steps": [-1, 0, 1]}}))
+
+
+def test_resume_continues_the_step_counter_and_the_tensorboard_run(run, tmp_path):
+    from stable_baselines3 import PPO
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    result = runner.invoke(app, ["train", "--resume", str(copy), "--total-timesteps", "512", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert PPO.load(copy / "final_model.zip", device="cpu").num_timesteps == 512
+    assert (copy / "checkpoints" / "rl_model_384_steps.zip").is_file()
+    tags = scalar_tags_and_steps(copy / "tb")
+    assert tags["eval/mean_reward"] == [128, 256, 384, 512]
+    assert max(tags["episode/reward"]) == 512 and min(tags["episode/reward"]) <= 256
+    assert load_train_config(copy / "config.yaml").total_timesteps == 512
+    assert (copy / "command.txt").read_text().count("scaling-env train") == 2
+    # nothing left to do, or a config change, is an error
+    result = runner.invoke(app, ["train", "--resume", str(copy)])
+    assert result.exit_code == 2 and "512" in result.output
+    result = runner.invoke(app, ["train", "--resume", str(copy), "--seed", "4"])
+    assert result.exit_code == 2 and "--seed" in result.output
+
+
+def test_same_seed_gives_the_same_first_rollout(files, tmp_path):
+    from agents.train import train
+
+    def first_rollout(seed: int, name: str) -> np.ndarray:
+        cfg = load_train_config(files["config"], overrides={"seed": seed, "total_timesteps": 128, "eval_freq": 0,
+                                                           "checkpoint_freq": 0})
+        model, _ = train(cfg, tmp_path / name, progress_bar=False)
+        return model.rollout_buffer.rewards.copy()
+
+    a, b, c = first_rollout(5, "a"), first_rollout(5, "b"), first_rollout(6, "c")
+    assert a.shape == (32, 4)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_maskable_ppo_trains_and_acts_within_the_masks(files, tmp_path):
+    from agents.ppo import load_ppo_policy
+    from scaling_env import ServerlessScalingVectorEnv
+
+    run_dir = tmp_path / "masked"
+    result = runner.invoke(app, ["train", "--config", str(files["config"]), "--algo", "maskable_ppo", "--run-dir",
+                                 str(run_dir), "--total-timesteps", "128", "--set", "eval_freq=0", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    config = EnvConfig.from_dict({**TINY, "scaling": {**TINY["scaling"], "scale_out_cooldown_seconds": 60.0}})
+    policy = load_ppo_policy(run_dir, config)
+    assert policy.maskable
+    env = ServerlessScalingVectorEnv(3, config)
+    obs, info = env.reset(seed=0)
+    policy.reset(num_envs=3)
+    policy.bind(env)
+    for _ in range(10):
+        masks = env.action_masks()
+        actions = policy.act_batch(obs, info)
+        assert masks[np.arange(3), actions].all()
+        obs, _, _, _, info = env.step(actions)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--set", "ppo.n_stepz=3"], "ppo.n_stepz: unknown key"),
+    (["--set", "ppo.gamma=abc"], "ppo.gamma"),
+    (["--set", "normalize=3"], "normalize"),
+    (["--set", "eval_seed=2"], "eval_seed"),
+    (["--set", "ppo.learning_rate={schedule: cosine, start: 1}"], "ppo.learning_rate"),
+    (["--set", "novalue"], "novalue"),
+    (["--algo", "dqn"], "algo"),
+    (["--scenario", "no_such_scenario"], "no_such_scenario"),
+])
+def test_bad_config_keys_and_values_are_named(files, tmp_path, args, message):
+    result = runner.invoke(app, ["train", "--config", str(files["config"]), "--run-dir", str(tmp_path / "r"), *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_bad_config_file_is_named(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("n_envs: [1\n")
+    result = runner.invoke(app, ["train", "--config", str(bad)])
+    assert result.exit_code == 2 and "bad.yaml" in result.output
+
+
+# ----------------------------------------------------------------------------------------- multi-config VecEnv
+
+
+def test_multi_config_vec_env_clusters_equal_single_config_vec_envs():
+    multi = ServerlessScalingVecEnv([2, 3], [TINY, TINY_SPIKE])
+    singles = [ServerlessScalingVecEnv(2, TINY), ServerlessScalingVecEnv(3, TINY_SPIKE)]
+    multi.seed(10)
+    singles[0].seed(10)
+    singles[1].seed(12)  # the spike clusters are clusters 2..4 of the multi env
+    obs = multi.reset()
+    np.testing.assert_array_equal(obs, np.concatenate([s.reset() for s in singles]))
+    assert multi.get_attr("config", [0, 4]) == [singles[0].config, singles[1].config]
+    rng = np.random.default_rng(0)
+    ends = 0
+    for _ in range(34):  # several episodes of both lengths (16 and 12 steps)
+        a = rng.integers(0, 5, 5)
+        o, r, d, infos = multi.step(a)
+        parts = [singles[0].step(a[:2]), singles[1].step(a[2:])]
+        np.testing.assert_array_equal(o, np.concatenate([p[0] for p in parts]))
+        np.testing.assert_array_equal(r, np.concatenate([p[1] for p in parts]))
+        np.testing.assert_array_equal(d, np.concatenate([p[2] for p in parts]))
+        infos_equal(infos, parts[0][3] + parts[1][3])
+        np.testing.assert_array_equal(multi.action_masks(), np.concatenate([s.action_masks() for s in singles]))
+        batch = multi.batch_info()
+        for key in INFO_NAMES:
+            np.testing.assert_array_equal(batch[key], [i[key] for i in infos])
+        ends += int(d.sum())
+    assert ends == 2 * 2 + 3 * 2
+
+
+def infos_equal(x: list[dict], y: list[dict]) -> None:
+    assert len(x) == len(y)
+    for a, b in zip(x, y):
+        assert a.keys() == b.keys()
+        for key in a:
+            if key == "terminal_observation":
+                np.testing.assert_array_equal(a[key], b[key])
+            else:
+                assert a[key] == b[key], key
+
+
+def test_multi_config_vec_env_needs_one_action_set_and_a_cluster_per_config():
+    with pytest.raises(ConfigError, match="scale_steps differ"):
+        ServerlessScalingVecEnv(4, [TINY, {"scaling": {"max_instances": 16, "scale_steps": [-1, 0, 1]}}])
+    with pytest.raises(ValueError, match="at least one cluster"):
+        ServerlessScalingVecEnv(1, [TINY, TINY_SPIKE])
+    assert [s.num_envs for s in ServerlessScalingVecEnv(5, [TINY, TINY_SPIKE]).sims] == [3, 2]
