@@ -36,11 +36,12 @@ from scaling_env.episode_stats import METRIC_NAMES
 from scaling_env.scenarios import Scenario, load_scenarios
 from scaling_env.traces import TraceError
 
-DEFAULT_POLICIES = ("static", "threshold", "step_scaling", "target_tracking", "hpa", "kpa", "predictive", "oracle")
+DEFAULT_POLICIES = ("static", "static_peak", "threshold", "step_scaling", "target_tracking", "hpa", "kpa",
+                    "predictive", "oracle")
 DEFAULT_SCENARIOS = ("steady", "diurnal", "flash_crowd", "failure_storm", "cold_start_heavy", "memory_pressure",
                      "noisy_trace")
 DEFAULT_SEED = 1000  # benchmark seeds start here; training seeds are kept below it (agents/train_config.py)
-DEFAULT_EPISODES = 10
+DEFAULT_EPISODES = 20
 
 # Student's t quantile t(0.975, df) for df = 1..30 (standard table, e.g. NIST/SEMATECH e-Handbook 1.3.6.7.2);
 # above 30 degrees of freedom the normal 1.96 is within 2 %.

@@ -3,6 +3,7 @@
 Specs understood by :func:`make_policy`:
 
 - a registry name (``"hpa"``): its parameters default to ``configs/policies/<name>.yaml``;
+- the name of another file in ``configs/policies`` (a variant such as ``"static_peak"``);
 - a path to a YAML file ``{policy: <name>, params: {...}}``: missing parameters take the policy's defaults;
 - ``"ppo:RUN_DIR"``: a trained agent, loaded by ``agents.ppo.load_ppo_policy(RUN_DIR, env_config)`` (imported
   only when asked for, so that torch is not loaded for the rule policies). This is the extension point for
@@ -98,6 +99,10 @@ def make_policy(spec: str, env_config: EnvConfig | dict | str | None,
         else:
             params = {}
         source = str(path) if path.exists() else f"{name} policy defaults"
+    elif (CONFIG_DIR / f"{spec}.yaml").is_file():  # a named variant, e.g. static_peak
+        path = CONFIG_DIR / f"{spec}.yaml"
+        name, params = read_policy_file(path)
+        source = str(path)
     elif Path(spec).suffix in (".yaml", ".yml") or Path(spec).exists():
         path = Path(spec)
         name, params = read_policy_file(path)

@@ -138,6 +138,10 @@ class Workload:
             else:
                 assert shape.counts is not None and shape.interval_seconds is not None
                 self.trace = trace_from_counts(shape.counts, shape.interval_seconds)
+            if shape.start == "fixed" and not shape.loop and shape.start_offset_seconds >= self.trace.duration_seconds:
+                raise ValueError(f"{self.trace.source}: workload.shape.start_offset_seconds "
+                                 f"({shape.start_offset_seconds:g}) is past the trace's end "
+                                 f"({self.trace.duration_seconds:g} s) and loop is off: the episode would have no load")
             if shape.rescale != "none" and self.trace.total <= 0.0:
                 raise ValueError(f"{self.trace.source}: the trace has no requests, so it cannot be rescaled to a "
                                  f"{shape.rescale} rate")

@@ -369,3 +369,16 @@ def test_ppo_specs_go_to_the_training_modules_loader(monkeypatch):
     monkeypatch.setitem(sys.modules, "agents.ppo", fake)
     assert make_policy("ppo:runs/abc", CFG) == "loaded"
     assert calls == [("runs/abc", CFG)]
+
+
+def test_static_peak_is_sized_for_the_episode_peak_and_meets_the_slo_on_diurnal():
+    from scaling_env import load_scenario
+    from scaling_env.rollout import rollout
+
+    config = load_scenario("diurnal").config
+    policy = make_policy("static_peak", config)
+    run = rollout(config, policy, [5, 6], record=("instances_warm",))
+    # peak 2,000 requests/s at 70 % of 100 requests/s per instance: ceil(28.57) = 29 instances
+    assert policy.sized.tolist() == [29, 29]
+    assert run.traces["instances_warm"][:, -1].tolist() == [29, 29]
+    assert all(m["slo_violation_share"] == 0.0 for m in run.metrics)

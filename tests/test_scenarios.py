@@ -10,7 +10,7 @@ import pytest
 import yaml
 from conftest import TRACE_FILES
 
-from agents.simple import CpuThresholdPolicy
+from agents import make_policy
 from scaling_env import ConfigError, EnvConfig, ServerlessScalingEnv, ServerlessScalingVectorEnv, core, traces
 from scaling_env.config import Range, draw_ranges, has_ranges
 from scaling_env.scenarios import (
@@ -38,11 +38,12 @@ def is_trace(name: str) -> bool:
 def run_episode(config: EnvConfig, num_envs: int = 2, seed: int = 0) -> dict[str, np.ndarray]:
     """One full episode under the CPU threshold policy; per-step info arrays stacked (steps, B)."""
     env = ServerlessScalingVectorEnv(num_envs, config)
-    _, info = env.reset(seed=seed)
-    policy = CpuThresholdPolicy(config)
+    obs, info = env.reset(seed=seed)
+    policy = make_policy("threshold", config)
+    policy.reset(seed=seed, num_envs=num_envs)
     log: dict[str, list] = {"reward": [], "truncated": []}
     for _ in range(config.episode_steps):
-        _, reward, terminated, truncated, info = env.step(policy.act(info, num_envs))
+        obs, reward, terminated, truncated, info = env.step(policy.act_batch(obs, info))
         assert not terminated.any()
         log["reward"].append(reward)
         log["truncated"].append(truncated)
