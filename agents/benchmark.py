@@ -127,7 +127,7 @@ def run_benchmark(policies: list[str], scenarios: list[Scenario], seeds: list[in
         assert res is not None
         rows.extend(res["rows"])
         name = res["rows"][0]["scenario"]
-        plot = plots.setdefault(name, {"rate_rps": res["rate_rps"], "capacity": {}})
+        plot = plots.setdefault(name, {"rate_rps": res["rate_rps"], "capacity": {}, "seed": job.seeds[0]})
         plot["capacity"][job.policy] = res["warm_capacity_rps"]
     add_oracle_ratio(rows)
     return rows, plots
@@ -227,12 +227,12 @@ def plot_results(out: Path, summary: list[dict], plots: dict[str, dict], step_se
         minutes = (np.arange(len(data["rate_rps"])) + 1) * dt / 60.0
         ax.plot(minutes, data["rate_rps"], color="black", lw=2.0, label="workload rate (lambda)")
         for policy, cap in data["capacity"].items():
-            ax.step(minutes, cap, where="pre", lw=1.1, label=f"{policy}")
-        ax.set_title(f"{scenario}: request rate and each policy's warm capacity (at 100 % CPU), first seed")
+            ax.step(minutes, cap, where="pre", lw=1.1, label=f"warm capacity: {policy}")
+        ax.set_title(f"{scenario}: request rate and each policy's warm capacity (100 % CPU), seed {data['seed']}")
         ax.set_xlabel("minutes")
         ax.set_ylabel("requests/s")
         ax.grid(alpha=0.3)
-        ax.legend(title="warm capacity of", fontsize="small", ncol=2, loc="best")
+        ax.legend(fontsize="small", ncol=2, loc="best")
         path = out / f"load_vs_capacity_{scenario}.png"
         fig.savefig(path, dpi=100)
         paths.append(path)
@@ -251,10 +251,11 @@ def plot_results(out: Path, summary: list[dict], plots: dict[str, dict], step_se
     for i, p in enumerate(policies):
         ax.scatter([], [], color=colours[i], marker="o", label=f"policy: {p}")
     for j, sc in enumerate(scenarios):
-        ax.scatter([], [], color="grey", marker=markers[j % len(markers)], label=f"scenario: {sc}")
+        ax.scatter([], [], facecolors="none", edgecolors="black", marker=markers[j % len(markers)],
+                   label=f"scenario: {sc}")
     ax.set_xlabel("SLO violation share (% of steps with p95 above the SLO)")
     ax.set_ylabel("episode cost (USD, mean over seeds)")
-    ax.set_title("Cost against SLO violations: every policy on every scenario (lower left is better)")
+    ax.set_title("Cost vs SLO violations, every policy and scenario\n(means over seeds; lower left is better)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small", ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     path = out / "cost_vs_slo.png"
