@@ -37,7 +37,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from scaling_env import EnvConfig
-from scaling_env.config import ConfigError
+from scaling_env.config import ConfigError, format_validation_error
 
 Metric = Literal["cpu", "memory", "requests_per_instance"]
 Rounding = Literal["nearest", "up"]
@@ -54,62 +54,6 @@ class PolicyParams(BaseModel):
 
 
 # ------------------------------------------------------------------------------------------ validation
-def format_params_error(exc: ValidationError, source: str, model: type[BaseModel]) -> str:
-    """One line per fault: ``source: field.path: message (got value; allowed range)``, as
-    ``scaling_env.config.format_validation_error`` does for the env config."""
-    lines = [f"invalid {source}:"]
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
-        msg = "unknown key (not a parameter of this policy)" if err["type"] == "extra_forbidden" else err["msg"]
-        got = err.get("input")
-        extra = [] if isinstance(got, dict) else [f"got {got!r}"]
-        allowed = _allowed_range(model, err["loc"])
-        if allowed:
-            extra.append(f"allowed: {allowed}")
-        lines.append(f"  {loc}: {msg}" + (f" ({'; '.join(extra)})" if extra else ""))
-    return "\n".join(lines)
-
-
-def _allowed_range(model: Any, loc: tuple) -> str | None:
-    """The numeric bounds or the choices of the field at ``loc`` of ``model``, if it has any."""
-    field = None
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        fields = getattr(model, "model_fields", None)
-        if fields is None or part not in fields:
-            return None
-        field = fields[part]
-        model = next((a for a in _annotation_parts(field.annotation)
-                      if isinstance(a, type) and issubclass(a, BaseModel)), None)
-    if field is None:
-        return None
-    ann = field.annotation
-    if getattr(ann, "__origin__", None) is Literal:
-        return " | ".join(repr(a) for a in ann.__args__)
-    lo = hi = None
-    for m in field.metadata:
-        if getattr(m, "ge", None) is not None:
-            lo = f"{m.ge} <= "
-        if getattr(m, "gt", None) is not None:
-            lo = f"{m.gt} < "
-        if getattr(m, "le", None) is not None:
-            hi = f" <= {m.le}"
-        if getattr(m, "lt", None) is not None:
-            hi = f" < {m.lt}"
-    if lo is None and hi is None:
-        return None
-    return f"{lo or ''}value{hi or ''}"
-
-
-def _annotation_parts(ann: Any) -> list[Any]:
-    """An annotation and the types inside it, two levels deep (``tuple[X, ...] | None`` gives X)."""
-    parts = [ann]
-    for arg in getattr(ann, "__args__", ()):
-        parts += [arg, *getattr(arg, "__args__", ())]
-    return parts
-
-
 def validate_params(model: type[PolicyParams], data: PolicyParams | dict | None, source: str) -> PolicyParams:
     """``data`` validated by ``model``; a :class:`PolicyConfigError` naming ``source`` and every bad field."""
     if isinstance(data, model):
@@ -121,7 +65,8 @@ def validate_params(model: type[PolicyParams], data: PolicyParams | dict | None,
     try:
         return model.model_validate(data or {})
     except ValidationError as exc:
-        raise PolicyConfigError(format_params_error(exc, source, model)) from None
+        unknown = "unknown key (not a parameter of this policy)"
+        raise PolicyConfigError(format_validation_error(exc, source, model, unknown)) from None
 
 
 # ------------------------------------------------------------------------------------------ metrics

@@ -16,9 +16,8 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from scaling_env import EnvConfig
+from scaling_env.config import ConfigError, read_yaml_mapping
 
 from .base import Policy, PolicyConfigError, validate_params
 from .hpa import HpaPolicy
@@ -53,16 +52,9 @@ def read_policy_file(path: str | Path) -> tuple[str, dict[str, Any]]:
     """``(policy name, params)`` from a YAML file ``{policy: <name>, params: {...}}``; errors name the file."""
     path = Path(path)
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise PolicyConfigError(f"{path}: cannot read policy file ({exc.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise PolicyConfigError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise PolicyConfigError(f"{path}: expected a mapping {{policy: <name>, params: {{...}}}}, "
-                                f"got {type(data).__name__}")
+        data = read_yaml_mapping(path, "policy")
+    except ConfigError as exc:
+        raise PolicyConfigError(str(exc)) from None
     unknown = sorted(set(data) - {"policy", "params"})
     if unknown:
         raise PolicyConfigError(f"invalid {path}:\n  {unknown[0]}: unknown key (a policy file has 'policy' and "

@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from scaling_env.config import ConfigError, format_validation_error
+from scaling_env.config import ConfigError, format_validation_error, read_yaml_mapping
 
 # the benchmark's first seed (agents.benchmark.DEFAULT_SEED): training seeds stay below it, so that no training
 # cluster starts from an episode the benchmark evaluates on
@@ -235,30 +235,13 @@ def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of training config fields, got {type(data).__name__}")
-    return data
-
-
 def load_train_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
                       sets: list[str] | tuple[str, ...] = ()) -> TrainConfig:
     """The file (or the defaults), then ``overrides`` (a nested dict), then ``--set`` items; validated once.
 
     Errors (``ConfigError``) name the file, the ``--set`` items and every field at fault.
     """
-    data = read_yaml_mapping(path) if path is not None else {}
+    data = read_yaml_mapping(path, "training config") if path is not None else {}
     data = merge(data, overrides or {})
     data = merge(data, parse_overrides(sets))
     source = str(path) if path is not None else "training config"
@@ -267,4 +250,4 @@ def load_train_config(path: str | Path | None = None, overrides: dict[str, Any] 
     try:
         return TrainConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, source)) from None
+        raise ConfigError(format_validation_error(exc, source, TrainConfig)) from None

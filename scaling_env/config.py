@@ -393,18 +393,7 @@ class EnvConfig(_Strict):
     @classmethod
     def from_yaml(cls, path: str | Path) -> EnvConfig:
         """Load a config from a YAML file (a mapping of the fields above; missing ones take defaults)."""
-        path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-        if data is not None and not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a mapping of config fields, got {type(data).__name__}")
-        return cls.from_dict(data, source=str(path))
+        return cls.from_dict(read_yaml_mapping(path), source=str(path))
 
     def with_updates(self, updates: dict[str, Any]) -> EnvConfig:
         """A new, validated config: this one with the nested ``updates`` merged in."""
@@ -461,17 +450,36 @@ def draw_ranges(model: Any, gen: np.random.Generator) -> Any:
     return model.model_copy(update=update) if update else model
 
 
-def format_validation_error(exc: ValidationError, source: str = "config") -> str:
-    """One line per fault: ``source: field.path: message (got value; allowed range)``."""
+def read_yaml_mapping(path: str | Path, what: str = "config") -> dict[str, Any]:
+    """The mapping a YAML file holds ({} for an empty file); errors name the file and say what is wrong."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read {what} file ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of {what} fields, got {type(data).__name__}")
+    return data
+
+
+def format_validation_error(exc: ValidationError, source: str = "config", model: type[BaseModel] | None = None,
+                            unknown: str = "unknown key (not a field of this section)") -> str:
+    """One line per fault: ``source: field.path: message (got value; allowed: range or choices)``; ``model``
+    (default :class:`EnvConfig`) is where the allowed ranges are looked up."""
+    model = EnvConfig if model is None else model
     lines = [f"invalid {source}:"]
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"] if p not in _TAGS) or "<root>"
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key (not a field of this section)"
+        msg = unknown if err["type"] == "extra_forbidden" else err["msg"]
         got = err.get("input")
         extra = [] if isinstance(got, dict) else [f"got {got!r}"]
-        allowed = _allowed_range(err["loc"])
+        allowed = allowed_values(model, err["loc"])
         if allowed:
             extra.append(f"allowed: {allowed}")
         lines.append(f"  {loc}: {msg}" + (f" ({'; '.join(extra)})" if extra else ""))
@@ -483,26 +491,34 @@ _SHAPES = {cls.model_fields["kind"].default: cls for cls in
 _TAGS = ("value", "range", "none")  # the tags of a value-or-range field's union (not field names)
 
 
-def _allowed_range(loc: tuple) -> str | None:
-    """The numeric bounds of the field at ``loc`` (e.g. '0 <= value <= 1000'), if it has any."""
-    model: Any = EnvConfig
+def _annotation_parts(ann: Any) -> list[Any]:
+    """An annotation and the types inside it, two levels deep (``tuple[X, ...] | None`` gives X)."""
+    parts = [ann]
+    for arg in getattr(ann, "__args__", ()):
+        parts += [arg, *getattr(arg, "__args__", ())]
+    return parts
+
+
+def allowed_values(model: Any, loc: tuple) -> str | None:
+    """The numeric bounds (e.g. '0 <= value <= 1000') or the choices of the field at ``loc`` of ``model``."""
     field = None
     for part in loc:
         if isinstance(part, int) or part in _TAGS or (field is not None and part in ("low", "high")):
             continue
-        if model is None:
-            return None
         if part in _SHAPES and field is not None:
             model = _SHAPES[part]
             continue
-        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
-        if field is None:
+        fields = getattr(model, "model_fields", None)
+        if fields is None or part not in fields:
             return None
-        ann = field.annotation
-        args = getattr(ann, "__args__", ())
-        model = next((a for a in (ann, *args) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        field = fields[part]
+        model = next((a for a in _annotation_parts(field.annotation)
+                      if isinstance(a, type) and issubclass(a, BaseModel)), None)
     if field is None:
         return None
+    ann = field.annotation
+    if getattr(ann, "__origin__", None) is Literal:
+        return " | ".join(repr(a) for a in ann.__args__)
     lo = hi = None
     for m in field.metadata:
         if getattr(m, "ge", None) is not None:

@@ -20,9 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from .config import ConfigError, EnvConfig, TraceWorkload
+from .config import ConfigError, EnvConfig, TraceWorkload, read_yaml_mapping
 from .traces import TraceError, TraceNotFoundError, find_trace, load_trace
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "configs" / "scenarios"
@@ -60,14 +58,7 @@ def scenario_path(spec: str | Path) -> Path:
 
 def read_scenario_file(path: Path) -> tuple[str, dict[str, Any]]:
     """(description, env mapping) of a scenario file, with clear errors for a malformed one."""
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read scenario file ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a scenario file is a mapping with the keys 'description' and 'env'")
+    data = read_yaml_mapping(path, "scenario")
     unknown = sorted(set(data) - {"description", "env"})
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)} (a scenario has 'description' and 'env')")

@@ -234,7 +234,7 @@ def test_scenario_given_by_path_loads(tmp_path):
         ({"description": "two\nlines", "env": {}}, "'description' must be a one-line string"),
         ({"env": {}}, "'description' must be a one-line string"),
         ({"description": "no env"}, "'env' must be a mapping"),
-        ("- a list\n", "a scenario file is a mapping"),
+        ("- a list\n", "expected a mapping of scenario fields"),
         ("description: [unclosed\n", "not valid YAML"),
         ({"description": "bad field", "env": {"scaling": {"max_instance": 5}}}, "scaling.max_instance: unknown key"),
     ],
