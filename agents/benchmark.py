@@ -220,7 +220,7 @@ def plot_results(out: Path, summary: list[dict], plots: dict[str, dict], step_se
 
     paths = []
     for scenario, data in plots.items():
-        fig = Figure(figsize=(11, 5), layout="constrained")
+        fig = Figure(figsize=(12, 5), layout="constrained")
         FigureCanvasAgg(fig)
         ax = fig.subplots()
         dt = step_seconds[scenario]
@@ -232,7 +232,7 @@ def plot_results(out: Path, summary: list[dict], plots: dict[str, dict], step_se
         ax.set_xlabel("minutes")
         ax.set_ylabel("requests/s")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small", ncol=2, loc="best")
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
         path = out / f"load_vs_capacity_{scenario}.png"
         fig.savefig(path, dpi=100)
         paths.append(path)

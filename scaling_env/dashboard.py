@@ -33,7 +33,7 @@ def dashboard_figure(trace: dict[str, np.ndarray], config: EnvConfig, title: str
     minutes = (np.arange(n) + 1.0) * dt / 60.0  # end of each step
     fig = Figure(figsize=size, dpi=dpi, layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(3, 2, sharex=True)
+    axes = fig.subplots(3, 2)
     fig.suptitle(title or "scaling-env episode")
     capacity_rps = config.instances.concurrency / config.instances.service_seconds
 
@@ -87,16 +87,15 @@ def dashboard_figure(trace: dict[str, np.ndarray], config: EnvConfig, title: str
                    zorder=3)
     ax.set_title("Dropped and failed requests")
     ax.set_ylabel("requests/s")
-    ax.set_xlabel("minutes")
     ax.legend(loc="best", fontsize="small")
 
     ax = axes[2, 1]
     ax.plot(minutes, np.cumsum(trace["cost_usd"]), color="#2ca02c", lw=1.5, label="cumulative cost")
     ax.set_title("Cost")
     ax.set_ylabel("USD")
-    ax.set_xlabel("minutes")
     ax.legend(loc="best", fontsize="small")
     for a in axes.flat:
+        a.set_xlabel("minutes since episode start")
         a.grid(alpha=0.3)
         a.set_xlim(0.0, config.episode_steps * dt / 60.0)
     return fig
