@@ -80,7 +80,8 @@ INFO_FIELDS: tuple[tuple[str, str], ...] = (
     ("instances_billed", "instances billed for some time in the step"),
     ("instance_seconds", "billed instance-seconds in the step"),
     ("cost_usd", "cost of the step, USD (instance memory-seconds + requests)"),
-    ("slo_violated", "1 if the step's p95 latency exceeded the SLO"),
+    ("slo_violated", "1 if the step's p95 latency exceeded the SLO, or more than 5 % of its requests were lost "
+                     "(dropped or failed: never answered in time)"),
     ("scale_requested", "change in instance count asked for by the action"),
     ("scale_applied", "change in instance count applied (after bounds and cooldowns)"),
     ("blocked_by_cooldown", "1 if a cooldown blocked the (bounded) request"),
@@ -126,7 +127,7 @@ N_METRICS = len(INFO_FIELDS)
 # reward components, named like the config weights (RewardWeights) that scale them
 REWARD_COMPONENTS: tuple[tuple[str, str], ...] = (
     ("cost", "cost_usd / (cost of max_instances serving at full concurrency for one step)"),
-    ("slo_violation", "1 if p95 latency > SLO"),
+    ("slo_violation", "slo_violated: 1 if p95 latency > SLO or more than 5 % of the requests were lost"),
     ("dropped", "dropped_share"),
     ("failed", "failed_share"),
     ("scaling", "|scale_applied| / max |scale_steps|"),

@@ -412,3 +412,18 @@ def test_p95_of_a_scale_from_zero_step_counts_the_first_request_behind_the_cold_
     info = env.step(action_for(cfg, 1))[4]
     assert 1.0 < info["latency_p95_s"] <= 2.0 + 0.1 * math.log(20) + 1e-6
     assert info["slo_violated"] == 1
+
+
+def test_a_step_that_loses_more_than_5_percent_of_its_requests_violates_the_slo():
+    # 2 warm instances, all crash at 60 s; detection takes 2 health checks of 30 s, so the steps in between fail
+    # every request and serve none: p95 of the served is undefined, but the step clearly misses its SLO
+    config = quiet_config(scaling={"min_instances": 0, "max_instances": 8, "initial_instances": 2},
+                          failures={"mtbf_seconds": None, "outages": [{"time_seconds": 60.0, "fraction": 1.0}]})
+    env = started(config)
+    rows = []
+    for _ in range(10):
+        _, _, _, _, info = env.step(action_for(config, 0))
+        rows.append((info["served"], info["failed"] + info["dropped"], info["slo_violated"]))
+    assert rows[0] == (1500.0, 0.0, 0.0) and rows[3] == (1500.0, 0.0, 0.0)  # 100 req/s x 15 s, all served
+    lost = [r for r in rows[4:] if r[0] == 0.0]
+    assert lost and all(r[1] > 0 and r[2] == 1.0 for r in lost)

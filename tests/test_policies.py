@@ -282,8 +282,11 @@ def episode(policy: Policy, config: EnvConfig, seed: int = 0, n: int = 4) -> tup
 
 
 def test_oracle_costs_less_than_a_static_fleet_sized_for_the_peak_and_misses_the_slo_no_more():
-    # the default diurnal workload (200 .. 1500 rps) with the default cooldowns (60 s out, 300 s in)
-    base = CFG.with_updates({"scaling": {"scale_steps": [-16, -8, -4, -2, -1, 0, 1, 2, 4, 8, 16]}})
+    # the default diurnal workload (200 .. 1500 rps) with the default cooldowns (60 s out, 300 s in); no random
+    # crashes (neither policy can foresee one, and one crash in 17 instances loses more than 5 % of a step's
+    # requests, which is an SLO violation)
+    base = CFG.with_updates({"scaling": {"scale_steps": [-16, -8, -4, -2, -1, 0, 1, 2, 4, 8, 16]},
+                             "failures": {"mtbf_seconds": None}})
     peak = OraclePolicy(base).need(np.array([base.workload.shape.peak_rps * DT]))[0]
     config = base.with_updates({"scaling": {"initial_instances": int(peak)}})
     static_cost, static_viol = episode(make_policy("static", config), config)
