@@ -72,7 +72,9 @@ def find_simulator(env: Any) -> BatchSimulator:
 
 
 class OraclePolicy(Policy):
-    """Clairvoyant oracle: the reference bound. **Not a deployable policy**: it reads the future.
+    """Clairvoyant oracle: the reference. **Not a deployable policy**: it reads the future. Its SLO margins make it
+    conservative (a tighter oracle can be a few % cheaper at the same SLO share), so it is a near-best reference,
+    not the exact optimum.
 
     ``bind(env)`` takes the env's :class:`scaling_env.core.BatchSimulator`. At each decision it reads, for each
     cluster, the expected arrivals of every future step of the current episode (``sim.expected[b, k:]``, the

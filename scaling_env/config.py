@@ -190,7 +190,8 @@ class TraceWorkload(_Strict):
         None, min_length=1, description="the series itself: requests per interval (instead of path)"
     )
     interval_seconds: float | None = Field(
-        None, ge=1.0, le=3600.0, description="interval of the inline counts, s (a file's is read from its timestamps)"
+        None, ge=1.0, le=3600.0, description="interval of the inline counts, s; for a file, its interval when it leaves out many intervals "
+        "(default: the most common step between its timestamps)"
     )
     missing: Literal["interpolate", "zero", "previous"] = Field(
         "interpolate", description="how to fill missing intervals (gaps in the timestamps)"
@@ -205,8 +206,8 @@ class TraceWorkload(_Strict):
     start: Literal["fixed", "random"] = Field(
         "fixed", description="episode window: at start_offset_seconds, or at a random point drawn at each reset"
     )
-    start_offset_seconds: Seconds = Field(
-        0.0, description="window start, seconds of trace time after the first timestamp (start: fixed)"
+    start_offset_seconds: float = Field(
+        0.0, ge=0.0, description="window start, seconds of trace time after the first timestamp (start: fixed)"
     )
     loop: bool = Field(True, description="past the trace's end, replay it again from its start (else no load)")
 
@@ -216,8 +217,6 @@ class TraceWorkload(_Strict):
             raise ValueError("give exactly one of path (a CSV file) and counts (an inline series)")
         if self.counts is not None and self.interval_seconds is None:
             raise ValueError("interval_seconds is required with inline counts")
-        if self.path is not None and self.interval_seconds is not None:
-            raise ValueError("interval_seconds is read from the file's timestamps: leave it out with path")
         if (self.rescale == "none") != (self.target_rps is None):
             raise ValueError("target_rps is needed with rescale: mean or peak, and only then")
         return self

@@ -83,7 +83,7 @@ def load_scenario(spec: str | Path, traces_dir: str | Path | None = None) -> Sce
             found = find_trace(shape.path, traces_dir)
         except TraceNotFoundError as exc:
             raise TraceNotFoundError(f"scenario {path.stem} ({path}): {exc}") from None
-        load_trace(found, shape.missing)  # check the file now, not at the first reset
+        load_trace(found, shape.missing, interval_seconds=shape.interval_seconds)  # check it now, not at a reset
         config = config.with_updates({"workload": {"shape": {"path": str(found)}}})
     return Scenario(path.stem, description, config, path)
 

@@ -3,7 +3,7 @@
 A trace is a series of request counts over fixed intervals (1 s to 1 h). In a CSV file it has the header
 ``timestamp,requests``; a timestamp is ISO-8601 (``2014-04-10T00:04:00``, with or without a UTC offset) or
 epoch seconds, and marks the start of its interval. The interval is the most common step between
-timestamps; a longer step must be a whole number of intervals and is a gap of missing intervals, filled by the
+timestamps (or ``interval_seconds`` when given, for a file that leaves out many intervals); a longer step must be a whole number of intervals and is a gap of missing intervals, filled by the
 workload's ``missing`` rule:
 
 - ``interpolate`` (default): linearly between the counts on either side of the gap (a gap is missing data,
@@ -211,7 +211,7 @@ def _is_number(text: str) -> bool:
 
 
 def _grid(path: str, rel_times: np.ndarray, lines: np.ndarray, interval: float | None) -> tuple[np.ndarray, float]:
-    """Slot index of each row on the trace's regular grid, and the interval (the most common step)."""
+    """Slot index of each row on the trace's regular grid, and the interval (the most common step, unless given)."""
     if len(rel_times) == 1:
         if interval is None:
             raise TraceError(f"{path}, line {lines[0]}: the only data row: the interval cannot be inferred from "
@@ -224,16 +224,20 @@ def _grid(path: str, rel_times: np.ndarray, lines: np.ndarray, interval: float |
     if not MIN_INTERVAL_SECONDS <= interval <= MAX_INTERVAL_SECONDS:
         # name the first line that ends a step of that length
         i = int(np.argmin(np.abs(diffs - interval))) + 1
+        hint = ""
+        if interval >= 1000.0 and interval % 1000.0 == 0.0 and rel_times[-1] > 1e6:
+            hint = " (epoch timestamps in milliseconds? they must be in seconds)"
         raise TraceError(f"{path}, line {lines[i]}: the interval between timestamps is {interval:g} s (from line "
                          f"{lines[i - 1]} to line {lines[i]}); it must be between {MIN_INTERVAL_SECONDS:g} s and "
-                         f"{MAX_INTERVAL_SECONDS:g} s")
+                         f"{MAX_INTERVAL_SECONDS:g} s{hint}")
     slots = rel_times / interval
     idx = np.round(slots).astype(np.int64)
     off = np.abs(slots - idx) > 1e-6
     if off.any():
         i = int(np.argmax(off))
         raise TraceError(f"{path}, line {lines[i]}: timestamp is {rel_times[i]:g} s after the first, not a whole "
-                         f"number of the {interval:g} s interval (irregular sampling)")
+                         f"number of the {interval:g} s interval (irregular sampling; if the file leaves out "
+                         f"intervals, give the real one as workload.shape.interval_seconds)")
     return idx, interval
 
 
@@ -254,12 +258,14 @@ def fill_gaps(idx: np.ndarray, counts: np.ndarray, rule: str) -> tuple[np.ndarra
     return out.astype(np.float64), n - len(idx)
 
 
-def load_trace(path: str | Path, missing: str = "interpolate", traces_dir: str | Path | None = None) -> Trace:
-    """Load and check a CSV trace (relative paths are looked up in the traces folders)."""
+def load_trace(path: str | Path, missing: str = "interpolate", traces_dir: str | Path | None = None,
+               interval_seconds: float | None = None) -> Trace:
+    """Load and check a CSV trace (relative paths are looked up in the traces folders). The interval is the
+    most common step between timestamps, or ``interval_seconds``."""
     file = find_trace(path, traces_dir)
     st = file.stat()
     rel, counts, lines, clock0 = _read_csv(str(file), st.st_mtime_ns, st.st_size)
-    idx, interval = _grid(str(file), rel, lines, None)
+    idx, interval = _grid(str(file), rel, lines, interval_seconds)
     full, n_missing = fill_gaps(idx, counts, missing)
     return Trace(full, interval, clock0, str(file), n_missing)
 

@@ -134,7 +134,7 @@ class Workload:
         shape = config.workload.shape
         if isinstance(shape, TraceWorkload):
             if shape.path is not None:
-                self.trace = load_trace(shape.path, shape.missing)
+                self.trace = load_trace(shape.path, shape.missing, interval_seconds=shape.interval_seconds)
             else:
                 assert shape.counts is not None and shape.interval_seconds is not None
                 self.trace = trace_from_counts(shape.counts, shape.interval_seconds)
@@ -181,7 +181,8 @@ class Workload:
             replay = Replay(self.trace, f, float(shape.target_rps) / replay.peak_rps(), shape.loop)
         if shape.start == "random":
             episode = config.episode_steps * config.step_seconds
-            room = replay.duration if shape.loop else max(replay.duration - episode, 0.0)
+            # a window that fits inside the trace; only a trace shorter than an episode wraps (with loop)
+            room = replay.duration if (shape.loop and replay.duration < episode) else max(replay.duration - episode, 0.0)
             offset = float(rng.uniform(0.0, room))
         else:
             offset = float(shape.start_offset_seconds) / f

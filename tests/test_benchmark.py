@@ -83,6 +83,8 @@ def test_ci95_matches_a_hand_computed_interval():
     # values 1..5: mean 3, sample std sqrt(2.5), t(0.975, 4) = 2.776 -> 2.776 * sqrt(2.5) / sqrt(5) = 1.9629
     assert ci95(np.arange(1.0, 6.0)) == pytest.approx(2.776 * math.sqrt(2.5) / math.sqrt(5.0))
     assert ci95(np.array([4.0])) == 0.0
+    # 41 values, df = 40: t(0.975, 40) = 2.021 (table)
+    assert ci95(np.arange(41.0)) == pytest.approx(2.021 * np.std(np.arange(41.0), ddof=1) / math.sqrt(41), rel=2e-4)
 
 
 def test_summary_means_over_seeds():

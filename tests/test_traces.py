@@ -447,3 +447,26 @@ def test_elb_gaps_are_filled_as_documented(traces_dir):
         np.testing.assert_array_equal(tr.counts[slots], want)
         np.testing.assert_array_equal(np.delete(tr.counts, slots), counts)
         assert tr.total == counts.sum() + want.sum()
+
+
+def test_a_file_that_leaves_out_many_intervals_loads_with_its_interval_given(tmp_path):
+    # a 60 s log that skips most empty minutes: the most common step is 120 s, so without the real interval the
+    # 60 s step is irregular; with interval_seconds the left-out minutes are gaps, filled by the missing rule
+    path = write(tmp_path, HEADER + "0,5\n60,7\n180,1\n300,2\n420,4\n", "sparse.csv")
+    with pytest.raises(TraceError, match=r"sparse\.csv, line 3:.*interval_seconds"):
+        load_trace(path)
+    tr = load_trace(path, "zero", interval_seconds=60.0)
+    assert tr.counts.tolist() == [5.0, 7.0, 0.0, 1.0, 0.0, 2.0, 0.0, 4.0] and tr.missing_intervals == 3
+    cfg = EnvConfig.from_dict({"step_seconds": 60.0, "episode_steps": 8, "workload": {"shape": {
+        "kind": "trace", "path": str(path), "interval_seconds": 60.0, "missing": "zero"}}})
+    assert Workload(cfg).sample_episode(np.random.default_rng(0)).expected_arrivals().tolist() == tr.counts.tolist()
+
+
+def test_random_windows_of_a_long_trace_never_wrap_around_its_end():
+    # 10 intervals of 60 s, episodes of 4 steps of 60 s: starts are drawn in [0, 600 - 240) so that the window
+    # lies inside the trace (a wrapped window would jump the time-of-day clock)
+    cfg = EnvConfig.from_dict({"step_seconds": 60.0, "episode_steps": 4, "workload": {"shape": {
+        "kind": "trace", "counts": [float(i) for i in range(10)], "interval_seconds": 60.0, "start": "random"}}})
+    wl = Workload(cfg)
+    offsets = [wl.sample_episode(np.random.default_rng(s)).offset for s in range(300)]
+    assert 0.0 <= min(offsets) and max(offsets) <= 360.0 and max(offsets) > 300.0
