@@ -190,8 +190,9 @@ class TraceWorkload(_Strict):
         None, min_length=1, description="the series itself: requests per interval (instead of path)"
     )
     interval_seconds: float | None = Field(
-        None, ge=1.0, le=3600.0, description="interval of the inline counts, s; for a file, its interval when it leaves out many intervals "
-        "(default: the most common step between its timestamps)"
+        None, ge=1.0, le=3600.0,
+        description="interval of the inline counts, s; for a file, its interval when it leaves out many "
+        "intervals (default: the most common step between its timestamps)"
     )
     missing: Literal["interpolate", "zero", "previous"] = Field(
         "interpolate", description="how to fill missing intervals (gaps in the timestamps)"

@@ -3,8 +3,9 @@
 A trace is a series of request counts over fixed intervals (1 s to 1 h). In a CSV file it has the header
 ``timestamp,requests``; a timestamp is ISO-8601 (``2014-04-10T00:04:00``, with or without a UTC offset) or
 epoch seconds, and marks the start of its interval. The interval is the most common step between
-timestamps (or ``interval_seconds`` when given, for a file that leaves out many intervals); a longer step must be a whole number of intervals and is a gap of missing intervals, filled by the
-workload's ``missing`` rule:
+timestamps (or ``interval_seconds`` when given, for a file that leaves out many intervals); a longer step
+must be a whole number of intervals and is a gap of missing intervals, filled by the workload's ``missing``
+rule:
 
 - ``interpolate`` (default): linearly between the counts on either side of the gap (a gap is missing data,
   not an idle service);

@@ -182,7 +182,8 @@ class Workload:
         if shape.start == "random":
             episode = config.episode_steps * config.step_seconds
             # a window that fits inside the trace; only a trace shorter than an episode wraps (with loop)
-            room = replay.duration if (shape.loop and replay.duration < episode) else max(replay.duration - episode, 0.0)
+            wraps = shape.loop and replay.duration < episode
+            room = replay.duration if wraps else max(replay.duration - episode, 0.0)
             offset = float(rng.uniform(0.0, room))
         else:
             offset = float(shape.start_offset_seconds) / f
