@@ -17,10 +17,26 @@ count reaches the desired one, as an auto-scaling group converges on its desired
 
 Rounding rule of :func:`action_for_target` (``rounding="nearest"``): among the available steps, the one whose
 *effective* change (after the env clips ``current + step`` into the bounds) is nearest to the wanted change;
-ties go to the step of smaller magnitude, then to the smaller step. Because the effective change is what is
-compared, the bounds are never overshot, and a step larger than the room left reaches the bound exactly. With
-``rounding="up"`` (used by the oracle, which must not under-provision) it is the smallest effective change at
-least as large as the wanted one, or the largest available if none is.
+a tie goes to the larger step, i.e. to the count with more instances: a scale-out of +3 with steps
+``{+2, +4}`` adds 4, a scale-in of -3 with steps ``{-2, -4}`` removes 2. Both AWS and Kubernetes round a
+fractional capacity towards availability (AWS target tracking adds 2 for "1.5 instances" and removes 1 for
+"-1.5"; the HPA takes ``ceil`` of its replica count), so a tie between two steps is broken the same way rather
+than under-provisioning a scale-out. Because the effective change is what is compared, the bounds are never
+overshot, and a step larger than the room left reaches the bound exactly. With ``rounding="up"`` (used by the
+oracle, which must not under-provision) it is the smallest effective change at least as large as the wanted
+one, or the largest available if none is.
+
+A step that overshoots is accepted as the decision: when the count the chosen step reaches (``current + step``,
+clipped to the bounds) lies beyond ``desired`` in the direction of the move, ``desired`` becomes that count, so
+the base class does not "correct" a rounded-up scale-out by a scale-in the policy never decided (+7 taken as +8
+is not followed by -1, which would also start the env's scale-in cooldown). Subclasses that keep state derived
+from ``desired`` are told through :meth:`Policy._rounded` (step scaling counts the extra instance as warming
+up; the HPA records the accepted count in its stabilisation window). With ``rounding="nearest"``, a count
+accepted above the one asked for also stands while the policy keeps asking for the count it asked for when the
+step was rounded (a policy that recomputes ``desired`` at every decision, e.g. ``static`` or ``kpa``, would
+otherwise ask to go back); it is dropped as soon as the policy asks for anything else. A count accepted below
+the one asked for (a scale-in of -7 taken as -8) is not kept that way: the base class never holds a fleet below
+what the policy keeps asking for, so such a policy adds the instance back at its next decision.
 
 Episode boundaries
 ------------------
@@ -41,6 +57,11 @@ from scaling_env.config import ConfigError, format_validation_error
 
 Metric = Literal["cpu", "memory", "requests_per_instance"]
 Rounding = Literal["nearest", "up"]
+
+# the largest value a threshold or target can take for each metric: utilisations are fractions (CPU at most 1;
+# memory use / limit can pass 1 before an instance crashes, so up to 2); requests per instance are unbounded
+METRIC_LIMITS: dict[str, float | None] = {"cpu": 1.0, "memory": 2.0, "requests_per_instance": None}
+METRIC_HELP = "cpu (fraction, <= 1) | memory (fraction, <= 2) | requests_per_instance (requests/s)"
 
 
 class PolicyConfigError(ConfigError):
@@ -67,6 +88,18 @@ def validate_params(model: type[PolicyParams], data: PolicyParams | dict | None,
     except ValidationError as exc:
         unknown = "unknown key (not a parameter of this policy)"
         raise PolicyConfigError(format_validation_error(exc, source, model, unknown)) from None
+
+
+def check_metric_value(metric: str, field: str, value: float | None, relative: bool = False) -> None:
+    """A ValueError naming ``field`` if ``value`` cannot be a threshold or target of ``metric`` (or, with
+    ``relative``, a distance from one): AWS and Kubernetes write utilisations as percent, this project as
+    fractions, and a value such as 80 would otherwise pass and make the policy scale in on any load."""
+    limit = METRIC_LIMITS.get(metric)
+    if limit is None or value is None or abs(value) <= limit:
+        return
+    what = f"the distance between two {metric} utilisations" if relative else f"a {metric} utilisation"
+    raise ValueError(f"{field} = {value:g} is out of range for metric {metric!r} ({what} is at most "
+                     f"{limit:g}): utilisations are fractions (0.8), not percent (80)")
 
 
 # ------------------------------------------------------------------------------------------ metrics
@@ -124,8 +157,9 @@ def action_for_change(change: np.ndarray, current: np.ndarray, config: EnvConfig
         primary = np.where(gap >= 0, gap, big - gap)  # any step reaching the change beats every one that falls short
     else:
         raise ValueError(f"rounding must be 'nearest' or 'up', got {rounding!r}")
-    width = 2 * int(np.abs(steps).max()) + 2
-    key = (primary * width + np.abs(steps)[None, :]) * 2 + (steps[None, :] > 0)  # ties: smaller |step|, then smaller
+    m = int(np.abs(steps).max())
+    # ties: the larger effective change (more instances), then (same count reached) the smaller |step|
+    key = (primary * (2 * m + 1) + (m - effective)) * (m + 1) + np.abs(steps)[None, :]
     return np.argmin(key, axis=1).astype(np.int64)
 
 
@@ -169,6 +203,8 @@ class Policy(ABC):
         self.num_envs = 0
         self.decisions = np.zeros(0, dtype=np.int64)  # decisions taken since each cluster's reset
         self.desired = np.zeros(0, dtype=np.int64)
+        self.rounded_from = np.zeros(0, dtype=np.int64)
+        self.rounded_to = np.zeros(0, dtype=np.int64)
         self.rng = np.random.default_rng()
 
     def __repr__(self) -> str:
@@ -183,6 +219,8 @@ class Policy(ABC):
         self.rng = np.random.default_rng(seed)
         self.decisions = np.zeros(num_envs, dtype=np.int64)
         self.desired = np.zeros(num_envs, dtype=np.int64)
+        self.rounded_from = np.full(num_envs, -1, dtype=np.int64)  # what the policy asked for when a step
+        self.rounded_to = np.zeros(num_envs, dtype=np.int64)  # overshot it, and the count accepted instead
         self._allocate(num_envs)
 
     def bind(self, env: Any) -> None:  # noqa: B027 - an optional hook, deliberately empty
@@ -212,10 +250,29 @@ class Policy(ABC):
         if self.launch_on_demand:
             stranded = ~fresh & stranded_demand(info)
             self.desired[stranded] = np.maximum(self.desired[stranded], 1)
-        lo, hi = self.env_config.scaling.min_instances, self.env_config.scaling.max_instances
-        np.clip(self.desired, lo, hi, out=self.desired)
+        sc = self.env_config.scaling
+        np.clip(self.desired, sc.min_instances, sc.max_instances, out=self.desired)
+        asked = self.desired.copy()
+        if self.rounding == "nearest":
+            # a coarser step accepted earlier stands while the policy asks for what it asked for then
+            held = (self.rounded_from >= 0) & ~fresh
+            repeat = held & (asked == self.rounded_from)
+            self.desired[repeat] = self.rounded_to[repeat]
+            self.rounded_from[(held & ~repeat) | fresh] = -1
+        actions = action_for_target(self.desired, current, self.env_config, self.rounding)
+        reached = np.clip(current + np.asarray(sc.scale_steps, dtype=np.int64)[actions],
+                          sc.min_instances, sc.max_instances)
+        over = (((self.desired > current) & (reached > self.desired))
+                | ((self.desired < current) & (reached < self.desired)))
+        if over.any():
+            delta = np.where(over, reached - self.desired, 0)
+            more = over & (delta > 0)  # remembered only when it leaves more instances than asked for
+            self.rounded_from[more] = asked[more]
+            self.rounded_to[more] = reached[more]
+            self.desired[over] = reached[over]
+            self._rounded(delta)
         self.decisions += 1
-        return action_for_target(self.desired, current, self.env_config, self.rounding)
+        return actions
 
     def act(self, obs: np.ndarray, info: dict[str, Any]) -> int:
         """One decision for a single env: wraps ``obs`` and each scalar of ``info`` into a batch of one."""
@@ -223,6 +280,11 @@ class Policy(ABC):
         return int(self.act_batch(np.asarray(obs)[None], batch)[0])
 
     # ---- for subclasses
+    def _rounded(self, delta: np.ndarray) -> None:  # noqa: B027 - an optional hook, deliberately empty
+        """Optional hook, called in the decision that took it: ``delta`` (B,) is how far the count the chosen
+        step reaches overshoots what :meth:`_decide` asked for (``self.desired`` already holds the accepted
+        count; 0 where nothing overshot). A policy that keeps state derived from ``desired`` updates it here."""
+
     @abstractmethod
     def _allocate(self, num_envs: int) -> None:
         """Create the per-cluster state (windows, timers) for a batch, all cleared."""

@@ -1,4 +1,4 @@
-"""CloudWatch-style metric data points and alarms, shared by the AWS policies (step and target tracking).
+"""CloudWatch-style metric data points and alarms, shared by the AWS policies (simple, step and target tracking).
 
 A data point is the mean (CloudWatch statistic ``Average``) of the per-step metric over one alarm period
 (``period_seconds``, 60 s for the 1-minute metrics AWS recommends). With the env's 15 s steps a period is 4

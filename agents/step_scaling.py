@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from .base import Metric, Policy, PolicyParams, metric_values
+from .base import METRIC_HELP, Metric, Policy, PolicyParams, check_metric_value, metric_values
 from .cloudwatch import Alarm, DataPoints
 
 AdjustmentType = Literal["ChangeInCapacity", "ExactCapacity", "PercentChangeInCapacity"]
@@ -48,7 +48,7 @@ class StepAdjustment(PolicyParams):
 class AlarmPolicy(PolicyParams):
     """One alarm (metric >= or <= ``threshold`` for ``evaluation_periods`` data points) and its steps."""
 
-    threshold: float = Field(description="alarm threshold, in the metric's unit")
+    threshold: float = Field(description="alarm threshold, in the metric's unit (cpu, memory: 0.5 = 50 %)")
     evaluation_periods: int = Field(1, ge=1, le=1440, description="consecutive breaching data points to alarm")
     steps: tuple[StepAdjustment, ...] = Field(min_length=1, description="step adjustments, in any order")
 
@@ -85,7 +85,7 @@ def _default_in() -> AlarmPolicy:
 
 
 class StepScalingParams(PolicyParams):
-    metric: Metric = Field("cpu", description="cpu | memory (0..1) | requests_per_instance (requests/s)")
+    metric: Metric = Field("cpu", description=METRIC_HELP)
     adjustment_type: AdjustmentType = "PercentChangeInCapacity"
     min_adjustment_magnitude: int | None = Field(
         None, ge=1, le=4096, description="smallest change of a PercentChangeInCapacity step (null: none)")
@@ -98,6 +98,13 @@ class StepScalingParams(PolicyParams):
 
     @model_validator(mode="after")
     def _sides(self) -> StepScalingParams:
+        for name, side in (("scale_out", self.scale_out), ("scale_in", self.scale_in)):
+            if side is None:
+                continue
+            check_metric_value(self.metric, f"{name}.threshold", side.threshold)
+            for i, s in enumerate(side.steps):
+                check_metric_value(self.metric, f"{name}.steps.{i}.lower", s.lower, relative=True)
+                check_metric_value(self.metric, f"{name}.steps.{i}.upper", s.upper, relative=True)
         if self.scale_out is not None:
             for s in self.scale_out.steps:
                 if (s.lower is not None and s.lower < 0) or (s.upper is not None and s.upper <= 0):
@@ -161,10 +168,15 @@ class StepScalingPolicy(Policy):
 
     Defaults: the user guide's example policy (alarm threshold 50 % CPU; +10 % from 60 %, +30 % from 70 %;
     -10 % from 40 %, -30 % from 30 %; PercentChangeInCapacity); ``evaluation_periods`` 1 (AWS has no default:
-    CloudWatch requires one).
+    CloudWatch requires one). AWS writes CPU thresholds and step bounds in percent (threshold 50, bounds 10 and
+    20); here utilisations are fractions (0.5, 0.1, 0.2), and a threshold or bound larger than the metric can
+    reach (1 for cpu, 2 for memory) is rejected. The adjustments of ``PercentChangeInCapacity`` stay in percent
+    of the capacity, as in AWS.
 
     Action mapping: the desired count is reached with the nearest available ``scale_steps``
-    (``agents.base.action_for_target``), repeatedly when a step is larger than one action.
+    (``agents.base.action_for_target``), repeatedly when a step is larger than one action. A coarser step that
+    overshoots a scale-out becomes the desired count, and its extra instances count as warming up like the
+    rest of the scale-out.
     """
 
     name = "step_scaling"
@@ -236,3 +248,7 @@ class StepScalingPolicy(Policy):
             self.desired[down] = new[down]
             self.in_until[down] = now[down] + p.cooldown_seconds
         self.added[rows, slot] = increase
+
+    def _rounded(self, delta: np.ndarray) -> None:
+        # a coarser step added more than the scale-out asked for: the extra instances warm up with it
+        self.added[np.arange(self.num_envs), self.decisions % self.ring] += np.maximum(delta, 0)

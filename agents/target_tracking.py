@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
-from .base import Metric, Policy, PolicyParams, metric_values
+from .base import METRIC_HELP, Metric, Policy, PolicyParams, check_metric_value, metric_values
 from .cloudwatch import Alarm, DataPoints
 
 
 class TargetTrackingParams(PolicyParams):
-    metric: Metric = Field("cpu", description="cpu | memory (0..1) | requests_per_instance (requests/s)")
-    target_value: float = Field(0.5, gt=0.0, description="metric value to keep, in the metric's unit")
+    metric: Metric = Field("cpu", description=METRIC_HELP)
+    target_value: float = Field(0.5, gt=0.0, description="metric value to keep, in the metric's unit (0.5 = 50 %)")
     period_seconds: float = Field(60.0, gt=0.0, description="one data point per period, s")
     scale_out_datapoints: int = Field(3, ge=1, le=1440, description="breaching data points to scale out")
     scale_in_datapoints: int = Field(15, ge=1, le=1440, description="low data points to scale in")
     scale_in_ratio: float = Field(0.9, gt=0.0, le=1.0, description="scale-in alarm threshold / target_value")
     scale_in_cooldown_seconds: float = Field(300.0, ge=0.0, description="no scale-in this long after one, s")
     disable_scale_in: bool = Field(False, description="scale out only")
+
+    @field_validator("target_value")
+    @classmethod
+    def _fraction(cls, value: float, info: ValidationInfo) -> float:
+        check_metric_value(info.data.get("metric"), info.field_name, value)
+        return value
 
 
 class TargetTrackingPolicy(Policy):
@@ -44,8 +50,13 @@ class TargetTrackingPolicy(Policy):
     datapoints for scale out rule and 15 out of 15 for scale in").
 
     Default target 50 % CPU, the user guide's example ("you want the CPU utilization of the fleet to stay at
-    around 50 percent"); AWS has no default target. Action mapping: the desired count is reached with the
-    nearest available ``scale_steps`` (``agents.base.action_for_target``).
+    around 50 percent"); AWS has no default target. AWS writes the target in percent (``TargetValue: 50``); here
+    utilisations are fractions (``target_value: 0.5``), and a value above what the metric can reach (1 for cpu,
+    2 for memory) is rejected.
+
+    Action mapping: the desired count is reached with the nearest available ``scale_steps``
+    (``agents.base.action_for_target``). A coarser step that overshoots (a scale-out of +7 taken as +8) becomes
+    the desired count, as if the policy had asked for it: it is not followed by a scale-in of 1.
     """
 
     name = "target_tracking"

@@ -3,6 +3,7 @@ algorithm says; the registry and the YAML defaults; full episodes through the en
 
 from __future__ import annotations
 
+import re
 import sys
 import types
 from pathlib import Path
@@ -22,6 +23,8 @@ from scaling_env.fields import INFO_NAMES
 STEPS = tuple(range(-20, 21))
 CFG = EnvConfig().with_updates({"scaling": {"scale_steps": STEPS}})
 DT = CFG.step_seconds
+# the steps of the evaluation scenarios: a change of 3, 5, 6 or 7 is not one action
+COARSE = CFG.with_updates({"scaling": {"scale_steps": [-8, -4, -2, -1, 0, 1, 2, 4, 8]}})
 
 
 def make_info(n: int = 1, **values: float | list[float]) -> dict[str, np.ndarray]:
@@ -73,23 +76,87 @@ def concurrency_info(level: float) -> dict[str, float]:
 
 
 # ------------------------------------------------------------------------------------------ action mapping
-def test_action_mapping_nearest_step_ties_to_smaller_magnitude_and_bounds():
+def pick(target: int, current: int, config: EnvConfig, **kw) -> int:
+    """The step :func:`action_for_target` takes from ``current`` towards ``target``."""
+    return config.scaling.scale_steps[int(action_for_target(np.array([target]), np.array([current]), config,
+                                                            **kw)[0])]
+
+
+def test_action_mapping_nearest_step_ties_to_more_instances_and_bounds():
+    # (updated: ties went to the smaller step magnitude, which under-provisioned scale-outs; see the next test)
     cfg = EnvConfig()  # steps (-2, -1, 0, 1, 2)
     steps = cfg.scaling.scale_steps
-    pick = lambda target, current, c=cfg, **kw: c.scaling.scale_steps[  # noqa: E731
-        int(action_for_target(np.array([target]), np.array([current]), c, **kw)[0])]
-    assert [pick(t, 5) for t in (8, 6, 5, 4, 1)] == [2, 1, 0, -1, -2]
+    assert [pick(t, 5, cfg) for t in (8, 6, 5, 4, 1)] == [2, 1, 0, -1, -2]
     assert steps == (-2, -1, 0, 1, 2)
     coarse = EnvConfig().with_updates({"scaling": {"scale_steps": [-4, 0, 4], "max_instances": 64}})
-    assert pick(12, 10, coarse) == 0  # +2: 0 and +4 are as near; the smaller magnitude wins
+    assert pick(12, 10, coarse) == 4  # +2: 0 and +4 are as near; the count with more instances wins
+    assert pick(8, 10, coarse) == 0  # -2: 0 and -4 are as near; likewise
     assert pick(13, 10, coarse) == 4
     assert pick(64, 62, coarse) == 4  # +4 is clipped to exactly the bound: effective +2
     assert pick(99, 64, coarse) == 0  # at the bound nothing is asked
     assert pick(0, 1, cfg) == 0  # min_instances 1: no scale-in below it
     up = EnvConfig().with_updates({"scaling": {"scale_steps": [-4, -2, 0, 2, 4]}})
-    assert pick(13, 10, up, rounding="up") == 4 and pick(13, 10, up) == 2
+    assert pick(13, 10, up, rounding="up") == 4 and pick(13, 10, up) == 4
     assert pick(7, 10, up, rounding="up") == -2  # scale in without going below the target
     assert pick(30, 10, up, rounding="up") == 4  # nothing reaches: the largest
+    at_max = EnvConfig().with_updates({"scaling": {"scale_steps": [-8, 0, 4, 8], "max_instances": 64}})
+    assert pick(64, 62, at_max) == 4  # +4 and +8 both reach the bound: the smaller step
+
+
+def test_a_tied_scale_out_adds_the_larger_step():
+    # +3 with steps {+2, +4}: +2 under-provisions by one, +4 over-provisions by one; AWS rounds capacity up
+    # ("adding 1.5 instances" adds 2), so does the HPA (ceil), and so does the oracle (rounding "up")
+    steps = EnvConfig().with_updates({"scaling": {"scale_steps": [-4, -2, 0, 2, 4]}})
+    assert pick(13, 10, steps) == 4
+    assert pick(7, 10, steps) == -2  # -3: the scale-in that keeps more instances
+    assert pick(11, 10, steps) == 2  # +1: 0 and +2 are as near
+
+
+def test_a_step_that_overshoots_a_scale_out_is_not_followed_by_a_scale_in():
+    # target tracking at 7 instances, CPU 100 % for 3 data points: desired ceil(7 x 1.0 / 0.5) = 14, +7; the
+    # nearest step is +8, and the count it reaches (15) becomes the desired one: no -1 at the next decision
+    run = Run(make_policy("target_tracking", COARSE), warm=7)
+    assert run.steps(12, cpu_utilization=1.0) == [0] * 11 + [8]
+    assert run.steps(8, cpu_utilization=0.47) == [0] * 8
+    # a policy that recomputes its count at every decision keeps the accepted one while it asks for the same
+    run = Run(make_policy("static", CFG.with_updates({"scaling": {"scale_steps": [-4, -1, 0, 1, 4]}}),
+                          {"instances": 6}), warm=3)
+    assert run.first == 4  # +3: +4 is nearer than +1
+    assert run.steps(5, cpu_utilization=0.5) == [0] * 5
+    # (a scale-in that overshoots is not held against what the policy keeps asking for: 7 -> 3 -> 4)
+    run = Run(make_policy("static", CFG.with_updates({"scaling": {"scale_steps": [-4, -1, 0, 1, 4]}}),
+                          {"instances": 4}), warm=7)
+    assert run.first == -4 and run.step(cpu_utilization=0.5) == 1
+    # the HPA: 7 pods at twice the target want 14; +8 gives 15, which enters the scale-down window
+    run = Run(make_policy("hpa", COARSE, {"target": 0.5}), warm=7)
+    assert run.step(cpu_utilization=1.0) == 8
+    assert run.steps(3, cpu_utilization=0.4) == [0, 0, 0]  # recommendation 12, but 15 < 300 s ago
+    # ... and its +8 counts for the scale-up limit: in a 60 s period that started at 7 pods, max(7 + 4, 2 x 7) =
+    # 14 is reached, so the HPA holds at 15 (neither +1 nor -1) until the period ends
+    run = Run(make_policy("hpa", COARSE, {"target": 0.5, "scale_up_period_seconds": 60}), warm=7)
+    assert run.step(cpu_utilization=1.0) == 8
+    assert run.steps(3, cpu_utilization=1.0) == [0, 0, 0]
+    assert run.step(cpu_utilization=1.0) == 8  # t = 75 s: a new period, 15 -> 30 (max(19, 30)); +8 at a time
+    # step scaling: +7 is taken as +8, and the extra instance warms up with the rest: a larger step during the
+    # warm-up adds only the difference to the capacity before the scale-out (10 + 9 = 19: +1, not +2)
+    params = {"adjustment_type": "ChangeInCapacity", "scale_in": None,
+              "scale_out": {"threshold": 0.5, "steps": [{"lower": 0.0, "upper": 0.2, "adjustment": 7},
+                                                        {"lower": 0.2, "adjustment": 9}]}}
+    run = Run(make_policy("step_scaling", COARSE, params), warm=10)
+    assert run.steps(4, cpu_utilization=0.6) == [0, 0, 0, 8]
+    assert run.steps(4, cpu_utilization=0.75) == [0, 0, 0, 1]
+
+
+def test_target_tracking_on_flash_crowd_does_not_undo_a_rounded_scale_out():
+    # the reviewer's check: seed 1000, step 92 applied +8 (desired 14) and step 93 -1 at CPU 0.94
+    from scaling_env import load_scenario
+    from scaling_env.rollout import rollout
+
+    config = load_scenario("flash_crowd").config
+    run = rollout(config, make_policy("target_tracking", config), [1000], record=("scale_applied",))
+    applied = run.traces["scale_applied"][0]
+    assert applied[92] == 8 and applied[93] == 0
+    assert not ((applied[:-1] > 0) & (applied[1:] < 0)).any()  # no scale-in right after a scale-out
 
 
 # ------------------------------------------------------------------------------------------ static
@@ -103,16 +170,38 @@ def test_static_goes_to_its_count_and_holds():
 
 # ------------------------------------------------------------------------------------------ threshold
 def test_threshold_adds_two_at_80_percent_then_waits_its_300_s_cooldown():
+    # (updated: the old expectations acted on single 15 s samples; simple scaling acts on 1-minute data points)
     run = Run(make_policy("threshold", CFG), warm=4)
     assert run.first == 0  # a reset's info has no measurement
-    assert run.step(cpu_utilization=0.79) == 0
-    assert run.step(cpu_utilization=0.80) == 2  # decision 2, t = 30 s: "reaches 80 %"
-    # cooldown 300 s: decisions at t = 45 .. 315 s do nothing, whatever the metric
-    assert run.steps(19, cpu_utilization=0.95) == [0] * 19
-    assert run.step(cpu_utilization=0.95) == 2  # t = 330 s = 30 + 300
-    assert run.steps(19, cpu_utilization=0.1) == [0] * 19
-    assert run.step(cpu_utilization=0.3) == -1  # t = 630 s: <= lower threshold
+    assert run.steps(4, cpu_utilization=0.79) == [0, 0, 0, 0]  # the first minute's data point: 79 %
+    assert run.steps(3, cpu_utilization=0.9) + [run.step(cpu_utilization=0.7)] == [0, 0, 0, 2]  # t = 120 s: 85 %
+    # the activity completes within the step (the instances are warm at once here); cooldown 300 s from t = 120 s:
+    # the data points at 180 .. 360 s are in ALARM and do nothing
+    assert run.steps(16, cpu_utilization=0.95) == [0] * 16
+    assert run.steps(4, cpu_utilization=0.95) == [0, 0, 0, 2]  # t = 420 s = 120 + 300
+    assert run.steps(20, cpu_utilization=0.1) == [0] * 19 + [-1]  # t = 720 s: <= lower threshold
     assert run.steps(20, cpu_utilization=0.5) == [0] * 20  # between the thresholds: hold
+
+
+def test_threshold_alarms_on_one_minute_data_points_not_on_a_15_s_sample():
+    run = Run(make_policy("threshold", CFG), warm=4)
+    # one 15 s sample at 100 %: the data point (the minute's mean) is 62.5 %, no alarm
+    assert run.steps(3, cpu_utilization=0.5) + [run.step(cpu_utilization=1.0)] == [0, 0, 0, 0]
+    assert run.steps(3, cpu_utilization=0.5) + [run.step(cpu_utilization=0.1)] == [0, 0, 0, 0]  # 40 %
+    two = Run(make_policy("threshold", CFG, {"evaluation_periods": 2}), warm=4)
+    assert two.steps(4, cpu_utilization=0.9) == [0, 0, 0, 0]  # 1 breaching data point of 2
+    assert two.steps(4, cpu_utilization=0.9) == [0, 0, 0, 2]
+
+
+def test_threshold_cooldown_starts_when_the_launched_instances_are_warm():
+    run = Run(make_policy("threshold", CFG), warm=4)
+    assert run.steps(4, cpu_utilization=0.9) == [0, 0, 0, 2]  # t = 60 s
+    # a 45 s cold start (cold_start_heavy): the 2 new instances boot through the decisions at 75 .. 105 s
+    assert run.steps(3, cpu_utilization=0.9, instances_warm=4, instances_booting=2) == [0, 0, 0]
+    # warm at t = 120 s: the activity completed in the step before, the cooldown runs to 105 + 300 = 405 s, so
+    # the data points at 120 .. 360 s do nothing (with a 2 s cold start the one at 360 s would scale out)
+    assert run.steps(20, cpu_utilization=0.9) == [0] * 20
+    assert run.step(cpu_utilization=0.9) == 2  # t = 420 s
 
 
 @pytest.mark.parametrize("name", sorted(set(POLICIES) - {"static", "oracle"}))
@@ -197,6 +286,25 @@ def test_hpa_scale_up_limit_and_unready_pods():
     run = Run(make_policy("hpa", CFG, {"target": 0.5}), warm=4)
     # ratio 2 over 4 ready; with 1 booting at 0 %: 1.6 over 5 pods -> 8, from 5 counted
     assert run.step(cpu_utilization=1.0, instances_booting=1) == 3
+
+
+def test_hpa_counts_pods_with_missing_metrics_as_kubernetes_does():
+    # replica_calculator.go: missing pods (crashed, not yet detected) at 100 % of their request on a scale-down
+    # and 0 % on a scale-up, then the ratio recomputed and checked against the tolerance and a direction flip
+    hpa = make_policy("hpa", CFG)  # target 0.8
+    rec = hpa.recommend(np.array([0.5, 1.0, 0.5, 1.0, 1.0]), ready=np.array([10, 10, 10, 10, 10]),
+                        unready=np.zeros(5), missing=np.array([2, 2, 0, 0, 5]), current=np.array([12, 12, 10, 10, 15]))
+    # (10 x 0.5 + 2 x 1) / 12 / 0.8 = 0.73 -> 9 (7 without); 10 / 12 / 0.8 = 1.04: within the tolerance, 12 (13
+    # without); 10 / 15 / 0.8 = 0.83 < 1 while the raw ratio 1.25 > 1: the direction flips, hold
+    assert rec.tolist() == [9, 12, 7, 13, 15]
+    run = Run(make_policy("hpa", CFG, {"scale_down_stabilization_seconds": 0}), warm=12)
+    assert run.step(cpu_utilization=0.5, instances_warm=10, instances_failed=2) == -3
+    run = Run(make_policy("hpa", CFG), warm=12)
+    assert run.step(cpu_utilization=1.0, instances_warm=10, instances_failed=2) == 0
+    # a pods metric (requests per instance) counts a missing pod at the target on a scale-down
+    rps = make_policy("hpa", CFG, {"metric": "requests_per_instance", "target": 50.0})
+    # (10 x 25 + 2 x 50) / 12 / 50 = 0.58 -> 7
+    assert rps.recommend(np.array([25.0]), np.array([10]), np.zeros(1), np.array([2]), np.array([12]))[0] == 7
 
 
 # ------------------------------------------------------------------------------------------ KPA
@@ -363,6 +471,33 @@ def test_policy_files_with_bad_keys_or_values_name_the_file_and_the_field(tmp_pa
     with pytest.raises(PolicyConfigError, match=r"(?s)hpa\.yaml with overrides.*tolerance: .*allowed"):
         make_policy("hpa", CFG, {"tolerance": -1})
     assert make_policy("hpa", CFG, {"tolerance": 0.2}).params.tolerance == 0.2
+
+
+@pytest.mark.parametrize("name, params, field", [
+    ("hpa", {"target": 80}, "target"),
+    ("target_tracking", {"target_value": 50}, "target_value"),
+    ("threshold", {"upper_threshold": 80, "lower_threshold": 30}, "upper_threshold"),
+    ("threshold", {"lower_threshold": 30, "upper_threshold": 0.8}, "lower_threshold"),
+    ("step_scaling", {"scale_out": {"threshold": 50, "steps": [{"lower": 0, "adjustment": 10}]}},
+     "scale_out.threshold"),
+    ("step_scaling", {"scale_in": {"threshold": 0.5, "steps": [{"upper": 0, "lower": -20, "adjustment": 0},
+                                                              {"upper": -20, "adjustment": -10}]}},
+     "scale_in.steps.0.lower"),
+    ("hpa", {"metric": "memory", "target": 2.5}, "target"),
+])
+def test_a_utilisation_in_percent_is_rejected_naming_the_field(name, params, field):
+    # AWS and Kubernetes write utilisations in percent; here they are fractions, and hpa {target: 80} on diurnal
+    # scaled in and dropped 90 % of the requests
+    with pytest.raises(PolicyConfigError, match=rf"(?s){re.escape(field)} = .*fractions \(0\.8\), not percent \(80\)"):
+        make_policy(name, CFG, params)
+
+
+def test_memory_targets_may_exceed_1_and_request_rates_are_unbounded():
+    assert make_policy("hpa", CFG, {"metric": "memory", "target": 1.5}).params.target == 1.5
+    assert make_policy("hpa", CFG, {"metric": "requests_per_instance", "target": 80}).params.target == 80
+    assert make_policy("threshold", CFG, {"metric": "requests_per_instance", "upper_threshold": 80,
+                                          "lower_threshold": 30}).params.upper_threshold == 80
+    assert make_policy("target_tracking", CFG, {"metric": "memory", "target_value": 1.2}).params.target_value == 1.2
 
 
 def test_ppo_specs_go_to_the_training_modules_loader(monkeypatch):
