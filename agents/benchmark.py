@@ -261,7 +261,7 @@ def plot_results(out: Path, summary: list[dict], plots: dict[str, dict], step_se
     for j, sc in enumerate(scenarios):
         ax.scatter([], [], facecolors="none", edgecolors="black", marker=markers[j % len(markers)],
                    label=f"scenario: {sc}")
-    ax.set_xlabel("SLO violation share (% of steps with p95 above the SLO)")
+    ax.set_xlabel("SLO violation share (% of steps with p95 above the SLO or more than 5 % of requests lost)")
     ax.set_ylabel("episode cost (USD, mean over seeds)")
     ax.set_title("Cost vs SLO violations, every policy and scenario\n(means over seeds; lower left is better)")
     ax.grid(alpha=0.3)

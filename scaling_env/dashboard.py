@@ -72,7 +72,8 @@ def dashboard_figure(trace: dict[str, np.ndarray], config: EnvConfig, title: str
     ax.axhline(slo, color="#d62728", lw=1.0, ls="--", label=f"SLO {slo:g} s")
     violated = trace["slo_violated"] > 0.5
     if violated.any():
-        ax.scatter(minutes[violated], p95[violated], s=8, color="#d62728", label="SLO violated", zorder=3)
+        ax.scatter(minutes[violated], p95[violated], s=8, color="#d62728", label="SLO violated (p95, or > 5 % lost)",
+                   zorder=3)
     ax.set_yscale("log")
     ax.set_title("p95 latency against the SLO")
     ax.set_ylabel("seconds (log)")
