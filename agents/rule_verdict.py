@@ -7,6 +7,9 @@ reward (every policy but the oracle and the PPO one counts as a rule policy, sta
 and SLO share, the oracle's reward, the paired difference PPO - rule over the same seeds (mean, 95 % CI), and
 the verdict: "PPO wins" if PPO has the higher mean reward and an SLO violation share not higher than the rule's,
 "reward only" if it has the higher reward but a higher SLO share, else "rule wins".
+
+Then the same over all scenarios together: each policy's mean episode reward over the scenarios (per seed, then
+over seeds), its mean SLO violation share, and the paired difference PPO - policy over the seeds (95 % CI).
 """
 
 from __future__ import annotations
@@ -62,6 +65,39 @@ def verdict_rows(path: Path, ppo: str | None = None) -> list[dict]:
     return rows
 
 
+def overall_rows(path: Path, ppo: str | None = None) -> list[dict]:
+    """Every policy over all scenarios: mean reward (the per-seed mean over scenarios, averaged over seeds), mean
+    SLO violation share, and PPO - policy paired by seed; best first."""
+    episodes = read_episodes(path)
+    policies = list(dict.fromkeys(p for _, p in episodes))
+    scenarios = list(dict.fromkeys(s for s, _ in episodes))
+    if ppo is None:
+        ppo = next(p for p in policies if p.startswith("ppo"))
+    seeds = sorted(set.intersection(*(set(episodes[(s, p)]) for s in scenarios for p in policies)))
+
+    def per_seed(p: str) -> np.ndarray:
+        return np.array([np.mean([episodes[(s, p)][seed][0] for s in scenarios]) for seed in seeds])
+
+    mine = per_seed(ppo)
+    rows = []
+    for p in policies:
+        r = per_seed(p)
+        diff = mine - r
+        rows.append({"policy": p, "reward": r.mean(), "reward_ci": ci95(r),
+                     "slo": np.mean([episodes[(s, p)][seed][1] for s in scenarios for seed in seeds]),
+                     "diff": diff.mean(), "diff_ci": ci95(diff)})
+    return sorted(rows, key=lambda r: -r["reward"])
+
+
+def overall_markdown(rows: list[dict]) -> str:
+    lines = ["| policy | mean reward over the scenarios (95 % CI) | mean SLO viol. | "
+             "PPO - policy, same seeds (95 % CI) |", "|---|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['policy']} | {r['reward']:.1f} ± {r['reward_ci']:.1f} | {r['slo']:.2%} | "
+                     f"{r['diff']:+.1f} ± {r['diff_ci']:.1f} |")
+    return "\n".join(lines)
+
+
 def markdown(rows: list[dict]) -> str:
     lines = ["| scenario | PPO reward (95 % CI) | PPO SLO viol. | best rule policy | its reward | its SLO viol. | "
              "oracle reward | PPO - rule, same seeds (95 % CI) | higher reward? | SLO share not higher? | verdict |",
@@ -80,6 +116,8 @@ def main() -> None:
     parser.add_argument("--ppo", default=None, help="the PPO policy's name in the CSV (default: the one ppo:...)")
     args = parser.parse_args()
     print(markdown(verdict_rows(args.episodes, args.ppo)))
+    print()
+    print(overall_markdown(overall_rows(args.episodes, args.ppo)))
 
 
 if __name__ == "__main__":

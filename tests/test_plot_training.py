@@ -71,3 +71,24 @@ def test_rule_verdict(tmp_path: Path) -> None:
     assert rows["b"]["rule"] == "hpa" and rows["b"]["verdict"] == "rule wins"
     assert rows["c"]["rule"] == "kpa" and rows["c"]["verdict"] == "PPO wins"
     assert "**PPO wins**" in markdown(list(rows.values()))
+
+
+def test_rule_verdict_over_all_scenarios(tmp_path: Path) -> None:
+    from agents.rule_verdict import overall_markdown, overall_rows
+
+    bench = tmp_path / "episodes.csv"
+    # two scenarios, two seeds; every policy has every (scenario, seed)
+    table = {("ppo:run", "a"): [(-10.0, 0.1), (-12.0, 0.1)], ("ppo:run", "b"): [(-30.0, 0.0), (-34.0, 0.0)],
+             ("hpa", "a"): [(-20.0, 0.0), (-22.0, 0.0)], ("hpa", "b"): [(-20.0, 0.2), (-20.0, 0.2)]}
+    with bench.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["policy", "scenario", "seed", "reward", "slo_violation_share"])
+        writer.writeheader()
+        for (policy, scenario), values in table.items():
+            for seed, (reward, slo) in enumerate(values, start=1):
+                writer.writerow({"policy": policy, "scenario": scenario, "seed": seed, "reward": reward,
+                                 "slo_violation_share": slo})
+    rows = {r["policy"]: r for r in overall_rows(bench)}
+    # per-seed means over the scenarios: ppo -20, -23 (mean -21.5); hpa -20, -21 (mean -20.5)
+    assert rows["ppo:run"]["reward"] == -21.5 and rows["hpa"]["reward"] == -20.5
+    assert rows["hpa"]["diff"] == -1.0 and rows["hpa"]["slo"] == 0.1 and rows["ppo:run"]["slo"] == 0.05
+    assert "| hpa | -20.5" in overall_markdown(list(rows.values()))
