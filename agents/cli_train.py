@@ -63,9 +63,10 @@ def train(
                                  ("--total-timesteps", total_timesteps), ("--algo", algo), ("--set", set_),
                                  ("--run-dir", run_dir), ("--resume", resume), ("--traces-dir", traces_dir)])
     if resume is not None:
+        # the saved scenarios.yaml holds the resolved trace paths, so --traces-dir cannot apply either
         others = {"--config": config, "--scenario": scenario, "--seed": seed, "--algo": algo, "--set": set_,
-                  "--run-dir": run_dir}
-        given = [flag for flag, v in others.items() if v]
+                  "--run-dir": run_dir, "--traces-dir": traces_dir}
+        given = [flag for flag, v in others.items() if v is not None and v != [] and v != ()]
         if given:
             _fail(f"--resume continues a run with its saved config; {', '.join(given)} cannot change it "
                   "(only --total-timesteps can)")
@@ -110,7 +111,8 @@ def evaluate(
     model: Annotated[Path, typer.Option(help="run folder (its best model, else final) or a model .zip")],
     scenario: Annotated[Optional[list[str]], typer.Option(help="scenario name or YAML path, repeatable "
                                                                 "(default: the run's evaluation scenarios)")] = None,
-    episodes: Annotated[int, typer.Option(min=1, help="episodes per scenario, run as one batch")] = 16,
+    episodes: Annotated[int, typer.Option(min=1, help="episodes per scenario, run as one batch (the benchmark's "
+                                                      "default)")] = 20,
     seed: Annotated[Optional[int], typer.Option(help="seed of the first episode (episode i uses seed + i); "
                                                      "default: the benchmark's evaluation seeds")] = None,
     traces_dir: Annotated[Optional[Path], typer.Option(help="folder of trace CSVs named by scenarios")] = None,

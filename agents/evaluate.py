@@ -43,13 +43,18 @@ def run_policy_episodes(policy: Any, config: EnvConfig, episodes: int, seed: int
 
 
 def summarize(per_episode: list[dict[str, float]]) -> dict[str, float]:
-    """Mean of every metric over the episodes, and the standard deviation of the reward."""
+    """Mean of every metric over the episodes, the standard deviation of the reward, and the half-width of the
+    reward's 95 % confidence interval (as the benchmark reports it)."""
+    from .benchmark import ci95
+
     out = {name: float(np.mean([e[name] for e in per_episode])) for name in METRIC_NAMES}
-    out["reward_std"] = float(np.std([e["reward"] for e in per_episode]))
+    rewards = np.array([e["reward"] for e in per_episode])
+    out["reward_std"] = float(np.std(rewards))
+    out["reward_ci95"] = ci95(rewards)
     return out
 
 
-def evaluate(model_or_run_dir: str | Path, scenarios: Sequence[str], episodes: int = 16,
+def evaluate(model_or_run_dir: str | Path, scenarios: Sequence[str], episodes: int = 20,
              seed: int = DEFAULT_EVAL_SEED, traces_dir: str | Path | None = None) -> list[dict[str, Any]]:
     """Mean metrics of a trained model (run folder or .zip) per scenario, ``episodes`` episodes each seeded
     ``seed + i``: one row per scenario with ``policy``, ``scenario``, ``episodes``, ``seed`` and the metrics."""
@@ -65,7 +70,7 @@ def evaluate(model_or_run_dir: str | Path, scenarios: Sequence[str], episodes: i
     return rows
 
 
-COLUMNS = (("reward", "reward", "{:.2f}"), ("cost_usd", "cost USD", "{:.4f}"),
+COLUMNS = (("reward", "reward (95 % CI)", "{:.2f}"), ("cost_usd", "cost USD", "{:.4f}"),
            ("slo_violation_share", "SLO viol.", "{:.1%}"), ("p95_s", "p95 s", "{:.3f}"),
            ("dropped_share", "dropped", "{:.2%}"), ("failed_share", "failed", "{:.2%}"),
            ("mean_instances", "instances", "{:.1f}"), ("scale_actions", "scale actions", "{:.1f}"),
@@ -73,13 +78,13 @@ COLUMNS = (("reward", "reward", "{:.2f}"), ("cost_usd", "cost USD", "{:.4f}"),
 
 
 def results_table(rows: list[dict[str, Any]], title: str = "") -> Table:
-    """The rows of :func:`evaluate` as a rich table (reward as mean ± std)."""
+    """The rows of :func:`evaluate` as a rich table (reward as mean ± the 95 % CI half-width, as the benchmark)."""
     table = Table(title=title or None)
     table.add_column("scenario")
     for _, header, _ in COLUMNS:
         table.add_column(header, justify="right")
     for row in rows:
         cells = [fmt.format(row[key]) for key, _, fmt in COLUMNS]
-        cells[0] = f"{row['reward']:.2f} ± {row['reward_std']:.2f}"
+        cells[0] = f"{row['reward']:.2f} ± {row['reward_ci95']:.2f}"
         table.add_row(row["scenario"], *cells)
     return table

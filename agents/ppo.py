@@ -170,4 +170,9 @@ def load_ppo_policy(path: str | Path, env_config: EnvConfig) -> PPOPolicy:
         cfg = yaml.safe_load((run_dir / RUN_FILES["config"]).read_text()) or {}
         if (cfg.get("normalize") or {}).get("obs", False):
             raise ConfigError(f"{model_path}: the run normalised observations but {stats.name} is missing")
+    else:
+        # outside its run folder nothing says whether the model expects normalised observations: a model
+        # trained with them would silently act on raw ones, so ask for the statistics
+        raise ConfigError(f"{model_path}: its observation statistics {stats.name} are not beside it and it is not "
+                          "in a run folder; copy the .pkl with the model (or load it from its run folder)")
     return PPOPolicy(env_config, model=model, vec_normalize=vec_normalize, source=str(model_path))

@@ -47,6 +47,8 @@ def verdict_rows(path: Path, ppo: str | None = None) -> list[dict]:
     for scenario in scenarios:
         mine = episodes[(scenario, ppo)]
         rules = {p: episodes[(scenario, p)] for p in policies if p not in ("oracle", ppo) and (scenario, p) in episodes}
+        if not rules:
+            raise SystemExit(f"{path}: no rule policy on scenario {scenario}: benchmark PPO together with the rules")
         best = max(rules, key=lambda p: np.mean([r for r, _ in rules[p].values()]))
         seeds = sorted(set(mine) & set(rules[best]))
         reward = np.array([mine[s][0] for s in seeds])

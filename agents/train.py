@@ -121,6 +121,9 @@ def make_training_env(cfg: TrainConfig, scenarios: Scenarios, stats_path: Path |
     if stats_path is not None and stats_path.is_file():
         venv = VecNormalize.load(str(stats_path), venv)
         venv.training = True
+    elif stats_path is not None and (norm.obs or norm.reward):
+        raise ConfigError(f"{stats_path}: the checkpoint's normalisation statistics are missing; the run "
+                          "normalises, so it cannot continue without them")
     elif norm.obs or norm.reward:
         venv = VecNormalize(venv, norm_obs=norm.obs, norm_reward=norm.reward, clip_obs=norm.clip_obs,
                             clip_reward=norm.clip_reward, gamma=cfg.ppo.gamma)
@@ -224,7 +227,7 @@ class PeriodicEval(BaseCallback):
         return mean_reward
 
 
-EVAL_FIELDS = ("timesteps", "scenario", *METRIC_NAMES, "reward_std")
+EVAL_FIELDS = ("timesteps", "scenario", *METRIC_NAMES, "reward_std", "reward_ci95")
 
 
 def append_evaluations(path: Path, rows: list[dict[str, Any]]) -> None:

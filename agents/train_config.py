@@ -26,6 +26,8 @@ from scaling_env.config import ConfigError, format_validation_error, read_yaml_m
 # the benchmark's first seed (agents.benchmark.DEFAULT_SEED): training seeds stay below it, so that no training
 # cluster starts from an episode the benchmark evaluates on
 FIRST_BENCHMARK_SEED = 1000
+# seeds kept for benchmark episodes (the benchmark's default is 1000..1019): model selection never sees them
+BENCHMARK_SEEDS_END = 1_000_000
 
 
 class _Strict(BaseModel):
@@ -158,7 +160,21 @@ class TrainConfig(_Strict):
         if train.start < evals.stop and evals.start < train.stop:
             raise ValueError(f"evaluation seeds [{evals.start}, {evals.stop - 1}] (eval_seed, n_eval_episodes) "
                              f"overlap the training seeds [{train.start}, {train.stop - 1}] (seed, n_envs)")
+        if evals.start < BENCHMARK_SEEDS_END and FIRST_BENCHMARK_SEED < evals.stop:
+            raise ValueError(f"evaluation seeds [{evals.start}, {evals.stop - 1}] (eval_seed, n_eval_episodes) "
+                             f"overlap the seeds kept for the benchmark [{FIRST_BENCHMARK_SEED}, "
+                             f"{BENCHMARK_SEEDS_END - 1}]: the best model would be picked on benchmark episodes")
         return value
+
+    @model_validator(mode="after")
+    def _rollout_size(self) -> TrainConfig:
+        rollout = self.ppo.n_steps * self.n_envs
+        if rollout < 2:
+            raise ValueError(f"a rollout of ppo.n_steps x n_envs = {rollout} step is too short for PPO (at least 2)")
+        if self.ppo.batch_size > rollout:
+            raise ValueError(f"ppo.batch_size ({self.ppo.batch_size}) is larger than a rollout, ppo.n_steps x n_envs "
+                             f"= {rollout}")
+        return self
 
     @property
     def evaluation_scenarios(self) -> tuple[str, ...]:

@@ -177,6 +177,9 @@ def test_maskable_ppo_trains_and_acts_within_the_masks(files, tmp_path):
     (["--set", "ppo.gamma=abc"], "ppo.gamma"),
     (["--set", "normalize=3"], "normalize"),
     (["--set", "eval_seed=2"], "eval_seed"),
+    (["--set", "eval_seed=1000"], "kept for the benchmark"),
+    (["--set", "n_envs=1", "--set", "ppo.n_steps=1", "--set", "ppo.batch_size=2"], "too short for PPO"),
+    (["--set", "ppo.batch_size=1000"], "larger than a rollout"),
     (["--set", "ppo.learning_rate={schedule: cosine, start: 1}"], "ppo.learning_rate"),
     (["--set", "novalue"], "novalue"),
     (["--algo", "dqn"], "algo"),
@@ -187,6 +190,22 @@ def test_bad_config_keys_and_values_are_named(files, tmp_path, args, message):
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert not (tmp_path / "r").exists()
+
+
+def test_resume_refuses_options_that_would_change_the_saved_run(run, tmp_path):
+    for args in (["--seed", "0"], ["--traces-dir", str(tmp_path)]):
+        result = runner.invoke(app, ["train", "--resume", str(run), *args])
+        assert result.exit_code == 2 and args[0] in result.output, result.output
+
+
+def test_a_model_without_its_normalisation_statistics_is_refused(run, tmp_path):
+    from agents.ppo import load_ppo_policy
+
+    shutil.copy(run / "final_model.zip", tmp_path / "final_model.zip")  # the .pkl left behind
+    with pytest.raises(ConfigError, match="final_vecnormalize.pkl"):
+        load_ppo_policy(tmp_path / "final_model.zip", EnvConfig.from_dict(TINY))
+    shutil.copy(run / "final_vecnormalize.pkl", tmp_path / "final_vecnormalize.pkl")
+    assert load_ppo_policy(tmp_path / "final_model.zip", EnvConfig.from_dict(TINY)).vec_normalize is not None
 
 
 def test_bad_config_file_is_named(tmp_path):
