@@ -81,8 +81,9 @@ class PolicyKwargs(_Strict):
 class PPOParams(_Strict):
     """PPO hyperparameters (the names and meanings of stable-baselines3's ``PPO``)."""
 
-    learning_rate: ScheduleValue = Field(3e-4, description="a number or {schedule: linear, start, end}")
-    n_steps: int = Field(256, ge=1, le=100_000, description="steps per cluster per rollout")
+    learning_rate: ScheduleValue = Field(default_factory=lambda: LinearSchedule(schedule="linear", start=3e-4),
+                                         description="a number or {schedule: linear, start, end}")
+    n_steps: int = Field(128, ge=1, le=100_000, description="steps per cluster per rollout")
     batch_size: int = Field(2048, ge=2, le=10_000_000, description="minibatch size")
     n_epochs: int = Field(10, ge=1, le=1000)
     gamma: float = Field(0.99, gt=0.0, le=1.0)
@@ -90,7 +91,7 @@ class PPOParams(_Strict):
     clip_range: ScheduleValue = Field(0.2, description="a number or {schedule: linear, start, end}")
     clip_range_vf: float | None = Field(None, gt=0.0)
     normalize_advantage: bool = True
-    ent_coef: float = Field(0.01, ge=0.0)
+    ent_coef: float = Field(0.001, ge=0.0)
     vf_coef: float = Field(0.5, ge=0.0)
     max_grad_norm: float = Field(0.5, gt=0.0)
     target_kl: float | None = Field(None, gt=0.0)
@@ -110,19 +111,22 @@ class TrainConfig(_Strict):
     """Everything a training run needs besides the env configs (which come from the scenarios)."""
 
     algo: Literal["ppo", "maskable_ppo"] = "ppo"
-    scenarios: tuple[str, ...] = Field(("train_diurnal", "train_flash_crowd", "train_failures"), min_length=1,
+    scenarios: tuple[str, ...] = Field(("train_diurnal", "train_flash_crowd", "train_failures", "train_cold_start",
+                                        "train_memory", "train_trace"), min_length=1,
                                        description="training scenarios (names or YAML paths); n_envs is split "
                                        "evenly among them")
-    eval_scenarios: tuple[str, ...] | None = Field(None, min_length=1,
+    eval_scenarios: tuple[str, ...] | None = Field(("steady", "diurnal", "flash_crowd", "failure_storm",
+                                                    "cold_start_heavy", "memory_pressure", "noisy_trace"),
+                                                   min_length=1,
                                                    description="evaluation scenarios (default: the training ones)")
-    n_envs: int = Field(64, ge=1, le=65536, description="clusters stepped together")
-    total_timesteps: int = Field(1_000_000, ge=1, description="env steps over all clusters")
+    n_envs: int = Field(128, ge=1, le=65536, description="clusters stepped together")
+    total_timesteps: int = Field(4_000_000, ge=1, description="env steps over all clusters")
     seed: int = Field(0, ge=0, description="training cluster i is seeded seed + i (below the benchmark's seeds)")
-    n_eval_episodes: int = Field(8, ge=1, le=100_000, description="evaluation episodes per scenario")
+    n_eval_episodes: int = Field(20, ge=1, le=100_000, description="evaluation episodes per scenario")
     eval_seed: int = Field(1_000_000, ge=0, le=2**31,
                            description="evaluation episode j is seeded eval_seed + j (disjoint from training)")
     eval_freq: int = Field(100_000, ge=0, description="env steps between evaluations (0: never)")
-    checkpoint_freq: int = Field(200_000, ge=0, description="env steps between checkpoints (0: only the last)")
+    checkpoint_freq: int = Field(500_000, ge=0, description="env steps between checkpoints (0: only the last)")
     normalize: NormalizeConfig = Field(default_factory=NormalizeConfig)
     ppo: PPOParams = Field(default_factory=PPOParams)
     torch_threads: int = Field(1, ge=1, le=256, description="torch intra-op threads")

@@ -47,7 +47,8 @@ def files(tmp_path_factory) -> dict[str, Path]:
         out[name] = root / f"{name}.yaml"
         out[name].write_text(yaml.safe_dump({"description": f"test scenario {name}", "env": env}))
     out["config"] = root / "smoke.yaml"
-    out["config"].write_text(yaml.safe_dump({**SMOKE, "scenarios": [str(out["tiny"])]}))
+    out["config"].write_text(yaml.safe_dump({**SMOKE, "scenarios": [str(out["tiny"])],
+                                             "eval_scenarios": [str(out["tiny"])]}))
     out["root"] = root
     return out
 
@@ -262,3 +263,11 @@ def test_multi_config_vec_env_needs_one_action_set_and_a_cluster_per_config():
     with pytest.raises(ValueError, match="at least one cluster"):
         ServerlessScalingVecEnv(1, [TINY, TINY_SPIKE])
     assert [s.num_envs for s in ServerlessScalingVecEnv(5, [TINY, TINY_SPIKE]).sims] == [3, 2]
+
+
+def test_the_default_training_file_spells_out_the_code_defaults():
+    # one set of defaults: configs/train/ppo.yaml (the tuned config) equals TrainConfig()
+    from agents.cli_train import DEFAULT_CONFIG
+    from agents.train_config import TrainConfig
+
+    assert load_train_config(DEFAULT_CONFIG) == TrainConfig()
