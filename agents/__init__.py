@@ -2,15 +2,15 @@
 ``make_policy("ppo:RUN_DIR", ...)``) trained agents. See ``agents.base.Policy`` for the interface."""
 
 from .base import Policy, PolicyConfigError, PolicyParams, action_for_change, action_for_target
-from .hpa import HpaPolicy
-from .kpa import KpaPolicy
-from .oracle import OraclePolicy
-from .predictive import PredictivePolicy
+from .references.oracle import OraclePolicy
+from .references.static import StaticPolicy
 from .registry import POLICIES, make_policy
-from .static import StaticPolicy
-from .step_scaling import StepScalingPolicy
-from .target_tracking import TargetTrackingPolicy
-from .threshold import ThresholdPolicy
+from .rules.hpa import HpaPolicy
+from .rules.kpa import KpaPolicy
+from .rules.predictive import PredictivePolicy
+from .rules.step_scaling import StepScalingPolicy
+from .rules.target_tracking import TargetTrackingPolicy
+from .rules.threshold import ThresholdPolicy
 
 __all__ = [
     "POLICIES",

@@ -5,7 +5,7 @@ Specs understood by :func:`make_policy`:
 - a registry name (``"hpa"``): its parameters default to ``configs/policies/<name>.yaml``;
 - the name of another file in ``configs/policies`` (a variant such as ``"static_peak"``);
 - a path to a YAML file ``{policy: <name>, params: {...}}``: missing parameters take the policy's defaults;
-- ``"ppo:RUN_DIR"``: a trained agent, loaded by ``agents.ppo.load_ppo_policy(RUN_DIR, env_config)`` (imported
+- ``"ppo:RUN_DIR"``: a trained agent, loaded by ``agents.learned.ppo.load_ppo_policy(RUN_DIR, env_config)`` (imported
   only when asked for, so that torch is not loaded for the rule policies). This is the extension point for
   learned policies: another prefix would dispatch the same way.
 """
@@ -20,14 +20,14 @@ from scaling_env import EnvConfig
 from scaling_env.config import ConfigError, read_yaml_mapping
 
 from .base import Policy, PolicyConfigError, validate_params
-from .hpa import HpaPolicy
-from .kpa import KpaPolicy
-from .oracle import OraclePolicy
-from .predictive import PredictivePolicy
-from .static import StaticPolicy
-from .step_scaling import StepScalingPolicy
-from .target_tracking import TargetTrackingPolicy
-from .threshold import ThresholdPolicy
+from .references.oracle import OraclePolicy
+from .references.static import StaticPolicy
+from .rules.hpa import HpaPolicy
+from .rules.kpa import KpaPolicy
+from .rules.predictive import PredictivePolicy
+from .rules.step_scaling import StepScalingPolicy
+from .rules.target_tracking import TargetTrackingPolicy
+from .rules.threshold import ThresholdPolicy
 
 POLICIES: dict[str, type[Policy]] = {
     cls.name: cls
@@ -38,7 +38,7 @@ POLICIES: dict[str, type[Policy]] = {
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "policies"
 
 # learned policies: spec prefix -> (module, loader function); the loader takes (path, env_config)
-LOADERS: dict[str, tuple[str, str]] = {"ppo": ("agents.ppo", "load_ppo_policy")}
+LOADERS: dict[str, tuple[str, str]] = {"ppo": ("agents.learned.ppo", "load_ppo_policy")}
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

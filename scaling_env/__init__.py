@@ -3,16 +3,16 @@
 
 from gymnasium.envs.registration import register, registry
 
-from ._jit_cache import invalidate_if_sources_changed
+from .sim.jit_cache import invalidate_if_sources_changed
 
 invalidate_if_sources_changed()
 
 from .config import ConfigError, EnvConfig
-from .core import BatchSimulator
-from .env import ServerlessScalingEnv
+from .envs.single import ServerlessScalingEnv
+from .envs.vector import ServerlessScalingVectorEnv
 from .fields import INFO_NAMES, OBS_NAMES, REWARD_NAMES
 from .scenarios import Scenario, load_scenario, scenario_names
-from .vector_env import ServerlessScalingVectorEnv
+from .sim import BatchSimulator
 
 __all__ = [
     "BatchSimulator",
@@ -32,15 +32,15 @@ ENV_ID = "ServerlessScaling-v0"
 if ENV_ID not in registry:
     register(
         id=ENV_ID,
-        entry_point="scaling_env.env:ServerlessScalingEnv",
-        vector_entry_point="scaling_env.vector_env:ServerlessScalingVectorEnv",
+        entry_point="scaling_env.envs.single:ServerlessScalingEnv",
+        vector_entry_point="scaling_env.envs.vector:ServerlessScalingVectorEnv",
     )
 
 
 def __getattr__(name: str):
     # the SB3 adapter imports stable-baselines3 (and torch): load it only when asked for
     if name == "ServerlessScalingVecEnv":
-        from .sb3_vec_env import ServerlessScalingVecEnv
+        from .envs.sb3 import ServerlessScalingVecEnv
 
         return ServerlessScalingVecEnv
     raise AttributeError(f"module 'scaling_env' has no attribute {name!r}")

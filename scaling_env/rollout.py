@@ -13,8 +13,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from .config import EnvConfig
+from .envs.vector import ServerlessScalingVectorEnv
 from .episode_stats import EpisodeStats
-from .vector_env import ServerlessScalingVectorEnv
 
 # the per-step values the dashboard and the benchmark plots draw
 DASHBOARD_KEYS: tuple[str, ...] = (

@@ -11,8 +11,8 @@ from conftest import merge
 
 import scaling_env  # noqa: F401  (registers the env ids)
 from scaling_env import EnvConfig, ServerlessScalingEnv, ServerlessScalingVectorEnv
+from scaling_env.envs.sb3 import ServerlessScalingVecEnv
 from scaling_env.fields import INFO_NAMES, OBS_NAMES, REWARD_NAMES
-from scaling_env.sb3_vec_env import ServerlessScalingVecEnv
 
 # short episodes with every random mechanism switched on
 BUSY = {

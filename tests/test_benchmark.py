@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from agents.benchmark import ci95, summarise
-from scaling_env.cli import app
+from agents.experiments.benchmark import ci95, summarise
+from agents.experiments.cli import app
 from scaling_env.episode_stats import METRIC_NAMES
 
 runner = CliRunner()
@@ -72,7 +72,8 @@ def test_benchmark_skips_a_trace_scenario_whose_file_is_missing(tmp_path, monkey
 
 
 def test_python_dash_m_runs_the_benchmark(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "agents.benchmark", "--policies", "static", "--scenarios", "steady",
+    proc = subprocess.run([sys.executable, "-m", "agents.experiments.benchmark", "--policies", "static",
+                           "--scenarios", "steady",
                            "--episodes", "1", "--workers", "1", "--out", str(tmp_path), "--no-progress"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr

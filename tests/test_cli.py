@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
-from scaling_env.cli import app
+from agents.experiments.cli import app
 
 runner = CliRunner()
 

@@ -17,8 +17,8 @@ import pytest
 
 import scaling_env  # noqa: F401  (registers the env ids)
 from scaling_env import ConfigError, EnvConfig, ServerlessScalingEnv, ServerlessScalingVectorEnv
+from scaling_env.envs.sb3 import ServerlessScalingVecEnv
 from scaling_env.fields import INFO_NAMES, REWARD_NAMES
-from scaling_env.sb3_vec_env import ServerlessScalingVecEnv
 
 TINY = {"episode_steps": 8}
 # every per-episode random draw switched on, so that seeds show in the observations

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scaling_env import EnvConfig, ServerlessScalingEnv
-from scaling_env.instances import OFF
+from scaling_env.sim.instances import OFF
 
 rates = st.one_of(st.just(0.0), st.floats(0.0, 200.0), st.floats(200.0, 100_000.0))  # incl. 100x overload
 
@@ -78,7 +78,7 @@ def check_step(env: ServerlessScalingEnv, prev_backlog: float, obs, reward, info
     if info["served"] > 0:
         assert info["latency_mean_s"] >= cfg.instances.service_seconds * (1 - 1e-9)
     sim = env.sim
-    from scaling_env.instances import BOOTING, F_TIMER, F_WEIGHT, I_STATE
+    from scaling_env.sim.instances import BOOTING, F_TIMER, F_WEIGHT, I_STATE
 
     states = sim.inst_i[0, :, I_STATE]
     assert np.all(sim.inst_f[0, states == BOOTING, F_TIMER] >= -1e-9)  # no cold start ends in the past

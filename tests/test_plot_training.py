@@ -1,11 +1,12 @@
-"""agents.plot_training: the training-curve PNG from a run folder's evaluations.csv and TensorBoard scalars."""
+"""agents.experiments.plot_training: the training-curve PNG from a run folder's evaluations.csv and TensorBoard
+scalars."""
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
 
-from agents.plot_training import best_rule_rewards, plot, read_evaluations, read_scalar
+from agents.experiments.plot_training import best_rule_rewards, plot, read_evaluations, read_scalar
 
 SCENARIOS = ("steady", "diurnal")
 
@@ -62,7 +63,7 @@ def write_episodes(path: Path, table: dict[tuple[str, str], list[tuple[float, fl
 
 
 def test_rule_verdict(tmp_path: Path) -> None:
-    from agents.rule_verdict import markdown, verdict_rows
+    from agents.experiments.verdict import markdown, verdict_rows
 
     bench = tmp_path / "episodes.csv"
     # (policy, scenario) -> (reward, SLO share) for seeds 1 and 2
@@ -79,7 +80,7 @@ def test_rule_verdict(tmp_path: Path) -> None:
 
 
 def test_rule_verdict_over_all_scenarios(tmp_path: Path) -> None:
-    from agents.rule_verdict import overall_markdown, overall_rows
+    from agents.experiments.verdict import overall_markdown, overall_rows
 
     bench = tmp_path / "episodes.csv"
     # two scenarios, two seeds; every policy has every (scenario, seed)

@@ -13,9 +13,9 @@ import pytest
 
 from agents import POLICIES, Policy, PolicyConfigError, make_policy
 from agents.base import action_for_target
-from agents.oracle import OraclePolicy, _p95
+from agents.references.oracle import OraclePolicy, _p95
 from agents.registry import CONFIG_DIR
-from agents.step_scaling import aws_percent_adjustment
+from agents.rules.step_scaling import aws_percent_adjustment
 from scaling_env import EnvConfig, ServerlessScalingEnv, ServerlessScalingVectorEnv
 from scaling_env.fields import INFO_NAMES
 
@@ -502,9 +502,9 @@ def test_memory_targets_may_exceed_1_and_request_rates_are_unbounded():
 
 def test_ppo_specs_go_to_the_training_modules_loader(monkeypatch):
     calls = []
-    fake = types.ModuleType("agents.ppo")
+    fake = types.ModuleType("agents.learned.ppo")
     fake.load_ppo_policy = lambda path, env_config: calls.append((path, env_config)) or "loaded"
-    monkeypatch.setitem(sys.modules, "agents.ppo", fake)
+    monkeypatch.setitem(sys.modules, "agents.learned.ppo", fake)
     assert make_policy("ppo:runs/abc", CFG) == "loaded"
     assert calls == [("runs/abc", CFG)]
 

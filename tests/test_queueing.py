@@ -10,7 +10,7 @@ import pytest
 from conftest import action_for
 
 from scaling_env import EnvConfig, ServerlessScalingEnv
-from scaling_env.queueing import erlang_c, response_p95
+from scaling_env.sim.queueing import erlang_c, response_p95
 
 
 def erlang_c_reference(c: int, a: float) -> float:
@@ -202,7 +202,7 @@ def test_a_small_waiting_room_blocks_as_mmck_says(room):
 
 
 def test_longest_fluid_wait_includes_the_first_cold_start_arrival():
-    from scaling_env.queueing import fifo_waits
+    from scaling_env.sim.queueing import fifo_waits
 
     # empty queue, 10 s cold start with 200 arrivals, then 5 s of service at 100 req/s with 100 more arrivals
     q_end = 200 + 100 - 500.0 if 200 + 100 > 500 else 0.0

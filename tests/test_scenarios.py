@@ -11,7 +11,7 @@ import yaml
 from conftest import TRACE_FILES
 
 from agents import make_policy
-from scaling_env import ConfigError, EnvConfig, ServerlessScalingEnv, ServerlessScalingVectorEnv, core, traces
+from scaling_env import ConfigError, EnvConfig, ServerlessScalingEnv, ServerlessScalingVectorEnv, traces
 from scaling_env.config import Range, draw_ranges, has_ranges
 from scaling_env.scenarios import (
     SCENARIO_DIR,
@@ -21,6 +21,7 @@ from scaling_env.scenarios import (
     load_scenarios,
     scenario_names,
 )
+from scaling_env.sim import simulator as core
 from scaling_env.workload import Workload
 
 REQUIRED = {"steady", "diurnal", "flash_crowd", "failure_storm", "cold_start_heavy", "memory_pressure", "noisy_trace"}

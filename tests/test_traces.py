@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from conftest import TRACE_FILES, conservation_ok, require_traces
 
-from scaling_env import EnvConfig, ServerlessScalingEnv, ServerlessScalingVectorEnv, core
+from scaling_env import EnvConfig, ServerlessScalingEnv, ServerlessScalingVectorEnv
+from scaling_env.sim import simulator as core
 from scaling_env.traces import TraceError, TraceNotFoundError, fill_gaps, load_trace, trace_from_counts
 from scaling_env.workload import Workload
 

@@ -13,12 +13,12 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from agents.train_config import load_train_config
+from agents.experiments.cli import app
+from agents.experiments.train_config import load_train_config
 from scaling_env import EnvConfig
-from scaling_env.cli import app
 from scaling_env.config import ConfigError
+from scaling_env.envs.sb3 import ServerlessScalingVecEnv
 from scaling_env.fields import INFO_NAMES
-from scaling_env.sb3_vec_env import ServerlessScalingVecEnv
 
 runner = CliRunner()
 STEPS = [-2, -1, 0, 1, 2]
@@ -90,8 +90,8 @@ def test_cli_training_writes_the_run_folder(run, files):
 
 def test_trained_model_loads_as_a_policy_and_evaluates(run, files):
     from agents import make_policy
-    from agents.evaluate import evaluate
-    from agents.ppo import PPOPolicy, load_ppo_policy
+    from agents.experiments.evaluate import evaluate
+    from agents.learned.ppo import PPOPolicy, load_ppo_policy
 
     config = EnvConfig.from_dict(TINY)
     policy = load_ppo_policy(run, config)
@@ -137,7 +137,7 @@ def test_resume_continues_the_step_counter_and_the_tensorboard_run(run, tmp_path
 
 
 def test_same_seed_gives_the_same_first_rollout(files, tmp_path):
-    from agents.train import train
+    from agents.experiments.train import train
 
     def first_rollout(seed: int, name: str) -> np.ndarray:
         cfg = load_train_config(files["config"], overrides={"seed": seed, "total_timesteps": 128, "eval_freq": 0,
@@ -152,7 +152,7 @@ def test_same_seed_gives_the_same_first_rollout(files, tmp_path):
 
 
 def test_maskable_ppo_trains_and_acts_within_the_masks(files, tmp_path):
-    from agents.ppo import load_ppo_policy
+    from agents.learned.ppo import load_ppo_policy
     from scaling_env import ServerlessScalingVectorEnv
 
     run_dir = tmp_path / "masked"
@@ -200,7 +200,7 @@ def test_resume_refuses_options_that_would_change_the_saved_run(run, tmp_path):
 
 
 def test_a_model_without_its_normalisation_statistics_is_refused(run, tmp_path):
-    from agents.ppo import load_ppo_policy
+    from agents.learned.ppo import load_ppo_policy
 
     shutil.copy(run / "final_model.zip", tmp_path / "final_model.zip")  # the .pkl left behind
     with pytest.raises(ConfigError, match="final_vecnormalize.pkl"):
@@ -267,7 +267,7 @@ def test_multi_config_vec_env_needs_one_action_set_and_a_cluster_per_config():
 
 def test_the_default_training_file_spells_out_the_code_defaults():
     # one set of defaults: configs/train/ppo.yaml (the tuned config) equals TrainConfig()
-    from agents.cli_train import DEFAULT_CONFIG
-    from agents.train_config import TrainConfig
+    from agents.experiments.cli_train import DEFAULT_CONFIG
+    from agents.experiments.train_config import TrainConfig
 
     assert load_train_config(DEFAULT_CONFIG) == TrainConfig()

@@ -1,0 +1,90 @@
+"""Evaluate a policy (a trained model) on scenarios: episodes in one batch, the benchmark's per-episode metrics.
+
+``run_policy_episodes`` runs ``episodes`` clusters of one env config for one episode each, seeded
+``seed + i``, under a batched policy, and returns the :class:`~scaling_env.episode_stats.EpisodeStats` metrics
+of each episode. ``evaluate`` does it for a trained model on several scenarios and averages per scenario.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.table import Table
+
+from scaling_env.config import EnvConfig
+from scaling_env.episode_stats import METRIC_NAMES
+from scaling_env.rollout import rollout
+
+from .train_config import FIRST_BENCHMARK_SEED
+
+# `scaling-env evaluate` runs the benchmark's episodes by default: seeds no training cluster starts from, and not
+# those the training's periodic evaluation picks the best model on
+DEFAULT_EVAL_SEED = FIRST_BENCHMARK_SEED
+
+
+def load_scenario_configs(specs: Sequence[str], traces_dir: str | Path | None = None) -> list[tuple[str, EnvConfig]]:
+    """(name, env config) of each scenario name or path; ConfigError / TraceNotFoundError name the culprit."""
+    from scaling_env.scenarios import load_scenario
+
+    out = []
+    for spec in specs:
+        scenario = load_scenario(spec, traces_dir)
+        out.append((scenario.name, scenario.config))
+    return out
+
+
+def run_policy_episodes(policy: Any, config: EnvConfig, episodes: int, seed: int) -> list[dict[str, float]]:
+    """One episode per cluster, cluster i seeded ``seed + i``; the metrics of each episode (the benchmark's
+    loop, ``scaling_env.rollout``)."""
+    return rollout(config, policy, [seed + i for i in range(episodes)]).metrics
+
+
+def summarize(per_episode: list[dict[str, float]]) -> dict[str, float]:
+    """Mean of every metric over the episodes, the standard deviation of the reward, and the half-width of the
+    reward's 95 % confidence interval (as the benchmark reports it)."""
+    from .benchmark import ci95
+
+    out = {name: float(np.mean([e[name] for e in per_episode])) for name in METRIC_NAMES}
+    rewards = np.array([e["reward"] for e in per_episode])
+    out["reward_std"] = float(np.std(rewards))
+    out["reward_ci95"] = ci95(rewards)
+    return out
+
+
+def evaluate(model_or_run_dir: str | Path, scenarios: Sequence[str], episodes: int = 20,
+             seed: int = DEFAULT_EVAL_SEED, traces_dir: str | Path | None = None) -> list[dict[str, Any]]:
+    """Mean metrics of a trained model (run folder or .zip) per scenario, ``episodes`` episodes each seeded
+    ``seed + i``: one row per scenario with ``policy``, ``scenario``, ``episodes``, ``seed`` and the metrics."""
+    from ..learned.ppo import load_ppo_policy
+
+    rows = []
+    for name, config in load_scenario_configs(scenarios, traces_dir):
+        policy = load_ppo_policy(model_or_run_dir, config)
+        row: dict[str, Any] = {"policy": f"ppo:{model_or_run_dir}", "scenario": name, "episodes": episodes,
+                               "seed": seed}
+        row.update(summarize(run_policy_episodes(policy, config, episodes, seed)))
+        rows.append(row)
+    return rows
+
+
+COLUMNS = (("reward", "reward (95 % CI)", "{:.2f}"), ("cost_usd", "cost USD", "{:.4f}"),
+           ("slo_violation_share", "SLO viol.", "{:.1%}"), ("p95_s", "p95 s", "{:.3f}"),
+           ("dropped_share", "dropped", "{:.2%}"), ("failed_share", "failed", "{:.2%}"),
+           ("mean_instances", "instances", "{:.1f}"), ("scale_actions", "scale actions", "{:.1f}"),
+           ("cold_starts", "cold starts", "{:.1f}"))
+
+
+def results_table(rows: list[dict[str, Any]], title: str = "") -> Table:
+    """The rows of :func:`evaluate` as a rich table (reward as mean ± the 95 % CI half-width, as the benchmark)."""
+    table = Table(title=title or None)
+    table.add_column("scenario")
+    for _, header, _ in COLUMNS:
+        table.add_column(header, justify="right")
+    for row in rows:
+        cells = [fmt.format(row[key]) for key, _, fmt in COLUMNS]
+        cells[0] = f"{row['reward']:.2f} ± {row['reward_ci95']:.2f}"
+        table.add_row(row["scenario"], *cells)
+    return table

@@ -1,0 +1,273 @@
+"""The training configuration: one YAML file per algorithm setup, validated like the env config.
+
+A ``TrainConfig`` holds what a run needs besides the env: the algorithm, the scenarios to train and evaluate on,
+the budget, the seeds, how often to evaluate and checkpoint, observation/reward normalisation and the PPO
+hyperparameters. Unknown keys and bad values are errors naming the field. ``load_train_config`` applies
+``--set key=value`` overrides (dotted keys, values parsed as YAML) before validation, so an override is
+checked exactly like the file.
+
+Schedules (``learning_rate``, ``clip_range``) are a number or a mapping such as
+``{schedule: linear, start: 3.0e-4, end: 0.0}``; they become SB3 schedule objects (callables of the remaining
+progress, 1 at the start of training and 0 at the end), never evaluated strings.
+
+This module does not import torch: ``policy_kwargs()`` maps activation names to torch classes when asked.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+
+from scaling_env.config import ConfigError, format_validation_error, read_yaml_mapping
+
+# the benchmark's first seed (agents.experiments.benchmark.DEFAULT_SEED): training seeds stay below it, so
+# that no training cluster starts from an episode the benchmark evaluates on
+FIRST_BENCHMARK_SEED = 1000
+# seeds kept for benchmark episodes (the benchmark's default is 1000..1019): model selection never sees them
+BENCHMARK_SEEDS_END = 1_000_000
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class LinearSchedule(_Strict):
+    """From ``start`` at the beginning of training to ``end`` after ``end_fraction`` of it, then flat."""
+
+    schedule: Literal["linear"]
+    start: float = Field(ge=0.0)
+    end: float = Field(0.0, ge=0.0)
+    end_fraction: float = Field(1.0, gt=0.0, le=1.0, description="share of training over which it moves")
+
+
+ScheduleValue = Union[Annotated[float, Field(gt=0.0)], LinearSchedule]
+
+
+def make_schedule(value: ScheduleValue) -> Any:
+    """An SB3 schedule object (picklable) for a constant or a linear schedule."""
+    from stable_baselines3.common.utils import ConstantSchedule
+    from stable_baselines3.common.utils import LinearSchedule as SB3Linear
+
+    if isinstance(value, LinearSchedule):
+        return SB3Linear(value.start, value.end, value.end_fraction)
+    return ConstantSchedule(float(value))
+
+
+class NetArch(_Strict):
+    """Hidden layer sizes of the policy (pi) and value (vf) networks."""
+
+    pi: tuple[int, ...] = Field((64, 64), max_length=8)
+    vf: tuple[int, ...] = Field((64, 64), max_length=8)
+
+
+class PolicyKwargs(_Strict):
+    net_arch: NetArch = Field(default_factory=NetArch)
+    activation_fn: Literal["tanh", "relu", "elu", "leaky_relu", "gelu", "silu"] = "tanh"
+    ortho_init: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _net_arch_list(cls, data: Any) -> Any:
+        # net_arch: [64, 64] is shorthand for the same layers in both networks, as in SB3
+        if isinstance(data, dict) and isinstance(data.get("net_arch"), (list, tuple)):
+            layers = list(data["net_arch"])
+            data = {**data, "net_arch": {"pi": layers, "vf": layers}}
+        return data
+
+
+class PPOParams(_Strict):
+    """PPO hyperparameters (the names and meanings of stable-baselines3's ``PPO``)."""
+
+    learning_rate: ScheduleValue = Field(default_factory=lambda: LinearSchedule(schedule="linear", start=3e-4),
+                                         description="a number or {schedule: linear, start, end}")
+    n_steps: int = Field(128, ge=1, le=100_000, description="steps per cluster per rollout")
+    batch_size: int = Field(2048, ge=2, le=10_000_000, description="minibatch size")
+    n_epochs: int = Field(10, ge=1, le=1000)
+    gamma: float = Field(0.99, gt=0.0, le=1.0)
+    gae_lambda: float = Field(0.95, ge=0.0, le=1.0)
+    clip_range: ScheduleValue = Field(0.2, description="a number or {schedule: linear, start, end}")
+    clip_range_vf: float | None = Field(None, gt=0.0)
+    normalize_advantage: bool = True
+    ent_coef: float = Field(0.001, ge=0.0)
+    vf_coef: float = Field(0.5, ge=0.0)
+    max_grad_norm: float = Field(0.5, gt=0.0)
+    target_kl: float | None = Field(None, gt=0.0)
+    policy_kwargs: PolicyKwargs = Field(default_factory=PolicyKwargs)
+
+
+class NormalizeConfig(_Strict):
+    """VecNormalize: running mean/std of observations and of the discounted return."""
+
+    obs: bool = True
+    reward: bool = True
+    clip_obs: float = Field(10.0, gt=0.0)
+    clip_reward: float = Field(10.0, gt=0.0)
+
+
+class TrainConfig(_Strict):
+    """Everything a training run needs besides the env configs (which come from the scenarios)."""
+
+    algo: Literal["ppo", "maskable_ppo"] = "ppo"
+    scenarios: tuple[str, ...] = Field(("train_diurnal", "train_flash_crowd", "train_failures", "train_cold_start",
+                                        "train_memory", "train_trace"), min_length=1,
+                                       description="training scenarios (names or YAML paths); n_envs is split "
+                                       "evenly among them")
+    eval_scenarios: tuple[str, ...] | None = Field(("steady", "diurnal", "flash_crowd", "failure_storm",
+                                                    "cold_start_heavy", "memory_pressure", "noisy_trace"),
+                                                   min_length=1,
+                                                   description="evaluation scenarios (default: the training ones)")
+    n_envs: int = Field(128, ge=1, le=65536, description="clusters stepped together")
+    total_timesteps: int = Field(4_000_000, ge=1, description="env steps over all clusters")
+    seed: int = Field(0, ge=0, description="training cluster i is seeded seed + i (below the benchmark's seeds)")
+    n_eval_episodes: int = Field(20, ge=1, le=100_000, description="evaluation episodes per scenario")
+    eval_seed: int = Field(1_000_000, ge=0, le=2**31,
+                           description="evaluation episode j is seeded eval_seed + j (disjoint from training)")
+    eval_freq: int = Field(100_000, ge=0, description="env steps between evaluations (0: never)")
+    checkpoint_freq: int = Field(500_000, ge=0, description="env steps between checkpoints (0: only the last)")
+    normalize: NormalizeConfig = Field(default_factory=NormalizeConfig)
+    ppo: PPOParams = Field(default_factory=PPOParams)
+    torch_threads: int = Field(1, ge=1, le=256, description="torch intra-op threads")
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+
+    @field_validator("scenarios", "eval_scenarios", mode="before")
+    @classmethod
+    def _one_name(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, (str, Path)) else value
+
+    @field_validator("n_envs")
+    @classmethod
+    def _enough_clusters(cls, value: int, info: ValidationInfo) -> int:
+        scenarios = info.data.get("scenarios") or ()
+        if value < len(scenarios):
+            raise ValueError(f"n_envs ({value}) must be at least the number of scenarios ({len(scenarios)})")
+        return value
+
+    @field_validator("seed")
+    @classmethod
+    def _below_benchmark(cls, value: int, info: ValidationInfo) -> int:
+        n_envs = info.data.get("n_envs", 1)
+        if value + n_envs > FIRST_BENCHMARK_SEED:
+            raise ValueError(f"training seeds [{value}, {value + n_envs - 1}] (seed, n_envs) must stay below the "
+                             f"benchmark's seeds, which start at {FIRST_BENCHMARK_SEED}")
+        return value
+
+    @field_validator("eval_seed")
+    @classmethod
+    def _unseen_seeds(cls, value: int, info: ValidationInfo) -> int:
+        if not {"seed", "n_envs", "n_eval_episodes"} <= info.data.keys():
+            return value  # another field is already at fault
+        train = range(info.data["seed"], info.data["seed"] + info.data["n_envs"])
+        evals = range(value, value + info.data["n_eval_episodes"])
+        if train.start < evals.stop and evals.start < train.stop:
+            raise ValueError(f"evaluation seeds [{evals.start}, {evals.stop - 1}] (eval_seed, n_eval_episodes) "
+                             f"overlap the training seeds [{train.start}, {train.stop - 1}] (seed, n_envs)")
+        if evals.start < BENCHMARK_SEEDS_END and FIRST_BENCHMARK_SEED < evals.stop:
+            raise ValueError(f"evaluation seeds [{evals.start}, {evals.stop - 1}] (eval_seed, n_eval_episodes) "
+                             f"overlap the seeds kept for the benchmark [{FIRST_BENCHMARK_SEED}, "
+                             f"{BENCHMARK_SEEDS_END - 1}]: the best model would be picked on benchmark episodes")
+        return value
+
+    @model_validator(mode="after")
+    def _rollout_size(self) -> TrainConfig:
+        rollout = self.ppo.n_steps * self.n_envs
+        if rollout < 2:
+            raise ValueError(f"a rollout of ppo.n_steps x n_envs = {rollout} step is too short for PPO (at least 2)")
+        if self.ppo.batch_size > rollout:
+            raise ValueError(f"ppo.batch_size ({self.ppo.batch_size}) is larger than a rollout, ppo.n_steps x n_envs "
+                             f"= {rollout}")
+        return self
+
+    @property
+    def evaluation_scenarios(self) -> tuple[str, ...]:
+        return self.eval_scenarios or self.scenarios
+
+    def policy_kwargs(self) -> dict[str, Any]:
+        """SB3 ``policy_kwargs`` with the activation name mapped to its torch class."""
+        from torch import nn
+
+        classes = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU, "gelu": nn.GELU,
+                   "silu": nn.SiLU}
+        pk = self.ppo.policy_kwargs
+        return {"net_arch": {"pi": list(pk.net_arch.pi), "vf": list(pk.net_arch.vf)},
+                "activation_fn": classes[pk.activation_fn], "ortho_init": pk.ortho_init}
+
+    def algo_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of SB3's ``PPO`` / sb3-contrib's ``MaskablePPO`` (schedules as callables)."""
+        p = self.ppo
+        return {
+            "learning_rate": make_schedule(p.learning_rate),
+            "n_steps": p.n_steps,
+            "batch_size": p.batch_size,
+            "n_epochs": p.n_epochs,
+            "gamma": p.gamma,
+            "gae_lambda": p.gae_lambda,
+            "clip_range": make_schedule(p.clip_range),
+            "clip_range_vf": p.clip_range_vf,
+            "normalize_advantage": p.normalize_advantage,
+            "ent_coef": p.ent_coef,
+            "vf_coef": p.vf_coef,
+            "max_grad_norm": p.max_grad_norm,
+            "target_kl": p.target_kl,
+            "policy_kwargs": self.policy_kwargs(),
+        }
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+# --------------------------------------------------------------------------------------------- loading
+
+
+def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """``["ppo.n_steps=128", "scenarios=[a, b]"]`` -> a nested dict; values are parsed as YAML."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise ConfigError(f"--set {item!r}: expected key=value with a dotted key, e.g. ppo.n_steps=128")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {key}: the value {raw!r} is not valid YAML ({exc})") from None
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {key}: {part!r} is set to a value and used as a section")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``over`` merged in; a mapping replaces a scalar (schedules: 3e-4 -> {schedule: ...})."""
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def load_train_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                      sets: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+    """The file (or the defaults), then ``overrides`` (a nested dict), then ``--set`` items; validated once.
+
+    Errors (``ConfigError``) name the file, the ``--set`` items and every field at fault.
+    """
+    data = read_yaml_mapping(path, "training config") if path is not None else {}
+    data = merge(data, overrides or {})
+    data = merge(data, parse_overrides(sets))
+    source = str(path) if path is not None else "training config"
+    if sets:
+        source += " with --set " + " ".join(sets)
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source, TrainConfig)) from None

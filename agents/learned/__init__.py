@@ -1,0 +1,1 @@
+"""Learned policies (trained with stable-baselines3), loaded by spec prefix in the registry."""

@@ -1,0 +1,178 @@
+"""A trained PPO (or MaskablePPO) model as a batched policy: deterministic actions on normalised observations.
+
+``load_ppo_policy(path, env_config)`` takes a run folder (its best model if there is one, else its final
+model) or a model ``.zip`` (a checkpoint, ``best_model.zip``...), restores the VecNormalize observation
+statistics saved next to it (frozen: inference never updates them) and checks that the model's actions are the
+env config's ``scaling.scale_steps``.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from scaling_env.config import ConfigError, EnvConfig
+from scaling_env.fields import N_OBS
+
+from ..base import Policy, PolicyParams
+
+RUN_FILES = {"config": "config.yaml", "scenarios": "scenarios.yaml", "best": "best_model.zip",
+             "final": "final_model.zip", "checkpoints": "checkpoints"}
+
+
+def vecnormalize_path(model_path: Path) -> Path:
+    """Where the VecNormalize statistics of a saved model live (they may not exist: no normalisation).
+
+    ``best_model.zip`` -> ``best_vecnormalize.pkl``, ``final_model.zip`` -> ``final_vecnormalize.pkl``,
+    ``rl_model_<t>_steps.zip`` -> ``rl_model_vecnormalize_<t>_steps.pkl`` (SB3's CheckpointCallback), any
+    other ``<name>.zip`` -> ``<name>_vecnormalize.pkl``.
+    """
+    m = re.fullmatch(r"(.*)_(\d+)_steps", model_path.stem)
+    if m:
+        return model_path.with_name(f"{m.group(1)}_vecnormalize_{m.group(2)}_steps.pkl")
+    if model_path.stem.endswith("_model"):
+        return model_path.with_name(model_path.stem[: -len("_model")] + "_vecnormalize.pkl")
+    return model_path.with_name(model_path.stem + "_vecnormalize.pkl")
+
+
+def find_model(path: str | Path) -> tuple[Path, Path | None]:
+    """(model .zip, its run folder or None) for a run folder or a model file."""
+    path = Path(path)
+    if path.is_dir():
+        for key in ("best", "final"):
+            if (path / RUN_FILES[key]).is_file():
+                return path / RUN_FILES[key], path
+        raise ConfigError(f"{path}: no {RUN_FILES['best']} or {RUN_FILES['final']} in this run folder")
+    if path.suffix != ".zip" and path.with_suffix(".zip").is_file():
+        path = path.with_suffix(".zip")
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such model file or run folder")
+    for folder in (path.parent, path.parent.parent):  # the run folder, or the run folder of a checkpoint
+        if (folder / RUN_FILES["config"]).is_file():
+            return path, folder
+    return path, None
+
+
+def is_maskable(model_path: Path) -> bool:
+    """Whether a saved SB3 model is sb3-contrib's MaskablePPO (read from its stored policy class)."""
+    try:
+        with zipfile.ZipFile(model_path) as z:
+            data = z.read("data").decode("utf-8", "replace")
+    except (OSError, KeyError, zipfile.BadZipFile) as exc:
+        raise ConfigError(f"{model_path}: not a stable-baselines3 model file ({exc})") from None
+    return "Maskable" in data
+
+
+def trained_scale_steps(run_dir: Path | None) -> list[tuple[str, tuple[int, ...]]]:
+    """(scenario, scale_steps) of every env config a run trained or evaluated on, from its scenarios.yaml."""
+    if run_dir is None or not (run_dir / RUN_FILES["scenarios"]).is_file():
+        return []
+    data = yaml.safe_load((run_dir / RUN_FILES["scenarios"]).read_text()) or {}
+    out = []
+    for group in ("train", "eval"):
+        for name, env in (data.get(group) or {}).items():
+            out.append((name, tuple(env["scaling"]["scale_steps"])))
+    return out
+
+
+class PPOPolicyParams(PolicyParams):
+    deterministic: bool = True
+
+
+class PPOPolicy(Policy):
+    """Actions of an SB3 PPO / MaskablePPO model (deterministic unless ``params.deterministic`` is False);
+    observations are normalised with the frozen VecNormalize statistics the model was trained with
+    (``vec_normalize``; None: no normalisation). The model carries no state between decisions.
+
+    MaskablePPO uses the action masks of the env given to :meth:`bind` (none if no env is bound).
+    """
+
+    name = "ppo"
+    Params = PPOPolicyParams
+
+    def __init__(self, env_config: EnvConfig, params: PPOPolicyParams | dict | None = None, *, model: Any,
+                 vec_normalize: Any = None, source: str = "") -> None:
+        super().__init__(env_config, params)
+        n = int(model.action_space.n)
+        steps = env_config.scaling.scale_steps
+        if n != len(steps):
+            raise ConfigError(f"PPO model {source} has {n} actions but the env config's scaling.scale_steps "
+                              f"has {len(steps)} ({list(steps)}): it was trained on another action set")
+        if tuple(model.observation_space.shape) != (N_OBS,):
+            raise ConfigError(f"PPO model {source} observes shape {model.observation_space.shape}, the env gives "
+                              f"({N_OBS},)")
+        self.model = model
+        self.vec_normalize = vec_normalize
+        self.maskable = type(model).__name__ == "MaskablePPO"
+        self.source = source
+        self._env: Any = None
+
+    def bind(self, env: Any) -> None:
+        self._env = env
+
+    def _allocate(self, num_envs: int) -> None:
+        pass
+
+    def _clear(self, mask: np.ndarray) -> None:
+        pass
+
+    def _decide(self, obs: np.ndarray, info: dict[str, Any], fresh: np.ndarray, current: np.ndarray,
+                now: np.ndarray) -> None:
+        pass
+
+    def normalize(self, obs: np.ndarray) -> np.ndarray:
+        obs = np.asarray(obs, dtype=np.float32)
+        if self.vec_normalize is None:
+            return obs
+        return self.vec_normalize.normalize_obs(obs)
+
+    def act_batch(self, obs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+        """Actions for a batch: (B, 19) raw observations -> (B,) int64; ``info`` is not used."""
+        x = self.normalize(obs)
+        deterministic = self.params.deterministic
+        if self.maskable:
+            masks = self._env.action_masks() if self._env is not None and hasattr(self._env, "action_masks") else None
+            actions, _ = self.model.predict(x, deterministic=deterministic, action_masks=masks)
+        else:
+            actions, _ = self.model.predict(x, deterministic=deterministic)
+        return np.asarray(actions, dtype=np.int64).reshape(len(x))
+
+
+def load_ppo_policy(path: str | Path, env_config: EnvConfig) -> PPOPolicy:
+    """A :class:`PPOPolicy` from a run folder (best model, else final) or a model .zip, for ``env_config``."""
+    from sb3_contrib import MaskablePPO
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from scaling_env.envs.sb3 import ServerlessScalingVecEnv
+
+    model_path, run_dir = find_model(path)
+    steps = tuple(env_config.scaling.scale_steps)
+    for scenario, trained in trained_scale_steps(run_dir):
+        if trained != steps:
+            raise ConfigError(f"{model_path} was trained with scaling.scale_steps {list(trained)} (scenario "
+                              f"{scenario}) but the env config has {list(steps)}: the actions would mean other "
+                              "changes")
+    cls = MaskablePPO if is_maskable(model_path) else PPO
+    model = cls.load(str(model_path), device="cpu")
+    stats = vecnormalize_path(model_path)
+    vec_normalize = None
+    if stats.is_file():
+        vec_normalize = VecNormalize.load(str(stats), ServerlessScalingVecEnv(1, env_config))
+        vec_normalize.training = False  # frozen statistics
+        vec_normalize.norm_reward = False
+    elif run_dir is not None:
+        cfg = yaml.safe_load((run_dir / RUN_FILES["config"]).read_text()) or {}
+        if (cfg.get("normalize") or {}).get("obs", False):
+            raise ConfigError(f"{model_path}: the run normalised observations but {stats.name} is missing")
+    else:
+        # outside its run folder nothing says whether the model expects normalised observations: a model
+        # trained with them would silently act on raw ones, so ask for the statistics
+        raise ConfigError(f"{model_path}: its observation statistics {stats.name} are not beside it and it is not "
+                          "in a run folder; copy the .pkl with the model (or load it from its run folder)")
+    return PPOPolicy(env_config, model=model, vec_normalize=vec_normalize, source=str(model_path))

@@ -1,0 +1,1 @@
+"""Rule-based autoscalers as run in production (AWS, Kubernetes, Knative, forecasting)."""
