@@ -98,8 +98,10 @@ def check_metric_value(metric: str, field: str, value: float | None, relative: b
     if limit is None or value is None or abs(value) <= limit:
         return
     what = f"the distance between two {metric} utilisations" if relative else f"a {metric} utilisation"
-    raise ValueError(f"{field} = {value:g} is out of range for metric {metric!r} ({what} is at most "
-                     f"{limit:g}): utilisations are fractions (0.8), not percent (80)")
+    raise ValueError(
+        f"{field} = {value:g} is out of range for metric {metric!r} ({what} is at most "
+        f"{limit:g}): utilisations are fractions (0.8), not percent (80)"
+    )
 
 
 # ------------------------------------------------------------------------------------------ metrics
@@ -141,8 +143,9 @@ def stranded_demand(info: dict[str, Any]) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------ actions
-def action_for_change(change: np.ndarray, current: np.ndarray, config: EnvConfig,
-                      rounding: Rounding = "nearest") -> np.ndarray:
+def action_for_change(
+    change: np.ndarray, current: np.ndarray, config: EnvConfig, rounding: Rounding = "nearest"
+) -> np.ndarray:
     """Index into ``config.scaling.scale_steps`` for each wanted change (rule in the module docstring)."""
     steps = np.asarray(config.scaling.scale_steps, dtype=np.int64)
     lo, hi = config.scaling.min_instances, config.scaling.max_instances
@@ -163,8 +166,9 @@ def action_for_change(change: np.ndarray, current: np.ndarray, config: EnvConfig
     return np.argmin(key, axis=1).astype(np.int64)
 
 
-def action_for_target(target: np.ndarray, current: np.ndarray, config: EnvConfig,
-                      rounding: Rounding = "nearest") -> np.ndarray:
+def action_for_target(
+    target: np.ndarray, current: np.ndarray, config: EnvConfig, rounding: Rounding = "nearest"
+) -> np.ndarray:
     """Index of the action that brings ``current`` nearest to ``target`` (clipped into the bounds)."""
     lo, hi = config.scaling.min_instances, config.scaling.max_instances
     target = np.clip(np.asarray(target, dtype=np.int64).reshape(-1), lo, hi)
@@ -260,10 +264,12 @@ class Policy(ABC):
             self.desired[repeat] = self.rounded_to[repeat]
             self.rounded_from[(held & ~repeat) | fresh] = -1
         actions = action_for_target(self.desired, current, self.env_config, self.rounding)
-        reached = np.clip(current + np.asarray(sc.scale_steps, dtype=np.int64)[actions],
-                          sc.min_instances, sc.max_instances)
-        over = (((self.desired > current) & (reached > self.desired))
-                | ((self.desired < current) & (reached < self.desired)))
+        reached = np.clip(
+            current + np.asarray(sc.scale_steps, dtype=np.int64)[actions], sc.min_instances, sc.max_instances
+        )
+        over = ((self.desired > current) & (reached > self.desired)) | (
+            (self.desired < current) & (reached < self.desired)
+        )
         if over.any():
             delta = np.where(over, reached - self.desired, 0)
             more = over & (delta > 0)  # remembered only when it leaves more instances than asked for
@@ -294,7 +300,8 @@ class Policy(ABC):
         """Clear the state of the clusters in ``mask`` (they start a new episode)."""
 
     @abstractmethod
-    def _decide(self, obs: np.ndarray, info: dict[str, Any], fresh: np.ndarray, current: np.ndarray,
-                now: np.ndarray) -> None:
+    def _decide(
+        self, obs: np.ndarray, info: dict[str, Any], fresh: np.ndarray, current: np.ndarray, now: np.ndarray
+    ) -> None:
         """Update ``self.desired`` from this decision's metrics. ``fresh`` marks clusters whose info is a
         reset's (no measurement yet); ``current`` is the controlled count; ``now`` the seconds since reset."""

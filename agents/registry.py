@@ -31,8 +31,16 @@ from .rules.threshold import ThresholdPolicy
 
 POLICIES: dict[str, type[Policy]] = {
     cls.name: cls
-    for cls in (StaticPolicy, ThresholdPolicy, StepScalingPolicy, TargetTrackingPolicy, HpaPolicy, KpaPolicy,
-                PredictivePolicy, OraclePolicy)
+    for cls in (
+        StaticPolicy,
+        ThresholdPolicy,
+        StepScalingPolicy,
+        TargetTrackingPolicy,
+        HpaPolicy,
+        KpaPolicy,
+        PredictivePolicy,
+        OraclePolicy,
+    )
 }
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "policies"
@@ -57,20 +65,21 @@ def read_policy_file(path: str | Path) -> tuple[str, dict[str, Any]]:
         raise PolicyConfigError(str(exc)) from None
     unknown = sorted(set(data) - {"policy", "params"})
     if unknown:
-        raise PolicyConfigError(f"invalid {path}:\n  {unknown[0]}: unknown key (a policy file has 'policy' and "
-                                "'params')")
+        raise PolicyConfigError(
+            f"invalid {path}:\n  {unknown[0]}: unknown key (a policy file has 'policy' and 'params')"
+        )
     name = data.get("policy")
     if name not in POLICIES:
-        raise PolicyConfigError(f"invalid {path}:\n  policy: unknown policy {name!r} (known: "
-                                f"{', '.join(POLICIES)})")
+        raise PolicyConfigError(f"invalid {path}:\n  policy: unknown policy {name!r} (known: {', '.join(POLICIES)})")
     params = data.get("params") or {}
     if not isinstance(params, dict):
         raise PolicyConfigError(f"invalid {path}:\n  params: expected a mapping, got {type(params).__name__}")
     return name, params
 
 
-def make_policy(spec: str, env_config: EnvConfig | dict | str | None,
-                overrides: dict[str, Any] | None = None) -> Policy:
+def make_policy(
+    spec: str, env_config: EnvConfig | dict | str | None, overrides: dict[str, Any] | None = None
+) -> Policy:
     """A policy from a registry name, a YAML file or ``"ppo:RUN_DIR"``, with ``overrides`` merged into its
     parameters. Bad keys or values raise :class:`agents.base.PolicyConfigError` naming the file and field."""
     env_config = EnvConfig.coerce(env_config)
@@ -100,8 +109,10 @@ def make_policy(spec: str, env_config: EnvConfig | dict | str | None,
         name, params = read_policy_file(path)
         source = str(path)
     else:
-        raise PolicyConfigError(f"unknown policy {spec!r}: expected one of {', '.join(POLICIES)}, a YAML file "
-                                f"or one of the prefixes {', '.join(p + ':' for p in LOADERS)}")
+        raise PolicyConfigError(
+            f"unknown policy {spec!r}: expected one of {', '.join(POLICIES)}, a YAML file "
+            f"or one of the prefixes {', '.join(p + ':' for p in LOADERS)}"
+        )
     if overrides:
         params = _merge(params, overrides)
         source += " with overrides"

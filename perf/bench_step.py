@@ -125,10 +125,12 @@ def versions() -> dict[str, str]:
 def git_state() -> str:
     """Commit of the repository and whether scaling_env/ has uncommitted changes (the figures depend on it)."""
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=str(REPO), check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "scaling_env"], capture_output=True, text=True,
-                               cwd=str(REPO), check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=str(REPO), check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "scaling_env"], capture_output=True, text=True, cwd=str(REPO), check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + (" + uncommitted changes in scaling_env/" if dirty else "")
@@ -142,8 +144,9 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------------------------------- the cases
-def _timed_loop(step_once, warmup: float, duration: float, check_every: int = 1,
-                windows: int = 5) -> tuple[int, float, list[float]]:
+def _timed_loop(
+    step_once, warmup: float, duration: float, check_every: int = 1, windows: int = 5
+) -> tuple[int, float, list[float]]:
     """Call ``step_once()`` for ``warmup`` s (untimed), then for ``duration`` s.
 
     Returns (calls, seconds, calls/s of each of ``windows`` equal sub-windows); the sub-window rates show how
@@ -186,6 +189,7 @@ def bench_scaling_single(policy: str, warmup: float, duration: float, seed: int)
     reset = env.reset
 
     if policy == "rule":
+
         def step_once() -> None:
             cpu = state["info"]["cpu_utilization"]
             a = 3 if cpu > 0.7 else (1 if cpu < 0.3 else 2)
@@ -194,6 +198,7 @@ def bench_scaling_single(policy: str, warmup: float, duration: float, seed: int)
             if truncated:
                 _, state["info"] = reset()
     else:  # hold
+
         def step_once() -> None:
             _, _, _, truncated, info = step(2)
             state["info"] = info
@@ -229,8 +234,9 @@ def bench_scaling_single(policy: str, warmup: float, duration: float, seed: int)
     }
 
 
-def bench_scaling_vector(num_envs: int, parallel: bool | None, vec_policy: str, warmup: float, duration: float,
-                         seed: int) -> dict:
+def bench_scaling_vector(
+    num_envs: int, parallel: bool | None, vec_policy: str, warmup: float, duration: float, seed: int
+) -> dict:
     import gymnasium as gym
     import numpy as np
 
@@ -306,8 +312,14 @@ def bench_cartpole_single(warmup: float, duration: float, seed: int) -> dict:
 
     calls, secs, rates = _timed_loop(step_once, warmup, duration, check_every=64)
     env.close()
-    return {"env_steps": calls, "calls": calls, "seconds": secs, "steps_per_s": calls / secs,
-            "us_per_call": 1e6 * secs / calls, "window_rates": rates}
+    return {
+        "env_steps": calls,
+        "calls": calls,
+        "seconds": secs,
+        "steps_per_s": calls / secs,
+        "us_per_call": 1e6 * secs / calls,
+        "window_rates": rates,
+    }
 
 
 def bench_cartpole_vector(num_envs: int, warmup: float, duration: float, seed: int) -> dict:
@@ -328,9 +340,14 @@ def bench_cartpole_vector(num_envs: int, warmup: float, duration: float, seed: i
 
     calls, secs, rates = _timed_loop(step_once, warmup, duration)
     env.close()
-    return {"env_steps": calls * num_envs, "calls": calls, "seconds": secs,
-            "steps_per_s": calls * num_envs / secs, "us_per_call": 1e6 * secs / calls,
-            "window_rates": [x * num_envs for x in rates]}
+    return {
+        "env_steps": calls * num_envs,
+        "calls": calls,
+        "seconds": secs,
+        "steps_per_s": calls * num_envs / secs,
+        "us_per_call": 1e6 * secs / calls,
+        "window_rates": [x * num_envs for x in rates],
+    }
 
 
 def run_case(case: dict, warmup: float, duration: float, vec_policy: str, seed: int) -> dict:
@@ -357,10 +374,15 @@ def build_cases(batch_sizes: list[int]) -> list[dict]:
     ]
     for b in batch_sizes:
         default_threads = b >= 256  # the documented default of ServerlessScalingVectorEnv(parallel=None)
-        cases.append({"name": f"scaling vector B={b}, default", "kind": "scaling_vector", "B": b,
-                      "parallel": None})
-        cases.append({"name": f"scaling vector B={b}, parallel={not default_threads}", "kind": "scaling_vector",
-                      "B": b, "parallel": not default_threads})
+        cases.append({"name": f"scaling vector B={b}, default", "kind": "scaling_vector", "B": b, "parallel": None})
+        cases.append(
+            {
+                "name": f"scaling vector B={b}, parallel={not default_threads}",
+                "kind": "scaling_vector",
+                "B": b,
+                "parallel": not default_threads,
+            }
+        )
     for b in batch_sizes:
         cases.append({"name": f"CartPole vector B={b}", "kind": "cartpole_vector", "B": b})
     return cases
@@ -401,8 +423,13 @@ def measure_compile() -> dict:
     with tempfile.TemporaryDirectory(prefix="numba-cache-bench-") as cache_dir:
         for label in ("cold", "warm"):
             t = time.perf_counter()
-            proc = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
-                                  env=child_env({"NUMBA_CACHE_DIR": cache_dir}), cwd=str(REPO))
+            proc = subprocess.run(
+                [sys.executable, "-c", PROBE],
+                capture_output=True,
+                text=True,
+                env=child_env({"NUMBA_CACHE_DIR": cache_dir}),
+                cwd=str(REPO),
+            )
             wall = time.perf_counter() - t
             if proc.returncode != 0:
                 raise RuntimeError(f"compile probe ({label}) failed:\n{proc.stderr}")
@@ -429,17 +456,23 @@ def report(meta: dict, results: list[dict], compile_times: dict | None) -> str:
     lines.append(f"- code: {meta['git']}")
     lines.append(f"- Python {v['python']}, numpy {v['numpy']}, numba {v['numba']}, gymnasium {v['gymnasium']}")
     procs = "one process for all cases" if meta["in_process"] else "one fresh subprocess per case"
-    lines.append(f"- per case: {meta['warmup']:g} s warm-up, {meta['duration']:g} s measured; vector actions: "
-                 f"{meta['vec_policy']}; {procs}")
+    lines.append(
+        f"- per case: {meta['warmup']:g} s warm-up, {meta['duration']:g} s measured; vector actions: "
+        f"{meta['vec_policy']}; {procs}"
+    )
     lines.append("")
-    lines.append("| case | B | threads | steps/s (env-steps/s) | windows min-max | us per call | peak RSS MiB "
-                 "| other load (CPUs) | notes |")
+    lines.append(
+        "| case | B | threads | steps/s (env-steps/s) | windows min-max | us per call | peak RSS MiB "
+        "| other load (CPUs) | notes |"
+    )
     lines.append("|---|---:|---|---:|---:|---:|---:|---:|---|")
     for r in results:
         notes = []
         if r["kind"] == "scaling_single":
-            notes.append(f"fleet mean {r['episode_mean_warm']:.1f} / max {r['episode_max_warm']:.0f} warm, "
-                         f"lost {100 * r['episode_lost_share']:.1f}% of requests")
+            notes.append(
+                f"fleet mean {r['episode_mean_warm']:.1f} / max {r['episode_max_warm']:.0f} warm, "
+                f"lost {100 * r['episode_lost_share']:.1f}% of requests"
+            )
         thr = "-"
         if r["kind"] == "scaling_vector":
             thr = f"yes, {r['threading_layer']}" if r["threads"] else "no"
@@ -448,26 +481,34 @@ def report(meta: dict, results: list[dict], compile_times: dict | None) -> str:
             notes.append(f"target >= {fmt_rate(r['target'])}: {'PASS' if r['pass'] else 'FAIL'}")
         other = "?" if r.get("other_load_cores") is None else f"{r['other_load_cores']:.2f}"
         spread = f"{fmt_rate(min(r['window_rates']))}-{fmt_rate(max(r['window_rates']))}"
-        lines.append(f"| {r['name']} | {r['B']} | {thr} | {fmt_rate(r['steps_per_s'])} | {spread} | "
-                     f"{r['us_per_call']:.1f} | "
-                     f"{r['peak_rss_mb']:.0f} | {other} | {'; '.join(notes)} |")
+        lines.append(
+            f"| {r['name']} | {r['B']} | {thr} | {fmt_rate(r['steps_per_s'])} | {spread} | "
+            f"{r['us_per_call']:.1f} | "
+            f"{r['peak_rss_mb']:.0f} | {other} | {'; '.join(notes)} |"
+        )
     lines.append("")
     busy = [r["name"] for r in results if (r.get("other_load_cores") or 0.0) > 0.1]
     if busy:
-        lines.append(f"**Warning**: other processes kept > 0.1 CPU busy during {len(busy)} case(s) "
-                     f"({', '.join(busy)}); those figures are not clean (threaded cases suffer most).")
+        lines.append(
+            f"**Warning**: other processes kept > 0.1 CPU busy during {len(busy)} case(s) "
+            f"({', '.join(busy)}); those figures are not clean (threaded cases suffer most)."
+        )
         lines.append("")
     la = meta["loadavg_at_start"]
-    lines.append(f"Load average at start: {la[0]:.2f} {la[1]:.2f} {la[2]:.2f}. 'other load' = machine-wide busy CPU "
-                 "time minus this benchmark's own, per second of the case.")
+    lines.append(
+        f"Load average at start: {la[0]:.2f} {la[1]:.2f} {la[2]:.2f}. 'other load' = machine-wide busy CPU "
+        "time minus this benchmark's own, per second of the case."
+    )
     lines.append("")
     by = {r["name"]: r for r in results}
     cp = by.get("CartPole single")
     sc = by.get("scaling single, CPU rule")
     if cp and sc:
-        lines.append(f"Single env: scaling-env (CPU rule) runs at {sc['steps_per_s'] / cp['steps_per_s']:.2f}x "
-                     f"CartPole's steps/s in this run (reference CartPole figure: "
-                     f"{fmt_rate(REFERENCE['cartpole_single'])}).")
+        lines.append(
+            f"Single env: scaling-env (CPU rule) runs at {sc['steps_per_s'] / cp['steps_per_s']:.2f}x "
+            f"CartPole's steps/s in this run (reference CartPole figure: "
+            f"{fmt_rate(REFERENCE['cartpole_single'])})."
+        )
     vec_rows = []
     for b in meta["batch_sizes"]:
         s = by.get(f"scaling vector B={b}, default")
@@ -475,45 +516,64 @@ def report(meta: dict, results: list[dict], compile_times: dict | None) -> str:
         if s and c:
             vec_rows.append(f"B={b}: {s['steps_per_s'] / c['steps_per_s']:.2f}x")
     if vec_rows:
-        lines.append("Vector env, scaling-env (default threading) / CartPole native vector env: " + ", ".join(vec_rows)
-                     + ".")
+        lines.append(
+            "Vector env, scaling-env (default threading) / CartPole native vector env: " + ", ".join(vec_rows) + "."
+        )
     lines.append("")
     if compile_times:
         lines.append("## numba compile time (fresh subprocess each)")
         lines.append("")
-        lines.append("| cache | import scaling_env s | make + first reset s | first step s | import + reset + step s | "
-                     "first B=256 vector reset + step s (threaded kernel) | process wall s | peak RSS MiB |")
+        lines.append(
+            "| cache | import scaling_env s | make + first reset s | first step s | import + reset + step s | "
+            "first B=256 vector reset + step s (threaded kernel) | process wall s | peak RSS MiB |"
+        )
         lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
         for label in ("cold", "warm"):
             c = compile_times[label]
-            lines.append(f"| {label} | {c['import_s']:.2f} | {c['make_s'] + c['first_reset_s']:.2f} | "
-                         f"{c['first_step_s']:.2f} | {c['import_reset_step_s']:.2f} | {c['first_vector_B256_s']:.2f} | "
-                         f"{c['process_wall_s']:.2f} | {c['peak_rss_mb']:.0f} |")
+            lines.append(
+                f"| {label} | {c['import_s']:.2f} | {c['make_s'] + c['first_reset_s']:.2f} | "
+                f"{c['first_step_s']:.2f} | {c['import_reset_step_s']:.2f} | {c['first_vector_B256_s']:.2f} | "
+                f"{c['process_wall_s']:.2f} | {c['peak_rss_mb']:.0f} |"
+            )
         lines.append("")
         deps = compile_times["cold"]["deps_import_s"], compile_times["warm"]["deps_import_s"]
-        lines.append(f"(numpy + numba + gymnasium imports, excluded above: cold {deps[0]:.2f} s, "
-                     f"warm {deps[1]:.2f} s; cache files written: "
-                     f"{compile_times['cache_files']})")
+        lines.append(
+            f"(numpy + numba + gymnasium imports, excluded above: cold {deps[0]:.2f} s, "
+            f"warm {deps[1]:.2f} s; cache files written: "
+            f"{compile_times['cache_files']})"
+        )
         lines.append("")
-    lines.append(f"Peak RSS of the driver process: {meta['driver_peak_rss_mb']:.0f} MiB; total run time "
-                 f"{meta['total_s']:.0f} s.")
+    lines.append(
+        f"Peak RSS of the driver process: {meta['driver_peak_rss_mb']:.0f} MiB; total run time {meta['total_s']:.0f} s."
+    )
     return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------------------- main
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--duration", type=float, default=2.5, help="measured seconds per case (default 2.5)")
     p.add_argument("--warmup", type=float, default=0.5, help="untimed warm-up seconds per case (default 0.5)")
-    p.add_argument("--batch-sizes", default="1,64,1024,4096",
-                   help="comma-separated B values for the vector envs (default 1,64,1024,4096)")
-    p.add_argument("--vec-policy", choices=("rule", "random"), default="rule",
-                   help="actions of the scaling vector env: vectorised CPU rule (default) or a fixed random array")
+    p.add_argument(
+        "--batch-sizes",
+        default="1,64,1024,4096",
+        help="comma-separated B values for the vector envs (default 1,64,1024,4096)",
+    )
+    p.add_argument(
+        "--vec-policy",
+        choices=("rule", "random"),
+        default="rule",
+        help="actions of the scaling vector env: vectorised CPU rule (default) or a fixed random array",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
-    p.add_argument("--in-process", action="store_true",
-                   help="run every case in this process (peak RSS is then the process peak so far)")
+    p.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run every case in this process (peak RSS is then the process peak so far)",
+    )
     p.add_argument("--no-compile", action="store_true", help="skip the numba compile-time measurement")
     p.add_argument("--only", default=None, help="run only cases whose name contains this text")
     p.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run one case (JSON) and print its result
@@ -541,9 +601,20 @@ def main(argv: list[str] | None = None) -> int:
             if args.in_process:
                 r = run_case(case, args.warmup, args.duration, args.vec_policy, args.seed)
             else:
-                cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(case),
-                       "--warmup", str(args.warmup), "--duration", str(args.duration),
-                       "--vec-policy", args.vec_policy, "--seed", str(args.seed)]
+                cmd = [
+                    sys.executable,
+                    str(Path(__file__).resolve()),
+                    "--worker",
+                    json.dumps(case),
+                    "--warmup",
+                    str(args.warmup),
+                    "--duration",
+                    str(args.duration),
+                    "--vec-policy",
+                    args.vec_policy,
+                    "--seed",
+                    str(args.seed),
+                ]
                 proc = subprocess.run(cmd, capture_output=True, text=True, env=child_env(), cwd=str(REPO))
                 if proc.returncode != 0:
                     print(proc.stderr, file=sys.stderr)
@@ -589,8 +660,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(report(meta, results, compile_times))
     if args.json:
-        Path(args.json).write_text(json.dumps({"meta": meta, "results": results, "compile": compile_times},
-                                              indent=2) + "\n")
+        Path(args.json).write_text(
+            json.dumps({"meta": meta, "results": results, "compile": compile_times}, indent=2) + "\n"
+        )
     return 0
 
 

@@ -42,16 +42,18 @@ class RolloutTimer(BaseCallback):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", type=Path, default=Path(__file__).resolve().parent.parent / "configs" / "train"
-                        / "ppo.yaml")
+    parser.add_argument(
+        "--config", type=Path, default=Path(__file__).resolve().parent.parent / "configs" / "train" / "ppo.yaml"
+    )
     parser.add_argument("--n-envs", type=int, default=64)
     parser.add_argument("--rollouts", type=int, default=6)
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--set", dest="sets", action="append", default=[], help="config override key=value")
     args = parser.parse_args()
 
-    cfg = load_train_config(args.config, overrides={"n_envs": args.n_envs, "torch_threads": args.threads},
-                            sets=args.sets)
+    cfg = load_train_config(
+        args.config, overrides={"n_envs": args.n_envs, "torch_threads": args.threads}, sets=args.sets
+    )
     torch.set_num_threads(cfg.torch_threads)
     scenarios = load_scenario_configs(cfg.scenarios)
     base, venv = make_training_env(cfg, scenarios)
@@ -65,10 +67,14 @@ def main() -> None:
     collect = np.array(timer.ends) - np.array(timer.starts)
     update = np.array(timer.starts[1:] + [end]) - np.array(timer.ends)
     c, u = collect[1:].mean(), update[1:].mean()
-    print(f"{cfg.algo}, n_envs {cfg.n_envs}, {per_rollout:,} steps per rollout, torch threads {cfg.torch_threads}, "
-          f"scenarios {', '.join(cfg.scenarios)}")
-    print(f"  collect {c:.2f} s/rollout ({per_rollout / c:,.0f} env-steps/s), update {u:.2f} s/rollout; "
-          f"overall {per_rollout / (c + u):,.0f} env-steps/s (wall {end - t0:.1f} s for {model.num_timesteps:,} steps)")
+    print(
+        f"{cfg.algo}, n_envs {cfg.n_envs}, {per_rollout:,} steps per rollout, torch threads {cfg.torch_threads}, "
+        f"scenarios {', '.join(cfg.scenarios)}"
+    )
+    print(
+        f"  collect {c:.2f} s/rollout ({per_rollout / c:,.0f} env-steps/s), update {u:.2f} s/rollout; "
+        f"overall {per_rollout / (c + u):,.0f} env-steps/s (wall {end - t0:.1f} s for {model.num_timesteps:,} steps)"
+    )
 
 
 if __name__ == "__main__":

@@ -126,8 +126,10 @@ class DiurnalWorkload(_Strict):
     @model_validator(mode="after")
     def _peak_above_trough(self) -> DiurnalWorkload:
         if lowest(self.peak_rps) < highest(self.trough_rps):
-            raise ValueError(f"peak_rps ({self.peak_rps}) must be >= trough_rps ({self.trough_rps}) (with ranges: "
-                             f"the lowest peak >= the highest trough)")
+            raise ValueError(
+                f"peak_rps ({self.peak_rps}) must be >= trough_rps ({self.trough_rps}) (with ranges: "
+                f"the lowest peak >= the highest trough)"
+            )
         return self
 
 
@@ -190,9 +192,11 @@ class TraceWorkload(_Strict):
         None, min_length=1, description="the series itself: requests per interval (instead of path)"
     )
     interval_seconds: float | None = Field(
-        None, ge=1.0, le=3600.0,
+        None,
+        ge=1.0,
+        le=3600.0,
         description="interval of the inline counts, s; for a file, its interval when it leaves out many "
-        "intervals (default: the most common step between its timestamps)"
+        "intervals (default: the most common step between its timestamps)",
     )
     missing: Literal["interpolate", "zero", "previous"] = Field(
         "interpolate", description="how to fill missing intervals (gaps in the timestamps)"
@@ -244,9 +248,7 @@ class WorkloadConfig(_Strict):
         "time-of-day observation (86400 for real time; the default compresses a day into one episode)",
     )
     start_time_seconds: float = Field(0.0, ge=0.0, description="clock time at episode start, seconds")
-    random_phase: bool = Field(
-        False, description="draw the episode's start time uniformly over one day at each reset"
-    )
+    random_phase: bool = Field(False, description="draw the episode's start time uniformly over one day at each reset")
     scale_jitter: float = Field(
         0.0, ge=0.0, lt=1.0, description="multiply the rate by U(1-j, 1+j), drawn at each reset"
     )
@@ -292,9 +294,7 @@ class ScalingConfig(_Strict):
     @model_validator(mode="after")
     def _bounds(self) -> ScalingConfig:
         if self.min_instances > self.max_instances:
-            raise ValueError(
-                f"min_instances ({self.min_instances}) must be <= max_instances ({self.max_instances})"
-            )
+            raise ValueError(f"min_instances ({self.min_instances}) must be <= max_instances ({self.max_instances})")
         if len(set(self.scale_steps)) != len(self.scale_steps):
             raise ValueError(f"scale_steps has repeated values: {self.scale_steps}")
         return self
@@ -468,8 +468,12 @@ def read_yaml_mapping(path: str | Path, what: str = "config") -> dict[str, Any]:
     return data
 
 
-def format_validation_error(exc: ValidationError, source: str = "config", model: type[BaseModel] | None = None,
-                            unknown: str = "unknown key (not a field of this section)") -> str:
+def format_validation_error(
+    exc: ValidationError,
+    source: str = "config",
+    model: type[BaseModel] | None = None,
+    unknown: str = "unknown key (not a field of this section)",
+) -> str:
     """One line per fault: ``source: field.path: message (got value; allowed: range or choices)``; ``model``
     (default :class:`EnvConfig`) is where the allowed ranges are looked up."""
     model = EnvConfig if model is None else model
@@ -486,8 +490,10 @@ def format_validation_error(exc: ValidationError, source: str = "config", model:
     return "\n".join(lines)
 
 
-_SHAPES = {cls.model_fields["kind"].default: cls for cls in
-           (ConstantWorkload, DiurnalWorkload, SpikeWorkload, RampWorkload, RandomWalkWorkload, TraceWorkload)}
+_SHAPES = {
+    cls.model_fields["kind"].default: cls
+    for cls in (ConstantWorkload, DiurnalWorkload, SpikeWorkload, RampWorkload, RandomWalkWorkload, TraceWorkload)
+}
 _TAGS = ("value", "range", "none")  # the tags of a value-or-range field's union (not field names)
 
 
@@ -512,8 +518,9 @@ def allowed_values(model: Any, loc: tuple) -> str | None:
         if fields is None or part not in fields:
             return None
         field = fields[part]
-        model = next((a for a in _annotation_parts(field.annotation)
-                      if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        model = next(
+            (a for a in _annotation_parts(field.annotation) if isinstance(a, type) and issubclass(a, BaseModel)), None
+        )
     if field is None:
         return None
     ann = field.annotation

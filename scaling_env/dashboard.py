@@ -25,8 +25,13 @@ STATE_COLOURS = {
 }
 
 
-def dashboard_figure(trace: dict[str, np.ndarray], config: EnvConfig, title: str = "",
-                     size: tuple[float, float] = (13.0, 9.0), dpi: int = 100) -> Figure:
+def dashboard_figure(
+    trace: dict[str, np.ndarray],
+    config: EnvConfig,
+    title: str = "",
+    size: tuple[float, float] = (13.0, 9.0),
+    dpi: int = 100,
+) -> Figure:
     """The six-panel figure of one episode. ``trace[key]`` holds one value per step taken so far."""
     dt = config.step_seconds
     n = len(trace["arrivals"])
@@ -41,16 +46,23 @@ def dashboard_figure(trace: dict[str, np.ndarray], config: EnvConfig, title: str
     ax.plot(minutes, trace["arrivals"] / dt, color="#444444", lw=1.0, label="arrivals")
     if "rate_rps" in trace:
         ax.plot(minutes, trace["rate_rps"][:n], color="#000000", lw=1.0, ls=":", label="workload rate (lambda)")
-    ax.plot(minutes, trace["instances_warm"] * capacity_rps, color="#2ca02c", lw=1.5,
-            label="warm capacity (at 100 % CPU)")
+    ax.plot(
+        minutes, trace["instances_warm"] * capacity_rps, color="#2ca02c", lw=1.5, label="warm capacity (at 100 % CPU)"
+    )
     ax.set_title("Request rate and warm capacity")
     ax.set_ylabel("requests/s")
     ax.legend(loc="best", fontsize="small")
 
     ax = axes[0, 1]
     keys = list(STATE_COLOURS)
-    ax.stackplot(minutes, *[trace[k] for k in keys], labels=[STATE_COLOURS[k][0] for k in keys],
-                 colors=[STATE_COLOURS[k][1] for k in keys], step="pre", alpha=0.85)
+    ax.stackplot(
+        minutes,
+        *[trace[k] for k in keys],
+        labels=[STATE_COLOURS[k][0] for k in keys],
+        colors=[STATE_COLOURS[k][1] for k in keys],
+        step="pre",
+        alpha=0.85,
+    )
     ax.set_title("Instances by state")
     ax.set_ylabel("instances")
     ax.legend(loc="best", fontsize="small")
@@ -72,8 +84,9 @@ def dashboard_figure(trace: dict[str, np.ndarray], config: EnvConfig, title: str
     ax.axhline(slo, color="#d62728", lw=1.0, ls="--", label=f"SLO {slo:g} s")
     violated = trace["slo_violated"] > 0.5
     if violated.any():
-        ax.scatter(minutes[violated], p95[violated], s=8, color="#d62728", label="SLO violated (p95, or > 5 % lost)",
-                   zorder=3)
+        ax.scatter(
+            minutes[violated], p95[violated], s=8, color="#d62728", label="SLO violated (p95, or > 5 % lost)", zorder=3
+        )
     ax.set_yscale("log")
     ax.set_title("p95 latency against the SLO")
     ax.set_ylabel("seconds (log)")
@@ -84,8 +97,7 @@ def dashboard_figure(trace: dict[str, np.ndarray], config: EnvConfig, title: str
     ax.plot(minutes, trace["failed"] / dt, color="#d62728", lw=1.2, label="failed")
     crash = trace["crashes"] > 0
     if crash.any():
-        ax.scatter(minutes[crash], np.zeros(crash.sum()), marker="x", color="#000000", s=20, label="crash",
-                   zorder=3)
+        ax.scatter(minutes[crash], np.zeros(crash.sum()), marker="x", color="#000000", s=20, label="crash", zorder=3)
     ax.set_title("Dropped and failed requests")
     ax.set_ylabel("requests/s")
     ax.legend(loc="best", fontsize="small")
@@ -110,8 +122,13 @@ def save_dashboard(trace: dict[str, np.ndarray], config: EnvConfig, path: str | 
     return path
 
 
-def dashboard_rgb(trace: dict[str, np.ndarray], config: EnvConfig, title: str = "",
-                  size: tuple[float, float] = (9.6, 6.4), dpi: int = 100) -> np.ndarray:
+def dashboard_rgb(
+    trace: dict[str, np.ndarray],
+    config: EnvConfig,
+    title: str = "",
+    size: tuple[float, float] = (9.6, 6.4),
+    dpi: int = 100,
+) -> np.ndarray:
     """The dashboard as an (H, W, 3) uint8 image."""
     fig = dashboard_figure(trace, config, title, size=size, dpi=dpi)
     canvas = fig.canvas

@@ -42,8 +42,18 @@ METRICS: tuple[tuple[str, str], ...] = (
 )
 METRIC_NAMES: tuple[str, ...] = tuple(m[0] for m in METRICS) + tuple(f"reward_{n}" for n in REWARD_NAMES)
 
-_SUMS = ("reward", "cost_usd", "slo_violated", "arrivals", "dropped", "failed", "instance_seconds",
-         "scale_actions", "cold_starts", "steps") + tuple(f"reward_{n}" for n in REWARD_NAMES)
+_SUMS = (
+    "reward",
+    "cost_usd",
+    "slo_violated",
+    "arrivals",
+    "dropped",
+    "failed",
+    "instance_seconds",
+    "scale_actions",
+    "cold_starts",
+    "steps",
+) + tuple(f"reward_{n}" for n in REWARD_NAMES)
 
 
 class EpisodeStats:

@@ -62,11 +62,17 @@ INFO_FIELDS: tuple[tuple[str, str], ...] = (
     ("arrivals", "requests that arrived in the step"),
     ("served", "requests completed in the step"),
     ("dropped", "requests rejected: queue full, or no instance to take them"),
-    ("failed", "requests lost: routed to or queued on a crashed instance, left when a drain timed out, or queued "
-               "on a booting instance that was scaled in"),
+    (
+        "failed",
+        "requests lost: routed to or queued on a crashed instance, left when a drain timed out, or queued "
+        "on a booting instance that was scaled in",
+    ),
     ("backlog", "requests queued at the end of the step (carried over)"),
-    ("latency_mean_s", "mean response time of the step's served requests, s (none served: how long the queued "
-                       "requests have waited so far; nothing queued either: 0)"),
+    (
+        "latency_mean_s",
+        "mean response time of the step's served requests, s (none served: how long the queued "
+        "requests have waited so far; nothing queued either: 0)",
+    ),
     ("latency_p95_s", "p95 response time of the step's served requests, s (none served: as latency_mean_s)"),
     ("cpu_utilization", "mean CPU utilisation of serving instances"),
     ("memory_utilization", "mean memory use / limit of serving instances"),
@@ -80,8 +86,11 @@ INFO_FIELDS: tuple[tuple[str, str], ...] = (
     ("instances_billed", "instances billed for some time in the step"),
     ("instance_seconds", "billed instance-seconds in the step"),
     ("cost_usd", "cost of the step, USD (instance memory-seconds + requests)"),
-    ("slo_violated", "1 if the step's p95 latency exceeded the SLO, or more than 5 % of its requests were lost "
-                     "(dropped or failed: never answered in time)"),
+    (
+        "slo_violated",
+        "1 if the step's p95 latency exceeded the SLO, or more than 5 % of its requests were lost "
+        "(dropped or failed: never answered in time)",
+    ),
     ("scale_requested", "change in instance count asked for by the action"),
     ("scale_applied", "change in instance count applied (after bounds and cooldowns)"),
     ("blocked_by_cooldown", "1 if a cooldown blocked the (bounded) request"),

@@ -18,10 +18,28 @@ from .episode_stats import EpisodeStats
 
 # the per-step values the dashboard and the benchmark plots draw
 DASHBOARD_KEYS: tuple[str, ...] = (
-    "arrivals", "served", "dropped", "failed", "backlog", "latency_p95_s", "cpu_utilization", "cpu_max",
-    "memory_utilization", "memory_max", "instances_warm", "instances_booting", "instances_failed",
-    "instances_unhealthy", "instances_draining", "cost_usd", "slo_violated", "scale_applied",
-    "blocked_by_cooldown", "crashes", "cold_starts", "time_s",
+    "arrivals",
+    "served",
+    "dropped",
+    "failed",
+    "backlog",
+    "latency_p95_s",
+    "cpu_utilization",
+    "cpu_max",
+    "memory_utilization",
+    "memory_max",
+    "instances_warm",
+    "instances_booting",
+    "instances_failed",
+    "instances_unhealthy",
+    "instances_draining",
+    "cost_usd",
+    "slo_violated",
+    "scale_applied",
+    "blocked_by_cooldown",
+    "crashes",
+    "cold_starts",
+    "time_s",
 )
 
 
@@ -47,8 +65,13 @@ class Rollout:
         return {k: v[i] for k, v in self.traces.items()}
 
 
-def rollout(config: EnvConfig, policy: BatchPolicy, seeds: list[int] | int, record: tuple[str, ...] = (),
-            parallel: bool | None = None) -> Rollout:
+def rollout(
+    config: EnvConfig,
+    policy: BatchPolicy,
+    seeds: list[int] | int,
+    record: tuple[str, ...] = (),
+    parallel: bool | None = None,
+) -> Rollout:
     """Run one episode per seed, all in one batch (cluster i reset with ``seeds[i]``), under ``policy``.
 
     ``record`` names info keys to keep per step (``DASHBOARD_KEYS`` for a dashboard).

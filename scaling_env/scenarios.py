@@ -25,8 +25,15 @@ from .traces import TraceError, TraceNotFoundError, find_trace, load_trace
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "configs" / "scenarios"
 
-__all__ = ["SCENARIO_DIR", "Scenario", "TraceNotFoundError", "load_scenario", "list_scenarios", "scenario_names",
-           "load_scenarios"]
+__all__ = [
+    "SCENARIO_DIR",
+    "Scenario",
+    "TraceNotFoundError",
+    "load_scenario",
+    "list_scenarios",
+    "scenario_names",
+    "load_scenarios",
+]
 
 
 @dataclass(frozen=True)
@@ -51,8 +58,10 @@ def scenario_path(spec: str | Path) -> Path:
         return p
     candidate = SCENARIO_DIR / f"{spec}.yaml"
     if not candidate.is_file():
-        raise ConfigError(f"unknown scenario {str(spec)!r}: not a YAML file, and not one of "
-                          f"{', '.join(scenario_names())} (in {SCENARIO_DIR})")
+        raise ConfigError(
+            f"unknown scenario {str(spec)!r}: not a YAML file, and not one of "
+            f"{', '.join(scenario_names())} (in {SCENARIO_DIR})"
+        )
     return candidate
 
 
@@ -88,8 +97,10 @@ def load_scenario(spec: str | Path, traces_dir: str | Path | None = None) -> Sce
     return Scenario(path.stem, description, config, path)
 
 
-def load_scenarios(specs: list[str] | tuple[str, ...], traces_dir: str | Path | None = None,
-                   ) -> tuple[list[Scenario], list[str]]:
+def load_scenarios(
+    specs: list[str] | tuple[str, ...],
+    traces_dir: str | Path | None = None,
+) -> tuple[list[Scenario], list[str]]:
     """Load several scenarios; those whose trace file is missing are left out and reported, not raised:
     returns (scenarios, messages of the skipped ones). Any other fault raises."""
     loaded: list[Scenario] = []

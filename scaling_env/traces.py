@@ -146,9 +146,10 @@ def _read_csv(path: str, mtime_ns: int, size: int) -> tuple[np.ndarray, np.ndarr
     try:
         text = raw.decode("utf-8-sig")  # a byte-order mark is dropped
     except UnicodeDecodeError as exc:
-        line = exc.object[:exc.start].count(b"\n") + 1
-        raise TraceError(f"{path}, line {line}: not UTF-8 text (byte {exc.object[exc.start]:#04x}); save the "
-                         f"file as UTF-8 CSV") from None
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise TraceError(
+            f"{path}, line {line}: not UTF-8 text (byte {exc.object[exc.start]:#04x}); save the file as UTF-8 CSV"
+        ) from None
     header_line = 0
     with io.StringIO(text, newline="") as fh:
         reader = csv.reader(fh)
@@ -160,22 +161,28 @@ def _read_csv(path: str, mtime_ns: int, size: int) -> tuple[np.ndarray, np.ndarr
             if header is None:
                 header, header_line = [c.strip().lower() for c in row], line
                 if header != ["timestamp", "requests"]:
-                    raise TraceError(f"{path}, line {line}: the header must be 'timestamp,requests', "
-                                     f"got {','.join(row)!r}")
+                    raise TraceError(
+                        f"{path}, line {line}: the header must be 'timestamp,requests', got {','.join(row)!r}"
+                    )
                 continue
             if len(row) != 2:
-                raise TraceError(f"{path}, line {line}: expected 2 columns (timestamp,requests), got {len(row)}: "
-                                 f"{','.join(row)!r}")
+                raise TraceError(
+                    f"{path}, line {line}: expected 2 columns (timestamp,requests), got {len(row)}: {','.join(row)!r}"
+                )
             ts, value = row[0].strip(), row[1].strip()
             parsed = _parse_time(ts)
             if parsed is None:
-                raise TraceError(f"{path}, line {line}: cannot parse timestamp {ts!r} (ISO-8601 such as "
-                                 f"2014-04-10T00:04:00, or epoch seconds)")
+                raise TraceError(
+                    f"{path}, line {line}: cannot parse timestamp {ts!r} (ISO-8601 such as "
+                    f"2014-04-10T00:04:00, or epoch seconds)"
+                )
             epoch, aware, clock = parsed
             kind = (_is_number(ts), aware)
             if kinds and kind not in kinds:
-                raise TraceError(f"{path}, line {line}: timestamp {ts!r} mixes formats with the lines above "
-                                 f"(epoch seconds, ISO with and without UTC offset cannot be mixed)")
+                raise TraceError(
+                    f"{path}, line {line}: timestamp {ts!r} mixes formats with the lines above "
+                    f"(epoch seconds, ISO with and without UTC offset cannot be mixed)"
+                )
             kinds.add(kind)
             try:
                 n = float(value)
@@ -188,8 +195,10 @@ def _read_csv(path: str, mtime_ns: int, size: int) -> tuple[np.ndarray, np.ndarr
                 if epoch == prev:
                     raise TraceError(f"{path}, line {line}: timestamp {ts!r} repeats the previous line's")
                 if epoch < prev:
-                    raise TraceError(f"{path}, line {line}: timestamp {ts!r} is earlier than the previous line's "
-                                     f"(timestamps must increase)")
+                    raise TraceError(
+                        f"{path}, line {line}: timestamp {ts!r} is earlier than the previous line's "
+                        f"(timestamps must increase)"
+                    )
             else:
                 clock0 = clock
             times.append(epoch)
@@ -215,8 +224,9 @@ def _grid(path: str, rel_times: np.ndarray, lines: np.ndarray, interval: float |
     """Slot index of each row on the trace's regular grid, and the interval (the most common step, unless given)."""
     if len(rel_times) == 1:
         if interval is None:
-            raise TraceError(f"{path}, line {lines[0]}: the only data row: the interval cannot be inferred from "
-                             f"one timestamp")
+            raise TraceError(
+                f"{path}, line {lines[0]}: the only data row: the interval cannot be inferred from one timestamp"
+            )
         return np.zeros(1, dtype=np.int64), interval
     diffs = np.diff(rel_times)
     if interval is None:
@@ -228,17 +238,21 @@ def _grid(path: str, rel_times: np.ndarray, lines: np.ndarray, interval: float |
         hint = ""
         if interval >= 1000.0 and interval % 1000.0 == 0.0 and rel_times[-1] > 1e6:
             hint = " (epoch timestamps in milliseconds? they must be in seconds)"
-        raise TraceError(f"{path}, line {lines[i]}: the interval between timestamps is {interval:g} s (from line "
-                         f"{lines[i - 1]} to line {lines[i]}); it must be between {MIN_INTERVAL_SECONDS:g} s and "
-                         f"{MAX_INTERVAL_SECONDS:g} s{hint}")
+        raise TraceError(
+            f"{path}, line {lines[i]}: the interval between timestamps is {interval:g} s (from line "
+            f"{lines[i - 1]} to line {lines[i]}); it must be between {MIN_INTERVAL_SECONDS:g} s and "
+            f"{MAX_INTERVAL_SECONDS:g} s{hint}"
+        )
     slots = rel_times / interval
     idx = np.round(slots).astype(np.int64)
     off = np.abs(slots - idx) > 1e-6
     if off.any():
         i = int(np.argmax(off))
-        raise TraceError(f"{path}, line {lines[i]}: timestamp is {rel_times[i]:g} s after the first, not a whole "
-                         f"number of the {interval:g} s interval (irregular sampling; if the file leaves out "
-                         f"intervals, give the real one as workload.shape.interval_seconds)")
+        raise TraceError(
+            f"{path}, line {lines[i]}: timestamp is {rel_times[i]:g} s after the first, not a whole "
+            f"number of the {interval:g} s interval (irregular sampling; if the file leaves out "
+            f"intervals, give the real one as workload.shape.interval_seconds)"
+        )
     return idx, interval
 
 
@@ -259,8 +273,12 @@ def fill_gaps(idx: np.ndarray, counts: np.ndarray, rule: str) -> tuple[np.ndarra
     return out.astype(np.float64), n - len(idx)
 
 
-def load_trace(path: str | Path, missing: str = "interpolate", traces_dir: str | Path | None = None,
-               interval_seconds: float | None = None) -> Trace:
+def load_trace(
+    path: str | Path,
+    missing: str = "interpolate",
+    traces_dir: str | Path | None = None,
+    interval_seconds: float | None = None,
+) -> Trace:
     """Load and check a CSV trace (relative paths are looked up in the traces folders). The interval is the
     most common step between timestamps, or ``interval_seconds``."""
     file = find_trace(path, traces_dir)
@@ -271,8 +289,12 @@ def load_trace(path: str | Path, missing: str = "interpolate", traces_dir: str |
     return Trace(full, interval, clock0, str(file), n_missing)
 
 
-def trace_from_counts(counts: np.ndarray | list[float], interval_seconds: float, source: str = "inline counts",
-                      start_clock_seconds: float = 0.0) -> Trace:
+def trace_from_counts(
+    counts: np.ndarray | list[float],
+    interval_seconds: float,
+    source: str = "inline counts",
+    start_clock_seconds: float = 0.0,
+) -> Trace:
     """A trace from a plain series of counts (no gaps)."""
     c = np.asarray(counts, dtype=np.float64)
     if c.ndim != 1 or c.size == 0:
@@ -282,8 +304,10 @@ def trace_from_counts(counts: np.ndarray | list[float], interval_seconds: float,
         i = int(np.argmax(bad))
         raise TraceError(f"{source}: count {i} is {float(c[i])!r}; counts must be finite and >= 0")
     if not MIN_INTERVAL_SECONDS <= interval_seconds <= MAX_INTERVAL_SECONDS:
-        raise TraceError(f"{source}: interval_seconds is {interval_seconds:g}; it must be between "
-                         f"{MIN_INTERVAL_SECONDS:g} and {MAX_INTERVAL_SECONDS:g}")
+        raise TraceError(
+            f"{source}: interval_seconds is {interval_seconds:g}; it must be between "
+            f"{MIN_INTERVAL_SECONDS:g} and {MAX_INTERVAL_SECONDS:g}"
+        )
     return Trace(c, float(interval_seconds), start_clock_seconds, source)
 
 

@@ -139,20 +139,29 @@ class Workload:
                 assert shape.counts is not None and shape.interval_seconds is not None
                 self.trace = trace_from_counts(shape.counts, shape.interval_seconds)
             if shape.start == "fixed" and not shape.loop and shape.start_offset_seconds >= self.trace.duration_seconds:
-                raise ValueError(f"{self.trace.source}: workload.shape.start_offset_seconds "
-                                 f"({shape.start_offset_seconds:g}) is past the trace's end "
-                                 f"({self.trace.duration_seconds:g} s) and loop is off: the episode would have no load")
+                raise ValueError(
+                    f"{self.trace.source}: workload.shape.start_offset_seconds "
+                    f"({shape.start_offset_seconds:g}) is past the trace's end "
+                    f"({self.trace.duration_seconds:g} s) and loop is off: the episode would have no load"
+                )
             if shape.rescale != "none" and self.trace.total <= 0.0:
-                raise ValueError(f"{self.trace.source}: the trace has no requests, so it cannot be rescaled to a "
-                                 f"{shape.rescale} rate")
+                raise ValueError(
+                    f"{self.trace.source}: the trace has no requests, so it cannot be rescaled to a "
+                    f"{shape.rescale} rate"
+                )
 
     @property
     def static(self) -> bool:
         """Whether every episode has the same rate function (nothing is drawn at reset)."""
         wl = self.config.workload
         random_window = isinstance(wl.shape, TraceWorkload) and wl.shape.start == "random"
-        return not (self.randomised or wl.random_phase or wl.scale_jitter > 0.0 or wl.shape.kind == "random_walk"
-                    or random_window)
+        return not (
+            self.randomised
+            or wl.random_phase
+            or wl.scale_jitter > 0.0
+            or wl.shape.kind == "random_walk"
+            or random_window
+        )
 
     def sample_episode(self, rng: np.random.Generator) -> EpisodeWorkload:
         config = draw_ranges(self.config, rng) if self.randomised else self.config

@@ -25,8 +25,12 @@ def merge(base: dict, over: dict) -> dict:
 QUIET: dict[str, Any] = {
     "episode_steps": 40,
     "workload": {"shape": {"kind": "constant", "rate_rps": 100.0}, "arrival_process": "deterministic"},
-    "instances": {"cold_start_seconds": 2.0, "cold_start_jitter": 0.0, "max_queue": 100_000,
-                  "memory_mb_per_request": 0.0},
+    "instances": {
+        "cold_start_seconds": 2.0,
+        "cold_start_jitter": 0.0,
+        "max_queue": 100_000,
+        "memory_mb_per_request": 0.0,
+    },
     "scaling": {"min_instances": 0, "max_instances": 8, "initial_instances": 1},
     "failures": {"mtbf_seconds": None},
 }
@@ -81,8 +85,10 @@ def require_traces(*names: str) -> Path:
     folder = shared_traces_dir()
     missing = [n for n in names if not (folder / n).is_file()] if folder.is_dir() else ["the folder itself"]
     if missing:
-        msg = (f"shared traces not found in {folder} (missing: {', '.join(missing)}); set SCALING_ENV_TRACES "
-               f"to the folder that holds them")
+        msg = (
+            f"shared traces not found in {folder} (missing: {', '.join(missing)}); set SCALING_ENV_TRACES "
+            f"to the folder that holds them"
+        )
         if os.environ.get("CI"):
             pytest.fail(msg)
         pytest.skip(msg)
@@ -101,5 +107,15 @@ def conservation_ok(prev_backlog: float, info: dict) -> bool:
     return lhs == rhs
 
 
-__all__ = ["QUIET", "quiet_config", "started", "action_for", "merge", "conservation_ok", "np", "TRACE_FILES",
-           "shared_traces_dir", "require_traces"]
+__all__ = [
+    "QUIET",
+    "quiet_config",
+    "started",
+    "action_for",
+    "merge",
+    "conservation_ok",
+    "np",
+    "TRACE_FILES",
+    "shared_traces_dir",
+    "require_traces",
+]

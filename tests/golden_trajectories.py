@@ -28,8 +28,18 @@ from scaling_env import INFO_NAMES, REWARD_NAMES, load_scenario, scenario_names
 
 DIGESTS = Path(__file__).parent / "golden" / "digests.json"
 SEEDS = [0, 1, 2]
-POLICIES = ("random", "static", "threshold", "step_scaling", "target_tracking", "hpa", "kpa", "predictive",
-            "oracle", "static_peak")
+POLICIES = (
+    "random",
+    "static",
+    "threshold",
+    "step_scaling",
+    "target_tracking",
+    "hpa",
+    "kpa",
+    "predictive",
+    "oracle",
+    "static_peak",
+)
 
 
 class RandomPolicy:
@@ -77,8 +87,13 @@ def single_env(scenario: str, policy_name: str, seed: int) -> tuple[str, np.ndar
     policy.reset(seed=seed, num_envs=1)
     obs, info = env.reset(seed=seed)
     policy.bind(env.unwrapped)
-    frames = [_rows(obs, 0.0, {**info, "reward_components": {k: 0.0 for k in REWARD_NAMES}} if
-                    "reward_components" not in info else info)]
+    frames = [
+        _rows(
+            obs,
+            0.0,
+            {**info, "reward_components": {k: 0.0 for k in REWARD_NAMES}} if "reward_components" not in info else info,
+        )
+    ]
     for _ in range(config.episode_steps):
         obs, reward, _, _, info = env.step(policy.act(obs, info))
         frames.append(_rows(obs, reward, info))
@@ -88,8 +103,9 @@ def single_env(scenario: str, policy_name: str, seed: int) -> tuple[str, np.ndar
 
 def vector_env(scenario: str, policy_name: str) -> tuple[str, np.ndarray]:
     config = load_scenario(scenario).config
-    env = gym.make_vec("ServerlessScaling-v0", num_envs=len(SEEDS), vectorization_mode="vector_entry_point",
-                       config=config)
+    env = gym.make_vec(
+        "ServerlessScaling-v0", num_envs=len(SEEDS), vectorization_mode="vector_entry_point", config=config
+    )
     policy = _policy(policy_name, config)
     policy.reset(seed=SEEDS[0], num_envs=len(SEEDS))
     obs, info = env.reset(seed=SEEDS)
@@ -112,8 +128,11 @@ def sb3_env(scenario: str) -> tuple[str, np.ndarray]:
     frames = []
     for _ in range(config.episode_steps + 3):
         obs, reward, done, infos = venv.step(policy.act_batch(obs, None))
-        rows = [np.asarray(obs, dtype=np.float64).reshape(-1), np.asarray(reward, dtype=np.float64),
-                np.asarray(done, dtype=np.float64)]
+        rows = [
+            np.asarray(obs, dtype=np.float64).reshape(-1),
+            np.asarray(reward, dtype=np.float64),
+            np.asarray(done, dtype=np.float64),
+        ]
         for info in infos:
             rows.append(np.array([info[k] for k in INFO_NAMES], dtype=np.float64))
             rows.append(np.array([info["reward_components"][k] for k in REWARD_NAMES], dtype=np.float64))

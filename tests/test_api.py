@@ -17,8 +17,11 @@ from scaling_env.fields import INFO_NAMES, OBS_NAMES, REWARD_NAMES
 # short episodes with every random mechanism switched on
 BUSY = {
     "episode_steps": 12,
-    "workload": {"shape": {"kind": "random_walk", "start_rps": 600.0, "volatility": 0.3},
-                 "random_phase": True, "scale_jitter": 0.3},
+    "workload": {
+        "shape": {"kind": "random_walk", "start_rps": 600.0, "volatility": 0.3},
+        "random_phase": True,
+        "scale_jitter": 0.3,
+    },
     "instances": {"cold_start_seconds": 20.0, "cold_start_jitter": 0.5},
     "failures": {"mtbf_seconds": 600.0, "outages": [{"time_seconds": 60.0, "fraction": 0.5}]},
     "load_balancer": {"algorithm": "random"},
@@ -232,8 +235,10 @@ def test_vector_env_matches_gymnasium_sync_vector_env(mode):
     """Values and autoreset of the native vector env equal Gymnasium's SyncVectorEnv over single envs."""
     from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-    ref = SyncVectorEnv([lambda: ServerlessScalingEnv(BUSY) for _ in range(3)],
-                        autoreset_mode=AutoresetMode(mode.title().replace("_", "")))
+    ref = SyncVectorEnv(
+        [lambda: ServerlessScalingEnv(BUSY) for _ in range(3)],
+        autoreset_mode=AutoresetMode(mode.title().replace("_", "")),
+    )
     ours = ServerlessScalingVectorEnv(3, BUSY, autoreset_mode=mode)
     ro, ri = ref.reset(seed=9)
     oo, oi = ours.reset(seed=9)
@@ -258,8 +263,9 @@ def test_vector_env_matches_gymnasium_sync_vector_env(mode):
 def test_next_step_mode_works_with_gymnasium_observation_wrappers():
     from gymnasium.wrappers.vector import NormalizeObservation
 
-    inner = gym.make_vec("ServerlessScaling-v0", num_envs=2, vectorization_mode="vector_entry_point",
-                         config={"episode_steps": 3})
+    inner = gym.make_vec(
+        "ServerlessScaling-v0", num_envs=2, vectorization_mode="vector_entry_point", config={"episode_steps": 3}
+    )
     venv = NormalizeObservation(inner)
     venv.reset(seed=0)
     for _ in range(7):
@@ -268,8 +274,9 @@ def test_next_step_mode_works_with_gymnasium_observation_wrappers():
 
 
 def test_vector_env_reset_mask_seed_lists_and_max_episode_steps():
-    venv = gym.make_vec("ServerlessScaling-v0", num_envs=3, vectorization_mode="vector_entry_point", config=BUSY,
-                        max_episode_steps=5)
+    venv = gym.make_vec(
+        "ServerlessScaling-v0", num_envs=3, vectorization_mode="vector_entry_point", config=BUSY, max_episode_steps=5
+    )
     assert venv.unwrapped.config.episode_steps == 5
     o1, _ = venv.reset(seed=[1, 2, 3])
     o2, _ = venv.reset(seed=1)  # int seed s gives cluster i the seed s + i

@@ -24,8 +24,23 @@ COLUMNS = ["policy", "scenario", "seed", *METRIC_NAMES, "cost_ratio_to_oracle"]
 
 def run(tmp_path, name: str, workers: int) -> list[dict]:
     out = tmp_path / name
-    result = runner.invoke(app, ["benchmark", "--policies", POLICIES, "--scenarios", SCENARIOS, "--seeds", "7,8",
-                                 "--workers", str(workers), "--out", str(out), "--no-progress"])
+    result = runner.invoke(
+        app,
+        [
+            "benchmark",
+            "--policies",
+            POLICIES,
+            "--scenarios",
+            SCENARIOS,
+            "--seeds",
+            "7,8",
+            "--workers",
+            str(workers),
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
+    )
     assert result.exit_code == 0, result.output
     for word in ("reward (95 % CI)", "cost / oracle", "SLO viol.", "flash_crowd", "oracle"):
         assert word in result.output
@@ -55,16 +70,43 @@ def test_benchmark_writes_a_row_per_policy_scenario_seed_and_workers_do_not_chan
 
 
 def test_benchmark_reports_an_unknown_policy_before_running(tmp_path):
-    result = runner.invoke(app, ["benchmark", "--policies", "static,nonsense", "--scenarios", "steady",
-                                 "--episodes", "1", "--out", str(tmp_path)])
+    result = runner.invoke(
+        app,
+        [
+            "benchmark",
+            "--policies",
+            "static,nonsense",
+            "--scenarios",
+            "steady",
+            "--episodes",
+            "1",
+            "--out",
+            str(tmp_path),
+        ],
+    )
     assert result.exit_code == 2 and "nonsense" in result.output
     assert not (tmp_path / "episodes.csv").exists()
 
 
 def test_benchmark_skips_a_trace_scenario_whose_file_is_missing(tmp_path, monkeypatch):
     monkeypatch.setattr("scaling_env.traces.trace_dirs", lambda traces_dir=None: [tmp_path / "empty"])
-    result = runner.invoke(app, ["benchmark", "--policies", "static", "--scenarios", "steady,noisy_trace",
-                                 "--episodes", "1", "--workers", "1", "--out", str(tmp_path / "o"), "--no-progress"])
+    result = runner.invoke(
+        app,
+        [
+            "benchmark",
+            "--policies",
+            "static",
+            "--scenarios",
+            "steady,noisy_trace",
+            "--episodes",
+            "1",
+            "--workers",
+            "1",
+            "--out",
+            str(tmp_path / "o"),
+            "--no-progress",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "skipped" in result.output and "aws_elb_request_count_5min.csv" in result.output
     assert "SCALING_ENV_TRACES" in result.output
@@ -72,10 +114,27 @@ def test_benchmark_skips_a_trace_scenario_whose_file_is_missing(tmp_path, monkey
 
 
 def test_python_dash_m_runs_the_benchmark(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "agents.experiments.benchmark", "--policies", "static",
-                           "--scenarios", "steady",
-                           "--episodes", "1", "--workers", "1", "--out", str(tmp_path), "--no-progress"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agents.experiments.benchmark",
+            "--policies",
+            "static",
+            "--scenarios",
+            "steady",
+            "--episodes",
+            "1",
+            "--workers",
+            "1",
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "episodes.csv").exists()
 
@@ -89,7 +148,9 @@ def test_ci95_matches_a_hand_computed_interval():
 
 
 def test_summary_means_over_seeds():
-    rows = [{"scenario": "s", "policy": "p", "seed": i, **{k: float(i) for k in METRIC_NAMES},
-             "cost_ratio_to_oracle": 1.0} for i in (1, 3)]
+    rows = [
+        {"scenario": "s", "policy": "p", "seed": i, **{k: float(i) for k in METRIC_NAMES}, "cost_ratio_to_oracle": 1.0}
+        for i in (1, 3)
+    ]
     (s,) = summarise(rows)
     assert s["reward"] == 2.0 and s["episodes"] == 2 and s["reward_ci95"] == pytest.approx(12.706 * 1.0)

@@ -21,8 +21,9 @@ def test_simulate_runs_a_scenario_and_saves_its_dashboard(tmp_path):
 def test_simulate_takes_an_env_config_file(tmp_path):
     cfg = tmp_path / "short.yaml"
     cfg.write_text("episode_steps: 20\n")
-    result = runner.invoke(app, ["simulate", "--config", str(cfg), "--policy", "static", "--out",
-                                 str(tmp_path / "d.png")])
+    result = runner.invoke(
+        app, ["simulate", "--config", str(cfg), "--policy", "static", "--out", str(tmp_path / "d.png")]
+    )
     assert result.exit_code == 0, result.output
     assert "20 steps" in result.output and (tmp_path / "d.png").exists()
 
@@ -45,8 +46,15 @@ def test_simulate_names_an_unknown_scenario_and_policy(tmp_path):
 def test_scenarios_lists_every_scenario_with_its_description():
     result = runner.invoke(app, ["scenarios"])
     assert result.exit_code == 0, result.output
-    for name in ("steady", "diurnal", "flash_crowd", "failure_storm", "cold_start_heavy", "memory_pressure",
-                 "noisy_trace"):
+    for name in (
+        "steady",
+        "diurnal",
+        "flash_crowd",
+        "failure_storm",
+        "cold_start_heavy",
+        "memory_pressure",
+        "noisy_trace",
+    ):
         assert name in result.output
     assert "10x flash crowd" in result.output
 

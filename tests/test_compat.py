@@ -154,10 +154,17 @@ def test_maskable_ppo_masks_through_wrappers_block_nothing():
 def test_vector_env_matches_sync_vector_env_same_step_values():
     from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-    ref = SyncVectorEnv([lambda: gym.make("ServerlessScaling-v0", config=RANDOM) for _ in range(3)],
-                        autoreset_mode=AutoresetMode.SAME_STEP)
-    ours = gym.make_vec("ServerlessScaling-v0", num_envs=3, vectorization_mode="vector_entry_point", config=RANDOM,
-                        autoreset_mode="same_step")
+    ref = SyncVectorEnv(
+        [lambda: gym.make("ServerlessScaling-v0", config=RANDOM) for _ in range(3)],
+        autoreset_mode=AutoresetMode.SAME_STEP,
+    )
+    ours = gym.make_vec(
+        "ServerlessScaling-v0",
+        num_envs=3,
+        vectorization_mode="vector_entry_point",
+        config=RANDOM,
+        autoreset_mode="same_step",
+    )
     assert ours.metadata["autoreset_mode"] == ref.metadata["autoreset_mode"]
     ro, ri = ref.reset(seed=5)
     oo, oi = ours.reset(seed=5)
@@ -183,8 +190,11 @@ def test_vector_env_matches_sync_vector_env_same_step_values():
 def test_vector_record_episode_statistics_and_normalize_reward():
     from gymnasium.wrappers.vector import NormalizeReward, RecordEpisodeStatistics
 
-    env = RecordEpisodeStatistics(NormalizeReward(
-        gym.make_vec("ServerlessScaling-v0", num_envs=2, vectorization_mode="vector_entry_point", config=TINY)))
+    env = RecordEpisodeStatistics(
+        NormalizeReward(
+            gym.make_vec("ServerlessScaling-v0", num_envs=2, vectorization_mode="vector_entry_point", config=TINY)
+        )
+    )
     env.reset(seed=0)
     seen = 0
     for _ in range(2 * TINY["episode_steps"] + 1):  # next-step autoreset: one reset step between episodes

@@ -10,10 +10,16 @@ from scaling_env import ConfigError, EnvConfig, ServerlessScalingEnv
 @pytest.mark.parametrize(
     "data, field, fragment",
     [
-        ({"workload": {"shape": {"kind": "constant", "rate_rps": -5}}}, "workload.shape.constant.rate_rps",
-         "greater than or equal to 0"),
-        ({"scaling": {"min_instances": 5, "max_instances": 2}}, "scaling",
-         "min_instances (5) must be <= max_instances (2)"),
+        (
+            {"workload": {"shape": {"kind": "constant", "rate_rps": -5}}},
+            "workload.shape.constant.rate_rps",
+            "greater than or equal to 0",
+        ),
+        (
+            {"scaling": {"min_instances": 5, "max_instances": 2}},
+            "scaling",
+            "min_instances (5) must be <= max_instances (2)",
+        ),
         ({"scaling": {"max_instances": 0}}, "scaling.max_instances", "greater than or equal to 1"),
         ({"step_seconds": 0}, "step_seconds", "greater than 0"),
         ({"instances": {"concurrency": "ten"}}, "instances.concurrency", "valid integer"),
@@ -21,11 +27,17 @@ from scaling_env import ConfigError, EnvConfig, ServerlessScalingEnv
         ({"instances": {"concurency": 10}}, "instances.concurency", "unknown key"),
         ({"bogus": 1}, "bogus", "unknown key"),
         ({"workload": {"shape": {"kind": "sawtooth"}}}, "workload.shape", "kind"),
-        ({"workload": {"shape": {"kind": "diurnal", "trough_rps": 10, "peak_rps": 5}}}, "workload.shape.diurnal",
-         "peak_rps (5.0) must be >= trough_rps (10.0)"),
+        (
+            {"workload": {"shape": {"kind": "diurnal", "trough_rps": 10, "peak_rps": 5}}},
+            "workload.shape.diurnal",
+            "peak_rps (5.0) must be >= trough_rps (10.0)",
+        ),
         ({"load_balancer": {"algorithm": "fastest"}}, "load_balancer.algorithm", "round_robin"),
-        ({"failures": {"outages": [{"time_seconds": 10, "fraction": 1.5}]}}, "failures.outages.0.fraction",
-         "less than or equal to 1"),
+        (
+            {"failures": {"outages": [{"time_seconds": 10, "fraction": 1.5}]}},
+            "failures.outages.0.fraction",
+            "less than or equal to 1",
+        ),
         ({"scaling": {"scale_steps": [1, 1]}}, "scaling", "repeated"),
         ({"instances": {"memory_base_mb": 5000}}, "instances.memory_base_mb", "below the limit"),
     ],

@@ -51,8 +51,12 @@ def test_crash_detected_after_exactly_the_health_check_delay():
     # arrives in [15, 60) is routed to it and fails; the replacement starts at t=60 and is warm 2 s later.
     cfg = quiet_config(
         load_balancer={"health_check_interval_seconds": 30.0, "unhealthy_threshold": 2},
-        failures={"mtbf_seconds": None, "outages": [{"time_seconds": 15.0, "fraction": 1.0}],
-                  "replace_unhealthy": True, "termination_seconds": 30.0},
+        failures={
+            "mtbf_seconds": None,
+            "outages": [{"time_seconds": 15.0, "fraction": 1.0}],
+            "replace_unhealthy": True,
+            "termination_seconds": 30.0,
+        },
         scaling={"min_instances": 1, "initial_instances": 1},
     )
     env = started(cfg)
@@ -75,8 +79,11 @@ def test_detection_delay_follows_interval_and_threshold():
     # in the pool for all of steps 0-3, i.e. until t=60)
     cfg = quiet_config(
         load_balancer={"health_check_interval_seconds": 20.0, "unhealthy_threshold": 3},
-        failures={"mtbf_seconds": None, "outages": [{"time_seconds": 0.0, "fraction": 1.0}],
-                  "replace_unhealthy": False},
+        failures={
+            "mtbf_seconds": None,
+            "outages": [{"time_seconds": 0.0, "fraction": 1.0}],
+            "replace_unhealthy": False,
+        },
         scaling={"min_instances": 2, "initial_instances": 2},
     )
     env = started(cfg)
@@ -272,8 +279,9 @@ def test_fractional_capacity_per_step_is_carried_over():
     # served one every other step: nothing is lost to rounding, nothing is served faster than capacity.
     cfg = quiet_config(
         step_seconds=1.0,
-        workload={"shape": {"kind": "spike", "base_rps": 0.0, "peak_rps": 10.0, "start_seconds": 0.0,
-                            "duration_seconds": 1.0}},
+        workload={
+            "shape": {"kind": "spike", "base_rps": 0.0, "peak_rps": 10.0, "start_seconds": 0.0, "duration_seconds": 1.0}
+        },
         instances={"concurrency": 1, "service_seconds": 2.0, "max_queue": 100},
         scaling={"min_instances": 1, "initial_instances": 1},
     )
@@ -286,7 +294,8 @@ def test_fractional_capacity_per_step_is_carried_over():
 def test_long_run_throughput_equals_capacity_when_a_step_holds_a_fraction_of_it():
     # capacity 1/0.75 = 1.33 requests per 1 s step; overloaded for 300 steps: 400 served (not 300 or 600)
     cfg = quiet_config(
-        step_seconds=1.0, episode_steps=300,
+        step_seconds=1.0,
+        episode_steps=300,
         workload={"shape": {"kind": "constant", "rate_rps": 5.0}},
         instances={"concurrency": 1, "service_seconds": 0.75, "max_queue": 10},
         scaling={"min_instances": 1, "initial_instances": 1},
@@ -330,8 +339,11 @@ def test_only_the_members_present_share_the_arrivals():
     # members), not 375 (its pool time / total pool time)
     cfg = quiet_config(
         load_balancer={"health_check_interval_seconds": 10.0, "unhealthy_threshold": 2},
-        failures={"mtbf_seconds": None, "outages": [{"time_seconds": 0.0, "fraction": 0.5}],
-                  "replace_unhealthy": False},
+        failures={
+            "mtbf_seconds": None,
+            "outages": [{"time_seconds": 0.0, "fraction": 0.5}],
+            "replace_unhealthy": False,
+        },
         scaling={"min_instances": 2, "initial_instances": 2},
     )
     env = started(cfg)
@@ -343,8 +355,11 @@ def test_requests_after_the_last_member_leaves_find_no_target():
     # one instance crashes at t=0 and is out at t=10: the 500 requests of [10, 15) are dropped, not failed
     cfg = quiet_config(
         load_balancer={"health_check_interval_seconds": 5.0, "unhealthy_threshold": 2},
-        failures={"mtbf_seconds": None, "outages": [{"time_seconds": 0.0, "fraction": 1.0}],
-                  "replace_unhealthy": False},
+        failures={
+            "mtbf_seconds": None,
+            "outages": [{"time_seconds": 0.0, "fraction": 1.0}],
+            "replace_unhealthy": False,
+        },
         scaling={"min_instances": 1, "initial_instances": 1},
     )
     env = started(cfg)
@@ -417,8 +432,10 @@ def test_p95_of_a_scale_from_zero_step_counts_the_first_request_behind_the_cold_
 def test_a_step_that_loses_more_than_5_percent_of_its_requests_violates_the_slo():
     # 2 warm instances, all crash at 60 s; detection takes 2 health checks of 30 s, so the steps in between fail
     # every request and serve none: p95 of the served is undefined, but the step clearly misses its SLO
-    config = quiet_config(scaling={"min_instances": 0, "max_instances": 8, "initial_instances": 2},
-                          failures={"mtbf_seconds": None, "outages": [{"time_seconds": 60.0, "fraction": 1.0}]})
+    config = quiet_config(
+        scaling={"min_instances": 0, "max_instances": 8, "initial_instances": 2},
+        failures={"mtbf_seconds": None, "outages": [{"time_seconds": 60.0, "fraction": 1.0}]},
+    )
     env = started(config)
     rows = []
     for _ in range(10):

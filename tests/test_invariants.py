@@ -16,11 +16,17 @@ rates = st.one_of(st.just(0.0), st.floats(0.0, 200.0), st.floats(200.0, 100_000.
 shapes = st.one_of(
     st.builds(lambda r: {"kind": "constant", "rate_rps": r}, rates),
     st.builds(lambda lo, extra: {"kind": "diurnal", "trough_rps": lo, "peak_rps": lo + extra}, rates, rates),
-    st.builds(lambda b, p, s, d: {"kind": "spike", "base_rps": b, "peak_rps": p, "start_seconds": s,
-                                  "duration_seconds": d}, rates, rates, st.floats(0, 600), st.floats(0, 600)),
+    st.builds(
+        lambda b, p, s, d: {"kind": "spike", "base_rps": b, "peak_rps": p, "start_seconds": s, "duration_seconds": d},
+        rates,
+        rates,
+        st.floats(0, 600),
+        st.floats(0, 600),
+    ),
     st.builds(lambda a, b: {"kind": "ramp", "start_rps": a, "end_rps": b, "duration_seconds": 300.0}, rates, rates),
-    st.builds(lambda v: {"kind": "random_walk", "start_rps": 300.0, "volatility": v, "min_rps": 0.0},
-              st.floats(0.0, 1.0)),
+    st.builds(
+        lambda v: {"kind": "random_walk", "start_rps": 300.0, "volatility": v, "min_rps": 0.0}, st.floats(0.0, 1.0)
+    ),
 )
 
 
@@ -30,13 +36,21 @@ def configs(draw) -> dict:
     min_i = draw(st.integers(0, max_i))
     mem_gb = draw(st.sampled_from([0.5, 1.0, 2.0]))
     steps = draw(st.lists(st.integers(-3, 3), min_size=1, max_size=5, unique=True))
-    outages = draw(st.lists(st.builds(lambda t, f: {"time_seconds": t, "fraction": f}, st.floats(0, 400),
-                                      st.floats(0.01, 1.0)), max_size=2))
+    outages = draw(
+        st.lists(
+            st.builds(lambda t, f: {"time_seconds": t, "fraction": f}, st.floats(0, 400), st.floats(0.01, 1.0)),
+            max_size=2,
+        )
+    )
     return {
         "step_seconds": draw(st.sampled_from([1.0, 5.0, 15.0, 60.0])),
         "episode_steps": draw(st.integers(1, 30)),
-        "workload": {"shape": draw(shapes), "arrival_process": draw(st.sampled_from(["poisson", "deterministic"])),
-                     "random_phase": draw(st.booleans()), "scale_jitter": draw(st.floats(0.0, 0.5))},
+        "workload": {
+            "shape": draw(shapes),
+            "arrival_process": draw(st.sampled_from(["poisson", "deterministic"])),
+            "random_phase": draw(st.booleans()),
+            "scale_jitter": draw(st.floats(0.0, 0.5)),
+        },
         "instances": {
             "concurrency": draw(st.integers(1, 50)),
             "max_queue": draw(st.integers(0, 500)),
@@ -49,16 +63,26 @@ def configs(draw) -> dict:
             "memory_mb_per_request": draw(st.floats(0.0, 50.0)),
             "deregistration_delay_seconds": draw(st.floats(0.0, 600.0)),
         },
-        "scaling": {"min_instances": min_i, "max_instances": max_i, "initial_instances": draw(st.integers(0, 12)),
-                    "scale_steps": steps,
-                    "scale_out_cooldown_seconds": draw(st.floats(0.0, 120.0)),
-                    "scale_in_cooldown_seconds": draw(st.floats(0.0, 400.0))},
-        "load_balancer": {"algorithm": draw(st.sampled_from(["round_robin", "least_outstanding", "random"])),
-                          "health_check_interval_seconds": draw(st.floats(1.0, 60.0)),
-                          "unhealthy_threshold": draw(st.integers(1, 4))},
-        "failures": {"mtbf_seconds": draw(st.one_of(st.none(), st.floats(10.0, 1e5))),
-                     "memory_crash": draw(st.booleans()), "replace_unhealthy": draw(st.booleans()),
-                     "termination_seconds": draw(st.floats(0.0, 60.0)), "outages": outages},
+        "scaling": {
+            "min_instances": min_i,
+            "max_instances": max_i,
+            "initial_instances": draw(st.integers(0, 12)),
+            "scale_steps": steps,
+            "scale_out_cooldown_seconds": draw(st.floats(0.0, 120.0)),
+            "scale_in_cooldown_seconds": draw(st.floats(0.0, 400.0)),
+        },
+        "load_balancer": {
+            "algorithm": draw(st.sampled_from(["round_robin", "least_outstanding", "random"])),
+            "health_check_interval_seconds": draw(st.floats(1.0, 60.0)),
+            "unhealthy_threshold": draw(st.integers(1, 4)),
+        },
+        "failures": {
+            "mtbf_seconds": draw(st.one_of(st.none(), st.floats(10.0, 1e5))),
+            "memory_crash": draw(st.booleans()),
+            "replace_unhealthy": draw(st.booleans()),
+            "termination_seconds": draw(st.floats(0.0, 60.0)),
+            "outages": outages,
+        },
     }
 
 
@@ -70,8 +94,19 @@ def check_step(env: ServerlessScalingEnv, prev_backlog: float, obs, reward, info
     for key, value in info.items():
         if key != "reward_components":
             assert math.isfinite(value), key
-    for key in ("arrivals", "served", "dropped", "failed", "backlog", "cost_usd", "latency_mean_s",
-                "latency_p95_s", "instance_seconds", "cold_starts", "crashes"):
+    for key in (
+        "arrivals",
+        "served",
+        "dropped",
+        "failed",
+        "backlog",
+        "cost_usd",
+        "latency_mean_s",
+        "latency_p95_s",
+        "instance_seconds",
+        "cold_starts",
+        "crashes",
+    ):
         assert info[key] >= 0, key
     assert 0.0 <= info["dropped_share"] <= 1.0 and 0.0 <= info["failed_share"] <= 1.0
     assert info["latency_p95_s"] >= 0.0
@@ -87,8 +122,16 @@ def check_step(env: ServerlessScalingEnv, prev_backlog: float, obs, reward, info
     assert live <= cfg.scaling.max_instances
     n_used = int((sim.states() != OFF).sum())
     assert n_used <= sim.n_slots
-    counts = sum(info[k] for k in ("instances_warm", "instances_booting", "instances_failed",
-                                   "instances_unhealthy", "instances_draining"))
+    counts = sum(
+        info[k]
+        for k in (
+            "instances_warm",
+            "instances_booting",
+            "instances_failed",
+            "instances_unhealthy",
+            "instances_draining",
+        )
+    )
     assert counts == n_used
     assert info["instance_seconds"] <= info["instances_billed"] * cfg.step_seconds + 1e-9
     assert abs(info["scale_applied"]) <= max(abs(s) for s in cfg.scaling.scale_steps)
@@ -97,8 +140,7 @@ def check_step(env: ServerlessScalingEnv, prev_backlog: float, obs, reward, info
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=configs(), seed=st.integers(0, 2**31 - 1), actions=st.lists(st.integers(0, 10), min_size=40,
-                                                                          max_size=40))
+@given(data=configs(), seed=st.integers(0, 2**31 - 1), actions=st.lists(st.integers(0, 10), min_size=40, max_size=40))
 def test_invariants_hold_on_every_step(data, seed, actions):
     cfg = EnvConfig.from_dict(data)
     env = ServerlessScalingEnv(cfg)
@@ -141,14 +183,21 @@ def test_hundredfold_overload():
 
 
 def test_all_instances_failed():
-    infos = _run({"failures": {"outages": [{"time_seconds": 0.0, "fraction": 1.0}], "replace_unhealthy": False},
-                  "scaling": {"min_instances": 4, "initial_instances": 4}}, [2])
+    infos = _run(
+        {
+            "failures": {"outages": [{"time_seconds": 0.0, "fraction": 1.0}], "replace_unhealthy": False},
+            "scaling": {"min_instances": 4, "initial_instances": 4},
+        },
+        [2],
+    )
     assert infos[0]["failed"] == infos[0]["arrivals"] > 0
     assert infos[-1]["instances_unhealthy"] == 4 and infos[-1]["dropped"] == infos[-1]["arrivals"]
 
 
 def test_min_instances_zero_and_cold_starts_longer_than_the_step():
-    infos = _run({"scaling": {"min_instances": 0, "initial_instances": 0}, "instances": {"cold_start_seconds": 95.0}},
-                 [3, 2, 2, 2, 2, 2, 2, 2, 0, 0])
+    infos = _run(
+        {"scaling": {"min_instances": 0, "initial_instances": 0}, "instances": {"cold_start_seconds": 95.0}},
+        [3, 2, 2, 2, 2, 2, 2, 2, 0, 0],
+    )
     assert infos[0]["instances_booting"] == 1
     assert infos[5]["instances_warm"] >= 1

@@ -32,10 +32,15 @@ def test_the_notebooks_are_the_documented_ones():
 def test_notebook_is_stored_without_outputs(name):
     nb = read(name)
     nbformat.validate(nb)
-    dirty = [i for i, cell in enumerate(nb.cells)
-             if cell.cell_type == "code" and (cell.outputs or cell.execution_count is not None)]
-    assert not dirty, (f"{name}.ipynb: cells {dirty} hold outputs or execution counts; clear them before committing "
-                       "(Jupyter: Edit > Clear Outputs of All Cells)")
+    dirty = [
+        i
+        for i, cell in enumerate(nb.cells)
+        if cell.cell_type == "code" and (cell.outputs or cell.execution_count is not None)
+    ]
+    assert not dirty, (
+        f"{name}.ipynb: cells {dirty} hold outputs or execution counts; clear them before committing "
+        "(Jupyter: Edit > Clear Outputs of All Cells)"
+    )
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -50,6 +55,5 @@ def test_notebook_runs_with_the_test_budget(name, tmp_path, monkeypatch):
     assert sorted(NOTEBOOK_DIR.iterdir()) == before, "the notebook wrote files beside itself, not in its working dir"
 
     assert nb.cells[-1].outputs[0]["text"].strip() == sys.prefix
-    figures = [out for cell in nb.cells for out in cell.get("outputs", [])
-               if "image/png" in out.get("data", {})]
+    figures = [out for cell in nb.cells for out in cell.get("outputs", []) if "image/png" in out.get("data", {})]
     assert figures, f"{name}.ipynb drew no figure"

@@ -58,8 +58,9 @@ def write_episodes(path: Path, table: dict[tuple[str, str], list[tuple[float, fl
         writer.writeheader()
         for (policy, scenario), values in table.items():
             for seed, (reward, slo) in enumerate(values, start=1):
-                writer.writerow({"policy": policy, "scenario": scenario, "seed": seed, "reward": reward,
-                                 "slo_violation_share": slo})
+                writer.writerow(
+                    {"policy": policy, "scenario": scenario, "seed": seed, "reward": reward, "slo_violation_share": slo}
+                )
 
 
 def test_rule_verdict(tmp_path: Path) -> None:
@@ -67,10 +68,16 @@ def test_rule_verdict(tmp_path: Path) -> None:
 
     bench = tmp_path / "episodes.csv"
     # (policy, scenario) -> (reward, SLO share) for seeds 1 and 2
-    table = {("ppo:run", "a"): [(-10.0, 0.1), (-12.0, 0.1)], ("hpa", "a"): [(-20.0, 0.0), (-22.0, 0.0)],
-             ("oracle", "a"): [(-5.0, 0.0), (-5.0, 0.0)], ("ppo:run", "b"): [(-30.0, 0.0), (-30.0, 0.0)],
-             ("hpa", "b"): [(-20.0, 0.2), (-20.0, 0.2)], ("kpa", "b"): [(-25.0, 0.0), (-25.0, 0.0)],
-             ("ppo:run", "c"): [(-10.0, 0.0), (-10.0, 0.0)], ("kpa", "c"): [(-11.0, 0.0), (-11.0, 0.0)]}
+    table = {
+        ("ppo:run", "a"): [(-10.0, 0.1), (-12.0, 0.1)],
+        ("hpa", "a"): [(-20.0, 0.0), (-22.0, 0.0)],
+        ("oracle", "a"): [(-5.0, 0.0), (-5.0, 0.0)],
+        ("ppo:run", "b"): [(-30.0, 0.0), (-30.0, 0.0)],
+        ("hpa", "b"): [(-20.0, 0.2), (-20.0, 0.2)],
+        ("kpa", "b"): [(-25.0, 0.0), (-25.0, 0.0)],
+        ("ppo:run", "c"): [(-10.0, 0.0), (-10.0, 0.0)],
+        ("kpa", "c"): [(-11.0, 0.0), (-11.0, 0.0)],
+    }
     write_episodes(bench, table)
     rows = {r["scenario"]: r for r in verdict_rows(bench)}
     assert rows["a"]["rule"] == "hpa" and rows["a"]["diff"] == 10.0 and rows["a"]["verdict"] == "reward only"
@@ -84,8 +91,12 @@ def test_rule_verdict_over_all_scenarios(tmp_path: Path) -> None:
 
     bench = tmp_path / "episodes.csv"
     # two scenarios, two seeds; every policy has every (scenario, seed)
-    table = {("ppo:run", "a"): [(-10.0, 0.1), (-12.0, 0.1)], ("ppo:run", "b"): [(-30.0, 0.0), (-34.0, 0.0)],
-             ("hpa", "a"): [(-20.0, 0.0), (-22.0, 0.0)], ("hpa", "b"): [(-20.0, 0.2), (-20.0, 0.2)]}
+    table = {
+        ("ppo:run", "a"): [(-10.0, 0.1), (-12.0, 0.1)],
+        ("ppo:run", "b"): [(-30.0, 0.0), (-34.0, 0.0)],
+        ("hpa", "a"): [(-20.0, 0.0), (-22.0, 0.0)],
+        ("hpa", "b"): [(-20.0, 0.2), (-20.0, 0.2)],
+    }
     write_episodes(bench, table)
     rows = {r["policy"]: r for r in overall_rows(bench)}
     # per-seed means over the scenarios: ppo -20, -23 (mean -21.5); hpa -20, -21 (mean -20.5)

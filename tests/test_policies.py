@@ -78,8 +78,7 @@ def concurrency_info(level: float) -> dict[str, float]:
 # ------------------------------------------------------------------------------------------ action mapping
 def pick(target: int, current: int, config: EnvConfig, **kw) -> int:
     """The step :func:`action_for_target` takes from ``current`` towards ``target``."""
-    return config.scaling.scale_steps[int(action_for_target(np.array([target]), np.array([current]), config,
-                                                            **kw)[0])]
+    return config.scaling.scale_steps[int(action_for_target(np.array([target]), np.array([current]), config, **kw)[0])]
 
 
 def test_action_mapping_nearest_step_ties_to_more_instances_and_bounds():
@@ -119,13 +118,17 @@ def test_a_step_that_overshoots_a_scale_out_is_not_followed_by_a_scale_in():
     assert run.steps(12, cpu_utilization=1.0) == [0] * 11 + [8]
     assert run.steps(8, cpu_utilization=0.47) == [0] * 8
     # a policy that recomputes its count at every decision keeps the accepted one while it asks for the same
-    run = Run(make_policy("static", CFG.with_updates({"scaling": {"scale_steps": [-4, -1, 0, 1, 4]}}),
-                          {"instances": 6}), warm=3)
+    run = Run(
+        make_policy("static", CFG.with_updates({"scaling": {"scale_steps": [-4, -1, 0, 1, 4]}}), {"instances": 6}),
+        warm=3,
+    )
     assert run.first == 4  # +3: +4 is nearer than +1
     assert run.steps(5, cpu_utilization=0.5) == [0] * 5
     # (a scale-in that overshoots is not held against what the policy keeps asking for: 7 -> 3 -> 4)
-    run = Run(make_policy("static", CFG.with_updates({"scaling": {"scale_steps": [-4, -1, 0, 1, 4]}}),
-                          {"instances": 4}), warm=7)
+    run = Run(
+        make_policy("static", CFG.with_updates({"scaling": {"scale_steps": [-4, -1, 0, 1, 4]}}), {"instances": 4}),
+        warm=7,
+    )
     assert run.first == -4 and run.step(cpu_utilization=0.5) == 1
     # the HPA: 7 pods at twice the target want 14; +8 gives 15, which enters the scale-down window
     run = Run(make_policy("hpa", COARSE, {"target": 0.5}), warm=7)
@@ -139,9 +142,14 @@ def test_a_step_that_overshoots_a_scale_out_is_not_followed_by_a_scale_in():
     assert run.step(cpu_utilization=1.0) == 8  # t = 75 s: a new period, 15 -> 30 (max(19, 30)); +8 at a time
     # step scaling: +7 is taken as +8, and the extra instance warms up with the rest: a larger step during the
     # warm-up adds only the difference to the capacity before the scale-out (10 + 9 = 19: +1, not +2)
-    params = {"adjustment_type": "ChangeInCapacity", "scale_in": None,
-              "scale_out": {"threshold": 0.5, "steps": [{"lower": 0.0, "upper": 0.2, "adjustment": 7},
-                                                        {"lower": 0.2, "adjustment": 9}]}}
+    params = {
+        "adjustment_type": "ChangeInCapacity",
+        "scale_in": None,
+        "scale_out": {
+            "threshold": 0.5,
+            "steps": [{"lower": 0.0, "upper": 0.2, "adjustment": 7}, {"lower": 0.2, "adjustment": 9}],
+        },
+    }
     run = Run(make_policy("step_scaling", COARSE, params), warm=10)
     assert run.steps(4, cpu_utilization=0.6) == [0, 0, 0, 8]
     assert run.steps(4, cpu_utilization=0.75) == [0, 0, 0, 1]
@@ -239,9 +247,14 @@ def test_step_scaling_follows_the_aws_user_guide_example_with_warm_up():
 
 
 def test_step_scaling_min_adjustment_magnitude_and_evaluation_periods():
-    params = {"min_adjustment_magnitude": 2,
-              "scale_out": {"threshold": 0.5, "evaluation_periods": 2,
-                            "steps": [{"lower": 0.0, "upper": None, "adjustment": 25}]}}
+    params = {
+        "min_adjustment_magnitude": 2,
+        "scale_out": {
+            "threshold": 0.5,
+            "evaluation_periods": 2,
+            "steps": [{"lower": 0.0, "upper": None, "adjustment": 25}],
+        },
+    }
     run = Run(make_policy("step_scaling", CFG, params), warm=4)
     assert run.steps(4, cpu_utilization=0.9) == [0] * 4  # one breaching data point of two
     assert run.steps(4, cpu_utilization=0.9) == [0, 0, 0, 2]  # +25 % of 4 = 1, at least 2
@@ -292,8 +305,13 @@ def test_hpa_counts_pods_with_missing_metrics_as_kubernetes_does():
     # replica_calculator.go: missing pods (crashed, not yet detected) at 100 % of their request on a scale-down
     # and 0 % on a scale-up, then the ratio recomputed and checked against the tolerance and a direction flip
     hpa = make_policy("hpa", CFG)  # target 0.8
-    rec = hpa.recommend(np.array([0.5, 1.0, 0.5, 1.0, 1.0]), ready=np.array([10, 10, 10, 10, 10]),
-                        unready=np.zeros(5), missing=np.array([2, 2, 0, 0, 5]), current=np.array([12, 12, 10, 10, 15]))
+    rec = hpa.recommend(
+        np.array([0.5, 1.0, 0.5, 1.0, 1.0]),
+        ready=np.array([10, 10, 10, 10, 10]),
+        unready=np.zeros(5),
+        missing=np.array([2, 2, 0, 0, 5]),
+        current=np.array([12, 12, 10, 10, 15]),
+    )
     # (10 x 0.5 + 2 x 1) / 12 / 0.8 = 0.73 -> 9 (7 without); 10 / 12 / 0.8 = 1.04: within the tolerance, 12 (13
     # without); 10 / 15 / 0.8 = 0.83 < 1 while the raw ratio 1.25 > 1: the direction flips, hold
     assert rec.tolist() == [9, 12, 7, 13, 15]
@@ -360,8 +378,9 @@ def test_oracle_needs_the_fewest_instances_that_meet_the_slo():
     per_step = ins.concurrency / ins.service_seconds * DT  # requests one instance serves in a step
 
     def p95(n: int, rate: float) -> float:
-        return _p95(n, rate, ins.concurrency, ins.service_seconds, ins.service_cv, float(ins.max_queue), DT,
-                    "round_robin")
+        return _p95(
+            n, rate, ins.concurrency, ins.service_seconds, ins.service_cv, float(ins.max_queue), DT, "round_robin"
+        )
 
     for rate in (150.0, 700.0, 1500.0):
         lam = rate * DT
@@ -393,8 +412,9 @@ def test_oracle_costs_less_than_a_static_fleet_sized_for_the_peak_and_misses_the
     # the default diurnal workload (200 .. 1500 rps) with the default cooldowns (60 s out, 300 s in); no random
     # crashes (neither policy can foresee one, and one crash in 17 instances loses more than 5 % of a step's
     # requests, which is an SLO violation)
-    base = CFG.with_updates({"scaling": {"scale_steps": [-16, -8, -4, -2, -1, 0, 1, 2, 4, 8, 16]},
-                             "failures": {"mtbf_seconds": None}})
+    base = CFG.with_updates(
+        {"scaling": {"scale_steps": [-16, -8, -4, -2, -1, 0, 1, 2, 4, 8, 16]}, "failures": {"mtbf_seconds": None}}
+    )
     peak = OraclePolicy(base).need(np.array([base.workload.shape.peak_rps * DT]))[0]
     config = base.with_updates({"scaling": {"initial_instances": int(peak)}})
     static_cost, static_viol = episode(make_policy("static", config), config)
@@ -473,18 +493,31 @@ def test_policy_files_with_bad_keys_or_values_name_the_file_and_the_field(tmp_pa
     assert make_policy("hpa", CFG, {"tolerance": 0.2}).params.tolerance == 0.2
 
 
-@pytest.mark.parametrize("name, params, field", [
-    ("hpa", {"target": 80}, "target"),
-    ("target_tracking", {"target_value": 50}, "target_value"),
-    ("threshold", {"upper_threshold": 80, "lower_threshold": 30}, "upper_threshold"),
-    ("threshold", {"lower_threshold": 30, "upper_threshold": 0.8}, "lower_threshold"),
-    ("step_scaling", {"scale_out": {"threshold": 50, "steps": [{"lower": 0, "adjustment": 10}]}},
-     "scale_out.threshold"),
-    ("step_scaling", {"scale_in": {"threshold": 0.5, "steps": [{"upper": 0, "lower": -20, "adjustment": 0},
-                                                              {"upper": -20, "adjustment": -10}]}},
-     "scale_in.steps.0.lower"),
-    ("hpa", {"metric": "memory", "target": 2.5}, "target"),
-])
+@pytest.mark.parametrize(
+    "name, params, field",
+    [
+        ("hpa", {"target": 80}, "target"),
+        ("target_tracking", {"target_value": 50}, "target_value"),
+        ("threshold", {"upper_threshold": 80, "lower_threshold": 30}, "upper_threshold"),
+        ("threshold", {"lower_threshold": 30, "upper_threshold": 0.8}, "lower_threshold"),
+        (
+            "step_scaling",
+            {"scale_out": {"threshold": 50, "steps": [{"lower": 0, "adjustment": 10}]}},
+            "scale_out.threshold",
+        ),
+        (
+            "step_scaling",
+            {
+                "scale_in": {
+                    "threshold": 0.5,
+                    "steps": [{"upper": 0, "lower": -20, "adjustment": 0}, {"upper": -20, "adjustment": -10}],
+                }
+            },
+            "scale_in.steps.0.lower",
+        ),
+        ("hpa", {"metric": "memory", "target": 2.5}, "target"),
+    ],
+)
 def test_a_utilisation_in_percent_is_rejected_naming_the_field(name, params, field):
     # AWS and Kubernetes write utilisations in percent; here they are fractions, and hpa {target: 80} on diurnal
     # scaled in and dropped 90 % of the requests
@@ -495,8 +528,12 @@ def test_a_utilisation_in_percent_is_rejected_naming_the_field(name, params, fie
 def test_memory_targets_may_exceed_1_and_request_rates_are_unbounded():
     assert make_policy("hpa", CFG, {"metric": "memory", "target": 1.5}).params.target == 1.5
     assert make_policy("hpa", CFG, {"metric": "requests_per_instance", "target": 80}).params.target == 80
-    assert make_policy("threshold", CFG, {"metric": "requests_per_instance", "upper_threshold": 80,
-                                          "lower_threshold": 30}).params.upper_threshold == 80
+    assert (
+        make_policy(
+            "threshold", CFG, {"metric": "requests_per_instance", "upper_threshold": 80, "lower_threshold": 30}
+        ).params.upper_threshold
+        == 80
+    )
     assert make_policy("target_tracking", CFG, {"metric": "memory", "target_value": 1.2}).params.target_value == 1.2
 
 

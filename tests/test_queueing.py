@@ -20,15 +20,20 @@ def erlang_c_reference(c: int, a: float) -> float:
     return top / (terms + top)
 
 
-def steady_mean_wait(n: int, rate: float, algorithm: str, concurrency: int = 10, service: float = 0.1,
-                     steps: int = 300, seed: int = 3) -> float:
+def steady_mean_wait(
+    n: int, rate: float, algorithm: str, concurrency: int = 10, service: float = 0.1, steps: int = 300, seed: int = 3
+) -> float:
     """Served-weighted mean wait (latency - service) of the env in steady state at a constant rate."""
     cfg = EnvConfig.from_dict(
         {
             "episode_steps": steps,
             "workload": {"shape": {"kind": "constant", "rate_rps": rate}},
-            "instances": {"concurrency": concurrency, "service_seconds": service, "max_queue": 100_000,
-                          "memory_mb_per_request": 0.0},
+            "instances": {
+                "concurrency": concurrency,
+                "service_seconds": service,
+                "max_queue": 100_000,
+                "memory_mb_per_request": 0.0,
+            },
             "scaling": {"min_instances": n, "max_instances": n, "initial_instances": n},
             "failures": {"mtbf_seconds": None},
             "load_balancer": {"algorithm": algorithm},
@@ -81,8 +86,9 @@ def test_routing_changes_queueing_as_the_event_simulation_says(algorithm, refere
     assert steady_mean_wait(4, 360.0, algorithm) == pytest.approx(reference, rel=0.15)
 
 
-def event_simulation(n: int, c: int, rate: float, service: float, algorithm: str, requests: int,
-                     seed: int = 0) -> float:
+def event_simulation(
+    n: int, c: int, rate: float, service: float, algorithm: str, requests: int, seed: int = 0
+) -> float:
     """Request-level FCFS simulation of n instances with c slots each behind a balancer; mean wait."""
     rng = np.random.default_rng(seed)
     t = np.cumsum(rng.exponential(1.0 / rate, requests))

@@ -239,8 +239,15 @@ def test_scenario_given_by_path_loads(tmp_path):
         ("description: [unclosed\n", "not valid YAML"),
         ({"description": "bad field", "env": {"scaling": {"max_instance": 5}}}, "scaling.max_instance: unknown key"),
     ],
-    ids=["unknown_top_level_key", "two_line_description", "no_description", "no_env", "not_a_mapping", "bad_yaml",
-         "bad_env_field"],
+    ids=[
+        "unknown_top_level_key",
+        "two_line_description",
+        "no_description",
+        "no_env",
+        "not_a_mapping",
+        "bad_yaml",
+        "bad_env_field",
+    ],
 )
 def test_malformed_scenario_file_errors_name_the_file(tmp_path, data, fragment):
     path = scenario_file(tmp_path, data)
@@ -251,8 +258,13 @@ def test_malformed_scenario_file_errors_name_the_file(tmp_path, data, fragment):
 
 # ----------------------------------------------------------------------------------------- ranges
 
-SPIKE_RANGES = {"kind": "spike", "base_rps": [100.0, 600.0], "peak_rps": {"low": 1000.0, "high": 4000.0},
-                "start_seconds": [120.0, 3000.0], "duration_seconds": [60.0, 600.0]}
+SPIKE_RANGES = {
+    "kind": "spike",
+    "base_rps": [100.0, 600.0],
+    "peak_rps": {"low": 1000.0, "high": 4000.0},
+    "start_seconds": [120.0, 3000.0],
+    "duration_seconds": [60.0, 600.0],
+}
 
 
 def test_ranges_draw_new_values_at_each_reset_within_bounds_reproducibly():
@@ -341,9 +353,17 @@ def _get(data, where: tuple):
 
 
 def test_outage_ranges_are_drawn_per_cluster():
-    cfg = EnvConfig.from_dict({"episode_steps": 4, "failures": {
-        "outages": [{"time_seconds": [300.0, 3300.0], "fraction": [0.2, 0.5]}, {"time_seconds": 60.0,
-                                                                                 "fraction": 0.1}]}})
+    cfg = EnvConfig.from_dict(
+        {
+            "episode_steps": 4,
+            "failures": {
+                "outages": [
+                    {"time_seconds": [300.0, 3300.0], "fraction": [0.2, 0.5]},
+                    {"time_seconds": 60.0, "fraction": 0.1},
+                ]
+            },
+        }
+    )
     env = ServerlessScalingVectorEnv(3, cfg)
     env.reset(seed=0)
     table = env.sim.outages
@@ -363,11 +383,20 @@ def test_a_config_without_ranges_draws_nothing():
 
 
 def test_a_degenerate_range_is_its_value():
-    plain = EnvConfig.from_dict({"episode_steps": 8, "workload": {"shape": {"kind": "spike", "peak_rps": 2000.0}},
-                                 "failures": {"mtbf_seconds": 900.0}})
-    ranged = EnvConfig.from_dict({"episode_steps": 8,
-                                  "workload": {"shape": {"kind": "spike", "peak_rps": [2000.0, 2000.0]}},
-                                  "failures": {"mtbf_seconds": {"low": 900.0, "high": 900.0}}})
+    plain = EnvConfig.from_dict(
+        {
+            "episode_steps": 8,
+            "workload": {"shape": {"kind": "spike", "peak_rps": 2000.0}},
+            "failures": {"mtbf_seconds": 900.0},
+        }
+    )
+    ranged = EnvConfig.from_dict(
+        {
+            "episode_steps": 8,
+            "workload": {"shape": {"kind": "spike", "peak_rps": [2000.0, 2000.0]}},
+            "failures": {"mtbf_seconds": {"low": 900.0, "high": 900.0}},
+        }
+    )
     assert has_ranges(ranged) and draw_ranges(ranged, np.random.default_rng(0)) == plain
     a, b = ServerlessScalingEnv(plain), ServerlessScalingEnv(ranged)
     a.reset(seed=0)
@@ -379,25 +408,48 @@ def test_a_degenerate_range_is_its_value():
 @pytest.mark.parametrize(
     "data, message",
     [
-        ({"workload": {"shape": {"kind": "diurnal", "peak_rps": {"low": -5.0, "high": 100.0}}}},
-         "workload.shape.diurnal.peak_rps.low: Input should be greater than or equal to 0"),
-        ({"workload": {"shape": {"kind": "diurnal", "peak_rps": [3000.0, 1000.0]}}},
-         "workload.shape.diurnal.peak_rps: Value error, range low (3000.0) must be <= high (1000.0)"),
-        ({"workload": {"shape": {"kind": "spike", "start_seconds": [1.0, 2.0, 3.0]}}},
-         "workload.shape.spike.start_seconds: Value error, a range is [low, high], got 3 values"),
-        ({"workload": {"shape": {"kind": "spike", "start_seconds": {"low": 5.0}}}},
-         "workload.shape.spike.start_seconds.high: Field required"),
-        ({"workload": {"shape": {"kind": "spike", "start_seconds": {"low": 5.0, "high": 6.0, "mid": 5.5}}}},
-         "workload.shape.spike.start_seconds.mid: unknown key"),
+        (
+            {"workload": {"shape": {"kind": "diurnal", "peak_rps": {"low": -5.0, "high": 100.0}}}},
+            "workload.shape.diurnal.peak_rps.low: Input should be greater than or equal to 0",
+        ),
+        (
+            {"workload": {"shape": {"kind": "diurnal", "peak_rps": [3000.0, 1000.0]}}},
+            "workload.shape.diurnal.peak_rps: Value error, range low (3000.0) must be <= high (1000.0)",
+        ),
+        (
+            {"workload": {"shape": {"kind": "spike", "start_seconds": [1.0, 2.0, 3.0]}}},
+            "workload.shape.spike.start_seconds: Value error, a range is [low, high], got 3 values",
+        ),
+        (
+            {"workload": {"shape": {"kind": "spike", "start_seconds": {"low": 5.0}}}},
+            "workload.shape.spike.start_seconds.high: Field required",
+        ),
+        (
+            {"workload": {"shape": {"kind": "spike", "start_seconds": {"low": 5.0, "high": 6.0, "mid": 5.5}}}},
+            "workload.shape.spike.start_seconds.mid: unknown key",
+        ),
         ({"failures": {"mtbf_seconds": [0.0, 100.0]}}, "failures.mtbf_seconds.low: Input should be greater than 0"),
-        ({"failures": {"outages": [{"time_seconds": 10.0, "fraction": [0.5, 1.5]}]}},
-         "failures.outages.0.fraction.high: Input should be less than or equal to 1"),
+        (
+            {"failures": {"outages": [{"time_seconds": 10.0, "fraction": [0.5, 1.5]}]}},
+            "failures.outages.0.fraction.high: Input should be less than or equal to 1",
+        ),
         ({"workload": {"day_seconds": [0.0, 100.0]}}, "workload.day_seconds.low: Input should be greater than 0"),
-        ({"workload": {"shape": {"kind": "diurnal", "trough_rps": [100.0, 900.0], "peak_rps": [800.0, 2000.0]}}},
-         "the lowest peak >= the highest trough"),
+        (
+            {"workload": {"shape": {"kind": "diurnal", "trough_rps": [100.0, 900.0], "peak_rps": [800.0, 2000.0]}}},
+            "the lowest peak >= the highest trough",
+        ),
     ],
-    ids=["below_bound", "low_above_high", "three_values", "no_high", "unknown_key", "mtbf_zero", "fraction_high",
-         "period_zero", "peak_below_trough"],
+    ids=[
+        "below_bound",
+        "low_above_high",
+        "three_values",
+        "no_high",
+        "unknown_key",
+        "mtbf_zero",
+        "fraction_high",
+        "period_zero",
+        "peak_below_trough",
+    ],
 )
 def test_range_errors_name_the_field(data, message):
     with pytest.raises(ConfigError) as exc:

@@ -33,8 +33,13 @@ def write(tmp_path: Path, text: str | bytes, name: str = "trace.csv") -> Path:
 
 
 def trace_config(shape: dict, steps: int, step_seconds: float, **workload) -> EnvConfig:
-    return EnvConfig.from_dict({"episode_steps": steps, "step_seconds": step_seconds,
-                                "workload": {"shape": {"kind": "trace", **shape}, **workload}})
+    return EnvConfig.from_dict(
+        {
+            "episode_steps": steps,
+            "step_seconds": step_seconds,
+            "workload": {"shape": {"kind": "trace", **shape}, **workload},
+        }
+    )
 
 
 def expected(shape: dict, steps: int, step_seconds: float, seed: int = 0) -> np.ndarray:
@@ -64,8 +69,11 @@ MALFORMED = {
     "wrong_header": ("time,count\n0,1\n60,2\n", 1, "the header must be 'timestamp,requests', got 'time,count'"),
     "header_extra_column": ("timestamp,requests,host\n0,1,a\n", 1, "the header must be"),
     "no_header": ("0,1\n60,2\n", 1, "the header must be 'timestamp,requests', got '0,1'"),
-    "unparsable_timestamp": (HEADER + "2014-04-10T00:00:00,1\n2014-04-10T00:01:00,1\n2014-13-10T00:02:00,2\n", 4,
-                             "cannot parse timestamp '2014-13-10T00:02:00'"),
+    "unparsable_timestamp": (
+        HEADER + "2014-04-10T00:00:00,1\n2014-04-10T00:01:00,1\n2014-13-10T00:02:00,2\n",
+        4,
+        "cannot parse timestamp '2014-13-10T00:02:00'",
+    ),
     "empty_timestamp": (HEADER + "0,1\n,3\n", 3, "cannot parse timestamp ''"),
     "timestamp_backwards": (HEADER + "0,1\n60,1\n120,1\n90,1\n", 5, "earlier than the previous line's"),
     "timestamp_repeated": (HEADER + "0,1\n60,1\n60,1\n", 4, "repeats the previous line's"),
@@ -79,8 +87,11 @@ MALFORMED = {
     "header_only": (HEADER, 1, "no data rows after the header"),
     "header_only_after_blank_lines": ("\n\n" + HEADER + "\n", 3, "no data rows"),
     "one_row": (HEADER + "0,5\n", 2, "cannot be inferred"),
-    "irregular_interval": (HEADER + "0,1\n60,1\n120,1\n150,1\n210,1\n", 5,
-                           "150 s after the first, not a whole number of the 60 s interval"),
+    "irregular_interval": (
+        HEADER + "0,1\n60,1\n120,1\n150,1\n210,1\n",
+        5,
+        "150 s after the first, not a whole number of the 60 s interval",
+    ),
     "interval_below_1s": (HEADER + "0,1\n0.5,1\n1,1\n", 3, "interval between timestamps is 0.5 s"),
     "interval_above_1h": (HEADER + "0,1\n7200,1\n14400,1\n", 3, "interval between timestamps is 7200 s"),
     "iso_then_epoch": (HEADER + "2014-04-10T00:00:00,1\n1397088060,1\n", 3, "mixes formats"),
@@ -131,8 +142,9 @@ def test_epoch_seconds_file_loads(tmp_path):
 
 def test_iso_with_utc_offsets_loads_on_the_absolute_time_line(tmp_path):
     # 08:00+02:00 = 06:00Z; the next rows are 5 and 10 min later, written in other offsets
-    path = write(tmp_path, HEADER + "2014-04-10T08:00:00+02:00,1\n2014-04-10T06:05:00Z,2\n"
-                                    "2014-04-10T07:10:00+01:00,3\n")
+    path = write(
+        tmp_path, HEADER + "2014-04-10T08:00:00+02:00,1\n2014-04-10T06:05:00Z,2\n2014-04-10T07:10:00+01:00,3\n"
+    )
     tr = load_trace(path)
     np.testing.assert_array_equal(tr.counts, [1.0, 2.0, 3.0])
     assert tr.interval_seconds == 300.0
@@ -140,7 +152,7 @@ def test_iso_with_utc_offsets_loads_on_the_absolute_time_line(tmp_path):
 
 
 def test_blank_lines_bom_crlf_quotes_and_spaces_are_accepted(tmp_path):
-    text = "\ufeff\r\nTimestamp , Requests\r\n\r\n 2014-04-10T00:04:00 , 94 \r\n\r\n\"2014-04-10T00:05:00\",\"6\"\r\n"
+    text = '\ufeff\r\nTimestamp , Requests\r\n\r\n 2014-04-10T00:04:00 , 94 \r\n\r\n"2014-04-10T00:05:00","6"\r\n'
     tr = load_trace(write(tmp_path, text))
     np.testing.assert_array_equal(tr.counts, [94.0, 6.0])
     assert (tr.interval_seconds, tr.start_clock_seconds) == (60.0, 240.0)
@@ -218,8 +230,11 @@ def test_rescale_to_a_target_mean_or_peak_rate():
 
 def test_rescale_of_an_empty_trace_is_refused():
     with pytest.raises(ValueError, match="no requests"):
-        Workload(trace_config({"counts": [0.0, 0.0], "interval_seconds": 60.0, "rescale": "mean",
-                               "target_rps": 5.0}, 4, 15.0))
+        Workload(
+            trace_config(
+                {"counts": [0.0, 0.0], "interval_seconds": 60.0, "rescale": "mean", "target_rps": 5.0}, 4, 15.0
+            )
+        )
 
 
 def test_loop_wraps_and_no_loop_ends_the_load():
@@ -233,19 +248,21 @@ def test_loop_wraps_and_no_loop_ends_the_load():
 
 
 def test_fixed_window_starts_at_the_offset_in_trace_seconds():
-    np.testing.assert_array_equal(expected({**INLINE, "start_offset_seconds": 60.0}, 6, 30.0),
-                                  [0, 0, 60, 60, 30, 30])
-    np.testing.assert_array_equal(expected({**INLINE, "start_offset_seconds": 90.0, "loop": False}, 4, 30.0),
-                                  [0, 60, 60, 0])
+    np.testing.assert_array_equal(expected({**INLINE, "start_offset_seconds": 60.0}, 6, 30.0), [0, 0, 60, 60, 30, 30])
+    np.testing.assert_array_equal(
+        expected({**INLINE, "start_offset_seconds": 90.0, "loop": False}, 4, 30.0), [0, 60, 60, 0]
+    )
     # compression 2: 60 trace seconds are 30 simulated seconds, so the window starts at the same point
-    np.testing.assert_array_equal(expected({**INLINE, "start_offset_seconds": 60.0, "time_compression": 2.0}, 6, 15.0),
-                                  [0, 0, 60, 60, 30, 30])
+    np.testing.assert_array_equal(
+        expected({**INLINE, "start_offset_seconds": 60.0, "time_compression": 2.0}, 6, 15.0), [0, 0, 60, 60, 30, 30]
+    )
 
 
 def test_deterministic_arrivals_carry_the_fraction_through_the_env():
     # counts [10, 5] per 60 s, steps of 45 s: expected 7.5, 2.5 + 2.5, 2.5; carrying the fraction: 7, 5, 3
-    cfg = trace_config({"counts": [10.0, 5.0], "interval_seconds": 60.0, "loop": False}, 4, 45.0,
-                       arrival_process="deterministic")
+    cfg = trace_config(
+        {"counts": [10.0, 5.0], "interval_seconds": 60.0, "loop": False}, 4, 45.0, arrival_process="deterministic"
+    )
     env = ServerlessScalingVectorEnv(1, cfg)
     env.reset(seed=0)
     np.testing.assert_array_equal(env.sim.expected[0], [7.5, 5.0, 2.5, 0.0])
@@ -279,8 +296,17 @@ def test_random_window_is_drawn_from_the_seed_inside_the_trace():
 
 
 def test_random_window_episodes_are_reproducible_by_seed(traces_dir):
-    cfg = trace_config({"path": str(traces_dir / "aws_elb_request_count_5min.csv"), "rescale": "mean",
-                        "target_rps": 200.0, "time_compression": 24.0, "start": "random"}, 40, 15.0)
+    cfg = trace_config(
+        {
+            "path": str(traces_dir / "aws_elb_request_count_5min.csv"),
+            "rescale": "mean",
+            "target_rps": 200.0,
+            "time_compression": 24.0,
+            "start": "random",
+        },
+        40,
+        15.0,
+    )
 
     def run(seed: int) -> tuple[np.ndarray, list[np.ndarray]]:
         env = ServerlessScalingVectorEnv(2, cfg)
@@ -331,9 +357,14 @@ def test_fixed_window_on_a_file_and_the_trace_clock(traces_dir):
 # ----------------------------------------------------------------------------------------- shared traces
 
 # interval (s) of each shared trace, from its README
-INTERVALS = {"aws_elb_request_count_5min.csv": 300.0, "nyc_taxi_passengers_30min.csv": 1800.0,
-             "twitter_amzn_mentions_5min.csv": 300.0, "twitter_ko_mentions_5min.csv": 300.0,
-             "azure_llm_conv_2023_1s.csv": 1.0, "alibaba_genai_lora_2024_1min.csv": 60.0}
+INTERVALS = {
+    "aws_elb_request_count_5min.csv": 300.0,
+    "nyc_taxi_passengers_30min.csv": 1800.0,
+    "twitter_amzn_mentions_5min.csv": 300.0,
+    "twitter_ko_mentions_5min.csv": 300.0,
+    "azure_llm_conv_2023_1s.csv": 1.0,
+    "alibaba_genai_lora_2024_1min.csv": 60.0,
+}
 # (step seconds, time compression): steps shorter and longer than an interval, mostly not aligned with them
 RESAMPLINGS = [(7.0, 3.3), (15.0, 24.0), (13.0, 100.0), (60.0, 1.0)]
 
@@ -372,8 +403,17 @@ def test_each_shared_trace_loads_and_keeps_its_total(traces_dir, name):
 
 @pytest.mark.parametrize("name", TRACE_FILES)
 def test_each_shared_trace_replays_through_the_env(traces_dir, name):
-    cfg = trace_config({"path": str(traces_dir / name), "rescale": "mean", "target_rps": 150.0,
-                        "time_compression": 24.0, "start": "random"}, 60, 15.0)
+    cfg = trace_config(
+        {
+            "path": str(traces_dir / name),
+            "rescale": "mean",
+            "target_rps": 150.0,
+            "time_compression": 24.0,
+            "start": "random",
+        },
+        60,
+        15.0,
+    )
     env = ServerlessScalingVectorEnv(2, cfg)
     _, info = env.reset(seed=1)
     replay = env.sim.episodes[0].replay
@@ -405,8 +445,9 @@ def test_expected_arrivals_preserve_the_file_total_across_resampling(traces_dir,
     duration = load_trace(path).duration_seconds
     for dt, compression in RESAMPLINGS:
         steps = math.ceil(duration / compression / dt) + 1  # the whole trace, and a step past its end
-        exp = expected({"path": str(path), "missing": "zero", "time_compression": compression, "loop": False},
-                       steps, dt)
+        exp = expected(
+            {"path": str(path), "missing": "zero", "time_compression": compression, "loop": False}, steps, dt
+        )
         assert abs(exp.sum() - total) <= 1e-6 * total, (dt, compression)
         assert exp[-1] == 0.0
 
@@ -458,16 +499,33 @@ def test_a_file_that_leaves_out_many_intervals_loads_with_its_interval_given(tmp
         load_trace(path)
     tr = load_trace(path, "zero", interval_seconds=60.0)
     assert tr.counts.tolist() == [5.0, 7.0, 0.0, 1.0, 0.0, 2.0, 0.0, 4.0] and tr.missing_intervals == 3
-    cfg = EnvConfig.from_dict({"step_seconds": 60.0, "episode_steps": 8, "workload": {"shape": {
-        "kind": "trace", "path": str(path), "interval_seconds": 60.0, "missing": "zero"}}})
+    cfg = EnvConfig.from_dict(
+        {
+            "step_seconds": 60.0,
+            "episode_steps": 8,
+            "workload": {"shape": {"kind": "trace", "path": str(path), "interval_seconds": 60.0, "missing": "zero"}},
+        }
+    )
     assert Workload(cfg).sample_episode(np.random.default_rng(0)).expected_arrivals().tolist() == tr.counts.tolist()
 
 
 def test_random_windows_of_a_long_trace_never_wrap_around_its_end():
     # 10 intervals of 60 s, episodes of 4 steps of 60 s: starts are drawn in [0, 600 - 240) so that the window
     # lies inside the trace (a wrapped window would jump the time-of-day clock)
-    cfg = EnvConfig.from_dict({"step_seconds": 60.0, "episode_steps": 4, "workload": {"shape": {
-        "kind": "trace", "counts": [float(i) for i in range(10)], "interval_seconds": 60.0, "start": "random"}}})
+    cfg = EnvConfig.from_dict(
+        {
+            "step_seconds": 60.0,
+            "episode_steps": 4,
+            "workload": {
+                "shape": {
+                    "kind": "trace",
+                    "counts": [float(i) for i in range(10)],
+                    "interval_seconds": 60.0,
+                    "start": "random",
+                }
+            },
+        }
+    )
     wl = Workload(cfg)
     offsets = [wl.sample_episode(np.random.default_rng(s)).offset for s in range(300)]
     assert 0.0 <= min(offsets) and max(offsets) <= 360.0 and max(offsets) > 300.0

@@ -23,12 +23,29 @@ from scaling_env.fields import INFO_NAMES
 runner = CliRunner()
 STEPS = [-2, -1, 0, 1, 2]
 TINY = {"episode_steps": 16, "scaling": {"max_instances": 16, "scale_steps": STEPS}}
-TINY_SPIKE = {"episode_steps": 12, "step_seconds": 10.0,
-              "workload": {"shape": {"kind": "spike", "base_rps": 100.0, "peak_rps": 900.0, "start_seconds": 40.0,
-                                     "duration_seconds": 30.0}, "scale_jitter": 0.3},
-              "scaling": {"max_instances": 8, "scale_steps": STEPS}}
-SMOKE = {"n_envs": 4, "total_timesteps": 256, "eval_freq": 128, "checkpoint_freq": 128, "n_eval_episodes": 2,
-         "ppo": {"n_steps": 32, "batch_size": 64, "n_epochs": 2, "policy_kwargs": {"net_arch": [16]}}}
+TINY_SPIKE = {
+    "episode_steps": 12,
+    "step_seconds": 10.0,
+    "workload": {
+        "shape": {
+            "kind": "spike",
+            "base_rps": 100.0,
+            "peak_rps": 900.0,
+            "start_seconds": 40.0,
+            "duration_seconds": 30.0,
+        },
+        "scale_jitter": 0.3,
+    },
+    "scaling": {"max_instances": 8, "scale_steps": STEPS},
+}
+SMOKE = {
+    "n_envs": 4,
+    "total_timesteps": 256,
+    "eval_freq": 128,
+    "checkpoint_freq": 128,
+    "n_eval_episodes": 2,
+    "ppo": {"n_steps": 32, "batch_size": 64, "n_epochs": 2, "policy_kwargs": {"net_arch": [16]}},
+}
 
 
 def scalar_tags_and_steps(tb_dir: Path) -> dict[str, list[int]]:
@@ -47,8 +64,9 @@ def files(tmp_path_factory) -> dict[str, Path]:
         out[name] = root / f"{name}.yaml"
         out[name].write_text(yaml.safe_dump({"description": f"test scenario {name}", "env": env}))
     out["config"] = root / "smoke.yaml"
-    out["config"].write_text(yaml.safe_dump({**SMOKE, "scenarios": [str(out["tiny"])],
-                                             "eval_scenarios": [str(out["tiny"])]}))
+    out["config"].write_text(
+        yaml.safe_dump({**SMOKE, "scenarios": [str(out["tiny"])], "eval_scenarios": [str(out["tiny"])]})
+    )
     out["root"] = root
     return out
 
@@ -56,8 +74,20 @@ def files(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def run(files) -> Path:
     run_dir = files["root"] / "run"
-    result = runner.invoke(app, ["train", "--config", str(files["config"]), "--seed", "3", "--run-dir", str(run_dir),
-                                 "--set", "ppo.learning_rate={schedule: linear, start: 1e-3, end: 0}"])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--config",
+            str(files["config"]),
+            "--seed",
+            "3",
+            "--run-dir",
+            str(run_dir),
+            "--set",
+            "ppo.learning_rate={schedule: linear, start: 1e-3, end: 0}",
+        ],
+    )
     assert result.exit_code == 0, result.output
     return run_dir
 
@@ -73,17 +103,38 @@ def test_cli_training_writes_the_run_folder(run, files):
     assert "scaling-env train --config" in command and "--seed 3" in command and "ppo.learning_rate=" in command
     scenarios = yaml.safe_load((run / "scenarios.yaml").read_text())
     assert scenarios["train"]["tiny"]["episode_steps"] == 16 and "tiny" in scenarios["eval"]
-    for name in ("final_model.zip", "final_vecnormalize.pkl", "best_model.zip", "best_vecnormalize.pkl",
-                 "checkpoints/rl_model_128_steps.zip", "checkpoints/rl_model_vecnormalize_128_steps.pkl",
-                 "checkpoints/rl_model_256_steps.zip", "evaluations.csv"):
+    for name in (
+        "final_model.zip",
+        "final_vecnormalize.pkl",
+        "best_model.zip",
+        "best_vecnormalize.pkl",
+        "checkpoints/rl_model_128_steps.zip",
+        "checkpoints/rl_model_vecnormalize_128_steps.pkl",
+        "checkpoints/rl_model_256_steps.zip",
+        "evaluations.csv",
+    ):
         assert (run / name).is_file(), name
     assert list((run / "tb").glob("events.out.tfevents.*"))
     tags = scalar_tags_and_steps(run / "tb")
-    for tag in ("episode/reward", "episode/cost_usd", "episode/slo_violation_share", "episode/dropped_share",
-                "episode/failed_share", "episode/mean_instances", "episode/scale_actions", "episode/reward_cost",
-                "episode/reward_slo_violation", "episode/reward_dropped", "episode/reward_failed",
-                "episode/reward_scaling", "eval/mean_reward", "eval/slo_violation_share", "rollout/ep_rew_mean",
-                "train/value_loss", "train/learning_rate"):
+    for tag in (
+        "episode/reward",
+        "episode/cost_usd",
+        "episode/slo_violation_share",
+        "episode/dropped_share",
+        "episode/failed_share",
+        "episode/mean_instances",
+        "episode/scale_actions",
+        "episode/reward_cost",
+        "episode/reward_slo_violation",
+        "episode/reward_dropped",
+        "episode/reward_failed",
+        "episode/reward_scaling",
+        "eval/mean_reward",
+        "eval/slo_violation_share",
+        "rollout/ep_rew_mean",
+        "train/value_loss",
+        "train/learning_rate",
+    ):
         assert tag in tags, tag
     assert tags["eval/mean_reward"] == [128, 256]
 
@@ -102,8 +153,17 @@ def test_trained_model_loads_as_a_policy_and_evaluates(run, files):
     assert actions.shape == (3,) and actions.dtype == np.int64 and ((0 <= actions) & (actions < 5)).all()
     rows = evaluate(run, [str(files["tiny"])], episodes=2, seed=1000)
     assert rows[0]["scenario"] == "tiny" and rows[0]["steps"] == 16
-    for key in ("reward", "cost_usd", "slo_violation_share", "p95_s", "dropped_share", "failed_share",
-                "scale_actions", "cold_starts", "mean_instances"):
+    for key in (
+        "reward",
+        "cost_usd",
+        "slo_violation_share",
+        "p95_s",
+        "dropped_share",
+        "failed_share",
+        "scale_actions",
+        "cold_starts",
+        "mean_instances",
+    ):
         assert np.isfinite(rows[0][key]), key
     result = runner.invoke(app, ["evaluate", "--model", str(run), "--episodes", "2"])  # the run's eval scenarios
     assert result.exit_code == 0, result.output
@@ -140,8 +200,9 @@ def test_same_seed_gives_the_same_first_rollout(files, tmp_path):
     from agents.experiments.train import train
 
     def first_rollout(seed: int, name: str) -> np.ndarray:
-        cfg = load_train_config(files["config"], overrides={"seed": seed, "total_timesteps": 128, "eval_freq": 0,
-                                                           "checkpoint_freq": 0})
+        cfg = load_train_config(
+            files["config"], overrides={"seed": seed, "total_timesteps": 128, "eval_freq": 0, "checkpoint_freq": 0}
+        )
         model, _ = train(cfg, tmp_path / name, progress_bar=False)
         return model.rollout_buffer.rewards.copy()
 
@@ -156,8 +217,23 @@ def test_maskable_ppo_trains_and_acts_within_the_masks(files, tmp_path):
     from scaling_env import ServerlessScalingVectorEnv
 
     run_dir = tmp_path / "masked"
-    result = runner.invoke(app, ["train", "--config", str(files["config"]), "--algo", "maskable_ppo", "--run-dir",
-                                 str(run_dir), "--total-timesteps", "128", "--set", "eval_freq=0", "--no-progress"])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--config",
+            str(files["config"]),
+            "--algo",
+            "maskable_ppo",
+            "--run-dir",
+            str(run_dir),
+            "--total-timesteps",
+            "128",
+            "--set",
+            "eval_freq=0",
+            "--no-progress",
+        ],
+    )
     assert result.exit_code == 0, result.output
     config = EnvConfig.from_dict({**TINY, "scaling": {**TINY["scaling"], "scale_out_cooldown_seconds": 60.0}})
     policy = load_ppo_policy(run_dir, config)
@@ -173,19 +249,22 @@ def test_maskable_ppo_trains_and_acts_within_the_masks(files, tmp_path):
         obs, _, _, _, info = env.step(actions)
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--set", "ppo.n_stepz=3"], "ppo.n_stepz: unknown key"),
-    (["--set", "ppo.gamma=abc"], "ppo.gamma"),
-    (["--set", "normalize=3"], "normalize"),
-    (["--set", "eval_seed=2"], "eval_seed"),
-    (["--set", "eval_seed=1000"], "kept for the benchmark"),
-    (["--set", "n_envs=1", "--set", "ppo.n_steps=1", "--set", "ppo.batch_size=2"], "too short for PPO"),
-    (["--set", "ppo.batch_size=1000"], "larger than a rollout"),
-    (["--set", "ppo.learning_rate={schedule: cosine, start: 1}"], "ppo.learning_rate"),
-    (["--set", "novalue"], "novalue"),
-    (["--algo", "dqn"], "algo"),
-    (["--scenario", "no_such_scenario"], "no_such_scenario"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "ppo.n_stepz=3"], "ppo.n_stepz: unknown key"),
+        (["--set", "ppo.gamma=abc"], "ppo.gamma"),
+        (["--set", "normalize=3"], "normalize"),
+        (["--set", "eval_seed=2"], "eval_seed"),
+        (["--set", "eval_seed=1000"], "kept for the benchmark"),
+        (["--set", "n_envs=1", "--set", "ppo.n_steps=1", "--set", "ppo.batch_size=2"], "too short for PPO"),
+        (["--set", "ppo.batch_size=1000"], "larger than a rollout"),
+        (["--set", "ppo.learning_rate={schedule: cosine, start: 1}"], "ppo.learning_rate"),
+        (["--set", "novalue"], "novalue"),
+        (["--algo", "dqn"], "algo"),
+        (["--scenario", "no_such_scenario"], "no_such_scenario"),
+    ],
+)
 def test_bad_config_keys_and_values_are_named(files, tmp_path, args, message):
     result = runner.invoke(app, ["train", "--config", str(files["config"]), "--run-dir", str(tmp_path / "r"), *args])
     assert result.exit_code == 2, result.output

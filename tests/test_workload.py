@@ -18,9 +18,13 @@ SHAPES = [
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: s["kind"])
 def test_expected_arrivals_are_the_integral_of_the_rate(shape):
-    cfg = EnvConfig.from_dict({"episode_steps": 60, "step_seconds": 15.0,
-                               "workload": {"shape": shape, "day_seconds": 900.0, "random_phase": True,
-                                            "scale_jitter": 0.3}})
+    cfg = EnvConfig.from_dict(
+        {
+            "episode_steps": 60,
+            "step_seconds": 15.0,
+            "workload": {"shape": shape, "day_seconds": 900.0, "random_phase": True, "scale_jitter": 0.3},
+        }
+    )
     ep = Workload(cfg).sample_episode(np.random.default_rng(0))
     expected = ep.expected_arrivals()
     fine = np.arange(0.0, 900.0, 0.001) + 0.0005  # midpoint rule with 1 ms cells
@@ -29,8 +33,9 @@ def test_expected_arrivals_are_the_integral_of_the_rate(shape):
 
 
 def test_random_walk_uses_each_step_once_with_fractional_step_lengths():
-    cfg = EnvConfig.from_dict({"episode_steps": 50, "step_seconds": 0.7,
-                               "workload": {"shape": {"kind": "random_walk", "volatility": 0.5}}})
+    cfg = EnvConfig.from_dict(
+        {"episode_steps": 50, "step_seconds": 0.7, "workload": {"shape": {"kind": "random_walk", "volatility": 0.5}}}
+    )
     ep = Workload(cfg).sample_episode(np.random.default_rng(1))
     np.testing.assert_allclose(ep.expected_arrivals(), ep.walk * 0.7)
     np.testing.assert_allclose(ep.rate(np.arange(50) * 0.7), ep.walk)

@@ -36,17 +36,63 @@ from scaling_env.episode_stats import METRIC_NAMES
 from scaling_env.scenarios import Scenario, load_scenarios
 from scaling_env.traces import TraceError
 
-DEFAULT_POLICIES = ("static", "static_peak", "threshold", "step_scaling", "target_tracking", "hpa", "kpa",
-                    "predictive", "oracle")
-DEFAULT_SCENARIOS = ("steady", "diurnal", "flash_crowd", "failure_storm", "cold_start_heavy", "memory_pressure",
-                     "noisy_trace")
+DEFAULT_POLICIES = (
+    "static",
+    "static_peak",
+    "threshold",
+    "step_scaling",
+    "target_tracking",
+    "hpa",
+    "kpa",
+    "predictive",
+    "oracle",
+)
+DEFAULT_SCENARIOS = (
+    "steady",
+    "diurnal",
+    "flash_crowd",
+    "failure_storm",
+    "cold_start_heavy",
+    "memory_pressure",
+    "noisy_trace",
+)
 DEFAULT_SEED = 1000  # benchmark seeds start here; training seeds are kept below it (agents/experiments/train_config.py)
 DEFAULT_EPISODES = 20
 
 # Student's t quantile t(0.975, df) for df = 1..30 (standard table, e.g. NIST/SEMATECH e-Handbook 1.3.6.7.2);
 # above 30, the Cornish-Fisher expansion in 1/df (Abramowitz & Stegun 26.7.5), within 0.01 % there.
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+_T975 = (
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
+)
 
 TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("reward", "reward (95 % CI)"),
@@ -96,8 +142,9 @@ def run_job(job: Job) -> dict[str, Any]:
     # serial kernel: the parallelism is across worker processes, and threads would compete with them
     run = rollout(scenario.config, policy, list(job.seeds), record=("arrivals", "instances_warm"), parallel=False)
     seconds = time.perf_counter() - t
-    rows = [{"policy": job.policy, "scenario": scenario.name, "seed": seed, **m}
-            for seed, m in zip(job.seeds, run.metrics)]
+    rows = [
+        {"policy": job.policy, "scenario": scenario.name, "seed": seed, **m} for seed, m in zip(job.seeds, run.metrics)
+    ]
     cfg = scenario.config
     capacity = cfg.instances.concurrency / cfg.instances.service_seconds
     return {
@@ -108,13 +155,25 @@ def run_job(job: Job) -> dict[str, Any]:
     }
 
 
-def run_benchmark(policies: list[str], scenarios: list[Scenario], seeds: list[int], workers: int = 1,
-                  traces_dir: str | None = None, progress: bool = True) -> tuple[list[dict], dict[str, dict]]:
+def run_benchmark(
+    policies: list[str],
+    scenarios: list[Scenario],
+    seeds: list[int],
+    workers: int = 1,
+    traces_dir: str | None = None,
+    progress: bool = True,
+) -> tuple[list[dict], dict[str, dict]]:
     """Run every policy on every scenario; returns (episode rows in a fixed order, plot data by scenario)."""
     jobs = [Job(str(sc.path), p, tuple(seeds), traces_dir) for sc in scenarios for p in policies]
     results: list[dict[str, Any] | None] = [None] * len(jobs)
-    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), disable=not progress, transient=False) as bar:
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        disable=not progress,
+        transient=False,
+    ) as bar:
         task = bar.add_task("benchmark", total=len(jobs))
         if workers <= 1:
             for i, job in enumerate(jobs):
@@ -183,8 +242,9 @@ def markdown_table(summary: list[dict]) -> str:
     sep = "|---|---|" + "---:|" * len(TABLE_COLUMNS)
     lines = [head, sep]
     for s in summary:
-        lines.append(f"| {s['scenario']} | {s['policy']} | " + " | ".join(format_cell(k, s) for k, _ in TABLE_COLUMNS)
-                     + " |")
+        lines.append(
+            f"| {s['scenario']} | {s['policy']} | " + " | ".join(format_cell(k, s) for k, _ in TABLE_COLUMNS) + " |"
+        )
     return "\n".join(lines)
 
 
@@ -203,8 +263,14 @@ def rich_table(summary: list[dict], title: str) -> Table:
     return table
 
 
-def write_results(out: Path, rows: list[dict], summary: list[dict], plots: dict[str, dict], header: str,
-                  step_seconds: dict[str, float]) -> list[Path]:
+def write_results(
+    out: Path,
+    rows: list[dict],
+    summary: list[dict],
+    plots: dict[str, dict],
+    header: str,
+    step_seconds: dict[str, float],
+) -> list[Path]:
     """Write the CSV, JSON, Markdown and PNG files; returns their paths."""
     out.mkdir(parents=True, exist_ok=True)
     columns = ["policy", "scenario", "seed", *METRIC_NAMES, "cost_ratio_to_oracle"]
@@ -221,8 +287,12 @@ def write_results(out: Path, rows: list[dict], summary: list[dict], plots: dict[
     return paths
 
 
-def plot_results(out: Path, summary: list[dict], plots: dict[str, dict], step_seconds: dict[str, float],
-                 ) -> list[Path]:
+def plot_results(
+    out: Path,
+    summary: list[dict],
+    plots: dict[str, dict],
+    step_seconds: dict[str, float],
+) -> list[Path]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -253,14 +323,20 @@ def plot_results(out: Path, summary: list[dict], plots: dict[str, dict], step_se
     markers = "osD^vP*Xh<>"
     colours = [f"C{i % 10}" for i in range(len(policies))]
     for s in summary:
-        ax.scatter(s["slo_violation_share"] * 100.0, s["cost_usd"], s=45,
-                   color=colours[policies.index(s["policy"])],
-                   marker=markers[scenarios.index(s["scenario"]) % len(markers)], alpha=0.85)
+        ax.scatter(
+            s["slo_violation_share"] * 100.0,
+            s["cost_usd"],
+            s=45,
+            color=colours[policies.index(s["policy"])],
+            marker=markers[scenarios.index(s["scenario"]) % len(markers)],
+            alpha=0.85,
+        )
     for i, p in enumerate(policies):
         ax.scatter([], [], color=colours[i], marker="o", label=f"policy: {p}")
     for j, sc in enumerate(scenarios):
-        ax.scatter([], [], facecolors="none", edgecolors="black", marker=markers[j % len(markers)],
-                   label=f"scenario: {sc}")
+        ax.scatter(
+            [], [], facecolors="none", edgecolors="black", marker=markers[j % len(markers)], label=f"scenario: {sc}"
+        )
     ax.set_xlabel("SLO violation share (% of steps with p95 above the SLO or more than 5 % of requests lost)")
     ax.set_ylabel("episode cost (USD, mean over seeds)")
     ax.set_title("Cost vs SLO violations, every policy and scenario\n(means over seeds; lower left is better)")
@@ -280,20 +356,34 @@ def split_list(values: list[str] | None, default: tuple[str, ...]) -> list[str]:
 
 
 def benchmark(
-    policies: Annotated[Optional[list[str]], typer.Option(
-        "--policies", "-p", help="policies (names, YAML files or ppo:RUN_DIR), comma-separated or repeated; "
-        f"default: {','.join(DEFAULT_POLICIES)}")] = None,
-    scenarios: Annotated[Optional[list[str]], typer.Option(
-        "--scenarios", "-s", help="scenario names or YAML paths, comma-separated or repeated; default: "
-        f"{','.join(DEFAULT_SCENARIOS)}")] = None,
+    policies: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--policies",
+            "-p",
+            help="policies (names, YAML files or ppo:RUN_DIR), comma-separated or repeated; "
+            f"default: {','.join(DEFAULT_POLICIES)}",
+        ),
+    ] = None,
+    scenarios: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--scenarios",
+            "-s",
+            help=f"scenario names or YAML paths, comma-separated or repeated; default: {','.join(DEFAULT_SCENARIOS)}",
+        ),
+    ] = None,
     episodes: Annotated[int, typer.Option(min=1, help="episodes (seeds) per policy and scenario")] = DEFAULT_EPISODES,
     seed: Annotated[int, typer.Option(help="first seed; episode i uses seed + i")] = DEFAULT_SEED,
-    seeds: Annotated[Optional[str], typer.Option(help="explicit comma-separated seeds (overrides --episodes "
-                                                      "and --seed)")] = None,
+    seeds: Annotated[
+        Optional[str], typer.Option(help="explicit comma-separated seeds (overrides --episodes and --seed)")
+    ] = None,
     workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 2,
     out: Annotated[Path, typer.Option(help="output folder")] = Path("results/benchmark"),
-    traces_dir: Annotated[Optional[Path], typer.Option(help="folder of trace CSVs (default: "
-                                                            "$SCALING_ENV_TRACES, ./traces, shared/traces)")] = None,
+    traces_dir: Annotated[
+        Optional[Path],
+        typer.Option(help="folder of trace CSVs (default: $SCALING_ENV_TRACES, ./traces, shared/traces)"),
+    ] = None,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
     """Run every policy on every scenario over the same seeds and print the comparison table."""
@@ -325,8 +415,10 @@ def benchmark(
     rows, plots = run_benchmark(policy_list, loaded, seed_list, workers, tdir, progress)
     seconds = time.perf_counter() - t
     summary = summarise(rows)
-    title = (f"{len(policy_list)} policies x {len(loaded)} scenarios x {len(seed_list)} seeds "
-             f"({seed_list[0]}..{seed_list[-1]}), {workers} worker(s), {seconds:.1f} s")
+    title = (
+        f"{len(policy_list)} policies x {len(loaded)} scenarios x {len(seed_list)} seeds "
+        f"({seed_list[0]}..{seed_list[-1]}), {workers} worker(s), {seconds:.1f} s"
+    )
     header = f"Benchmark: {title}."
     if skipped:
         header += "\n\n" + "\n".join(f"- {m}" for m in skipped)

@@ -17,9 +17,14 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Autoscaling 
 console = Console(width=160) if not Console().is_terminal else Console()
 
 
-TracesDir = Annotated[Optional[Path], typer.Option(
-    "--traces-dir", help="folder of trace CSVs named by scenarios (default: $SCALING_ENV_TRACES, ./traces, "
-    "shared/traces beside the checkout)")]
+TracesDir = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--traces-dir",
+        help="folder of trace CSVs named by scenarios (default: $SCALING_ENV_TRACES, ./traces, "
+        "shared/traces beside the checkout)",
+    ),
+]
 
 
 def fail(message: str) -> None:
@@ -29,24 +34,44 @@ def fail(message: str) -> None:
 
 
 def metrics_row(metrics: dict[str, float]) -> list[str]:
-    return [f"{metrics['reward']:.1f}", f"{metrics['cost_usd']:.4f}", f"{metrics['slo_violation_share']:.1%}",
-            f"{metrics['p95_s']:.3f}", f"{metrics['dropped_share']:.2%}", f"{metrics['failed_share']:.2%}",
-            f"{metrics['mean_instances']:.1f}", f"{metrics['scale_actions']:.0f}", f"{metrics['cold_starts']:.0f}"]
+    return [
+        f"{metrics['reward']:.1f}",
+        f"{metrics['cost_usd']:.4f}",
+        f"{metrics['slo_violation_share']:.1%}",
+        f"{metrics['p95_s']:.3f}",
+        f"{metrics['dropped_share']:.2%}",
+        f"{metrics['failed_share']:.2%}",
+        f"{metrics['mean_instances']:.1f}",
+        f"{metrics['scale_actions']:.0f}",
+        f"{metrics['cold_starts']:.0f}",
+    ]
 
 
-METRIC_HEADERS = ("reward", "cost USD", "SLO viol.", "p95 s", "dropped", "failed", "instances", "scalings",
-                  "cold starts")
+METRIC_HEADERS = (
+    "reward",
+    "cost USD",
+    "SLO viol.",
+    "p95 s",
+    "dropped",
+    "failed",
+    "instances",
+    "scalings",
+    "cold starts",
+)
 
 
 @app.command()
 def simulate(
-    scenario: Annotated[Optional[str], typer.Option(help="scenario name or YAML path (see `scaling-env "
-                                                         "scenarios`)")] = None,
+    scenario: Annotated[
+        Optional[str], typer.Option(help="scenario name or YAML path (see `scaling-env scenarios`)")
+    ] = None,
     config: Annotated[Optional[Path], typer.Option(help="YAML env config, instead of a scenario")] = None,
     policy: Annotated[str, typer.Option(help="policy name, policy YAML, or ppo:RUN_DIR")] = "threshold",
     seed: Annotated[int, typer.Option(help="episode seed")] = 0,
-    out: Annotated[Optional[Path], typer.Option(help="dashboard PNG (default: "
-                                                     "results/simulate/<scenario>_<policy>_seed<seed>.png)")] = None,
+    out: Annotated[
+        Optional[Path],
+        typer.Option(help="dashboard PNG (default: results/simulate/<scenario>_<policy>_seed<seed>.png)"),
+    ] = None,
     traces_dir: TracesDir = None,
 ) -> None:
     """Run one episode of a scenario under a policy; print its metrics and save a PNG dashboard."""
@@ -72,8 +97,10 @@ def simulate(
     policy_name = policy.replace(":", "_").replace("/", "_")
     out = out or Path("results") / "simulate" / f"{name}_{policy_name}_seed{seed}.png"
     save_dashboard(run.episode(0), cfg, out, title=f"{name} under {policy}, seed {seed}")
-    table = Table(title=f"{name} under {policy}: one episode of {cfg.episode_steps} steps of "
-                        f"{cfg.step_seconds:g} s (seed {seed}, {seconds:.2f} s)")
+    table = Table(
+        title=f"{name} under {policy}: one episode of {cfg.episode_steps} steps of "
+        f"{cfg.step_seconds:g} s (seed {seed}, {seconds:.2f} s)"
+    )
     for col in METRIC_HEADERS:
         table.add_column(col, justify="right")
     table.add_row(*metrics_row(run.metrics[0]))

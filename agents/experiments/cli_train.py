@@ -38,19 +38,27 @@ def _command(name: str, options: list[tuple[str, object]]) -> str:
 
 
 def train(
-    config: Annotated[Optional[Path], typer.Option(help=f"training config YAML (default: {DEFAULT_CONFIG.name} "
-                                                        "in configs/train, if present)")] = None,
-    scenario: Annotated[Optional[list[str]], typer.Option(help="training scenario (name or YAML path); repeat "
-                                                                "for several (replaces the config's)")] = None,
+    config: Annotated[
+        Optional[Path],
+        typer.Option(help=f"training config YAML (default: {DEFAULT_CONFIG.name} in configs/train, if present)"),
+    ] = None,
+    scenario: Annotated[
+        Optional[list[str]],
+        typer.Option(help="training scenario (name or YAML path); repeat for several (replaces the config's)"),
+    ] = None,
     seed: Annotated[Optional[int], typer.Option(help="training seed (cluster i starts from seed + i)")] = None,
     total_timesteps: Annotated[Optional[int], typer.Option(help="env steps over all clusters")] = None,
     algo: Annotated[Optional[str], typer.Option(help="ppo or maskable_ppo")] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="override a config value: dotted.key=value "
-                                                                      "(value in YAML), repeatable")] = None,
-    run_dir: Annotated[Optional[Path], typer.Option(help="run folder (default: "
-                                                         "runs/<algo>_<scenarios>_<seed>_<timestamp>)")] = None,
-    resume: Annotated[Optional[Path], typer.Option(help="continue this run folder from its latest checkpoint "
-                                                        "with its saved config")] = None,
+    set_: Annotated[
+        Optional[list[str]],
+        typer.Option("--set", help="override a config value: dotted.key=value (value in YAML), repeatable"),
+    ] = None,
+    run_dir: Annotated[
+        Optional[Path], typer.Option(help="run folder (default: runs/<algo>_<scenarios>_<seed>_<timestamp>)")
+    ] = None,
+    resume: Annotated[
+        Optional[Path], typer.Option(help="continue this run folder from its latest checkpoint with its saved config")
+    ] = None,
     traces_dir: Annotated[Optional[Path], typer.Option(help="folder of trace CSVs named by scenarios")] = None,
     progress: Annotated[bool, typer.Option(help="progress bar")] = True,
     verbose: Annotated[int, typer.Option(help="1: print SB3's table after each rollout and each evaluation")] = 0,
@@ -59,22 +67,41 @@ def train(
     checkpoints, best and final models)."""
     from .train_config import load_train_config
 
-    command = _command("train", [("--config", config), ("--scenario", scenario), ("--seed", seed),
-                                 ("--total-timesteps", total_timesteps), ("--algo", algo), ("--set", set_),
-                                 ("--run-dir", run_dir), ("--resume", resume), ("--traces-dir", traces_dir)])
+    command = _command(
+        "train",
+        [
+            ("--config", config),
+            ("--scenario", scenario),
+            ("--seed", seed),
+            ("--total-timesteps", total_timesteps),
+            ("--algo", algo),
+            ("--set", set_),
+            ("--run-dir", run_dir),
+            ("--resume", resume),
+            ("--traces-dir", traces_dir),
+        ],
+    )
     if resume is not None:
         # the saved scenarios.yaml holds the resolved trace paths, so --traces-dir cannot apply either
-        others = {"--config": config, "--scenario": scenario, "--seed": seed, "--algo": algo, "--set": set_,
-                  "--run-dir": run_dir, "--traces-dir": traces_dir}
+        others = {
+            "--config": config,
+            "--scenario": scenario,
+            "--seed": seed,
+            "--algo": algo,
+            "--set": set_,
+            "--run-dir": run_dir,
+            "--traces-dir": traces_dir,
+        }
         given = [flag for flag, v in others.items() if v is not None and v != [] and v != ()]
         if given:
-            _fail(f"--resume continues a run with its saved config; {', '.join(given)} cannot change it "
-                  "(only --total-timesteps can)")
+            _fail(
+                f"--resume continues a run with its saved config; {', '.join(given)} cannot change it "
+                "(only --total-timesteps can)"
+            )
         try:
             from .train import resume as resume_run
 
-            model, root = resume_run(resume, total_timesteps, command=command, progress_bar=progress,
-                                     verbose=verbose)
+            model, root = resume_run(resume, total_timesteps, command=command, progress_bar=progress, verbose=verbose)
         except (ConfigError, TraceError) as exc:
             _fail(str(exc))
         except KeyboardInterrupt:
@@ -97,8 +124,9 @@ def train(
         cfg = load_train_config(path, overrides=overrides, sets=set_ or ())
         from .train import train as train_run
 
-        model, root = train_run(cfg, run_dir, command=command, traces_dir=traces_dir, progress_bar=progress,
-                                verbose=verbose)
+        model, root = train_run(
+            cfg, run_dir, command=command, traces_dir=traces_dir, progress_bar=progress, verbose=verbose
+        )
     except (ConfigError, TraceError) as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
@@ -109,12 +137,19 @@ def train(
 
 def evaluate(
     model: Annotated[Path, typer.Option(help="run folder (its best model, else final) or a model .zip")],
-    scenario: Annotated[Optional[list[str]], typer.Option(help="scenario name or YAML path, repeatable "
-                                                                "(default: the run's evaluation scenarios)")] = None,
-    episodes: Annotated[int, typer.Option(min=1, help="episodes per scenario, run as one batch (the benchmark's "
-                                                      "default)")] = 20,
-    seed: Annotated[Optional[int], typer.Option(help="seed of the first episode (episode i uses seed + i); "
-                                                     "default: the benchmark's evaluation seeds")] = None,
+    scenario: Annotated[
+        Optional[list[str]],
+        typer.Option(help="scenario name or YAML path, repeatable (default: the run's evaluation scenarios)"),
+    ] = None,
+    episodes: Annotated[
+        int, typer.Option(min=1, help="episodes per scenario, run as one batch (the benchmark's default)")
+    ] = 20,
+    seed: Annotated[
+        Optional[int],
+        typer.Option(
+            help="seed of the first episode (episode i uses seed + i); default: the benchmark's evaluation seeds"
+        ),
+    ] = None,
     traces_dir: Annotated[Optional[Path], typer.Option(help="folder of trace CSVs named by scenarios")] = None,
 ) -> None:
     """Evaluate a trained model on scenarios and print the benchmark's metrics (mean over episodes)."""
@@ -134,5 +169,6 @@ def evaluate(
         rows = evaluate_model(model, names, episodes, first, traces_dir)
     except (ConfigError, TraceError) as exc:
         _fail(str(exc))
-    console.print(results_table(rows, title=f"{model}: {episodes} episodes per scenario, seeds {first}.."
-                                            f"{first + episodes - 1}"))
+    console.print(
+        results_table(rows, title=f"{model}: {episodes} episodes per scenario, seeds {first}..{first + episodes - 1}")
+    )

@@ -54,8 +54,13 @@ def summarize(per_episode: list[dict[str, float]]) -> dict[str, float]:
     return out
 
 
-def evaluate(model_or_run_dir: str | Path, scenarios: Sequence[str], episodes: int = 20,
-             seed: int = DEFAULT_EVAL_SEED, traces_dir: str | Path | None = None) -> list[dict[str, Any]]:
+def evaluate(
+    model_or_run_dir: str | Path,
+    scenarios: Sequence[str],
+    episodes: int = 20,
+    seed: int = DEFAULT_EVAL_SEED,
+    traces_dir: str | Path | None = None,
+) -> list[dict[str, Any]]:
     """Mean metrics of a trained model (run folder or .zip) per scenario, ``episodes`` episodes each seeded
     ``seed + i``: one row per scenario with ``policy``, ``scenario``, ``episodes``, ``seed`` and the metrics."""
     from ..learned.ppo import load_ppo_policy
@@ -63,18 +68,28 @@ def evaluate(model_or_run_dir: str | Path, scenarios: Sequence[str], episodes: i
     rows = []
     for name, config in load_scenario_configs(scenarios, traces_dir):
         policy = load_ppo_policy(model_or_run_dir, config)
-        row: dict[str, Any] = {"policy": f"ppo:{model_or_run_dir}", "scenario": name, "episodes": episodes,
-                               "seed": seed}
+        row: dict[str, Any] = {
+            "policy": f"ppo:{model_or_run_dir}",
+            "scenario": name,
+            "episodes": episodes,
+            "seed": seed,
+        }
         row.update(summarize(run_policy_episodes(policy, config, episodes, seed)))
         rows.append(row)
     return rows
 
 
-COLUMNS = (("reward", "reward (95 % CI)", "{:.2f}"), ("cost_usd", "cost USD", "{:.4f}"),
-           ("slo_violation_share", "SLO viol.", "{:.1%}"), ("p95_s", "p95 s", "{:.3f}"),
-           ("dropped_share", "dropped", "{:.2%}"), ("failed_share", "failed", "{:.2%}"),
-           ("mean_instances", "instances", "{:.1f}"), ("scale_actions", "scale actions", "{:.1f}"),
-           ("cold_starts", "cold starts", "{:.1f}"))
+COLUMNS = (
+    ("reward", "reward (95 % CI)", "{:.2f}"),
+    ("cost_usd", "cost USD", "{:.4f}"),
+    ("slo_violation_share", "SLO viol.", "{:.1%}"),
+    ("p95_s", "p95 s", "{:.3f}"),
+    ("dropped_share", "dropped", "{:.2%}"),
+    ("failed_share", "failed", "{:.2%}"),
+    ("mean_instances", "instances", "{:.1f}"),
+    ("scale_actions", "scale actions", "{:.1f}"),
+    ("cold_starts", "cold starts", "{:.1f}"),
+)
 
 
 def results_table(rows: list[dict[str, Any]], title: str = "") -> Table:

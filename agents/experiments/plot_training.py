@@ -76,8 +76,13 @@ def smooth(values: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
-def plot(run_dir: Path, out: Path, reference: Path | None = None, title: str | None = None,
-         ylim: tuple[float, float] | None = None) -> Path:
+def plot(
+    run_dir: Path,
+    out: Path,
+    reference: Path | None = None,
+    title: str | None = None,
+    ylim: tuple[float, float] | None = None,
+) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -91,20 +96,36 @@ def plot(run_dir: Path, out: Path, reference: Path | None = None, title: str | N
     millions = 1e6
     mean_eval = np.nanmean(np.stack(list(per_scenario.values())), axis=0)
     if len(train_steps):
-        left.plot(train_steps / millions, train_reward, color="0.75", lw=0.8,
-                  label="training episodes (stochastic, training scenarios)")
-        left.plot(train_steps / millions, smooth(train_reward, 10), color="0.4", lw=1.2,
-                  label="training episodes, moving average of 10 rollouts")
-    left.plot(steps / millions, mean_eval, color="C0", lw=2.0,
-              label=f"evaluation (deterministic), mean of {len(per_scenario)} scenarios")
+        left.plot(
+            train_steps / millions,
+            train_reward,
+            color="0.75",
+            lw=0.8,
+            label="training episodes (stochastic, training scenarios)",
+        )
+        left.plot(
+            train_steps / millions,
+            smooth(train_reward, 10),
+            color="0.4",
+            lw=1.2,
+            label="training episodes, moving average of 10 rollouts",
+        )
+    left.plot(
+        steps / millions,
+        mean_eval,
+        color="C0",
+        lw=2.0,
+        label=f"evaluation (deterministic), mean of {len(per_scenario)} scenarios",
+    )
     if best and all(n in best for n in per_scenario):
         ref = float(np.mean([best[n][1] for n in per_scenario]))
         left.axhline(ref, color="C3", ls="--", lw=1.2, label="best rule policy per scenario, mean (benchmark seeds)")
     best_step = steps[int(np.nanargmax(mean_eval))] / millions  # the step of best_model.zip
     for ax in (left, right):
         ax.axvline(best_step, color="0.3", ls=":", lw=1.0)
-    left.plot([], [], color="0.3", ls=":", lw=1.0,
-              label=f"best_model.zip (best evaluation mean, {best_step:.2f}M steps)")
+    left.plot(
+        [], [], color="0.3", ls=":", lw=1.0, label=f"best_model.zip (best evaluation mean, {best_step:.2f}M steps)"
+    )
     left.set_xlabel("environment steps (millions, all clusters)")
     left.set_ylabel("episode reward (1 h episode, 240 steps)")
     left.set_title("Mean episode reward")
@@ -136,8 +157,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", type=Path, help="run folder (evaluations.csv, tb/)")
     parser.add_argument("--out", type=Path, default=Path("training_curve.png"), help="PNG to write")
-    parser.add_argument("--reference", type=Path, default=None,
-                        help="a benchmark's episodes.csv: dashed lines at the best rule policy of each scenario")
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        default=None,
+        help="a benchmark's episodes.csv: dashed lines at the best rule policy of each scenario",
+    )
     parser.add_argument("--title", default=None)
     parser.add_argument("--ymin", type=float, default=None, help="lower limit of the reward axes")
     parser.add_argument("--ymax", type=float, default=None, help="upper limit of the reward axes")

@@ -72,12 +72,17 @@ class RunPaths:
 
     def checkpoint(self, steps: int) -> tuple[Path, Path]:
         """(model, VecNormalize stats) of the checkpoint at ``steps``, named as SB3's CheckpointCallback does."""
-        return (self.checkpoints / f"rl_model_{steps}_steps.zip",
-                self.checkpoints / f"rl_model_vecnormalize_{steps}_steps.pkl")
+        return (
+            self.checkpoints / f"rl_model_{steps}_steps.zip",
+            self.checkpoints / f"rl_model_vecnormalize_{steps}_steps.pkl",
+        )
 
     def latest_checkpoint(self) -> tuple[Path, int] | None:
-        found = [(int(m.group(1)), p) for p in self.checkpoints.glob("rl_model_*_steps.zip")
-                 if (m := re.fullmatch(r"rl_model_(\d+)_steps\.zip", p.name))]
+        found = [
+            (int(m.group(1)), p)
+            for p in self.checkpoints.glob("rl_model_*_steps.zip")
+            if (m := re.fullmatch(r"rl_model_(\d+)_steps\.zip", p.name))
+        ]
         if not found:
             return None
         steps, path = max(found)
@@ -90,8 +95,10 @@ def default_run_dir(cfg: TrainConfig, names: list[str], base: str | Path = "runs
 
 
 def write_scenarios(path: Path, train: Scenarios, evals: Scenarios) -> None:
-    data = {group: {name: config.model_dump(mode="json") for name, config in scen}
-            for group, scen in (("train", train), ("eval", evals))}
+    data = {
+        group: {name: config.model_dump(mode="json") for name, config in scen}
+        for group, scen in (("train", train), ("eval", evals))
+    }
     path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
@@ -99,8 +106,12 @@ def read_scenarios(path: Path) -> tuple[Scenarios, Scenarios]:
     data = yaml.safe_load(path.read_text()) or {}
     groups = []
     for group in ("train", "eval"):
-        groups.append([(name, EnvConfig.from_dict(env, source=f"{path} ({group}: {name})"))
-                       for name, env in (data.get(group) or {}).items()])
+        groups.append(
+            [
+                (name, EnvConfig.from_dict(env, source=f"{path} ({group}: {name})"))
+                for name, env in (data.get(group) or {}).items()
+            ]
+        )
     return groups[0], groups[1]
 
 
@@ -122,11 +133,19 @@ def make_training_env(cfg: TrainConfig, scenarios: Scenarios, stats_path: Path |
         venv = VecNormalize.load(str(stats_path), venv)
         venv.training = True
     elif stats_path is not None and (norm.obs or norm.reward):
-        raise ConfigError(f"{stats_path}: the checkpoint's normalisation statistics are missing; the run "
-                          "normalises, so it cannot continue without them")
+        raise ConfigError(
+            f"{stats_path}: the checkpoint's normalisation statistics are missing; the run "
+            "normalises, so it cannot continue without them"
+        )
     elif norm.obs or norm.reward:
-        venv = VecNormalize(venv, norm_obs=norm.obs, norm_reward=norm.reward, clip_obs=norm.clip_obs,
-                            clip_reward=norm.clip_reward, gamma=cfg.ppo.gamma)
+        venv = VecNormalize(
+            venv,
+            norm_obs=norm.obs,
+            norm_reward=norm.reward,
+            clip_obs=norm.clip_obs,
+            clip_reward=norm.clip_reward,
+            gamma=cfg.ppo.gamma,
+        )
     return base, venv
 
 
@@ -149,8 +168,10 @@ class EpisodeMetrics(BaseCallback):
         super().__init__()
         self.base = base
         self.names = names
-        self.stats = [EpisodeStats(sl.stop - sl.start, sim.config.episode_steps, sim.config.step_seconds)
-                      for sim, sl in zip(base.sims, base.slices)]
+        self.stats = [
+            EpisodeStats(sl.stop - sl.start, sim.config.episode_steps, sim.config.step_seconds)
+            for sim, sl in zip(base.sims, base.slices)
+        ]
         self.ended: list[list[dict[str, float]]] = [[] for _ in names]
 
     def _on_step(self) -> bool:
@@ -262,8 +283,15 @@ def save_checkpoint(model: Any, paths: RunPaths) -> Path:
     return model_path
 
 
-def learn(cfg: TrainConfig, paths: RunPaths, train: Scenarios, evals: Scenarios, checkpoint: Path | None = None,
-          progress_bar: bool = True, verbose: int = 0) -> Any:
+def learn(
+    cfg: TrainConfig,
+    paths: RunPaths,
+    train: Scenarios,
+    evals: Scenarios,
+    checkpoint: Path | None = None,
+    progress_bar: bool = True,
+    verbose: int = 0,
+) -> Any:
     """Build (or load from ``checkpoint``) the model on the training envs and train it up to
     ``cfg.total_timesteps``; checkpoints, evaluations, TensorBoard and the final model go to ``paths``."""
     torch.set_num_threads(cfg.torch_threads)
@@ -284,13 +312,20 @@ def learn(cfg: TrainConfig, paths: RunPaths, train: Scenarios, evals: Scenarios,
 
     callbacks = [EpisodeMetrics(base, [name for name, _ in train])]
     if cfg.checkpoint_freq:
-        callbacks.append(CheckpointCallback(max(cfg.checkpoint_freq // cfg.n_envs, 1), str(paths.checkpoints),
-                                            save_vecnormalize=True))
+        callbacks.append(
+            CheckpointCallback(
+                max(cfg.checkpoint_freq // cfg.n_envs, 1), str(paths.checkpoints), save_vecnormalize=True
+            )
+        )
     if cfg.eval_freq:
         callbacks.append(PeriodicEval(evals, cfg, paths, verbose=verbose))
     try:
-        model.learn(cfg.total_timesteps - model.num_timesteps, callback=CallbackList(callbacks),
-                    reset_num_timesteps=checkpoint is None, progress_bar=progress_bar)
+        model.learn(
+            cfg.total_timesteps - model.num_timesteps,
+            callback=CallbackList(callbacks),
+            reset_num_timesteps=checkpoint is None,
+            progress_bar=progress_bar,
+        )
     except KeyboardInterrupt:
         save_checkpoint(model, paths)  # so that --resume continues from here
         raise
@@ -301,16 +336,24 @@ def learn(cfg: TrainConfig, paths: RunPaths, train: Scenarios, evals: Scenarios,
     return model
 
 
-def train(cfg: TrainConfig, run_dir: str | Path | None = None, command: str = "", traces_dir: str | Path | None = None,
-          progress_bar: bool = True, verbose: int = 0) -> tuple[Any, Path]:
+def train(
+    cfg: TrainConfig,
+    run_dir: str | Path | None = None,
+    command: str = "",
+    traces_dir: str | Path | None = None,
+    progress_bar: bool = True,
+    verbose: int = 0,
+) -> tuple[Any, Path]:
     """A new run: make its folder, write the resolved config, scenarios and command, then :func:`learn`.
     Returns (model, run folder)."""
     train_scenarios = load_scenario_configs(cfg.scenarios, traces_dir)
     eval_scenarios = load_scenario_configs(cfg.evaluation_scenarios, traces_dir)
     steps = {tuple(c.scaling.scale_steps) for _, c in train_scenarios + eval_scenarios}
     if len(steps) > 1:
-        raise ConfigError("the training and evaluation scenarios must share one action set; their "
-                          f"scaling.scale_steps differ: {sorted(steps)}")
+        raise ConfigError(
+            "the training and evaluation scenarios must share one action set; their "
+            f"scaling.scale_steps differ: {sorted(steps)}"
+        )
     root = Path(run_dir) if run_dir is not None else default_run_dir(cfg, [n for n, _ in train_scenarios])
     paths = RunPaths(root)
     if paths.config.exists():
@@ -323,8 +366,13 @@ def train(cfg: TrainConfig, run_dir: str | Path | None = None, command: str = ""
     return model, root
 
 
-def resume(run_dir: str | Path, total_timesteps: int | None = None, command: str = "", progress_bar: bool = True,
-           verbose: int = 0) -> tuple[Any, Path]:
+def resume(
+    run_dir: str | Path,
+    total_timesteps: int | None = None,
+    command: str = "",
+    progress_bar: bool = True,
+    verbose: int = 0,
+) -> tuple[Any, Path]:
     """Continue a run from its latest checkpoint with its saved config and scenarios, up to its
     ``total_timesteps`` (or the new ``total_timesteps``); the step counter and TensorBoard run continue."""
     paths = RunPaths(Path(run_dir))
@@ -338,10 +386,13 @@ def resume(run_dir: str | Path, total_timesteps: int | None = None, command: str
         raise ConfigError(f"{run_dir}: no checkpoint to resume from in {paths.checkpoints}")
     checkpoint, steps = latest
     if steps >= cfg.total_timesteps:
-        raise ConfigError(f"{run_dir}: the latest checkpoint is at {steps:,} steps, already total_timesteps "
-                          f"({cfg.total_timesteps:,}); pass a larger --total-timesteps to train further")
+        raise ConfigError(
+            f"{run_dir}: the latest checkpoint is at {steps:,} steps, already total_timesteps "
+            f"({cfg.total_timesteps:,}); pass a larger --total-timesteps to train further"
+        )
     paths.config.write_text(cfg.to_yaml())
     append_command(paths.command, command or "(called from Python)")
-    model = learn(cfg, paths, train_scenarios, eval_scenarios, checkpoint=checkpoint, progress_bar=progress_bar,
-                  verbose=verbose)
+    model = learn(
+        cfg, paths, train_scenarios, eval_scenarios, checkpoint=checkpoint, progress_bar=progress_bar, verbose=verbose
+    )
     return model, paths.root

@@ -81,8 +81,10 @@ class PolicyKwargs(_Strict):
 class PPOParams(_Strict):
     """PPO hyperparameters (the names and meanings of stable-baselines3's ``PPO``)."""
 
-    learning_rate: ScheduleValue = Field(default_factory=lambda: LinearSchedule(schedule="linear", start=3e-4),
-                                         description="a number or {schedule: linear, start, end}")
+    learning_rate: ScheduleValue = Field(
+        default_factory=lambda: LinearSchedule(schedule="linear", start=3e-4),
+        description="a number or {schedule: linear, start, end}",
+    )
     n_steps: int = Field(128, ge=1, le=100_000, description="steps per cluster per rollout")
     batch_size: int = Field(2048, ge=2, le=10_000_000, description="minibatch size")
     n_epochs: int = Field(10, ge=1, le=1000)
@@ -111,20 +113,23 @@ class TrainConfig(_Strict):
     """Everything a training run needs besides the env configs (which come from the scenarios)."""
 
     algo: Literal["ppo", "maskable_ppo"] = "ppo"
-    scenarios: tuple[str, ...] = Field(("train_diurnal", "train_flash_crowd", "train_failures", "train_cold_start",
-                                        "train_memory", "train_trace"), min_length=1,
-                                       description="training scenarios (names or YAML paths); n_envs is split "
-                                       "evenly among them")
-    eval_scenarios: tuple[str, ...] | None = Field(("steady", "diurnal", "flash_crowd", "failure_storm",
-                                                    "cold_start_heavy", "memory_pressure", "noisy_trace"),
-                                                   min_length=1,
-                                                   description="evaluation scenarios (default: the training ones)")
+    scenarios: tuple[str, ...] = Field(
+        ("train_diurnal", "train_flash_crowd", "train_failures", "train_cold_start", "train_memory", "train_trace"),
+        min_length=1,
+        description="training scenarios (names or YAML paths); n_envs is split evenly among them",
+    )
+    eval_scenarios: tuple[str, ...] | None = Field(
+        ("steady", "diurnal", "flash_crowd", "failure_storm", "cold_start_heavy", "memory_pressure", "noisy_trace"),
+        min_length=1,
+        description="evaluation scenarios (default: the training ones)",
+    )
     n_envs: int = Field(128, ge=1, le=65536, description="clusters stepped together")
     total_timesteps: int = Field(4_000_000, ge=1, description="env steps over all clusters")
     seed: int = Field(0, ge=0, description="training cluster i is seeded seed + i (below the benchmark's seeds)")
     n_eval_episodes: int = Field(20, ge=1, le=100_000, description="evaluation episodes per scenario")
-    eval_seed: int = Field(1_000_000, ge=0, le=2**31,
-                           description="evaluation episode j is seeded eval_seed + j (disjoint from training)")
+    eval_seed: int = Field(
+        1_000_000, ge=0, le=2**31, description="evaluation episode j is seeded eval_seed + j (disjoint from training)"
+    )
     eval_freq: int = Field(100_000, ge=0, description="env steps between evaluations (0: never)")
     checkpoint_freq: int = Field(500_000, ge=0, description="env steps between checkpoints (0: only the last)")
     normalize: NormalizeConfig = Field(default_factory=NormalizeConfig)
@@ -150,8 +155,10 @@ class TrainConfig(_Strict):
     def _below_benchmark(cls, value: int, info: ValidationInfo) -> int:
         n_envs = info.data.get("n_envs", 1)
         if value + n_envs > FIRST_BENCHMARK_SEED:
-            raise ValueError(f"training seeds [{value}, {value + n_envs - 1}] (seed, n_envs) must stay below the "
-                             f"benchmark's seeds, which start at {FIRST_BENCHMARK_SEED}")
+            raise ValueError(
+                f"training seeds [{value}, {value + n_envs - 1}] (seed, n_envs) must stay below the "
+                f"benchmark's seeds, which start at {FIRST_BENCHMARK_SEED}"
+            )
         return value
 
     @field_validator("eval_seed")
@@ -162,12 +169,16 @@ class TrainConfig(_Strict):
         train = range(info.data["seed"], info.data["seed"] + info.data["n_envs"])
         evals = range(value, value + info.data["n_eval_episodes"])
         if train.start < evals.stop and evals.start < train.stop:
-            raise ValueError(f"evaluation seeds [{evals.start}, {evals.stop - 1}] (eval_seed, n_eval_episodes) "
-                             f"overlap the training seeds [{train.start}, {train.stop - 1}] (seed, n_envs)")
+            raise ValueError(
+                f"evaluation seeds [{evals.start}, {evals.stop - 1}] (eval_seed, n_eval_episodes) "
+                f"overlap the training seeds [{train.start}, {train.stop - 1}] (seed, n_envs)"
+            )
         if evals.start < BENCHMARK_SEEDS_END and FIRST_BENCHMARK_SEED < evals.stop:
-            raise ValueError(f"evaluation seeds [{evals.start}, {evals.stop - 1}] (eval_seed, n_eval_episodes) "
-                             f"overlap the seeds kept for the benchmark [{FIRST_BENCHMARK_SEED}, "
-                             f"{BENCHMARK_SEEDS_END - 1}]: the best model would be picked on benchmark episodes")
+            raise ValueError(
+                f"evaluation seeds [{evals.start}, {evals.stop - 1}] (eval_seed, n_eval_episodes) "
+                f"overlap the seeds kept for the benchmark [{FIRST_BENCHMARK_SEED}, "
+                f"{BENCHMARK_SEEDS_END - 1}]: the best model would be picked on benchmark episodes"
+            )
         return value
 
     @model_validator(mode="after")
@@ -176,8 +187,9 @@ class TrainConfig(_Strict):
         if rollout < 2:
             raise ValueError(f"a rollout of ppo.n_steps x n_envs = {rollout} step is too short for PPO (at least 2)")
         if self.ppo.batch_size > rollout:
-            raise ValueError(f"ppo.batch_size ({self.ppo.batch_size}) is larger than a rollout, ppo.n_steps x n_envs "
-                             f"= {rollout}")
+            raise ValueError(
+                f"ppo.batch_size ({self.ppo.batch_size}) is larger than a rollout, ppo.n_steps x n_envs = {rollout}"
+            )
         return self
 
     @property
@@ -188,11 +200,20 @@ class TrainConfig(_Strict):
         """SB3 ``policy_kwargs`` with the activation name mapped to its torch class."""
         from torch import nn
 
-        classes = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU, "gelu": nn.GELU,
-                   "silu": nn.SiLU}
+        classes = {
+            "tanh": nn.Tanh,
+            "relu": nn.ReLU,
+            "elu": nn.ELU,
+            "leaky_relu": nn.LeakyReLU,
+            "gelu": nn.GELU,
+            "silu": nn.SiLU,
+        }
         pk = self.ppo.policy_kwargs
-        return {"net_arch": {"pi": list(pk.net_arch.pi), "vf": list(pk.net_arch.vf)},
-                "activation_fn": classes[pk.activation_fn], "ortho_init": pk.ortho_init}
+        return {
+            "net_arch": {"pi": list(pk.net_arch.pi), "vf": list(pk.net_arch.vf)},
+            "activation_fn": classes[pk.activation_fn],
+            "ortho_init": pk.ortho_init,
+        }
 
     def algo_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of SB3's ``PPO`` / sb3-contrib's ``MaskablePPO`` (schedules as callables)."""
@@ -255,8 +276,9 @@ def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_train_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
-                      sets: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+def load_train_config(
+    path: str | Path | None = None, overrides: dict[str, Any] | None = None, sets: list[str] | tuple[str, ...] = ()
+) -> TrainConfig:
     """The file (or the defaults), then ``overrides`` (a nested dict), then ``--set`` items; validated once.
 
     Errors (``ConfigError``) name the file, the ``--set`` items and every field at fault.

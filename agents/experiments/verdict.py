@@ -29,8 +29,10 @@ def read_episodes(path: Path) -> dict[tuple[str, str], dict[int, tuple[float, fl
     out: dict[tuple[str, str], dict[int, tuple[float, float]]] = defaultdict(dict)
     with path.open(newline="") as f:
         for row in csv.DictReader(f):
-            out[(row["scenario"], row["policy"])][int(row["seed"])] = (float(row["reward"]),
-                                                                         float(row["slo_violation_share"]))
+            out[(row["scenario"], row["policy"])][int(row["seed"])] = (
+                float(row["reward"]),
+                float(row["slo_violation_share"]),
+            )
     return out
 
 
@@ -58,12 +60,23 @@ def verdict_rows(path: Path, ppo: str | None = None) -> list[dict]:
         diff = reward - rule_reward
         wins_reward = reward.mean() > rule_reward.mean()
         slo_ok = slo <= rule_slo + 1e-12
-        rows.append({"scenario": scenario, "reward": reward.mean(), "reward_ci": ci95(reward), "slo": slo,
-                     "rule": best, "rule_reward": rule_reward.mean(), "rule_slo": rule_slo,
-                     "oracle": np.mean([r for r, _ in oracle.values()]) if oracle else float("nan"),
-                     "diff": diff.mean(), "diff_ci": ci95(diff), "wins_reward": wins_reward, "slo_ok": slo_ok,
-                     "verdict": "PPO wins" if wins_reward and slo_ok else ("reward only" if wins_reward
-                                                                            else "rule wins")})
+        rows.append(
+            {
+                "scenario": scenario,
+                "reward": reward.mean(),
+                "reward_ci": ci95(reward),
+                "slo": slo,
+                "rule": best,
+                "rule_reward": rule_reward.mean(),
+                "rule_slo": rule_slo,
+                "oracle": np.mean([r for r, _ in oracle.values()]) if oracle else float("nan"),
+                "diff": diff.mean(),
+                "diff_ci": ci95(diff),
+                "wins_reward": wins_reward,
+                "slo_ok": slo_ok,
+                "verdict": "PPO wins" if wins_reward and slo_ok else ("reward only" if wins_reward else "rule wins"),
+            }
+        )
     return rows
 
 
@@ -85,30 +98,45 @@ def overall_rows(path: Path, ppo: str | None = None) -> list[dict]:
     for p in policies:
         r = per_seed(p)
         diff = mine - r
-        rows.append({"policy": p, "reward": r.mean(), "reward_ci": ci95(r),
-                     "slo": np.mean([episodes[(s, p)][seed][1] for s in scenarios for seed in seeds]),
-                     "diff": diff.mean(), "diff_ci": ci95(diff)})
+        rows.append(
+            {
+                "policy": p,
+                "reward": r.mean(),
+                "reward_ci": ci95(r),
+                "slo": np.mean([episodes[(s, p)][seed][1] for s in scenarios for seed in seeds]),
+                "diff": diff.mean(),
+                "diff_ci": ci95(diff),
+            }
+        )
     return sorted(rows, key=lambda r: -r["reward"])
 
 
 def overall_markdown(rows: list[dict]) -> str:
-    lines = ["| policy | mean reward over the scenarios (95 % CI) | mean SLO viol. | "
-             "PPO - policy, same seeds (95 % CI) |", "|---|---:|---:|---:|"]
+    lines = [
+        "| policy | mean reward over the scenarios (95 % CI) | mean SLO viol. | PPO - policy, same seeds (95 % CI) |",
+        "|---|---:|---:|---:|",
+    ]
     for r in rows:
-        lines.append(f"| {r['policy']} | {r['reward']:.1f} ± {r['reward_ci']:.1f} | {r['slo']:.2%} | "
-                     f"{r['diff']:+.1f} ± {r['diff_ci']:.1f} |")
+        lines.append(
+            f"| {r['policy']} | {r['reward']:.1f} ± {r['reward_ci']:.1f} | {r['slo']:.2%} | "
+            f"{r['diff']:+.1f} ± {r['diff_ci']:.1f} |"
+        )
     return "\n".join(lines)
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| scenario | PPO reward (95 % CI) | PPO SLO viol. | best rule policy | its reward | its SLO viol. | "
-             "oracle reward | PPO - rule, same seeds (95 % CI) | higher reward? | SLO share not higher? | verdict |",
-             "|---|---:|---:|---|---:|---:|---:|---:|---|---|---|"]
+    lines = [
+        "| scenario | PPO reward (95 % CI) | PPO SLO viol. | best rule policy | its reward | its SLO viol. | "
+        "oracle reward | PPO - rule, same seeds (95 % CI) | higher reward? | SLO share not higher? | verdict |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['scenario']} | {r['reward']:.1f} ± {r['reward_ci']:.1f} | {r['slo']:.2%} | {r['rule']} | "
-                     f"{r['rule_reward']:.1f} | {r['rule_slo']:.2%} | {r['oracle']:.1f} | "
-                     f"{r['diff']:+.1f} ± {r['diff_ci']:.1f} | {'yes' if r['wins_reward'] else 'no'} | "
-                     f"{'yes' if r['slo_ok'] else 'no'} | **{r['verdict']}** |")
+        lines.append(
+            f"| {r['scenario']} | {r['reward']:.1f} ± {r['reward_ci']:.1f} | {r['slo']:.2%} | {r['rule']} | "
+            f"{r['rule_reward']:.1f} | {r['rule_slo']:.2%} | {r['oracle']:.1f} | "
+            f"{r['diff']:+.1f} ± {r['diff_ci']:.1f} | {'yes' if r['wins_reward'] else 'no'} | "
+            f"{'yes' if r['slo_ok'] else 'no'} | **{r['verdict']}** |"
+        )
     return "\n".join(lines)
 
 

@@ -21,8 +21,13 @@ from scaling_env.fields import N_OBS
 
 from ..base import Policy, PolicyParams
 
-RUN_FILES = {"config": "config.yaml", "scenarios": "scenarios.yaml", "best": "best_model.zip",
-             "final": "final_model.zip", "checkpoints": "checkpoints"}
+RUN_FILES = {
+    "config": "config.yaml",
+    "scenarios": "scenarios.yaml",
+    "best": "best_model.zip",
+    "final": "final_model.zip",
+    "checkpoints": "checkpoints",
+}
 
 
 def vecnormalize_path(model_path: Path) -> Path:
@@ -95,17 +100,27 @@ class PPOPolicy(Policy):
     name = "ppo"
     Params = PPOPolicyParams
 
-    def __init__(self, env_config: EnvConfig, params: PPOPolicyParams | dict | None = None, *, model: Any,
-                 vec_normalize: Any = None, source: str = "") -> None:
+    def __init__(
+        self,
+        env_config: EnvConfig,
+        params: PPOPolicyParams | dict | None = None,
+        *,
+        model: Any,
+        vec_normalize: Any = None,
+        source: str = "",
+    ) -> None:
         super().__init__(env_config, params)
         n = int(model.action_space.n)
         steps = env_config.scaling.scale_steps
         if n != len(steps):
-            raise ConfigError(f"PPO model {source} has {n} actions but the env config's scaling.scale_steps "
-                              f"has {len(steps)} ({list(steps)}): it was trained on another action set")
+            raise ConfigError(
+                f"PPO model {source} has {n} actions but the env config's scaling.scale_steps "
+                f"has {len(steps)} ({list(steps)}): it was trained on another action set"
+            )
         if tuple(model.observation_space.shape) != (N_OBS,):
-            raise ConfigError(f"PPO model {source} observes shape {model.observation_space.shape}, the env gives "
-                              f"({N_OBS},)")
+            raise ConfigError(
+                f"PPO model {source} observes shape {model.observation_space.shape}, the env gives ({N_OBS},)"
+            )
         self.model = model
         self.vec_normalize = vec_normalize
         self.maskable = type(model).__name__ == "MaskablePPO"
@@ -121,8 +136,9 @@ class PPOPolicy(Policy):
     def _clear(self, mask: np.ndarray) -> None:
         pass
 
-    def _decide(self, obs: np.ndarray, info: dict[str, Any], fresh: np.ndarray, current: np.ndarray,
-                now: np.ndarray) -> None:
+    def _decide(
+        self, obs: np.ndarray, info: dict[str, Any], fresh: np.ndarray, current: np.ndarray, now: np.ndarray
+    ) -> None:
         pass
 
     def normalize(self, obs: np.ndarray) -> np.ndarray:
@@ -155,9 +171,11 @@ def load_ppo_policy(path: str | Path, env_config: EnvConfig) -> PPOPolicy:
     steps = tuple(env_config.scaling.scale_steps)
     for scenario, trained in trained_scale_steps(run_dir):
         if trained != steps:
-            raise ConfigError(f"{model_path} was trained with scaling.scale_steps {list(trained)} (scenario "
-                              f"{scenario}) but the env config has {list(steps)}: the actions would mean other "
-                              "changes")
+            raise ConfigError(
+                f"{model_path} was trained with scaling.scale_steps {list(trained)} (scenario "
+                f"{scenario}) but the env config has {list(steps)}: the actions would mean other "
+                "changes"
+            )
     cls = MaskablePPO if is_maskable(model_path) else PPO
     model = cls.load(str(model_path), device="cpu")
     stats = vecnormalize_path(model_path)
@@ -173,6 +191,8 @@ def load_ppo_policy(path: str | Path, env_config: EnvConfig) -> PPOPolicy:
     else:
         # outside its run folder nothing says whether the model expects normalised observations: a model
         # trained with them would silently act on raw ones, so ask for the statistics
-        raise ConfigError(f"{model_path}: its observation statistics {stats.name} are not beside it and it is not "
-                          "in a run folder; copy the .pkl with the model (or load it from its run folder)")
+        raise ConfigError(
+            f"{model_path}: its observation statistics {stats.name} are not beside it and it is not "
+            "in a run folder; copy the .pkl with the model (or load it from its run folder)"
+        )
     return PPOPolicy(env_config, model=model, vec_normalize=vec_normalize, source=str(model_path))

@@ -21,7 +21,8 @@ _EPS = 1e-9
 class OracleParams(PolicyParams):
     latency_margin: float = Field(0.8, gt=0.0, le=1.0, description="plan for p95 <= this x the SLO")
     poisson_z: float = Field(
-        3.0, ge=0.0, le=10.0, description="capacity per step >= expected arrivals + z x their standard deviation")
+        3.0, ge=0.0, le=10.0, description="capacity per step >= expected arrivals + z x their standard deviation"
+    )
 
 
 def _p95(n: int, rate: float, conc: int, svc: float, cv: float, maxq: float, dt: float, algo: str) -> float:
@@ -37,8 +38,9 @@ def _p95(n: int, rate: float, conc: int, svc: float, cv: float, maxq: float, dt:
 
 
 @lru_cache(maxsize=32)
-def sustainable_rates(max_instances: int, conc: int, svc: float, cv: float, maxq: float, dt: float, algo: str,
-                      p95_limit: float) -> np.ndarray:
+def sustainable_rates(
+    max_instances: int, conc: int, svc: float, cv: float, maxq: float, dt: float, algo: str, p95_limit: float
+) -> np.ndarray:
     """``rates[n]``: the highest arrival rate (requests/s) at which ``n`` instances keep the p95 response time at
     or below ``p95_limit``, for n = 0..max_instances (0 for n = 0 or if even a light load misses it)."""
     rates = np.zeros(max_instances + 1)
@@ -67,8 +69,10 @@ def find_simulator(env: Any) -> BatchSimulator:
         sim = getattr(obj, "sim", None) if obj is not None else None
         if isinstance(sim, BatchSimulator):
             return sim
-    raise TypeError(f"oracle: {type(env).__name__} exposes no BatchSimulator as .sim or .unwrapped.sim "
-                    "(a ServerlessScalingEnv, ServerlessScalingVectorEnv or one-config SB3 VecEnv is needed)")
+    raise TypeError(
+        f"oracle: {type(env).__name__} exposes no BatchSimulator as .sim or .unwrapped.sim "
+        "(a ServerlessScalingEnv, ServerlessScalingVectorEnv or one-config SB3 VecEnv is needed)"
+    )
 
 
 class OraclePolicy(Policy):
@@ -113,9 +117,16 @@ class OraclePolicy(Policy):
         cfg = self.env_config
         ins, sc = cfg.instances, cfg.scaling
         self.sim: BatchSimulator | None = None
-        self.rates = sustainable_rates(sc.max_instances, ins.concurrency, ins.service_seconds, ins.service_cv,
-                                       float(ins.max_queue), self.dt, cfg.load_balancer.algorithm,
-                                       self.params.latency_margin * cfg.reward.slo_p95_seconds)
+        self.rates = sustainable_rates(
+            sc.max_instances,
+            ins.concurrency,
+            ins.service_seconds,
+            ins.service_cv,
+            float(ins.max_queue),
+            self.dt,
+            cfg.load_balancer.algorithm,
+            self.params.latency_margin * cfg.reward.slo_p95_seconds,
+        )
         self.step_capacity = ins.concurrency / ins.service_seconds * self.dt  # requests one instance serves per step
         boot = ins.cold_start_seconds * (1.0 + ins.cold_start_jitter)
         self.lead = math.ceil(boot / self.dt - _EPS) if boot > 0 else 0

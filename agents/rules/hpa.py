@@ -15,9 +15,11 @@ class HpaParams(PolicyParams):
     target: float = Field(0.8, gt=0.0, description="target average of the metric per ready pod (0.8 = 80 %)")
     tolerance: float = Field(0.1, ge=0.0, lt=1.0, description="no change while |metric/target - 1| <= this")
     scale_down_stabilization_seconds: float = Field(
-        300.0, ge=0.0, le=3600.0, description="scale down to the highest recommendation of this window, s")
+        300.0, ge=0.0, le=3600.0, description="scale down to the highest recommendation of this window, s"
+    )
     scale_up_stabilization_seconds: float = Field(
-        0.0, ge=0.0, le=3600.0, description="scale up to the lowest recommendation of this window, s")
+        0.0, ge=0.0, le=3600.0, description="scale up to the lowest recommendation of this window, s"
+    )
     scale_up_pods: int = Field(4, ge=0, le=4096, description="scale-up policy 'Pods': pods added per period")
     scale_up_percent: float = Field(100.0, ge=0.0, description="scale-up policy 'Percent': % added per period")
     scale_up_period_seconds: float = Field(15.0, gt=0.0, le=1800.0, description="period of the scale-up policies")
@@ -105,8 +107,9 @@ class HpaPolicy(Policy):
         self.recs[mask] = -1
         self.events[mask] = 0
 
-    def recommend(self, value: np.ndarray, ready: np.ndarray, unready: np.ndarray, missing: np.ndarray,
-                  current: np.ndarray) -> np.ndarray:
+    def recommend(
+        self, value: np.ndarray, ready: np.ndarray, unready: np.ndarray, missing: np.ndarray, current: np.ndarray
+    ) -> np.ndarray:
         """The replica calculator's recommendation (step 2 of the class docstring), per cluster: ``value`` the
         metric averaged over the ``ready`` pods, ``unready`` the booting pods, ``missing`` the pods without a
         metric (crashed, not yet detected), ``current`` the replica count."""
@@ -129,9 +132,13 @@ class HpaPolicy(Policy):
         pods = ready + np.where(down_missing | up_missing, missing, 0.0) + np.where(up_unready, unready, 0.0)
         ratio2 = usage / np.maximum(pods, 1.0) / p.target
         rec2 = np.ceil(pods * ratio2 - 1e-9)
-        hold = ((np.abs(ratio2 - 1.0) <= p.tolerance) | ((ratio < 1.0) & (ratio2 > 1.0))
-                | ((ratio > 1.0) & (ratio2 < 1.0)) | ((ratio2 < 1.0) & (rec2 > current))
-                | ((ratio2 > 1.0) & (rec2 < current)))
+        hold = (
+            (np.abs(ratio2 - 1.0) <= p.tolerance)
+            | ((ratio < 1.0) & (ratio2 > 1.0))
+            | ((ratio > 1.0) & (ratio2 < 1.0))
+            | ((ratio2 < 1.0) & (rec2 > current))
+            | ((ratio2 > 1.0) & (rec2 < current))
+        )
         rebalanced = np.where(hold, current, rec2)
         rec = np.where(up_unready | (missing > 0), rebalanced, plain)
         return np.where(ready > 0, rec, current).astype(np.int64)  # no ready pod: no metric, no change

@@ -10,12 +10,17 @@ from ..base import Policy, PolicyParams, info_array, steps_per
 
 class KpaParams(PolicyParams):
     target_utilization: float = Field(
-        0.7, gt=0.0, le=1.0, description="container-concurrency-target-percentage / 100: target per pod = this "
-        "x the container concurrency (instances.concurrency)")
+        0.7,
+        gt=0.0,
+        le=1.0,
+        description="container-concurrency-target-percentage / 100: target per pod = this "
+        "x the container concurrency (instances.concurrency)",
+    )
     stable_window_seconds: float = Field(60.0, ge=6.0, le=3600.0, description="stable-window, s")
     panic_window_percentage: float = Field(10.0, ge=1.0, le=100.0, description="panic window, % of the stable one")
     panic_threshold_percentage: float = Field(
-        200.0, ge=110.0, le=1000.0, description="panic when panic-window demand >= this % of the ready pods")
+        200.0, ge=110.0, le=1000.0, description="panic when panic-window demand >= this % of the ready pods"
+    )
     max_scale_up_rate: float = Field(1000.0, gt=1.0, description="at most this x the ready pods per decision")
     max_scale_down_rate: float = Field(2.0, gt=1.0, description="at least ready pods / this per decision")
     scale_to_zero_grace_period_seconds: float = Field(30.0, ge=0.0, description="keep the last pod this long, s")
@@ -113,8 +118,7 @@ class KpaPolicy(Policy):
         self.panic_since[ended] = np.nan
         self.max_panic[ended] = 0
         panicking = ~np.isnan(self.panic_since)
-        self.max_panic = np.where(panicking, np.maximum(self.max_panic, np.maximum(stable_n, panic_n)),
-                                  self.max_panic)
+        self.max_panic = np.where(panicking, np.maximum(self.max_panic, np.maximum(stable_n, panic_n)), self.max_panic)
         desired = np.where(panicking, self.max_panic, stable_n)
         # scale to zero only after the grace period
         zero = desired == 0

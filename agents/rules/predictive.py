@@ -16,7 +16,8 @@ class PredictiveParams(PolicyParams):
     beta: float = Field(0.2, ge=0.0, le=1.0, description="Holt trend smoothing")
     phi: float = Field(0.95, gt=0.0, le=1.0, description="trend damping (1 = Holt's linear trend)")
     buffer_seconds: float = Field(
-        0.0, ge=0.0, le=3600.0, description="extra look-ahead, s (AWS 'pre-launch instances' buffer)")
+        0.0, ge=0.0, le=3600.0, description="extra look-ahead, s (AWS 'pre-launch instances' buffer)"
+    )
 
 
 class PredictivePolicy(Policy):
@@ -58,12 +59,15 @@ class PredictivePolicy(Policy):
         super().__init__(env_config, params)
         p = self.params
         ins = self.env_config.instances
-        lead = (self.env_config.scaling.scale_out_cooldown_seconds + ins.cold_start_seconds
-                * (1.0 + ins.cold_start_jitter) + p.buffer_seconds)
+        lead = (
+            self.env_config.scaling.scale_out_cooldown_seconds
+            + ins.cold_start_seconds * (1.0 + ins.cold_start_jitter)
+            + p.buffer_seconds
+        )
         self.horizon_steps = max(1, math.ceil(lead / self.dt - 1e-9))
         self.capacity_rps = ins.concurrency / ins.service_seconds  # one instance at 100 % utilisation
         h = np.arange(1, self.horizon_steps + 1)
-        self.damp = np.cumsum(p.phi ** h)  # phi + ... + phi^h for h = 1..H
+        self.damp = np.cumsum(p.phi**h)  # phi + ... + phi^h for h = 1..H
 
     def _allocate(self, num_envs: int) -> None:
         self.level = np.zeros(num_envs)

@@ -14,8 +14,9 @@ from .cloudwatch import Alarm, DataPoints
 AdjustmentType = Literal["ChangeInCapacity", "ExactCapacity", "PercentChangeInCapacity"]
 
 
-def aws_percent_adjustment(capacity: np.ndarray | float, percent: np.ndarray | float,
-                           min_adjustment_magnitude: int | None = None) -> np.ndarray:
+def aws_percent_adjustment(
+    capacity: np.ndarray | float, percent: np.ndarray | float, min_adjustment_magnitude: int | None = None
+) -> np.ndarray:
     """Instances to add (or remove, if negative) for ``PercentChangeInCapacity``, rounded as AWS does.
 
     AWS rounds the non-integer result ``capacity * percent / 100`` as follows: values greater than 1 are
@@ -27,10 +28,11 @@ def aws_percent_adjustment(capacity: np.ndarray | float, percent: np.ndarray | f
     """
     raw = np.asarray(capacity, dtype=np.float64) * np.asarray(percent, dtype=np.float64) / 100.0
     eps = 1e-9  # 3.0000000001 from binary floating point is 3, not 3 rounded down from above
-    out = np.where(raw > 1.0, np.floor(raw + eps),
-                   np.where(raw > 0.0, 1.0,
-                            np.where(raw < -1.0, np.ceil(raw - eps),
-                                     np.where(raw < 0.0, -1.0, 0.0))))
+    out = np.where(
+        raw > 1.0,
+        np.floor(raw + eps),
+        np.where(raw > 0.0, 1.0, np.where(raw < -1.0, np.ceil(raw - eps), np.where(raw < 0.0, -1.0, 0.0))),
+    )
     if min_adjustment_magnitude:
         small = (np.asarray(percent) != 0) & (np.abs(out) < min_adjustment_magnitude)
         out = np.where(small, np.sign(percent) * min_adjustment_magnitude, out)
@@ -58,8 +60,10 @@ class AlarmPolicy(PolicyParams):
         lows = sorted(self.steps, key=lambda s: -math.inf if s.lower is None else s.lower)
         for a, b in zip(lows[:-1], lows[1:]):
             if a.upper is None or b.lower is None or a.upper != b.lower:
-                raise ValueError(f"steps must be contiguous without overlap or gap: [{a.lower}, {a.upper}) is "
-                                 f"followed by [{b.lower}, {b.upper})")
+                raise ValueError(
+                    f"steps must be contiguous without overlap or gap: [{a.lower}, {a.upper}) is "
+                    f"followed by [{b.lower}, {b.upper})"
+                )
         for s in self.steps:
             if s.lower is not None and s.upper is not None and s.lower >= s.upper:
                 raise ValueError(f"step [{s.lower}, {s.upper}): lower must be below upper")
@@ -68,31 +72,41 @@ class AlarmPolicy(PolicyParams):
 
 def _default_out() -> AlarmPolicy:
     # the example of the AWS user guide: alarm at 50 %; +10 % from 60 %, +30 % from 70 %
-    return AlarmPolicy(threshold=0.5, steps=(
-        StepAdjustment(lower=0.0, upper=0.1, adjustment=0),
-        StepAdjustment(lower=0.1, upper=0.2, adjustment=10),
-        StepAdjustment(lower=0.2, upper=None, adjustment=30),
-    ))
+    return AlarmPolicy(
+        threshold=0.5,
+        steps=(
+            StepAdjustment(lower=0.0, upper=0.1, adjustment=0),
+            StepAdjustment(lower=0.1, upper=0.2, adjustment=10),
+            StepAdjustment(lower=0.2, upper=None, adjustment=30),
+        ),
+    )
 
 
 def _default_in() -> AlarmPolicy:
     # the same example: -10 % from 40 %, -30 % from 30 %
-    return AlarmPolicy(threshold=0.5, steps=(
-        StepAdjustment(lower=-0.1, upper=0.0, adjustment=0),
-        StepAdjustment(lower=-0.2, upper=-0.1, adjustment=-10),
-        StepAdjustment(lower=None, upper=-0.2, adjustment=-30),
-    ))
+    return AlarmPolicy(
+        threshold=0.5,
+        steps=(
+            StepAdjustment(lower=-0.1, upper=0.0, adjustment=0),
+            StepAdjustment(lower=-0.2, upper=-0.1, adjustment=-10),
+            StepAdjustment(lower=None, upper=-0.2, adjustment=-30),
+        ),
+    )
 
 
 class StepScalingParams(PolicyParams):
     metric: Metric = Field("cpu", description=METRIC_HELP)
     adjustment_type: AdjustmentType = "PercentChangeInCapacity"
     min_adjustment_magnitude: int | None = Field(
-        None, ge=1, le=4096, description="smallest change of a PercentChangeInCapacity step (null: none)")
+        None, ge=1, le=4096, description="smallest change of a PercentChangeInCapacity step (null: none)"
+    )
     period_seconds: float = Field(60.0, gt=0.0, description="alarm period: one data point per period, s")
     cooldown_seconds: float = Field(
-        300.0, ge=0.0, description="instance warm-up / cooldown: capacity added within it counts as already "
-        "there for the next scale-out, and no scale-in starts within it after a scale-out or a scale-in, s")
+        300.0,
+        ge=0.0,
+        description="instance warm-up / cooldown: capacity added within it counts as already "
+        "there for the next scale-out, and no scale-in starts within it after a scale-out or a scale-in, s",
+    )
     scale_out: AlarmPolicy | None = Field(default_factory=_default_out, description="null: never scale out")
     scale_in: AlarmPolicy | None = Field(default_factory=_default_in, description="null: never scale in")
 

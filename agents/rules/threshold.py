@@ -38,8 +38,9 @@ class ThresholdParams(PolicyParams):
     @model_validator(mode="after")
     def _order(self) -> ThresholdParams:
         if self.lower_threshold >= self.upper_threshold:
-            raise ValueError(f"lower_threshold ({self.lower_threshold}) must be below upper_threshold "
-                             f"({self.upper_threshold})")
+            raise ValueError(
+                f"lower_threshold ({self.lower_threshold}) must be below upper_threshold ({self.upper_threshold})"
+            )
         return self
 
 

@@ -51,16 +51,22 @@ class ServerlessScalingVecEnv(VecEnv):
     ``batch_info()`` returns them as the vector env's dict of (B,) arrays, for per-episode statistics.
     """
 
-    def __init__(self, num_envs: int | Sequence[int] = 1, config: ConfigLike | Sequence[ConfigLike] | None = None,
-                 parallel: bool | None = None) -> None:
+    def __init__(
+        self,
+        num_envs: int | Sequence[int] = 1,
+        config: ConfigLike | Sequence[ConfigLike] | None = None,
+        parallel: bool | None = None,
+    ) -> None:
         configs = list(config) if isinstance(config, (list, tuple)) else [config]
         if not configs:
             raise ValueError("config: give at least one config")
         self.configs = [EnvConfig.coerce(c) for c in configs]
         steps = [c.scaling.scale_steps for c in self.configs]
         if any(s != steps[0] for s in steps):
-            raise ConfigError("the configs of one VecEnv must have the same action set: scaling.scale_steps differ "
-                              f"({', '.join(str(list(s)) for s in steps)})")
+            raise ConfigError(
+                "the configs of one VecEnv must have the same action set: scaling.scale_steps differ "
+                f"({', '.join(str(list(s)) for s in steps)})"
+            )
         counts = split_counts(num_envs, len(self.configs))
         self.sims = [BatchSimulator(c, num_envs=n, parallel=parallel) for c, n in zip(self.configs, counts)]
         starts = np.cumsum([0, *counts])
@@ -170,8 +176,10 @@ class ServerlessScalingVecEnv(VecEnv):
     def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
         """The clusters share simulators, so attributes can only be set for all of them at once."""
         if indices is not None and sorted(self._get_indices(indices)) != list(range(self.num_envs)):
-            raise ValueError(f"{type(self).__name__}: the clusters share one simulator; set_attr applies to all "
-                             f"of them (indices=None), not to {indices!r}")
+            raise ValueError(
+                f"{type(self).__name__}: the clusters share one simulator; set_attr applies to all "
+                f"of them (indices=None), not to {indices!r}"
+            )
         setattr(self, attr_name, value)
 
     def env_method(self, method_name: str, *method_args, indices: VecEnvIndices = None, **method_kwargs) -> list:
@@ -192,8 +200,9 @@ class ServerlessScalingVecEnv(VecEnv):
             return [(obs[i], infos[i]) for i in idx]
         if method_name == "render":
             return [None for _ in idx]
-        raise AttributeError(f"{type(self).__name__}: no per-cluster method {method_name!r} "
-                             "(available: action_masks, reset, render)")
+        raise AttributeError(
+            f"{type(self).__name__}: no per-cluster method {method_name!r} (available: action_masks, reset, render)"
+        )
 
     def env_is_wrapped(self, wrapper_class: type, indices: VecEnvIndices = None) -> list[bool]:
         return [False for _ in self._get_indices(indices)]

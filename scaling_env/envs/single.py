@@ -83,8 +83,9 @@ class ServerlessScalingEnv(gym.Env):
         self.config = EnvConfig.coerce(config)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             # not an error: stable-baselines3's make_vec_env asks for "rgb_array" by default
-            logger.warn(f"render_mode {render_mode!r} is not supported {self.metadata['render_modes']}; "
-                        "render() returns None")
+            logger.warn(
+                f"render_mode {render_mode!r} is not supported {self.metadata['render_modes']}; render() returns None"
+            )
         self.render_mode = render_mode
         self.sim = BatchSimulator(self.config, num_envs=1, parallel=False)
         self.observation_space = spaces.Box(OBS_LOW, OBS_HIGH, dtype=np.float32)

@@ -73,10 +73,15 @@ class ServerlessScalingVectorEnv(VectorEnv):
 
     metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": list(RENDER_MODES), "render_fps": 4}
 
-    def __init__(self, num_envs: int = 1, config: EnvConfig | dict | str | None = None,
-                 render_mode: str | None = None, parallel: bool | None = None,
-                 autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
-                 max_episode_steps: int | None = None) -> None:
+    def __init__(
+        self,
+        num_envs: int = 1,
+        config: EnvConfig | dict | str | None = None,
+        render_mode: str | None = None,
+        parallel: bool | None = None,
+        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+        max_episode_steps: int | None = None,
+    ) -> None:
         self.config = EnvConfig.coerce(config)
         if max_episode_steps is not None:
             self.config = self.config.with_updates({"episode_steps": max_episode_steps})
@@ -145,8 +150,13 @@ class ServerlessScalingVectorEnv(VectorEnv):
             self._pending[:] = False
             if len(ids) == self.num_envs:  # every cluster starts over: nothing to step
                 sim.reset(ids)
-                return (sim.obs.copy(), np.zeros(self.num_envs), terminated, np.zeros(self.num_envs, dtype=np.bool_),
-                        self._info(sim.metrics, sim.reward_parts))
+                return (
+                    sim.obs.copy(),
+                    np.zeros(self.num_envs),
+                    terminated,
+                    np.zeros(self.num_envs, dtype=np.bool_),
+                    self._info(sim.metrics, sim.reward_parts),
+                )
             sim.reset(ids)
             active = np.ones(self.num_envs, dtype=np.bool_)
             active[ids] = False
@@ -158,8 +168,13 @@ class ServerlessScalingVectorEnv(VectorEnv):
         self._pending[:] = sim.truncated
         if self.render_mode == "human":
             print(self._line(0))
-        return (sim.obs.copy(), sim.rewards.copy(), terminated, sim.truncated.copy(),
-                self._info(sim.metrics, sim.reward_parts))
+        return (
+            sim.obs.copy(),
+            sim.rewards.copy(),
+            terminated,
+            sim.truncated.copy(),
+            self._info(sim.metrics, sim.reward_parts),
+        )
 
     def render(self) -> tuple[str, ...] | None:
         if self.render_mode == "ansi":

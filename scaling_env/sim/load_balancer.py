@@ -118,8 +118,18 @@ def _any_healthy(inst_f, inst_i, b: int, hi: int) -> bool:
 
 
 @njit(cache=True)
-def route(inst_f, inst_i, rng, b: int, hi: int, arrivals: int, total_share: float, algorithm: int, pointer: int,
-          capacity_rps: float):
+def route(
+    inst_f,
+    inst_i,
+    rng,
+    b: int,
+    hi: int,
+    arrivals: int,
+    total_share: float,
+    algorithm: int,
+    pointer: int,
+    capacity_rps: float,
+):
     """Write each slot's part of ``arrivals`` into ``I_ARRIVALS`` (``pool_shares`` must have run).
 
     Returns (the new round-robin pointer, requests that found the pool empty)."""

@@ -130,8 +130,9 @@ def fluid_segment(q0: float, net_rps: float, duration: float, cap: float):
 
 
 @njit(cache=True)
-def fifo_waits(q0: float, age0: float, adm1: float, adm2: float, q_end: float, area: float, idle: float,
-               tau: float, cap_rps: float):
+def fifo_waits(
+    q0: float, age0: float, adm1: float, adm2: float, q_end: float, area: float, idle: float, tau: float, cap_rps: float
+):
     """FIFO bookkeeping of one fluid queue over a step: phase 1 (``idle`` s, no service, ``adm1`` admitted
     arrivals), then phase 2 (``tau`` s of service at ``cap_rps``, ``adm2`` admitted arrivals).
 

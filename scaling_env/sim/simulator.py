@@ -253,8 +253,23 @@ def _count_states(b, env_state, inst_i, metrics):
 
 
 @njit(cache=True)
-def _step_cluster(b, params, env_state, inst_f, inst_i, rng, expected, outages, scale_steps, actions,
-                  obs, metrics, rewards, reward_parts, truncated):
+def _step_cluster(
+    b,
+    params,
+    env_state,
+    inst_f,
+    inst_i,
+    rng,
+    expected,
+    outages,
+    scale_steps,
+    actions,
+    obs,
+    metrics,
+    rewards,
+    reward_parts,
+    truncated,
+):
     dt = params[b, P_DT]
     t0 = env_state[b, E_TIME]
     k = int(env_state[b, E_STEP])
@@ -305,8 +320,9 @@ def _step_cluster(b, params, env_state, inst_f, inst_i, rng, expected, outages, 
         ot = outages[b, o, 0]
         if ot >= 0.0 and t0 - _EPS <= ot < t0 + dt - _EPS:
             n_warm = count_state(inst_i, b, hi, WARM)
-            lost, n = crash_random_warm(inst_f, inst_i, rng, b, hi, int(math.floor(outages[b, o, 1] * n_warm + 0.5)),
-                                        n_warm)
+            lost, n = crash_random_warm(
+                inst_f, inst_i, rng, b, hi, int(math.floor(outages[b, o, 1] * n_warm + 0.5)), n_warm
+            )
             failed += lost
             crashes += n
     hazard = params[b, P_HAZARD]
@@ -372,8 +388,9 @@ def _step_cluster(b, params, env_state, inst_f, inst_i, rng, expected, outages, 
     to_booting = False
     if pool_at_start:
         total_share = pool_shares(inst_f, inst_i, b, hi, dt)
-        pointer, no_target = route(inst_f, inst_i, rng, b, hi, arrivals, total_share, int(params[b, P_ALGO]),
-                                   int(env_state[b, E_RR]), cap_rps)
+        pointer, no_target = route(
+            inst_f, inst_i, rng, b, hi, arrivals, total_share, int(params[b, P_ALGO]), int(env_state[b, E_RR]), cap_rps
+        )
         env_state[b, E_RR] = pointer
         dropped += no_target  # arrived while every member had been taken out
     elif n_boot > 0:
@@ -397,8 +414,9 @@ def _step_cluster(b, params, env_state, inst_f, inst_i, rng, expected, outages, 
     elif algo == LEAST_OUTSTANDING:
         # one pooled queue over the healthy pool time (w_healthy instance-steps)
         lam = offered_rps * (w_healthy / wsum) if wsum > 0.0 else 0.0
-        w_stat, p_stat, p_block = stationary_wait(int(math.floor(w_healthy * conc + 0.5)), lam, svc, 1.0, cs2,
-                                                  maxq * w_healthy)
+        w_stat, p_stat, p_block = stationary_wait(
+            int(math.floor(w_healthy * conc + 0.5)), lam, svc, 1.0, cs2, maxq * w_healthy
+        )
     elif wsum > 0.0:
         ca2 = 1.0 / n_pool if algo == ROUND_ROBIN else 1.0  # every n-th of a Poisson stream: Erlang-n gaps
         w_stat, p_stat, p_block = stationary_wait(conc, offered_rps / wsum, svc, ca2, cs2, maxq)
@@ -480,8 +498,17 @@ def _step_cluster(b, params, env_state, inst_f, inst_i, rng, expected, outages, 
             dropped += d_i + turned_away
             inst_i[b, i, I_BACKLOG] = q_end
             if qf > 0.0 or area1 + area2 > 0.0:  # (most slots, most steps: an empty fluid queue, nothing to do)
-                age_end, waited_s, longest = fifo_waits(qf, inst_f[b, i, F_AGE], in1 * idle - drop1,
-                                                        in_rps * tau - drop2, q2, area1 + area2, idle, tau, cap_rps)
+                age_end, waited_s, longest = fifo_waits(
+                    qf,
+                    inst_f[b, i, F_AGE],
+                    in1 * idle - drop1,
+                    in_rps * tau - drop2,
+                    q2,
+                    area1 + area2,
+                    idle,
+                    tau,
+                    cap_rps,
+                )
                 inst_f[b, i, F_AGE] = age_end
                 queued_age += age_end
                 fluid_wait_sum += waited_s
@@ -572,8 +599,10 @@ def _step_cluster(b, params, env_state, inst_f, inst_i, rng, expected, outages, 
             # the p95 model has an exponential tail, but a fluid wait is at most the longest one: requests either
             # waited in a fluid queue (p95 <= longest + service p95) or in the stationary queue, and the p95 of
             # the mix is at most the larger of the two groups' p95
-            bound = max(max_fluid_wait + response_p95(svc, params[b, P_SVC_CV], 0.0, 0.0),
-                        response_p95(svc, params[b, P_SVC_CV], w_stat, p_stat))
+            bound = max(
+                max_fluid_wait + response_p95(svc, params[b, P_SVC_CV], 0.0, 0.0),
+                response_p95(svc, params[b, P_SVC_CV], w_stat, p_stat),
+            )
             lat_p95 = max(min(lat_p95, bound), lat_mean)
     elif backlog > 0:
         # nothing completed: report how long the queued requests have waited so far
@@ -633,21 +662,81 @@ def _step_cluster(b, params, env_state, inst_f, inst_i, rng, expected, outages, 
 
 
 @njit(cache=True)
-def step_batch(params, env_state, inst_f, inst_i, rng, expected, outages, scale_steps, actions, active,
-               obs, metrics, rewards, reward_parts, truncated):
+def step_batch(
+    params,
+    env_state,
+    inst_f,
+    inst_i,
+    rng,
+    expected,
+    outages,
+    scale_steps,
+    actions,
+    active,
+    obs,
+    metrics,
+    rewards,
+    reward_parts,
+    truncated,
+):
     for b in range(params.shape[0]):
         if active[b]:
-            _step_cluster(b, params, env_state, inst_f, inst_i, rng, expected, outages, scale_steps, actions,
-                          obs, metrics, rewards, reward_parts, truncated)
+            _step_cluster(
+                b,
+                params,
+                env_state,
+                inst_f,
+                inst_i,
+                rng,
+                expected,
+                outages,
+                scale_steps,
+                actions,
+                obs,
+                metrics,
+                rewards,
+                reward_parts,
+                truncated,
+            )
 
 
 @njit(cache=True, parallel=True)
-def step_batch_parallel(params, env_state, inst_f, inst_i, rng, expected, outages, scale_steps, actions, active,
-                        obs, metrics, rewards, reward_parts, truncated):
+def step_batch_parallel(
+    params,
+    env_state,
+    inst_f,
+    inst_i,
+    rng,
+    expected,
+    outages,
+    scale_steps,
+    actions,
+    active,
+    obs,
+    metrics,
+    rewards,
+    reward_parts,
+    truncated,
+):
     for b in prange(params.shape[0]):
         if active[b]:
-            _step_cluster(b, params, env_state, inst_f, inst_i, rng, expected, outages, scale_steps, actions,
-                          obs, metrics, rewards, reward_parts, truncated)
+            _step_cluster(
+                b,
+                params,
+                env_state,
+                inst_f,
+                inst_i,
+                rng,
+                expected,
+                outages,
+                scale_steps,
+                actions,
+                obs,
+                metrics,
+                rewards,
+                reward_parts,
+                truncated,
+            )
 
 
 @njit(cache=True)
@@ -704,7 +793,11 @@ def config_params(config: EnvConfig) -> np.ndarray:
     p[P_SLO] = c.reward.slo_p95_seconds
     w = c.reward.weights
     p[P_W_COST], p[P_W_SLO], p[P_W_DROPPED], p[P_W_FAILED], p[P_W_SCALING] = (
-        w.cost, w.slo_violation, w.dropped, w.failed, w.scaling,
+        w.cost,
+        w.slo_violation,
+        w.dropped,
+        w.failed,
+        w.scaling,
     )
     p[P_POISSON] = float(c.workload.arrival_process == "poisson")
     shape = c.workload.shape
@@ -780,8 +873,7 @@ class BatchSimulator:
         # threads pay off only for large batches (a prange launch costs ~10 us)
         self.parallel = (num_envs >= 256) if parallel is None else parallel
         self._kernel = step_batch_parallel if self.parallel else step_batch
-        initial = min(max(config.scaling.initial_instances, config.scaling.min_instances),
-                      config.scaling.max_instances)
+        initial = min(max(config.scaling.initial_instances, config.scaling.min_instances), config.scaling.max_instances)
         self._initial = initial
 
     @property
@@ -815,8 +907,7 @@ class BatchSimulator:
             self.params[b, P_CLOCK0] = episode.clock_start_seconds
             self.rng[b] = np.uint64(gen.integers(0, 2**63 - 1, dtype=np.int64))
         initial = np.full(len(ids), self._initial, dtype=np.int64)
-        reset_clusters(ids, initial, self.params, self.env_state, self.inst_f, self.inst_i, self.obs,
-                       self.metrics)
+        reset_clusters(ids, initial, self.params, self.env_state, self.inst_f, self.inst_i, self.obs, self.metrics)
         self.rewards[ids] = 0.0
         self.reward_parts[ids] = 0.0
         self.truncated[ids] = False
@@ -824,9 +915,23 @@ class BatchSimulator:
     def step(self, actions: np.ndarray, active: np.ndarray | None = None) -> None:
         """Advance the clusters by one decision step. ``actions`` must be valid int64 indices; with ``active``
         (bool, (B,)) only those clusters step, the others keep their state and outputs."""
-        self._kernel(self.params, self.env_state, self.inst_f, self.inst_i, self.rng, self.expected,
-                     self.outages, self.scale_steps, actions, self._all if active is None else active, self.obs,
-                     self.metrics, self.rewards, self.reward_parts, self.truncated)
+        self._kernel(
+            self.params,
+            self.env_state,
+            self.inst_f,
+            self.inst_i,
+            self.rng,
+            self.expected,
+            self.outages,
+            self.scale_steps,
+            actions,
+            self._all if active is None else active,
+            self.obs,
+            self.metrics,
+            self.rewards,
+            self.reward_parts,
+            self.truncated,
+        )
 
     def step_autoreset(self, actions: np.ndarray) -> FinalStep | None:
         """Step, then start new episodes where one ended (same-step autoreset).
