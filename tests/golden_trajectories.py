@@ -24,10 +24,20 @@ import numpy as np
 
 import scaling_env
 from agents import make_policy
-from scaling_env import INFO_NAMES, REWARD_NAMES, load_scenario, scenario_names
+from scaling_env import load_scenario, scenario_names
 
 DIGESTS = Path(__file__).parent / "golden" / "digests.json"
 SEEDS = [0, 1, 2]
+# the keys recorded: fixed here, so that a new info key or reward term (which should not change the existing
+# ones) leaves the digests as they are
+INFO_NAMES = (
+    "arrivals", "served", "dropped", "failed", "backlog", "latency_mean_s", "latency_p95_s", "cpu_utilization",
+    "memory_utilization", "cpu_max", "memory_max", "instances_warm", "instances_booting", "instances_failed",
+    "instances_unhealthy", "instances_draining", "instances_billed", "instance_seconds", "cost_usd", "slo_violated",
+    "scale_requested", "scale_applied", "blocked_by_cooldown", "cold_starts", "crashes", "dropped_share",
+    "failed_share", "time_s",
+)  # fmt: skip
+REWARD_NAMES = ("cost", "slo_violation", "dropped", "failed", "scaling")
 POLICIES = (
     "random",
     "static",
