@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from scaling_env import EnvConfig
-from scaling_env.config import ConfigError, read_yaml_mapping
+from scaling_env.config import ConfigError, deep_merge, read_yaml_mapping
 
 from .base import Policy, PolicyConfigError, validate_params
 from .references.oracle import OraclePolicy
@@ -47,13 +47,6 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "policies"
 
 # learned policies: spec prefix -> (module, loader function); the loader takes (path, env_config)
 LOADERS: dict[str, tuple[str, str]] = {"ppo": ("agents.learned.ppo", "load_ppo_policy")}
-
-
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 def read_policy_file(path: str | Path) -> tuple[str, dict[str, Any]]:
@@ -114,7 +107,7 @@ def make_policy(
             f"or one of the prefixes {', '.join(p + ':' for p in LOADERS)}"
         )
     if overrides:
-        params = _merge(params, overrides)
+        params = deep_merge(params, overrides)
         source += " with overrides"
     cls = POLICIES[name]
     return cls(env_config, validate_params(cls.Params, params, f"{source} (policy {name}): params"))

@@ -16,6 +16,7 @@ Sources of the defaults:
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -398,13 +399,7 @@ class EnvConfig(_Strict):
     def with_updates(self, updates: dict[str, Any]) -> EnvConfig:
         """A new, validated config: this one with the nested ``updates`` merged in."""
 
-        def merge(base: dict, over: dict) -> dict:
-            out = dict(base)
-            for k, v in over.items():
-                out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-            return out
-
-        return EnvConfig.from_dict(merge(self.model_dump(), updates))
+        return EnvConfig.from_dict(deep_merge(self.model_dump(), updates))
 
     @classmethod
     def coerce(cls, config: EnvConfig | dict[str, Any] | str | Path | None) -> EnvConfig:
@@ -418,6 +413,22 @@ class EnvConfig(_Strict):
         if isinstance(config, (str, Path)):
             return cls.from_yaml(config)
         raise ConfigError(f"config must be an EnvConfig, a dict or a YAML path, got {type(config).__name__}")
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any], replace: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``base`` with ``over`` merged in, recursively (the one merge of nested settings in the project).
+
+    A mapping in ``over`` is merged into a mapping in ``base``; anything else replaces, and so does a mapping
+    under a key in ``replace`` (e.g. ``("shape",)``: a new workload shape is not mixed with the old one's fields).
+    Neither input is changed.
+    """
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k not in replace:
+            out[k] = deep_merge(out[k], v, replace)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
 
 
 def has_ranges(model: BaseModel) -> bool:

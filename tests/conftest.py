@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import copy
 import os
 from pathlib import Path
 from typing import Any
@@ -9,16 +8,11 @@ import numpy as np
 import pytest
 
 from scaling_env import EnvConfig, ServerlessScalingEnv
+from scaling_env.config import deep_merge
 
 
 def merge(base: dict, over: dict) -> dict:
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "shape":  # a new shape replaces the old
-            out[k] = merge(out[k], v)
-        else:
-            out[k] = v
-    return out
+    return deep_merge(base, over, replace=("shape",))  # a new shape replaces the old
 
 
 # a small, quiet cluster for hand-computed scenarios: no random crashes, no jitter, deterministic arrivals

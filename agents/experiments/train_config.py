@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from scaling_env.config import ConfigError, format_validation_error, read_yaml_mapping
+from scaling_env.config import ConfigError, deep_merge, format_validation_error, read_yaml_mapping
 
 # the benchmark's first seed (agents.experiments.benchmark.DEFAULT_SEED): training seeds stay below it, so
 # that no training cluster starts from an episode the benchmark evaluates on
@@ -265,17 +265,6 @@ def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    """``base`` with ``over`` merged in; a mapping replaces a scalar (schedules: 3e-4 -> {schedule: ...})."""
-    out = dict(base)
-    for k, v in over.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = merge(out[k], v)
-        else:
-            out[k] = v
-    return out
-
-
 def load_train_config(
     path: str | Path | None = None, overrides: dict[str, Any] | None = None, sets: list[str] | tuple[str, ...] = ()
 ) -> TrainConfig:
@@ -284,8 +273,8 @@ def load_train_config(
     Errors (``ConfigError``) name the file, the ``--set`` items and every field at fault.
     """
     data = read_yaml_mapping(path, "training config") if path is not None else {}
-    data = merge(data, overrides or {})
-    data = merge(data, parse_overrides(sets))
+    data = deep_merge(data, overrides or {})
+    data = deep_merge(data, parse_overrides(sets))
     source = str(path) if path is not None else "training config"
     if sets:
         source += " with --set " + " ".join(sets)
