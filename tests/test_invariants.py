@@ -118,7 +118,7 @@ def check_step(env: ServerlessScalingEnv, prev_backlog: float, obs, reward, info
     states = sim.inst_i[0, :, I_STATE]
     assert np.all(sim.inst_f[0, states == BOOTING, F_TIMER] >= -1e-9)  # no cold start ends in the past
     assert np.all((sim.inst_f[0, :, F_WEIGHT] >= 0.0) & (sim.inst_f[0, :, F_WEIGHT] <= 1.0 + 1e-12))
-    live = int(sim.live_counts()[0])
+    live = int(sim.controlled_counts()[0])
     assert live <= cfg.scaling.max_instances
     n_used = int((sim.states() != OFF).sum())
     assert n_used <= sim.n_slots

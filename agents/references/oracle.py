@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from scaling_env.sim.instances import BOOTING, F_TIMER, I_STATE, WARM
+from scaling_env.sim.instances import BOOTING, WARM
 from scaling_env.sim.queueing import RHO_CAP, response_p95, stationary_wait
-from scaling_env.sim.simulator import E_CD_IN, E_CD_OUT, E_STEP, BatchSimulator
+from scaling_env.sim.simulator import BatchSimulator
 
 from ..base import Policy, PolicyParams
 
@@ -80,12 +80,13 @@ class OraclePolicy(Policy):
     conservative (a tighter oracle can be a few % cheaper at the same SLO share), so it is a near-best reference,
     not the exact optimum.
 
-    ``bind(env)`` takes the env's :class:`scaling_env.sim.simulator.BatchSimulator`. At each decision it reads, for each
-    cluster, the expected arrivals of every future step of the current episode (``sim.expected[b, k:]``, the
-    Poisson means the simulator draws from; ``k = sim.env_state[b, E_STEP]``) and provisions the fewest instances
-    that meet the SLO, using the project's own queueing model (``scaling_env.sim.queueing.stationary_wait`` and
-    ``response_p95``, with the config's routing: round robin as GI/G/c with Erlang-n arrivals, random as M/G/c,
-    least outstanding as one pooled queue). For step ``j`` it needs the larger of
+    ``bind(env)`` takes the env's :class:`scaling_env.sim.simulator.BatchSimulator`. At each decision it reads,
+    for each cluster, the expected arrivals of every future step of the current episode
+    (``sim.expected_arrivals()[b, k:]``, the Poisson means the simulator draws from; ``k = sim.step_index()``)
+    and provisions the fewest instances that meet the SLO, using the project's own queueing model
+    (``scaling_env.sim.queueing.stationary_wait`` and ``response_p95``, with the config's routing: round robin as
+    GI/G/c with Erlang-n arrivals, random as M/G/c, least outstanding as one pooled queue). For step ``j`` it
+    needs the larger of
 
     - the fewest ``n`` whose p95 at the expected rate is at most ``latency_margin`` (0.8) x the SLO, and
     - the fewest ``n`` whose capacity over the step, ``n * concurrency / service_seconds * step_seconds``, covers
@@ -99,7 +100,7 @@ class OraclePolicy(Policy):
     cover the demand until capacity launched at the next opportunity is fully in: one cold start ahead of the next
     opportunity. With ``scale_steps`` that limit how much one action adds (``S``), demand further ahead counts
     minus what the later opportunities can add (``S`` each). The oracle reads the env's cooldown state
-    (``sim.env_state[:, E_CD_OUT / E_CD_IN]``) and does not ask for a change a running cooldown would block. It
+    (``sim.cooldowns_remaining()``) and does not ask for a change a running cooldown would block. It
     scales in only when the smaller fleet still covers every step until capacity could be added back.
 
     Action mapping: it rounds *up*: the smallest available change at least as large as needed (or the largest,
@@ -160,9 +161,9 @@ class OraclePolicy(Policy):
         plus the booting ones from the step after their cold start ends. Crashed (failed, unhealthy) instances
         serve nothing, even while the autoscaler still counts them."""
         sim = self.sim
-        state = sim.inst_i[:, :, I_STATE]
+        state = sim.slot_states()
         booting = state == BOOTING
-        ready = np.clip(np.ceil(sim.inst_f[:, :, F_TIMER] / self.dt - _EPS), 0, self.horizon).astype(np.int64)
+        ready = np.clip(np.ceil(sim.boot_remaining() / self.dt - _EPS), 0, self.horizon).astype(np.int64)
         hist = np.zeros((self.num_envs, self.horizon + 1), dtype=np.int64)
         rows, slots = np.nonzero(booting)
         np.add.at(hist, (rows, ready[rows, slots]), 1)
@@ -175,22 +176,24 @@ class OraclePolicy(Policy):
         sim = self.sim
         if sim.num_envs != self.num_envs:
             raise ValueError(f"oracle: bound to {sim.num_envs} clusters, acting for {self.num_envs}")
-        steps = sim.expected.shape[1]
-        k = sim.env_state[:, E_STEP].astype(np.int64)
+        expected = sim.expected_arrivals()
+        steps = expected.shape[1]
+        k = sim.step_index()
         j = np.arange(self.horizon)[None, :]
         idx = k[:, None] + j
-        lam = np.where(idx < steps, sim.expected[np.arange(self.num_envs)[:, None], np.minimum(idx, steps - 1)], 0.0)
+        lam = np.where(idx < steps, expected[np.arange(self.num_envs)[:, None], np.minimum(idx, steps - 1)], 0.0)
         short = self.need(lam) - self.supply()  # (B, H): instances missing at steps k .. k+H-1
         s = self.step_out
         # scaling out now: later opportunities at k + out_every * i (i >= 1), fully in lead steps after
         later = np.maximum((j - self.lead) // self.out_every, 0)
         add = (short - s * later).max(axis=1)
         # scaling in now: capacity can come back at the first scale-out step after this one
-        wait = np.maximum(np.ceil(sim.env_state[:, E_CD_OUT] / self.dt - _EPS).astype(np.int64), 1)
+        cd_out, cd_in = sim.cooldowns_remaining()
+        wait = np.maximum(np.ceil(cd_out / self.dt - _EPS).astype(np.int64), 1)
         back = np.maximum((j - wait[:, None] - self.lead) // self.out_every + 1, 0)
         spare = (s * back - short).min(axis=1)
-        out_ok = sim.env_state[:, E_CD_OUT] <= _EPS
-        in_ok = sim.env_state[:, E_CD_IN] <= _EPS
+        out_ok = cd_out <= _EPS
+        in_ok = cd_in <= _EPS
         grow = out_ok & (add > 0)
         shrink = in_ok & ~grow & (add < 0) & (spare > 0)
         target = current.copy()

@@ -952,20 +952,44 @@ class BatchSimulator:
         self.rewards[:] = rewards
         return final
 
+    # ---- public read-only views of the state (for policies that read the simulator, planners and tests)
+    def step_index(self) -> np.ndarray:
+        """(B,) int64: decision steps taken in each cluster's current episode."""
+        return self.env_state[:, E_STEP].astype(np.int64)
+
+    def cooldowns_remaining(self) -> tuple[np.ndarray, np.ndarray]:
+        """Seconds left of the scale-out and of the scale-in cooldown, each (B,) (0: that direction is allowed)."""
+        return self.env_state[:, E_CD_OUT].copy(), self.env_state[:, E_CD_IN].copy()
+
+    def slot_states(self) -> np.ndarray:
+        """(B, n_slots) int64: each slot's state (codes of ``scaling_env.sim.instances.STATE_NAMES``)."""
+        return self.inst_i[:, :, I_STATE].copy()
+
+    def boot_remaining(self) -> np.ndarray:
+        """(B, n_slots): seconds until each booting instance's cold start ends (0 for slots not booting)."""
+        booting = self.inst_i[:, :, I_STATE] == BOOTING
+        return np.where(booting, self.inst_f[:, :, F_TIMER], 0.0)
+
+    def expected_arrivals(self) -> np.ndarray:
+        """(B, episode_steps): the Poisson mean of each step's arrivals in each cluster's current episode (what
+        the simulator draws from; a clairvoyant reference reads the future from it)."""
+        return self.expected
+
     def action_masks(self) -> np.ndarray:
         """(B, n_actions) bool: actions whose bounded change is not blocked by a cooldown.
 
         An action that changes nothing (0, or a change the bounds cancel) is always valid.
         """
-        live = self.live_counts()
+        live = self.controlled_counts()
         lo, hi = self.config.scaling.min_instances, self.config.scaling.max_instances
         change = np.clip(live[:, None] + self.scale_steps[None, :].astype(np.int64), lo, hi) - live[:, None]
         out_ok = self.env_state[:, E_CD_OUT] <= _EPS
         in_ok = self.env_state[:, E_CD_IN] <= _EPS
         return (change == 0) | ((change > 0) & out_ok[:, None]) | ((change < 0) & in_ok[:, None])
 
-    def live_counts(self) -> np.ndarray:
-        """Instances the autoscaler controls (booting, warm, undetected failed, kept unhealthy)."""
+    def controlled_counts(self) -> np.ndarray:
+        """(B,) instances the autoscaler controls: booting, warm, undetected failed, and unhealthy ones that are
+        kept until their replacement starts (the count an action changes)."""
         st = self.inst_i[:, :, I_STATE]
         kept_unhealthy = (st == UNHEALTHY) & (self.inst_f[:, :, F_TIMER] < 0.0)
         return ((st == BOOTING) | (st == WARM) | (st == FAILED) | kept_unhealthy).sum(axis=1)
