@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from pydantic import Field
 
-from ..base import Policy, PolicyParams, info_array, steps_per
+from ..base import PolicyParams, info_array
+from .base import RulePolicy
+from .metrics import steps_per
 
 
 class KpaParams(PolicyParams):
@@ -27,7 +31,7 @@ class KpaParams(PolicyParams):
     enable_scale_to_zero: bool = Field(True, description="allow 0 pods (if the env's min_instances is 0)")
 
 
-class KpaPolicy(Policy):
+class KpaPolicy(RulePolicy):
     """The Knative Pod Autoscaler (KPA) with the defaults of Knative Serving's ``config-autoscaler``.
 
     Observed concurrency: the KPA scales on in-flight requests per pod, which Knative's queue-proxy measures;
@@ -60,14 +64,13 @@ class KpaPolicy(Policy):
     (``tick-interval``); here at each env step.
 
     Action mapping: the desired count is reached with the nearest available ``scale_steps``
-    (``agents.base.action_for_target``).
+    (``agents.actions.action_for_target``).
     """
 
     name = "kpa"
     Params = KpaParams
 
-    def __init__(self, env_config, params=None) -> None:
-        super().__init__(env_config, params)
+    def _setup(self) -> None:
         p = self.params
         self.target = p.target_utilization * self.env_config.instances.concurrency
         self.stable_steps = steps_per(p.stable_window_seconds, self.dt)
@@ -88,12 +91,14 @@ class KpaPolicy(Policy):
         self.max_panic[mask] = 0
         self.zero_since[mask] = np.nan
 
-    def concurrency(self, info) -> np.ndarray:
+    def concurrency(self, info: dict[str, Any]) -> np.ndarray:
         """Mean requests in the system during the step (Little's law), the KPA's observed concurrency."""
         rate = info_array(info, "arrivals") / self.dt
         return rate * np.maximum(info_array(info, "latency_mean_s"), self.service_seconds)
 
-    def _decide(self, obs, info, fresh, current, now) -> None:
+    def _decide(
+        self, obs: np.ndarray, info: dict[str, Any], fresh: np.ndarray, current: np.ndarray, now: np.ndarray
+    ) -> None:
         p = self.params
         data = ~fresh
         self.samples[data, 1:] = self.samples[data, :-1]
