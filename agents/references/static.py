@@ -49,15 +49,13 @@ class StaticPolicy(RulePolicy):
         self.peak = wanted == "peak"
         self.instances = 0 if self.peak else min(max(int(wanted), sc.min_instances), sc.max_instances)
         self.sim: BatchSimulator | None = None
+        self._per_cluster("sized", self.instances, np.int64)  # the count to keep (with peak: set at each reset)
 
     def bind(self, env: Any) -> None:
         """With ``instances: peak``, read each episode's peak rate from the simulator (capacity planning for
         a known peak, as an operator without autoscaling does); otherwise nothing is read."""
         if self.peak:
             self.sim = find_simulator(env, "static policy with instances: peak")
-
-    def _allocate(self, num_envs: int) -> None:
-        self.sized = np.full(num_envs, self.instances, dtype=np.int64)
 
     def _clear(self, mask: np.ndarray) -> None:
         if self.peak:

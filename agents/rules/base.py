@@ -38,21 +38,35 @@ reset: the policy clears that cluster's windows and timers before deciding (``fr
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from ..actions import Rounding, action_for_target, controlled_count, counts_reached
 from ..base import ConfigLike, PolicyBase, PolicyParams, info_array
 from .metrics import stranded_demand
 
 
+class ClusterState(Protocol):
+    """Per-cluster state kept by a part of a policy (e.g. ``agents.rules.cloudwatch.AlarmPair``)."""
+
+    def allocate(self, num_envs: int) -> None: ...
+
+    def clear(self, mask: np.ndarray) -> None: ...
+
+
+S = TypeVar("S", bound=ClusterState)
+
+
 class RulePolicy(PolicyBase):
     """A policy that decides a desired instance count per cluster (module docstring).
 
-    A subclass sets ``name`` and ``Params``, derives its constants in ``_setup`` and implements ``_allocate``
-    (create its per-cluster windows and timers for a batch), ``_clear`` (clear them for the clusters that start
-    a new episode) and ``_decide`` (update ``self.desired`` from a decision's metrics).
+    A subclass sets ``name`` and ``Params``; in ``_setup`` it derives its constants and declares its per-cluster
+    windows and timers (:meth:`_per_cluster` for an array, :meth:`_per_cluster_part` for an object with
+    ``allocate``/``clear``), which the base creates at each reset and clears for the clusters that start a new
+    episode; and it implements ``_decide`` (update ``self.desired`` from a decision's metrics). State that is not
+    a constant fill is prepared in the optional hooks ``_allocate`` and ``_clear``.
 
     ``rounding`` chooses how ``self.desired`` becomes an action (:func:`~agents.actions.action_for_target`).
     With ``launch_on_demand`` (the default), a cluster that receives requests with no instance warm or booting
@@ -64,6 +78,8 @@ class RulePolicy(PolicyBase):
     launch_on_demand: ClassVar[bool] = True
 
     def __init__(self, env_config: ConfigLike, params: PolicyParams | dict | None = None) -> None:
+        self._arrays: dict[str, tuple[Any, DTypeLike, int | None]] = {}  # declared in _setup
+        self._parts: list[ClusterState] = []
         super().__init__(env_config, params)
         self._new_batch(0)
 
@@ -77,8 +93,13 @@ class RulePolicy(PolicyBase):
     def reset(self, seed: int | None = None, num_envs: int = 1) -> None:
         """Forget every window and timer; prepare for a batch of ``num_envs`` clusters."""
         super().reset(seed, num_envs)
-        self._new_batch(self.num_envs)
-        self._allocate(self.num_envs)
+        n = self.num_envs
+        self._new_batch(n)
+        for name, (fill, dtype, width) in self._arrays.items():
+            setattr(self, name, np.full((n,) if width is None else (n, width), fill, dtype=dtype))
+        for part in self._parts:
+            part.allocate(n)
+        self._allocate(n)
 
     def act_batch(self, obs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
         """One decision for each of B clusters: ``obs`` (B, 19), ``info`` the vector env's dict of (B,) arrays.
@@ -92,6 +113,10 @@ class RulePolicy(PolicyBase):
         if fresh.any():
             self.decisions[fresh] = 0
             self.desired[fresh] = current[fresh]
+            for name, (fill, _, _) in self._arrays.items():
+                getattr(self, name)[fresh] = fill
+            for part in self._parts:
+                part.clear(fresh)
             self._clear(fresh)
         now = self.decisions * self.dt
         self._decide(obs, info, fresh, current, now)
@@ -123,18 +148,27 @@ class RulePolicy(PolicyBase):
         return actions
 
     # ---- for subclasses
+    def _per_cluster(self, name: str, fill: Any, dtype: DTypeLike = np.float64, width: int | None = None) -> None:
+        """Declare ``self.<name>``: per-cluster state of shape (B,) (or (B, ``width``)) filled with ``fill`` at
+        each reset and for each cluster that starts a new episode. Call it in ``_setup``."""
+        self._arrays[name] = (fill, dtype, width)
+
+    def _per_cluster_part(self, part: S) -> S:
+        """Declare a part with its own per-cluster state (``allocate(num_envs)`` at each reset, ``clear(mask)``
+        for the clusters that start a new episode); returns ``part``. Call it in ``_setup``."""
+        self._parts.append(part)
+        return part
+
+    def _allocate(self, num_envs: int) -> None:  # noqa: B027 - an optional hook, deliberately empty
+        """Optional hook: create per-cluster state that is not a constant fill, for a batch."""
+
+    def _clear(self, mask: np.ndarray) -> None:  # noqa: B027 - an optional hook, deliberately empty
+        """Optional hook: clear such state for the clusters in ``mask`` (they start a new episode)."""
+
     def _rounded(self, delta: np.ndarray) -> None:  # noqa: B027 - an optional hook, deliberately empty
         """Optional hook, called in the decision that took it: ``delta`` (B,) is how far the count the chosen
         step reaches overshoots what :meth:`_decide` asked for (``self.desired`` already holds the accepted
         count; 0 where nothing overshot). A policy that keeps state derived from ``desired`` updates it here."""
-
-    @abstractmethod
-    def _allocate(self, num_envs: int) -> None:
-        """Create the per-cluster state (windows, timers) for a batch, all cleared."""
-
-    @abstractmethod
-    def _clear(self, mask: np.ndarray) -> None:
-        """Clear the state of the clusters in ``mask`` (they start a new episode)."""
 
     @abstractmethod
     def _decide(

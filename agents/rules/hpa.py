@@ -90,14 +90,8 @@ class HpaPolicy(RulePolicy):
         # what a missing pod counts as on a scale-down: 100 % of its request (utilisation 1), or the target if
         # higher, for a resource metric (cpu, memory); the target for a pods metric (requests per instance)
         self.fallback = max(1.0, p.target) if p.metric in ("cpu", "memory") else p.target
-
-    def _allocate(self, num_envs: int) -> None:
-        self.recs = np.full((num_envs, self.rec_len), -1, dtype=np.int64)  # recommendations, newest first
-        self.events = np.zeros((num_envs, self.event_len), dtype=np.int64)  # changes made, newest first
-
-    def _clear(self, mask: np.ndarray) -> None:
-        self.recs[mask] = -1
-        self.events[mask] = 0
+        self._per_cluster("recs", -1, np.int64, width=self.rec_len)  # recommendations, newest first (-1: none)
+        self._per_cluster("events", 0, np.int64, width=self.event_len)  # changes made, newest first
 
     def recommend(
         self, value: np.ndarray, ready: np.ndarray, unready: np.ndarray, missing: np.ndarray, current: np.ndarray

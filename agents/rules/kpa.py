@@ -76,20 +76,11 @@ class KpaPolicy(RulePolicy):
         self.stable_steps = steps_per(p.stable_window_seconds, self.dt)
         self.panic_steps = steps_per(p.stable_window_seconds * p.panic_window_percentage / 100.0, self.dt)
         self.service_seconds = self.env_config.instances.service_seconds
-
-    def _allocate(self, num_envs: int) -> None:
-        self.samples = np.zeros((num_envs, self.stable_steps))  # concurrency of the last steps, newest first
-        self.count = np.zeros(num_envs, dtype=np.int64)
-        self.panic_since = np.full(num_envs, np.nan)  # time of the last decision over the panic threshold
-        self.max_panic = np.zeros(num_envs, dtype=np.int64)
-        self.zero_since = np.full(num_envs, np.nan)
-
-    def _clear(self, mask: np.ndarray) -> None:
-        self.samples[mask] = 0.0
-        self.count[mask] = 0
-        self.panic_since[mask] = np.nan
-        self.max_panic[mask] = 0
-        self.zero_since[mask] = np.nan
+        self._per_cluster("samples", 0.0, width=self.stable_steps)  # concurrency of the last steps, newest first
+        self._per_cluster("count", 0, np.int64)  # samples taken
+        self._per_cluster("panic_since", np.nan)  # time of the last decision over the panic threshold
+        self._per_cluster("max_panic", 0, np.int64)  # the highest count of the panic so far
+        self._per_cluster("zero_since", np.nan)  # since when the count asked for is 0
 
     def concurrency(self, info: dict[str, Any]) -> np.ndarray:
         """Mean requests in the system during the step (Little's law), the KPA's observed concurrency."""

@@ -69,16 +69,9 @@ class PredictivePolicy(RulePolicy):
         self.capacity_rps = ins.concurrency / ins.service_seconds  # one instance at 100 % utilisation
         h = np.arange(1, self.horizon_steps + 1)
         self.damp = np.cumsum(p.phi**h)  # phi + ... + phi^h for h = 1..H
-
-    def _allocate(self, num_envs: int) -> None:
-        self.level = np.zeros(num_envs)
-        self.trend = np.zeros(num_envs)
-        self.seen = np.zeros(num_envs, dtype=np.bool_)
-
-    def _clear(self, mask: np.ndarray) -> None:
-        self.level[mask] = 0.0
-        self.trend[mask] = 0.0
-        self.seen[mask] = False
+        self._per_cluster("level", 0.0)  # Holt's level and trend of the rate, requests/s
+        self._per_cluster("trend", 0.0)
+        self._per_cluster("seen", False, np.bool_)  # a rate has been observed since the reset
 
     def forecast(self) -> np.ndarray:
         """(B, horizon_steps) forecast rates, requests/s, for h = 1..H steps after the latest observation."""

@@ -206,19 +206,11 @@ class StepScalingPolicy(RulePolicy):
         out, inn = p.scale_out, p.scale_in
         high = Alarm(out.threshold, ">=", out.evaluation_periods) if out else Alarm(math.inf, ">=", 1)
         low = Alarm(inn.threshold, "<=", inn.evaluation_periods) if inn else Alarm(-math.inf, "<=", 1)
-        self.alarms = AlarmPair(p.period_seconds, self.dt, high, low)
+        self.alarms = self._per_cluster_part(AlarmPair(p.period_seconds, self.dt, high, low))
         # decisions within the cooldown: j * dt < cooldown for j = 1 .. ring-1
         self.ring = steps_within(p.cooldown_seconds, self.dt)
-
-    def _allocate(self, num_envs: int) -> None:
-        self.alarms.allocate(num_envs)
-        self.added = np.zeros((num_envs, self.ring), dtype=np.int64)  # scale-out increases, by decision
-        self.in_until = np.zeros(num_envs)
-
-    def _clear(self, mask: np.ndarray) -> None:
-        self.alarms.clear(mask)
-        self.added[mask] = 0
-        self.in_until[mask] = 0.0
+        self._per_cluster("added", 0, np.int64, width=self.ring)  # scale-out increases, by decision
+        self._per_cluster("in_until", 0.0)  # no scale-in before this time, s
 
     def _new_capacity(self, base: np.ndarray, adjustment: np.ndarray) -> np.ndarray:
         """The desired count a step asks for, within the env's bounds (as AWS keeps min and max capacity)."""

@@ -64,20 +64,10 @@ class TargetTrackingPolicy(RulePolicy):
 
     def _setup(self) -> None:
         p = self.params
-        self.alarms = AlarmPair(
-            p.period_seconds,
-            self.dt,
-            high=Alarm(p.target_value, ">", p.scale_out_datapoints),
-            low=Alarm(p.scale_in_ratio * p.target_value, "<", p.scale_in_datapoints),
-        )
-
-    def _allocate(self, num_envs: int) -> None:
-        self.alarms.allocate(num_envs)
-        self.in_until = np.zeros(num_envs)
-
-    def _clear(self, mask: np.ndarray) -> None:
-        self.alarms.clear(mask)
-        self.in_until[mask] = 0.0
+        high = Alarm(p.target_value, ">", p.scale_out_datapoints)
+        low = Alarm(p.scale_in_ratio * p.target_value, "<", p.scale_in_datapoints)
+        self.alarms = self._per_cluster_part(AlarmPair(p.period_seconds, self.dt, high, low))
+        self._per_cluster("in_until", 0.0)  # no scale-in before this time, s
 
     def _decide(
         self, obs: np.ndarray, info: dict[str, Any], fresh: np.ndarray, current: np.ndarray, now: np.ndarray

@@ -91,22 +91,11 @@ class ThresholdPolicy(RulePolicy):
 
     def _setup(self) -> None:
         p = self.params
-        self.alarms = AlarmPair(
-            p.period_seconds,
-            self.dt,
-            high=Alarm(p.upper_threshold, ">=", p.evaluation_periods),
-            low=Alarm(p.lower_threshold, "<=", p.evaluation_periods),
-        )
-
-    def _allocate(self, num_envs: int) -> None:
-        self.alarms.allocate(num_envs)
-        self.active = np.zeros(num_envs, dtype=np.bool_)  # a scaling activity is in progress
-        self.cooldown_until = np.zeros(num_envs)
-
-    def _clear(self, mask: np.ndarray) -> None:
-        self.alarms.clear(mask)
-        self.active[mask] = False
-        self.cooldown_until[mask] = 0.0
+        high = Alarm(p.upper_threshold, ">=", p.evaluation_periods)
+        low = Alarm(p.lower_threshold, "<=", p.evaluation_periods)
+        self.alarms = self._per_cluster_part(AlarmPair(p.period_seconds, self.dt, high, low))
+        self._per_cluster("active", False, np.bool_)  # a scaling activity is in progress
+        self._per_cluster("cooldown_until", 0.0)
 
     def _decide(
         self, obs: np.ndarray, info: dict[str, Any], fresh: np.ndarray, current: np.ndarray, now: np.ndarray
