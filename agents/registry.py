@@ -19,7 +19,7 @@ from typing import Any
 from scaling_env import EnvConfig
 from scaling_env.config import ConfigError, deep_merge, read_yaml_mapping
 
-from .base import Policy, PolicyConfigError, validate_params
+from .base import Policy, PolicyBase, PolicyConfigError, validate_params
 from .references.oracle import OraclePolicy
 from .references.static import StaticPolicy
 from .rules.hpa import HpaPolicy
@@ -29,7 +29,7 @@ from .rules.step_scaling import StepScalingPolicy
 from .rules.target_tracking import TargetTrackingPolicy
 from .rules.threshold import ThresholdPolicy
 
-POLICIES: dict[str, type[Policy]] = {
+POLICIES: dict[str, type[PolicyBase]] = {
     cls.name: cls
     for cls in (
         StaticPolicy,
