@@ -1,6 +1,8 @@
 """Policies that choose scale actions for scaling-env: rule-based autoscalers, a clairvoyant oracle, and (via
 ``make_policy("ppo:RUN_DIR", ...)``) trained agents. See ``agents.base.Policy`` for the interface."""
 
+from scaling_env import __version__  # one distribution, one version
+
 from .base import Policy, PolicyConfigError, PolicyParams, action_for_change, action_for_target
 from .references.oracle import OraclePolicy
 from .references.static import StaticPolicy
@@ -13,6 +15,7 @@ from .rules.target_tracking import TargetTrackingPolicy
 from .rules.threshold import ThresholdPolicy
 
 __all__ = [
+    "__version__",
     "POLICIES",
     "HpaPolicy",
     "KpaPolicy",

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import TRACE_FILES
+from conftest import TRACE_FILES, require_traces
 
 from agents import make_policy
 from scaling_env import ConfigError, EnvConfig, ServerlessScalingEnv, ServerlessScalingVectorEnv, traces
@@ -149,8 +149,9 @@ def test_the_scenarios_model_what_their_names_say():
     assert trace.path in TRACE_FILES and not Path(trace.path).is_absolute()
 
 
-def test_trace_scenario_resolves_its_file_in_the_traces_folder(traces_dir):
+def test_trace_scenario_resolves_its_file_in_the_traces_folder():
     relative = raw("noisy_trace")["env"]["workload"]["shape"]["path"]
+    traces_dir = require_traces(relative)
     sc = load_scenario("noisy_trace", traces_dir=traces_dir)
     assert sc.config.workload.shape.path == str((traces_dir / relative).resolve())
     rows = {name: note for name, _, note in list_scenarios(traces_dir)}
