@@ -152,23 +152,27 @@ def info() -> None:
         title_justify="left",
     )
     actions.add_column("action", justify="right")
-    actions.add_column(f"default env {list(default_steps)}", justify="right")
+    actions.add_column("default env", justify="right")
     scenario_steps = _scenario_scale_steps()
     if scenario_steps:
-        actions.add_column(f"shipped scenarios {list(scenario_steps)}", justify="right")
+        actions.add_column("shipped scenarios", justify="right")
     for i in range(max(len(default_steps), len(scenario_steps))):
         cells = [str(i), f"{default_steps[i]:+d}" if i < len(default_steps) else ""]
         if scenario_steps:
             cells.append(f"{scenario_steps[i]:+d}" if i < len(scenario_steps) else "")
         actions.add_row(*cells)
     console.print(actions)
+    note = f"scale_steps: default env {list(default_steps)}"
+    if scenario_steps:
+        note += f"; shipped scenarios {list(scenario_steps)}"
     if scenario_steps and scenario_steps != default_steps:
         i = next(i for i, (a, b) in enumerate(zip(default_steps, scenario_steps)) if a != b)
-        console.print(
-            f"The same index asks for different changes under different scale_steps (action {i} is "
+        note += (
+            f". The same index asks for different changes under different scale_steps (action {i} is "
             f"{default_steps[i]:+d} in the default env and {scenario_steps[i]:+d} in the shipped scenarios): "
-            "map actions through env.unwrapped.config.scaling.scale_steps.\n"
+            "map actions through env.unwrapped.config.scaling.scale_steps"
         )
+    console.print(note + ".\n")
 
     reward = Table(
         title="Reward: minus the weighted sum of these components (weights: reward.weights.<name>)",
