@@ -169,3 +169,20 @@ def test_info_prints_titled_tables_with_actions_and_reward():
     # the two action sets side by side, and the difference spelled out
     assert "default env [-2, -1, 0, 1, 2]" in text and "shipped scenarios [-8, -4, -2, -1, 0, 1, 2, 4, 8]" in text
     assert "action 0 is -2 in the default env and -8 in the shipped scenarios" in text
+
+
+def test_training_progress_counts_env_steps_up_to_whole_rollouts(tmp_path):
+    from agents.experiments.progress import steps_to_run
+
+    assert steps_to_run(20_000, 0, 16_384) == 32_768 and steps_to_run(32_768, 0, 16_384) == 32_768
+    assert steps_to_run(40_000, 32_768, 16_384) == 16_384 and steps_to_run(10, 20, 8) == 0
+    config = tmp_path / "tiny.yaml"
+    config.write_text(
+        "scenarios: [steady]\neval_scenarios: [steady]\nn_envs: 4\ntotal_timesteps: 200\neval_freq: 0\n"
+        "checkpoint_freq: 0\nppo: {n_steps: 32, batch_size: 64, n_epochs: 1, policy_kwargs: {net_arch: [8]}}\n"
+    )
+    result = runner.invoke(app, ["train", "--config", str(config), "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "256/256" in text and "200 asked, whole rollouts of 128" in text  # not 256/200
+    assert "trained 256 steps" in text

@@ -62,6 +62,7 @@ DEFAULT_SCENARIOS = (
 )
 DEFAULT_SEED = 1000  # benchmark seeds start here; training seeds are kept below it (agents/experiments/train_config.py)
 DEFAULT_EPISODES = 20
+PLOT_LABEL_LIMIT = 32  # characters of a policy's name in a plot legend
 
 
 @dataclass(frozen=True)
@@ -181,40 +182,55 @@ def plot_results(
     plots: dict[str, dict],
     step_seconds: dict[str, float],
 ) -> list[Path]:
+    """Save ``load_vs_capacity_<scenario>.png`` for each scenario and ``cost_vs_slo.png``; returns their paths."""
+    paths = []
+    for scenario, data in plots.items():
+        path = out / f"load_vs_capacity_{scenario}.png"
+        load_capacity_figure(scenario, data, step_seconds[scenario]).savefig(path, dpi=100, bbox_inches="tight")
+        paths.append(path)
+    path = out / "cost_vs_slo.png"
+    cost_slo_figure(summary).savefig(path, dpi=100, bbox_inches="tight")  # nothing cut off by a wide legend
+    paths.append(path)
+    return paths
+
+
+def load_capacity_figure(scenario: str, data: dict, step_seconds: float) -> Any:
+    """The workload rate and each policy's warm capacity over one episode (the first seed), as a Figure."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    paths = []
-    for scenario, data in plots.items():
-        fig = Figure(figsize=(12, 5), layout="constrained")
-        FigureCanvasAgg(fig)
-        ax = fig.subplots()
-        dt = step_seconds[scenario]
-        minutes = (np.arange(len(data["rate_rps"])) + 1) * dt / 60.0
-        ax.plot(minutes, data["rate_rps"], color="black", lw=2.0, label="workload rate (lambda)")
-        # policies with the same capacity curve share one line (and one legend entry) instead of hiding each other
-        same: dict[tuple[float, ...], list[str]] = {}
-        for policy, cap in data["capacity"].items():
-            same.setdefault(tuple(cap), []).append(short_policy(policy))
-        styles = ("-", "--", "-.", ":")
-        for i, (cap, names) in enumerate(same.items()):
-            rows = [" = ".join(names[j : j + 3]) for j in range(0, len(names), 3)]
-            label = "warm capacity: " + " =\n    ".join(rows)
-            ax.step(minutes, cap, where="pre", lw=1.4, ls=styles[i % len(styles)], color=f"C{i % 10}", label=label)
-        episodes = data.get("episodes", 1)
-        ax.set_title(
-            f"{scenario}: request rate and each policy's warm capacity (100 % CPU)\n"
-            f"one episode: seed {data['seed']}"
-            + (f" (the first of {episodes} seeds)" if episodes > 1 else "")
-            + ("; policies with identical curves share a line" if len(same) < len(data["capacity"]) else "")
-        )
-        ax.set_xlabel("minutes")
-        ax.set_ylabel("requests/s")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
-        path = out / f"load_vs_capacity_{scenario}.png"
-        fig.savefig(path, dpi=100, bbox_inches="tight")
-        paths.append(path)
+    fig = Figure(figsize=(12, 5), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    minutes = (np.arange(len(data["rate_rps"])) + 1) * step_seconds / 60.0
+    ax.plot(minutes, data["rate_rps"], color="black", lw=2.0, label="workload rate (lambda)")
+    # policies with the same capacity curve share one line (and one legend entry) instead of hiding each other
+    same: dict[tuple[float, ...], list[str]] = {}
+    for policy, cap in data["capacity"].items():
+        same.setdefault(tuple(cap), []).append(short_policy(policy, PLOT_LABEL_LIMIT))
+    styles = ("-", "--", "-.", ":")
+    for i, (cap, names) in enumerate(same.items()):
+        rows = [" = ".join(names[j : j + 3]) for j in range(0, len(names), 3)]
+        label = "warm capacity: " + " =\n    ".join(rows)
+        ax.step(minutes, cap, where="pre", lw=1.4, ls=styles[i % len(styles)], color=f"C{i % 10}", label=label)
+    episodes = data.get("episodes", 1)
+    ax.set_title(
+        f"{scenario}: request rate and each policy's warm capacity (100 % CPU)\n"
+        f"one episode: seed {data['seed']}"
+        + (f" (the first of {episodes} seeds)" if episodes > 1 else "")
+        + ("; policies with identical curves share a line" if len(same) < len(data["capacity"]) else "")
+    )
+    ax.set_xlabel("minutes")
+    ax.set_ylabel("requests/s")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return fig
+
+
+def cost_slo_figure(summary: list[dict]) -> Any:
+    """Mean cost against SLO violation share, a marker per (policy, scenario), as a Figure."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     fig = Figure(figsize=(10, 6.5), layout="constrained")
     FigureCanvasAgg(fig)
@@ -233,20 +249,17 @@ def plot_results(
             alpha=0.85,
         )
     for i, p in enumerate(policies):
-        ax.scatter([], [], color=colours[i], marker="o", label=f"policy: {short_policy(p)}")
+        ax.scatter([], [], color=colours[i], marker="o", label=f"policy: {short_policy(p, PLOT_LABEL_LIMIT)}")
     for j, sc in enumerate(scenarios):
         ax.scatter(
             [], [], facecolors="none", edgecolors="black", marker=markers[j % len(markers)], label=f"scenario: {sc}"
         )
-    ax.set_xlabel("SLO violation share (% of steps with p95 above the SLO or more than 5 % of requests lost)")
+    ax.set_xlabel("SLO violation share (% of steps with p95 above the SLO\nor more than 5 % of requests lost)")
     ax.set_ylabel("episode cost (USD, mean over seeds)")
     ax.set_title("Cost vs SLO violations, every policy and scenario\n(means over seeds; lower left is better)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small", ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    path = out / "cost_vs_slo.png"
-    fig.savefig(path, dpi=100, bbox_inches="tight")  # nothing cut off, whatever the legend's width
-    paths.append(path)
-    return paths
+    return fig
 
 
 def split_list(values: list[str] | None, default: tuple[str, ...]) -> list[str]:

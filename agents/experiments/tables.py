@@ -136,17 +136,18 @@ def legend(rows: Sequence[dict], wide: bool) -> str:
     return "\n".join(lines)
 
 
-def short_policy(name: str, limit: int = 22) -> str:
-    """A policy label for tables and plots: ``ppo:runs/.../RUN`` becomes ``ppo:…/RUN``, a YAML path its file name,
-    and what is still longer than ``limit`` keeps its end."""
-    if len(name) <= limit:
-        return name
+def short_policy(name: str, limit: int | None = None) -> str:
+    """A policy label: ``ppo:runs/.../RUN`` becomes ``ppo:…/RUN`` and a YAML path its file name; with ``limit``,
+    a longer label keeps its start and end around a ``…``."""
     prefix, sep, rest = name.partition(":")
     if sep and "/" in rest:
         name = f"{prefix}:…/{rest.rstrip('/').rsplit('/', 1)[-1]}"
     elif "/" in name:
         name = f"…/{name.rstrip('/').rsplit('/', 1)[-1]}"
-    return name if len(name) <= limit else f"…{name[-(limit - 1) :]}"
+    if limit is None or len(name) <= limit:
+        return name
+    head = (limit - 1) // 2
+    return f"{name[:head]}…{name[-(limit - 1 - head) :]}"
 
 
 def rich_table(rows: Sequence[dict], title: str | None = None, wide: bool = False) -> Table:
