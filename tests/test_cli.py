@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from agents.experiments.cli import app
+from scaling_env.resources import config_dir
 
 runner = CliRunner()
 
@@ -186,3 +187,17 @@ def test_training_progress_counts_env_steps_up_to_whole_rollouts(tmp_path):
     text = " ".join(result.output.split())
     assert "256/256" in text and "200 asked, whole rollouts of 128" in text  # not 256/200
     assert "trained 256 steps" in text
+
+
+def test_training_on_a_missing_trace_says_how_to_get_past_it(tmp_path):
+    scenario = tmp_path / "mine.yaml"
+    text = (config_dir("scenarios") / "noisy_trace.yaml").read_text()
+    scenario.write_text(text.replace("aws_elb_request_count_5min.csv", "my_own_trace.csv"))
+    result = runner.invoke(
+        app, ["train", "--scenario", str(scenario), "--run-dir", str(tmp_path / "run"), "--total-timesteps", "8"]
+    )
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert "my_own_trace.csv" in text and "--traces-dir" in text
+    assert "--scenario" in text and "--set 'eval_scenarios=[steady, diurnal]'" in text
+    assert not (tmp_path / "run").exists()
