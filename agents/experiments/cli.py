@@ -61,7 +61,7 @@ def main(
 # ------------------------------------------------------------------------------------------- simulate
 
 
-@app.command()
+@app.command(short_help="one episode of a scenario under a policy, and its dashboard")
 def simulate(
     scenario: Annotated[
         Optional[str], typer.Option(help="scenario name or YAML path (see `scaling-env scenarios`)")
@@ -111,7 +111,7 @@ def simulate(
 # -------------------------------------------------------------------------------------- the listings
 
 
-@app.command()
+@app.command(short_help="the shipped scenarios")
 def scenarios(traces_dir: TracesDir = None) -> None:
     """List the shipped scenarios with their descriptions."""
     from scaling_env.scenarios import list_scenarios
@@ -131,7 +131,7 @@ def _markdown_rows(text: str) -> list[list[str]]:
     return rows[2:]
 
 
-@app.command()
+@app.command(short_help="observation, actions, reward and info fields")
 def info() -> None:
     """Print the env's interface: observation fields, actions, reward components and info keys."""
     from scaling_env.config import ScalingConfig
@@ -210,7 +210,7 @@ def _scenario_scale_steps() -> tuple[int, ...]:
 def _benchmark_command() -> None:
     from .benchmark import benchmark
 
-    app.command(name="benchmark")(benchmark)
+    app.command(name="benchmark", short_help="every policy on every scenario, side by side")(benchmark)
 
 
 _benchmark_command()
@@ -231,7 +231,7 @@ def _command(name: str, options: list[tuple[str, object]]) -> str:
     return shlex.join(args)
 
 
-@app.command()
+@app.command(short_help="train PPO; writes a run folder")
 def train(
     config: Annotated[
         Optional[Path],
@@ -339,7 +339,7 @@ def train(
     console.print(f"trained {model.num_timesteps:,} steps: {root}", soft_wrap=True)
 
 
-@app.command()
+@app.command(short_help="the benchmark's metrics for a trained model")
 def evaluate(
     model: Annotated[Path, typer.Option(help="run folder (its best model, else final) or a model .zip")],
     scenario: Annotated[
@@ -385,7 +385,7 @@ def evaluate(
 # ------------------------------------------------------------------------------- plots and verdicts
 
 
-@app.command("plot-training")
+@app.command("plot-training", short_help="the training curve of a run, as a PNG")
 def plot_training(
     run_dir: Annotated[Path, typer.Argument(help="run folder (evaluations.csv, tb/)")],
     out: Annotated[Path, typer.Option(help="PNG to write")] = Path("training_curve.png"),
@@ -410,7 +410,7 @@ def plot_training(
     console.print(str(plot(run_dir, out, reference, title, ylim)), soft_wrap=True)
 
 
-@app.command()
+@app.command(short_help="PPO against the best rule policy, from episodes.csv")
 def verdict(
     episodes: Annotated[Path, typer.Argument(help="a benchmark's episodes.csv with one PPO policy and the rules")],
     ppo: Annotated[
