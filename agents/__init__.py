@@ -5,6 +5,8 @@
 ``agents.rules.base.RulePolicy`` is the base of the rule policies (a desired count rounded to the env's scale
 steps by ``agents.actions``)."""
 
+from scaling_env import __version__  # one distribution, one version
+
 from .actions import action_for_change, action_for_target, controlled_count
 from .base import Policy, PolicyBase, PolicyConfigError, PolicyParams
 from .references.oracle import OraclePolicy
@@ -19,6 +21,7 @@ from .rules.target_tracking import TargetTrackingPolicy
 from .rules.threshold import ThresholdPolicy
 
 __all__ = [
+    "__version__",
     "POLICIES",
     "HpaPolicy",
     "KpaPolicy",
