@@ -139,6 +139,7 @@ def _training_commands() -> None:
 
 
 _training_commands()
+app.command(name="tune")(__import__("agents.experiments.tune", fromlist=["tune_command"]).tune_command)
 
 
 @app.command()
