@@ -124,6 +124,20 @@ def tuned_policy_file(name: str, tag: str, scenario: str | None = None) -> Path:
     return TUNED_DIR / Path(scenario).stem / f"{name}.yaml"
 
 
+def with_tuned(specs: list[str]) -> list[str]:
+    """``specs`` with ``<name>@generalist`` and ``<name>@tuned`` after each registry name that has tuned files
+    (in ``configs/policies/tuned``), for a benchmark of default against tuned settings."""
+    out: list[str] = []
+    for spec in specs:
+        out.append(spec)
+        if spec in POLICIES and TUNED_DIR.is_dir():
+            if tuned_policy_file(spec, GENERALIST).is_file():
+                out.append(f"{spec}@{GENERALIST}")
+            if any(p.parent.name != GENERALIST for p in TUNED_DIR.glob(f"*/{spec}.yaml")):
+                out.append(f"{spec}@tuned")
+    return list(dict.fromkeys(out))
+
+
 def resolve_policy_file(spec: str, scenario: str | None = None) -> Path | None:
     """The file a spec reads its parameters from, or None for a name without a file (its code defaults) or a
     learned policy. Errors (unknown spec, missing tuned file) say what was looked for."""

@@ -137,7 +137,7 @@ def run_job(job: Job) -> dict[str, Any]:
     from scaling_env.scenarios import load_scenario
 
     scenario = load_scenario(job.scenario, job.traces_dir)
-    policy = make_policy(job.policy, scenario.config)
+    policy = make_policy(job.policy, scenario.config, scenario=scenario.name)  # scenario: for "<name>@tuned"
     t = time.perf_counter()
     # serial kernel: the parallelism is across worker processes, and threads would compete with them
     run = rollout(scenario.config, policy, list(job.seeds), record=("arrivals", "instances_warm"), parallel=False)
@@ -385,10 +385,22 @@ def benchmark(
         typer.Option(help="folder of trace CSVs (default: $SCALING_ENV_TRACES, ./traces, shared/traces)"),
     ] = None,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    tuned: Annotated[
+        bool,
+        typer.Option(
+            "--tuned",
+            help="beside each rule policy, its tuned settings: <name>@generalist and <name>@tuned (per scenario, "
+            "configs/policies/tuned; see `scaling-env tune`)",
+        ),
+    ] = False,
 ) -> None:
     """Run every policy on every scenario over the same seeds and print the comparison table."""
     console = Console(width=200) if not Console().is_terminal else Console()
     policy_list = split_list(policies, DEFAULT_POLICIES)
+    if tuned:
+        from agents.registry import with_tuned
+
+        policy_list = with_tuned(policy_list)
     scenario_list = split_list(scenarios, DEFAULT_SCENARIOS)
     try:
         seed_list = [int(s) for s in seeds.split(",")] if seeds else [seed + i for i in range(episodes)]
@@ -402,7 +414,7 @@ def benchmark(
 
         for sc in loaded:  # check every policy spec on every scenario before any work starts
             for p in policy_list:
-                make_policy(p, sc.config)
+                make_policy(p, sc.config, scenario=sc.name)
     except (ConfigError, TraceError) as exc:
         console.print(f"[red]{exc}[/red]", highlight=False)
         raise typer.Exit(2) from None
