@@ -609,7 +609,15 @@ def tune_command(
         f"{format_seeds(seed_list)}; storage {store}",
         highlight=False,
     )
+    try:  # create the storage and every study here: worker processes creating them at once would race
+        for target in targets:
+            open_study(target, policy_file(target.policy), seed_list, store, slo_limit)
+    except (TuneError, ConfigError) as exc:
+        fail(str(exc))
+    except Exception as exc:  # e.g. sqlalchemy.exc.ArgumentError, OperationalError
+        fail(f"--storage {store}: cannot open it ({type(exc).__name__}: {exc})")
     results: list[dict[str, Any]] = []
+    errors: list[str] = []
     t0 = time.perf_counter()
     with Progress(
         TextColumn("[progress.description]{task.description}"),
@@ -640,9 +648,12 @@ def tune_command(
                     futures = {pool.submit(_run_target, a): i for i, a in enumerate(args)}
                     done: dict[int, dict[str, Any]] = {}
                     for fut in as_completed(futures):
-                        done[futures[fut]] = fut.result()
+                        try:
+                            done[futures[fut]] = fut.result()
+                        except Exception as exc:  # one failed study does not stop the others
+                            errors.append(f"{targets[futures[fut]].study_name}: {type(exc).__name__}: {exc}")
                         bar.advance(task)
-                results = [done[i] for i in range(len(targets))]
+                results = [done[i] for i in range(len(targets)) if i in done]
         except (TuneError, ConfigError) as exc:
             fail(str(exc))
     seconds = time.perf_counter() - t0
@@ -656,7 +667,9 @@ def tune_command(
     abandoned = sum(r["abandoned"] for r in results)
     note = f"; {abandoned} trial(s) left running by a killed run marked failed" if abandoned else ""
     console.print(f"{len(results)} studies in {seconds:.1f} s{note}", highlight=False)
-    if any(r["best"] is None for r in results):
+    for e in errors:
+        console.print(f"[red]failed: {e}[/red] (run the command again to continue)", highlight=False)
+    if errors or any(r["best"] is None for r in results):
         raise typer.Exit(1)
 
 
