@@ -18,8 +18,8 @@ The rules of the comparison:
   as a check that does not assume normal differences.
 - **Over all scenarios, normalised scores and the interquartile mean (IQM) with stratified-bootstrap CIs**, as
   rliable (Agarwal et al., "Deep RL at the edge of the statistical precipice", NeurIPS 2021) does: an episode's
-  score is ``(reward - R_low) / (R_high - R_low)`` with ``R_low``/``R_high`` the scenario's mean reward of the
-  ``static`` and ``oracle`` policies (0 = no autoscaling at the initial count, 1 = the clairvoyant oracle); the IQM
+  score is ``R_oracle / reward`` with ``R_oracle`` the scenario's mean oracle reward (rewards are penalties, all
+  negative: 1 = the oracle's penalty, 0.5 = twice it; see :func:`normalised` for why not min-max); the IQM
   is the mean of the middle 50 % of all (scenario, seed) scores (``scipy.stats.trim_mean(x, 0.25)``); its 95 % CI
   comes from a percentile bootstrap that resamples seeds within each scenario (stratified), with
   ``scipy.stats.bootstrap`` (each scenario one sample, resampled independently). rliable itself is not used: its
@@ -44,7 +44,7 @@ from scipy import stats
 TUNING_SEEDS = "0-19"
 CONFIDENCE = 0.95
 ALPHA = 0.05
-LOW_REF, HIGH_REF = "static", "oracle"
+HIGH_REF = "oracle"
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0
 
@@ -177,6 +177,14 @@ def is_clairvoyant(spec: str, scenario: str | None = None) -> bool:
     return name == "oracle" or (name == "static" and params.get("instances") == "peak")
 
 
+def short(spec: str) -> str:
+    """A short label: ``ppo:runs/ppo_final`` -> ``ppo:ppo_final``; other specs as they are."""
+    if is_learned(spec):
+        prefix, _, rest = spec.partition(":")
+        return f"{prefix}:{Path(rest).name or rest}"
+    return spec
+
+
 def tuning_rewards(
     specs: list[str], scenarios: list[str], seeds: list[int], traces_dir: str | None = None
 ) -> dict[tuple[str, str], float]:
@@ -263,37 +271,40 @@ def scenario_rows(st: Setup, tuning: dict[tuple[str, str], float]) -> list[dict]
                 "rule_slo": float(np.mean([st.episodes[(s, best)][k][1] for k in seeds])),
                 "oracle": float(np.mean([r for r, _ in oracle.values()])) if oracle else float("nan"),
                 "test": test,
-                "verdict": test.verdict(st.candidate, best),
+                "verdict": test.verdict(short(st.candidate), best),
             }
         )
     return rows
 
 
 def normalised(st: Setup) -> dict[tuple[str, str], dict[int, float]]:
-    """Each episode's score (reward - R_static) / (R_oracle - R_static), the references' means per scenario."""
+    """Each episode's score ``R_oracle / reward``, with ``R_oracle`` the oracle's mean reward on the scenario.
+    Rewards are penalties (negative), so 1 = the oracle's, 0.5 = twice its penalty, near 0 = far worse. A
+    min-max score between two references was not used: the scenarios where a low reference (e.g. ``static``)
+    happens to be near the oracle would get a tiny denominator and dominate any mean."""
     out = {}
     for s in st.scenarios:
-        refs = []
-        for ref in (LOW_REF, HIGH_REF):
-            if (s, ref) not in st.episodes:
-                raise VerdictError(
-                    f"normalised scores need the {LOW_REF} and {HIGH_REF} policies in the CSV ({ref} missing on {s})"
-                )
-            refs.append(float(np.mean([r for r, _ in st.episodes[(s, ref)].values()])))
-        low, high = refs
-        if not high - low > 1e-9:
-            raise VerdictError(f"scenario {s}: {HIGH_REF} ({high:.2f}) does not score above {LOW_REF} ({low:.2f})")
+        if (s, HIGH_REF) not in st.episodes:
+            raise VerdictError(f"normalised scores need the {HIGH_REF} policy in the CSV ({HIGH_REF} missing on {s})")
+        ref = float(np.mean([r for r, _ in st.episodes[(s, HIGH_REF)].values()]))
         for p in st.policies:
-            if (s, p) in st.episodes:
-                out[(s, p)] = {k: (r - low) / (high - low) for k, (r, _) in st.episodes[(s, p)].items()}
+            if (s, p) not in st.episodes:
+                continue
+            rewards = {k: r for k, (r, _) in st.episodes[(s, p)].items()}
+            if ref >= 0 or max(rewards.values()) >= 0:
+                raise VerdictError(
+                    f"scenario {s}: normalised scores need negative rewards ({p} or {HIGH_REF} has >= 0)"
+                )
+            out[(s, p)] = {k: ref / r for k, r in rewards.items()}
     return out
 
 
-def aggregate_rows(st: Setup, tuning: dict[tuple[str, str], float]) -> tuple[list[dict], dict]:
+def aggregate_rows(st: Setup, tuning: dict[tuple[str, str], float]) -> tuple[list[dict], list[dict]]:
     """Every policy's IQM of normalised scores over (scenario, seed) with its stratified-bootstrap CI, mean reward
     and SLO share; and the candidate against the best rule over all scenarios (best mean reward over the
-    scenarios on the tuning seeds): the IQM difference with its CI, and a paired t-test on the per-seed mean
-    normalised score."""
+    scenarios on the tuning seeds; once among all rules, once among those with one setting for every scenario,
+    i.e. not ``@tuned``): the IQM difference with its CI, and a paired t-test on the per-seed mean normalised
+    score."""
     scores = normalised(st)
     rows = []
     for p in st.policies:
@@ -315,28 +326,39 @@ def aggregate_rows(st: Setup, tuning: dict[tuple[str, str], float]) -> tuple[lis
             }
         )
     full = [p for p in st.rules if all((s, p) in tuning for s in st.scenarios)]
-    best = max(full, key=lambda p: np.mean([tuning[(s, p)] for s in st.scenarios]))
-    seeds = common_seeds(st.episodes, [(s, p) for s in st.scenarios for p in (st.candidate, best)])
-    strata = [
-        np.array([[scores[(s, st.candidate)][k] for k in seeds], [scores[(s, best)][k] for k in seeds]])
-        for s in st.scenarios
-    ]
-    diff, lo, hi = stratified_bootstrap(
-        strata,
-        lambda xs: iqm(np.concatenate([x[0] for x in xs], axis=-1)) - iqm(np.concatenate([x[1] for x in xs], axis=-1)),
-    )
-    per_seed_a = np.array([np.mean([scores[(s, st.candidate)][k] for s in st.scenarios]) for k in seeds])
-    per_seed_b = np.array([np.mean([scores[(s, best)][k] for s in st.scenarios]) for k in seeds])
-    test = paired_test(per_seed_a, per_seed_b)
-    overall = {
-        "rule": best,
-        "rule_tuning": float(np.mean([tuning[(s, best)] for s in st.scenarios])),
-        "iqm_diff": diff,
-        "iqm_diff_low": lo,
-        "iqm_diff_high": hi,
-        "test": test,
-        "verdict": test.verdict(st.candidate, best),
-    }
+    pools = [("any rule (per-scenario settings allowed)", full)]
+    single = [p for p in full if not p.endswith("@tuned")]  # one setting for every scenario, as one learned agent
+    if single and single != full:
+        pools.append(("one rule setting for all scenarios", single))
+    overall = []
+    for pool_name, pool in pools:
+        best = max(pool, key=lambda p: np.mean([tuning[(s, p)] for s in st.scenarios]))
+        seeds = common_seeds(st.episodes, [(s, p) for s in st.scenarios for p in (st.candidate, best)])
+        strata = [
+            np.array([[scores[(s, st.candidate)][k] for k in seeds], [scores[(s, best)][k] for k in seeds]])
+            for s in st.scenarios
+        ]
+        diff, lo, hi = stratified_bootstrap(
+            strata,
+            lambda xs: (
+                iqm(np.concatenate([x[0] for x in xs], axis=-1)) - iqm(np.concatenate([x[1] for x in xs], axis=-1))
+            ),
+        )
+        per_seed_a = np.array([np.mean([scores[(s, st.candidate)][k] for s in st.scenarios]) for k in seeds])
+        per_seed_b = np.array([np.mean([scores[(s, best)][k] for s in st.scenarios]) for k in seeds])
+        test = paired_test(per_seed_a, per_seed_b)
+        overall.append(
+            {
+                "pool": pool_name,
+                "rule": best,
+                "rule_tuning": float(np.mean([tuning[(s, best)] for s in st.scenarios])),
+                "iqm_diff": diff,
+                "iqm_diff_low": lo,
+                "iqm_diff_high": hi,
+                "test": test,
+                "verdict": test.verdict(short(st.candidate), best),
+            }
+        )
     return sorted(rows, key=lambda r: -r["iqm"]), overall
 
 
@@ -361,26 +383,27 @@ def scenario_markdown(rows: list[dict], candidate: str) -> str:
     return "\n".join(lines)
 
 
-def aggregate_markdown(rows: list[dict], overall: dict, candidate: str) -> str:
+def aggregate_markdown(rows: list[dict], overall: list[dict], candidate: str) -> str:
     lines = [
         "| policy | kind | IQM of normalised score (95 % stratified-bootstrap CI) | mean reward | mean SLO viol. |",
         "|---|---|---:|---:|---:|",
     ]
     for r in rows:
-        name = f"**{r['policy']}**" if r["kind"] == "candidate" else r["policy"]
+        name = f"**{short(r['policy'])}**" if r["kind"] == "candidate" else short(r["policy"])
         lines.append(
             f"| {name} | {r['kind']} | {r['iqm']:.3f} [{r['iqm_low']:.3f}, {r['iqm_high']:.3f}] | "
             f"{r['reward']:.1f} | {r['slo']:.2%} |"
         )
-    t: PairedTest = overall["test"]
-    lines += [
-        "",
-        f"Over all scenarios, {candidate} against the best rule on the tuning seeds, **{overall['rule']}**: IQM "
-        f"difference {overall['iqm_diff']:+.3f} [{overall['iqm_diff_low']:+.3f}, {overall['iqm_diff_high']:+.3f}] "
-        f"(stratified bootstrap); per-seed mean normalised score {t.mean_diff:+.3f} "
-        f"[{t.ci_low:+.3f}, {t.ci_high:+.3f}], paired t-test p {_p(t.p_value)} over {t.n} seeds: "
-        f"**{overall['verdict']}**.",
-    ]
+    for o in overall:
+        t: PairedTest = o["test"]
+        lines += [
+            "",
+            f"Over all scenarios, {candidate} against the best of {o['pool']} on the tuning seeds, **{o['rule']}**: "
+            f"IQM difference {o['iqm_diff']:+.3f} [{o['iqm_diff_low']:+.3f}, {o['iqm_diff_high']:+.3f}] "
+            f"(stratified bootstrap); per-seed mean normalised score {t.mean_diff:+.3f} "
+            f"[{t.ci_low:+.3f}, {t.ci_high:+.3f}], paired t-test p {_p(t.p_value)} over {t.n} seeds: "
+            f"**{o['verdict']}**.",
+        ]
     return "\n".join(lines)
 
 
@@ -445,15 +468,16 @@ def run_verdict(
         [
             f"Verdict for {st.candidate} ({Path(episodes_csv)}): best rule per scenario chosen on tuning seeds "
             f"{tuning_seeds}; clairvoyant references ({', '.join(st.references) or 'none'}) are not rules.",
-            scenario_markdown(rows, st.candidate),
-            f"Normalised score: 0 = {LOW_REF}, 1 = {HIGH_REF} (each scenario's mean reward).",
-            aggregate_markdown(agg, overall, st.candidate),
+            scenario_markdown(rows, short(st.candidate)),
+            f"Normalised score of an episode: the {HIGH_REF}'s mean reward on the scenario / the episode's reward "
+            "(1 = the oracle's penalty, 0.5 = twice it).",
+            aggregate_markdown(agg, overall, short(st.candidate)),
         ]
     )
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "verdict.md").write_text(text + "\n\n![paired differences](verdict.png)\n")
-        plot_differences(rows, st.candidate, out / "verdict.png")
+        plot_differences(rows, short(st.candidate), out / "verdict.png")
     return text
 
 
