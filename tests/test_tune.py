@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 import typer
@@ -171,3 +172,40 @@ def test_result_file_made_by_a_user_is_not_replaced(tmp_path: Path) -> None:
     )
     assert res.exit_code == 2 and "not written by scaling-env tune" in res.output
     assert user_file.read_text() == "policy: hpa\nparams: {target: 0.5}\n"
+
+
+def _tune(out: Path, *extra: str) -> object:
+    return runner.invoke(app, ["--policy", "predictive", "--seeds", "0-1", "--out", str(out), "--no-progress", *extra])
+
+
+def test_generalist_study_is_one_setting_over_the_scenarios(tmp_path: Path) -> None:
+    res = _tune(tmp_path, "--scenarios", "steady,diurnal", "--generalist", "--trials", "4")
+    assert res.exit_code == 0, res.output
+    assert not (tmp_path / "steady").exists()  # no per-scenario study in generalist mode
+    prov = yaml.safe_load((tmp_path / "generalist" / "predictive.yaml").read_text())["provenance"]
+    assert prov["mode"] == "generalist" and prov["scenarios"] == ["steady", "diurnal"] and prov["trials"] == 4
+    assert set(prov["per_scenario"]) == {"steady", "diurnal"}
+    assert prov["value"] == pytest.approx(np.mean(list(prov["per_scenario"].values())), abs=1e-3)
+    # the same study name with other scenarios is refused, not mixed
+    res = _tune(tmp_path, "--scenarios", "steady,flash_crowd", "--generalist", "--trials", "5")
+    assert res.exit_code == 2 and "was made with scenarios" in res.output
+
+
+def test_same_command_same_result(tmp_path: Path) -> None:
+    docs = []
+    for run in ("a", "b"):
+        assert _tune(tmp_path / run, "--scenarios", "steady", "--trials", "12").exit_code == 0
+        docs.append(yaml.safe_load((tmp_path / run / "steady" / "predictive.yaml").read_text()))
+    assert docs[0]["params"] == docs[1]["params"]
+    assert docs[0]["provenance"]["value"] == docs[1]["provenance"]["value"]
+
+
+def test_slo_limit_is_a_constraint(tmp_path: Path) -> None:
+    res = _tune(tmp_path / "loose", "--scenarios", "flash_crowd", "--trials", "6", "--slo-limit", "0.5")
+    assert res.exit_code == 0, res.output
+    prov = yaml.safe_load((tmp_path / "loose" / "flash_crowd" / "predictive.yaml").read_text())["provenance"]
+    assert "subject to mean SLO-violation share <= 0.5" in prov["objective"] and prov["slo_share"] <= 0.5
+    # flash_crowd's 10x burst violates the SLO in some steps whatever the setting: no trial meets 0, none written
+    res = _tune(tmp_path / "strict", "--scenarios", "flash_crowd", "--trials", "3", "--slo-limit", "0")
+    assert res.exit_code == 1 and "no trial met the SLO limit" in res.output
+    assert not (tmp_path / "strict" / "flash_crowd" / "predictive.yaml").exists()

@@ -13,7 +13,7 @@ generalist study. The seeds must be disjoint from the benchmark's evaluation see
 ``agents.experiments.train_config.FIRST_BENCHMARK_SEED``): a tuned setting evaluated on the seeds it was chosen on
 would be flattered. One trial runs all its seeds of a scenario as one batch in the compiled core
 (``scaling_env.rollout.rollout``), a few tens of milliseconds. With ``--slo-limit X`` the mean SLO-violation share
-must stay at or below X: a *constraint* (Optuna's constrained TPE, ``constraints_func``), not a penalty: the
+must stay at or below X: a *constraint* (Optuna's constrained TPE, ``Trial.set_constraint``), not a penalty: the
 result is the best trial that meets it, and none is written if no trial does.
 
 Studies persist in an Optuna storage: by default the SQLite file ``<out>/studies.db`` (``--storage`` takes any URL
@@ -246,18 +246,12 @@ def study_attrs(target: Target, pf: PolicyFile, seeds: list[int], slo_limit: flo
     }
 
 
-def _sampler(slo_limit: float | None) -> Any:
+def _sampler() -> Any:
     import optuna
-
-    constraints = None
-    if slo_limit is not None:
-
-        def constraints(trial: Any) -> tuple[float]:  # <= 0 is feasible
-            return (trial.user_attrs.get("slo_share", 1.0) - slo_limit,)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(seed=SAMPLER_SEED, multivariate=True, constraints_func=constraints)
+        return optuna.samplers.TPESampler(seed=SAMPLER_SEED, multivariate=True)
 
 
 def open_study(target: Target, pf: PolicyFile, seeds: list[int], storage: str, slo_limit: float | None) -> Any:
@@ -269,7 +263,7 @@ def open_study(target: Target, pf: PolicyFile, seeds: list[int], storage: str, s
         study_name=target.study_name,
         storage=storage,
         direction="maximize",
-        sampler=_sampler(slo_limit),
+        sampler=_sampler(),
         load_if_exists=True,
     )
     want = study_attrs(target, pf, seeds, slo_limit)
@@ -331,6 +325,8 @@ def run_study(
             raise optuna.TrialPruned(str(exc)) from None
         trial.set_user_attr("slo_share", slo)
         trial.set_user_attr("per_scenario", per_scenario)
+        if slo_limit is not None:  # feasible when <= 0: TPE ranks infeasible trials below every feasible one
+            trial.set_constraint("slo_share", slo - slo_limit)
         return reward
 
     finished = len(study.get_trials(deepcopy=False, states=states))
