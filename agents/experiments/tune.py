@@ -333,6 +333,10 @@ def run_study(
     remaining = max(0, trials - finished)
     t0 = time.perf_counter()
     if remaining:
+        # the code versions that ran the study's trials (a resumed study may span several)
+        versions = list(study.user_attrs.get("code_versions", []))
+        if code_version() not in versions:
+            study.set_user_attr("code_versions", [*versions, code_version()])
         callbacks = [MaxTrialsCallback(trials, states=states)]
         if on_trial is not None:
             callbacks.append(lambda st, tr: on_trial(target, st, tr))
@@ -397,6 +401,7 @@ def summarise_study(
         }
     res["seeds"] = format_seeds(seeds)
     res["slo_limit"] = slo_limit
+    res["code_versions"] = list(study.user_attrs.get("code_versions", []))
     return res
 
 
@@ -437,7 +442,7 @@ def result_document(res: dict[str, Any], version: str) -> dict[str, Any]:
                 "per_scenario": {k: round(v, 4) for k, v in best["per_scenario"].items()},
                 "best_trial": best["number"],
                 "date": best["date"],
-                "code_version": version,
+                "code_version": ", ".join(res.get("code_versions") or [version]),
             },
         }
     )
