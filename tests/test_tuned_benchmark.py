@@ -78,3 +78,21 @@ def test_tuned_file_of_another_policy_is_refused(tuned_dir: Path) -> None:
     (tuned_dir / "steady" / "kpa.yaml").write_text("policy: hpa\n")
     with pytest.raises(PolicyConfigError, match="policy: 'hpa', expected 'kpa'"):
         make_policy("kpa@tuned", load_scenario("steady").config, scenario="steady")
+
+
+def test_benchmark_tuned_flag_adds_the_tuned_rows(tuned_dir: Path, tmp_path: Path) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from agents.experiments.benchmark import benchmark
+
+    app = typer.Typer()
+    app.command()(benchmark)
+    out = tmp_path / "bench"
+    args = ["--policies", "static,hpa", "--scenarios", "steady", "--episodes", "2", "--workers", "1", "--tuned"]
+    res = CliRunner().invoke(app, [*args, "--out", str(out), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    summary = (out / "summary.md").read_text()
+    for label in ("| static |", "| hpa |", "| hpa@generalist |", "| hpa@tuned |"):
+        assert label in summary
+    assert "static@" not in summary  # static has no tuned files

@@ -124,3 +124,17 @@ def test_missing_reference_or_policy_is_a_clear_error(tmp_path: Path) -> None:
         v.run_verdict(csv_path, tuning=tuning)
     with pytest.raises(v.VerdictError, match="--policy 'ppo:other' is not in the CSV"):
         v.run_verdict(csv_path, policy="ppo:other", tuning=tuning)
+
+
+def test_single_setting_pool_excludes_per_scenario_tuned_rules(tmp_path: Path) -> None:
+    t = _table()
+    for sc in ("a", "b"):
+        t[("hpa@tuned", sc)] = list(np.array(t[("hpa", sc)]) + 1.0)
+    csv_path = write_csv(tmp_path / "episodes.csv", t)
+    tuning = {
+        (sc, p): {"hpa": -50.0, "kpa": -41.0, "static": -300.0, "hpa@tuned": -30.0}[p] for sc in "ab" for p in t_rules()
+    }
+    st = v.setup(v.read_episodes(csv_path), None)
+    assert "hpa@tuned" in st.rules
+    _, overall = v.aggregate_rows(st, tuning)
+    assert [o["rule"] for o in overall] == ["hpa@tuned", "kpa"]  # best of all rules; best single setting
