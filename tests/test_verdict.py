@@ -131,9 +131,8 @@ def test_single_setting_pool_excludes_per_scenario_tuned_rules(tmp_path: Path) -
     for sc in ("a", "b"):
         t[("hpa@tuned", sc)] = list(np.array(t[("hpa", sc)]) + 1.0)
     csv_path = write_csv(tmp_path / "episodes.csv", t)
-    tuning = {
-        (sc, p): {"hpa": -50.0, "kpa": -41.0, "static": -300.0, "hpa@tuned": -30.0}[p] for sc in "ab" for p in t_rules()
-    }
+    scores = {"hpa": -50.0, "kpa": -41.0, "static": -300.0, "hpa@tuned": -30.0}
+    tuning = {(sc, p): score for sc in "ab" for p, score in scores.items()}
     st = v.setup(v.read_episodes(csv_path), None)
     assert "hpa@tuned" in st.rules
     _, overall = v.aggregate_rows(st, tuning)
