@@ -334,9 +334,9 @@ def run_study(
     t0 = time.perf_counter()
     if remaining:
         # the code versions that ran the study's trials (a resumed study may span several)
-        versions = list(study.user_attrs.get("code_versions", []))
-        if code_version() not in versions:
-            study.set_user_attr("code_versions", [*versions, code_version()])
+        versions, version = list(study.user_attrs.get("code_versions", [])), code_version()
+        if version not in versions:
+            study.set_user_attr("code_versions", [*versions, version])
         callbacks = [MaxTrialsCallback(trials, states=states)]
         if on_trial is not None:
             callbacks.append(lambda st, tr: on_trial(target, st, tr))
