@@ -22,8 +22,9 @@ from typing import Any
 
 from scaling_env import EnvConfig
 from scaling_env.config import ConfigError, deep_merge, read_yaml_mapping
+from scaling_env.resources import config_dir
 
-from .base import Policy, PolicyConfigError, validate_params
+from .base import Policy, PolicyBase, PolicyConfigError, validate_params
 from .references.oracle import OraclePolicy
 from .references.static import StaticPolicy
 from .rules.hpa import HpaPolicy
@@ -34,7 +35,7 @@ from .rules.target_tracking import TargetTrackingPolicy
 from .rules.threshold import ThresholdPolicy
 from .search_space import Dimension, parse_search_space
 
-POLICIES: dict[str, type[Policy]] = {
+POLICIES: dict[str, type[PolicyBase]] = {
     cls.name: cls
     for cls in (
         StaticPolicy,
@@ -48,10 +49,16 @@ POLICIES: dict[str, type[Policy]] = {
     )
 }
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "policies"
+CONFIG_DIR = config_dir("policies")  # configs/policies (package data)
 
 # learned policies: spec prefix -> (module, loader function); the loader takes (path, env_config)
 LOADERS: dict[str, tuple[str, str]] = {"ppo": ("agents.learned.ppo", "load_ppo_policy")}
+
+
+def policy_names() -> list[str]:
+    """The names ``make_policy`` accepts: the registered policies and the named variants in configs/policies."""
+    variants = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if p.stem not in POLICIES)
+    return [*POLICIES, *variants]
 
 
 TUNED_DIR = CONFIG_DIR / "tuned"
@@ -164,7 +171,8 @@ def resolve_policy_file(spec: str, scenario: str | None = None) -> Path | None:
     if Path(spec).suffix in (".yaml", ".yml") or Path(spec).exists():
         return Path(spec)
     raise PolicyConfigError(
-        f"unknown policy {spec!r}: expected one of {', '.join(POLICIES)} (optionally with @tuned or @generalist), "
+        f"unknown policy {spec!r}: expected one of {', '.join(policy_names())} (optionally with @tuned or "
+        "@generalist), "
         f"a YAML file or one of the prefixes {', '.join(p + ':' for p in LOADERS)}"
     )
 

@@ -207,5 +207,5 @@ def test_slo_limit_is_a_constraint(tmp_path: Path) -> None:
     assert "subject to mean SLO-violation share <= 0.5" in prov["objective"] and prov["slo_share"] <= 0.5
     # flash_crowd's 10x burst violates the SLO in some steps whatever the setting: no trial meets 0, none written
     res = _tune(tmp_path / "strict", "--scenarios", "flash_crowd", "--trials", "3", "--slo-limit", "0")
-    assert res.exit_code == 1 and "no trial met the SLO limit" in res.output
+    assert res.exit_code == 1 and "no trial met --slo-limit 0; nothing written" in res.output
     assert not (tmp_path / "strict" / "flash_crowd" / "predictive.yaml").exists()

@@ -46,7 +46,6 @@ from typing import Annotated, Any, Optional
 import numpy as np
 import typer
 import yaml
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -58,6 +57,7 @@ from scaling_env.scenarios import Scenario, load_scenarios
 from scaling_env.traces import TraceError
 
 from .benchmark import DEFAULT_SCENARIOS
+from .console import console, fail
 from .train_config import BENCHMARK_SEEDS_END, FIRST_BENCHMARK_SEED
 
 DEFAULT_TRIALS = 100
@@ -190,6 +190,8 @@ def default_storage(out: Path) -> str:
 
 def code_version() -> str:
     """``git describe`` of the checkout (``-dirty`` if it has uncommitted changes), else the package version."""
+    if not (REPO_ROOT / ".git").exists():  # an installed package: not the checkout's git history
+        return _package_version()
     try:
         res = subprocess.run(
             ["git", "-C", str(REPO_ROOT), "describe", "--always", "--dirty", "--tags"],
@@ -201,12 +203,13 @@ def code_version() -> str:
             return "git " + res.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         pass
-    from importlib.metadata import PackageNotFoundError, version
+    return _package_version()
 
-    try:
-        return "scaling-env " + version("scaling-env")
-    except PackageNotFoundError:
-        return "unknown"
+
+def _package_version() -> str:
+    from scaling_env.resources import package_version
+
+    return "scaling-env " + package_version()
 
 
 def _pid_alive(pid: int) -> bool:
@@ -247,11 +250,19 @@ def study_attrs(target: Target, pf: PolicyFile, seeds: list[int], slo_limit: flo
 
 
 def _sampler() -> Any:
+    """TPE with a fixed seed, which tags each trial with this host and process as soon as the trial exists (before
+    any sampling), so that a trial left running by a killed process can be recognised on resume."""
     import optuna
+
+    class TaggingTPESampler(optuna.samplers.TPESampler):
+        def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            study._storage.set_trial_user_attr(trial._trial_id, "host", socket.gethostname())  # no public API
+            study._storage.set_trial_user_attr(trial._trial_id, "pid", os.getpid())
+            super().before_trial(study, trial)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(seed=SAMPLER_SEED, multivariate=True)
+        return TaggingTPESampler(seed=SAMPLER_SEED, multivariate=True)
 
 
 def open_study(target: Target, pf: PolicyFile, seeds: list[int], storage: str, slo_limit: float | None) -> Any:
@@ -311,11 +322,8 @@ def run_study(
     )
     if not has_default:
         study.enqueue_trial(default_values, user_attrs={"default": True})
-    host = socket.gethostname()
 
     def objective(trial: optuna.Trial) -> float:
-        trial.set_user_attr("host", host)
-        trial.set_user_attr("pid", os.getpid())
         values = {path: dim.suggest(trial, path) for path, dim in pf.search_space.items()}
         try:
             params = apply_values(pf.params, values)
@@ -565,7 +573,7 @@ def tune_command(
         typer.Option(
             "--all",
             help="every tunable policy on every evaluation scenario, per scenario and generalist, written to "
-            f"{TUNED_DIR.relative_to(REPO_ROOT)} (studies in {DEFAULT_OUT}/studies.db) unless --out is given",
+            f"the shipped configs/policies/tuned (studies in {DEFAULT_OUT}/studies.db) unless --out is given",
         ),
     ] = False,
     workers: Annotated[int, typer.Option(min=1, help="studies run in parallel (processes)")] = 1,
@@ -574,12 +582,6 @@ def tune_command(
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
 ) -> None:
     """Tune rule policies' parameters with Optuna (TPE) on tuning seeds; write each result as a policy file."""
-    console = Console(width=160) if not Console().is_terminal else Console()
-
-    def fail(msg: str) -> None:
-        console.print(f"[red]{msg}[/red]", highlight=False)
-        raise typer.Exit(2)
-
     try:
         seed_list = parse_seeds(seeds)
         check_tuning_seeds(seed_list)
@@ -608,7 +610,7 @@ def tune_command(
     console.print(
         f"tuning {len(targets)} stud{'y' if len(targets) == 1 else 'ies'} to {trials} trials on seeds "
         f"{format_seeds(seed_list)}; storage {store}",
-        highlight=False,
+        soft_wrap=True,
     )
     try:  # create the storage and every study here: worker processes creating them at once would race
         for target in targets:
@@ -667,15 +669,25 @@ def tune_command(
     console.print(results_table(results, paths))
     abandoned = sum(r["abandoned"] for r in results)
     note = f"; {abandoned} trial(s) left running by a killed run marked failed" if abandoned else ""
-    console.print(f"{len(results)} studies in {seconds:.1f} s{note}", highlight=False)
+    console.print(f"{len(results)} studies in {seconds:.1f} s{note}", soft_wrap=True)
+    for r in results:
+        if r["best"] is None:
+            console.print(
+                f"{r['study']}: no trial met --slo-limit {slo_limit:g}; nothing written", style="red", soft_wrap=True
+            )
     for e in errors:
-        console.print(f"[red]failed: {e}[/red] (run the command again to continue)", highlight=False)
+        console.print(f"failed: {e} (run the command again to continue)", style="red", soft_wrap=True)
     if errors or any(r["best"] is None for r in results):
         raise typer.Exit(1)
 
 
 def main() -> None:
-    typer.run(tune_command)
+    """``python -m`` runs ``scaling-env tune`` (the command line lives in ``agents/experiments/cli.py``)."""
+    import sys
+
+    from .cli import app
+
+    app(["tune", *sys.argv[1:]])
 
 
 if __name__ == "__main__":

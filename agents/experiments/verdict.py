@@ -1,6 +1,6 @@
 """Verdicts that hold up: a policy against the best rule policy, from a benchmark's per-episode CSV.
 
-    python -m agents.experiments.verdict results/benchmark/episodes.csv --policy ppo:runs/ppo_final [--out DIR]
+    scaling-env verdict results/benchmark/episodes.csv [--policy ppo:runs/ppo_final] [--out DIR]
 
 The rules of the comparison:
 
@@ -32,7 +32,6 @@ Outputs: a Markdown report (per-scenario table, aggregate table) on stdout or in
 
 from __future__ import annotations
 
-import argparse
 import csv
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -481,18 +480,13 @@ def run_verdict(
     return text
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("episodes", type=Path, help="a benchmark's episodes.csv with the policy and the rules")
-    parser.add_argument("--policy", default=None, help="the policy to judge (default: the one ppo:... in the CSV)")
-    parser.add_argument("--tuning-seeds", default=TUNING_SEEDS, help="seeds the best rule is chosen on")
-    parser.add_argument("--out", type=Path, default=None, help="folder for verdict.md and verdict.png")
-    parser.add_argument("--traces-dir", default=None, help="folder of trace CSVs")
-    args = parser.parse_args(argv)
-    try:
-        print(run_verdict(args.episodes, args.policy, args.tuning_seeds, args.out, args.traces_dir))
-    except VerdictError as exc:
-        raise SystemExit(f"error: {exc}") from None
+def main() -> None:
+    """``python -m`` runs ``scaling-env verdict`` (the command line lives in ``agents/experiments/cli.py``)."""
+    import sys
+
+    from .cli import app
+
+    app(["verdict", *sys.argv[1:]])
 
 
 if __name__ == "__main__":
