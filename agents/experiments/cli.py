@@ -419,7 +419,7 @@ def plot_training(
     console.print(str(plot(run_dir, out, reference, title, ylim)), soft_wrap=True)
 
 
-@app.command(short_help="a policy against the best rule (chosen on tuning seeds), from episodes.csv")
+@app.command(short_help="a policy against the best rule: paired tests, IQM")
 def verdict(
     episodes: Annotated[Path, typer.Argument(help="a benchmark's episodes.csv with the policy, the rules and oracle")],
     policy: Annotated[
