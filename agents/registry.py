@@ -5,6 +5,9 @@ Specs understood by :func:`make_policy`:
 - a registry name (``"hpa"``): its parameters default to ``configs/policies/<name>.yaml``;
 - the name of another file in ``configs/policies`` (a variant such as ``"static_peak"``);
 - a path to a YAML file ``{policy: <name>, params: {...}}``: missing parameters take the policy's defaults;
+- ``"<name>@tuned"``: the tuned setting of the scenario the policy runs on, ``configs/policies/tuned/<scenario>/
+  <name>.yaml`` (pass ``scenario=``); ``"<name>@generalist"``: the one setting tuned over all evaluation scenarios,
+  ``configs/policies/tuned/generalist/<name>.yaml``. Both are written by ``scaling-env tune``;
 - ``"ppo:RUN_DIR"``: a trained agent, loaded by ``agents.learned.ppo.load_ppo_policy(RUN_DIR, env_config)`` (imported
   only when asked for, so that torch is not loaded for the rule policies). This is the extension point for
   learned policies: another prefix would dispatch the same way.
@@ -13,6 +16,7 @@ Specs understood by :func:`make_policy`:
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +33,7 @@ from .rules.predictive import PredictivePolicy
 from .rules.step_scaling import StepScalingPolicy
 from .rules.target_tracking import TargetTrackingPolicy
 from .rules.threshold import ThresholdPolicy
+from .search_space import Dimension, parse_search_space
 
 POLICIES: dict[str, type[PolicyBase]] = {
     cls.name: cls
@@ -56,17 +61,39 @@ def policy_names() -> list[str]:
     return [*POLICIES, *variants]
 
 
-def read_policy_file(path: str | Path) -> tuple[str, dict[str, Any]]:
-    """``(policy name, params)`` from a YAML file ``{policy: <name>, params: {...}}``; errors name the file."""
+TUNED_DIR = CONFIG_DIR / "tuned"
+# spec suffixes: "<name>@tuned" -> TUNED_DIR/<scenario>/<name>.yaml, "<name>@generalist" -> TUNED_DIR/generalist/...
+TUNED_TAGS = ("tuned", "generalist")
+GENERALIST = "generalist"
+
+POLICY_FILE_KEYS = ("policy", "params", "search_space", "provenance")
+
+
+@dataclass(frozen=True)
+class PolicyFile:
+    """A policy file: the policy's name, its params, its search space (``agents.search_space``; empty if the
+    file declares none) and, for a file written by the tuner, its provenance (kept as written)."""
+
+    path: Path
+    name: str
+    params: dict[str, Any]
+    search_space: dict[str, Dimension] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+def load_policy_file(path: str | Path) -> PolicyFile:
+    """A policy file ``{policy: <name>, params: {...}, search_space: {...}, provenance: {...}}`` (only ``policy``
+    is required), validated: errors name the file and the field. ``params`` are checked when the policy is
+    built; the search space is checked here against the policy's parameter model."""
     path = Path(path)
     try:
         data = read_yaml_mapping(path, "policy")
     except ConfigError as exc:
         raise PolicyConfigError(str(exc)) from None
-    unknown = sorted(set(data) - {"policy", "params"})
+    unknown = sorted(set(data) - set(POLICY_FILE_KEYS))
     if unknown:
         raise PolicyConfigError(
-            f"invalid {path}:\n  {unknown[0]}: unknown key (a policy file has 'policy' and 'params')"
+            f"invalid {path}:\n  {unknown[0]}: unknown key (a policy file has {', '.join(POLICY_FILE_KEYS)})"
         )
     name = data.get("policy")
     if name not in POLICIES:
@@ -74,14 +101,92 @@ def read_policy_file(path: str | Path) -> tuple[str, dict[str, Any]]:
     params = data.get("params") or {}
     if not isinstance(params, dict):
         raise PolicyConfigError(f"invalid {path}:\n  params: expected a mapping, got {type(params).__name__}")
-    return name, params
+    provenance = data.get("provenance") or {}
+    if not isinstance(provenance, dict):
+        raise PolicyConfigError(f"invalid {path}:\n  provenance: expected a mapping, got {type(provenance).__name__}")
+    space = parse_search_space(data.get("search_space"), params, POLICIES[name].Params, str(path))
+    return PolicyFile(path, name, params, space, provenance)
+
+
+def read_policy_file(path: str | Path) -> tuple[str, dict[str, Any]]:
+    """``(policy name, params)`` from a policy file (see :func:`load_policy_file`); errors name the file."""
+    pf = load_policy_file(path)
+    return pf.name, pf.params
+
+
+def default_policy_file(name: str) -> Path:
+    """``configs/policies/<name>.yaml``, the shipped defaults (and search space) of a policy or variant."""
+    return CONFIG_DIR / f"{name}.yaml"
+
+
+def tuned_policy_file(name: str, tag: str, scenario: str | None = None) -> Path:
+    """Where ``<name>@<tag>`` is read from: ``tuned/<scenario>/<name>.yaml`` for ``tuned``,
+    ``tuned/generalist/<name>.yaml`` for ``generalist``."""
+    if tag == GENERALIST:
+        return TUNED_DIR / GENERALIST / f"{name}.yaml"
+    if tag != "tuned":
+        raise PolicyConfigError(f"{name}@{tag}: unknown suffix @{tag} (expected one of {', '.join(TUNED_TAGS)})")
+    if not scenario:
+        raise PolicyConfigError(f"{name}@tuned: the tuned setting depends on the scenario; none was given")
+    return TUNED_DIR / Path(scenario).stem / f"{name}.yaml"
+
+
+def with_tuned(specs: list[str]) -> list[str]:
+    """``specs`` with ``<name>@generalist`` and ``<name>@tuned`` after each registry name that has tuned files
+    (in ``configs/policies/tuned``), for a benchmark of default against tuned settings."""
+    out: list[str] = []
+    for spec in specs:
+        out.append(spec)
+        if spec in POLICIES and TUNED_DIR.is_dir():
+            if tuned_policy_file(spec, GENERALIST).is_file():
+                out.append(f"{spec}@{GENERALIST}")
+            if any(p.parent.name != GENERALIST for p in TUNED_DIR.glob(f"*/{spec}.yaml")):
+                out.append(f"{spec}@tuned")
+    return list(dict.fromkeys(out))
+
+
+def resolve_policy_file(spec: str, scenario: str | None = None) -> Path | None:
+    """The file a spec reads its parameters from, or None for a name without a file (its code defaults) or a
+    learned policy. Errors (unknown spec, missing tuned file) say what was looked for."""
+    prefix, sep, _ = spec.partition(":")
+    if sep and prefix in LOADERS:
+        return None
+    base, at, tag = spec.partition("@")
+    if at:
+        path = tuned_policy_file(base, tag, scenario)
+        if not path.is_file():
+            where = f"scenario {Path(scenario).stem}" if tag == "tuned" else "the generalist setting"
+            cmd = (
+                f"scaling-env tune --policy {base} --scenarios {Path(scenario).stem}"
+                if tag == "tuned"
+                else f"scaling-env tune --policy {base} --generalist"
+            )
+            raise PolicyConfigError(f"{spec}: no tuned {base} for {where}: {path} does not exist (run `{cmd}`)")
+        return path
+    if spec in POLICIES:
+        path = default_policy_file(spec)
+        return path if path.exists() else None
+    if default_policy_file(spec).is_file():  # a named variant, e.g. static_peak
+        return default_policy_file(spec)
+    if Path(spec).suffix in (".yaml", ".yml") or Path(spec).exists():
+        return Path(spec)
+    raise PolicyConfigError(
+        f"unknown policy {spec!r}: expected one of {', '.join(policy_names())} (optionally with @tuned or "
+        "@generalist), "
+        f"a YAML file or one of the prefixes {', '.join(p + ':' for p in LOADERS)}"
+    )
 
 
 def make_policy(
-    spec: str, env_config: EnvConfig | dict | str | None, overrides: dict[str, Any] | None = None
+    spec: str,
+    env_config: EnvConfig | dict | str | None,
+    overrides: dict[str, Any] | None = None,
+    scenario: str | None = None,
 ) -> Policy:
-    """A policy from a registry name, a YAML file or ``"ppo:RUN_DIR"``, with ``overrides`` merged into its
-    parameters. Bad keys or values raise :class:`agents.base.PolicyConfigError` naming the file and field."""
+    """A policy from a registry name, a YAML file, ``"<name>@tuned"`` / ``"<name>@generalist"`` or
+    ``"ppo:RUN_DIR"``, with ``overrides`` merged into its parameters. ``scenario`` (a scenario name or YAML
+    path) picks the file of a ``@tuned`` spec. Bad keys or values raise :class:`agents.base.PolicyConfigError`
+    naming the file and field."""
     env_config = EnvConfig.coerce(env_config)
     prefix, sep, rest = spec.partition(":")
     if sep and prefix in LOADERS:
@@ -90,29 +195,15 @@ def make_policy(
         module, func = LOADERS[prefix]
         loader = getattr(importlib.import_module(module), func)
         return loader(rest, env_config)
-    if spec in POLICIES:
-        name = spec
-        path = CONFIG_DIR / f"{name}.yaml"
-        if path.exists():
-            file_name, params = read_policy_file(path)
-            if file_name != name:
-                raise PolicyConfigError(f"invalid {path}:\n  policy: {file_name!r}, expected {name!r}")
-        else:
-            params = {}
-        source = str(path) if path.exists() else f"{name} policy defaults"
-    elif (CONFIG_DIR / f"{spec}.yaml").is_file():  # a named variant, e.g. static_peak
-        path = CONFIG_DIR / f"{spec}.yaml"
-        name, params = read_policy_file(path)
-        source = str(path)
-    elif Path(spec).suffix in (".yaml", ".yml") or Path(spec).exists():
-        path = Path(spec)
-        name, params = read_policy_file(path)
-        source = str(path)
+    path = resolve_policy_file(spec, scenario)
+    base = spec.partition("@")[0]
+    if path is None:  # a registry name without a file
+        name, params, source = spec, {}, f"{spec} policy defaults"
     else:
-        raise PolicyConfigError(
-            f"unknown policy {spec!r}: expected one of {', '.join(policy_names())}, a YAML file "
-            f"or one of the prefixes {', '.join(p + ':' for p in LOADERS)}"
-        )
+        name, params = read_policy_file(path)
+        source = str(path)
+        if (spec in POLICIES or "@" in spec) and base in POLICIES and name != base:
+            raise PolicyConfigError(f"invalid {path}:\n  policy: {name!r}, expected {base!r}")
     if overrides:
         params = deep_merge(params, overrides)
         source += " with overrides"

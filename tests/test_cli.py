@@ -141,8 +141,10 @@ def test_verdict_and_plot_training_subcommands(tmp_path):
     assert result.exit_code == 2 and "no such file" in result.output
     result = runner.invoke(app, ["plot-training", str(tmp_path)])
     assert result.exit_code == 2 and "evaluations.csv" in result.output
-    rows = [("ppo:r", "s", 1, -10.0, 0.1), ("hpa", "s", 1, -20.0, 0.0), ("oracle", "s", 1, -5.0, 0.0)]
-    rows += [("ppo:r", "s", 2, -12.0, 0.1), ("hpa", "s", 2, -18.0, 0.0), ("oracle", "s", 2, -6.0, 0.0)]
+    # the verdict re-runs the rules on the tuning seeds (0-19), so a real scenario and benchmark seeds
+    rows = [("ppo:r", "steady", 1000, -10.0, 0.1), ("hpa", "steady", 1000, -20.0, 0.0)]
+    rows += [("oracle", "steady", 1000, -5.0, 0.0), ("ppo:r", "steady", 1001, -12.0, 0.1)]
+    rows += [("hpa", "steady", 1001, -18.0, 0.0), ("oracle", "steady", 1001, -6.0, 0.0)]
     csv_file = tmp_path / "episodes.csv"
     csv_file.write_text(
         "policy,scenario,seed,reward,slo_violation_share\n"
@@ -150,7 +152,7 @@ def test_verdict_and_plot_training_subcommands(tmp_path):
     )
     result = runner.invoke(app, ["verdict", str(csv_file)])
     assert result.exit_code == 0, result.output
-    assert "| s |" in result.output and "hpa" in result.output
+    assert "| steady |" in result.output and "hpa" in result.output
 
 
 def test_benchmark_help_shows_its_defaults_in_full():

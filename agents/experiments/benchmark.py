@@ -80,7 +80,7 @@ def run_job(job: Job) -> dict[str, Any]:
     from scaling_env.scenarios import load_scenario
 
     scenario = load_scenario(job.scenario, job.traces_dir)
-    policy = make_policy(job.policy, scenario.config)
+    policy = make_policy(job.policy, scenario.config, scenario=scenario.name)  # scenario: for "<name>@tuned"
     t = time.perf_counter()
     # serial kernel: the parallelism is across worker processes, and threads would compete with them
     run = rollout(scenario.config, policy, list(job.seeds), record=("arrivals", "instances_warm"), parallel=False)
@@ -308,9 +308,21 @@ def benchmark(
         bool, typer.Option("--wide", help="every metric column (the default table fits 80 columns)")
     ] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    tuned: Annotated[
+        bool,
+        typer.Option(
+            "--tuned",
+            help="beside each rule policy, its tuned settings: <name>@generalist and <name>@tuned (per scenario, "
+            "configs/policies/tuned; see `scaling-env tune`)",
+        ),
+    ] = False,
 ) -> None:
     """Run every policy on every scenario over the same seeds and print the comparison table."""
     policy_list = split_list(policies, DEFAULT_POLICIES)
+    if tuned:
+        from agents.registry import with_tuned
+
+        policy_list = with_tuned(policy_list)
     scenario_list = split_list(scenarios, DEFAULT_SCENARIOS)
     seed_list = parse_seeds(seeds) if seeds else [seed + i for i in range(episodes)]
     tdir = str(traces_dir) if traces_dir else None
@@ -320,7 +332,7 @@ def benchmark(
 
         for sc in loaded:  # check every policy spec on every scenario before any work starts
             for p in policy_list:
-                make_policy(p, sc.config)
+                make_policy(p, sc.config, scenario=sc.name)
     except (ConfigError, TraceError) as exc:
         fail(str(exc))
     for msg in skipped:

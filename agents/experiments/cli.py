@@ -216,6 +216,15 @@ def _benchmark_command() -> None:
 _benchmark_command()
 
 
+def _tune_command() -> None:
+    from .tune import tune_command
+
+    app.command(name="tune", short_help="tune rule policies with Optuna; writes tuned policy files")(tune_command)
+
+
+_tune_command()
+
+
 # ------------------------------------------------------------------------------------ train, evaluate
 
 
@@ -410,24 +419,29 @@ def plot_training(
     console.print(str(plot(run_dir, out, reference, title, ylim)), soft_wrap=True)
 
 
-@app.command(short_help="PPO against the best rule policy, from episodes.csv")
+@app.command(short_help="a policy against the best rule: paired tests, IQM")
 def verdict(
-    episodes: Annotated[Path, typer.Argument(help="a benchmark's episodes.csv with one PPO policy and the rules")],
-    ppo: Annotated[
-        Optional[str], typer.Option(help="the PPO policy's name in the CSV (default: the one ppo:...)")
+    episodes: Annotated[Path, typer.Argument(help="a benchmark's episodes.csv with the policy, the rules and oracle")],
+    policy: Annotated[
+        Optional[str],
+        typer.Option("--policy", "--ppo", help="the policy to judge, as named in the CSV (default: the one ppo:...)"),
     ] = None,
+    tuning_seeds: Annotated[str, typer.Option(help="seeds the best rule is chosen on (e.g. 0-19)")] = "0-19",
+    out: Annotated[Optional[Path], typer.Option(help="folder for verdict.md and verdict.png")] = None,
+    traces_dir: TracesDir = None,
 ) -> None:
-    """PPO against the best rule policy of each scenario, from a benchmark's episodes.csv, as Markdown tables."""
-    from .verdict import markdown, overall_markdown, overall_rows, verdict_rows
+    """A policy against the best rule policy of each scenario and over all scenarios (paired tests, IQM with
+    stratified-bootstrap CIs), from a benchmark's episodes.csv, as Markdown tables."""
+    from .tune import TuneError
+    from .verdict import VerdictError, run_verdict
 
     if not episodes.is_file():
         fail(f"{episodes}: no such file (give a benchmark's episodes.csv)")
     try:
-        per_scenario = markdown(verdict_rows(episodes, ppo))
-        overall = overall_markdown(overall_rows(episodes, ppo))
-    except (KeyError, ValueError) as exc:
+        text = run_verdict(episodes, policy, tuning_seeds, out, str(traces_dir) if traces_dir else None)
+    except (VerdictError, TuneError, ConfigError, TraceError) as exc:
         fail(f"{episodes}: {exc}")
-    console.print(per_scenario + "\n\n" + overall, soft_wrap=True)
+    console.print(text, soft_wrap=True)
 
 
 if __name__ == "__main__":
