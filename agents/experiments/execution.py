@@ -22,6 +22,7 @@ import multiprocessing as mp
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -89,17 +90,23 @@ class Executor:
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"))
         futures: dict[Future, int] = {self._pool.submit(fn, job): i for i, job in enumerate(jobs)}
         pending = set(futures)
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in sorted(done, key=futures.__getitem__):
-                i = futures[fut]
-                exc = fut.exception()
-                if exc is None:
-                    yield i, fut.result()
-                elif failures == "raise":
-                    raise exc
-                else:
-                    yield i, Failure(i, f"{type(exc).__name__}: {exc}", crashed=False)
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in sorted(done, key=futures.__getitem__):
+                    i = futures[fut]
+                    exc = fut.exception()
+                    if exc is None:
+                        yield i, fut.result()
+                    elif failures == "raise":
+                        raise exc
+                    else:  # a dead worker breaks the whole pool: every job still in it fails with it
+                        crashed = isinstance(exc, BrokenProcessPool)
+                        yield i, Failure(i, f"{type(exc).__name__}: {exc}", crashed=crashed)
+        finally:
+            if self._pool is not None and getattr(self._pool, "_broken", False):
+                self._pool.shutdown(cancel_futures=True)
+                self._pool = None  # the next call starts a new pool
 
 
 class RayExecutor(Executor):

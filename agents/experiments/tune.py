@@ -30,7 +30,8 @@ results are told to the storage in the same fixed order. A study's trials theref
 sequential TPE, the shipped results) but never on the backend or the number of workers. With several studies a
 round holds ``batch`` trials of each. A trial whose worker dies is re-run by Ray (the evaluation is a pure
 function of the params and seeds, so a retry gives the same value); if it still fails it is marked FAIL with the
-error as a user attribute, another trial takes its place, and every trial already told stays in the storage.
+error as a user attribute and its params are enqueued once more (``retry_of``: the next trial asked evaluates
+them, so a lost default is not lost), and every trial already told stays in the storage.
 Why not Ray Tune's ``OptunaSearch``: it would keep the study in Tune's own experiment state, while ours lives in
 the Optuna storage that ``--trials``, resuming, the provenance and ``optuna-dashboard`` read, and Tune would add
 its own trial folders and scheduler for jobs that are tens of milliseconds long.
@@ -421,6 +422,9 @@ class StudyRun:
             trial.set_user_attr("error", result.message)
             self.study.tell(trial, state=TrialState.FAIL)
             self.failed += 1
+            if "retry_of" not in trial.user_attrs:  # its point is tried once more (as the next trial asked)
+                attrs = {k: v for k, v in trial.user_attrs.items() if k == "default"}
+                self.study.enqueue_trial(trial.params, user_attrs={**attrs, "retry_of": trial.number})
             if self.failed > max(3, self.trials):
                 self.error = f"{self.failed} trials failed, the last: {result.message}"
             return
