@@ -4,6 +4,7 @@ the execution layer's option errors. The Ray backend is in tests/test_distribute
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -113,8 +114,11 @@ def test_grid_is_every_combination_with_distinct_folders(tmp_path: Path) -> None
     assert all(r.config.total_timesteps == 1000 for r in runs)
 
 
-def test_backend_options_are_checked() -> None:
+def test_backend_options_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ExecutionError, match="--backend"):
         make_executor("dask", 2)
     with pytest.raises(ExecutionError, match="--address"):
         make_executor("local", 2, "auto")
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed: import ray raises ImportError
+    with pytest.raises(ExecutionError, match=r"Ray is not installed; pip install \"scaling-env\[ray\]\""):
+        make_executor("ray", 2)
