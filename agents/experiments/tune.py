@@ -839,7 +839,7 @@ def tune_command(
                 )
 
         with executor:
-            run_studies(runs, executor, batch, on_round)
+            run_studies(runs, executor, batch, on_round if progress else None)  # the bars read every study
         for run in runs:
             if run.error:
                 errors.append(f"{run.target.study_name}: {run.error}")
