@@ -205,8 +205,8 @@ _STORAGES: dict[str, Any] = {}
 
 def open_storage(url: str) -> Any:
     """The Optuna storage of ``url``, one per URL and process. A SQLite file is opened in WAL mode with
-    ``synchronous=NORMAL``: a commit then costs no fsync (about 10 ms each on this machine, and a trial makes a
-    dozen), a killed process loses no committed trial, and readers (``optuna-dashboard``) do not block the
+    ``synchronous=NORMAL``: a commit then costs no fsync (about 10 ms each on this machine, and a trial makes about
+    20), a killed process loses no committed trial, and readers (``optuna-dashboard``) do not block the
     writer; only a power cut can lose the last commits (SQLite docs, "Write-Ahead Logging"). Only the tuning
     process writes the storage (workers evaluate trials, see :func:`run_studies`), so a SQLite file on the head
     node serves a cluster too."""
