@@ -75,6 +75,19 @@ def test_tuning_on_ray_evaluates_the_same_trials_as_locally(local_ray, tmp_path:
     assert len({str(t[2]) for t in trials}) == 10  # a batch of TPE proposals are distinct points (constant liar)
 
 
+def test_tune_command_on_ray_writes_the_local_result(local_ray, tmp_path: Path) -> None:
+    app = _app(tune.tune_command)
+    args = ["--policy", "hpa", "--scenarios", "steady", "--seeds", "0-2", "--trials", "6", "--batch", "2"]
+    docs = []
+    for name, extra in (("local", ["--workers", "1"]), ("ray", ["--workers", "2", "--backend", "ray"])):
+        res = runner.invoke(app, [*args, *extra, "--out", str(tmp_path / name), "--no-progress"])
+        assert res.exit_code == 0, res.output
+        text = (tmp_path / name / "steady" / "hpa.yaml").read_text()
+        docs.append([line for line in text.splitlines() if "date:" not in line])
+    assert docs[0] == docs[1]
+    assert any("2 trials sampled per round" in line for line in docs[0])
+
+
 def _killing_job(marker: Path):
     """A trial evaluation whose first call (across all workers) kills its own worker process."""
 

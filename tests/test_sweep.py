@@ -122,3 +122,19 @@ def test_backend_options_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed: import ray raises ImportError
     with pytest.raises(ExecutionError, match=r"Ray is not installed; pip install \"scaling-env\[ray\]\""):
         make_executor("ray", 2)
+
+
+def test_scenario_paths_are_made_absolute_for_workers_elsewhere(tmp_path: Path, monkeypatch) -> None:
+    """A Ray worker runs in another directory: the grid's scenario paths (relative to the grid file) and the
+    config's (relative to the working directory, as train reads them) reach it as absolute paths."""
+    from scaling_env.resources import config_dir
+
+    (tmp_path / "grids").mkdir()
+    shutil.copy(config_dir("scenarios") / "steady.yaml", tmp_path / "mine.yaml")
+    grid = tmp_path / "grids" / "grid.yaml"
+    grid.write_text("scenarios: [../mine.yaml]\nset: {eval_scenarios: [mine.yaml, steady]}\n")
+    monkeypatch.chdir(tmp_path)
+    (run,) = plan(grid, Path("out"))
+    assert run.config.scenarios == (str(tmp_path / "mine.yaml"),)
+    assert run.config.eval_scenarios == (str(tmp_path / "mine.yaml"), "steady")
+    assert Path(run.run_dir).is_absolute()

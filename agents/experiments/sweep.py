@@ -109,6 +109,18 @@ def run_name(seed: int, scenarios: tuple[str, ...], values: tuple[tuple[str, Any
     return "_".join(parts)
 
 
+def _absolute_paths(cfg: Any) -> Any:
+    """The config with its scenario YAML paths made absolute (relative to this directory, as ``train`` reads
+    them): a Ray worker runs in another directory, maybe on another machine."""
+
+    def fix(names: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if names is None:
+            return None
+        return tuple(str(Path(n).resolve()) if n.endswith((".yaml", ".yml")) else n for n in names)
+
+    return cfg.model_copy(update={"scenarios": fix(cfg.scenarios), "eval_scenarios": fix(cfg.eval_scenarios)})
+
+
 def plan(grid_file: Path, out: Path, traces_dir: str | None = None) -> list[SweepRun]:
     """Every run of the grid file, each config validated (a ConfigError names the file, the run and the field)."""
     from .train_config import load_train_config
@@ -148,6 +160,7 @@ def plan(grid_file: Path, out: Path, traces_dir: str | None = None) -> list[Swee
             cfg = load_train_config(base, overrides=overrides)
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None
+        cfg = _absolute_paths(cfg)
         name = run_name(seed, tuple(cfg.scenarios), values)
         runs.append(SweepRun(name, str((out / name).resolve()), cfg, traces_dir, seed, tuple(cfg.scenarios), values))
     names = [r.name for r in runs]
