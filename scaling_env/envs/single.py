@@ -9,8 +9,9 @@ import numpy as np
 from gymnasium import logger, spaces
 
 from ..config import EnvConfig
-from ..fields import INFO_NAMES, N_METRICS, OBS_HIGH, OBS_LOW, REWARD_NAMES, info_table, observation_table
+from ..fields import INFO_NAMES, N_METRICS, OBS_HIGH, OBS_LOW, info_table, observation_table
 from ..sim.simulator import BatchSimulator
+from .info import info_dict
 from .rendering import ansi_line
 
 
@@ -143,6 +144,4 @@ class ServerlessScalingEnv(gym.Env):
         return self.sim.episodes[0]
 
     def _info(self) -> dict[str, Any]:
-        info = dict(zip(INFO_NAMES, self.sim.metrics[0].tolist()))
-        info["reward_components"] = dict(zip(REWARD_NAMES, self.sim.reward_parts[0].tolist()))
-        return info
+        return info_dict(self.sim.metrics[0], self.sim.reward_parts[0])

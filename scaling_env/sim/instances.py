@@ -11,30 +11,37 @@ Per-slot data lives in two arrays: ``inst_f[b, i, F_*]`` (float64) and ``inst_i[
 
 from __future__ import annotations
 
-from numba import njit
+from numba import njit, vectorize
 
 from .rng import uniform
+from .state import check_columns
 
 OFF, BOOTING, WARM, FAILED, UNHEALTHY, DRAINING = 0, 1, 2, 3, 4, 5
 STATE_NAMES = ("off", "booting", "warm", "failed", "unhealthy", "draining")
 
-# float columns
-F_TIMER = 0  # booting: remaining boot s; draining: elapsed drain s; unhealthy: remaining termination s (<0: kept)
-F_LOAD = 1  # CPU utilisation in the last step (scale-in picks the least loaded)
-F_WEIGHT = 2  # share of the current step spent in the load balancer's pool
-F_SERVE = 3  # seconds of the current step spent serving
-F_SHARE = 4  # share of the current step's arrivals routed to the slot (load_balancer.pool_shares)
-F_QFLUID = 5  # the fluid queue, unrounded (I_BACKLOG is it rounded); carries fractions of requests over steps
-F_DROPC = 6  # fractional drops not yet counted (carried over steps, so drop counts are exact in the long run)
-F_AGE = 7  # total time the queued requests have waited so far, request-seconds (FIFO bookkeeping)
-N_INST_F = 8
-# int columns
-I_STATE = 0
-I_BACKLOG = 1  # queued requests
-I_CHECKS = 2  # consecutive failed health checks
-I_ARRIVALS = 3  # requests routed to the slot in the current step
-I_EVENT = 4  # per-step flag: 1 = becomes warm in this step, 2 = detected unhealthy in this step
-N_INST_I = 5
+# columns of inst_f[b, i, :] (float64), from one tuple of names (checked against the F_* constants at import)
+INST_F_FIELDS: tuple[tuple[str, str], ...] = (
+    ("timer", "booting: remaining boot s; draining: elapsed drain s; unhealthy: remaining termination s (<0: kept)"),
+    ("load", "CPU utilisation in the last step (scale-in picks the least loaded)"),
+    ("weight", "share of the current step spent in the load balancer's pool"),
+    ("serve", "seconds of the current step spent serving"),
+    ("share", "share of the current step's arrivals routed to the slot (load_balancer.pool_shares)"),
+    ("qfluid", "the fluid queue, unrounded (I_BACKLOG is it rounded); carries fractions of requests over steps"),
+    ("dropc", "fractional drops not yet counted (carried over steps, so drop counts are exact in the long run)"),
+    ("age", "total time the queued requests have waited so far, request-seconds (FIFO bookkeeping)"),
+)
+F_TIMER, F_LOAD, F_WEIGHT, F_SERVE, F_SHARE, F_QFLUID, F_DROPC, F_AGE = range(len(INST_F_FIELDS))
+N_INST_F = check_columns("F_", tuple(f[0] for f in INST_F_FIELDS), globals())
+# columns of inst_i[b, i, :] (int64)
+INST_I_FIELDS: tuple[tuple[str, str], ...] = (
+    ("state", "slot state (OFF, BOOTING, ...)"),
+    ("backlog", "queued requests"),
+    ("checks", "consecutive failed health checks"),
+    ("arrivals", "requests routed to the slot in the current step"),
+    ("event", "per-step flag: 1 = becomes warm in this step, 2 = detected unhealthy in this step"),
+)
+I_STATE, I_BACKLOG, I_CHECKS, I_ARRIVALS, I_EVENT = range(len(INST_I_FIELDS))
+N_INST_I = check_columns("I_", tuple(f[0] for f in INST_I_FIELDS), globals())
 
 
 @njit(cache=True)
@@ -71,16 +78,25 @@ def launch(inst_f, inst_i, rng, b: int, count: int, boot_mean: float, boot_jitte
     return started, top
 
 
-@njit(cache=True)
-def counted(state: int, timer: float) -> bool:
-    """Does the slot count towards the instance count the autoscaler controls?
+@vectorize(["boolean(int64, float64)"], cache=True)
+def counted(state, timer):
+    """Does the slot count towards the instance count the autoscaler controls (the count an action changes)?
 
     Booting, warm and (undetected) failed instances count; an unhealthy one counts only while it is kept
-    (no automatic replacement); draining and terminating ones do not.
+    (no automatic replacement); draining and terminating ones do not. A numpy ufunc: the kernel calls it on one
+    slot, ``BatchSimulator.controlled_counts`` on the whole (B, slots) state.
     """
     if state == BOOTING or state == WARM or state == FAILED:
         return True
     return state == UNHEALTHY and timer < 0.0
+
+
+@vectorize(["int64(int64, int64, int64, int64)"], cache=True)
+def bounded_change(live, requested, lo, hi):
+    """The change in instance count that a request of ``requested`` applies to ``live`` controlled instances
+    within the bounds [lo, hi], before cooldowns: ``min(max(live + requested, lo), hi) - live``. A numpy ufunc
+    (broadcasts over arrays; the kernel calls it on scalars), so the action mask and policies use the same rule."""
+    return min(max(live + requested, lo), hi) - live
 
 
 @njit(cache=True)
