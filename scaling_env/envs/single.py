@@ -52,8 +52,8 @@ class ServerlessScalingEnv(gym.Env):
     ``-(w_cost * cost + w_slo_violation * slo_violation + w_dropped * dropped + w_failed * failed
     + w_scaling * scaling)`` with the weights in ``config.reward.weights``:
     ``cost`` = step cost / cost of ``max_instances`` serving at full concurrency for a step;
-    ``slo_violation`` = 1 if the step's p95 latency exceeds ``reward.slo_p95_seconds`` or more than 5 % of its
-    requests were lost (dropped or failed);
+    ``slo_violation`` = 1 if the step's p95 latency exceeds ``reward.slo_p95_seconds`` or more than
+    ``reward.slo_max_lost_share`` (default 5 %) of its requests were lost (dropped or failed);
     ``dropped`` and ``failed`` = shares of the step's requests;
     ``scaling`` = |instances added or removed| / max |scale_steps|. Each is O(1) per step; the weighted,
     negated parts are in ``info["reward_components"]`` and sum to the reward.

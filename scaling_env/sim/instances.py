@@ -11,7 +11,9 @@ Per-slot data lives in two arrays: ``inst_f[b, i, F_*]`` (float64) and ``inst_i[
 
 from __future__ import annotations
 
-from numba import njit, vectorize
+import numpy as np
+from numba import njit
+from numpy.typing import ArrayLike
 
 from .rng import uniform
 from .state import check_columns
@@ -78,25 +80,37 @@ def launch(inst_f, inst_i, rng, b: int, count: int, boot_mean: float, boot_jitte
     return started, top
 
 
-@vectorize(["boolean(int64, float64)"], cache=True)
-def counted(state, timer):
+@njit(cache=True)
+def counted(state: int, timer: float) -> bool:
     """Does the slot count towards the instance count the autoscaler controls (the count an action changes)?
 
     Booting, warm and (undetected) failed instances count; an unhealthy one counts only while it is kept
-    (no automatic replacement); draining and terminating ones do not. A numpy ufunc: the kernel calls it on one
-    slot, ``BatchSimulator.controlled_counts`` on the whole (B, slots) state.
+    (no automatic replacement); draining and terminating ones do not. ``counted_array`` applies it to arrays.
     """
     if state == BOOTING or state == WARM or state == FAILED:
         return True
     return state == UNHEALTHY and timer < 0.0
 
 
-@vectorize(["int64(int64, int64, int64, int64)"], cache=True)
-def bounded_change(live, requested, lo, hi):
+def counted_array(states: np.ndarray, timers: np.ndarray) -> np.ndarray:
+    """``counted`` for arrays of slot states and timers (numpy, elementwise; a test checks they agree)."""
+    kept_unhealthy = (states == UNHEALTHY) & (timers < 0.0)
+    return (states == BOOTING) | (states == WARM) | (states == FAILED) | kept_unhealthy
+
+
+@njit(cache=True)
+def bounded_change(live: int, requested: int, lo: int, hi: int) -> int:
     """The change in instance count that a request of ``requested`` applies to ``live`` controlled instances
-    within the bounds [lo, hi], before cooldowns: ``min(max(live + requested, lo), hi) - live``. A numpy ufunc
-    (broadcasts over arrays; the kernel calls it on scalars), so the action mask and policies use the same rule."""
+    within the bounds [lo, hi], before cooldowns: ``min(max(live + requested, lo), hi) - live``. The kernel
+    calls it per cluster; ``bounded_changes`` applies it to arrays (the action mask, policies)."""
     return min(max(live + requested, lo), hi) - live
+
+
+def bounded_changes(live: ArrayLike, requested: ArrayLike, lo: ArrayLike, hi: ArrayLike) -> np.ndarray:
+    """``bounded_change`` for arrays (numpy, broadcasting; a test checks they agree): the action mask and
+    policies use it."""
+    live = np.asarray(live, dtype=np.int64)
+    return np.minimum(np.maximum(live + np.asarray(requested, dtype=np.int64), lo), hi) - live
 
 
 @njit(cache=True)

@@ -15,8 +15,8 @@ import numpy as np
 from ..config import EnvConfig, TraceWorkload, draw_ranges
 from ..fields import N_METRICS, N_OBS, N_REWARD, REWARD_NAMES
 from ..workload import EpisodeWorkload, Workload
-from .instances import BOOTING, F_TIMER, I_STATE, N_INST_F, N_INST_I, bounded_change, counted
-from .kernel import reset_clusters, step_batch, step_batch_parallel
+from .instances import BOOTING, F_TIMER, I_STATE, N_INST_F, N_INST_I, bounded_changes, counted_array
+from .kernel import reset_clusters, step_batch_parallel
 from .load_balancer import ALGORITHMS
 from .state import (  # noqa: F401  (P_DAY, P_HAZARD: re-exported, tests read these columns)
     E_CD_IN,
@@ -30,6 +30,7 @@ from .state import (  # noqa: F401  (P_DAY, P_HAZARD: re-exported, tests read th
     State,
     param_row,
 )
+from .threads import AutoKernel, choose_kernel
 
 _EPS = 1e-9
 
@@ -143,9 +144,8 @@ class BatchSimulator:
         # with no per-episode randomness every episode has the same rate function: draw it once
         self._static_workload = self.workload.static
         self._static_episode: EpisodeWorkload | None = None
-        # threads pay off only for large batches (a prange launch costs ~10 us)
-        self.parallel = (num_envs >= 256) if parallel is None else parallel
-        self._kernel = step_batch_parallel if self.parallel else step_batch
+        # threads pay off only for large batches and free CPUs: by default, measured (threads.choose_kernel)
+        self._kernel = choose_kernel(num_envs, parallel)
         # the kernel's view of the arrays above (the same objects: they are only ever changed in place)
         self.state = State(
             self.params,
@@ -160,6 +160,13 @@ class BatchSimulator:
         self.outputs = Outputs(self.obs, self.metrics, self.rewards, self.reward_parts, self.truncated)
         initial = min(max(config.scaling.initial_instances, config.scaling.min_instances), config.scaling.max_instances)
         self._initial = initial
+
+    @property
+    def parallel(self) -> bool:
+        """Whether the threaded kernel steps the batch now (with ``parallel=None`` and B >= 256 this is the
+        current choice of ``threads.AutoKernel``, which may change as it measures)."""
+        kernel = self._kernel
+        return kernel.threads if isinstance(kernel, AutoKernel) else kernel is step_batch_parallel
 
     @property
     def num_actions(self) -> int:
@@ -192,7 +199,7 @@ class BatchSimulator:
             self.params[b, P_CLOCK0] = episode.clock_start_seconds
             self.rng[b] = np.uint64(gen.integers(0, 2**63 - 1, dtype=np.int64))
         initial = np.full(len(ids), self._initial, dtype=np.int64)
-        reset_clusters(ids, initial, self.state, self.outputs)
+        reset_clusters(ids, initial, *self.state, *self.outputs)
         self.rewards[ids] = 0.0
         self.reward_parts[ids] = 0.0
         self.truncated[ids] = False
@@ -200,7 +207,7 @@ class BatchSimulator:
     def step(self, actions: np.ndarray, active: np.ndarray | None = None) -> None:
         """Advance the clusters by one decision step. ``actions`` must be valid int64 indices; with ``active``
         (bool, (B,)) only those clusters step, the others keep their state and outputs."""
-        self._kernel(self.state, self.outputs, actions, self._all if active is None else active)
+        self._kernel(actions, self._all if active is None else active, *self.state, *self.outputs)
 
     def step_autoreset(self, actions: np.ndarray) -> FinalStep | None:
         """Step, then start new episodes where one ended (same-step autoreset).
@@ -251,7 +258,7 @@ class BatchSimulator:
         """
         live = self.controlled_counts()
         lo, hi = self.config.scaling.min_instances, self.config.scaling.max_instances
-        change = bounded_change(live[:, None], self.scale_steps[None, :].astype(np.int64), lo, hi)
+        change = bounded_changes(live[:, None], self.scale_steps[None, :].astype(np.int64), lo, hi)
         out_ok = self.env_state[:, E_CD_OUT] <= _EPS
         in_ok = self.env_state[:, E_CD_IN] <= _EPS
         return (change == 0) | ((change > 0) & out_ok[:, None]) | ((change < 0) & in_ok[:, None])
@@ -260,7 +267,7 @@ class BatchSimulator:
         """(B,) instances the autoscaler controls: booting, warm, undetected failed, and unhealthy ones that are
         kept until their replacement starts (the count an action changes; ``instances.counted``). The same count
         is ``info["instances_controlled"]`` after each step."""
-        return counted(self.inst_i[:, :, I_STATE], self.inst_f[:, :, F_TIMER]).sum(axis=1)
+        return counted_array(self.inst_i[:, :, I_STATE], self.inst_f[:, :, F_TIMER]).sum(axis=1)
 
     def states(self, b: int = 0) -> np.ndarray:
         """Slot states of cluster b (codes of ``instances.STATE_NAMES``)."""
