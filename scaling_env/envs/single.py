@@ -76,6 +76,12 @@ class ServerlessScalingEnv(gym.Env):
     ``gymnasium.make("ServerlessScaling-v0", config=..., render_mode=None | "ansi" | "human")``; ``config`` is
     an :class:`EnvConfig`, a dict or a YAML path. In worker processes that do not import ``scaling_env`` (e.g.
     SB3's ``SubprocVecEnv``), use the id ``"scaling_env:ServerlessScaling-v0"``.
+
+    ## Version History
+    * v0: the first registered version: the 19 observation fields, 5 reward terms and info keys above; the step
+      is the phased kernel of ``scaling_env/sim/kernel.py``. Within v0, ``info["instances_controlled"]`` and the
+      config field ``reward.slo_max_lost_share`` (default 0.05, the lost share that was a fixed 5 % before) were
+      added without changing any trajectory of the default config.
     """
 
     metadata = {"render_modes": ["ansi", "human", "rgb_array"], "render_fps": 4}
