@@ -31,7 +31,7 @@ from scaling_env.sim.instances import (
     counted_array,
 )
 from scaling_env.sim.load_balancer import ALGORITHMS
-from scaling_env.sim.simulator import config_params
+from scaling_env.sim.simulator import BatchSimulator, config_params
 from scaling_env.sim.state import P_WEIGHTS, PARAM_NAMES, check_columns, param_row
 
 PACKAGE = Path(__file__).resolve().parents[1] / "scaling_env"
@@ -224,3 +224,30 @@ def test_auto_kernel_gives_the_same_trajectories_as_either_kernel():
             assert isinstance(env.sim._kernel, threads.AutoKernel) or threads.usable_cpus() < 2
     for rows in out[1:]:
         assert all(np.array_equal(a, b) for a, b in zip(rows, out[0]))
+
+
+# ------------------------------------------------------------------------------------------ arrival table
+def test_static_workload_keeps_one_row_of_arrival_means_for_all_clusters():
+    # issue 12: 1024 clusters x 100k steps kept 819 MB of identical rows; one row is 0.8 MB
+    cfg = EnvConfig.from_dict({"episode_steps": 100_000})
+    sim = BatchSimulator(cfg, num_envs=1024)
+    sim.seed(list(range(1024)))
+    sim.reset()
+    assert sim.state.expected.shape == (1, 100_000)
+    assert sim.expected_arrivals().shape == (1024, 100_000)
+    assert np.array_equal(sim.expected_arrivals()[7], sim.state.expected[0])
+    sim.step(np.full(1024, 2, dtype=np.int64))
+    assert (sim.metrics[:, INFO_NAMES.index("arrivals")] > 0).all()
+
+
+def test_randomised_workload_keeps_a_row_per_cluster():
+    cfg = EnvConfig.from_dict({"episode_steps": 20, "workload": {"random_phase": True}})
+    sim = BatchSimulator(cfg, num_envs=3)
+    sim.seed([0, 1, 2])
+    sim.reset()
+    assert sim.state.expected.shape == (3, 20)
+    assert not np.array_equal(sim.expected_arrivals()[0], sim.expected_arrivals()[1])
+    single = [ServerlessScalingEnv(cfg) for _ in range(3)]
+    for i, env in enumerate(single):
+        env.reset(seed=i)
+        assert np.array_equal(env.sim.expected_arrivals()[0], sim.expected_arrivals()[i])

@@ -155,6 +155,7 @@ from .state import (
     P_PRICE_REQ,
     P_REF_COST,
     P_REPLACE,
+    P_ROW,
     P_SLO,
     P_SLO_LOST,
     P_SVC,
@@ -354,7 +355,7 @@ def pool_time(b, s, hi, t0, dt):
 @njit(**_KERNEL)
 def draw_arrivals(b, s, m, k):
     """4. The step's arrivals; returns (arrivals, offered rate in requests/s)."""
-    mean = s.expected[b, k] if k < s.expected.shape[1] else 0.0
+    mean = s.expected[int(s.params[b, P_ROW]), k] if k < s.expected.shape[1] else 0.0
     if s.params[b, P_POISSON] > 0.5:
         arrivals = poisson(s.rng, b, mean)
     else:

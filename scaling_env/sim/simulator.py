@@ -26,6 +26,7 @@ from .state import (  # noqa: F401  (P_DAY, P_HAZARD: re-exported, tests read th
     P_CLOCK0,
     P_DAY,
     P_HAZARD,
+    P_ROW,
     Outputs,
     State,
     param_row,
@@ -81,6 +82,7 @@ def config_params(config: EnvConfig) -> np.ndarray:
         "max_step": max(max(abs(s) for s in c.scaling.scale_steps), 1),
         "max_rps": c.scaling.max_instances * c.instances.concurrency / c.instances.service_seconds,
         "clock0": 0.0,
+        "row": 0.0,
     }
     for name in REWARD_NAMES:  # one weight per reward term, named like it
         values["weight_" + name] = getattr(c.reward.weights, name)
@@ -127,7 +129,16 @@ class BatchSimulator:
         self.inst_f = np.zeros((num_envs, self.n_slots, N_INST_F))
         self.inst_i = np.zeros((num_envs, self.n_slots, N_INST_I), dtype=np.int64)
         self.rng = np.zeros(num_envs, dtype=np.uint64)
-        self.expected = np.zeros((num_envs, config.episode_steps))
+        # with no per-episode randomness every episode has the same rate function: draw it once, and keep one
+        # row of arrival means for all clusters (params row 0), not B copies (long episodes at large B)
+        self._static_workload = self.workload.static
+        self._static_episode: EpisodeWorkload | None = None
+        self._arrival_table = np.zeros((1 if self._static_workload else num_envs, config.episode_steps))
+        if self._static_workload:
+            self.expected = np.broadcast_to(self._arrival_table, (num_envs, config.episode_steps))
+        else:
+            self.expected = self._arrival_table
+            self.params[:, P_ROW] = np.arange(num_envs)
         n_out = max(len(config.failures.outages), 1)
         self.outages = np.full((num_envs, n_out, 2), -1.0)
         if not self.workload.randomised:
@@ -141,9 +152,6 @@ class BatchSimulator:
         self._all = np.ones(num_envs, dtype=np.bool_)
         self.episodes: list[EpisodeWorkload | None] = [None] * num_envs
         self.generators: list[np.random.Generator] = [np.random.default_rng() for _ in range(num_envs)]
-        # with no per-episode randomness every episode has the same rate function: draw it once
-        self._static_workload = self.workload.static
-        self._static_episode: EpisodeWorkload | None = None
         # threads pay off only for large batches and free CPUs: by default, measured (threads.choose_kernel)
         self._kernel = choose_kernel(num_envs, parallel)
         # the kernel's view of the arrays above (the same objects: they are only ever changed in place)
@@ -153,7 +161,7 @@ class BatchSimulator:
             self.inst_f,
             self.inst_i,
             self.rng,
-            self.expected,
+            self._arrival_table,
             self.outages,
             self.scale_steps,
         )
@@ -186,15 +194,15 @@ class BatchSimulator:
             if self._static_workload:
                 if self._static_episode is None:
                     self._static_episode = self.workload.sample_episode(gen)
-                    self._static_expected = self._static_episode.expected_arrivals()
-                episode, expected = self._static_episode, self._static_expected
+                    self._arrival_table[0] = self._static_episode.expected_arrivals()
+                episode = self._static_episode
             else:
                 episode = self.workload.sample_episode(gen)
-                expected = episode.expected_arrivals()
+                self._arrival_table[b] = episode.expected_arrivals()
             self.episodes[b] = episode
-            self.expected[b] = expected
             if self.workload.randomised:  # this episode's draws of the config's ranges
                 self.params[b] = config_params(episode.config)
+                self.params[b, P_ROW] = b
                 self.outages[b] = outage_table(episode.config)
             self.params[b, P_CLOCK0] = episode.clock_start_seconds
             self.rng[b] = np.uint64(gen.integers(0, 2**63 - 1, dtype=np.int64))
@@ -248,7 +256,8 @@ class BatchSimulator:
 
     def expected_arrivals(self) -> np.ndarray:
         """(B, episode_steps): the Poisson mean of each step's arrivals in each cluster's current episode (what
-        the simulator draws from; a clairvoyant reference reads the future from it)."""
+        the simulator draws from; a clairvoyant reference reads the future from it). Read-only; when every episode
+        has the same rates, a view of one shared row."""
         return self.expected
 
     def action_masks(self) -> np.ndarray:
