@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from numba import njit, prange
 
 from ..fields import (
@@ -155,7 +156,6 @@ from .state import (
     P_PRICE_REQ,
     P_REF_COST,
     P_REPLACE,
-    P_ROW,
     P_SLO,
     P_SLO_LOST,
     P_SVC,
@@ -355,7 +355,9 @@ def pool_time(b, s, hi, t0, dt):
 @njit(**_KERNEL)
 def draw_arrivals(b, s, m, k):
     """4. The step's arrivals; returns (arrivals, offered rate in requests/s)."""
-    mean = s.expected[int(s.params[b, P_ROW]), k] if k < s.expected.shape[1] else 0.0
+    # one shared row when every episode has the same rates (the casts: b may be a prange's unsigned index)
+    row = np.int64(b) if s.expected.shape[0] > 1 else np.int64(0)
+    mean = s.expected[row, k] if k < s.expected.shape[1] else 0.0
     if s.params[b, P_POISSON] > 0.5:
         arrivals = poisson(s.rng, b, mean)
     else:

@@ -26,7 +26,6 @@ from .state import (  # noqa: F401  (P_DAY, P_HAZARD: re-exported, tests read th
     P_CLOCK0,
     P_DAY,
     P_HAZARD,
-    P_ROW,
     Outputs,
     State,
     param_row,
@@ -82,7 +81,6 @@ def config_params(config: EnvConfig) -> np.ndarray:
         "max_step": max(max(abs(s) for s in c.scaling.scale_steps), 1),
         "max_rps": c.scaling.max_instances * c.instances.concurrency / c.instances.service_seconds,
         "clock0": 0.0,
-        "row": 0.0,
     }
     for name in REWARD_NAMES:  # one weight per reward term, named like it
         values["weight_" + name] = getattr(c.reward.weights, name)
@@ -130,7 +128,7 @@ class BatchSimulator:
         self.inst_i = np.zeros((num_envs, self.n_slots, N_INST_I), dtype=np.int64)
         self.rng = np.zeros(num_envs, dtype=np.uint64)
         # with no per-episode randomness every episode has the same rate function: draw it once, and keep one
-        # row of arrival means for all clusters (params row 0), not B copies (long episodes at large B)
+        # row of arrival means for all clusters (the kernel reads row 0), not B copies (long episodes at large B)
         self._static_workload = self.workload.static
         self._static_episode: EpisodeWorkload | None = None
         self._arrival_table = np.zeros((1 if self._static_workload else num_envs, config.episode_steps))
@@ -138,7 +136,6 @@ class BatchSimulator:
             self.expected = np.broadcast_to(self._arrival_table, (num_envs, config.episode_steps))
         else:
             self.expected = self._arrival_table
-            self.params[:, P_ROW] = np.arange(num_envs)
         n_out = max(len(config.failures.outages), 1)
         self.outages = np.full((num_envs, n_out, 2), -1.0)
         if not self.workload.randomised:
@@ -202,7 +199,6 @@ class BatchSimulator:
             self.episodes[b] = episode
             if self.workload.randomised:  # this episode's draws of the config's ranges
                 self.params[b] = config_params(episode.config)
-                self.params[b, P_ROW] = b
                 self.outages[b] = outage_table(episode.config)
             self.params[b, P_CLOCK0] = episode.clock_start_seconds
             self.rng[b] = np.uint64(gen.integers(0, 2**63 - 1, dtype=np.int64))

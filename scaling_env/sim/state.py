@@ -7,8 +7,8 @@ checked against the names at import (:func:`check_columns`), so a column is adde
 The kernel takes the state as two records (numba compiles a namedtuple of arrays like a struct):
 
 - :data:`State`: ``params`` (B, N_PARAMS), ``env_state`` (B, N_ENV_STATE), ``inst_f``/``inst_i`` (B, slots,
-  columns of ``instances``), ``rng`` (B,) uint64, ``expected`` (rows, steps) arrival means (cluster b reads row
-  ``params[b, P_ROW]``: one shared row when every episode has the same rates, else its own), ``outages`` (B, n, 2),
+  columns of ``instances``), ``rng`` (B,) uint64, ``expected`` (rows, steps) arrival means (one row shared by
+  all clusters when every episode has the same rates, else row b for cluster b), ``outages`` (B, n, 2),
   ``scale_steps`` (n_actions,);
 - :data:`Outputs`: ``obs``, ``metrics`` (columns of ``fields.INFO_FIELDS``), ``rewards``, ``reward_parts``
   (columns of ``fields.REWARD_COMPONENTS``), ``truncated``.
@@ -70,7 +70,6 @@ PARAM_FIELDS: tuple[tuple[str, str], ...] = (
     ("max_step", "max |scale_steps| (scale of the scaling term)"),
     ("max_rps", "capacity of max_instances, requests/s (scale of the rate observation)"),
     ("clock0", "clock at the episode start, s (set per episode)"),
-    ("row", "row of the arrival table (State.expected) the cluster reads: its own, or one shared by all"),
 )
 (
     P_DT,
@@ -106,7 +105,6 @@ PARAM_FIELDS: tuple[tuple[str, str], ...] = (
     P_MAX_STEP,
     P_MAX_RPS,
     P_CLOCK0,
-    P_ROW,
 ) = range(len(PARAM_FIELDS))
 check_columns("P_", tuple(f[0] for f in PARAM_FIELDS), globals())
 # the reward weights follow, one column per reward term in the order of fields.REWARD_NAMES: term j's weight is
