@@ -348,7 +348,9 @@ class RewardWeights(_Strict):
     cost: float = Field(
         1.0, ge=0.0, description="scales cost / cost of max_instances serving at full concurrency for one step"
     )
-    slo_violation: float = Field(1.0, ge=0.0, description="scales 1 if p95 latency > SLO in the step")
+    slo_violation: float = Field(
+        1.0, ge=0.0, description="scales 1 if p95 latency > SLO or the lost share > slo_max_lost_share in the step"
+    )
     dropped: float = Field(10.0, ge=0.0, description="scales the share of the step's arrivals dropped")
     failed: float = Field(10.0, ge=0.0, description="scales the share of the step's arrivals failed")
     scaling: float = Field(0.01, ge=0.0, description="scales |instances added or removed| / max |scale_step|")
@@ -356,6 +358,13 @@ class RewardWeights(_Strict):
 
 class RewardConfig(_Strict):
     slo_p95_seconds: float = Field(0.5, gt=0.0, description="latency objective: p95 of the step, seconds")
+    slo_max_lost_share: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="a step whose lost share (dropped + failed) / (previous backlog + arrivals) exceeds this "
+        "violates the SLO even if its p95 is met",
+    )
     weights: RewardWeights = Field(default_factory=RewardWeights)
 
 

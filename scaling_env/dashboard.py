@@ -85,7 +85,12 @@ def dashboard_figure(
     violated = trace["slo_violated"] > 0.5
     if violated.any():
         ax.scatter(
-            minutes[violated], p95[violated], s=8, color="#d62728", label="SLO violated (p95, or > 5 % lost)", zorder=3
+            minutes[violated],
+            p95[violated],
+            s=8,
+            color="#d62728",
+            label="SLO violated (p95, or too many lost)",
+            zorder=3,
         )
     ax.set_yscale("log")
     ax.set_title("p95 latency against the SLO")

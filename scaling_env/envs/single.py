@@ -9,8 +9,9 @@ import numpy as np
 from gymnasium import logger, spaces
 
 from ..config import EnvConfig
-from ..fields import INFO_NAMES, N_METRICS, OBS_HIGH, OBS_LOW, REWARD_NAMES, info_table, observation_table
+from ..fields import INFO_NAMES, N_METRICS, OBS_HIGH, OBS_LOW, info_table, observation_table
 from ..sim.simulator import BatchSimulator
+from .info import info_dict
 from .rendering import ansi_line
 
 
@@ -51,8 +52,8 @@ class ServerlessScalingEnv(gym.Env):
     ``-(w_cost * cost + w_slo_violation * slo_violation + w_dropped * dropped + w_failed * failed
     + w_scaling * scaling)`` with the weights in ``config.reward.weights``:
     ``cost`` = step cost / cost of ``max_instances`` serving at full concurrency for a step;
-    ``slo_violation`` = 1 if the step's p95 latency exceeds ``reward.slo_p95_seconds`` or more than 5 % of its
-    requests were lost (dropped or failed);
+    ``slo_violation`` = 1 if the step's p95 latency exceeds ``reward.slo_p95_seconds`` or more than
+    ``reward.slo_max_lost_share`` (default 5 %) of its requests were lost (dropped or failed);
     ``dropped`` and ``failed`` = shares of the step's requests;
     ``scaling`` = |instances added or removed| / max |scale_steps|. Each is O(1) per step; the weighted,
     negated parts are in ``info["reward_components"]`` and sum to the reward.
@@ -75,6 +76,12 @@ class ServerlessScalingEnv(gym.Env):
     ``gymnasium.make("ServerlessScaling-v0", config=..., render_mode=None | "ansi" | "human")``; ``config`` is
     an :class:`EnvConfig`, a dict or a YAML path. In worker processes that do not import ``scaling_env`` (e.g.
     SB3's ``SubprocVecEnv``), use the id ``"scaling_env:ServerlessScaling-v0"``.
+
+    ## Version History
+    * v0: the first registered version: the 19 observation fields, 5 reward terms and info keys above; the step
+      is the phased kernel of ``scaling_env/sim/kernel.py``. Within v0, ``info["instances_controlled"]`` and the
+      config field ``reward.slo_max_lost_share`` (default 0.05, the lost share that was a fixed 5 % before) were
+      added without changing any trajectory of the default config.
     """
 
     metadata = {"render_modes": ["ansi", "human", "rgb_array"], "render_fps": 4}
@@ -143,6 +150,4 @@ class ServerlessScalingEnv(gym.Env):
         return self.sim.episodes[0]
 
     def _info(self) -> dict[str, Any]:
-        info = dict(zip(INFO_NAMES, self.sim.metrics[0].tolist()))
-        info["reward_components"] = dict(zip(REWARD_NAMES, self.sim.reward_parts[0].tolist()))
-        return info
+        return info_dict(self.sim.metrics[0], self.sim.reward_parts[0])

@@ -10,8 +10,9 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from ..config import EnvConfig
-from ..fields import INFO_NAMES, OBS_HIGH, OBS_LOW, REWARD_NAMES
-from ..sim.simulator import E_STEP, BatchSimulator
+from ..fields import OBS_HIGH, OBS_LOW
+from ..sim.simulator import BatchSimulator
+from .info import batch_info, overlay_final
 from .rendering import ansi_line
 
 RENDER_MODES = ("ansi", "human")
@@ -133,10 +134,7 @@ class ServerlessScalingVectorEnv(VectorEnv):
                 final_obs = np.full(self.num_envs, None, dtype=object)
                 for j, i in enumerate(final.ids.tolist()):
                     final_obs[i] = final.obs[j]
-                metrics = sim.metrics.copy()
-                metrics[final.ids] = final.metrics
-                parts = sim.reward_parts.copy()
-                parts[final.ids] = final.reward_parts
+                metrics, parts = overlay_final(sim.metrics, sim.reward_parts, final)
                 info["final_obs"], info["_final_obs"] = final_obs, done
                 info["final_info"], info["_final_info"] = self._info(metrics, parts), done
                 if self.render_mode == "human":  # show the episode's last step, not the reset state
@@ -186,16 +184,7 @@ class ServerlessScalingVectorEnv(VectorEnv):
         return self.sim.action_masks()
 
     def _line(self, i: int) -> str:
-        return ansi_line(self.sim.metrics[i], float(self.sim.rewards[i]), int(self.sim.env_state[i, E_STEP]))
+        return ansi_line(self.sim.metrics[i], float(self.sim.rewards[i]), int(self.sim.step_index()[i]))
 
     def _info(self, metrics: np.ndarray, parts: np.ndarray) -> dict[str, Any]:
-        m = metrics.T.copy()  # one copy; every key is a row view of it
-        info: dict[str, Any] = dict(zip(INFO_NAMES, m))
-        for key in INFO_NAMES:
-            info["_" + key] = self._mask
-        components: dict[str, Any] = dict(zip(REWARD_NAMES, parts.T.copy()))
-        for key in REWARD_NAMES:
-            components["_" + key] = self._mask
-        info["reward_components"] = components
-        info["_reward_components"] = self._mask
-        return info
+        return batch_info(metrics, parts, self._mask)

@@ -11,30 +11,39 @@ Per-slot data lives in two arrays: ``inst_f[b, i, F_*]`` (float64) and ``inst_i[
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
+from numpy.typing import ArrayLike
 
 from .rng import uniform
+from .state import check_columns
 
 OFF, BOOTING, WARM, FAILED, UNHEALTHY, DRAINING = 0, 1, 2, 3, 4, 5
 STATE_NAMES = ("off", "booting", "warm", "failed", "unhealthy", "draining")
 
-# float columns
-F_TIMER = 0  # booting: remaining boot s; draining: elapsed drain s; unhealthy: remaining termination s (<0: kept)
-F_LOAD = 1  # CPU utilisation in the last step (scale-in picks the least loaded)
-F_WEIGHT = 2  # share of the current step spent in the load balancer's pool
-F_SERVE = 3  # seconds of the current step spent serving
-F_SHARE = 4  # share of the current step's arrivals routed to the slot (load_balancer.pool_shares)
-F_QFLUID = 5  # the fluid queue, unrounded (I_BACKLOG is it rounded); carries fractions of requests over steps
-F_DROPC = 6  # fractional drops not yet counted (carried over steps, so drop counts are exact in the long run)
-F_AGE = 7  # total time the queued requests have waited so far, request-seconds (FIFO bookkeeping)
-N_INST_F = 8
-# int columns
-I_STATE = 0
-I_BACKLOG = 1  # queued requests
-I_CHECKS = 2  # consecutive failed health checks
-I_ARRIVALS = 3  # requests routed to the slot in the current step
-I_EVENT = 4  # per-step flag: 1 = becomes warm in this step, 2 = detected unhealthy in this step
-N_INST_I = 5
+# columns of inst_f[b, i, :] (float64), from one tuple of names (checked against the F_* constants at import)
+INST_F_FIELDS: tuple[tuple[str, str], ...] = (
+    ("timer", "booting: remaining boot s; draining: elapsed drain s; unhealthy: remaining termination s (<0: kept)"),
+    ("load", "CPU utilisation in the last step (scale-in picks the least loaded)"),
+    ("weight", "share of the current step spent in the load balancer's pool"),
+    ("serve", "seconds of the current step spent serving"),
+    ("share", "share of the current step's arrivals routed to the slot (load_balancer.pool_shares)"),
+    ("qfluid", "the fluid queue, unrounded (I_BACKLOG is it rounded); carries fractions of requests over steps"),
+    ("dropc", "fractional drops not yet counted (carried over steps, so drop counts are exact in the long run)"),
+    ("age", "total time the queued requests have waited so far, request-seconds (FIFO bookkeeping)"),
+)
+F_TIMER, F_LOAD, F_WEIGHT, F_SERVE, F_SHARE, F_QFLUID, F_DROPC, F_AGE = range(len(INST_F_FIELDS))
+N_INST_F = check_columns("F_", tuple(f[0] for f in INST_F_FIELDS), globals())
+# columns of inst_i[b, i, :] (int64)
+INST_I_FIELDS: tuple[tuple[str, str], ...] = (
+    ("state", "slot state (OFF, BOOTING, ...)"),
+    ("backlog", "queued requests"),
+    ("checks", "consecutive failed health checks"),
+    ("arrivals", "requests routed to the slot in the current step"),
+    ("event", "per-step flag: 1 = becomes warm in this step, 2 = detected unhealthy in this step"),
+)
+I_STATE, I_BACKLOG, I_CHECKS, I_ARRIVALS, I_EVENT = range(len(INST_I_FIELDS))
+N_INST_I = check_columns("I_", tuple(f[0] for f in INST_I_FIELDS), globals())
 
 
 @njit(cache=True)
@@ -73,14 +82,35 @@ def launch(inst_f, inst_i, rng, b: int, count: int, boot_mean: float, boot_jitte
 
 @njit(cache=True)
 def counted(state: int, timer: float) -> bool:
-    """Does the slot count towards the instance count the autoscaler controls?
+    """Does the slot count towards the instance count the autoscaler controls (the count an action changes)?
 
     Booting, warm and (undetected) failed instances count; an unhealthy one counts only while it is kept
-    (no automatic replacement); draining and terminating ones do not.
+    (no automatic replacement); draining and terminating ones do not. ``counted_array`` applies it to arrays.
     """
     if state == BOOTING or state == WARM or state == FAILED:
         return True
     return state == UNHEALTHY and timer < 0.0
+
+
+def counted_array(states: np.ndarray, timers: np.ndarray) -> np.ndarray:
+    """``counted`` for arrays of slot states and timers (numpy, elementwise; a test checks they agree)."""
+    kept_unhealthy = (states == UNHEALTHY) & (timers < 0.0)
+    return (states == BOOTING) | (states == WARM) | (states == FAILED) | kept_unhealthy
+
+
+@njit(cache=True)
+def bounded_change(live: int, requested: int, lo: int, hi: int) -> int:
+    """The change in instance count that a request of ``requested`` applies to ``live`` controlled instances
+    within the bounds [lo, hi], before cooldowns: ``min(max(live + requested, lo), hi) - live``. The kernel
+    calls it per cluster; ``bounded_changes`` applies it to arrays (the action mask, policies)."""
+    return min(max(live + requested, lo), hi) - live
+
+
+def bounded_changes(live: ArrayLike, requested: ArrayLike, lo: ArrayLike, hi: ArrayLike) -> np.ndarray:
+    """``bounded_change`` for arrays (numpy, broadcasting; a test checks they agree): the action mask and
+    policies use it."""
+    live = np.asarray(live, dtype=np.int64)
+    return np.minimum(np.maximum(live + np.asarray(requested, dtype=np.int64), lo), hi) - live
 
 
 @njit(cache=True)
