@@ -33,6 +33,7 @@ from rich.table import Table
 
 from scaling_env.config import ConfigError
 from scaling_env.episode_stats import METRIC_NAMES
+from scaling_env.files import OutputExistsError, OutputLock, atomic_dir, output_lock
 from scaling_env.scenarios import Scenario, load_scenarios
 from scaling_env.traces import TraceError
 
@@ -58,6 +59,7 @@ DEFAULT_SCENARIOS = (
 )
 DEFAULT_SEED = 1000  # benchmark seeds start here; training seeds are kept below it (agents/experiments/train_config.py)
 DEFAULT_EPISODES = 20
+DEFAULT_OUT_BASE = Path("results/benchmark")  # without --out, each run writes a new timestamped folder here
 
 # Student's t quantile t(0.975, df) for df = 1..30 (standard table, e.g. NIST/SEMATECH e-Handbook 1.3.6.7.2);
 # above 30, the Cornish-Fisher expansion in 1/df (Abramowitz & Stegun 26.7.5), within 0.01 % there.
@@ -270,21 +272,57 @@ def write_results(
     plots: dict[str, dict],
     header: str,
     step_seconds: dict[str, float],
+    overwrite: bool = False,
 ) -> list[Path]:
-    """Write the CSV, JSON, Markdown and PNG files; returns their paths."""
-    out.mkdir(parents=True, exist_ok=True)
-    columns = ["policy", "scenario", "seed", *METRIC_NAMES, "cost_ratio_to_oracle"]
-    paths = [out / "episodes.csv", out / "episodes.json", out / "summary.md"]
-    with open(paths[0], "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    # NaN (no oracle to compare with) is not JSON: null
-    clean = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows]
-    paths[1].write_text(json.dumps(clean, indent=1, allow_nan=False))
-    paths[2].write_text(header + "\n\n" + markdown_table(summary) + "\n")
-    paths += plot_results(out, summary, plots, step_seconds)
-    return paths
+    """Write the CSV, JSON, Markdown and PNG files into ``out``; returns their paths.
+
+    The files are written into a temporary folder beside ``out`` that is renamed to ``out`` when complete, so
+    ``out`` never holds a partial or mixed result. An existing non-empty ``out`` raises
+    :class:`~scaling_env.files.OutputExistsError` unless ``overwrite`` (then it is replaced as a whole)."""
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        columns = ["policy", "scenario", "seed", *METRIC_NAMES, "cost_ratio_to_oracle"]
+        names = ["episodes.csv", "episodes.json", "summary.md"]
+        with open(tmp / names[0], "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+        # NaN (no oracle to compare with) is not JSON: null
+        clean = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows]
+        (tmp / names[1]).write_text(json.dumps(clean, indent=1, allow_nan=False))
+        (tmp / names[2]).write_text(header + "\n\n" + markdown_table(summary) + "\n")
+        names += [p.name for p in plot_results(tmp, summary, plots, step_seconds)]
+    return [out / name for name in names]
+
+
+def claim_output(out: Path | None, overwrite: bool = False) -> tuple[Path, OutputLock]:
+    """(the output folder, its held lock) before any work starts: ``out`` or a new timestamped folder; another
+    benchmark writing ``out`` (:class:`~scaling_env.files.OutputBusyError`) or an existing non-empty ``out``
+    without ``overwrite`` (:class:`~scaling_env.files.OutputExistsError`) is refused. Release the lock when
+    the results are written (a dying process releases it too)."""
+    if out is None:
+        out = default_out_dir()
+    lock = output_lock(out, "benchmark result folder").acquire()
+    if not overwrite and out.is_dir() and any(out.iterdir()):
+        lock.release()
+        raise OutputExistsError(
+            f"{out} already exists and is not empty; choose another --out, or pass --overwrite to replace it"
+        )
+    return out, lock
+
+
+def default_out_dir(base: Path = DEFAULT_OUT_BASE) -> Path:
+    """A new folder ``<base>/<timestamp>`` (``-2``, ``-3``... if that second is taken), made empty now so that a
+    benchmark started in the same second gets another one."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base.mkdir(parents=True, exist_ok=True)
+    for i in range(1, 1000):
+        path = base / (stamp if i == 1 else f"{stamp}-{i}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise ConfigError(f"{base}: no free folder name for {stamp}")
 
 
 def plot_results(
@@ -379,7 +417,11 @@ def benchmark(
         Optional[str], typer.Option(help="explicit comma-separated seeds (overrides --episodes and --seed)")
     ] = None,
     workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 2,
-    out: Annotated[Path, typer.Option(help="output folder")] = Path("results/benchmark"),
+    out: Annotated[
+        Optional[Path],
+        typer.Option(help="output folder (default: a new results/benchmark/<timestamp>); an existing one is refused"),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace the --out folder's old contents as a whole")] = False,
     traces_dir: Annotated[
         Optional[Path],
         typer.Option(help="folder of trace CSVs (default: $SCALING_ENV_TRACES, ./traces, shared/traces)"),
@@ -411,6 +453,11 @@ def benchmark(
     if not loaded:
         console.print("[red]no scenario left to run[/red]")
         raise typer.Exit(2)
+    try:  # one writer per output folder: a second benchmark into the same --out is refused, never mixed in
+        out, lock = claim_output(out, overwrite)
+    except ConfigError as exc:
+        console.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(2) from None
     t = time.perf_counter()
     rows, plots = run_benchmark(policy_list, loaded, seed_list, workers, tdir, progress)
     seconds = time.perf_counter() - t
@@ -422,9 +469,16 @@ def benchmark(
     header = f"Benchmark: {title}."
     if skipped:
         header += "\n\n" + "\n".join(f"- {m}" for m in skipped)
-    paths = write_results(out, rows, summary, plots, header, {sc.name: sc.config.step_seconds for sc in loaded})
+    try:
+        paths = write_results(
+            out, rows, summary, plots, header, {sc.name: sc.config.step_seconds for sc in loaded}, overwrite
+        )
+    except ConfigError as exc:
+        console.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(2) from None
     console.print(rich_table(summary, title))
     console.print(f"wrote {', '.join(str(p) for p in paths[:3])} and {len(paths) - 3} plots in {out}")
+    lock.release()
 
 
 def main() -> None:
