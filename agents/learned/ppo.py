@@ -51,7 +51,9 @@ def find_model(path: str | Path) -> tuple[Path, Path | None]:
     if path.is_dir():
         for key in ("best", "final"):
             if (path / RUN_FILES[key]).is_file():
-                return path / RUN_FILES[key], path
+                return path / RUN_FILES[key], _checked_run_folder(path) if (
+                    path / RUN_FILES["config"]
+                ).is_file() else path
         raise ConfigError(f"{path}: no {RUN_FILES['best']} or {RUN_FILES['final']} in this run folder")
     if path.suffix != ".zip" and path.with_suffix(".zip").is_file():
         path = path.with_suffix(".zip")
@@ -59,8 +61,15 @@ def find_model(path: str | Path) -> tuple[Path, Path | None]:
         raise ConfigError(f"{path}: no such model file or run folder")
     for folder in (path.parent, path.parent.parent):  # the run folder, or the run folder of a checkpoint
         if (folder / RUN_FILES["config"]).is_file():
-            return path, folder
+            return path, _checked_run_folder(folder)
     return path, None
+
+
+def _checked_run_folder(folder: Path) -> Path:
+    """The run folder, once its config.yaml is known to hold a config (an empty one would mean the defaults)."""
+    if not read_yaml_mapping(folder / RUN_FILES["config"], "training config"):
+        raise ConfigError(f"{folder / RUN_FILES['config']}: empty; the run's training config is lost")
+    return folder
 
 
 def manifest_path(model_path: Path) -> Path:
@@ -110,7 +119,10 @@ def load_sb3_model(cls: Any, model_path: Path, **kwargs: Any) -> Any:
     try:
         return cls.load(str(model_path), **kwargs)
     except Exception as exc:  # torch/pickle/zip raise many types for damaged bytes; all mean the same here
-        raise ConfigError(f"{model_path}: cannot load the model ({type(exc).__name__}: {exc})") from None
+        reason = (str(exc).strip().splitlines() or [""])[0][:160]  # torch's messages run to many lines
+        raise ConfigError(
+            f"{model_path}: damaged or not a stable-baselines3 model, it does not load ({type(exc).__name__}: {reason})"
+        ) from None
 
 
 def load_vecnormalize(stats_path: Path, venv: Any) -> Any:
