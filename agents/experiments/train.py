@@ -643,7 +643,15 @@ def train(
         write_scenarios(paths.scenarios, train_scenarios, eval_scenarios)
         append_command(paths.command, command or "(called from Python)")
         atomic_write_text(paths.config, cfg.to_yaml())  # last: from here the folder holds a run
-        model = learn(cfg, paths, train_scenarios, eval_scenarios, progress_bar=progress_bar, verbose=verbose)
+        try:
+            model = learn(cfg, paths, train_scenarios, eval_scenarios, progress_bar=progress_bar, verbose=verbose)
+        except KeyboardInterrupt:
+            if paths.latest_checkpoint() is None:  # so that nobody is told a checkpoint was saved
+                raise ConfigError(
+                    f"interrupted before the first checkpoint was saved: {root} cannot be resumed; "
+                    "remove it and start again"
+                ) from None
+            raise
     return model, root
 
 
