@@ -154,9 +154,12 @@ def rewrite_zip(path: Path, change) -> None:
 @pytest.mark.parametrize("damage", ["flipped_bytes", "no_policy", "corrupt_policy", "truncated", "empty"])
 def test_a_damaged_model_zip_is_named(trained, tmp_path, damage):
     model, _ = loose_model(trained, tmp_path)
-    if damage == "flipped_bytes":  # bytes changed inside a member: its CRC no longer matches
+    if damage == "flipped_bytes":  # bytes changed inside policy.pth (read only by the load): its CRC fails
+        with zipfile.ZipFile(model) as z:
+            info = z.getinfo("policy.pth")
         data = bytearray(model.read_bytes())
-        for i in range(200, 260):
+        start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra) + 40
+        for i in range(start, start + 40):
             data[i] ^= 0x5A
         model.write_bytes(bytes(data))
     elif damage == "no_policy":
