@@ -249,9 +249,46 @@ def test_resume_falls_back_past_damaged_checkpoints_and_cuts_the_lost_segment(tr
     assert "skipping the checkpoint at 128 steps" in out and "rl_model_vecnormalize_128_steps.pkl" in out
     assert "resuming from" in out and "rl_model_64_steps.zip (64 steps)" in out
     assert (paths.damaged / stats.name).stat().st_size == 100  # set aside, not deleted
-    steps = [r["timesteps"] for r in read_evaluations(paths.evaluations)]
-    assert steps == [64, 128, 192]  # the lost 128 row was cut and made again by the resumed run
+    rows = read_evaluations(paths.evaluations)
+    assert [r["timesteps"] for r in rows] == [64, 128, 192]  # the lost 128 row was cut and made again
     assert paths.latest_checkpoint() == (paths.checkpoint(192)[0], 192)
+    best = max(rows, key=lambda r: r["reward"])  # the best model is the best kept row's, not the lost one's
+    manifest = yaml.safe_load(paths.best_manifest.read_text())
+    assert (manifest["timesteps"], manifest["mean_reward"]) == (best["timesteps"], pytest.approx(best["reward"]))
+
+
+def test_a_run_from_before_manifests_resumes_by_loading_its_checkpoints(trained, tmp_path):
+    from agents.experiments.train import resume
+
+    run = copy_run(trained, tmp_path)
+    for manifest in run.glob("checkpoints/*.json"):
+        manifest.unlink()
+    (run / "checkpoints" / "rl_model_128_steps.zip").write_bytes(b"PK\x03\x04 cut")  # a half-written zip
+    messages: list[str] = []
+    model, _ = resume(run, progress_bar=False, log=messages.append)
+    assert model.num_timesteps == 192
+    assert any("skipping the checkpoint at 128 steps" in m for m in messages)
+    assert any("rl_model_64_steps.zip (64 steps)" in m for m in messages)
+
+
+def test_a_second_writer_of_a_run_folder_is_refused(trained, tmp_path):
+    run = copy_run(trained, tmp_path)
+    with output_lock(run):
+        result = runner.invoke(app, ["train", "--resume", str(run), "--no-progress"])
+    assert_refused(result, str(run), "another process is writing")
+
+
+def test_ctrl_c_before_the_first_checkpoint_does_not_claim_one_was_saved(trained, tmp_path, monkeypatch):
+    from agents.experiments import train as tr
+    from agents.experiments.train_config import load_train_config
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tr, "make_training_env", interrupted)
+    cfg = load_train_config(trained["root"] / "smoke.yaml")
+    with pytest.raises(ConfigError, match="interrupted before the first checkpoint was saved"):
+        tr.train(cfg, tmp_path / "new", progress_bar=False)
 
 
 def test_resume_works_with_normalisation_off(tmp_path, trained):

@@ -301,6 +301,8 @@ def claim_output(out: Path | None, overwrite: bool = False) -> tuple[Path, Outpu
     the results are written (a dying process releases it too)."""
     if out is None:
         out = default_out_dir()
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"{out} exists and is not a folder; choose another --out")
     lock = output_lock(out, "benchmark result folder").acquire()
     if not overwrite and out.is_dir() and any(out.iterdir()):
         lock.release()

@@ -131,6 +131,11 @@ class RunPaths:
         pattern = r"best_model_(\d+)_steps\.json"
         return sorted(int(m.group(1)) for p in self.best_history.glob("*.json") if (m := re.fullmatch(pattern, p.name)))
 
+    def legacy_checkpoints(self) -> bool:
+        """Whether the checkpoints were written before manifests were (there is none): then a checkpoint is
+        checked by loading it."""
+        return not any(self.checkpoints.glob("rl_model_*_steps.json"))
+
     def latest_checkpoint(self) -> tuple[Path, int] | None:
         """The newest complete checkpoint (its manifest matches its files), or None."""
         for steps in self.checkpoint_steps():
@@ -548,8 +553,10 @@ def set_aside_damaged(paths: RunPaths, steps: list[int]) -> None:
 # ------------------------------------------------------------------------------------------------ training
 def load_checkpoint(cfg: TrainConfig, paths: RunPaths, steps: int, train: Scenarios) -> tuple[Any, Any, Any]:
     """(base env, wrapped env, model) from the checkpoint at ``steps``, or ConfigError saying what is wrong
-    with it (incomplete, damaged, missing statistics)."""
-    check_manifest(paths.manifest(steps))
+    with it (incomplete, damaged, missing statistics). A run written before checkpoints had manifests (none in
+    its folder) is checked by loading its files instead."""
+    if not paths.legacy_checkpoints():
+        check_manifest(paths.manifest(steps))
     model_path, stats_path = paths.checkpoint(steps)
     base, venv = make_training_env(cfg, train, stats_path=stats_path)
     kwargs = cfg.algo_kwargs()
