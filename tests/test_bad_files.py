@@ -390,3 +390,26 @@ def test_two_concurrent_benchmarks_into_one_folder_give_one_result_and_one_refus
 
 def test_output_errors_are_config_errors():
     assert issubclass(OutputBusyError, ConfigError) and issubclass(OutputExistsError, ConfigError)
+
+
+def test_rows_of_an_improvement_whose_best_model_was_not_saved_are_dropped_at_resume(trained, tmp_path):
+    """A kill between writing an evaluation's rows and saving the best model it found: the resume drops those
+    rows, so the best row and best_model.zip agree."""
+    from agents.experiments.train import RunPaths, read_evaluations, resume, write_evaluations
+
+    run = copy_run(trained, tmp_path)
+    paths = RunPaths(run)
+    rows = read_evaluations(paths.evaluations)
+    assert [r["timesteps"] for r in rows] == [64, 128]
+    rows[1]["reward"] = 1000.0  # the evaluation at 128 found a new best...
+    write_evaluations(paths.evaluations, rows)
+    for f in paths.best_at(128):  # ...and was killed before saving it
+        f.unlink(missing_ok=True)
+    messages: list[str] = []
+    resume(run, progress_bar=False, log=messages.append)
+    rows = read_evaluations(paths.evaluations)
+    assert [r["timesteps"] for r in rows] == [64, 192] and all(r["reward"] < 1000 for r in rows)
+    assert any("1 evaluation rows" in m for m in messages)
+    best = max(rows, key=lambda r: r["reward"])
+    manifest = yaml.safe_load(paths.best_manifest.read_text())
+    assert manifest["timesteps"] == best["timesteps"]

@@ -3,7 +3,9 @@
 ``scaling-env benchmark`` (or ``python -m agents.experiments.benchmark``) runs policies x scenarios x seeds. Each
 (scenario, policy) pair is one job: its episodes run as one batch, one seed per cluster, so a job's numbers
 depend only on its seeds, never on which worker process ran it or how many there were. It writes into the output
-folder:
+folder (``--out``; by default a new ``results/benchmark/<timestamp>``; an existing non-empty one is refused unless
+``--overwrite``, and a folder another benchmark is writing is refused), filled under a temporary name and renamed
+when complete, so it never holds a partial or mixed result:
 
 - ``episodes.csv`` and ``episodes.json``: one row per policy x scenario x seed with the metrics of
   ``scaling_env.episode_stats`` and ``cost_ratio_to_oracle`` (the episode's cost / the oracle's on the same

@@ -472,20 +472,23 @@ def cut_evaluations(paths: RunPaths, steps: int) -> int:
     rows = read_evaluations(paths.evaluations)
     kept = [r for r in rows if r["timesteps"] <= steps]
     history = set(paths.best_history_steps())
-    tracked = bool(history) or paths.best_manifest.exists()  # runs from before best/ was kept: leave as they are
+    # runs from before best/ was kept (no manifests anywhere) are left as they are
+    tracked = not paths.legacy_checkpoints() or bool(history) or paths.best_manifest.exists()
     if tracked:
-        best, improvements = None, []
-        for step, mean in mean_by_step(kept).items():
-            if best is None or mean > best:
-                best = mean
-                improvements.append(step)
-        unsaved = {s for s in improvements if s not in history}
-        kept = [r for r in kept if r["timesteps"] not in unsaved]
+        while True:  # drop the rows of improvements whose best model was never saved, until none is left
+            best, improvements = None, []
+            for step, mean in mean_by_step(kept).items():
+                if best is None or mean > best:
+                    best = mean
+                    improvements.append(step)
+            unsaved = {s for s in improvements if s not in history}
+            if not unsaved:
+                break
+            kept = [r for r in kept if r["timesteps"] not in unsaved]
         for step in history:
-            if step > steps or step in unsaved:
+            if step > steps:  # found by a lost segment
                 for f in paths.best_at(step):
                     f.unlink(missing_ok=True)
-        improvements = [s for s in improvements if s not in unsaved]
         top = (paths.best_model, paths.best_stats, paths.best_manifest)
         if improvements:
             current = None
