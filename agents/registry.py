@@ -18,8 +18,9 @@ from typing import Any
 
 from scaling_env import EnvConfig
 from scaling_env.config import ConfigError, deep_merge, read_yaml_mapping
+from scaling_env.resources import config_dir
 
-from .base import Policy, PolicyConfigError, validate_params
+from .base import Policy, PolicyBase, PolicyConfigError, validate_params
 from .references.oracle import OraclePolicy
 from .references.static import StaticPolicy
 from .rules.hpa import HpaPolicy
@@ -29,7 +30,7 @@ from .rules.step_scaling import StepScalingPolicy
 from .rules.target_tracking import TargetTrackingPolicy
 from .rules.threshold import ThresholdPolicy
 
-POLICIES: dict[str, type[Policy]] = {
+POLICIES: dict[str, type[PolicyBase]] = {
     cls.name: cls
     for cls in (
         StaticPolicy,
@@ -43,10 +44,16 @@ POLICIES: dict[str, type[Policy]] = {
     )
 }
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "policies"
+CONFIG_DIR = config_dir("policies")  # configs/policies (package data)
 
 # learned policies: spec prefix -> (module, loader function); the loader takes (path, env_config)
 LOADERS: dict[str, tuple[str, str]] = {"ppo": ("agents.learned.ppo", "load_ppo_policy")}
+
+
+def policy_names() -> list[str]:
+    """The names ``make_policy`` accepts: the registered policies and the named variants in configs/policies."""
+    variants = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if p.stem not in POLICIES)
+    return [*POLICIES, *variants]
 
 
 def read_policy_file(path: str | Path) -> tuple[str, dict[str, Any]]:
@@ -103,7 +110,7 @@ def make_policy(
         source = str(path)
     else:
         raise PolicyConfigError(
-            f"unknown policy {spec!r}: expected one of {', '.join(POLICIES)}, a YAML file "
+            f"unknown policy {spec!r}: expected one of {', '.join(policy_names())}, a YAML file "
             f"or one of the prefixes {', '.join(p + ':' for p in LOADERS)}"
         )
     if overrides:

@@ -11,8 +11,11 @@ from .config import ConfigError, EnvConfig
 from .envs.single import ServerlessScalingEnv
 from .envs.vector import ServerlessScalingVectorEnv
 from .fields import INFO_NAMES, OBS_NAMES, REWARD_NAMES
+from .resources import package_version
 from .scenarios import Scenario, load_scenario, scenario_names
 from .sim import BatchSimulator
+
+__version__ = package_version()  # from the installed metadata: pyproject.toml is the single source
 
 __all__ = [
     "BatchSimulator",

@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError, EnvConfig, TraceWorkload, read_yaml_mapping
+from .resources import config_dir
 from .traces import TraceError, TraceNotFoundError, find_trace
 from .workload import Workload
 
-SCENARIO_DIR = Path(__file__).resolve().parent.parent / "configs" / "scenarios"
+SCENARIO_DIR = config_dir("scenarios")  # configs/scenarios of the checkout, or its installed copy
 
 __all__ = [
     "SCENARIO_DIR",

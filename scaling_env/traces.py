@@ -19,8 +19,9 @@ step length or time compression.
 
 Where the files are: a scenario names its trace by a path relative to a traces folder. The folder is, in this
 order: the ``traces_dir`` passed in (``--traces-dir`` on the command line), the ``SCALING_ENV_TRACES``
-environment variable, ``./traces`` in the working directory, ``shared/traces`` beside the project checkout, and
-last the working directory itself.
+environment variable, ``./traces`` in the working directory, the traces shipped with the package (the MIT-licensed
+NAB traces the shipped scenarios replay, ``scaling_env/data/traces``), ``shared/traces`` beside the project
+checkout (only when running from a checkout, not from an installed wheel), and last the working directory itself.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+
+from .resources import packaged_traces_dir
 
 TRACES_ENV_VAR = "SCALING_ENV_TRACES"
 MIN_INTERVAL_SECONDS = 1.0
@@ -81,7 +84,10 @@ def trace_dirs(traces_dir: str | Path | None = None) -> list[Path]:
     if env:
         dirs.append(Path(env))
     dirs.append(Path.cwd() / "traces")
-    dirs.append(Path(__file__).resolve().parent.parent.parent / "shared" / "traces")
+    dirs.append(packaged_traces_dir())
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file():  # a source checkout, not site-packages
+        dirs.append(checkout.parent / "shared" / "traces")
     dirs.append(Path.cwd())
     return dirs
 
@@ -100,7 +106,8 @@ def find_trace(path: str | Path, traces_dir: str | Path | None = None) -> Path:
     folders = ", ".join(str(d) for d in searched)
     raise TraceNotFoundError(
         f"trace file {str(p)!r} not found in the traces folders searched ({folders}); set the folder with "
-        f"--traces-dir or the {TRACES_ENV_VAR} environment variable"
+        f"--traces-dir or the {TRACES_ENV_VAR} environment variable to a folder that holds it, or give the scenario "
+        f"an absolute path to the file"
     )
 
 

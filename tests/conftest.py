@@ -9,6 +9,7 @@ import pytest
 
 from scaling_env import EnvConfig, ServerlessScalingEnv
 from scaling_env.config import deep_merge
+from scaling_env.resources import packaged_traces_dir
 
 
 def merge(base: dict, over: dict) -> dict:
@@ -57,7 +58,8 @@ def make_env():
 
 # ------------------------------------------------------------------------------------------ shared traces
 
-# the real traces of ../shared/traces (see its README.md); the repository keeps no copy of them
+# the real traces of ../shared/traces (see its README.md); the package ships the two MIT-licensed ones the scenarios
+# replay (scaling_env/data/traces), the others are read from ../shared/traces or $SCALING_ENV_TRACES
 TRACE_FILES = (
     "aws_elb_request_count_5min.csv",
     "nyc_taxi_passengers_30min.csv",
@@ -75,18 +77,22 @@ def shared_traces_dir() -> Path:
 
 
 def require_traces(*names: str) -> Path:
-    """The shared traces folder, holding ``names``. Missing: a failure in CI (``CI`` set), else a skip."""
+    """A folder holding the trace files ``names``: the shared traces folder, else the traces shipped with the
+    package (when it has them all). Missing: a failure in CI (``CI`` set), else a skip."""
     folder = shared_traces_dir()
     missing = [n for n in names if not (folder / n).is_file()] if folder.is_dir() else ["the folder itself"]
-    if missing:
-        msg = (
-            f"shared traces not found in {folder} (missing: {', '.join(missing)}); set SCALING_ENV_TRACES "
-            f"to the folder that holds them"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return folder
+    if not missing:
+        return folder
+    packaged = packaged_traces_dir()
+    if all((packaged / n).is_file() for n in names):
+        return packaged
+    msg = (
+        f"shared traces not found in {folder} (missing: {', '.join(missing)}); set SCALING_ENV_TRACES "
+        f"to the folder that holds them"
+    )
+    if os.environ.get("CI"):
+        pytest.fail(msg)
+    pytest.skip(msg)
 
 
 @pytest.fixture

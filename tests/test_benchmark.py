@@ -42,7 +42,7 @@ def run(tmp_path, name: str, workers: int) -> list[dict]:
         ],
     )
     assert result.exit_code == 0, result.output
-    for word in ("reward (95 % CI)", "cost / oracle", "SLO viol.", "flash_crowd", "oracle"):
+    for word in ("reward", "± CI", "/ oracle", "SLO", "viol. %", "flash_crowd", "oracle"):
         assert word in result.output
     with open(out / "episodes.csv") as fh:
         reader = csv.DictReader(fh)
@@ -154,3 +154,109 @@ def test_summary_means_over_seeds():
     ]
     (s,) = summarise(rows)
     assert s["reward"] == 2.0 and s["episodes"] == 2 and s["reward_ci95"] == pytest.approx(12.706 * 1.0)
+
+
+# ------------------------------------------------------------------------------------------ tables, plots
+
+LONG = "ppo:runs/a_long_folder_name/of_many_runs/ppo_train_diurnal_train_flash_crowd_0_20260101T000000"
+
+
+def summary_row(scenario: str, policy: str, cost: float, slo: float, ratio: float = float("nan")) -> dict:
+    row = {k: 1.0 for k in METRIC_NAMES}
+    row.update(scenario=scenario, policy=policy, episodes=20, cost_usd=cost, slo_violation_share=slo, reward=-1234.5)
+    row.update(reward_ci95=123.4, cost_ratio_to_oracle=ratio)
+    return row
+
+
+def texts_inside(fig) -> list[str]:
+    """The title, axis labels and legend texts of a drawn figure that reach outside it."""
+    fig.canvas.draw()
+    box = fig.bbox
+    out = []
+    for ax in fig.axes:
+        for t in (ax.title, ax.xaxis.label, ax.yaxis.label, *ax.get_legend().get_texts()):
+            e = t.get_window_extent()
+            if e.x0 < box.x0 - 1 or e.x1 > box.x1 + 1 or e.y0 < box.y0 - 1 or e.y1 > box.y1 + 1:
+                out.append(t.get_text())
+    return out
+
+
+def test_cost_vs_slo_keeps_every_text_inside_with_a_long_policy_name():
+    from agents.experiments.benchmark import cost_slo_figure
+
+    summary = [
+        summary_row(sc, p, 1.0 + i, 0.1 * i) for i, p in enumerate(("hpa", LONG)) for sc in ("steady", "diurnal")
+    ]
+    fig = cost_slo_figure(summary)
+    assert texts_inside(fig) == []
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "policy: ppo:…/ppo_train_diurnal_train_flash_crowd_0_20260101T000000" not in labels  # shortened
+    assert any(label.startswith("policy: ppo:…/") for label in labels)
+
+
+def test_load_vs_capacity_merges_identical_curves_and_names_the_seed():
+    from agents.experiments.benchmark import load_capacity_figure
+
+    same, other = [100.0, 200.0, 200.0], [100.0, 100.0, 300.0]
+    data = {"rate_rps": [90.0, 150.0, 250.0], "seed": 1000, "episodes": 20}
+    data["capacity"] = {"static": same, "threshold": same, "kpa": same, "hpa": other}
+    fig = load_capacity_figure("failure_storm", data, 15.0)
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["workload rate (lambda)", "warm capacity: static = threshold = kpa", "warm capacity: hpa"]
+    assert len(ax.get_lines()) == 3  # one line per distinct curve: none hidden under another
+    assert len({line.get_linestyle() for line in ax.get_lines()[1:]}) == 2
+    title = ax.get_title()
+    assert "seed 1000" in title and "first of 20 seeds" in title and "identical curves share a line" in title
+    assert texts_inside(fig) == []
+
+
+def test_the_default_table_fits_80_columns_with_units_a_legend_and_no_cut_number():
+    from rich.console import Console
+
+    from agents.experiments.tables import legend, rich_table
+
+    summary = [
+        summary_row(sc, p, 12.345, 0.5)
+        for sc in ("cold_start_heavy", "memory_pressure")
+        for p in ("static_peak", "target_tracking", "predictive", LONG)
+    ]
+    console = Console(width=80, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console.print(rich_table(summary, "title"))
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "…" not in text.replace("ppo:…/", "")  # no number or name cut (the shortened run label aside)
+    assert "-1234.5 ± 123.4" in text and "12.345" in text and "50.0" in text
+    for unit in ("$", "%", "± CI", "/ oracle"):
+        assert unit in text
+    note = legend(summary, wide=False)
+    assert "oracle was not run" in note and "--wide adds" in note and "USD" in note
+    wide = Console(width=300, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    wide.print(rich_table(summary, "t", wide=True))
+    text = wide.export_text()
+    assert "starts /ep" in text and "p95" in text and "dropped" in text
+
+
+def test_benchmark_ends_with_a_line_that_names_the_skipped_scenario(tmp_path, monkeypatch):
+    monkeypatch.setattr("scaling_env.traces.trace_dirs", lambda traces_dir=None: [tmp_path / "empty"])
+    args = ["benchmark", "-p", "static", "-s", "steady,noisy_trace", "--episodes", "1", "--workers", "1"]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "o"), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert "SKIPPED 1: noisy_trace" in last
+    result = runner.invoke(app, [*args[:4], "steady", *args[5:], "--out", str(tmp_path / "p"), "--no-progress"])
+    assert result.output.strip().splitlines()[-1].endswith("nothing skipped")
+
+
+def test_evaluate_and_benchmark_share_one_table():
+    import agents.experiments.evaluate as evaluate_module
+    from agents.experiments import tables
+
+    assert not hasattr(evaluate_module, "COLUMNS") and not hasattr(evaluate_module, "results_table")
+    assert not hasattr(evaluate_module, "summarize")
+    bench = tables.rich_table([summary_row("s", "hpa", 1.0, 0.1, 1.2)])
+    evaluated = tables.rich_table(
+        [{k: v for k, v in summary_row("s", "ppo:r", 1.0, 0.1).items() if k != "cost_ratio_to_oracle"}]
+    )
+    headers = [c.header for c in bench.columns]
+    assert [c.header for c in evaluated.columns] == [h for h in headers if "oracle" not in h]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from agents import POLICIES, Policy, PolicyConfigError, make_policy
-from agents.base import action_for_target
+from agents.actions import action_for_target
 from agents.references.oracle import OraclePolicy, _p95
 from agents.registry import CONFIG_DIR
 from agents.rules.step_scaling import aws_percent_adjustment

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import TRACE_FILES
+from conftest import TRACE_FILES, require_traces
 
 from agents import make_policy
 from scaling_env import ConfigError, EnvConfig, ServerlessScalingEnv, ServerlessScalingVectorEnv, traces
@@ -62,9 +62,8 @@ def test_the_issue_scenarios_are_shipped():
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_every_scenario_loads_and_runs_a_full_episode(name, request):
-    traces_dir = request.getfixturevalue("traces_dir") if is_trace(name) else None
-    sc = load_scenario(name, traces_dir=traces_dir)
+def test_every_scenario_loads_and_runs_a_full_episode(name):
+    sc = load_scenario(name)  # a trace scenario's file ships with the package
     assert (sc.name, sc.path) == (name, SCENARIO_DIR / f"{name}.yaml")
     log = run_episode(sc.config)
     n = sc.config.episode_steps
@@ -149,8 +148,9 @@ def test_the_scenarios_model_what_their_names_say():
     assert trace.path in TRACE_FILES and not Path(trace.path).is_absolute()
 
 
-def test_trace_scenario_resolves_its_file_in_the_traces_folder(traces_dir):
+def test_trace_scenario_resolves_its_file_in_the_traces_folder():
     relative = raw("noisy_trace")["env"]["workload"]["shape"]["path"]
+    traces_dir = require_traces(relative)
     sc = load_scenario("noisy_trace", traces_dir=traces_dir)
     assert sc.config.workload.shape.path == str((traces_dir / relative).resolve())
     rows = {name: note for name, _, note in list_scenarios(traces_dir)}

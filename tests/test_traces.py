@@ -385,7 +385,8 @@ def test_traces_dir_fixture_skips_or_fails_in_ci_without_the_traces(tmp_path, mo
 
 
 @pytest.mark.parametrize("name", TRACE_FILES)
-def test_each_shared_trace_loads_and_keeps_its_total(traces_dir, name):
+def test_each_shared_trace_loads_and_keeps_its_total(name):
+    traces_dir = require_traces(name)
     path = traces_dir / name
     stamps, counts = csv_rows(path)
     tr = load_trace(path, missing="zero")
@@ -402,7 +403,8 @@ def test_each_shared_trace_loads_and_keeps_its_total(traces_dir, name):
 
 
 @pytest.mark.parametrize("name", TRACE_FILES)
-def test_each_shared_trace_replays_through_the_env(traces_dir, name):
+def test_each_shared_trace_replays_through_the_env(name):
+    traces_dir = require_traces(name)
     cfg = trace_config(
         {
             "path": str(traces_dir / name),
@@ -439,7 +441,8 @@ def test_each_shared_trace_replays_through_the_env(traces_dir, name):
 
 
 @pytest.mark.parametrize("name", TRACE_FILES)
-def test_expected_arrivals_preserve_the_file_total_across_resampling(traces_dir, name):
+def test_expected_arrivals_preserve_the_file_total_across_resampling(name):
+    traces_dir = require_traces(name)
     path = traces_dir / name
     total = csv_rows(path)[1].sum()
     duration = load_trace(path).duration_seconds
@@ -453,7 +456,8 @@ def test_expected_arrivals_preserve_the_file_total_across_resampling(traces_dir,
 
 
 @pytest.mark.parametrize("name", TRACE_FILES)
-def test_deterministic_replay_of_the_whole_trace_counts_every_request(traces_dir, name):
+def test_deterministic_replay_of_the_whole_trace_counts_every_request(name):
+    traces_dir = require_traces(name)
     path = traces_dir / name
     total = int(csv_rows(path)[1].sum())
     trace = load_trace(path, missing="zero")

@@ -346,7 +346,7 @@ def test_multi_config_vec_env_needs_one_action_set_and_a_cluster_per_config():
 
 def test_the_default_training_file_spells_out_the_code_defaults():
     # one set of defaults: configs/train/ppo.yaml (the tuned config) equals TrainConfig()
-    from agents.experiments.cli_train import DEFAULT_CONFIG
+    from agents.experiments.cli import DEFAULT_TRAIN_CONFIG as DEFAULT_CONFIG
     from agents.experiments.train_config import TrainConfig
 
     assert load_train_config(DEFAULT_CONFIG) == TrainConfig()

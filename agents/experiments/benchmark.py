@@ -31,13 +31,17 @@ import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from scaling_env.config import ConfigError
 from scaling_env.episode_stats import METRIC_NAMES
 from scaling_env.files import OutputExistsError, OutputLock, atomic_dir, output_lock
 from scaling_env.scenarios import Scenario, load_scenarios
 from scaling_env.traces import TraceError
+
+from .console import console, fail, parse_seeds, warn
+from .tables import ci95, legend, markdown_table, rich_table, short_policy, summarise
+
+__all__ = ["ci95", "markdown_table", "plot_results", "run_benchmark", "summarise", "write_results"]
 
 DEFAULT_POLICIES = (
     "static",
@@ -62,68 +66,7 @@ DEFAULT_SCENARIOS = (
 DEFAULT_SEED = 1000  # benchmark seeds start here; training seeds are kept below it (agents/experiments/train_config.py)
 DEFAULT_EPISODES = 20
 DEFAULT_OUT_BASE = Path("results/benchmark")  # without --out, each run writes a new timestamped folder here
-
-# Student's t quantile t(0.975, df) for df = 1..30 (standard table, e.g. NIST/SEMATECH e-Handbook 1.3.6.7.2);
-# above 30, the Cornish-Fisher expansion in 1/df (Abramowitz & Stegun 26.7.5), within 0.01 % there.
-_T975 = (
-    12.706,
-    4.303,
-    3.182,
-    2.776,
-    2.571,
-    2.447,
-    2.365,
-    2.306,
-    2.262,
-    2.228,
-    2.201,
-    2.179,
-    2.160,
-    2.145,
-    2.131,
-    2.120,
-    2.110,
-    2.101,
-    2.093,
-    2.086,
-    2.080,
-    2.074,
-    2.069,
-    2.064,
-    2.060,
-    2.056,
-    2.052,
-    2.048,
-    2.045,
-    2.042,
-)
-
-TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("reward", "reward (95 % CI)"),
-    ("cost_usd", "cost USD"),
-    ("cost_ratio_to_oracle", "cost / oracle"),
-    ("slo_violation_share", "SLO viol."),
-    ("p95_s", "p95 s"),
-    ("dropped_share", "dropped"),
-    ("failed_share", "failed"),
-    ("scale_actions", "scalings"),
-    ("cold_starts", "cold starts"),
-    ("mean_instances", "instances"),
-)
-
-
-def ci95(values: np.ndarray) -> float:
-    """Half-width of the 95 % confidence interval of the mean (Student's t); 0 for fewer than two values."""
-    n = len(values)
-    if n < 2:
-        return 0.0
-    df = n - 1
-    if df <= len(_T975):
-        t = _T975[df - 1]
-    else:
-        z = 1.959964
-        t = z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
-    return float(t * np.std(values, ddof=1) / math.sqrt(n))
+PLOT_LABEL_LIMIT = 32  # characters of a policy's name in a plot legend
 
 
 @dataclass(frozen=True)
@@ -196,7 +139,9 @@ def run_benchmark(
         assert res is not None
         rows.extend(res["rows"])
         name = res["rows"][0]["scenario"]
-        plot = plots.setdefault(name, {"rate_rps": res["rate_rps"], "capacity": {}, "seed": job.seeds[0]})
+        plot = plots.setdefault(
+            name, {"rate_rps": res["rate_rps"], "capacity": {}, "seed": job.seeds[0], "episodes": len(job.seeds)}
+        )
         plot["capacity"][job.policy] = res["warm_capacity_rps"]
     add_oracle_ratio(rows)
     return rows, plots
@@ -209,62 +154,6 @@ def add_oracle_ratio(rows: list[dict]) -> None:
     for r in rows:
         ref = oracle.get((r["scenario"], r["seed"]))
         r["cost_ratio_to_oracle"] = r["cost_usd"] / ref if ref else float("nan")
-
-
-def summarise(rows: list[dict]) -> list[dict]:
-    """Means over seeds per (scenario, policy), in first-seen order, with the reward's 95 % CI half-width."""
-    groups: dict[tuple[str, str], list[dict]] = {}
-    for r in rows:
-        groups.setdefault((r["scenario"], r["policy"]), []).append(r)
-    out = []
-    for (scenario, policy), rs in groups.items():
-        s: dict[str, Any] = {"scenario": scenario, "policy": policy, "episodes": len(rs)}
-        for key in (*METRIC_NAMES, "cost_ratio_to_oracle"):
-            s[key] = float(np.mean([r[key] for r in rs]))
-        s["reward_ci95"] = ci95(np.array([r["reward"] for r in rs]))
-        out.append(s)
-    return out
-
-
-def format_cell(key: str, s: dict) -> str:
-    v = s[key]
-    if key == "reward":
-        return f"{v:.1f} ± {s['reward_ci95']:.1f}"
-    if key == "cost_usd":
-        return f"{v:.3f}"
-    if key == "cost_ratio_to_oracle":
-        return "-" if math.isnan(v) else f"{v:.2f}"
-    if key in ("slo_violation_share", "dropped_share", "failed_share"):
-        return f"{v:.1%}" if key == "slo_violation_share" else f"{v:.2%}"
-    if key == "p95_s":
-        return f"{v:.2f}"
-    return f"{v:.1f}"
-
-
-def markdown_table(summary: list[dict]) -> str:
-    head = "| scenario | policy | " + " | ".join(h for _, h in TABLE_COLUMNS) + " |"
-    sep = "|---|---|" + "---:|" * len(TABLE_COLUMNS)
-    lines = [head, sep]
-    for s in summary:
-        lines.append(
-            f"| {s['scenario']} | {s['policy']} | " + " | ".join(format_cell(k, s) for k, _ in TABLE_COLUMNS) + " |"
-        )
-    return "\n".join(lines)
-
-
-def rich_table(summary: list[dict], title: str) -> Table:
-    table = Table(title=title)
-    table.add_column("scenario")
-    table.add_column("policy")
-    for _, head in TABLE_COLUMNS:
-        table.add_column(head, justify="right")
-    last = None
-    for s in summary:
-        if last is not None and s["scenario"] != last:
-            table.add_section()
-        last = s["scenario"]
-        table.add_row(s["scenario"], s["policy"], *(format_cell(k, s) for k, _ in TABLE_COLUMNS))
-    return table
 
 
 def write_results(
@@ -335,27 +224,55 @@ def plot_results(
     plots: dict[str, dict],
     step_seconds: dict[str, float],
 ) -> list[Path]:
+    """Save ``load_vs_capacity_<scenario>.png`` for each scenario and ``cost_vs_slo.png``; returns their paths."""
+    paths = []
+    for scenario, data in plots.items():
+        path = out / f"load_vs_capacity_{scenario}.png"
+        load_capacity_figure(scenario, data, step_seconds[scenario]).savefig(path, dpi=100, bbox_inches="tight")
+        paths.append(path)
+    path = out / "cost_vs_slo.png"
+    cost_slo_figure(summary).savefig(path, dpi=100, bbox_inches="tight")  # nothing cut off by a wide legend
+    paths.append(path)
+    return paths
+
+
+def load_capacity_figure(scenario: str, data: dict, step_seconds: float) -> Any:
+    """The workload rate and each policy's warm capacity over one episode (the first seed), as a Figure."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    paths = []
-    for scenario, data in plots.items():
-        fig = Figure(figsize=(12, 5), layout="constrained")
-        FigureCanvasAgg(fig)
-        ax = fig.subplots()
-        dt = step_seconds[scenario]
-        minutes = (np.arange(len(data["rate_rps"])) + 1) * dt / 60.0
-        ax.plot(minutes, data["rate_rps"], color="black", lw=2.0, label="workload rate (lambda)")
-        for policy, cap in data["capacity"].items():
-            ax.step(minutes, cap, where="pre", lw=1.1, label=f"warm capacity: {policy}")
-        ax.set_title(f"{scenario}: request rate and each policy's warm capacity (100 % CPU), seed {data['seed']}")
-        ax.set_xlabel("minutes")
-        ax.set_ylabel("requests/s")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
-        path = out / f"load_vs_capacity_{scenario}.png"
-        fig.savefig(path, dpi=100)
-        paths.append(path)
+    fig = Figure(figsize=(12, 5), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    minutes = (np.arange(len(data["rate_rps"])) + 1) * step_seconds / 60.0
+    ax.plot(minutes, data["rate_rps"], color="black", lw=2.0, label="workload rate (lambda)")
+    # policies with the same capacity curve share one line (and one legend entry) instead of hiding each other
+    same: dict[tuple[float, ...], list[str]] = {}
+    for policy, cap in data["capacity"].items():
+        same.setdefault(tuple(cap), []).append(short_policy(policy, PLOT_LABEL_LIMIT))
+    styles = ("-", "--", "-.", ":")
+    for i, (cap, names) in enumerate(same.items()):
+        rows = [" = ".join(names[j : j + 3]) for j in range(0, len(names), 3)]
+        label = "warm capacity: " + " =\n    ".join(rows)
+        ax.step(minutes, cap, where="pre", lw=1.4, ls=styles[i % len(styles)], color=f"C{i % 10}", label=label)
+    episodes = data.get("episodes", 1)
+    ax.set_title(
+        f"{scenario}: request rate and each policy's warm capacity (100 % CPU)\n"
+        f"one episode: seed {data['seed']}"
+        + (f" (the first of {episodes} seeds)" if episodes > 1 else "")
+        + ("; policies with identical curves share a line" if len(same) < len(data["capacity"]) else "")
+    )
+    ax.set_xlabel("minutes")
+    ax.set_ylabel("requests/s")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return fig
+
+
+def cost_slo_figure(summary: list[dict]) -> Any:
+    """Mean cost against SLO violation share, a marker per (policy, scenario), as a Figure."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     fig = Figure(figsize=(10, 6.5), layout="constrained")
     FigureCanvasAgg(fig)
@@ -374,20 +291,17 @@ def plot_results(
             alpha=0.85,
         )
     for i, p in enumerate(policies):
-        ax.scatter([], [], color=colours[i], marker="o", label=f"policy: {p}")
+        ax.scatter([], [], color=colours[i], marker="o", label=f"policy: {short_policy(p, PLOT_LABEL_LIMIT)}")
     for j, sc in enumerate(scenarios):
         ax.scatter(
             [], [], facecolors="none", edgecolors="black", marker=markers[j % len(markers)], label=f"scenario: {sc}"
         )
-    ax.set_xlabel("SLO violation share (% of steps with p95 above the SLO or more than 5 % of requests lost)")
+    ax.set_xlabel("SLO violation share (% of steps with p95 above the SLO\nor more than 5 % of requests lost)")
     ax.set_ylabel("episode cost (USD, mean over seeds)")
     ax.set_title("Cost vs SLO violations, every policy and scenario\n(means over seeds; lower left is better)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small", ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    path = out / "cost_vs_slo.png"
-    fig.savefig(path, dpi=100)
-    paths.append(path)
-    return paths
+    return fig
 
 
 def split_list(values: list[str] | None, default: tuple[str, ...]) -> list[str]:
@@ -404,7 +318,8 @@ def benchmark(
             "--policies",
             "-p",
             help="policies (names, YAML files or ppo:RUN_DIR), comma-separated or repeated; "
-            f"default: {','.join(DEFAULT_POLICIES)}",
+            f"default: {', '.join(DEFAULT_POLICIES)}",
+            show_default=False,
         ),
     ] = None,
     scenarios: Annotated[
@@ -412,13 +327,15 @@ def benchmark(
         typer.Option(
             "--scenarios",
             "-s",
-            help=f"scenario names or YAML paths, comma-separated or repeated; default: {','.join(DEFAULT_SCENARIOS)}",
+            help=f"scenario names or YAML paths, comma-separated or repeated; default: {', '.join(DEFAULT_SCENARIOS)}",
+            show_default=False,
         ),
     ] = None,
     episodes: Annotated[int, typer.Option(min=1, help="episodes (seeds) per policy and scenario")] = DEFAULT_EPISODES,
-    seed: Annotated[int, typer.Option(help="first seed; episode i uses seed + i")] = DEFAULT_SEED,
+    seed: Annotated[int, typer.Option(min=0, help="first seed; episode i uses seed + i")] = DEFAULT_SEED,
     seeds: Annotated[
-        Optional[str], typer.Option(help="explicit comma-separated seeds (overrides --episodes and --seed)")
+        Optional[str],
+        typer.Option(help="explicit comma-separated seeds (overrides --episodes and --seed)", show_default=False),
     ] = None,
     workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 2,
     out: Annotated[
@@ -428,19 +345,20 @@ def benchmark(
     overwrite: Annotated[bool, typer.Option(help="replace the --out folder's old contents as a whole")] = False,
     traces_dir: Annotated[
         Optional[Path],
-        typer.Option(help="folder of trace CSVs (default: $SCALING_ENV_TRACES, ./traces, shared/traces)"),
+        typer.Option(
+            help="folder of your own trace CSVs (searched first; the shipped scenarios' traces come with the package)",
+            show_default=False,
+        ),
     ] = None,
+    wide: Annotated[
+        bool, typer.Option("--wide", help="every metric column (the default table fits 80 columns)")
+    ] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
     """Run every policy on every scenario over the same seeds and print the comparison table."""
-    console = Console(width=200) if not Console().is_terminal else Console()
     policy_list = split_list(policies, DEFAULT_POLICIES)
     scenario_list = split_list(scenarios, DEFAULT_SCENARIOS)
-    try:
-        seed_list = [int(s) for s in seeds.split(",")] if seeds else [seed + i for i in range(episodes)]
-    except ValueError:
-        console.print(f"[red]--seeds must be comma-separated integers, got {seeds!r}[/red]")
-        raise typer.Exit(2) from None
+    seed_list = parse_seeds(seeds) if seeds else [seed + i for i in range(episodes)]
     tdir = str(traces_dir) if traces_dir else None
     try:
         loaded, skipped = load_scenarios(scenario_list, tdir)
@@ -450,18 +368,15 @@ def benchmark(
             for p in policy_list:
                 make_policy(p, sc.config)
     except (ConfigError, TraceError) as exc:
-        console.print(f"[red]{exc}[/red]", highlight=False)
-        raise typer.Exit(2) from None
+        fail(str(exc))
     for msg in skipped:
-        console.print(f"[yellow]{msg}[/yellow]", highlight=False)
+        warn(msg)
     if not loaded:
-        console.print("[red]no scenario left to run[/red]")
-        raise typer.Exit(2)
+        fail("no scenario left to run")
     try:  # one writer per output folder: a second benchmark into the same --out is refused, never mixed in
         out, lock = claim_output(out, overwrite)
     except ConfigError as exc:
-        console.print(f"[red]{exc}[/red]", highlight=False)
-        raise typer.Exit(2) from None
+        fail(str(exc))
     t = time.perf_counter()
     rows, plots = run_benchmark(policy_list, loaded, seed_list, workers, tdir, progress)
     seconds = time.perf_counter() - t
@@ -478,11 +393,33 @@ def benchmark(
             out, rows, summary, plots, header, {sc.name: sc.config.step_seconds for sc in loaded}, overwrite
         )
     except ConfigError as exc:
-        console.print(f"[red]{exc}[/red]", highlight=False)
-        raise typer.Exit(2) from None
-    console.print(rich_table(summary, title))
-    console.print(f"wrote {', '.join(str(p) for p in paths[:3])} and {len(paths) - 3} plots in {out}")
+        fail(str(exc))
+    print_summary(summary, title, wide)
+    console.print(f"wrote {', '.join(str(p) for p in paths[:3])} and {len(paths) - 3} plots in {out}", soft_wrap=True)
+    console.print(final_line(len(loaded), skipped, seconds), style="yellow" if skipped else None, soft_wrap=True)
     lock.release()
+
+
+def print_summary(summary: list[dict], title: str, wide: bool) -> None:
+    """The table and its legend; a wide table is not cut to a narrow terminal when the output is a file."""
+    table = rich_table(summary, title, wide)
+    if wide:  # at its natural width, wider than the terminal if need be: every digit, never an ellipsis
+        table.title = None
+        console.print(title)
+        width = Console(width=400).measure(table).maximum
+        Console(file=console.file, width=max(width, console.width), markup=False, highlight=False).print(table)
+    else:
+        console.print(table)
+    console.print(legend(summary, wide))
+
+
+def final_line(ran: int, skipped: list[str], seconds: float) -> str:
+    """The last line: how many scenarios ran, and which were skipped (their messages scroll away above)."""
+    line = f"done: {ran} scenario(s) in {seconds:.1f} s"
+    if not skipped:
+        return line + "; nothing skipped"
+    names = [m.removeprefix("skipped: ").removeprefix("scenario ").split(" ", 1)[0] for m in skipped]
+    return line + f"; SKIPPED {len(skipped)}: {', '.join(names)} (trace not found; see the messages above)"
 
 
 def main() -> None:

@@ -2,7 +2,8 @@
 
 ``run_policy_episodes`` runs ``episodes`` clusters of one env config for one episode each, seeded
 ``seed + i``, under a batched policy, and returns the :class:`~scaling_env.episode_stats.EpisodeStats` metrics
-of each episode. ``evaluate`` does it for a trained model on several scenarios and averages per scenario.
+of each episode. ``evaluate`` does it for a trained model on several scenarios and averages per scenario; its
+rows print with ``agents.experiments.tables.rich_table``, as the benchmark's.
 """
 
 from __future__ import annotations
@@ -11,13 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from rich.table import Table
-
 from scaling_env.config import EnvConfig
-from scaling_env.episode_stats import METRIC_NAMES
 from scaling_env.rollout import rollout
 
+from .tables import summarise_episodes
 from .train_config import FIRST_BENCHMARK_SEED
 
 # `scaling-env evaluate` runs the benchmark's episodes by default: seeds no training cluster starts from, and not
@@ -42,18 +40,6 @@ def run_policy_episodes(policy: Any, config: EnvConfig, episodes: int, seed: int
     return rollout(config, policy, [seed + i for i in range(episodes)]).metrics
 
 
-def summarize(per_episode: list[dict[str, float]]) -> dict[str, float]:
-    """Mean of every metric over the episodes, the standard deviation of the reward, and the half-width of the
-    reward's 95 % confidence interval (as the benchmark reports it)."""
-    from .benchmark import ci95
-
-    out = {name: float(np.mean([e[name] for e in per_episode])) for name in METRIC_NAMES}
-    rewards = np.array([e["reward"] for e in per_episode])
-    out["reward_std"] = float(np.std(rewards))
-    out["reward_ci95"] = ci95(rewards)
-    return out
-
-
 def evaluate(
     model_or_run_dir: str | Path,
     scenarios: Sequence[str],
@@ -74,32 +60,6 @@ def evaluate(
             "episodes": episodes,
             "seed": seed,
         }
-        row.update(summarize(run_policy_episodes(policy, config, episodes, seed)))
+        row.update(summarise_episodes(run_policy_episodes(policy, config, episodes, seed)))
         rows.append(row)
     return rows
-
-
-COLUMNS = (
-    ("reward", "reward (95 % CI)", "{:.2f}"),
-    ("cost_usd", "cost USD", "{:.4f}"),
-    ("slo_violation_share", "SLO viol.", "{:.1%}"),
-    ("p95_s", "p95 s", "{:.3f}"),
-    ("dropped_share", "dropped", "{:.2%}"),
-    ("failed_share", "failed", "{:.2%}"),
-    ("mean_instances", "instances", "{:.1f}"),
-    ("scale_actions", "scale actions", "{:.1f}"),
-    ("cold_starts", "cold starts", "{:.1f}"),
-)
-
-
-def results_table(rows: list[dict[str, Any]], title: str = "") -> Table:
-    """The rows of :func:`evaluate` as a rich table (reward as mean ± the 95 % CI half-width, as the benchmark)."""
-    table = Table(title=title or None)
-    table.add_column("scenario")
-    for _, header, _ in COLUMNS:
-        table.add_column(header, justify="right")
-    for row in rows:
-        cells = [fmt.format(row[key]) for key, _, fmt in COLUMNS]
-        cells[0] = f"{row['reward']:.2f} ± {row['reward_ci95']:.2f}"
-        table.add_row(row["scenario"], *cells)
-    return table

@@ -1,6 +1,6 @@
 """The training curve of a run as a PNG: periodic evaluation reward per scenario and training episode reward.
 
-    python -m agents.experiments.plot_training RUN_DIR --out docs/training_curve.png \
+    scaling-env plot-training RUN_DIR --out docs/training_curve.png \
         [--reference results/x/episodes.csv]
 
 Reads the run folder's ``evaluations.csv`` (one row per scenario per periodic evaluation: deterministic
@@ -15,7 +15,6 @@ seeds, not the evaluation seeds: a guide, not the same episodes).
 
 from __future__ import annotations
 
-import argparse
 import csv
 from collections import defaultdict
 from pathlib import Path
@@ -156,23 +155,12 @@ def plot(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_dir", type=Path, help="run folder (evaluations.csv, tb/)")
-    parser.add_argument("--out", type=Path, default=Path("training_curve.png"), help="PNG to write")
-    parser.add_argument(
-        "--reference",
-        type=Path,
-        default=None,
-        help="a benchmark's episodes.csv: dashed lines at the best rule policy of each scenario",
-    )
-    parser.add_argument("--title", default=None)
-    parser.add_argument("--ymin", type=float, default=None, help="lower limit of the reward axes")
-    parser.add_argument("--ymax", type=float, default=None, help="upper limit of the reward axes")
-    args = parser.parse_args()
-    ylim = None
-    if args.ymin is not None or args.ymax is not None:
-        ylim = (args.ymin if args.ymin is not None else -250.0, args.ymax if args.ymax is not None else 0.0)
-    print(plot(args.run_dir, args.out, args.reference, args.title, ylim))
+    """``python -m`` runs ``scaling-env plot-training`` (the command line lives in ``agents/experiments/cli.py``)."""
+    import sys
+
+    from .cli import app
+
+    app(["plot-training", *sys.argv[1:]])
 
 
 if __name__ == "__main__":

@@ -74,7 +74,9 @@ from scaling_env.files import (
 )
 
 from ..learned.ppo import PPOPolicy, load_sb3_model, load_vecnormalize, manifest_path, vecnormalize_path
-from .evaluate import load_scenario_configs, run_policy_episodes, summarize
+from .evaluate import load_scenario_configs, run_policy_episodes
+from .progress import StepProgress
+from .tables import summarise_episodes
 from .train_config import TrainConfig, load_train_config
 
 Scenarios = list[tuple[str, EnvConfig]]
@@ -380,7 +382,7 @@ class PeriodicEval(BaseCallback):
         for name, config in self.scenarios:
             policy = PPOPolicy(config, model=self.model, vec_normalize=vec_normalize, source="(training)")
             episodes = run_policy_episodes(policy, config, self.cfg.n_eval_episodes, self.cfg.eval_seed)
-            rows.append({"timesteps": self.num_timesteps, "scenario": name, **summarize(episodes)})
+            rows.append({"timesteps": self.num_timesteps, "scenario": name, **summarise_episodes(episodes)})
         mean_reward = float(np.mean([r["reward"] for r in rows]))
         self.logger.record("eval/mean_reward", mean_reward)
         for metric in METRIC_NAMES[1:]:
@@ -600,6 +602,8 @@ def learn(
     model.set_logger(configure(str(paths.tb), ["tensorboard"] + (["stdout"] if verbose else [])))
 
     callbacks = [EpisodeMetrics(base, [name for name, _ in train])]
+    if progress_bar:  # ours counts env steps up to whole rollouts (SB3's reads e.g. 32,768/20,000)
+        callbacks.append(StepProgress())
     if cfg.checkpoint_freq:
         callbacks.append(Checkpoints(cfg, paths))
     if cfg.eval_freq:
@@ -609,7 +613,7 @@ def learn(
             cfg.total_timesteps - model.num_timesteps,
             callback=CallbackList(callbacks),
             reset_num_timesteps=start is None,
-            progress_bar=progress_bar,
+            progress_bar=False,
         )
     except KeyboardInterrupt:
         try:

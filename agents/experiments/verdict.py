@@ -1,6 +1,6 @@
 """PPO against the best rule policy of each scenario, from a benchmark's per-episode CSV, as a Markdown table.
 
-    python -m agents.experiments.verdict results/ppo_bench/episodes.csv [--ppo ppo:runs/ppo_final]
+    scaling-env verdict results/ppo_bench/episodes.csv [--ppo ppo:runs/ppo_final]
 
 For each scenario: the PPO policy's mean reward (95 % CI) and SLO violation share, the best rule policy by mean
 reward (every policy but the oracle and the PPO one counts as a rule policy, static_peak included), its reward
@@ -14,7 +14,6 @@ over seeds), its mean SLO violation share, and the paired difference PPO - polic
 
 from __future__ import annotations
 
-import argparse
 import csv
 from collections import defaultdict
 from pathlib import Path
@@ -141,13 +140,12 @@ def markdown(rows: list[dict]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("episodes", type=Path, help="a benchmark's episodes.csv with one PPO policy and the rules")
-    parser.add_argument("--ppo", default=None, help="the PPO policy's name in the CSV (default: the one ppo:...)")
-    args = parser.parse_args()
-    print(markdown(verdict_rows(args.episodes, args.ppo)))
-    print()
-    print(overall_markdown(overall_rows(args.episodes, args.ppo)))
+    """``python -m`` runs ``scaling-env verdict`` (the command line lives in ``agents/experiments/cli.py``)."""
+    import sys
+
+    from .cli import app
+
+    app(["verdict", *sys.argv[1:]])
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from scaling_env.config import ConfigError, EnvConfig, read_yaml_mapping
 from scaling_env.fields import N_OBS
 from scaling_env.files import ManifestError, check_manifest
 
-from ..base import Policy, PolicyParams
+from ..base import ConfigLike, PolicyBase, PolicyParams
 
 RUN_FILES = {
     "config": "config.yaml",
@@ -180,7 +180,7 @@ class PPOPolicyParams(PolicyParams):
     deterministic: bool = True
 
 
-class PPOPolicy(Policy):
+class PPOPolicy(PolicyBase):
     """Actions of an SB3 PPO / MaskablePPO model (deterministic unless ``params.deterministic`` is False);
     observations are normalised with the frozen VecNormalize statistics the model was trained with
     (``vec_normalize``; None: no normalisation). The model carries no state between decisions.
@@ -193,7 +193,7 @@ class PPOPolicy(Policy):
 
     def __init__(
         self,
-        env_config: EnvConfig,
+        env_config: ConfigLike,
         params: PPOPolicyParams | dict | None = None,
         *,
         model: Any,
@@ -202,7 +202,7 @@ class PPOPolicy(Policy):
     ) -> None:
         super().__init__(env_config, params)
         n = int(model.action_space.n)
-        steps = env_config.scaling.scale_steps
+        steps = self.env_config.scaling.scale_steps
         if n != len(steps):
             raise ConfigError(
                 f"PPO model {source} has {n} actions but the env config's scaling.scale_steps "
@@ -219,20 +219,11 @@ class PPOPolicy(Policy):
         self._env: Any = None
 
     def bind(self, env: Any) -> None:
+        """Keep ``env`` for its action masks (MaskablePPO)."""
         self._env = env
 
-    def _allocate(self, num_envs: int) -> None:
-        pass
-
-    def _clear(self, mask: np.ndarray) -> None:
-        pass
-
-    def _decide(
-        self, obs: np.ndarray, info: dict[str, Any], fresh: np.ndarray, current: np.ndarray, now: np.ndarray
-    ) -> None:
-        pass
-
     def normalize(self, obs: np.ndarray) -> np.ndarray:
+        """Observations as the model was trained on them (the frozen VecNormalize statistics, if any)."""
         obs = np.asarray(obs, dtype=np.float32)
         if self.vec_normalize is None:
             return obs

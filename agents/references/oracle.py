@@ -13,7 +13,9 @@ from scaling_env.sim.instances import BOOTING, WARM
 from scaling_env.sim.queueing import RHO_CAP, response_p95, stationary_wait
 from scaling_env.sim.simulator import BatchSimulator
 
-from ..base import Policy, PolicyParams
+from ..actions import action_for_target, controlled_count
+from ..base import PolicyBase, PolicyParams
+from .sim_access import find_simulator
 
 _EPS = 1e-9
 
@@ -63,19 +65,7 @@ def sustainable_rates(
     return np.maximum.accumulate(rates)  # more instances never sustain less
 
 
-def find_simulator(env: Any) -> BatchSimulator:
-    """The ``BatchSimulator`` behind a single env, a vector env or a one-config SB3 VecEnv (or wrappers)."""
-    for obj in (env, getattr(env, "unwrapped", None)):
-        sim = getattr(obj, "sim", None) if obj is not None else None
-        if isinstance(sim, BatchSimulator):
-            return sim
-    raise TypeError(
-        f"oracle: {type(env).__name__} exposes no BatchSimulator as .sim or .unwrapped.sim "
-        "(a ServerlessScalingEnv, ServerlessScalingVectorEnv or one-config SB3 VecEnv is needed)"
-    )
-
-
-class OraclePolicy(Policy):
+class OraclePolicy(PolicyBase):
     """Clairvoyant oracle: the reference. **Not a deployable policy**: it reads the future. Its SLO margins make it
     conservative (a tighter oracle can be a few % cheaper at the same SLO share), so it is a near-best reference,
     not the exact optimum.
@@ -105,16 +95,14 @@ class OraclePolicy(Policy):
 
     Action mapping: it rounds *up*: the smallest available change at least as large as needed (or the largest,
     if none is), and for a scale-in the most negative step that does not go below the need
-    (``agents.base.action_for_target`` with ``rounding="up"``).
+    (``agents.actions.action_for_target`` with ``rounding="up"``). It plans afresh at every decision from the
+    simulator's state, so it keeps no windows and no desired count between decisions.
     """
 
     name = "oracle"
     Params = OracleParams
-    rounding = "up"
-    launch_on_demand = False
 
-    def __init__(self, env_config, params=None) -> None:
-        super().__init__(env_config, params)
+    def _setup(self) -> None:
         cfg = self.env_config
         ins, sc = cfg.instances, cfg.scaling
         self.sim: BatchSimulator | None = None
@@ -137,17 +125,12 @@ class OraclePolicy(Policy):
         self.horizon = min(cfg.episode_steps, self.out_every * (reach + 1) + self.lead + 1)
 
     def bind(self, env: Any) -> None:
-        sim = find_simulator(env)
+        """Take the env's simulator (it must have this policy's step length and scale steps)."""
+        sim = find_simulator(env, "oracle")
         c = sim.config
         if c.step_seconds != self.dt or c.scaling.scale_steps != self.env_config.scaling.scale_steps:
             raise ValueError("oracle: the env's step_seconds or scale_steps differ from the policy's env_config")
         self.sim = sim
-
-    def _allocate(self, num_envs: int) -> None:
-        pass
-
-    def _clear(self, mask: np.ndarray) -> None:
-        pass
 
     def need(self, expected_arrivals: np.ndarray) -> np.ndarray:
         """Instances needed for steps with these expected arrival counts (any shape)."""
@@ -170,7 +153,14 @@ class OraclePolicy(Policy):
         warm = (state == WARM).sum(axis=1)
         return warm[:, None] + np.cumsum(hist, axis=1)[:, : self.horizon]
 
-    def _decide(self, obs, info, fresh, current, now) -> None:
+    def act_batch(self, obs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+        """One decision for each of B clusters: the action that reaches :meth:`plan`'s count, rounded up."""
+        self._batch_size(np.asarray(obs))
+        current = controlled_count(info, self.env_config)
+        return action_for_target(self.plan(current), current, self.env_config, rounding="up")
+
+    def plan(self, current: np.ndarray) -> np.ndarray:
+        """(B,) the instance count to have now, from the controlled count ``current`` (B,) and the simulator."""
         if self.sim is None:
             raise RuntimeError("oracle: call bind(env) before acting (it reads the simulator)")
         sim = self.sim
@@ -199,4 +189,4 @@ class OraclePolicy(Policy):
         target = current.copy()
         target[grow] += add[grow]
         target[shrink] -= np.minimum(spare, -add)[shrink]
-        self.desired[:] = target
+        return target

@@ -11,13 +11,29 @@ invoking the action while they stay in ALARM: "an alarm invokes an Auto Scaling 
 the alarm remains in a new state" (AWS Knowledge Center, "Why doesn't my CloudWatch alarm's state change invoke
 my Amazon EC2 Auto Scaling policy?", https://repost.aws/knowledge-center/autoscaling-policy-cloudwatch-alarm).
 With 1-minute data points the policies therefore act at every completed data point of an alarm in ALARM.
+
+Each of these policies watches one metric with two alarms, a high one that scales out and a low one that scales
+in (:class:`AlarmPair`); an alarm compares each data point with its threshold (CloudWatch's
+``ComparisonOperator``: ``>=`` GreaterThanOrEqualToThreshold, ``>`` GreaterThanThreshold, ``<=``, ``<``).
 """
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable
+from typing import Literal
+
 import numpy as np
 
-from ..base import steps_per
+from .metrics import steps_per
+
+Comparison = Literal[">=", ">", "<=", "<"]
+_COMPARE: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
+}
 
 
 class DataPoints:
@@ -53,9 +69,12 @@ class DataPoints:
 
 
 class Alarm:
-    """Consecutive breaching data points of one alarm, per cluster."""
+    """One alarm: a data point breaches when ``value <comparison> threshold``; the alarm is in ALARM after
+    ``datapoints`` consecutive breaching data points. Per cluster."""
 
-    def __init__(self, datapoints: int) -> None:
+    def __init__(self, threshold: float, comparison: Comparison, datapoints: int) -> None:
+        self.threshold = threshold
+        self.compare = _COMPARE[comparison]
         self.datapoints = datapoints
         self.streak = np.zeros(0, dtype=np.int64)
 
@@ -65,9 +84,40 @@ class Alarm:
     def clear(self, mask: np.ndarray) -> None:
         self.streak[mask] = 0
 
-    def update(self, done: np.ndarray, breaching: np.ndarray) -> np.ndarray:
-        """Record the data points that completed (``done``); returns the clusters whose alarm is in ALARM at
-        this data point (the policy acts on them)."""
+    def update(self, done: np.ndarray, value: np.ndarray) -> np.ndarray:
+        """Record the data points that completed (``done``; ``value`` the latest data points); returns the
+        clusters whose alarm is in ALARM at this data point (the policy acts on them)."""
+        breaching = self.compare(value, self.threshold)
         self.streak[done & breaching] += 1
         self.streak[done & ~breaching] = 0
         return done & (self.streak >= self.datapoints)
+
+
+class AlarmPair:
+    """The data points of one metric and its two alarms: ``high`` (scale out) and ``low`` (scale in)."""
+
+    def __init__(self, period_seconds: float, step_seconds: float, high: Alarm, low: Alarm) -> None:
+        self.points = DataPoints(period_seconds, step_seconds)
+        self.high = high
+        self.low = low
+
+    @property
+    def last(self) -> np.ndarray:
+        """(B,) the latest completed data point of each cluster (NaN before the first)."""
+        return self.points.last
+
+    def allocate(self, num_envs: int) -> None:
+        self.points.allocate(num_envs)
+        self.high.allocate(num_envs)
+        self.low.allocate(num_envs)
+
+    def clear(self, mask: np.ndarray) -> None:
+        self.points.clear(mask)
+        self.high.clear(mask)
+        self.low.clear(mask)
+
+    def update(self, values: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Add this step's metric where ``valid``; returns the clusters whose high and whose low alarm is in
+        ALARM at a data point completed now (each (B,) bool)."""
+        done = self.points.add(values, valid)
+        return self.high.update(done, self.last), self.low.update(done, self.last)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import math
+from typing import Any
 
 import numpy as np
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field
 
-from ..base import METRIC_HELP, Metric, Policy, PolicyParams, check_metric_value, info_array, metric_values
+from ..base import PolicyParams, info_array
+from .base import RulePolicy
+from .metrics import METRIC_HELP, Metric, metric_limited, metric_values, steps_within
 
 
 class HpaParams(PolicyParams):
@@ -26,19 +28,10 @@ class HpaParams(PolicyParams):
     scale_down_percent: float = Field(100.0, ge=0.0, le=100.0, description="scale-down policy: % removed per period")
     scale_down_period_seconds: float = Field(15.0, gt=0.0, le=1800.0, description="period of the scale-down policy")
 
-    @field_validator("target")
-    @classmethod
-    def _fraction(cls, value: float, info: ValidationInfo) -> float:
-        check_metric_value(info.data.get("metric"), info.field_name, value)
-        return value
+    _limits = metric_limited("target")
 
 
-def _window(seconds: float, dt: float) -> int:
-    """Decisions j = 0 .. n-1 back whose time lies within the last ``seconds`` (now - j*dt > now - seconds)."""
-    return max(1, math.ceil(seconds / dt - 1e-9))
-
-
-class HpaPolicy(Policy):
+class HpaPolicy(RulePolicy):
     """The Kubernetes Horizontal Pod Autoscaler with its default behaviour.
 
     Every sync (the env's step, 15 s, is the default ``--horizontal-pod-autoscaler-sync-period``):
@@ -73,10 +66,10 @@ class HpaPolicy(Policy):
     allow doubling the number of pods, or an absolute change of 4 pods in a 15s window"; scale down: 300 s
     stabilisation). ``minReplicas``/``maxReplicas`` are the env's bounds. The HPA cannot scale from 0 pods on a
     utilisation metric; when requests arrive with nothing warm or booting one instance is launched
-    (``agents.base.Policy.launch_on_demand``).
+    (``agents.rules.base.RulePolicy.launch_on_demand``).
 
     Action mapping: the desired count is reached with the nearest available ``scale_steps``
-    (``agents.base.action_for_target``); with the default steps ``(-2..2)`` a larger change takes several
+    (``agents.actions.action_for_target``); with the default steps ``(-2..2)`` a larger change takes several
     decisions (and the env's cooldowns). When a coarser step overshoots a scale-up (+7 taken as +8), the count
     reached is the decision: it enters the scale-down stabilisation window as this sync's recommendation, so the
     HPA does not scale down to the count it first asked for within the window.
@@ -85,27 +78,20 @@ class HpaPolicy(Policy):
     name = "hpa"
     Params = HpaParams
 
-    def __init__(self, env_config, params=None) -> None:
-        super().__init__(env_config, params)
+    def _setup(self) -> None:
         p = self.params
-        self.down_window = _window(p.scale_down_stabilization_seconds, self.dt)
-        self.up_window = _window(p.scale_up_stabilization_seconds, self.dt)
+        self.down_window = steps_within(p.scale_down_stabilization_seconds, self.dt)
+        self.up_window = steps_within(p.scale_up_stabilization_seconds, self.dt)
         self.rec_len = max(self.down_window, self.up_window)
         # scale events j decisions back (j >= 1) lie within a period if j * dt < period
-        self.up_period = _window(p.scale_up_period_seconds, self.dt)
-        self.down_period = _window(p.scale_down_period_seconds, self.dt)
+        self.up_period = steps_within(p.scale_up_period_seconds, self.dt)
+        self.down_period = steps_within(p.scale_down_period_seconds, self.dt)
         self.event_len = max(self.up_period, self.down_period)
         # what a missing pod counts as on a scale-down: 100 % of its request (utilisation 1), or the target if
         # higher, for a resource metric (cpu, memory); the target for a pods metric (requests per instance)
         self.fallback = max(1.0, p.target) if p.metric in ("cpu", "memory") else p.target
-
-    def _allocate(self, num_envs: int) -> None:
-        self.recs = np.full((num_envs, self.rec_len), -1, dtype=np.int64)  # recommendations, newest first
-        self.events = np.zeros((num_envs, self.event_len), dtype=np.int64)  # changes made, newest first
-
-    def _clear(self, mask: np.ndarray) -> None:
-        self.recs[mask] = -1
-        self.events[mask] = 0
+        self._per_cluster("recs", -1, np.int64, width=self.rec_len)  # recommendations, newest first (-1: none)
+        self._per_cluster("events", 0, np.int64, width=self.event_len)  # changes made, newest first
 
     def recommend(
         self, value: np.ndarray, ready: np.ndarray, unready: np.ndarray, missing: np.ndarray, current: np.ndarray
@@ -143,7 +129,9 @@ class HpaPolicy(Policy):
         rec = np.where(up_unready | (missing > 0), rebalanced, plain)
         return np.where(ready > 0, rec, current).astype(np.int64)  # no ready pod: no metric, no change
 
-    def _decide(self, obs, info, fresh, current, now) -> None:
+    def _decide(
+        self, obs: np.ndarray, info: dict[str, Any], fresh: np.ndarray, current: np.ndarray, now: np.ndarray
+    ) -> None:
         p = self.params
         ready = np.rint(info_array(info, "instances_warm")).astype(np.int64)
         unready = np.rint(info_array(info, "instances_booting")).astype(np.int64)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from pydantic import Field
 
-from ..base import Policy, PolicyParams, info_array, steps_per
+from ..base import PolicyParams, info_array
+from .base import RulePolicy
+from .metrics import steps_per
 
 
 class KpaParams(PolicyParams):
@@ -27,7 +31,7 @@ class KpaParams(PolicyParams):
     enable_scale_to_zero: bool = Field(True, description="allow 0 pods (if the env's min_instances is 0)")
 
 
-class KpaPolicy(Policy):
+class KpaPolicy(RulePolicy):
     """The Knative Pod Autoscaler (KPA) with the defaults of Knative Serving's ``config-autoscaler``.
 
     Observed concurrency: the KPA scales on in-flight requests per pod, which Knative's queue-proxy measures;
@@ -60,40 +64,32 @@ class KpaPolicy(Policy):
     (``tick-interval``); here at each env step.
 
     Action mapping: the desired count is reached with the nearest available ``scale_steps``
-    (``agents.base.action_for_target``).
+    (``agents.actions.action_for_target``).
     """
 
     name = "kpa"
     Params = KpaParams
 
-    def __init__(self, env_config, params=None) -> None:
-        super().__init__(env_config, params)
+    def _setup(self) -> None:
         p = self.params
         self.target = p.target_utilization * self.env_config.instances.concurrency
         self.stable_steps = steps_per(p.stable_window_seconds, self.dt)
         self.panic_steps = steps_per(p.stable_window_seconds * p.panic_window_percentage / 100.0, self.dt)
         self.service_seconds = self.env_config.instances.service_seconds
+        self._per_cluster("samples", 0.0, width=self.stable_steps)  # concurrency of the last steps, newest first
+        self._per_cluster("count", 0, np.int64)  # samples taken
+        self._per_cluster("panic_since", np.nan)  # time of the last decision over the panic threshold
+        self._per_cluster("max_panic", 0, np.int64)  # the highest count of the panic so far
+        self._per_cluster("zero_since", np.nan)  # since when the count asked for is 0
 
-    def _allocate(self, num_envs: int) -> None:
-        self.samples = np.zeros((num_envs, self.stable_steps))  # concurrency of the last steps, newest first
-        self.count = np.zeros(num_envs, dtype=np.int64)
-        self.panic_since = np.full(num_envs, np.nan)  # time of the last decision over the panic threshold
-        self.max_panic = np.zeros(num_envs, dtype=np.int64)
-        self.zero_since = np.full(num_envs, np.nan)
-
-    def _clear(self, mask: np.ndarray) -> None:
-        self.samples[mask] = 0.0
-        self.count[mask] = 0
-        self.panic_since[mask] = np.nan
-        self.max_panic[mask] = 0
-        self.zero_since[mask] = np.nan
-
-    def concurrency(self, info) -> np.ndarray:
+    def concurrency(self, info: dict[str, Any]) -> np.ndarray:
         """Mean requests in the system during the step (Little's law), the KPA's observed concurrency."""
         rate = info_array(info, "arrivals") / self.dt
         return rate * np.maximum(info_array(info, "latency_mean_s"), self.service_seconds)
 
-    def _decide(self, obs, info, fresh, current, now) -> None:
+    def _decide(
+        self, obs: np.ndarray, info: dict[str, Any], fresh: np.ndarray, current: np.ndarray, now: np.ndarray
+    ) -> None:
         p = self.params
         data = ~fresh
         self.samples[data, 1:] = self.samples[data, :-1]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import math
+from typing import Any
 
 import numpy as np
 from pydantic import Field
 
-from ..base import Policy, PolicyParams, info_array
+from ..base import PolicyParams, info_array
+from .base import RulePolicy
+from .metrics import steps_within
 
 
 class PredictiveParams(PolicyParams):
@@ -20,7 +22,7 @@ class PredictiveParams(PolicyParams):
     )
 
 
-class PredictivePolicy(Policy):
+class PredictivePolicy(RulePolicy):
     """Predictive scaling: forecast the request rate from the history seen so far and provision capacity for
     it ahead of time, as AWS predictive scaling does ("launching capacity in advance of forecasted load", with a
     target utilisation for the capacity it plans; Amazon EC2 Auto Scaling User Guide, "Predictive scaling",
@@ -49,14 +51,13 @@ class PredictivePolicy(Policy):
     smoothing constants are this project's choice (no published default applies).
 
     Action mapping: the desired count is reached with the nearest available ``scale_steps``
-    (``agents.base.action_for_target``).
+    (``agents.actions.action_for_target``).
     """
 
     name = "predictive"
     Params = PredictiveParams
 
-    def __init__(self, env_config, params=None) -> None:
-        super().__init__(env_config, params)
+    def _setup(self) -> None:
         p = self.params
         ins = self.env_config.instances
         lead = (
@@ -64,26 +65,21 @@ class PredictivePolicy(Policy):
             + ins.cold_start_seconds * (1.0 + ins.cold_start_jitter)
             + p.buffer_seconds
         )
-        self.horizon_steps = max(1, math.ceil(lead / self.dt - 1e-9))
+        self.horizon_steps = steps_within(lead, self.dt)
         self.capacity_rps = ins.concurrency / ins.service_seconds  # one instance at 100 % utilisation
         h = np.arange(1, self.horizon_steps + 1)
         self.damp = np.cumsum(p.phi**h)  # phi + ... + phi^h for h = 1..H
-
-    def _allocate(self, num_envs: int) -> None:
-        self.level = np.zeros(num_envs)
-        self.trend = np.zeros(num_envs)
-        self.seen = np.zeros(num_envs, dtype=np.bool_)
-
-    def _clear(self, mask: np.ndarray) -> None:
-        self.level[mask] = 0.0
-        self.trend[mask] = 0.0
-        self.seen[mask] = False
+        self._per_cluster("level", 0.0)  # Holt's level and trend of the rate, requests/s
+        self._per_cluster("trend", 0.0)
+        self._per_cluster("seen", False, np.bool_)  # a rate has been observed since the reset
 
     def forecast(self) -> np.ndarray:
         """(B, horizon_steps) forecast rates, requests/s, for h = 1..H steps after the latest observation."""
         return self.level[:, None] + self.damp[None, :] * self.trend[:, None]
 
-    def _decide(self, obs, info, fresh, current, now) -> None:
+    def _decide(
+        self, obs: np.ndarray, info: dict[str, Any], fresh: np.ndarray, current: np.ndarray, now: np.ndarray
+    ) -> None:
         p = self.params
         data = ~fresh
         y = info_array(info, "arrivals") / self.dt

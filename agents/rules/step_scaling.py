@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
 
-from ..base import METRIC_HELP, Metric, Policy, PolicyParams, check_metric_value, metric_values
-from .cloudwatch import Alarm, DataPoints
+from ..base import PolicyParams
+from .base import RulePolicy
+from .cloudwatch import Alarm, AlarmPair
+from .metrics import METRIC_HELP, Metric, check_metric_value, metric_values, steps_within
 
 AdjustmentType = Literal["ChangeInCapacity", "ExactCapacity", "PercentChangeInCapacity"]
 
@@ -155,7 +157,7 @@ class _Steps:
         return self.adjustment[idx], hit.any(axis=1)
 
 
-class StepScalingPolicy(Policy):
+class StepScalingPolicy(RulePolicy):
     """AWS step scaling (Amazon EC2 Auto Scaling / Application Auto Scaling "step scaling policies").
 
     A scale-out alarm fires when the metric's data point is >= ``scale_out.threshold`` for
@@ -188,7 +190,7 @@ class StepScalingPolicy(Policy):
     of the capacity, as in AWS.
 
     Action mapping: the desired count is reached with the nearest available ``scale_steps``
-    (``agents.base.action_for_target``), repeatedly when a step is larger than one action. A coarser step that
+    (``agents.actions.action_for_target``), repeatedly when a step is larger than one action. A coarser step that
     overshoots a scale-out becomes the desired count, and its extra instances count as warming up like the
     rest of the scale-out.
     """
@@ -196,30 +198,19 @@ class StepScalingPolicy(Policy):
     name = "step_scaling"
     Params = StepScalingParams
 
-    def __init__(self, env_config, params=None) -> None:
-        super().__init__(env_config, params)
+    def _setup(self) -> None:
         p = self.params
-        self.points = DataPoints(p.period_seconds, self.dt)
         self.out_steps = None if p.scale_out is None else _Steps(p.scale_out, above=True)
         self.in_steps = None if p.scale_in is None else _Steps(p.scale_in, above=False)
-        self.out_alarm = Alarm(p.scale_out.evaluation_periods if p.scale_out else 1)
-        self.in_alarm = Alarm(p.scale_in.evaluation_periods if p.scale_in else 1)
+        # a side that is null has no alarm: a threshold no data point reaches (its state is never read)
+        out, inn = p.scale_out, p.scale_in
+        high = Alarm(out.threshold, ">=", out.evaluation_periods) if out else Alarm(math.inf, ">=", 1)
+        low = Alarm(inn.threshold, "<=", inn.evaluation_periods) if inn else Alarm(-math.inf, "<=", 1)
+        self.alarms = self._per_cluster_part(AlarmPair(p.period_seconds, self.dt, high, low))
         # decisions within the cooldown: j * dt < cooldown for j = 1 .. ring-1
-        self.ring = max(1, math.ceil(p.cooldown_seconds / self.dt - 1e-9))
-
-    def _allocate(self, num_envs: int) -> None:
-        self.points.allocate(num_envs)
-        self.out_alarm.allocate(num_envs)
-        self.in_alarm.allocate(num_envs)
-        self.added = np.zeros((num_envs, self.ring), dtype=np.int64)  # scale-out increases, by decision
-        self.in_until = np.zeros(num_envs)
-
-    def _clear(self, mask: np.ndarray) -> None:
-        self.points.clear(mask)
-        self.out_alarm.clear(mask)
-        self.in_alarm.clear(mask)
-        self.added[mask] = 0
-        self.in_until[mask] = 0.0
+        self.ring = steps_within(p.cooldown_seconds, self.dt)
+        self._per_cluster("added", 0, np.int64, width=self.ring)  # scale-out increases, by decision
+        self._per_cluster("in_until", 0.0)  # no scale-in before this time, s
 
     def _new_capacity(self, base: np.ndarray, adjustment: np.ndarray) -> np.ndarray:
         """The desired count a step asks for, within the env's bounds (as AWS keeps min and max capacity)."""
@@ -233,29 +224,28 @@ class StepScalingPolicy(Policy):
         sc = self.env_config.scaling
         return np.clip(new, sc.min_instances, sc.max_instances)
 
-    def _decide(self, obs, info, fresh, current, now) -> None:
+    def _decide(
+        self, obs: np.ndarray, info: dict[str, Any], fresh: np.ndarray, current: np.ndarray, now: np.ndarray
+    ) -> None:
         p = self.params
         slot = self.decisions % self.ring
         rows = np.arange(self.num_envs)
         self.added[rows, slot] = 0  # this slot held the scale-out of `ring` decisions ago: out of the window
         recent = self.added.sum(axis=1)
-        m = metric_values(info, p.metric, self.dt)
-        done = self.points.add(m, ~fresh)
-        v = self.points.last
+        high, low = self.alarms.update(metric_values(info, p.metric, self.dt), ~fresh)
+        v = self.alarms.last
         increase = np.zeros(self.num_envs, dtype=np.int64)
         out = np.zeros(self.num_envs, dtype=np.bool_)
         if self.out_steps is not None:
-            firing = self.out_alarm.update(done, v >= p.scale_out.threshold)
-            adj, found = self.out_steps.lookup(np.where(firing, v - p.scale_out.threshold, 0.0))
+            adj, found = self.out_steps.lookup(np.where(high, v - p.scale_out.threshold, 0.0))
             base = self.desired - recent  # capacity before the scale-outs still warming up
-            new = np.where(firing & found, self._new_capacity(base, adj), self.desired)
+            new = np.where(high & found, self._new_capacity(base, adj), self.desired)
             out = new > self.desired
             increase = np.where(out, new - self.desired, 0)
             self.desired[out] = new[out]
             self.in_until[out] = 0.0  # a scale-out ends a scale-in cooldown
         if self.in_steps is not None:
-            firing = self.in_alarm.update(done, v <= p.scale_in.threshold)
-            allowed = firing & ~out & (recent == 0) & (now >= self.in_until)
+            allowed = low & ~out & (recent == 0) & (now >= self.in_until)
             adj, found = self.in_steps.lookup(np.where(allowed, v - p.scale_in.threshold, 0.0))
             new = np.where(allowed & found, self._new_capacity(self.desired, adj), self.desired)
             down = new < self.desired

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-import numpy as np
-from pydantic import Field, ValidationInfo, field_validator
+from typing import Any
 
-from ..base import METRIC_HELP, Metric, Policy, PolicyParams, check_metric_value, metric_values
-from .cloudwatch import Alarm, DataPoints
+import numpy as np
+from pydantic import Field
+
+from ..base import PolicyParams
+from .base import RulePolicy
+from .cloudwatch import Alarm, AlarmPair
+from .metrics import METRIC_HELP, Metric, metric_limited, metric_values
 
 
 class TargetTrackingParams(PolicyParams):
@@ -19,14 +23,10 @@ class TargetTrackingParams(PolicyParams):
     scale_in_cooldown_seconds: float = Field(300.0, ge=0.0, description="no scale-in this long after one, s")
     disable_scale_in: bool = Field(False, description="scale out only")
 
-    @field_validator("target_value")
-    @classmethod
-    def _fraction(cls, value: float, info: ValidationInfo) -> float:
-        check_metric_value(info.data.get("metric"), info.field_name, value)
-        return value
+    _limits = metric_limited("target_value")
 
 
-class TargetTrackingPolicy(Policy):
+class TargetTrackingPolicy(RulePolicy):
     """AWS target tracking (Application Auto Scaling / Amazon EC2 Auto Scaling "target tracking scaling
     policies"), keeping ``metric`` near ``target_value``.
 
@@ -55,41 +55,30 @@ class TargetTrackingPolicy(Policy):
     2 for memory) is rejected.
 
     Action mapping: the desired count is reached with the nearest available ``scale_steps``
-    (``agents.base.action_for_target``). A coarser step that overshoots (a scale-out of +7 taken as +8) becomes
+    (``agents.actions.action_for_target``). A coarser step that overshoots (a scale-out of +7 taken as +8) becomes
     the desired count, as if the policy had asked for it: it is not followed by a scale-in of 1.
     """
 
     name = "target_tracking"
     Params = TargetTrackingParams
 
-    def __init__(self, env_config, params=None) -> None:
-        super().__init__(env_config, params)
+    def _setup(self) -> None:
         p = self.params
-        self.points = DataPoints(p.period_seconds, self.dt)
-        self.high = Alarm(p.scale_out_datapoints)
-        self.low = Alarm(p.scale_in_datapoints)
+        high = Alarm(p.target_value, ">", p.scale_out_datapoints)
+        low = Alarm(p.scale_in_ratio * p.target_value, "<", p.scale_in_datapoints)
+        self.alarms = self._per_cluster_part(AlarmPair(p.period_seconds, self.dt, high, low))
+        self._per_cluster("in_until", 0.0)  # no scale-in before this time, s
 
-    def _allocate(self, num_envs: int) -> None:
-        self.points.allocate(num_envs)
-        self.high.allocate(num_envs)
-        self.low.allocate(num_envs)
-        self.in_until = np.zeros(num_envs)
-
-    def _clear(self, mask: np.ndarray) -> None:
-        self.points.clear(mask)
-        self.high.clear(mask)
-        self.low.clear(mask)
-        self.in_until[mask] = 0.0
-
-    def _decide(self, obs, info, fresh, current, now) -> None:
+    def _decide(
+        self, obs: np.ndarray, info: dict[str, Any], fresh: np.ndarray, current: np.ndarray, now: np.ndarray
+    ) -> None:
         p = self.params
-        done = self.points.add(metric_values(info, p.metric, self.dt), ~fresh)
-        v = np.nan_to_num(self.points.last)
+        high, low = self.alarms.update(metric_values(info, p.metric, self.dt), ~fresh)
+        v = np.nan_to_num(self.alarms.last)
         wanted = np.ceil(current * v / p.target_value - 1e-9).astype(np.int64)  # 1e-9: 10 * 0.6 / 0.5 is 12
-        out = self.high.update(done, v > p.target_value) & (wanted > self.desired)
+        out = high & (wanted > self.desired)
         self.desired[out] = wanted[out]
         self.in_until[out] = 0.0
-        low = self.low.update(done, v < p.scale_in_ratio * p.target_value)
         down = low & ~out & (wanted < self.desired) & (now >= self.in_until) & (not p.disable_scale_in)
         self.desired[down] = wanted[down]
         self.in_until[down] = now[down] + p.scale_in_cooldown_seconds

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import numpy as np
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from typing import Any
 
-from ..base import (
-    METRIC_HELP,
-    Metric,
-    Policy,
-    PolicyParams,
-    action_for_target,
-    check_metric_value,
-    info_array,
-    metric_values,
-    stranded_demand,
-)
-from .cloudwatch import Alarm, DataPoints
+import numpy as np
+from pydantic import Field, model_validator
+
+from ..actions import action_for_target, counts_reached
+from ..base import PolicyParams, info_array
+from .base import RulePolicy
+from .cloudwatch import Alarm, AlarmPair
+from .metrics import METRIC_HELP, Metric, metric_limited, metric_values, stranded_demand
 
 
 class ThresholdParams(PolicyParams):
@@ -29,11 +24,7 @@ class ThresholdParams(PolicyParams):
     period_seconds: float = Field(60.0, gt=0.0, description="alarm period: one data point per period, s")
     evaluation_periods: int = Field(1, ge=1, le=1440, description="consecutive breaching data points to alarm")
 
-    @field_validator("upper_threshold", "lower_threshold")
-    @classmethod
-    def _fraction(cls, value: float, info: ValidationInfo) -> float:
-        check_metric_value(info.data.get("metric"), info.field_name, value)
-        return value
+    _limits = metric_limited("upper_threshold", "lower_threshold")
 
     @model_validator(mode="after")
     def _order(self) -> ThresholdParams:
@@ -44,7 +35,7 @@ class ThresholdParams(PolicyParams):
         return self
 
 
-class ThresholdPolicy(Policy):
+class ThresholdPolicy(RulePolicy):
     """Simple scaling (Amazon EC2 Auto Scaling "simple scaling policies"), as in the project's seed example:
     "add 2 instances when CPU utilisation reaches 80 %".
 
@@ -90,7 +81,7 @@ class ThresholdPolicy(Policy):
     scales out at once, without waiting for a data point (there is no utilisation to read).
 
     Action mapping: the desired count is reached with the nearest available ``scale_steps``
-    (``agents.base.action_for_target``); with the default steps ``(-2..2)`` the +2 / -1 adjustments are
+    (``agents.actions.action_for_target``); with the default steps ``(-2..2)`` the +2 / -1 adjustments are
     single actions. A coarser step that overshoots becomes the desired count (the activity then completes at
     that count).
     """
@@ -98,43 +89,29 @@ class ThresholdPolicy(Policy):
     name = "threshold"
     Params = ThresholdParams
 
-    def __init__(self, env_config, params=None) -> None:
-        super().__init__(env_config, params)
+    def _setup(self) -> None:
         p = self.params
-        self.points = DataPoints(p.period_seconds, self.dt)
-        self.high = Alarm(p.evaluation_periods)
-        self.low = Alarm(p.evaluation_periods)
+        high = Alarm(p.upper_threshold, ">=", p.evaluation_periods)
+        low = Alarm(p.lower_threshold, "<=", p.evaluation_periods)
+        self.alarms = self._per_cluster_part(AlarmPair(p.period_seconds, self.dt, high, low))
+        self._per_cluster("active", False, np.bool_)  # a scaling activity is in progress
+        self._per_cluster("cooldown_until", 0.0)
 
-    def _allocate(self, num_envs: int) -> None:
-        self.points.allocate(num_envs)
-        self.high.allocate(num_envs)
-        self.low.allocate(num_envs)
-        self.active = np.zeros(num_envs, dtype=np.bool_)  # a scaling activity is in progress
-        self.cooldown_until = np.zeros(num_envs)
-
-    def _clear(self, mask: np.ndarray) -> None:
-        self.points.clear(mask)
-        self.high.clear(mask)
-        self.low.clear(mask)
-        self.active[mask] = False
-        self.cooldown_until[mask] = 0.0
-
-    def _decide(self, obs, info, fresh, current, now) -> None:
+    def _decide(
+        self, obs: np.ndarray, info: dict[str, Any], fresh: np.ndarray, current: np.ndarray, now: np.ndarray
+    ) -> None:
         p = self.params
         # a scaling activity completes when the count is the desired one (or no step gets nearer) and nothing
         # is booting any more
         sc = self.env_config.scaling
-        step = np.asarray(sc.scale_steps, dtype=np.int64)[action_for_target(self.desired, current, self.env_config)]
-        reached = np.clip(current + step, sc.min_instances, sc.max_instances) == current
+        toward = action_for_target(self.desired, current, self.env_config)
+        reached = counts_reached(current, self.env_config, toward) == current
         booting = info_array(info, "instances_booting") > 0
         done = self.active & ~fresh & reached & ~booting
         self.cooldown_until[done] = now[done] - self.dt + p.cooldown_seconds
         self.active[done] = False
         ready = ~fresh & ~self.active & (now >= self.cooldown_until)
-        point = self.points.add(metric_values(info, p.metric, self.dt), ~fresh)
-        v = self.points.last
-        high = self.high.update(point, v >= p.upper_threshold)
-        low = self.low.update(point, v <= p.lower_threshold)
+        high, low = self.alarms.update(metric_values(info, p.metric, self.dt), ~fresh)
         out = ready & (high | stranded_demand(info))
         inn = ready & ~out & low
         wanted = np.where(out, current + p.scale_out_adjustment, current + p.scale_in_adjustment)
