@@ -474,9 +474,14 @@ def read_yaml_mapping(path: str | Path, what: str = "config") -> dict[str, Any]:
     """The mapping a YAML file holds ({} for an empty file); errors name the file and say what is wrong."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode("utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read {what} file ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}: line {line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); save the {what} file as UTF-8"
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

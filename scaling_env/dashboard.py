@@ -15,6 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from .config import EnvConfig
+from .files import atomic_path
 
 STATE_COLOURS = {
     "instances_warm": ("warm", "#2ca02c"),
@@ -122,8 +123,8 @@ def dashboard_figure(
 def save_dashboard(trace: dict[str, np.ndarray], config: EnvConfig, path: str | Path, title: str = "") -> Path:
     """Write the dashboard of one episode as a PNG; returns the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    dashboard_figure(trace, config, title).savefig(path)
+    with atomic_path(path) as tmp:  # a reader never sees half a PNG
+        dashboard_figure(trace, config, title).savefig(tmp, format=path.suffix.lstrip(".") or "png")
     return path
 
 

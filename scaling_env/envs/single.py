@@ -16,10 +16,13 @@ from .rendering import ansi_line
 
 
 def check_action(action: Any, n: int) -> int:
-    """An action index as int, or a ValueError that says what was wrong."""
+    """An action index as int, or a ValueError that says what was wrong. Booleans are refused (True is not
+    the index 1 by intent), as the vector env refuses boolean arrays; so are inf and NaN."""
+    if isinstance(action, (bool, np.bool_)) or (isinstance(action, np.ndarray) and action.dtype.kind == "b"):
+        raise ValueError(f"action must be an integer index in [0, {n - 1}], got the boolean {action!r}")
     try:
         a = int(action)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"action must be an integer index in [0, {n - 1}], got {action!r}") from None
     if a != action or not 0 <= a < n:
         raise ValueError(f"action must be an integer index in [0, {n - 1}], got {action!r}")

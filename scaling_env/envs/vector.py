@@ -23,8 +23,12 @@ def check_actions(actions: Any, num_envs: int, n: int) -> np.ndarray:
     a = np.asarray(actions)
     if a.shape != (num_envs,):
         raise ValueError(f"actions must have shape ({num_envs},), got {a.shape}")
+    if a.dtype.kind == "b":  # as the single env: True is not the index 1 by intent
+        raise ValueError(f"actions must be integer indices in [0, {n - 1}], got booleans {a!r}")
     if a.dtype.kind not in "iu":
-        if a.dtype.kind != "f" or not np.all(np.mod(a, 1) == 0):
+        with np.errstate(invalid="ignore"):  # inf and NaN: refused below, not warned about
+            whole = a.dtype.kind == "f" and bool(np.all(np.isfinite(a) & (np.mod(a, 1) == 0)))
+        if not whole:
             raise ValueError(f"actions must be integer indices in [0, {n - 1}], got {a!r}")
     if num_envs and (a.min() < 0 or a.max() >= n):
         bad = int(np.flatnonzero((a < 0) | (a >= n))[0])
