@@ -31,6 +31,9 @@ def make_info(n: int = 1, **values: float | list[float]) -> dict[str, np.ndarray
     info = {k: np.zeros(n) for k in INFO_NAMES}
     for k, v in values.items():
         info[k] = np.broadcast_to(np.asarray(v, dtype=np.float64), (n,)).copy()
+    if "instances_controlled" not in values:
+        # as the env reports it with the default replacement of unhealthy instances (none kept in these infos)
+        info["instances_controlled"] = info["instances_warm"] + info["instances_booting"] + info["instances_failed"]
     return info
 
 
