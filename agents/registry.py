@@ -21,6 +21,7 @@ from scaling_env.config import ConfigError, deep_merge, read_yaml_mapping
 
 from .base import Policy, PolicyConfigError, validate_params
 from .references.oracle import OraclePolicy
+from .references.planner import PlannerPolicy
 from .references.static import StaticPolicy
 from .rules.hpa import HpaPolicy
 from .rules.kpa import KpaPolicy
@@ -40,6 +41,7 @@ POLICIES: dict[str, type[Policy]] = {
         KpaPolicy,
         PredictivePolicy,
         OraclePolicy,
+        PlannerPolicy,
     )
 }
 
