@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import subprocess
 import time
 from pathlib import Path
 
@@ -28,11 +27,17 @@ from scaling_env.scenarios import load_scenario
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# the code a planner result depends on: the simulator, the env config and workloads, the policies it plans with
+VERSION_FILES = ("scaling_env/**/*.py", "agents/base.py", "agents/references/*.py", "configs/scenarios/*.yaml")
+
+
 def code_version() -> str:
-    """The git commit of the code, with a hash of the uncommitted changes if there are any."""
-    rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    diff = subprocess.run(["git", "diff", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
-    return rev + ("+" + hashlib.sha1(diff.encode()).hexdigest()[:10] if diff else "")
+    """A hash of the contents of the files a planner result depends on (``VERSION_FILES``)."""
+    digest = hashlib.sha1()
+    for pattern in VERSION_FILES:
+        for path in sorted(ROOT.glob(pattern)):
+            digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def run(scenario: str, spec: str, seeds: list[int]) -> tuple[list[dict], float]:
@@ -84,7 +89,7 @@ def main() -> None:
         print(f"{scenario}: done", flush=True)
     (args.out / "episodes.json").write_text(json.dumps(rows, indent=1))
     lines = [
-        f"Seeds {seeds[0]}..{seeds[-1]} ({len(seeds)}), code {version}, planner params {planner_params}.",
+        f"Seeds {seeds[0]}..{seeds[-1]} ({len(seeds)}), code version {version}, planner params {planner_params}.",
         "",
         "| scenario | planner reward (95 % CI) | planner cost USD | planner s/episode | best other policy "
         "| its reward | reward gap | cost gap | policies below the planner |",

@@ -234,7 +234,7 @@ class PlannerPolicy:
         episode = self.env_config.episode_steps
         horizon = int(min(self.params.horizon_steps, (episode - real.step_index()[ids]).max()))
         first = None
-        for t in range(horizon):
+        for _ in range(horizon):
             acts[:total] = self.base_actions(plan, total, u, o)
             if self.oracle is not None:
                 info = batch_info(plan.metrics, plan.reward_parts)
