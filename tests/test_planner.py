@@ -73,3 +73,20 @@ def test_planner_params_are_checked():
         make_policy("planner", EnvConfig(), {"utilizations": [80]})
     with pytest.raises(RuntimeError, match="bind"):
         make_policy("planner", EnvConfig()).act_batch(np.zeros((1, 19)), {})
+
+
+def test_planner_runs_a_full_episode_in_the_single_env():
+    from scaling_env import ServerlessScalingEnv
+
+    config = SHORT_FLASH.with_updates({"episode_steps": 30})
+    env = ServerlessScalingEnv(config)
+    policy = make_policy("planner", config, SMALL)
+    obs, info = env.reset(seed=1)
+    policy.reset(seed=1)
+    policy.bind(env)
+    truncated = False
+    while not truncated:
+        a = policy.act(obs, info)
+        assert isinstance(a, int) and 0 <= a < env.action_space.n
+        obs, _, _, truncated, info = env.step(a)
+    assert env.sim.step_index()[0] == 30

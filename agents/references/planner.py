@@ -60,17 +60,17 @@ _MIX2 = np.uint64(0x94D049BB133111EB)
 
 
 class PlannerParams(PolicyParams):
-    horizon_steps: int = Field(20, ge=1, le=1000, description="decisions each candidate plan is rolled out over")
-    futures: int = Field(6, ge=1, le=256, description="sampled random futures per candidate (common to all)")
+    horizon_steps: int = Field(32, ge=1, le=1000, description="decisions each candidate plan is rolled out over")
+    futures: int = Field(8, ge=1, le=256, description="sampled random futures per candidate (common to all)")
     utilizations: tuple[float, ...] = Field(
-        (0.8, 0.9, 0.95), min_length=1, description="CPU targets of the base plans (fractions, 0 < u <= 1)"
+        (0.9, 0.95), min_length=1, description="CPU targets of the base plans (fractions, 0 < u <= 1)"
     )
-    offsets: tuple[int, ...] = Field((0, 2, 6, 14), min_length=1, description="extra instances of the base plans")
+    offsets: tuple[int, ...] = Field((0, 3, 14), min_length=1, description="extra instances of the base plans")
     know_random_draws: bool = Field(False, description="roll out on the cluster's own random stream (clairvoyant)")
     sample_seed: int = Field(0, ge=0, description="salt of the sampled futures' random streams")
     with_oracle: bool = Field(True, description="the heuristic oracle (its default parameters) is one more plan")
     switch_z: float = Field(
-        1.0, ge=0.0, le=10.0, description="leave the reference plan only if a plan beats it by z standard errors"
+        2.0, ge=0.0, le=10.0, description="leave the reference plan only if a plan beats it by z standard errors"
     )
     threads: bool = Field(False, description="step the planning batch with the threaded kernel")
 
