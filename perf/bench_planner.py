@@ -2,11 +2,13 @@
 
     python perf/bench_planner.py [--seeds 1000..1019] [--scenarios a,b] [--policies p,q] [--out results/planner]
 
-Runs ``planner`` and the other policies (default: the benchmark's, plus every ``configs/policies/tuned/<scenario>/
-*.yaml`` that exists) over the benchmark seeds, one batch per (scenario, policy) as the benchmark does, and writes
-``episodes.json`` (per seed) and ``planner.md`` (the table: the planner's mean reward, cost and wall time, each
-policy's gap to it). Planner results are cached in ``<out>/cache.json`` by (scenario, seed, planner parameters,
-code version = git commit of the working tree, ``dirty`` if it has changes), so a rerun only plans what changed.
+Runs ``planner`` and the other policies (default: the benchmark's, plus every ``<tuned-dir>/<scenario>/*.yaml``
+and ``<tuned-dir>/generalist/*.yaml`` that exists, as ``<policy>@tuned`` and ``<policy>@generalist``; tuned-dir
+defaults to configs/policies/tuned) over the benchmark seeds, one batch per (scenario, policy) as the benchmark
+does, and writes ``episodes.json`` (per seed) and ``planner.md`` (the planner's mean reward, cost and wall time,
+each policy's gap to it). Planner results are cached in ``<out>/cache.json`` by (scenario, seed, planner
+parameters, code version = a hash of the files a result depends on, ``VERSION_FILES``), so a rerun only plans what
+changed.
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ def main() -> None:
     ap.add_argument("--scenarios", default=",".join(DEFAULT_SCENARIOS))
     ap.add_argument("--policies", default=",".join(DEFAULT_POLICIES))
     ap.add_argument("--out", type=Path, default=Path("results/planner"))
+    ap.add_argument(
+        "--tuned-dir", type=Path, default=CONFIG_DIR / "tuned", help="tuned policy files: <dir>/<scenario>/*.yaml"
+    )
     args = ap.parse_args()
     if ".." in args.seeds:
         a, b = args.seeds.split("..")
@@ -68,12 +73,12 @@ def main() -> None:
     rows: list[dict] = []
     times: dict[str, float] = {}
     for scenario in args.scenarios.split(","):
-        specs = [p for p in args.policies.split(",") if p != "planner"]
-        tuned = CONFIG_DIR / "tuned" / scenario
-        specs += [str(p) for p in sorted(tuned.glob("*.yaml"))] if tuned.is_dir() else []
-        for spec in specs:
+        specs = [(p, p) for p in args.policies.split(",") if p != "planner"]
+        for folder, tag in ((scenario, "tuned"), ("generalist", "generalist")):
+            files = sorted((args.tuned_dir / folder).glob("*.yaml")) if (args.tuned_dir / folder).is_dir() else []
+            specs += [(str(f), f"{f.stem}@{tag}") for f in files]
+        for spec, name in specs:
             eps, _ = run(scenario, spec, seeds)
-            name = spec if "/" not in spec else f"{Path(spec).stem} (tuned)"
             rows += [{"scenario": scenario, "policy": name, **e} for e in eps]
         key = f"{scenario}|{planner_params}|{version}"
         hit = cache.get(key, {})

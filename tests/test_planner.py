@@ -90,3 +90,9 @@ def test_planner_runs_a_full_episode_in_the_single_env():
         assert isinstance(a, int) and 0 <= a < env.action_space.n
         obs, _, _, truncated, info = env.step(a)
     assert env.sim.step_index()[0] == 30
+
+
+def test_planner_refuses_an_env_of_another_config():
+    env = ServerlessScalingVectorEnv(num_envs=1, config=SHORT_FLASH, max_episode_steps=20)
+    with pytest.raises(ValueError, match="config differs"):
+        make_policy("planner", SHORT_FLASH).bind(env)

@@ -151,8 +151,9 @@ class PlannerPolicy:
     def bind(self, env: Any) -> None:
         sim = find_simulator(env)
         c = sim.config
-        if c.step_seconds != self.dt or c.scaling.scale_steps != self.env_config.scaling.scale_steps:
-            raise ValueError("planner: the env's step_seconds or scale_steps differ from the policy's env_config")
+        if c is not self.env_config and c != self.env_config:
+            # its look-ahead (cold starts, cooldowns, episode length) is derived from the policy's config
+            raise ValueError("planner: the env's config differs from the policy's env_config; make both from one")
         self.sim = sim
 
     def act(self, obs: np.ndarray, info: dict[str, Any]) -> int:
