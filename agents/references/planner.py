@@ -47,7 +47,6 @@ from pydantic import Field, field_validator
 
 from scaling_env import EnvConfig
 from scaling_env.envs.info import batch_info
-from scaling_env.sim.instances import F_TIMER, I_STATE, bounded_change, counted
 from scaling_env.sim.simulator import BatchSimulator
 
 from ..base import PolicyParams, validate_params
@@ -173,7 +172,7 @@ class PlannerPolicy:
             self.reset(num_envs=b)
         current = sim.controlled_counts()
         lo, hi = self.env_config.scaling.min_instances, self.env_config.scaling.max_instances
-        change = bounded_change(current[:, None], self.steps[None, :], lo, hi)
+        change = bounded(current, self.steps, lo, hi)
         masks = sim.action_masks()
         effective = np.where(masks, change, 0)
         left = self.env_config.episode_steps - sim.step_index()
@@ -197,7 +196,7 @@ class PlannerPolicy:
         """Actions of base policies ``(u, o)`` (one per cluster) for clusters 0..n-1 of ``sim``."""
         cfg = self.env_config
         lo, hi = cfg.scaling.min_instances, cfg.scaling.max_instances
-        current = counted(sim.inst_i[:n, :, I_STATE], sim.inst_f[:n, :, F_TIMER]).sum(axis=1)
+        current = sim.controlled_counts()[:n]
         steps = sim.expected.shape[1]
         idx = sim.step_index()[:n, None] + np.arange(self.look)[None, :]
         lam = np.where(idx < steps, np.take_along_axis(sim.expected[:n], np.minimum(idx, steps - 1), axis=1), 0.0)
@@ -279,10 +278,17 @@ class _Bound:
         self.sim = sim
 
 
+def bounded(current: np.ndarray, steps: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """(B, n_actions): the change each step applies to ``current`` within [lo, hi] (the env's rule,
+    ``min(max(current + step, lo), hi) - current``, before cooldowns)."""
+    current = np.asarray(current, dtype=np.int64)[:, None]
+    return np.clip(current + steps[None, :], lo, hi) - current
+
+
 def action_up(want: np.ndarray, current: np.ndarray, steps: np.ndarray, lo: int, hi: int) -> np.ndarray:
     """Index into ``steps`` of the smallest effective change (after the bounds) at least ``want``, or of the largest
     one if none reaches it; among equal effective changes the smallest |step| (as the ``oracle`` rounds)."""
-    eff = bounded_change(current[:, None], steps[None, :], lo, hi)
+    eff = bounded(current, steps, lo, hi)
     gap = eff - want[:, None]
     big = 4 * (hi + int(np.abs(steps).max()) + 1)
     primary = np.where(gap >= 0, gap, big - gap)
