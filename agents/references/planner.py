@@ -197,9 +197,10 @@ class PlannerPolicy:
         cfg = self.env_config
         lo, hi = cfg.scaling.min_instances, cfg.scaling.max_instances
         current = sim.controlled_counts()[:n]
-        steps = sim.expected.shape[1]
+        expected = sim.expected_arrivals()[:n]  # (n, steps), possibly a broadcast view of one shared row
+        steps = expected.shape[1]
         idx = sim.step_index()[:n, None] + np.arange(self.look)[None, :]
-        lam = np.where(idx < steps, np.take_along_axis(sim.expected[:n], np.minimum(idx, steps - 1), axis=1), 0.0)
+        lam = np.where(idx < steps, np.take_along_axis(expected, np.minimum(idx, steps - 1), axis=1), 0.0)
         need = np.ceil(lam / (self.step_capacity * u[:, None]) - _EPS) + o[:, None]
         desired = np.clip((need - self.later[None, :]).max(axis=1), lo, hi).astype(np.int64)
         return action_up(desired - current, current, self.steps, lo, hi)

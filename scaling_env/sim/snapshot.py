@@ -47,6 +47,7 @@ class SimSnapshot:
     arrays: dict[str, np.ndarray]
     objects: dict[str, tuple[Any, ...]]
     generators: tuple[dict[str, Any], ...] | None
+    shared: dict[str, np.ndarray] | None = None  # one-row tables every cluster of the source batch reads
 
     @property
     def num_clusters(self) -> int:
@@ -65,27 +66,39 @@ class SimSnapshot:
             {name: a[rows] for name, a in self.arrays.items()},
             {name: tuple(objs[i] for i in picked) for name, objs in self.objects.items()},
             None if self.generators is None else tuple(self.generators[i] for i in picked),
+            self.shared,
         )
 
 
 def state_fields(sim: Any) -> dict[str, np.ndarray]:
     """Every per-cluster array of the simulator's ``state`` and ``outputs`` records, by field name (the names of
-    the two records must not collide)."""
-    fields: dict[str, np.ndarray] = {}
+    the two records must not collide). Arrays with one row in a batch of several (a table every cluster shares,
+    e.g. the arrival means of a workload that is the same in every episode) are in :func:`shared_fields`."""
+    return _fields(sim)[0]
+
+
+def shared_fields(sim: Any) -> dict[str, np.ndarray]:
+    """The arrays of the records with one row that every cluster of the batch reads (not ``SHARED_FIELDS``)."""
+    return _fields(sim)[1]
+
+
+def _fields(sim: Any) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    per_cluster: dict[str, np.ndarray] = {}
+    shared: dict[str, np.ndarray] = {}
     for record in (sim.state, sim.outputs):
         for name, array in zip(record._fields, record):
             if name in SHARED_FIELDS:
                 continue
-            if name in fields:
+            if name in per_cluster or name in shared:
                 raise RuntimeError(f"snapshot: field {name!r} is in both the State and the Outputs record")
-            if not isinstance(array, np.ndarray) or array.ndim == 0 or array.shape[0] != sim.num_envs:
+            if not isinstance(array, np.ndarray) or array.ndim == 0 or array.shape[0] not in (sim.num_envs, 1):
                 raise RuntimeError(
                     f"snapshot: field {name!r} of {type(record).__name__} has no leading cluster axis "
                     f"(shape {getattr(array, 'shape', None)}); add it to scaling_env.sim.snapshot.SHARED_FIELDS "
                     "if it is the same for every cluster"
                 )
-            fields[name] = array
-    return fields
+            (per_cluster if array.shape[0] == sim.num_envs else shared)[name] = array
+    return per_cluster, shared
 
 
 def _cluster_ids(sim: Any, ids: Any, what: str) -> np.ndarray:
@@ -107,11 +120,21 @@ def get_state(sim: Any, ids: Any = None, generators: bool = True) -> SimSnapshot
     states (a Python object per cluster): enough to step on, but a restored cluster's next reset then draws from
     the target's own generator."""
     ids = _cluster_ids(sim, ids, "ids")
-    arrays = {name: array[ids] for name, array in state_fields(sim).items()}  # fancy indexing copies
+    per_cluster, shared = _fields(sim)
+    arrays = {name: array[ids] for name, array in per_cluster.items()}  # fancy indexing copies
     picked = ids.tolist()
     objects = {name: tuple(getattr(sim, name)[b] for b in picked) for name in PER_CLUSTER_OBJECTS}
     gens = tuple(sim.generators[b].bit_generator.state for b in picked) if generators else None
-    return SimSnapshot(sim.config, ids, arrays, objects, gens)
+    return SimSnapshot(sim.config, ids, arrays, objects, gens, {n: a.copy() for n, a in shared.items()})
+
+
+def _rows(snapshot: SimSnapshot, name: str) -> np.ndarray:
+    """The snapshot's rows of ``name``: its own rows, or the one row its source batch shared."""
+    if name in snapshot.arrays:
+        return snapshot.arrays[name]
+    if snapshot.shared is not None and name in snapshot.shared:
+        return snapshot.shared[name]
+    raise SnapshotError(f"the snapshot has no field {name!r} (taken with another version of scaling_env?)")
 
 
 def check_compatible(sim: Any, snapshot: SimSnapshot) -> None:
@@ -125,18 +148,19 @@ def check_compatible(sim: Any, snapshot: SimSnapshot) -> None:
             "the snapshot was taken from a simulator with a different config "
             f"(differs in: {', '.join(differ) or 'model'}); restore it into an env made with the same config"
         )
-    fields = state_fields(sim)
-    if set(fields) != set(snapshot.arrays):
-        raise SnapshotError(
-            f"the snapshot's arrays {sorted(snapshot.arrays)} are not this simulator's {sorted(fields)} "
-            "(taken with another version of scaling_env?)"
-        )
-    for name, array in fields.items():
-        rows = snapshot.arrays[name]
+    per_cluster, shared = _fields(sim)
+    for name, array in {**per_cluster, **shared}.items():
+        rows = _rows(snapshot, name)
         if rows.shape[1:] != array.shape[1:] or rows.dtype != array.dtype:
             raise SnapshotError(
                 f"snapshot field {name!r} has rows of shape {rows.shape[1:]} {rows.dtype}, "
                 f"this simulator {array.shape[1:]} {array.dtype}"
+            )
+    for name, array in shared.items():  # a table the target's clusters share must be the one the snapshot read
+        if not np.array_equal(_rows(snapshot, name), np.broadcast_to(array, _rows(snapshot, name).shape)):
+            raise SnapshotError(
+                f"field {name!r} is one table shared by every cluster of this simulator, and the snapshot's "
+                "differs from it"
             )
 
 
@@ -156,7 +180,7 @@ def set_state(sim: Any, snapshot: SimSnapshot, ids: Any = None) -> None:
     if len(np.unique(ids)) != len(ids):
         raise SnapshotError(f"target ids must be distinct, got {ids.tolist()}")
     for name, array in state_fields(sim).items():
-        array[ids] = snapshot.arrays[name]  # one row broadcasts into every target (a fork)
+        array[ids] = _rows(snapshot, name)  # one row broadcasts into every target (a fork, or a shared table)
     picked = ids.tolist()
     for name, objs in snapshot.objects.items():
         target = getattr(sim, name)
