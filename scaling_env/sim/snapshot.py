@@ -156,12 +156,6 @@ def check_compatible(sim: Any, snapshot: SimSnapshot) -> None:
                 f"snapshot field {name!r} has rows of shape {rows.shape[1:]} {rows.dtype}, "
                 f"this simulator {array.shape[1:]} {array.dtype}"
             )
-    for name, array in shared.items():  # a table the target's clusters share must be the one the snapshot read
-        if not np.array_equal(_rows(snapshot, name), np.broadcast_to(array, _rows(snapshot, name).shape)):
-            raise SnapshotError(
-                f"field {name!r} is one table shared by every cluster of this simulator, and the snapshot's "
-                "differs from it"
-            )
 
 
 def set_state(sim: Any, snapshot: SimSnapshot, ids: Any = None) -> None:
@@ -179,7 +173,18 @@ def set_state(sim: Any, snapshot: SimSnapshot, ids: Any = None) -> None:
         raise SnapshotError(f"the snapshot holds {n} clusters but {len(ids)} target ids were given")
     if len(np.unique(ids)) != len(ids):
         raise SnapshotError(f"target ids must be distinct, got {ids.tolist()}")
-    for name, array in state_fields(sim).items():
+    per_cluster, shared = _fields(sim)
+    for name, array in shared.items():
+        # a table every cluster reads: written when every cluster is restored, else it must be the snapshot's
+        rows = _rows(snapshot, name)
+        if len(np.unique(ids)) == sim.num_envs and (rows == rows[:1]).all():
+            array[:] = rows[:1]
+        elif not np.array_equal(rows, np.broadcast_to(array, rows.shape)):
+            raise SnapshotError(
+                f"field {name!r} is one table shared by every cluster of this simulator and the snapshot's "
+                "differs from it: restore into all of its clusters at once, or into a simulator of its own"
+            )
+    for name, array in per_cluster.items():
         array[ids] = _rows(snapshot, name)  # one row broadcasts into every target (a fork, or a shared table)
     picked = ids.tolist()
     for name, objs in snapshot.objects.items():
