@@ -59,7 +59,7 @@ _MIX2 = np.uint64(0x94D049BB133111EB)
 
 
 class PlannerParams(PolicyParams):
-    horizon_steps: int = Field(32, ge=1, le=1000, description="decisions each candidate plan is rolled out over")
+    horizon_steps: int = Field(64, ge=1, le=1000, description="decisions each candidate plan is rolled out over")
     futures: int = Field(8, ge=1, le=256, description="sampled random futures per candidate (common to all)")
     utilizations: tuple[float, ...] = Field(
         (0.9, 0.95), min_length=1, description="CPU targets of the base plans (fractions, 0 < u <= 1)"
