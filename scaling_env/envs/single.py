@@ -13,6 +13,7 @@ from ..fields import INFO_NAMES, N_METRICS, OBS_HIGH, OBS_LOW, info_table, obser
 from ..sim.simulator import BatchSimulator
 from .info import info_dict
 from .rendering import ansi_line
+from .snapshot import EnvSnapshot, check_env_snapshot, copy_value, get_env_state
 
 
 def check_action(action: Any, n: int) -> int:
@@ -152,5 +153,24 @@ class ServerlessScalingEnv(gym.Env):
         """The current episode's workload: ``rate(t)`` gives lambda(t) in requests/s (for look-ahead)."""
         return self.sim.episodes[0]
 
+    def get_state(self) -> EnvSnapshot:
+        """A copy of the env's whole state (the simulator's: instances, queues, timers, cooldowns, random streams,
+        workload position and episode workload; and the env's step count and dashboard history).
+        ``set_state`` of it, on this env or another one made with the same config, continues exactly from here:
+        the same actions give the same observations, rewards and infos, bit for bit."""
+        return get_env_state(self, [0], _SNAPSHOT_ATTRS)
+
+    def set_state(self, state: EnvSnapshot) -> None:
+        """Restore what :meth:`get_state` returned (the env's ``np_random`` becomes the restored generator). A
+        snapshot of an env with another config, or of another env class, raises a ``SnapshotError``."""
+        state = check_env_snapshot(self, state)
+        self.sim.set_state(state.sim, [0])
+        self.np_random = self.sim.generators[0]  # the episode's generator is the env's, as after reset()
+        for name, value in state.adapter.items():
+            setattr(self, name, copy_value(value))
+
     def _info(self) -> dict[str, Any]:
         return info_dict(self.sim.metrics[0], self.sim.reward_parts[0])
+
+
+_SNAPSHOT_ATTRS = ("_steps", "_done", "_history")  # what the env keeps outside its simulator

@@ -14,6 +14,7 @@ from ..fields import OBS_HIGH, OBS_LOW
 from ..sim.simulator import BatchSimulator
 from .info import batch_info, overlay_final
 from .rendering import ansi_line
+from .snapshot import EnvSnapshot, check_env_snapshot, get_env_state
 
 RENDER_MODES = ("ansi", "human")
 
@@ -186,6 +187,23 @@ class ServerlessScalingVectorEnv(VectorEnv):
     def action_masks(self) -> np.ndarray:
         """(B, n_actions) bool: the valid actions of each cluster."""
         return self.sim.action_masks()
+
+    def get_state(self, ids: np.ndarray | list[int] | None = None) -> EnvSnapshot:
+        """A copy of the state of clusters ``ids`` (all if None): the simulator's (instances, queues, timers,
+        cooldowns, random streams, workload position, episode workloads, last outputs) and which of them wait for
+        a next-step autoreset. ``set_state`` of it continues exactly from here, bit for bit."""
+        snap = get_env_state(self, ids, ("_started",))
+        snap.adapter["_pending"] = self._pending[snap.sim.source_ids].copy()
+        return snap
+
+    def set_state(self, state: EnvSnapshot, ids: np.ndarray | list[int] | None = None) -> None:
+        """Restore what :meth:`get_state` returned into clusters ``ids`` (default: the clusters it was taken
+        from; a one-cluster snapshot is copied into every id). The env must have the same config."""
+        state = check_env_snapshot(self, state)
+        target = state.sim.source_ids if ids is None else np.asarray(ids, dtype=np.int64).reshape(-1)
+        self.sim.set_state(state.sim, target)
+        self._pending[target] = state.adapter["_pending"]
+        self._started = self._started or state.adapter["_started"]
 
     def _line(self, i: int) -> str:
         return ansi_line(self.sim.metrics[i], float(self.sim.rewards[i]), int(self.sim.step_index()[i]))

@@ -277,3 +277,26 @@ class BatchSimulator:
     def states(self, b: int = 0) -> np.ndarray:
         """Slot states of cluster b (codes of ``instances.STATE_NAMES``)."""
         return self.inst_i[b, :, I_STATE].copy()
+
+    # ---- snapshot and restore (scaling_env.sim.snapshot): for planners, search and tests
+    def get_state(self, ids: np.ndarray | list[int] | None = None, generators: bool = True):
+        """A :class:`~scaling_env.sim.snapshot.SimSnapshot` (a copy) of clusters ``ids`` (all if None): every
+        per-cluster array of ``self.state``/``self.outputs``, the episodes' workloads and (``generators``) the
+        states of the clusters' numpy generators."""
+        from .snapshot import get_state
+
+        return get_state(self, ids, generators)
+
+    def set_state(self, snapshot, ids: np.ndarray | list[int] | None = None) -> None:
+        """Restore a snapshot of this or another simulator of the same config into clusters ``ids`` (default:
+        the ones it was taken from; a one-cluster snapshot is copied into every id). Stepping on with the same
+        actions reproduces the original trajectory bit for bit."""
+        from .snapshot import set_state
+
+        set_state(self, snapshot, ids)
+
+    def fork(self, src_id: int, dst_ids: np.ndarray | list[int]) -> None:
+        """Copy cluster ``src_id``'s state into clusters ``dst_ids`` (e.g. to roll out several plans from it)."""
+        from .snapshot import fork
+
+        fork(self, src_id, dst_ids)
