@@ -210,7 +210,42 @@ def test_a_small_waiting_room_blocks_as_mmck_says(room):
 def test_longest_fluid_wait_includes_the_first_cold_start_arrival():
     from scaling_env.sim.queueing import fifo_waits
 
-    # empty queue, 10 s cold start with 200 arrivals, then 5 s of service at 100 req/s with 100 more arrivals
-    q_end = 200 + 100 - 500.0 if 200 + 100 > 500 else 0.0
-    _, _, longest = fifo_waits(0.0, 0.0, 200.0, 100.0, q_end, 1250.0, 10.0, 5.0, 100.0)
+    # empty queue, 10 s cold start with 200 arrivals (20 req/s), then 5 s of service at 100 req/s with 100 more
+    # arrivals: the queue of 200 empties after 200 / 80 = 2.5 s; the first arrival (t = 0) leaves at 10 s
+    _, _, waited, longest = fifo_waits(0.0, 0.0, 0.0, 20.0, 200.0, 200.0, 20.0, 100.0, 0.0, 10.0, 5.0, 100.0)
     assert longest == pytest.approx(10.0)
+    # request j of the 250 that went through the queue (200 + 20 * 2.5) leaves at 10 + j / 100 and arrived at
+    # j / 20: waits 10 - 0.04 j, summed over j = 0..249: 2500 - 0.04 * 249 * 250 / 2
+    assert waited == pytest.approx(2500.0 - 0.04 * 249 * 250 / 2)
+
+
+def test_a_cohort_that_arrived_together_keeps_its_age():
+    from scaling_env.sim.queueing import fifo_waits
+
+    # 100 requests that have all waited 600 s; 1 s of service at 100 req/s, no arrivals: each waits 600 + j/100
+    age, oldest, waited, longest = fifo_waits(
+        100.0, 100 * 600.0, 600.0, 0.0, 0.0, 100.0, 0.0, 0.0, 0.0, 0.0, 1.0, 100.0
+    )
+    assert waited == pytest.approx(100 * 600.0 + 0.01 * 99 * 100 / 2)
+    assert longest == pytest.approx(600.99)  # was: twice the mean age, 1,200 s
+    assert age == 0.0 and oldest == 0.0
+
+
+def test_a_queue_that_fills_early_keeps_the_ages_of_its_arrivals():
+    from scaling_env.sim.queueing import fifo_waits
+
+    # an empty queue of 1,000 places, 10 s at 1,000 req/s into 100 req/s of service: full after 1000/900 s; the
+    # 1,000 left at the end are the 1,000 newest admitted; those admitted after the fill came one per place freed
+    # (100 req/s) over the last 10 - 1.111 s, so 889 of them and 111 from the end of the filling stretch
+    t_f = 1000.0 / 900.0
+    adm2 = 1000.0 * t_f + 100.0 * (10.0 - t_f)
+    age, oldest, waited, longest = fifo_waits(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1000.0, adm2, 1000.0, 0.0, 10.0, 100.0)
+    n_late = 100.0 * (10.0 - t_f)
+    n_early = 1000.0 - n_late
+    # ages at t = 10: the late ones evenly 0 .. 10 - t_f, the early ones arrived evenly over [t_f - n_early/1000, t_f]
+    expected = n_late * (10.0 - t_f) / 2 + n_early * (10.0 - t_f + n_early / 2000.0)
+    assert age == pytest.approx(expected)
+    assert oldest == pytest.approx(10.0 - t_f + n_early / 1000.0)
+    # the 1,000 served arrived in the first second: request j arrived at j/1000 and left at j/100
+    assert waited == pytest.approx(sum(j / 100 - j / 1000 for j in range(1000)))
+    assert longest == pytest.approx(999 * 0.009)

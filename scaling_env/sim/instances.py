@@ -31,8 +31,9 @@ INST_F_FIELDS: tuple[tuple[str, str], ...] = (
     ("qfluid", "the fluid queue, unrounded (I_BACKLOG is it rounded); carries fractions of requests over steps"),
     ("dropc", "fractional drops not yet counted (carried over steps, so drop counts are exact in the long run)"),
     ("age", "total time the queued requests have waited so far, request-seconds (FIFO bookkeeping)"),
+    ("oldest", "how long the oldest queued request has waited so far, s (FIFO bookkeeping)"),
 )
-F_TIMER, F_LOAD, F_WEIGHT, F_SERVE, F_SHARE, F_QFLUID, F_DROPC, F_AGE = range(len(INST_F_FIELDS))
+F_TIMER, F_LOAD, F_WEIGHT, F_SERVE, F_SHARE, F_QFLUID, F_DROPC, F_AGE, F_OLDEST = range(len(INST_F_FIELDS))
 N_INST_F = check_columns("F_", tuple(f[0] for f in INST_F_FIELDS), globals())
 # columns of inst_i[b, i, :] (int64)
 INST_I_FIELDS: tuple[tuple[str, str], ...] = (
@@ -75,6 +76,7 @@ def launch(inst_f, inst_i, rng, b: int, count: int, boot_mean: float, boot_jitte
             inst_f[b, i, F_QFLUID] = 0.0
             inst_f[b, i, F_DROPC] = 0.0
             inst_f[b, i, F_AGE] = 0.0
+            inst_f[b, i, F_OLDEST] = 0.0
             started += 1
             top = i + 1
     return started, top
@@ -146,6 +148,7 @@ def scale_in(inst_f, inst_i, b: int, count: int, hi: int) -> int:
             inst_i[b, best, I_BACKLOG] = 0
             inst_f[b, best, F_QFLUID] = 0.0
             inst_f[b, best, F_AGE] = 0.0
+            inst_f[b, best, F_OLDEST] = 0.0
             inst_i[b, best, I_STATE] = OFF
     return lost
 
@@ -160,6 +163,7 @@ def crash(inst_f, inst_i, b: int, i: int) -> int:
     inst_f[b, i, F_LOAD] = 0.0
     inst_f[b, i, F_QFLUID] = 0.0
     inst_f[b, i, F_AGE] = 0.0
+    inst_f[b, i, F_OLDEST] = 0.0
     return lost
 
 

@@ -7,7 +7,8 @@
 - GI/G/N mean wait: Whitt's approximation, W = phi(rho, ca2, cs2, N) * (ca2 + cs2)/2 * W(M/M/N)
   (W. Whitt, "Approximations for the GI/G/m queue", Production and Operations Management 2(2), 1993,
   eqs. 2.24-2.25). It reduces to Erlang C for ca2 = cs2 = 1 and to Allen-Cunneen when phi = 1.
-- Fluid queue segments for overload, backlog and cold-start waits (deterministic flow in and out).
+- Fluid queue segments for overload, backlog and cold-start waits (deterministic flow in and out), and the FIFO
+  waits of their requests from a few arrival cohorts (``fifo_waits``).
 - The p95 of response time, from the mean wait, the waiting probability and the service-time shape.
 """
 
@@ -130,56 +131,124 @@ def fluid_segment(q0: float, net_rps: float, duration: float, cap: float):
 
 
 @njit(cache=True)
-def fifo_waits(
-    q0: float, age0: float, adm1: float, adm2: float, q_end: float, area: float, idle: float, tau: float, cap_rps: float
-):
-    """FIFO bookkeeping of one fluid queue over a step: phase 1 (``idle`` s, no service, ``adm1`` admitted
-    arrivals), then phase 2 (``tau`` s of service at ``cap_rps``, ``adm2`` admitted arrivals).
+def _cohort(n: float, a0: float, a1: float, x0: float, served: float, idle: float, gap: float, dt: float):
+    """One cohort of a FIFO fluid queue: ``n`` requests that arrived evenly over [a0, a1] (s from the step start;
+    negative: an earlier step), at queue positions [x0, x0 + n). The first ``served`` positions of the queue leave,
+    position x at ``idle + x * gap``. Returns (total wait of its served part request-s, longest wait of its served
+    part s, age of its remaining part at the step end request-s, age of its oldest remaining request s or -1)."""
+    m = min(max(served - x0, 0.0), n)  # its served part: positions [x0, x0 + m)
+    slope = (a1 - a0) / n  # arrival time per position
+    wait_sum = 0.0
+    longest = 0.0
+    if m > 0.0:
+        # wait at position x0 + u is (idle + (x0 + u) gap) - (a0 + u slope), linear in u. Requests are whole: the
+        # j-th served one is at u = j (it leaves as its place in the queue comes up, it arrived at the front of its
+        # place), so the sum runs over u = 0, 1, ..., m - 1: m w0 + (gap - slope) m (m - 1) / 2, not the
+        # integral (which would add half a place, gap / 2, to every wait: 0.5 s for one 1 s request per step)
+        w0 = idle + x0 * gap - a0
+        wait_sum = max(m * w0 + (gap - slope) * 0.5 * m * (m - 1.0), 0.0)
+        longest = max(w0, w0 + (gap - slope) * max(m - 1.0, 0.0))
+    rem_age = 0.0
+    rem_oldest = -1.0
+    if m < n:
+        rem_age = (n - m) * (dt - a0) - slope * 0.5 * (n * n - m * m)
+        rem_oldest = dt - a0 - slope * m
+    return wait_sum, longest, rem_age, rem_oldest
 
-    The queue starts with ``q0`` requests that have waited ``age0`` request-seconds so far (ages spread evenly
-    between 0 and twice their mean); arrivals are spread evenly over their phase; ``area`` is the integral of the
-    queue length over the step. First in, first out: the ``q_end`` requests left are the newest.
-    Returns (age of those left at the end, total wait of the requests served in the step, longest wait of a
-    served request), all from the fluid queue alone.
+
+@njit(cache=True)
+def fifo_waits(
+    q0: float,
+    age0: float,
+    oldest0: float,
+    in1: float,
+    adm1: float,
+    q1: float,
+    in2: float,
+    adm2: float,
+    q2: float,
+    idle: float,
+    tau: float,
+    cap_rps: float,
+):
+    """FIFO bookkeeping of one fluid queue over a step: phase 1 (``idle`` s, no service, arrivals at ``in1``
+    requests/s of which ``adm1`` were admitted, the queue ``q1`` after it), then phase 2 (``tau`` s of service at
+    ``cap_rps``, arrivals at ``in2``, ``adm2`` admitted, the queue ``q2`` at the end).
+
+    The queue is followed as up to four cohorts, each spread evenly over its arrival times, oldest first:
+
+    - the queue at the start: ``q0`` requests whose ages total ``age0`` request-s, the oldest ``oldest0`` s; their
+      ages are taken as spread evenly between ``2 * mean - oldest0`` and ``oldest0`` (all equal when they arrived
+      together; 0 to twice the mean after a steady inflow). If that would start below 0, the spread is 0 to twice
+      the mean (the total is kept, the oldest age only shrinks);
+    - phase-1 arrivals, admitted at ``in1`` from the step start until the queue is full;
+    - phase-2 arrivals that join the queue: at ``in2`` until the queue is full, then at ``cap_rps`` (a place frees
+      as a request leaves); with ``in2 < cap_rps`` only those that arrive before the queue empties (the others
+      pass through without a fluid wait).
+
+    The first ``q0 + admitted - q2`` of the queue are served, leaving one after another at ``cap_rps`` from the
+    start of phase 2. Every wait is a departure time minus an arrival time within what has happened, so no wait
+    is longer than the time since the oldest request arrived. Returns (total age of the requests left at the end
+    request-s, age of the oldest one left s, total wait of the requests served from the queue request-s, longest
+    wait of a served request s).
     """
     dt = idle + tau
-    mean_age0 = age0 / q0 if q0 > 0.0 else 0.0
-    # the newest q_end requests stay: phase-2 arrivals first, then phase-1 arrivals, then the youngest old ones
-    n2 = min(q_end, adm2) if adm2 > 0.0 else 0.0
-    n1 = min(q_end - n2, adm1) if adm1 > 0.0 else 0.0
-    n0 = min(max(q_end - n2 - n1, 0.0), q0)
-    age_end = 0.0
-    if n2 > 0.0:
-        age_end += n2 * n2 * tau / (2.0 * adm2)
-    if n1 > 0.0:
-        age_end += n1 * tau + n1 * n1 * idle / (2.0 * adm1)
-    if n0 > 0.0:
-        age_end += n0 * dt + mean_age0 * n0 * n0 / q0
-    waited = max(age0 + area - age_end, 0.0)
-    # longest wait of a served request: the ends of each piece of the served part of the queue
-    served = q0 + adm1 + adm2 - q_end
-    longest = 0.0
-    if served > 1e-9 and area + age0 > 0.0:
-        if q0 > 0.0:
-            longest = 2.0 * mean_age0 + idle  # the head of the old queue
-        if adm1 > 0.0 and served > q0:
-            longest = max(longest, idle + q0 / cap_rps)  # the first request that came during the cold start
-        if q_end > 1e-9:
-            # service ran to the end of the step: the last one served left at dt
-            if served <= q0:
-                last = dt + 2.0 * mean_age0 * (1.0 - served / q0)
-            elif served <= q0 + adm1:
-                last = dt - (served - q0) * idle / adm1
-            else:
-                last = dt - idle - (served - q0 - adm1) * tau / adm2
-            longest = max(longest, last)
+    # the queue at the start: ages evenly over [a_lo, a_hi]
+    a_lo = 0.0
+    a_hi = 0.0
+    if q0 > 0.0:
+        mean = age0 / q0
+        a_hi = max(oldest0, mean)
+        a_lo = 2.0 * mean - a_hi
+        if a_lo < 0.0:
+            a_lo = 0.0
+            a_hi = 2.0 * mean
+    # phase 1: admitted from the start until the queue is full
+    f1 = adm1 / in1 if (in1 > 0.0 and adm1 > 0.0) else 0.0
+    # phase 2: joining at in2 for t_a s, then (full queue) at cap_rps for the rest
+    n2a = 0.0
+    n2b = 0.0
+    t_a = 0.0
+    if tau > 0.0 and in2 > 0.0 and adm2 > 0.0:
+        if in2 > cap_rps:
+            t_a = min(max(tau - (in2 * tau - adm2) / (in2 - cap_rps), 0.0), tau)
+            n2a = in2 * t_a
+            n2b = max(adm2 - n2a, 0.0)
         else:
-            # the queue emptied: the last old request and the last cold-start arrival are the candidates
-            if q0 > 0.0:
-                longest = max(longest, idle + q0 / cap_rps)
-            if adm1 > 0.0:
-                longest = max(longest, (q0 + adm1) / cap_rps)
-    return age_end, waited, longest
+            if in2 < cap_rps:
+                t_a = min(q1 / (cap_rps - in2), tau)  # the queue empties after t_a s
+            else:
+                t_a = tau if q1 > 0.0 else 0.0
+            n2a = min(in2 * t_a, adm2)
+    total = q0 + adm1 + n2a + n2b
+    served = min(max(total - q2, 0.0), total)
+    gap = 1.0 / cap_rps
+    if served * gap > tau:  # (rounding of the whole-request counts) the served ones fit in the serving time
+        gap = tau / served if served > 0.0 else 0.0
+    waited = 0.0
+    longest = 0.0
+    age_end = 0.0
+    oldest_end = -1.0
+    x0 = 0.0
+    for c in range(4):
+        if c == 0:
+            n, a0, a1 = q0, -a_hi, -a_lo
+        elif c == 1:
+            n, a0, a1 = adm1, 0.0, f1
+        elif c == 2:
+            n, a0, a1 = n2a, idle, idle + t_a
+        else:
+            n, a0, a1 = n2b, idle + t_a, dt
+        if n <= 1e-12:
+            continue
+        w, lw, r, ro = _cohort(n, a0, a1, x0, served, idle, gap, dt)
+        waited += w
+        longest = max(longest, lw)
+        age_end += r
+        if oldest_end < 0.0:
+            oldest_end = ro  # the first cohort with requests left holds the oldest
+        x0 += n
+    return max(age_end, 0.0), max(oldest_end, 0.0), max(waited, 0.0), longest
 
 
 @njit(cache=True)
