@@ -169,3 +169,98 @@ def test_the_waits_of_every_step_of_an_overloaded_instance_follow_fifo(rate):
         if mean > 0.5:  # (below capacity the stationary term, not FIFO of a fluid queue, gives the wait)
             assert close(info["latency_mean_s"], 0.1 + mean), (k, info["latency_mean_s"], 0.1 + mean)
     assert math.isfinite(infos[-1]["latency_p95_s"])
+
+
+# ---- the error of the FIFO bookkeeping, for docs/model.md: python tests/test_waits.py
+ERROR_CASES = {
+    "growing backlog (150 req/s into 100, 5 s steps)": (
+        {"step_seconds": 5, "workload": {"shape": {"kind": "constant", "rate_rps": 150}}},
+        24,
+        0.0,
+    ),
+    "queue full early in a step (1,000 req/s, K = 10,000, 15 s steps)": (
+        {"step_seconds": 15, "workload": {"shape": {"kind": "constant", "rate_rps": 1000}}},
+        6,
+        0.0,
+    ),
+    "flash crowd then low load (400 req/s for 30 s, then 20)": (
+        {
+            "step_seconds": 5,
+            "workload": {
+                "shape": {"kind": "spike", "base_rps": 20, "peak_rps": 400, "start_seconds": 0, "duration_seconds": 30}
+            },
+        },
+        40,
+        0.0,
+    ),
+    "draining backlog (300 req/s for 20 s, then 60)": (
+        {
+            "step_seconds": 5,
+            "workload": {
+                "shape": {"kind": "spike", "base_rps": 60, "peak_rps": 300, "start_seconds": 0, "duration_seconds": 20}
+            },
+        },
+        30,
+        0.0,
+    ),
+    "cold start 45 s from zero at 50 req/s, K = 1,000": (
+        {
+            "step_seconds": 15,
+            "workload": {"shape": {"kind": "constant", "rate_rps": 50}},
+            "instances": {"cold_start_seconds": 45, "cold_start_jitter": 0},
+            "scaling": {"min_instances": 0, "initial_instances": 0},
+        },
+        12,
+        45.0,
+    ),
+}
+
+
+def bookkeeping_errors(data: dict, steps: int, ready: float) -> tuple[float, float, int]:
+    """Largest relative error of the step mean and p95 response time against the request-level FIFO simulation
+    (deterministic arrivals, one instance, memory crashes off), over steps whose simulated mean wait is >= 0.5 s."""
+    base = {
+        "episode_steps": steps,
+        "instances": {"max_queue": 10000, "memory_mb_per_request": 0, "service_cv": 0.0},
+        "scaling": {"min_instances": 1, "max_instances": 1, "initial_instances": 1},
+        "failures": {"mtbf_seconds": None},
+    }
+    merged = {**base, **data}
+    merged["instances"] = {**base["instances"], **data.get("instances", {})}
+    merged["scaling"] = {**base["scaling"], **data.get("scaling", {})}
+    merged["workload"] = {**data["workload"], "arrival_process": "deterministic"}
+    cold = merged["scaling"]["initial_instances"] == 0
+    cfg, infos = run(merged, ([3] if cold else [HOLD]) + [HOLD] * (steps - 1))
+    dt, svc, conc = cfg.step_seconds, cfg.instances.service_seconds, cfg.instances.concurrency
+    arrivals = evenly_within_steps([int(i["arrivals"]) for i in infos], dt)
+    starts = fifo_request_waits(arrivals, conc, svc, cfg.instances.max_queue, ready=ready)
+    err_mean = err_p95 = 0.0
+    used = 0
+    for k, info in enumerate(infos):
+        check_bounded(cfg, info)
+        sel = (starts >= k * dt - 1e-12) & (starts < (k + 1) * dt - 1e-12)
+        if not sel.any():
+            continue
+        waits = starts[sel] - arrivals[sel]
+        if waits.mean() < 0.5:
+            continue
+        used += 1
+        err_mean = max(err_mean, abs(info["latency_mean_s"] / (svc + waits.mean()) - 1.0))
+        err_p95 = max(err_p95, abs(info["latency_p95_s"] / (svc + np.quantile(waits, 0.95)) - 1.0))
+    return err_mean, err_p95, used
+
+
+def test_the_stated_error_of_the_bookkeeping_holds():
+    # docs/model.md (9, "FIFO bookkeeping") states these figures; they come from ``python tests/test_waits.py``
+    for name, (data, steps, ready) in ERROR_CASES.items():
+        err_mean, err_p95, used = bookkeeping_errors(data, steps, ready)
+        assert used > 0, name
+        assert err_mean <= 0.05 and err_p95 <= 0.1, (name, err_mean, err_p95)
+
+
+if __name__ == "__main__":
+    print("| case | steps compared | largest error of the step mean | largest error of the step p95 |")
+    print("|---|---:|---:|---:|")
+    for name, (data, steps, ready) in ERROR_CASES.items():
+        err_mean, err_p95, used = bookkeeping_errors(data, steps, ready)
+        print(f"| {name} | {used} | {100 * err_mean:.1f} % | {100 * err_p95:.1f} % |")

@@ -93,10 +93,8 @@ from ..fields import (
 from .instances import (
     BOOTING,
     DRAINING,
-    F_AGE,
     F_DROPC,
     F_LOAD,
-    F_OLDEST,
     F_QFLUID,
     F_SERVE,
     F_TIMER,
@@ -111,6 +109,7 @@ from .instances import (
     UNHEALTHY,
     WARM,
     bounded_change,
+    clear_cohorts,
     count_state,
     counted,
     crash,
@@ -445,8 +444,7 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool)
             failed += inst_i[b, i, I_ARRIVALS] + inst_i[b, i, I_BACKLOG]
             inst_i[b, i, I_BACKLOG] = 0
             inst_f[b, i, F_QFLUID] = 0.0
-            inst_f[b, i, F_AGE] = 0.0
-            inst_f[b, i, F_OLDEST] = 0.0
+            clear_cohorts(inst_f, b, i)
         elif st == UNHEALTHY:
             if inst_f[b, i, F_TIMER] >= 0.0:  # being replaced: billed until terminated
                 bill = min(inst_f[b, i, F_TIMER], dt)
@@ -513,11 +511,7 @@ def serve_slot(b, i, s, st, to_booting, w_stat, p_stat, p_block):
     age = 0.0
     longest = 0.0
     if qf > 0.0 or area > 0.0:  # (most slots, most steps: an empty fluid queue, nothing to do)
-        age, oldest, waited_s, longest = fifo_waits(
-            qf, inst_f[b, i, F_AGE], inst_f[b, i, F_OLDEST], in1, adm1, q1, in_rps, adm2, q2, idle, tau, cap_rps
-        )
-        inst_f[b, i, F_AGE] = age
-        inst_f[b, i, F_OLDEST] = oldest
+        age, waited_s, longest = fifo_waits(inst_f, b, i, qf, in1, adm1, q1, in_rps, adm2, q2, idle, tau, cap_rps)
     failed = 0
     crashed = 0
     cpu = 0.0
@@ -664,7 +658,9 @@ def latency(b, s, m, waits, t_end):
     served = int(m[b, M_SERVED])
     if served > 0:
         fluid_wait = fluid_wait_sum / served
-        mean_wait = fluid_wait + stat_wait_sum / served
+        # every served request waited in a fluid queue or in the stationary one, so the mean is at most the longer
+        # of the two longest waits (the whole-request counts can be below the fluid's, which would inflate it)
+        mean_wait = min(fluid_wait + stat_wait_sum / served, max(max_fluid_wait, w_stat))
         p_wait = min(p_wait_sum / served, 1.0)
         lat_mean = svc + mean_wait
         lat_p95 = response_p95(svc, cv, mean_wait, p_wait)
