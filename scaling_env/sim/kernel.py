@@ -664,8 +664,8 @@ def latency(b, s, m, waits, t_end):
         p_wait = min(p_wait_sum / served, 1.0)
         lat_mean = svc + mean_wait
         lat_p95 = response_p95(svc, cv, mean_wait, p_wait)
-        svc_p95 = response_p95(svc, cv, 0.0, 0.0)
         if max_fluid_wait > 0.0:
+            svc_p95 = response_p95(svc, cv, 0.0, 0.0)
             # the p95 model has an exponential tail, but a fluid wait is at most the longest one: requests either
             # waited in a fluid queue (p95 <= longest + service p95) or in the stationary queue, and the p95 of
             # the mix is at most the larger of the two groups' p95 (the second only if it has any requests)
@@ -676,7 +676,9 @@ def latency(b, s, m, waits, t_end):
         # no request has waited longer than the episode has run (R = S + W <= S + t, so p95(R) <= p95(S) + t);
         # and the reported p95 is at least the mean (a p95 below the mean is possible when under 5 % of the
         # requests wait long, but the pair is reported as an upper quantile and a mean: docs/model.md 6.3)
-        lat_p95 = max(min(lat_p95, svc_p95 + t_end), lat_mean)
+        if lat_p95 > svc + t_end:  # (the bound below is at least svc + t_end: most steps need not compute it)
+            lat_p95 = min(lat_p95, response_p95(svc, cv, 0.0, 0.0) + t_end)
+        lat_p95 = max(lat_p95, lat_mean)
     elif backlog > 0:
         # nothing completed: report how long the queued requests have waited so far (the whole-request backlog
         # can be below the fluid queue that holds the ages, hence the bound)
