@@ -30,9 +30,38 @@ INST_F_FIELDS: tuple[tuple[str, str], ...] = (
     ("share", "share of the current step's arrivals routed to the slot (load_balancer.pool_shares)"),
     ("qfluid", "the fluid queue, unrounded (I_BACKLOG is it rounded); carries fractions of requests over steps"),
     ("dropc", "fractional drops not yet counted (carried over steps, so drop counts are exact in the long run)"),
-    ("age", "total time the queued requests have waited so far, request-seconds (FIFO bookkeeping)"),
+    # the queue as up to N_COHORTS arrival cohorts, oldest first (queueing.fifo_waits): cohort c holds n requests
+    # whose ages (s waited so far) are spread evenly between "old" and "young"
+    ("c0_n", "queued requests in the oldest arrival cohort"),
+    ("c0_old", "age of the oldest request of cohort 0, s"),
+    ("c0_young", "age of the youngest request of cohort 0, s"),
+    ("c1_n", "queued requests in arrival cohort 1"),
+    ("c1_old", "age of the oldest request of cohort 1, s"),
+    ("c1_young", "age of the youngest request of cohort 1, s"),
+    ("c2_n", "queued requests in arrival cohort 2 (the newest)"),
+    ("c2_old", "age of the oldest request of cohort 2, s"),
+    ("c2_young", "age of the youngest request of cohort 2, s"),
 )
-F_TIMER, F_LOAD, F_WEIGHT, F_SERVE, F_SHARE, F_QFLUID, F_DROPC, F_AGE = range(len(INST_F_FIELDS))
+(
+    F_TIMER,
+    F_LOAD,
+    F_WEIGHT,
+    F_SERVE,
+    F_SHARE,
+    F_QFLUID,
+    F_DROPC,
+    F_C0_N,
+    F_C0_OLD,
+    F_C0_YOUNG,
+    F_C1_N,
+    F_C1_OLD,
+    F_C1_YOUNG,
+    F_C2_N,
+    F_C2_OLD,
+    F_C2_YOUNG,
+) = range(len(INST_F_FIELDS))
+F_COHORTS = F_C0_N  # cohort c's (n, old, young) are columns F_COHORTS + 3c + (0, 1, 2)
+N_COHORTS = 3
 N_INST_F = check_columns("F_", tuple(f[0] for f in INST_F_FIELDS), globals())
 # columns of inst_i[b, i, :] (int64)
 INST_I_FIELDS: tuple[tuple[str, str], ...] = (
@@ -44,6 +73,13 @@ INST_I_FIELDS: tuple[tuple[str, str], ...] = (
 )
 I_STATE, I_BACKLOG, I_CHECKS, I_ARRIVALS, I_EVENT = range(len(INST_I_FIELDS))
 N_INST_I = check_columns("I_", tuple(f[0] for f in INST_I_FIELDS), globals())
+
+
+@njit(cache=True)
+def clear_cohorts(inst_f, b: int, i: int) -> None:
+    """Forget the arrival cohorts of slot i (its queue was emptied)."""
+    for j in range(3 * N_COHORTS):
+        inst_f[b, i, F_COHORTS + j] = 0.0
 
 
 @njit(cache=True)
@@ -74,7 +110,7 @@ def launch(inst_f, inst_i, rng, b: int, count: int, boot_mean: float, boot_jitte
             inst_f[b, i, F_LOAD] = 0.0
             inst_f[b, i, F_QFLUID] = 0.0
             inst_f[b, i, F_DROPC] = 0.0
-            inst_f[b, i, F_AGE] = 0.0
+            clear_cohorts(inst_f, b, i)
             started += 1
             top = i + 1
     return started, top
@@ -145,7 +181,7 @@ def scale_in(inst_f, inst_i, b: int, count: int, hi: int) -> int:
             lost += inst_i[b, best, I_BACKLOG]
             inst_i[b, best, I_BACKLOG] = 0
             inst_f[b, best, F_QFLUID] = 0.0
-            inst_f[b, best, F_AGE] = 0.0
+            clear_cohorts(inst_f, b, best)
             inst_i[b, best, I_STATE] = OFF
     return lost
 
@@ -159,7 +195,7 @@ def crash(inst_f, inst_i, b: int, i: int) -> int:
     inst_i[b, i, I_CHECKS] = 0
     inst_f[b, i, F_LOAD] = 0.0
     inst_f[b, i, F_QFLUID] = 0.0
-    inst_f[b, i, F_AGE] = 0.0
+    clear_cohorts(inst_f, b, i)
     return lost
 
 

@@ -93,7 +93,6 @@ from ..fields import (
 from .instances import (
     BOOTING,
     DRAINING,
-    F_AGE,
     F_DROPC,
     F_LOAD,
     F_QFLUID,
@@ -110,6 +109,7 @@ from .instances import (
     UNHEALTHY,
     WARM,
     bounded_change,
+    clear_cohorts,
     count_state,
     counted,
     crash,
@@ -189,7 +189,7 @@ def step_cluster(b, s, out, action):
     to_booting = route_arrivals(b, s, m, hi, arrivals, pool_at_start, n_boot)
     waits = serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool)
     lifecycle(b, s, m, hi)
-    backlog = latency(b, s, m, waits)
+    backlog = latency(b, s, m, waits, t0 + dt)
     advance_clocks(b, s, t0, dt, k)
     finish_step(b, s, out, backlog_before + arrivals, backlog, t0 + dt, k)
 
@@ -401,8 +401,9 @@ def route_arrivals(b, s, m, hi, arrivals, pool_at_start, n_boot):
 @njit(**_KERNEL)
 def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool):
     """6. Serving and billing of every slot. Returns the waits of the step's served requests: (fluid wait
-    request-s, age of the requests still queued request-s, stationary wait request-s, requests that waited,
-    longest fluid wait s, stationary mean wait s, stationary P(wait))."""
+    request-s, age of the requests still queued request-s, requests served through the stationary queue,
+    stationary wait request-s, requests that waited, longest fluid wait s, stationary mean wait s, stationary
+    P(wait))."""
     p, inst_f, inst_i = s.params, s.inst_f, s.inst_i
     dt = p[b, P_DT]
     conc = int(p[b, P_CONC])
@@ -420,6 +421,7 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool)
     fluid_wait_sum = 0.0  # waiting of the step's served requests in fluid queues, request-seconds
     queued_age = 0.0  # age of the requests still queued at the end, request-seconds
     stat_wait_sum = 0.0
+    stat_served = 0.0  # served requests that found the fluid queue empty (the stationary queue's)
     p_wait_sum = 0.0
     max_fluid_wait = 0.0
     cpu_sum = 0.0
@@ -442,7 +444,7 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool)
             failed += inst_i[b, i, I_ARRIVALS] + inst_i[b, i, I_BACKLOG]
             inst_i[b, i, I_BACKLOG] = 0
             inst_f[b, i, F_QFLUID] = 0.0
-            inst_f[b, i, F_AGE] = 0.0
+            clear_cohorts(inst_f, b, i)
         elif st == UNHEALTHY:
             if inst_f[b, i, F_TIMER] >= 0.0:  # being replaced: billed until terminated
                 bill = min(inst_f[b, i, F_TIMER], dt)
@@ -451,7 +453,7 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool)
                     inst_i[b, i, I_STATE] = OFF
         # a slot still booting, with nothing routed or queued to it, has nothing to do
         elif not (st == BOOTING and not to_booting and inst_f[b, i, F_SERVE] <= 0.0 and inst_i[b, i, I_BACKLOG] == 0):
-            done, lost, fail, crashed, bill, cpu, mem, waited_s, age, longest, stat_w, p_w = serve_slot(
+            done, lost, fail, crashed, bill, cpu, mem, waited_s, age, longest, stat_n, stat_w, p_w = serve_slot(
                 b, i, s, st, to_booting, w_stat, p_stat, p_block
             )
             served += done
@@ -467,6 +469,7 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool)
                 cpu_max = max(cpu_max, cpu)
                 mem_max = max(mem_max, mem)
                 n_serving += 1
+                stat_served += stat_n
                 stat_wait_sum += stat_w
                 p_wait_sum += p_w
         inst_seconds += bill
@@ -482,7 +485,7 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool)
     m[b, M_MEM_MAX] = mem_max
     m[b, M_BILLED] = billed
     m[b, M_INST_SECONDS] = inst_seconds
-    return fluid_wait_sum, queued_age, stat_wait_sum, p_wait_sum, max_fluid_wait, w_stat, p_stat
+    return fluid_wait_sum, queued_age, stat_served, stat_wait_sum, p_wait_sum, max_fluid_wait, w_stat, p_stat
 
 
 @njit(inline="always", **_KERNEL)
@@ -491,8 +494,8 @@ def serve_slot(b, i, s, st, to_booting, w_stat, p_stat, p_block):
     served requests, memory, an overload crash and the end of a drain.
 
     Returns (served, dropped, failed, crashed, billed s, CPU, memory (-1 if it did not serve), fluid wait of its
-    served requests request-s, age of its queue request-s, longest fluid wait s, stationary wait request-s,
-    requests that waited)."""
+    served requests request-s, age of its queue request-s, longest fluid wait s, requests served through the
+    stationary queue, their stationary wait request-s, requests that waited)."""
     p, inst_f, inst_i = s.params, s.inst_f, s.inst_i
     dt = p[b, P_DT]
     conc = int(p[b, P_CONC])
@@ -508,12 +511,12 @@ def serve_slot(b, i, s, st, to_booting, w_stat, p_stat, p_block):
     age = 0.0
     longest = 0.0
     if qf > 0.0 or area > 0.0:  # (most slots, most steps: an empty fluid queue, nothing to do)
-        age, waited_s, longest = fifo_waits(qf, inst_f[b, i, F_AGE], adm1, adm2, q2, area, idle, tau, cap_rps)
-        inst_f[b, i, F_AGE] = age
+        age, waited_s, longest = fifo_waits(inst_f, b, i, qf, in1, adm1, q1, in_rps, adm2, q2, idle, tau, cap_rps)
     failed = 0
     crashed = 0
     cpu = 0.0
     mem = -1.0
+    stat_n = 0.0
     stat_w = 0.0
     p_w = 0.0
     if tau > 0.0:
@@ -533,7 +536,8 @@ def serve_slot(b, i, s, st, to_booting, w_stat, p_stat, p_block):
             waited = min(float(done), qf + in1 * idle + in_rps * busy)
             if st != DRAINING:
                 # the stationary queue is for requests that found the fluid queue empty
-                stat_w = (done - waited) * w_stat
+                stat_n = done - waited
+                stat_w = stat_n * w_stat
                 p_w = waited + (done - waited) * p_stat
             else:
                 p_w = waited
@@ -554,7 +558,7 @@ def serve_slot(b, i, s, st, to_booting, w_stat, p_stat, p_block):
             failed += q_end
             inst_i[b, i, I_BACKLOG] = 0
             inst_i[b, i, I_STATE] = OFF
-    return done, dropped, failed, crashed, bill, cpu, mem, waited_s, age, longest, stat_w, p_w
+    return done, dropped, failed, crashed, bill, cpu, mem, waited_s, age, longest, stat_n, stat_w, p_w
 
 
 @njit(inline="always", **_KERNEL)
@@ -642,10 +646,10 @@ def lifecycle(b, s, m, hi):
 
 
 @njit(**_KERNEL)
-def latency(b, s, m, waits):
+def latency(b, s, m, waits, t_end):
     """8. Mean and p95 response time of the step's served requests (none served: the age of the queue);
     returns the backlog at the end of the step."""
-    fluid_wait_sum, queued_age, stat_wait_sum, p_wait_sum, max_fluid_wait, w_stat, p_stat = waits
+    fluid_wait_sum, queued_age, stat_served, stat_wait_sum, p_wait_sum, max_fluid_wait, w_stat, p_stat = waits
     svc = s.params[b, P_SVC]
     cv = s.params[b, P_SVC_CV]
     backlog = 0
@@ -654,19 +658,31 @@ def latency(b, s, m, waits):
     served = int(m[b, M_SERVED])
     if served > 0:
         fluid_wait = fluid_wait_sum / served
-        mean_wait = fluid_wait + stat_wait_sum / served
+        # every served request waited in a fluid queue or in the stationary one, so the mean is at most the longer
+        # of the two longest waits (the whole-request counts can be below the fluid's, which would inflate it)
+        mean_wait = min(fluid_wait + stat_wait_sum / served, max(max_fluid_wait, w_stat))
         p_wait = min(p_wait_sum / served, 1.0)
         lat_mean = svc + mean_wait
         lat_p95 = response_p95(svc, cv, mean_wait, p_wait)
         if max_fluid_wait > 0.0:
+            svc_p95 = response_p95(svc, cv, 0.0, 0.0)
             # the p95 model has an exponential tail, but a fluid wait is at most the longest one: requests either
             # waited in a fluid queue (p95 <= longest + service p95) or in the stationary queue, and the p95 of
-            # the mix is at most the larger of the two groups' p95
-            bound = max(max_fluid_wait + response_p95(svc, cv, 0.0, 0.0), response_p95(svc, cv, w_stat, p_stat))
-            lat_p95 = max(min(lat_p95, bound), lat_mean)
+            # the mix is at most the larger of the two groups' p95 (the second only if it has any requests)
+            bound = max_fluid_wait + svc_p95
+            if stat_served > 0.0:
+                bound = max(bound, response_p95(svc, cv, w_stat, p_stat))
+            lat_p95 = min(lat_p95, bound)
+        # no request has waited longer than the episode has run (R = S + W <= S + t, so p95(R) <= p95(S) + t);
+        # and the reported p95 is at least the mean (a p95 below the mean is possible when under 5 % of the
+        # requests wait long, but the pair is reported as an upper quantile and a mean: docs/model.md 6.3)
+        if lat_p95 > svc + t_end:  # (the bound below is at least svc + t_end: most steps need not compute it)
+            lat_p95 = min(lat_p95, response_p95(svc, cv, 0.0, 0.0) + t_end)
+        lat_p95 = max(lat_p95, lat_mean)
     elif backlog > 0:
-        # nothing completed: report how long the queued requests have waited so far
-        lat_mean = svc + queued_age / backlog
+        # nothing completed: report how long the queued requests have waited so far (the whole-request backlog
+        # can be below the fluid queue that holds the ages, hence the bound)
+        lat_mean = svc + min(queued_age / backlog, t_end)
         lat_p95 = lat_mean
     else:
         lat_mean = 0.0
