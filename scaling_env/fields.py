@@ -73,7 +73,11 @@ INFO_FIELDS: tuple[tuple[str, str], ...] = (
         "mean response time of the step's served requests, s (none served: how long the queued "
         "requests have waited so far; nothing queued either: 0)",
     ),
-    ("latency_p95_s", "p95 response time of the step's served requests, s (none served: as latency_mean_s)"),
+    (
+        "latency_p95_s",
+        "p95 response time of the step's served requests, s, reported at least latency_mean_s (none served: as "
+        "latency_mean_s; docs/model.md section 6.3)",
+    ),
     ("cpu_utilization", "mean CPU utilisation of serving instances"),
     ("memory_utilization", "mean memory use / limit of serving instances"),
     ("cpu_max", "highest CPU utilisation of a serving instance"),
