@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 
 from scaling_env import EnvConfig
+from scaling_env.sim import bounded_changes
 
 from .base import info_array
 
@@ -27,13 +28,10 @@ Rounding = Literal["nearest", "up"]
 
 
 def controlled_count(info: dict[str, Any], config: EnvConfig) -> np.ndarray:
-    """The instance count the env's actions change (docs/model.md section 2), from the step's info:
-    booting + warm + crashed-but-undetected, plus unhealthy ones when they are kept rather than replaced."""
-    n = info_array(info, "instances_warm") + info_array(info, "instances_booting")
-    n = n + info_array(info, "instances_failed")
-    if not config.failures.replace_unhealthy:
-        n = n + info_array(info, "instances_unhealthy")
-    return np.rint(n).astype(np.int64)
+    """The instance count the env's actions change (docs/model.md section 2), as the step's info reports it
+    (``instances_controlled``: booting + warm + crashed-but-undetected + unhealthy ones kept until replaced,
+    counted by the kernel's own rule, ``scaling_env.sim.counted``). ``config`` is kept for the signature."""
+    return np.rint(info_array(info, "instances_controlled")).astype(np.int64)
 
 
 def counts_reached(current: np.ndarray, config: EnvConfig, actions: np.ndarray | None = None) -> np.ndarray:
@@ -44,8 +42,8 @@ def counts_reached(current: np.ndarray, config: EnvConfig, actions: np.ndarray |
     steps = np.asarray(sc.scale_steps, dtype=np.int64)
     current = np.asarray(current, dtype=np.int64).reshape(-1)
     if actions is None:
-        return np.clip(current[:, None] + steps[None, :], sc.min_instances, sc.max_instances)
-    return np.clip(current + steps[actions], sc.min_instances, sc.max_instances)
+        return current[:, None] + bounded_changes(current[:, None], steps[None, :], sc.min_instances, sc.max_instances)
+    return current + bounded_changes(current, steps[actions], sc.min_instances, sc.max_instances)
 
 
 def action_for_change(

@@ -26,6 +26,7 @@ from scaling_env.resources import config_dir
 
 from .base import Policy, PolicyBase, PolicyConfigError, validate_params
 from .references.oracle import OraclePolicy
+from .references.planner import PlannerPolicy
 from .references.static import StaticPolicy
 from .rules.hpa import HpaPolicy
 from .rules.kpa import KpaPolicy
@@ -46,6 +47,7 @@ POLICIES: dict[str, type[PolicyBase]] = {
         KpaPolicy,
         PredictivePolicy,
         OraclePolicy,
+        PlannerPolicy,
     )
 }
 

@@ -13,8 +13,10 @@ passed; the rate is steps / elapsed time of the measured window):
   default config, driven by a CPU rule on ``info["cpu_utilization"]`` (action 3 = +1 instance above 0.7,
   1 = -1 below 0.3, else 2 = hold), and by a constant hold action; ``reset()`` at truncation is timed too.
 * the native vector env, ``gymnasium.make_vec(..., num_envs=B, vectorization_mode="vector_entry_point")``,
-  at each B: with the default threading choice (threads when B >= 256) and with the other choice
-  (``parallel=False`` where the default uses threads, ``parallel=True`` where it does not). The
+  at each B: with the default threading choice (serial below B = 256; from B = 256 on, ``AutoKernel`` picks threads
+  or serial by measured time per call) and with the other fixed choice (``parallel=False`` where the default may
+  use threads, ``parallel=True`` where it does not). ``--busy N`` keeps N extra CPUs busy (``while True: pass``
+  processes) during the cases, to measure the choice on a busy machine. The
   autoreset (next-step, the default; episodes are 240 steps) is timed. Actions: the CPU rule vectorised
   with ``np.where`` (``--vec-policy rule``, default) or a fixed pre-generated random array (``--vec-policy random``).
 * ``CartPole-v1`` by ``gymnasium.make`` (fixed pre-generated random actions, ``reset()`` when done) and
@@ -245,7 +247,6 @@ def bench_scaling_vector(
     kwargs = {} if parallel is None else {"parallel": parallel}
     env = gym.make_vec(ENV_ID, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs)
     uenv = env.unwrapped
-    threads = bool(uenv.sim.parallel)
     _, info = env.reset(seed=seed)
     step = env.step
     if vec_policy == "rule":
@@ -269,6 +270,7 @@ def bench_scaling_vector(
             state["k"] = (k + 1) & (rows - 1)
 
     calls, secs, rates = _timed_loop(step_once, warmup, duration)
+    threads = bool(uenv.sim.parallel)  # with the default (AutoKernel) the choice it has come to
     warm = float(np.mean(uenv.sim.metrics[:, 11]))  # M_WARM of the last step (a rough sanity figure)
     threading_layer = None
     if threads:
@@ -373,7 +375,7 @@ def build_cases(batch_sizes: list[int]) -> list[dict]:
         {"name": "CartPole single", "kind": "cartpole_single", "B": 1},
     ]
     for b in batch_sizes:
-        default_threads = b >= 256  # the documented default of ServerlessScalingVectorEnv(parallel=None)
+        default_threads = b >= 256  # the default (parallel=None) may use threads from B = 256 on (AutoKernel)
         cases.append({"name": f"scaling vector B={b}, default", "kind": "scaling_vector", "B": b, "parallel": None})
         cases.append(
             {
@@ -455,6 +457,8 @@ def report(meta: dict, results: list[dict], compile_times: dict | None) -> str:
     lines.append(f"- CPU: {meta['cpu']} ({meta['cpus']} logical CPUs), numba threads: {meta['numba_threads']}")
     lines.append(f"- code: {meta['git']}")
     lines.append(f"- Python {v['python']}, numpy {v['numpy']}, numba {v['numba']}, gymnasium {v['gymnasium']}")
+    if meta.get("busy"):
+        lines.append(f"- {meta['busy']} extra CPU(s) kept busy by --busy during the cases")
     procs = "one process for all cases" if meta["in_process"] else "one fresh subprocess per case"
     lines.append(
         f"- per case: {meta['warmup']:g} s warm-up, {meta['duration']:g} s measured; vector actions: "
@@ -576,24 +580,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--no-compile", action="store_true", help="skip the numba compile-time measurement")
     p.add_argument("--only", default=None, help="run only cases whose name contains this text")
+    p.add_argument(
+        "--busy", type=int, default=0, help="keep this many extra CPUs busy (while True: pass) during the cases"
+    )
     p.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run one case (JSON) and print its result
     return p.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.worker:
-        case = json.loads(args.worker)
-        print(json.dumps(run_case(case, args.warmup, args.duration, args.vec_policy, args.seed)))
-        return 0
-
-    t_start = time.perf_counter()
-    loadavg_start = os.getloadavg()
-    batch_sizes = [int(x) for x in args.batch_sizes.split(",") if x.strip()]
-    cases = build_cases(batch_sizes)
-    if args.only:
-        cases = [c for c in cases if args.only in c["name"]]
-
+def run_cases(cases: list[dict], args: argparse.Namespace) -> list[dict]:
+    """Run each case (in its own subprocess unless ``--in-process``): its figures and the other processes' load."""
     results: list[dict] = []
     for case in cases:
         print(f"... {case['name']}", file=sys.stderr, flush=True)
@@ -630,6 +625,30 @@ def main(argv: list[str] | None = None) -> int:
         if r["target"] is not None:
             r["pass"] = r["steps_per_s"] >= r["target"]
         results.append(r)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.worker:
+        case = json.loads(args.worker)
+        print(json.dumps(run_case(case, args.warmup, args.duration, args.vec_policy, args.seed)))
+        return 0
+
+    t_start = time.perf_counter()
+    loadavg_start = os.getloadavg()
+    batch_sizes = [int(x) for x in args.batch_sizes.split(",") if x.strip()]
+    cases = build_cases(batch_sizes)
+    if args.only:
+        cases = [c for c in cases if args.only in c["name"]]
+
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
+    try:
+        results = run_cases(cases, args)
+    finally:
+        for proc in busy:
+            proc.kill()
+            proc.wait()
 
     compile_times = None
     if not args.no_compile:
@@ -651,6 +670,7 @@ def main(argv: list[str] | None = None) -> int:
         "batch_sizes": batch_sizes,
         "vec_policy": args.vec_policy,
         "in_process": args.in_process,
+        "busy": args.busy,
         "seed": args.seed,
         "targets": {"single_steps_per_s": TARGET_SINGLE, "vector_env_steps_per_s_at_B1024": TARGET_VECTOR},
         "reference": REFERENCE,

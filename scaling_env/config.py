@@ -348,7 +348,9 @@ class RewardWeights(_Strict):
     cost: float = Field(
         1.0, ge=0.0, description="scales cost / cost of max_instances serving at full concurrency for one step"
     )
-    slo_violation: float = Field(1.0, ge=0.0, description="scales 1 if p95 latency > SLO in the step")
+    slo_violation: float = Field(
+        1.0, ge=0.0, description="scales 1 if p95 latency > SLO or the lost share > slo_max_lost_share in the step"
+    )
     dropped: float = Field(10.0, ge=0.0, description="scales the share of the step's arrivals dropped")
     failed: float = Field(10.0, ge=0.0, description="scales the share of the step's arrivals failed")
     scaling: float = Field(0.01, ge=0.0, description="scales |instances added or removed| / max |scale_step|")
@@ -356,6 +358,13 @@ class RewardWeights(_Strict):
 
 class RewardConfig(_Strict):
     slo_p95_seconds: float = Field(0.5, gt=0.0, description="latency objective: p95 of the step, seconds")
+    slo_max_lost_share: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="a step whose lost share (dropped + failed) / (previous backlog + arrivals) exceeds this "
+        "violates the SLO even if its p95 is met",
+    )
     weights: RewardWeights = Field(default_factory=RewardWeights)
 
 
@@ -465,9 +474,14 @@ def read_yaml_mapping(path: str | Path, what: str = "config") -> dict[str, Any]:
     """The mapping a YAML file holds ({} for an empty file); errors name the file and say what is wrong."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode("utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read {what} file ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}: line {line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); save the {what} file as UTF-8"
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -15,6 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from .config import EnvConfig
+from .files import atomic_path
 
 STATE_COLOURS = {
     "instances_warm": ("warm", "#2ca02c"),
@@ -85,7 +86,12 @@ def dashboard_figure(
     violated = trace["slo_violated"] > 0.5
     if violated.any():
         ax.scatter(
-            minutes[violated], p95[violated], s=8, color="#d62728", label="SLO violated (p95, or > 5 % lost)", zorder=3
+            minutes[violated],
+            p95[violated],
+            s=8,
+            color="#d62728",
+            label="SLO violated (p95, or too many lost)",
+            zorder=3,
         )
     ax.set_yscale("log")
     ax.set_title("p95 latency against the SLO")
@@ -117,8 +123,8 @@ def dashboard_figure(
 def save_dashboard(trace: dict[str, np.ndarray], config: EnvConfig, path: str | Path, title: str = "") -> Path:
     """Write the dashboard of one episode as a PNG; returns the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    dashboard_figure(trace, config, title).savefig(path)
+    with atomic_path(path) as tmp:  # a reader never sees half a PNG
+        dashboard_figure(trace, config, title).savefig(tmp, format=path.suffix.lstrip(".") or "png")
     return path
 
 

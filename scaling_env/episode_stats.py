@@ -9,7 +9,7 @@ Definitions (one episode):
 - ``reward``: sum of the step rewards; ``reward_<part>``: sum of each weighted reward component.
 - ``cost_usd``: sum of the step costs.
 - ``slo_violation_share``: share of steps that violated the SLO (``info["slo_violated"]``: p95 above it, or
-  more than 5 % of the step's requests lost).
+  more than ``reward.slo_max_lost_share``, default 5 %, of the step's requests lost).
 - ``p95_s``: 95th percentile of the steps' p95 latencies, each step weighted by the requests that arrived in it
   (the latency that steps carrying 95 % of the traffic stayed under; the p95 is of the served requests, and
   saturates at about max_queue / capacity + the service p95 when queues are full: 1.3 s in the scenarios).
@@ -30,7 +30,10 @@ from .fields import REWARD_NAMES
 METRICS: tuple[tuple[str, str], ...] = (
     ("reward", "sum of step rewards"),
     ("cost_usd", "total cost, USD"),
-    ("slo_violation_share", "share of steps that violated the SLO (p95 above it, or > 5 % of requests lost)"),
+    (
+        "slo_violation_share",
+        "share of steps that violated the SLO (p95 above it, or > reward.slo_max_lost_share of requests lost)",
+    ),
     ("p95_s", "95th percentile of step p95 latency, weighted by arrivals, s"),
     ("dropped_share", "dropped requests / arrivals"),
     ("failed_share", "failed requests / arrivals"),

@@ -73,7 +73,11 @@ INFO_FIELDS: tuple[tuple[str, str], ...] = (
         "mean response time of the step's served requests, s (none served: how long the queued "
         "requests have waited so far; nothing queued either: 0)",
     ),
-    ("latency_p95_s", "p95 response time of the step's served requests, s (none served: as latency_mean_s)"),
+    (
+        "latency_p95_s",
+        "p95 response time of the step's served requests, s, reported at least latency_mean_s (none served: as "
+        "latency_mean_s; docs/model.md section 6.3)",
+    ),
     ("cpu_utilization", "mean CPU utilisation of serving instances"),
     ("memory_utilization", "mean memory use / limit of serving instances"),
     ("cpu_max", "highest CPU utilisation of a serving instance"),
@@ -88,8 +92,8 @@ INFO_FIELDS: tuple[tuple[str, str], ...] = (
     ("cost_usd", "cost of the step, USD (instance memory-seconds + requests)"),
     (
         "slo_violated",
-        "1 if the step's p95 latency exceeded the SLO, or more than 5 % of its requests were lost "
-        "(dropped or failed: never answered in time)",
+        "1 if the step's p95 latency exceeded the SLO (reward.slo_p95_seconds), or more than "
+        "reward.slo_max_lost_share (default 5 %) of its requests were lost (dropped or failed: never answered in time)",
     ),
     ("scale_requested", "change in instance count asked for by the action"),
     ("scale_applied", "change in instance count applied (after bounds and cooldowns)"),
@@ -99,6 +103,11 @@ INFO_FIELDS: tuple[tuple[str, str], ...] = (
     ("dropped_share", "dropped / (previous backlog + arrivals)"),
     ("failed_share", "failed / (previous backlog + arrivals)"),
     ("time_s", "simulated seconds since episode start, at the end of the step"),
+    (
+        "instances_controlled",
+        "instances the autoscaler controls at the end of the step, the count an action changes (booting, warm, "
+        "undetected failed, and unhealthy ones kept until replaced)",
+    ),
 )
 INFO_NAMES: tuple[str, ...] = tuple(f[0] for f in INFO_FIELDS)
 (
@@ -130,13 +139,17 @@ INFO_NAMES: tuple[str, ...] = tuple(f[0] for f in INFO_FIELDS)
     M_DROPPED_SHARE,
     M_FAILED_SHARE,
     M_TIME,
+    M_CONTROLLED,
 ) = range(len(INFO_FIELDS))
 N_METRICS = len(INFO_FIELDS)
 
 # reward components, named like the config weights (RewardWeights) that scale them
 REWARD_COMPONENTS: tuple[tuple[str, str], ...] = (
     ("cost", "cost_usd / (cost of max_instances serving at full concurrency for one step)"),
-    ("slo_violation", "slo_violated: 1 if p95 latency > SLO or more than 5 % of the requests were lost"),
+    (
+        "slo_violation",
+        "slo_violated: 1 if p95 latency > SLO or more than reward.slo_max_lost_share of the requests were lost",
+    ),
     ("dropped", "dropped_share"),
     ("failed", "failed_share"),
     ("scaling", "|scale_applied| / max |scale_steps|"),

@@ -22,7 +22,8 @@ from typing import Any
 
 from .config import ConfigError, EnvConfig, TraceWorkload, read_yaml_mapping
 from .resources import config_dir
-from .traces import TraceError, TraceNotFoundError, find_trace, load_trace
+from .traces import TraceError, TraceNotFoundError, find_trace
+from .workload import Workload
 
 SCENARIO_DIR = config_dir("scenarios")  # configs/scenarios of the checkout, or its installed copy
 
@@ -93,8 +94,11 @@ def load_scenario(spec: str | Path, traces_dir: str | Path | None = None) -> Sce
             found = find_trace(shape.path, traces_dir)
         except TraceNotFoundError as exc:
             raise TraceNotFoundError(f"scenario {path.stem} ({path}): {exc}") from None
-        load_trace(found, shape.missing, interval_seconds=shape.interval_seconds)  # check it now, not at a reset
         config = config.with_updates({"workload": {"shape": {"path": str(found)}}})
+    try:
+        Workload(config)  # reads and checks the trace and its window now, not at the first reset
+    except ConfigError as exc:
+        raise ConfigError(f"scenario {path.stem} ({path}): {exc}") from None
     return Scenario(path.stem, description, config, path)
 
 

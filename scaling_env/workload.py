@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import (
+    ConfigError,
     ConstantWorkload,
     DiurnalWorkload,
     EnvConfig,
@@ -125,7 +126,8 @@ class EpisodeWorkload:
 
 class Workload:
     """Draws the episode workload at each reset from the env's generator. A trace is loaded (and checked) here,
-    once, so a bad file fails when the env is made."""
+    once, so a bad file fails when the env is made: :class:`~scaling_env.config.ConfigError` (a ValueError)
+    names the trace and the field for a trace that cannot give the configured load."""
 
     def __init__(self, config: EnvConfig) -> None:
         self.config = config
@@ -139,15 +141,15 @@ class Workload:
                 assert shape.counts is not None and shape.interval_seconds is not None
                 self.trace = trace_from_counts(shape.counts, shape.interval_seconds)
             if shape.start == "fixed" and not shape.loop and shape.start_offset_seconds >= self.trace.duration_seconds:
-                raise ValueError(
+                raise ConfigError(
                     f"{self.trace.source}: workload.shape.start_offset_seconds "
                     f"({shape.start_offset_seconds:g}) is past the trace's end "
                     f"({self.trace.duration_seconds:g} s) and loop is off: the episode would have no load"
                 )
             if shape.rescale != "none" and self.trace.total <= 0.0:
-                raise ValueError(
-                    f"{self.trace.source}: the trace has no requests, so it cannot be rescaled to a "
-                    f"{shape.rescale} rate"
+                raise ConfigError(
+                    f"{self.trace.source}: the trace has no requests, so workload.shape.rescale: {shape.rescale} "
+                    f"cannot scale it to a {shape.rescale} rate of {shape.target_rps:g} requests/s"
                 )
 
     @property

@@ -207,10 +207,81 @@ def test_a_small_waiting_room_blocks_as_mmck_says(room):
     assert waited / served == pytest.approx(wait, rel=0.1, abs=1e-4)
 
 
+def _slot(*cohorts: tuple[float, float, float]) -> np.ndarray:
+    """inst_f of one cluster with one slot whose queue holds the given (n, oldest age, youngest age) cohorts."""
+    from scaling_env.sim.instances import F_COHORTS, N_INST_F
+
+    inst_f = np.zeros((1, 1, N_INST_F))
+    for c, (n, old, young) in enumerate(cohorts):
+        inst_f[0, 0, F_COHORTS + 3 * c : F_COHORTS + 3 * c + 3] = (n, old, young)
+    return inst_f
+
+
 def test_longest_fluid_wait_includes_the_first_cold_start_arrival():
     from scaling_env.sim.queueing import fifo_waits
 
-    # empty queue, 10 s cold start with 200 arrivals, then 5 s of service at 100 req/s with 100 more arrivals
-    q_end = 200 + 100 - 500.0 if 200 + 100 > 500 else 0.0
-    _, _, longest = fifo_waits(0.0, 0.0, 200.0, 100.0, q_end, 1250.0, 10.0, 5.0, 100.0)
+    # empty queue, 10 s cold start with 200 arrivals (20 req/s), then 5 s of service at 100 req/s with 100 more
+    # arrivals: the queue of 200 empties after 200 / 80 = 2.5 s; the first arrival (t = 0) leaves at 10 s
+    inst_f = _slot()
+    _, waited, longest = fifo_waits(inst_f, 0, 0, 0.0, 20.0, 200.0, 200.0, 20.0, 100.0, 0.0, 10.0, 5.0, 100.0)
     assert longest == pytest.approx(10.0)
+    # request j of the 250 that went through the queue (200 + 20 * 2.5) leaves at 10 + j / 100 and arrived at
+    # j / 20: waits 10 - 0.04 j, summed over j = 0..249: 2500 - 0.04 * 249 * 250 / 2
+    assert waited == pytest.approx(2500.0 - 0.04 * 249 * 250 / 2)
+    assert not inst_f.any()  # nothing left queued
+
+
+def test_a_cohort_that_arrived_together_keeps_its_age():
+    from scaling_env.sim.queueing import fifo_waits
+
+    # 100 requests that have all waited 600 s; 1 s of service at 100 req/s, no arrivals: each waits 600 + j/100
+    inst_f = _slot((100.0, 600.0, 600.0))
+    age, waited, longest = fifo_waits(inst_f, 0, 0, 100.0, 0.0, 0.0, 100.0, 0.0, 0.0, 0.0, 0.0, 1.0, 100.0)
+    assert waited == pytest.approx(100 * 600.0 + 0.01 * 99 * 100 / 2)
+    assert longest == pytest.approx(600.99)  # was: twice the mean age, 1,200 s
+    assert age == 0.0
+
+
+def test_a_queue_that_fills_early_keeps_the_ages_of_its_arrivals():
+    from scaling_env.sim.instances import F_COHORTS
+    from scaling_env.sim.queueing import fifo_waits
+
+    # an empty queue of 1,000 places, 10 s at 1,000 req/s into 100 req/s of service: full after 1000/900 s; the
+    # 1,000 left at the end are the 1,000 newest admitted; those admitted after the fill came one per place freed
+    # (100 req/s) over the last 10 - 1.111 s, so 889 of them and 111 from the end of the filling stretch
+    t_f = 1000.0 / 900.0
+    adm2 = 1000.0 * t_f + 100.0 * (10.0 - t_f)
+    inst_f = _slot()
+    age, waited, longest = fifo_waits(inst_f, 0, 0, 0.0, 0.0, 0.0, 0.0, 1000.0, adm2, 1000.0, 0.0, 10.0, 100.0)
+    n_late = 100.0 * (10.0 - t_f)
+    n_early = 1000.0 - n_late
+    # ages at t = 10: the late ones evenly 0 .. 10 - t_f, the early ones arrived evenly over [t_f - n_early/1000, t_f]
+    expected = n_late * (10.0 - t_f) / 2 + n_early * (10.0 - t_f + n_early / 2000.0)
+    assert age == pytest.approx(expected)
+    # kept as one cohort of this step: 1,000 requests, the total age kept, no older than the oldest left
+    n, old, young = inst_f[0, 0, F_COHORTS : F_COHORTS + 3]
+    assert n == pytest.approx(1000.0) and n * (old + young) / 2 == pytest.approx(expected)
+    assert old <= 10.0 - t_f + n_early / 1000.0 + 1e-9 and young >= 0.0
+    # the 1,000 served arrived in the first second: request j arrived at j/1000 and left at j/100
+    assert waited == pytest.approx(sum(j / 100 - j / 1000 for j in range(1000)))
+    assert longest == pytest.approx(999 * 0.009)
+
+
+def test_a_flash_crowd_and_the_trickle_after_it_stay_apart():
+    from scaling_env.sim.instances import F_COHORTS, N_COHORTS
+    from scaling_env.sim.queueing import fifo_waits
+
+    # three steps of 10 s: 400 req/s for 10 s, then 20 req/s; 100 req/s of service, room for 10,000
+    inst_f = _slot()
+    fifo_waits(inst_f, 0, 0, 0.0, 0.0, 0.0, 0.0, 400.0, 4000.0, 3000.0, 0.0, 10.0, 100.0)
+    fifo_waits(inst_f, 0, 0, 3000.0, 0.0, 0.0, 3000.0, 20.0, 200.0, 2200.0, 0.0, 10.0, 100.0)
+    cohorts = inst_f[0, 0, F_COHORTS : F_COHORTS + 3 * N_COHORTS].reshape(N_COHORTS, 3)
+    # left: arrivals of the crowd from 5 s to 10 s (2,000, ages 10..15 s) and the trickle's 200 (ages 0..10 s)
+    np.testing.assert_allclose(cohorts[0], (2000.0, 15.0, 10.0), rtol=1e-6)
+    np.testing.assert_allclose(cohorts[1], (200.0, 10.0, 0.0), rtol=1e-6, atol=1e-9)
+    # the next 10 s serve the 1,000 oldest: request j arrived 15 - j/400 s before the step and leaves j/100 s
+    # into it, so it waits 15 + 0.0075 j: mean 15 + 0.0075 * 999/2 (even spreads between 0 and twice the mean age
+    # of all 2,200 said 13.6 + ..., about 8 % less, and then too much once the trickle is served)
+    _, waited, longest = fifo_waits(inst_f, 0, 0, 2200.0, 0.0, 0.0, 2200.0, 20.0, 200.0, 1400.0, 0.0, 10.0, 100.0)
+    assert waited / 1000 == pytest.approx(15.0 + 0.0075 * 999 / 2)
+    assert longest == pytest.approx(15.0 + 0.0075 * 999)

@@ -3,7 +3,9 @@
 ``scaling-env benchmark`` (or ``python -m agents.experiments.benchmark``) runs policies x scenarios x seeds. Each
 (scenario, policy) pair is one job: its episodes run as one batch, one seed per cluster, so a job's numbers
 depend only on its seeds, never on which worker process ran it or how many there were. It writes into the output
-folder:
+folder (``--out``; by default a new ``results/benchmark/<timestamp>``; an existing non-empty one is refused unless
+``--overwrite``, and a folder another benchmark is writing is refused), filled under a temporary name and renamed
+when complete, so it never holds a partial or mixed result:
 
 - ``episodes.csv`` and ``episodes.json``: one row per policy x scenario x seed with the metrics of
   ``scaling_env.episode_stats`` and ``cost_ratio_to_oracle`` (the episode's cost / the oracle's on the same
@@ -30,6 +32,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from scaling_env.config import ConfigError
 from scaling_env.episode_stats import METRIC_NAMES
+from scaling_env.files import OutputExistsError, OutputLock, atomic_dir, output_lock
 from scaling_env.scenarios import Scenario, load_scenarios
 from scaling_env.traces import TraceError
 
@@ -61,6 +64,7 @@ DEFAULT_SCENARIOS = (
 )
 DEFAULT_SEED = 1000  # benchmark seeds start here; training seeds are kept below it (agents/experiments/train_config.py)
 DEFAULT_EPISODES = 20
+DEFAULT_OUT_BASE = Path("results/benchmark")  # without --out, each run writes a new timestamped folder here
 PLOT_LABEL_LIMIT = 32  # characters of a policy's name in a plot legend
 
 
@@ -157,21 +161,59 @@ def write_results(
     plots: dict[str, dict],
     header: str,
     step_seconds: dict[str, float],
+    overwrite: bool = False,
 ) -> list[Path]:
-    """Write the CSV, JSON, Markdown and PNG files; returns their paths."""
-    out.mkdir(parents=True, exist_ok=True)
-    columns = ["policy", "scenario", "seed", *METRIC_NAMES, "cost_ratio_to_oracle"]
-    paths = [out / "episodes.csv", out / "episodes.json", out / "summary.md"]
-    with open(paths[0], "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    # NaN (no oracle to compare with) is not JSON: null
-    clean = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows]
-    paths[1].write_text(json.dumps(clean, indent=1, allow_nan=False))
-    paths[2].write_text(header + "\n\n" + markdown_table(summary) + "\n")
-    paths += plot_results(out, summary, plots, step_seconds)
-    return paths
+    """Write the CSV, JSON, Markdown and PNG files into ``out``; returns their paths.
+
+    The files are written into a temporary folder beside ``out`` that is renamed to ``out`` when complete, so
+    ``out`` never holds a partial or mixed result. An existing non-empty ``out`` raises
+    :class:`~scaling_env.files.OutputExistsError` unless ``overwrite`` (then it is replaced as a whole)."""
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        columns = ["policy", "scenario", "seed", *METRIC_NAMES, "cost_ratio_to_oracle"]
+        names = ["episodes.csv", "episodes.json", "summary.md"]
+        with open(tmp / names[0], "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+        # NaN (no oracle to compare with) is not JSON: null
+        clean = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows]
+        (tmp / names[1]).write_text(json.dumps(clean, indent=1, allow_nan=False))
+        (tmp / names[2]).write_text(header + "\n\n" + markdown_table(summary) + "\n")
+        names += [p.name for p in plot_results(tmp, summary, plots, step_seconds)]
+    return [out / name for name in names]
+
+
+def claim_output(out: Path | None, overwrite: bool = False) -> tuple[Path, OutputLock]:
+    """(the output folder, its held lock) before any work starts: ``out`` or a new timestamped folder; another
+    benchmark writing ``out`` (:class:`~scaling_env.files.OutputBusyError`) or an existing non-empty ``out``
+    without ``overwrite`` (:class:`~scaling_env.files.OutputExistsError`) is refused. Release the lock when
+    the results are written (a dying process releases it too)."""
+    if out is None:
+        out = default_out_dir()
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"{out} exists and is not a folder; choose another --out")
+    lock = output_lock(out, "benchmark result folder").acquire()
+    if not overwrite and out.is_dir() and any(out.iterdir()):
+        lock.release()
+        raise OutputExistsError(
+            f"{out} already exists and is not empty; choose another --out, or pass --overwrite to replace it"
+        )
+    return out, lock
+
+
+def default_out_dir(base: Path = DEFAULT_OUT_BASE) -> Path:
+    """A new folder ``<base>/<timestamp>`` (``-2``, ``-3``... if that second is taken), made empty now so that a
+    benchmark started in the same second gets another one."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base.mkdir(parents=True, exist_ok=True)
+    for i in range(1, 1000):
+        path = base / (stamp if i == 1 else f"{stamp}-{i}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise ConfigError(f"{base}: no free folder name for {stamp}")
 
 
 def plot_results(
@@ -298,7 +340,11 @@ def benchmark(
     address: Annotated[
         Optional[str], typer.Option(help="Ray cluster address (with --backend ray; default: start a local Ray)")
     ] = None,
-    out: Annotated[Path, typer.Option(help="output folder")] = Path("results/benchmark"),
+    out: Annotated[
+        Optional[Path],
+        typer.Option(help="output folder (default: a new results/benchmark/<timestamp>); an existing one is refused"),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace the --out folder's old contents as a whole")] = False,
     traces_dir: Annotated[
         Optional[Path],
         typer.Option(
@@ -341,9 +387,14 @@ def benchmark(
         warn(msg)
     if not loaded:
         fail("no scenario left to run")
+    try:  # one writer per output folder: a second benchmark into the same --out is refused, never mixed in
+        out, lock = claim_output(out, overwrite)
+    except ConfigError as exc:
+        fail(str(exc))
     try:
         executor = make_executor(backend, workers, address)
     except ExecutionError as exc:
+        lock.release()
         fail(str(exc))
     t = time.perf_counter()
     with executor:
@@ -358,10 +409,16 @@ def benchmark(
     header = f"Benchmark: {title}."
     if skipped:
         header += "\n\n" + "\n".join(f"- {m}" for m in skipped)
-    paths = write_results(out, rows, summary, plots, header, {sc.name: sc.config.step_seconds for sc in loaded})
+    try:
+        paths = write_results(
+            out, rows, summary, plots, header, {sc.name: sc.config.step_seconds for sc in loaded}, overwrite
+        )
+    except ConfigError as exc:
+        fail(str(exc))
     print_summary(summary, title, wide)
     console.print(f"wrote {', '.join(str(p) for p in paths[:3])} and {len(paths) - 3} plots in {out}", soft_wrap=True)
     console.print(final_line(len(loaded), skipped, seconds), style="yellow" if skipped else None, soft_wrap=True)
+    lock.release()
 
 
 def print_summary(summary: list[dict], title: str, wide: bool) -> None:

@@ -92,11 +92,11 @@ def simulate(
             sc = load_scenario(scenario or "diurnal", traces_dir)
             cfg, name = sc.config, sc.name
         pol = make_policy(policy, cfg)
+        t = time.perf_counter()
+        run = rollout(cfg, pol, [seed], record=DASHBOARD_KEYS)  # in the try: the workload checks its trace here
+        seconds = time.perf_counter() - t
     except (ConfigError, TraceError) as exc:
         fail(str(exc))
-    t = time.perf_counter()
-    run = rollout(cfg, pol, [seed], record=DASHBOARD_KEYS)
-    seconds = time.perf_counter() - t
     policy_name = policy.replace(":", "_").replace("/", "_")
     out = out or Path("results") / "simulate" / f"{name}_{policy_name}_seed{seed}.png"
     save_dashboard(run.episode(0), cfg, out, title=f"{name} under {policy}, seed {seed}")

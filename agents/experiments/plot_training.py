@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from scaling_env.files import atomic_path
+
 
 def read_evaluations(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(timesteps, {scenario: reward per timestep}) from evaluations.csv."""
@@ -146,8 +148,8 @@ def plot(
         right.set_ylim(*ylim)
 
     fig.suptitle(title or f"PPO training curve: {run_dir.name}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=80)
+    with atomic_path(out) as tmp:  # a reader never sees half a PNG
+        fig.savefig(tmp, dpi=80, format=out.suffix.lstrip(".") or "png")
     plt.close(fig)
     return out
 

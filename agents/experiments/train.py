@@ -11,10 +11,20 @@ Run folder (``runs/<algo>_<scenarios>_<seed>_<timestamp>/`` unless ``--run-dir``
     command.txt            the command of each invocation (a resume appends its own)
     tb/                    TensorBoard: SB3's rollout/, train/, time/ and ours: episode/ (training episodes that
                            ended in the rollout), eval/ (periodic evaluation)
-    checkpoints/           rl_model_<t>_steps.zip + rl_model_vecnormalize_<t>_steps.pkl, also at the end
-    best_model.zip         + best_vecnormalize.pkl: the model with the best mean evaluation reward so far
+    checkpoints/           rl_model_<t>_steps.zip + rl_model_vecnormalize_<t>_steps.pkl + rl_model_<t>_steps.json
+                           (the manifest, written last: a checkpoint counts only when it exists and matches),
+                           also at the end and at Ctrl-C; damaged/ holds those a resume found incomplete
+    best_model.zip         + best_vecnormalize.pkl + best_model.json: the model with the best mean evaluation
+                           reward so far; best/ keeps each improvement, so a resume can go back to the best of
+                           the steps it keeps
     evaluations.csv        every periodic evaluation: one row per scenario
-    final_model.zip        + final_vecnormalize.pkl: the model at the end of training
+    final_model.zip        + final_vecnormalize.pkl + final_model.json: the model at the end of training
+
+Every file is written atomically (a temporary file, fsync, rename: ``scaling_env.files``), and one process at a
+time writes a run folder (a lock; a second is refused). A kill at any moment leaves a run that resumes:
+``--resume`` takes the newest complete checkpoint (moving damaged newer ones to ``checkpoints/damaged/``), and
+cuts what the lost segment after it wrote: its TensorBoard points and evaluation rows (steps after the
+checkpoint's), and its best models.
 
 Seeds: training cluster i starts from seed ``seed + i`` (its generator then draws every later episode); the
 periodic evaluation runs episodes seeded ``eval_seed + j``, a range the config checks is disjoint from the
@@ -25,10 +35,18 @@ gives, so it neither replays its first episodes nor meets evaluation ones.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
+import os
 import re
+import shutil
+import signal
+import struct
+import threading
 import time
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,22 +55,32 @@ import torch
 import yaml
 from sb3_contrib import MaskablePPO
 from stable_baselines3 import PPO
-from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
 from tqdm import TqdmExperimentalWarning
 
-from scaling_env.config import ConfigError, EnvConfig
+from scaling_env.config import ConfigError, EnvConfig, read_yaml_mapping
 from scaling_env.envs.sb3 import ServerlessScalingVecEnv
 from scaling_env.episode_stats import METRIC_NAMES, EpisodeStats
+from scaling_env.files import (
+    ManifestError,
+    atomic_path,
+    atomic_write_bytes,
+    atomic_write_text,
+    check_manifest,
+    output_lock,
+    write_manifest,
+)
 
-from ..learned.ppo import PPOPolicy, vecnormalize_path
+from ..learned.ppo import PPOPolicy, load_sb3_model, load_vecnormalize, manifest_path, vecnormalize_path
 from .evaluate import load_scenario_configs, run_policy_episodes
 from .progress import StepProgress
 from .tables import summarise_episodes
 from .train_config import TrainConfig, load_train_config
 
 Scenarios = list[tuple[str, EnvConfig]]
+Log = Callable[[str], None]
 
 
 # ------------------------------------------------------------------------------------------------ run folder
@@ -66,10 +94,14 @@ class RunPaths:
         self.command = root / "command.txt"
         self.tb = root / "tb"
         self.checkpoints = root / "checkpoints"
+        self.damaged = self.checkpoints / "damaged"
+        self.best_history = root / "best"
         self.best_model = root / "best_model.zip"
         self.best_stats = root / "best_vecnormalize.pkl"
+        self.best_manifest = root / "best_model.json"
         self.final_model = root / "final_model.zip"
         self.final_stats = root / "final_vecnormalize.pkl"
+        self.final_manifest = root / "final_model.json"
         self.evaluations = root / "evaluations.csv"
 
     def checkpoint(self, steps: int) -> tuple[Path, Path]:
@@ -79,16 +111,42 @@ class RunPaths:
             self.checkpoints / f"rl_model_vecnormalize_{steps}_steps.pkl",
         )
 
+    def manifest(self, steps: int) -> Path:
+        """The checkpoint's manifest, written after its model and statistics."""
+        return self.checkpoints / f"rl_model_{steps}_steps.json"
+
+    def best_at(self, steps: int) -> tuple[Path, Path, Path]:
+        """(model, stats, manifest) of the best model found by the evaluation at ``steps`` (in best/)."""
+        model = self.best_history / f"best_model_{steps}_steps.zip"
+        return model, vecnormalize_path(model), manifest_path(model)
+
+    def checkpoint_steps(self) -> list[int]:
+        """Steps of every checkpoint with a model file or a manifest, newest first (complete or not)."""
+        found = set()
+        for p in self.checkpoints.glob("rl_model_*_steps.*"):
+            if m := re.fullmatch(r"rl_model_(\d+)_steps\.(zip|json)", p.name):
+                found.add(int(m.group(1)))
+        return sorted(found, reverse=True)
+
+    def best_history_steps(self) -> list[int]:
+        """Steps of the evaluations that improved the best model (each kept in best/), in order."""
+        pattern = r"best_model_(\d+)_steps\.json"
+        return sorted(int(m.group(1)) for p in self.best_history.glob("*.json") if (m := re.fullmatch(pattern, p.name)))
+
+    def legacy_checkpoints(self) -> bool:
+        """Whether the checkpoints were written before manifests were (there is none): then a checkpoint is
+        checked by loading it."""
+        return not any(self.checkpoints.glob("rl_model_*_steps.json"))
+
     def latest_checkpoint(self) -> tuple[Path, int] | None:
-        found = [
-            (int(m.group(1)), p)
-            for p in self.checkpoints.glob("rl_model_*_steps.zip")
-            if (m := re.fullmatch(r"rl_model_(\d+)_steps\.zip", p.name))
-        ]
-        if not found:
-            return None
-        steps, path = max(found)
-        return path, steps
+        """The newest complete checkpoint (its manifest matches its files), or None."""
+        for steps in self.checkpoint_steps():
+            try:
+                check_manifest(self.manifest(steps))
+            except ManifestError:
+                continue
+            return self.checkpoint(steps)[0], steps
+        return None
 
 
 def default_run_dir(cfg: TrainConfig, names: list[str], base: str | Path = "runs") -> Path:
@@ -101,25 +159,36 @@ def write_scenarios(path: Path, train: Scenarios, evals: Scenarios) -> None:
         group: {name: config.model_dump(mode="json") for name, config in scen}
         for group, scen in (("train", train), ("eval", evals))
     }
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
 
 
 def read_scenarios(path: Path) -> tuple[Scenarios, Scenarios]:
-    data = yaml.safe_load(path.read_text()) or {}
+    data = read_yaml_mapping(path, "run scenarios")
+    if not data.get("train"):
+        raise ConfigError(f"{path}: empty or damaged (no training scenarios); the run cannot be resumed without it")
     groups = []
     for group in ("train", "eval"):
+        entries = data.get(group) or {}
+        if not isinstance(entries, dict):
+            raise ConfigError(f"{path}: '{group}' must be a mapping of scenario names to env configs (damaged file?)")
         groups.append(
-            [
-                (name, EnvConfig.from_dict(env, source=f"{path} ({group}: {name})"))
-                for name, env in (data.get(group) or {}).items()
-            ]
+            [(name, EnvConfig.from_dict(env, source=f"{path} ({group}: {name})")) for name, env in entries.items()]
         )
     return groups[0], groups[1]
 
 
+def read_run_config(path: Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """The run's saved training config; an empty or damaged file is an error naming it (never the defaults)."""
+    if path.is_file() and not read_yaml_mapping(path, "training config"):
+        raise ConfigError(f"{path}: empty; the run's training config is lost, so the run cannot be resumed")
+    return load_train_config(path, overrides=overrides)
+
+
 def append_command(path: Path, command: str) -> None:
-    with path.open("a") as f:
-        f.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')}\n{command}\n")
+    old = path.read_bytes() if path.is_file() else b""
+    if old and not old.endswith(b"\n"):
+        old += b"\n"
+    atomic_write_bytes(path, old + f"# {time.strftime('%Y-%m-%d %H:%M:%S')}\n{command}\n".encode())
 
 
 # ------------------------------------------------------------------------------------------------ envs
@@ -127,18 +196,18 @@ def make_training_env(cfg: TrainConfig, scenarios: Scenarios, stats_path: Path |
     """(the native SB3 VecEnv, the same wrapped in VecMonitor and VecNormalize as the model sees it).
 
     The clusters are split evenly among the training scenarios. ``stats_path``: continue these VecNormalize
-    statistics (a resume)."""
+    statistics (a resume); ConfigError names the file if they are missing but needed, or unreadable."""
     base = ServerlessScalingVecEnv(cfg.n_envs, [config for _, config in scenarios])
     venv: Any = VecMonitor(base)
     norm = cfg.normalize
-    if stats_path is not None and stats_path.is_file():
-        venv = VecNormalize.load(str(stats_path), venv)
+    if stats_path is not None and (norm.obs or norm.reward):
+        if not stats_path.is_file():
+            raise ConfigError(
+                f"{stats_path}: the checkpoint's normalisation statistics are missing; the run "
+                "normalises, so it cannot continue without them"
+            )
+        venv = load_vecnormalize(stats_path, venv)
         venv.training = True
-    elif stats_path is not None and (norm.obs or norm.reward):
-        raise ConfigError(
-            f"{stats_path}: the checkpoint's normalisation statistics are missing; the run "
-            "normalises, so it cannot continue without them"
-        )
     elif norm.obs or norm.reward:
         venv = VecNormalize(
             venv,
@@ -157,7 +226,91 @@ def resume_seeds(cfg: TrainConfig, timesteps: int) -> list[np.random.SeedSequenc
     return [np.random.SeedSequence([cfg.seed + i, timesteps]) for i in range(cfg.n_envs)]
 
 
+# ------------------------------------------------------------------------------------------------ snapshots
+def save_snapshot(model: Any, model_path: Path, stats_path: Path, manifest: Path, **extra: Any) -> None:
+    """The model, its VecNormalize statistics (if it normalises) and, last, their manifest; each atomically."""
+    with atomic_path(model_path) as tmp:
+        model.save(str(tmp))
+    files = [model_path]
+    vec_normalize = model.get_vec_normalize_env()
+    if vec_normalize is not None:
+        with atomic_path(stats_path) as tmp:
+            vec_normalize.save(str(tmp))
+        files.append(stats_path)
+    write_manifest(manifest, files, timesteps=int(model.num_timesteps), **extra)
+
+
+def copy_snapshot(src: tuple[Path, Path, Path], dst: tuple[Path, Path, Path], **extra: Any) -> None:
+    """Copy a snapshot (model, stats, manifest) to other names, each file atomically, the manifest last."""
+    values = check_manifest(src[2])
+    files = []
+    for a, b in zip(src[:2], dst[:2]):
+        if a.name in values["files"]:
+            with atomic_path(b) as tmp:
+                shutil.copyfile(a, tmp)
+            files.append(b)
+        else:
+            b.unlink(missing_ok=True)
+    values = {k: v for k, v in values.items() if k != "files"}
+    write_manifest(dst[2], files, **{**values, **extra})
+
+
+def save_checkpoint(model: Any, paths: RunPaths) -> Path:
+    """Save the model and its VecNormalize statistics as a checkpoint (unless a complete one exists at this
+    step); the manifest, written last, makes it count."""
+    steps = int(model.num_timesteps)
+    model_path, stats_path = paths.checkpoint(steps)
+    try:
+        check_manifest(paths.manifest(steps))
+        return model_path
+    except ManifestError:
+        pass
+    paths.manifest(steps).unlink(missing_ok=True)  # a stale manifest must not vouch for the new files
+    save_snapshot(model, model_path, stats_path, paths.manifest(steps))
+    return model_path
+
+
+@contextlib.contextmanager
+def sigint_deferred(reraise: bool = True) -> Iterator[None]:
+    """Ctrl-C is held back for the block (a checkpoint being written must not be cut) and raised after it
+    (unless ``reraise`` is False: already interrupted); no-op off the main thread, where Python delivers no
+    signals anyway."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught and reraise:
+        raise KeyboardInterrupt
+
+
 # ------------------------------------------------------------------------------------------------ callbacks
+def _due(num_timesteps: int, n_envs: int, every_calls: int) -> bool:
+    """Whether a periodic task runs at this step: every ``every_calls`` calls counted from step 0, so a
+    resumed run keeps the cadence of the run it continues (a fresh run: every ``every_calls``-th call)."""
+    return (num_timesteps // n_envs) % every_calls == 0
+
+
+class Checkpoints(BaseCallback):
+    """A checkpoint every ``checkpoint_freq`` env steps (SB3's names), written atomically with a manifest."""
+
+    def __init__(self, cfg: TrainConfig, paths: RunPaths) -> None:
+        super().__init__()
+        self.paths = paths
+        self.n_envs = cfg.n_envs
+        self.every = max(cfg.checkpoint_freq // cfg.n_envs, 1)
+
+    def _on_step(self) -> bool:
+        if _due(self.num_timesteps, self.n_envs, self.every):
+            with sigint_deferred():
+                save_checkpoint(self.model, self.paths)
+        return True
+
+
 class EpisodeMetrics(BaseCallback):
     """Per-episode metrics of the training clusters, logged once per rollout under ``episode/``.
 
@@ -208,7 +361,7 @@ class PeriodicEval(BaseCallback):
     ``eval_seed + j`` (the same episodes each time), with the current VecNormalize statistics (not updated).
     Logs ``eval/`` (means over the scenarios; ``eval/mean_reward`` as SB3's EvalCallback names it; each
     scenario's reward and SLO violation share under ``eval_<scenario>/`` when there are several), appends to
-    evaluations.csv and keeps best_model.zip + best_vecnormalize.pkl."""
+    evaluations.csv and keeps best_model.zip + best_vecnormalize.pkl (each improvement also in best/)."""
 
     def __init__(self, scenarios: Scenarios, cfg: TrainConfig, paths: RunPaths, verbose: int = 0) -> None:
         super().__init__(verbose)
@@ -219,7 +372,7 @@ class PeriodicEval(BaseCallback):
         self.best = best_evaluation(paths.evaluations)  # a resumed run keeps its best so far
 
     def _on_step(self) -> bool:
-        if self.n_calls % self.every == 0:
+        if _due(self.num_timesteps, self.cfg.n_envs, self.every):
             self.evaluate()
         return True
 
@@ -239,12 +392,16 @@ class PeriodicEval(BaseCallback):
                 self.logger.record(f"eval_{r['scenario']}/reward", r["reward"])
                 self.logger.record(f"eval_{r['scenario']}/slo_violation_share", r["slo_violation_share"])
         self.logger.dump(self.num_timesteps)
-        append_evaluations(self.paths.evaluations, rows)
-        if self.best is None or mean_reward > self.best:
-            self.best = mean_reward
-            self.model.save(str(self.paths.best_model))
-            if vec_normalize is not None:
-                vec_normalize.save(str(self.paths.best_stats))
+        with sigint_deferred():
+            # the rows first: a resume drops the rows of an improvement whose best model was not saved
+            append_evaluations(self.paths.evaluations, rows)
+            if self.best is None or mean_reward > self.best:
+                self.best = mean_reward
+                steps = int(self.num_timesteps)
+                self.paths.best_history.mkdir(parents=True, exist_ok=True)
+                snapshot = self.paths.best_at(steps)
+                save_snapshot(self.model, *snapshot, mean_reward=mean_reward)
+                copy_snapshot(snapshot, (self.paths.best_model, self.paths.best_stats, self.paths.best_manifest))
         if self.verbose:
             print(f"eval at {self.num_timesteps:,} steps: mean reward {mean_reward:.3f} (best {self.best:.3f})")
         return mean_reward
@@ -253,36 +410,170 @@ class PeriodicEval(BaseCallback):
 EVAL_FIELDS = ("timesteps", "scenario", *METRIC_NAMES, "reward_std", "reward_ci95")
 
 
+def read_evaluations(path: Path) -> list[dict[str, Any]]:
+    """The rows of evaluations.csv (timesteps as int, metrics as float); [] if there is none. A file that is
+    empty, not ours, or has a cut or damaged row is an error naming the file and the line (a cut last row
+    must never be read as a score)."""
+    if not path.exists():
+        return []
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the run's evaluations ({exc})") from None
+    if not text.strip():
+        raise ConfigError(f"{path}: empty (damaged); remove it to start the evaluation record afresh")
+    if not text.endswith("\n"):
+        raise ConfigError(f"{path}: the last row is cut (damaged file); remove that row and resume again")
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    if tuple(reader.fieldnames or ()) != EVAL_FIELDS:
+        raise ConfigError(f"{path}: line 1: not the header of an evaluations file (damaged?): {reader.fieldnames}")
+    rows = []
+    for row in reader:
+        try:
+            if None in row or any(v is None or v == "" for v in row.values()):
+                raise ValueError("wrong number of values")
+            parsed: dict[str, Any] = {"timesteps": int(row["timesteps"]), "scenario": row["scenario"]}
+            parsed.update({k: float(row[k]) for k in EVAL_FIELDS[2:]})
+        except ValueError as exc:
+            raise ConfigError(f"{path}: line {reader.line_num}: damaged row ({exc})") from None
+        rows.append(parsed)
+    return rows
+
+
+def write_evaluations(path: Path, rows: list[dict[str, Any]]) -> None:
+    """The whole file, atomically (a kill leaves the old file or the new one, never a cut row)."""
+    buf = io.StringIO(newline="")
+    writer = csv.DictWriter(buf, fieldnames=EVAL_FIELDS)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
 def append_evaluations(path: Path, rows: list[dict[str, Any]]) -> None:
-    new = not path.exists()
-    with path.open("a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=EVAL_FIELDS)
-        if new:
-            writer.writeheader()
-        writer.writerows(rows)
+    write_evaluations(path, read_evaluations(path) + rows)
+
+
+def mean_by_step(rows: list[dict[str, Any]]) -> dict[int, float]:
+    """Mean evaluation reward over the scenarios at each evaluation step, in step order."""
+    by_step: dict[int, list[float]] = {}
+    for row in rows:
+        by_step.setdefault(int(row["timesteps"]), []).append(float(row["reward"]))
+    return {step: float(np.mean(v)) for step, v in sorted(by_step.items())}
 
 
 def best_evaluation(path: Path) -> float | None:
     """The best mean (over scenarios) evaluation reward in evaluations.csv, or None."""
-    if not path.exists():
-        return None
-    by_step: dict[str, list[float]] = {}
-    with path.open(newline="") as f:
-        for row in csv.DictReader(f):
-            by_step.setdefault(row["timesteps"], []).append(float(row["reward"]))
-    return max((float(np.mean(v)) for v in by_step.values()), default=None)
+    return max(mean_by_step(read_evaluations(path)).values(), default=None)
+
+
+# ------------------------------------------------------------------------------------------------ resume: the cut
+def cut_evaluations(paths: RunPaths, steps: int) -> int:
+    """Drop the evaluation rows after ``steps`` (a lost segment's) and put back the best model of the rows
+    kept; returns the number of rows dropped. An improvement whose best model was never saved (killed between
+    the two) has its rows dropped too, so the best model always matches the best row."""
+    rows = read_evaluations(paths.evaluations)
+    kept = [r for r in rows if r["timesteps"] <= steps]
+    history = set(paths.best_history_steps())
+    # runs from before best/ was kept (no manifests anywhere) are left as they are
+    tracked = not paths.legacy_checkpoints() or bool(history) or paths.best_manifest.exists()
+    if tracked:
+        while True:  # drop the rows of improvements whose best model was never saved, until none is left
+            best, improvements = None, []
+            for step, mean in mean_by_step(kept).items():
+                if best is None or mean > best:
+                    best = mean
+                    improvements.append(step)
+            unsaved = {s for s in improvements if s not in history}
+            if not unsaved:
+                break
+            kept = [r for r in kept if r["timesteps"] not in unsaved]
+        for step in history:
+            if step > steps:  # found by a lost segment
+                for f in paths.best_at(step):
+                    f.unlink(missing_ok=True)
+        top = (paths.best_model, paths.best_stats, paths.best_manifest)
+        if improvements:
+            current = None
+            with contextlib.suppress(ManifestError):
+                current = check_manifest(paths.best_manifest).get("timesteps")
+            if current != improvements[-1]:
+                copy_snapshot(paths.best_at(improvements[-1]), top)
+        else:
+            for f in top:
+                f.unlink(missing_ok=True)
+    if len(kept) != len(rows):
+        write_evaluations(paths.evaluations, kept)
+    return len(rows) - len(kept)
+
+
+def _records(data: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """(whole record, payload) of each complete TFRecord in an event file's bytes; stops at a cut one."""
+    pos = 0
+    while pos + 12 <= len(data):
+        (length,) = struct.unpack("<Q", data[pos : pos + 8])
+        end = pos + 12 + length + 4
+        if end > len(data):
+            return
+        yield data[pos:end], data[pos + 12 : pos + 12 + length]
+        pos = end
+
+
+def cut_tensorboard(tb: Path, steps: int) -> int:
+    """Drop every TensorBoard event after ``steps`` (and any cut last record) from the run's event files,
+    rewriting each file atomically; returns the number of events dropped."""
+    from tensorboard.compat.proto import event_pb2
+
+    dropped = 0
+    for path in sorted(tb.glob("**/events.out.tfevents.*")):
+        data = path.read_bytes()
+        kept, used, count = [], 0, 0
+        for record, payload in _records(data):
+            used += len(record)
+            event = event_pb2.Event()
+            try:
+                event.ParseFromString(payload)
+            except Exception:  # a damaged record: dropped with the rest of the lost segment
+                count += 1
+                continue
+            if event.step > steps and not event.HasField("file_version"):
+                count += 1
+                continue
+            kept.append(record)
+        if count or used != len(data):
+            atomic_write_bytes(path, b"".join(kept))
+            dropped += count
+    return dropped
+
+
+def set_aside_damaged(paths: RunPaths, steps: list[int]) -> None:
+    """Move the files of incomplete checkpoints to checkpoints/damaged/ (kept for inspection, never resumed
+    from, and out of the way of the checkpoints the resumed run writes at the same steps)."""
+    paths.damaged.mkdir(parents=True, exist_ok=True)
+    for step in steps:
+        for f in (*paths.checkpoint(step), paths.manifest(step)):
+            if f.exists():
+                os.replace(f, paths.damaged / f.name)
 
 
 # ------------------------------------------------------------------------------------------------ training
-def save_checkpoint(model: Any, paths: RunPaths) -> Path:
-    """Save the model and its VecNormalize statistics as a checkpoint (unless one exists at this step)."""
-    model_path, stats_path = paths.checkpoint(model.num_timesteps)
-    if not model_path.exists():
-        paths.checkpoints.mkdir(parents=True, exist_ok=True)
-        model.save(str(model_path))
-        if model.get_vec_normalize_env() is not None:
-            model.get_vec_normalize_env().save(str(stats_path))
-    return model_path
+def load_checkpoint(cfg: TrainConfig, paths: RunPaths, steps: int, train: Scenarios) -> tuple[Any, Any, Any]:
+    """(base env, wrapped env, model) from the checkpoint at ``steps``, or ConfigError saying what is wrong
+    with it (incomplete, damaged, missing statistics). A run written before checkpoints had manifests (none in
+    its folder) is checked by loading its files instead."""
+    if not paths.legacy_checkpoints():
+        check_manifest(paths.manifest(steps))
+    model_path, stats_path = paths.checkpoint(steps)
+    base, venv = make_training_env(cfg, train, stats_path=stats_path)
+    kwargs = cfg.algo_kwargs()
+    # the config's schedules replace the pickled ones (the same, unless the code that made them changed)
+    schedules = {k: kwargs[k] for k in ("learning_rate", "clip_range")}
+    algo = MaskablePPO if cfg.algo == "maskable_ppo" else PPO
+    model = load_sb3_model(algo, model_path, env=venv, device=cfg.device, custom_objects=schedules)
+    if int(model.num_timesteps) != steps:
+        raise ConfigError(f"{model_path}: holds {model.num_timesteps:,} steps, its name says {steps:,}")
+    model.set_random_seed(cfg.seed + model.num_timesteps)  # torch, numpy, action space
+    venv.seed(resume_seeds(cfg, model.num_timesteps))  # the clusters: fresh episodes
+    return base, venv, model
 
 
 def learn(
@@ -290,53 +581,52 @@ def learn(
     paths: RunPaths,
     train: Scenarios,
     evals: Scenarios,
-    checkpoint: Path | None = None,
+    start: tuple[Any, Any, Any] | None = None,
     progress_bar: bool = True,
     verbose: int = 0,
 ) -> Any:
-    """Build (or load from ``checkpoint``) the model on the training envs and train it up to
-    ``cfg.total_timesteps``; checkpoints, evaluations, TensorBoard and the final model go to ``paths``."""
+    """Build the model on the training envs (or continue ``start``: (base env, wrapped env, model) of a loaded
+    checkpoint) and train it up to ``cfg.total_timesteps``; checkpoints, evaluations, TensorBoard and the final
+    model go to ``paths``.
+
+    Ctrl-C saves a checkpoint (Ctrl-C is held back while any checkpoint or best model is written) and then
+    raises KeyboardInterrupt, only once it is saved; if it cannot be saved, ConfigError says so instead."""
     torch.set_num_threads(cfg.torch_threads)
     warnings.filterwarnings("ignore", category=TqdmExperimentalWarning)  # SB3's progress bar uses tqdm.rich
     algo = MaskablePPO if cfg.algo == "maskable_ppo" else PPO
-    kwargs = cfg.algo_kwargs()
-    if checkpoint is None:
+    if start is None:
         base, venv = make_training_env(cfg, train)
-        model = algo("MlpPolicy", venv, seed=cfg.seed, device=cfg.device, verbose=verbose, **kwargs)
+        model = algo("MlpPolicy", venv, seed=cfg.seed, device=cfg.device, verbose=verbose, **cfg.algo_kwargs())
     else:
-        base, venv = make_training_env(cfg, train, stats_path=vecnormalize_path(checkpoint))
-        # the config's schedules replace the pickled ones (the same, unless the code that made them changed)
-        schedules = {k: kwargs[k] for k in ("learning_rate", "clip_range")}
-        model = algo.load(str(checkpoint), env=venv, device=cfg.device, custom_objects=schedules)
-        model.set_random_seed(cfg.seed + model.num_timesteps)  # torch, numpy, action space
-        venv.seed(resume_seeds(cfg, model.num_timesteps))  # the clusters: fresh episodes
+        base, venv, model = start
     model.set_logger(configure(str(paths.tb), ["tensorboard"] + (["stdout"] if verbose else [])))
 
     callbacks = [EpisodeMetrics(base, [name for name, _ in train])]
     if progress_bar:  # ours counts env steps up to whole rollouts (SB3's reads e.g. 32,768/20,000)
         callbacks.append(StepProgress())
     if cfg.checkpoint_freq:
-        callbacks.append(
-            CheckpointCallback(
-                max(cfg.checkpoint_freq // cfg.n_envs, 1), str(paths.checkpoints), save_vecnormalize=True
-            )
-        )
+        callbacks.append(Checkpoints(cfg, paths))
     if cfg.eval_freq:
         callbacks.append(PeriodicEval(evals, cfg, paths, verbose=verbose))
     try:
         model.learn(
             cfg.total_timesteps - model.num_timesteps,
             callback=CallbackList(callbacks),
-            reset_num_timesteps=checkpoint is None,
+            reset_num_timesteps=start is None,
             progress_bar=False,
         )
     except KeyboardInterrupt:
-        save_checkpoint(model, paths)  # so that --resume continues from here
+        try:
+            with sigint_deferred(reraise=False):  # a second Ctrl-C must not cut this checkpoint
+                save_checkpoint(model, paths)  # so that --resume continues from here
+        except OSError as exc:
+            raise ConfigError(
+                f"interrupted, and the checkpoint could not be saved in {paths.checkpoints}: {exc}"
+            ) from None
         raise
-    save_checkpoint(model, paths)
-    model.save(str(paths.final_model))
-    if model.get_vec_normalize_env() is not None:
-        model.get_vec_normalize_env().save(str(paths.final_stats))
+    with sigint_deferred():
+        save_checkpoint(model, paths)
+        save_snapshot(model, paths.final_model, paths.final_stats, paths.final_manifest)
     return model
 
 
@@ -349,7 +639,7 @@ def train(
     verbose: int = 0,
 ) -> tuple[Any, Path]:
     """A new run: make its folder, write the resolved config, scenarios and command, then :func:`learn`.
-    Returns (model, run folder)."""
+    Returns (model, run folder). Another process writing the same folder is refused (ConfigError)."""
     train_scenarios = load_scenario_configs(cfg.scenarios, traces_dir)
     eval_scenarios = load_scenario_configs(cfg.evaluation_scenarios, traces_dir)
     steps = {tuple(c.scaling.scale_steps) for _, c in train_scenarios + eval_scenarios}
@@ -360,13 +650,22 @@ def train(
         )
     root = Path(run_dir) if run_dir is not None else default_run_dir(cfg, [n for n, _ in train_scenarios])
     paths = RunPaths(root)
-    if paths.config.exists():
-        raise ConfigError(f"{root} already holds a run: continue it with --resume {root} or choose another folder")
-    root.mkdir(parents=True, exist_ok=True)
-    paths.config.write_text(cfg.to_yaml())
-    write_scenarios(paths.scenarios, train_scenarios, eval_scenarios)
-    append_command(paths.command, command or "(called from Python)")
-    model = learn(cfg, paths, train_scenarios, eval_scenarios, progress_bar=progress_bar, verbose=verbose)
+    with output_lock(root, "run folder"):
+        if paths.config.exists():
+            raise ConfigError(f"{root} already holds a run: continue it with --resume {root} or choose another folder")
+        root.mkdir(parents=True, exist_ok=True)
+        write_scenarios(paths.scenarios, train_scenarios, eval_scenarios)
+        append_command(paths.command, command or "(called from Python)")
+        atomic_write_text(paths.config, cfg.to_yaml())  # last: from here the folder holds a run
+        try:
+            model = learn(cfg, paths, train_scenarios, eval_scenarios, progress_bar=progress_bar, verbose=verbose)
+        except KeyboardInterrupt:
+            if paths.latest_checkpoint() is None:  # so that nobody is told a checkpoint was saved
+                raise ConfigError(
+                    f"interrupted before the first checkpoint was saved: {root} cannot be resumed; "
+                    "remove it and start again"
+                ) from None
+            raise
     return model, root
 
 
@@ -376,27 +675,52 @@ def resume(
     command: str = "",
     progress_bar: bool = True,
     verbose: int = 0,
+    log: Log = print,
 ) -> tuple[Any, Path]:
-    """Continue a run from its latest checkpoint with its saved config and scenarios, up to its
-    ``total_timesteps`` (or the new ``total_timesteps``); the step counter and TensorBoard run continue."""
+    """Continue a run from its newest complete checkpoint with its saved config and scenarios, up to its
+    ``total_timesteps`` (or the new ``total_timesteps``); the step counter and TensorBoard run continue.
+
+    Checkpoints that are incomplete or do not load are skipped (said through ``log``) and moved to
+    checkpoints/damaged/; what the lost segment after the checkpoint wrote is cut: TensorBoard events and
+    evaluation rows of later steps, and best models found after it. Another process writing the folder is
+    refused; an empty or damaged run file is an error naming it."""
     paths = RunPaths(Path(run_dir))
     if not paths.config.is_file():
         raise ConfigError(f"{run_dir}: not a run folder (no {paths.config.name})")
-    overrides = {"total_timesteps": total_timesteps} if total_timesteps is not None else None
-    cfg = load_train_config(paths.config, overrides=overrides)
-    train_scenarios, eval_scenarios = read_scenarios(paths.scenarios)
-    latest = paths.latest_checkpoint()
-    if latest is None:
-        raise ConfigError(f"{run_dir}: no checkpoint to resume from in {paths.checkpoints}")
-    checkpoint, steps = latest
-    if steps >= cfg.total_timesteps:
-        raise ConfigError(
-            f"{run_dir}: the latest checkpoint is at {steps:,} steps, already total_timesteps "
-            f"({cfg.total_timesteps:,}); pass a larger --total-timesteps to train further"
+    with output_lock(paths.root, "run folder"):
+        overrides = {"total_timesteps": total_timesteps} if total_timesteps is not None else None
+        cfg = read_run_config(paths.config, overrides=overrides)
+        train_scenarios, eval_scenarios = read_scenarios(paths.scenarios)
+        read_evaluations(paths.evaluations)  # a damaged file stops the resume before anything is changed
+        start, damaged = None, []
+        for steps in paths.checkpoint_steps():
+            try:
+                start = load_checkpoint(cfg, paths, steps, train_scenarios)
+                break
+            except ConfigError as exc:
+                log(f"skipping the checkpoint at {steps:,} steps: {exc}")
+                damaged.append(steps)
+        if start is None:
+            raise ConfigError(f"{run_dir}: no complete checkpoint to resume from in {paths.checkpoints}")
+        steps = int(start[2].num_timesteps)
+        if steps >= cfg.total_timesteps:
+            raise ConfigError(
+                f"{run_dir}: the latest checkpoint is at {steps:,} steps, already total_timesteps "
+                f"({cfg.total_timesteps:,}); pass a larger --total-timesteps to train further"
+            )
+        log(f"resuming from {paths.checkpoint(steps)[0]} ({steps:,} steps)")
+        if damaged:
+            set_aside_damaged(paths, damaged)
+        rows = cut_evaluations(paths, steps)
+        events = cut_tensorboard(paths.tb, steps)
+        if rows or events:
+            log(
+                f"cut what the lost segment after {steps:,} steps wrote: {rows} evaluation rows, "
+                f"{events} TensorBoard events"
+            )
+        atomic_write_text(paths.config, cfg.to_yaml())
+        append_command(paths.command, command or "(called from Python)")
+        model = learn(
+            cfg, paths, train_scenarios, eval_scenarios, start=start, progress_bar=progress_bar, verbose=verbose
         )
-    paths.config.write_text(cfg.to_yaml())
-    append_command(paths.command, command or "(called from Python)")
-    model = learn(
-        cfg, paths, train_scenarios, eval_scenarios, checkpoint=checkpoint, progress_bar=progress_bar, verbose=verbose
-    )
     return model, paths.root

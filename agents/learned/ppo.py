@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from scaling_env.config import ConfigError, EnvConfig
+from scaling_env.config import ConfigError, EnvConfig, read_yaml_mapping
 from scaling_env.fields import N_OBS
+from scaling_env.files import ManifestError, check_manifest
 
 from ..base import ConfigLike, PolicyBase, PolicyParams
 
@@ -51,7 +51,9 @@ def find_model(path: str | Path) -> tuple[Path, Path | None]:
     if path.is_dir():
         for key in ("best", "final"):
             if (path / RUN_FILES[key]).is_file():
-                return path / RUN_FILES[key], path
+                return path / RUN_FILES[key], _checked_run_folder(path) if (
+                    path / RUN_FILES["config"]
+                ).is_file() else path
         raise ConfigError(f"{path}: no {RUN_FILES['best']} or {RUN_FILES['final']} in this run folder")
     if path.suffix != ".zip" and path.with_suffix(".zip").is_file():
         path = path.with_suffix(".zip")
@@ -59,8 +61,45 @@ def find_model(path: str | Path) -> tuple[Path, Path | None]:
         raise ConfigError(f"{path}: no such model file or run folder")
     for folder in (path.parent, path.parent.parent):  # the run folder, or the run folder of a checkpoint
         if (folder / RUN_FILES["config"]).is_file():
-            return path, folder
+            return path, _checked_run_folder(folder)
     return path, None
+
+
+def _checked_run_folder(folder: Path) -> Path:
+    """The run folder, once its config.yaml is known to hold a config (an empty one would mean the defaults)."""
+    if not read_yaml_mapping(folder / RUN_FILES["config"], "training config"):
+        raise ConfigError(f"{folder / RUN_FILES['config']}: empty; the run's training config is lost")
+    return folder
+
+
+def manifest_path(model_path: Path) -> Path:
+    """The manifest written after a model and its statistics (``<name>.json``; ``best_model.json``...)."""
+    return model_path.with_suffix(".json")
+
+
+def check_model_file(model_path: Path) -> None:
+    """ConfigError naming the file unless it is a whole SB3 model archive: a zip whose members read back
+    with their checksums, holding ``data`` and ``policy.pth``; and, if a manifest was written beside it, the
+    files it lists are those that were written (not a half-replaced pair)."""
+    try:
+        with zipfile.ZipFile(model_path) as z:
+            names = set(z.namelist())
+            for member in ("data", "policy.pth"):
+                if member not in names:
+                    raise ConfigError(f"{model_path}: not a stable-baselines3 model file (no '{member}' inside)")
+            bad = z.testzip()  # reads every member and checks its CRC
+    except (OSError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, NotImplementedError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"{model_path}: not a readable stable-baselines3 model file ({exc})") from None
+    if bad is not None:
+        raise ConfigError(f"{model_path}: damaged model file ('{bad}' inside fails its checksum)")
+    manifest = manifest_path(model_path)
+    if manifest.exists():
+        try:
+            check_manifest(manifest)
+        except ManifestError as exc:
+            raise ConfigError(f"{model_path}: incomplete or damaged: {exc}") from None
 
 
 def is_maskable(model_path: Path) -> bool:
@@ -68,20 +107,72 @@ def is_maskable(model_path: Path) -> bool:
     try:
         with zipfile.ZipFile(model_path) as z:
             data = z.read("data").decode("utf-8", "replace")
-    except (OSError, KeyError, zipfile.BadZipFile) as exc:
+    except (OSError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise ConfigError(f"{model_path}: not a stable-baselines3 model file ({exc})") from None
     return "Maskable" in data
+
+
+def load_sb3_model(cls: Any, model_path: Path, **kwargs: Any) -> Any:
+    """``cls.load(model_path, **kwargs)`` (PPO or MaskablePPO), or ConfigError naming the file if it is not a
+    whole, loadable model (checked first with :func:`check_model_file`; then any failure of the load)."""
+    check_model_file(model_path)
+    try:
+        return cls.load(str(model_path), **kwargs)
+    except Exception as exc:  # torch/pickle/zip raise many types for damaged bytes; all mean the same here
+        reason = (str(exc).strip().splitlines() or [""])[0][:160]  # torch's messages run to many lines
+        raise ConfigError(
+            f"{model_path}: damaged or not a stable-baselines3 model, it does not load ({type(exc).__name__}: {reason})"
+        ) from None
+
+
+def load_vecnormalize(stats_path: Path, venv: Any) -> Any:
+    """``VecNormalize.load(stats_path, venv)``, or ConfigError naming the file if it is empty, cut, not a
+    pickle or not VecNormalize statistics (or their observation shape is not the env's)."""
+    import pickle
+
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    try:
+        size = stats_path.stat().st_size
+    except OSError as exc:
+        raise ConfigError(f"{stats_path}: cannot read the normalisation statistics ({exc.strerror})") from None
+    if size == 0:
+        raise ConfigError(f"{stats_path}: empty file, not normalisation statistics (an interrupted write?)")
+    try:
+        with open(stats_path, "rb") as fh:
+            stats = pickle.load(fh)
+    except Exception as exc:  # unpickling garbage raises almost anything (UnpicklingError, EOFError, ...)
+        raise ConfigError(
+            f"{stats_path}: not readable normalisation statistics ({type(exc).__name__}: {exc}); "
+            "the file is damaged or not a VecNormalize .pkl"
+        ) from None
+    if not isinstance(stats, VecNormalize):
+        raise ConfigError(f"{stats_path}: holds a {type(stats).__name__}, not VecNormalize normalisation statistics")
+    shape = getattr(getattr(stats, "obs_rms", None), "mean", np.zeros(0)).shape
+    if stats.norm_obs and tuple(shape) != tuple(venv.observation_space.shape):
+        raise ConfigError(
+            f"{stats_path}: statistics of observations of shape {tuple(shape)}, the env gives "
+            f"{tuple(venv.observation_space.shape)}"
+        )
+    stats.set_venv(venv)
+    return stats
 
 
 def trained_scale_steps(run_dir: Path | None) -> list[tuple[str, tuple[int, ...]]]:
     """(scenario, scale_steps) of every env config a run trained or evaluated on, from its scenarios.yaml."""
     if run_dir is None or not (run_dir / RUN_FILES["scenarios"]).is_file():
         return []
-    data = yaml.safe_load((run_dir / RUN_FILES["scenarios"]).read_text()) or {}
+    path = run_dir / RUN_FILES["scenarios"]
+    data = read_yaml_mapping(path, "run scenarios")
     out = []
-    for group in ("train", "eval"):
-        for name, env in (data.get(group) or {}).items():
-            out.append((name, tuple(env["scaling"]["scale_steps"])))
+    try:
+        for group in ("train", "eval"):
+            for name, env in (data.get(group) or {}).items():
+                out.append((name, tuple(env["scaling"]["scale_steps"])))
+    except (AttributeError, KeyError, TypeError) as exc:
+        raise ConfigError(
+            f"{path}: damaged run scenarios file (no {exc} where scaling.scale_steps should be)"
+        ) from None
     return out
 
 
@@ -154,7 +245,6 @@ def load_ppo_policy(path: str | Path, env_config: EnvConfig) -> PPOPolicy:
     """A :class:`PPOPolicy` from a run folder (best model, else final) or a model .zip, for ``env_config``."""
     from sb3_contrib import MaskablePPO
     from stable_baselines3 import PPO
-    from stable_baselines3.common.vec_env import VecNormalize
 
     from scaling_env.envs.sb3 import ServerlessScalingVecEnv
 
@@ -167,16 +257,17 @@ def load_ppo_policy(path: str | Path, env_config: EnvConfig) -> PPOPolicy:
                 f"{scenario}) but the env config has {list(steps)}: the actions would mean other "
                 "changes"
             )
+    check_model_file(model_path)
     cls = MaskablePPO if is_maskable(model_path) else PPO
-    model = cls.load(str(model_path), device="cpu")
+    model = load_sb3_model(cls, model_path, device="cpu")
     stats = vecnormalize_path(model_path)
     vec_normalize = None
     if stats.is_file():
-        vec_normalize = VecNormalize.load(str(stats), ServerlessScalingVecEnv(1, env_config))
+        vec_normalize = load_vecnormalize(stats, ServerlessScalingVecEnv(1, env_config))
         vec_normalize.training = False  # frozen statistics
         vec_normalize.norm_reward = False
     elif run_dir is not None:
-        cfg = yaml.safe_load((run_dir / RUN_FILES["config"]).read_text()) or {}
+        cfg = read_yaml_mapping(run_dir / RUN_FILES["config"], "training config")
         if (cfg.get("normalize") or {}).get("obs", False):
             raise ConfigError(f"{model_path}: the run normalised observations but {stats.name} is missing")
     else:

@@ -10,7 +10,8 @@ import numpy as np
 from pydantic import Field
 
 from scaling_env.sim.instances import BOOTING, WARM
-from scaling_env.sim.queueing import RHO_CAP, response_p95, stationary_wait
+from scaling_env.sim.load_balancer import ALGORITHMS, balancer_queue
+from scaling_env.sim.queueing import RHO_CAP, response_p95
 from scaling_env.sim.simulator import BatchSimulator
 
 from ..actions import action_for_target, controlled_count
@@ -28,14 +29,10 @@ class OracleParams(PolicyParams):
 
 
 def _p95(n: int, rate: float, conc: int, svc: float, cv: float, maxq: float, dt: float, algo: str) -> float:
-    """p95 response time of the env's stationary queue for ``n`` instances in the pool at ``rate`` requests/s,
-    with the routing of the config (docs/model.md section 6.2; ``scaling_env.sim.queueing``)."""
-    cs2 = cv * cv
-    if algo == "least_outstanding":  # one pooled queue over all slots
-        w, p_wait, _ = stationary_wait(n * conc, rate, svc, 1.0, cs2, maxq * n)
-    else:  # round robin: every n-th request of a Poisson stream (Erlang-n gaps); random: Poisson
-        ca2 = 1.0 / n if algo == "round_robin" else 1.0
-        w, p_wait, _ = stationary_wait(conc, rate / n, svc, ca2, cs2, maxq)
+    """p95 response time of the env's stationary queue for ``n`` instances in the pool all step at ``rate``
+    requests/s, with the routing of the config (``scaling_env.sim.load_balancer.balancer_queue``, the rule the
+    simulator uses; docs/model.md section 6.2)."""
+    w, p_wait, _ = balancer_queue(ALGORITHMS.index(algo), rate, n, float(n), float(n), conc, svc, cv * cv, float(maxq))
     return response_p95(svc, cv, min(w, dt), p_wait)
 
 

@@ -18,8 +18,9 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 
 from ..config import ConfigError, EnvConfig
-from ..fields import INFO_NAMES, N_METRICS, N_REWARD, OBS_HIGH, OBS_LOW, REWARD_NAMES
+from ..fields import N_METRICS, N_REWARD, OBS_HIGH, OBS_LOW
 from ..sim.simulator import BatchSimulator
+from .info import batch_info, info_dicts, overlay_final
 from .vector import check_actions
 
 ConfigLike = EnvConfig | dict | str
@@ -122,11 +123,8 @@ class ServerlessScalingVecEnv(VecEnv):
         metrics, parts, ends = [], [], []
         for sim, sl in zip(self.sims, self.slices):
             final = sim.step_autoreset(self._actions[sl])
-            m, p = sim.metrics, sim.reward_parts
+            m, p = overlay_final(sim.metrics, sim.reward_parts, final)
             if final is not None:
-                m, p = m.copy(), p.copy()
-                m[final.ids] = final.metrics
-                p[final.ids] = final.reward_parts
                 ends.extend(zip((final.ids + sl.start).tolist(), final.obs))
             metrics.append(m)
             parts.append(p)
@@ -152,9 +150,7 @@ class ServerlessScalingVecEnv(VecEnv):
     def batch_info(self) -> dict[str, Any]:
         """The last step's info as the vector env gives it: a (B,) array per info key, and
         ``reward_components`` a dict of (B,) arrays (final-step values for clusters whose episode ended)."""
-        info: dict[str, Any] = dict(zip(INFO_NAMES, self.step_metrics.T))
-        info["reward_components"] = dict(zip(REWARD_NAMES, self.step_reward_parts.T))
-        return info
+        return batch_info(self.step_metrics, self.step_reward_parts)
 
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
         """Per-cluster attributes: ``render_mode``, ``workload`` (the episode's rate function), ``config``,
@@ -225,11 +221,4 @@ class ServerlessScalingVecEnv(VecEnv):
         return np.concatenate(arrays)  # a copy, also for one simulator
 
     def _infos(self, metrics: np.ndarray, parts: np.ndarray) -> list[dict[str, Any]]:
-        rows = metrics.tolist()
-        part_rows = parts.tolist()
-        infos = []
-        for row, prow in zip(rows, part_rows):
-            info = dict(zip(INFO_NAMES, row))
-            info["reward_components"] = dict(zip(REWARD_NAMES, prow))
-            infos.append(info)
-        return infos
+        return info_dicts(metrics, parts)

@@ -9,16 +9,21 @@ import numpy as np
 from gymnasium import logger, spaces
 
 from ..config import EnvConfig
-from ..fields import INFO_NAMES, N_METRICS, OBS_HIGH, OBS_LOW, REWARD_NAMES, info_table, observation_table
+from ..fields import INFO_NAMES, N_METRICS, OBS_HIGH, OBS_LOW, info_table, observation_table
 from ..sim.simulator import BatchSimulator
+from .info import info_dict
 from .rendering import ansi_line
+from .snapshot import EnvSnapshot, check_env_snapshot, copy_value, get_env_state
 
 
 def check_action(action: Any, n: int) -> int:
-    """An action index as int, or a ValueError that says what was wrong."""
+    """An action index as int, or a ValueError that says what was wrong. Booleans are refused (True is not
+    the index 1 by intent), as the vector env refuses boolean arrays; so are inf and NaN."""
+    if isinstance(action, (bool, np.bool_)) or (isinstance(action, np.ndarray) and action.dtype.kind == "b"):
+        raise ValueError(f"action must be an integer index in [0, {n - 1}], got the boolean {action!r}")
     try:
         a = int(action)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"action must be an integer index in [0, {n - 1}], got {action!r}") from None
     if a != action or not 0 <= a < n:
         raise ValueError(f"action must be an integer index in [0, {n - 1}], got {action!r}")
@@ -51,8 +56,8 @@ class ServerlessScalingEnv(gym.Env):
     ``-(w_cost * cost + w_slo_violation * slo_violation + w_dropped * dropped + w_failed * failed
     + w_scaling * scaling)`` with the weights in ``config.reward.weights``:
     ``cost`` = step cost / cost of ``max_instances`` serving at full concurrency for a step;
-    ``slo_violation`` = 1 if the step's p95 latency exceeds ``reward.slo_p95_seconds`` or more than 5 % of its
-    requests were lost (dropped or failed);
+    ``slo_violation`` = 1 if the step's p95 latency exceeds ``reward.slo_p95_seconds`` or more than
+    ``reward.slo_max_lost_share`` (default 5 %) of its requests were lost (dropped or failed);
     ``dropped`` and ``failed`` = shares of the step's requests;
     ``scaling`` = |instances added or removed| / max |scale_steps|. Each is O(1) per step; the weighted,
     negated parts are in ``info["reward_components"]`` and sum to the reward.
@@ -75,6 +80,12 @@ class ServerlessScalingEnv(gym.Env):
     ``gymnasium.make("ServerlessScaling-v0", config=..., render_mode=None | "ansi" | "human")``; ``config`` is
     an :class:`EnvConfig`, a dict or a YAML path. In worker processes that do not import ``scaling_env`` (e.g.
     SB3's ``SubprocVecEnv``), use the id ``"scaling_env:ServerlessScaling-v0"``.
+
+    ## Version History
+    * v0: the first registered version: the 19 observation fields, 5 reward terms and info keys above; the step
+      is the phased kernel of ``scaling_env/sim/kernel.py``. Within v0, ``info["instances_controlled"]`` and the
+      config field ``reward.slo_max_lost_share`` (default 0.05, the lost share that was a fixed 5 % before) were
+      added without changing any trajectory of the default config.
     """
 
     metadata = {"render_modes": ["ansi", "human", "rgb_array"], "render_fps": 4}
@@ -142,7 +153,24 @@ class ServerlessScalingEnv(gym.Env):
         """The current episode's workload: ``rate(t)`` gives lambda(t) in requests/s (for look-ahead)."""
         return self.sim.episodes[0]
 
+    def get_state(self) -> EnvSnapshot:
+        """A copy of the env's whole state (the simulator's: instances, queues, timers, cooldowns, random streams,
+        workload position and episode workload; and the env's step count and dashboard history).
+        ``set_state`` of it, on this env or another one made with the same config, continues exactly from here:
+        the same actions give the same observations, rewards and infos, bit for bit."""
+        return get_env_state(self, [0], _SNAPSHOT_ATTRS)
+
+    def set_state(self, state: EnvSnapshot) -> None:
+        """Restore what :meth:`get_state` returned (the env's ``np_random`` becomes the restored generator). A
+        snapshot of an env with another config, or of another env class, raises a ``SnapshotError``."""
+        state = check_env_snapshot(self, state)
+        self.sim.set_state(state.sim, [0])
+        self.np_random = self.sim.generators[0]  # the episode's generator is the env's, as after reset()
+        for name, value in state.adapter.items():
+            setattr(self, name, copy_value(value))
+
     def _info(self) -> dict[str, Any]:
-        info = dict(zip(INFO_NAMES, self.sim.metrics[0].tolist()))
-        info["reward_components"] = dict(zip(REWARD_NAMES, self.sim.reward_parts[0].tolist()))
-        return info
+        return info_dict(self.sim.metrics[0], self.sim.reward_parts[0])
+
+
+_SNAPSHOT_ATTRS = ("_steps", "_done", "_history")  # what the env keeps outside its simulator

@@ -10,9 +10,11 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from ..config import EnvConfig
-from ..fields import INFO_NAMES, OBS_HIGH, OBS_LOW, REWARD_NAMES
-from ..sim.simulator import E_STEP, BatchSimulator
+from ..fields import OBS_HIGH, OBS_LOW
+from ..sim.simulator import BatchSimulator
+from .info import batch_info, overlay_final
 from .rendering import ansi_line
+from .snapshot import EnvSnapshot, check_env_snapshot, get_env_state
 
 RENDER_MODES = ("ansi", "human")
 
@@ -22,8 +24,12 @@ def check_actions(actions: Any, num_envs: int, n: int) -> np.ndarray:
     a = np.asarray(actions)
     if a.shape != (num_envs,):
         raise ValueError(f"actions must have shape ({num_envs},), got {a.shape}")
+    if a.dtype.kind == "b":  # as the single env: True is not the index 1 by intent
+        raise ValueError(f"actions must be integer indices in [0, {n - 1}], got booleans {a!r}")
     if a.dtype.kind not in "iu":
-        if a.dtype.kind != "f" or not np.all(np.mod(a, 1) == 0):
+        with np.errstate(invalid="ignore"):  # inf and NaN: refused below, not warned about
+            whole = a.dtype.kind == "f" and bool(np.all(np.isfinite(a) & (np.mod(a, 1) == 0)))
+        if not whole:
             raise ValueError(f"actions must be integer indices in [0, {n - 1}], got {a!r}")
     if num_envs and (a.min() < 0 or a.max() >= n):
         bad = int(np.flatnonzero((a < 0) | (a >= n))[0])
@@ -133,10 +139,7 @@ class ServerlessScalingVectorEnv(VectorEnv):
                 final_obs = np.full(self.num_envs, None, dtype=object)
                 for j, i in enumerate(final.ids.tolist()):
                     final_obs[i] = final.obs[j]
-                metrics = sim.metrics.copy()
-                metrics[final.ids] = final.metrics
-                parts = sim.reward_parts.copy()
-                parts[final.ids] = final.reward_parts
+                metrics, parts = overlay_final(sim.metrics, sim.reward_parts, final)
                 info["final_obs"], info["_final_obs"] = final_obs, done
                 info["final_info"], info["_final_info"] = self._info(metrics, parts), done
                 if self.render_mode == "human":  # show the episode's last step, not the reset state
@@ -185,17 +188,25 @@ class ServerlessScalingVectorEnv(VectorEnv):
         """(B, n_actions) bool: the valid actions of each cluster."""
         return self.sim.action_masks()
 
+    def get_state(self, ids: np.ndarray | list[int] | None = None) -> EnvSnapshot:
+        """A copy of the state of clusters ``ids`` (all if None): the simulator's (instances, queues, timers,
+        cooldowns, random streams, workload position, episode workloads, last outputs) and which of them wait for
+        a next-step autoreset. ``set_state`` of it continues exactly from here, bit for bit."""
+        snap = get_env_state(self, ids, ("_started",))
+        snap.adapter["_pending"] = self._pending[snap.sim.source_ids].copy()
+        return snap
+
+    def set_state(self, state: EnvSnapshot, ids: np.ndarray | list[int] | None = None) -> None:
+        """Restore what :meth:`get_state` returned into clusters ``ids`` (default: the clusters it was taken
+        from; a one-cluster snapshot is copied into every id). The env must have the same config."""
+        state = check_env_snapshot(self, state)
+        target = state.sim.source_ids if ids is None else np.asarray(ids, dtype=np.int64).reshape(-1)
+        self.sim.set_state(state.sim, target)
+        self._pending[target] = state.adapter["_pending"]
+        self._started = self._started or state.adapter["_started"]
+
     def _line(self, i: int) -> str:
-        return ansi_line(self.sim.metrics[i], float(self.sim.rewards[i]), int(self.sim.env_state[i, E_STEP]))
+        return ansi_line(self.sim.metrics[i], float(self.sim.rewards[i]), int(self.sim.step_index()[i]))
 
     def _info(self, metrics: np.ndarray, parts: np.ndarray) -> dict[str, Any]:
-        m = metrics.T.copy()  # one copy; every key is a row view of it
-        info: dict[str, Any] = dict(zip(INFO_NAMES, m))
-        for key in INFO_NAMES:
-            info["_" + key] = self._mask
-        components: dict[str, Any] = dict(zip(REWARD_NAMES, parts.T.copy()))
-        for key in REWARD_NAMES:
-            components["_" + key] = self._mask
-        info["reward_components"] = components
-        info["_reward_components"] = self._mask
-        return info
+        return batch_info(metrics, parts, self._mask)

@@ -11,30 +11,75 @@ Per-slot data lives in two arrays: ``inst_f[b, i, F_*]`` (float64) and ``inst_i[
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
+from numpy.typing import ArrayLike
 
 from .rng import uniform
+from .state import check_columns
 
 OFF, BOOTING, WARM, FAILED, UNHEALTHY, DRAINING = 0, 1, 2, 3, 4, 5
 STATE_NAMES = ("off", "booting", "warm", "failed", "unhealthy", "draining")
 
-# float columns
-F_TIMER = 0  # booting: remaining boot s; draining: elapsed drain s; unhealthy: remaining termination s (<0: kept)
-F_LOAD = 1  # CPU utilisation in the last step (scale-in picks the least loaded)
-F_WEIGHT = 2  # share of the current step spent in the load balancer's pool
-F_SERVE = 3  # seconds of the current step spent serving
-F_SHARE = 4  # share of the current step's arrivals routed to the slot (load_balancer.pool_shares)
-F_QFLUID = 5  # the fluid queue, unrounded (I_BACKLOG is it rounded); carries fractions of requests over steps
-F_DROPC = 6  # fractional drops not yet counted (carried over steps, so drop counts are exact in the long run)
-F_AGE = 7  # total time the queued requests have waited so far, request-seconds (FIFO bookkeeping)
-N_INST_F = 8
-# int columns
-I_STATE = 0
-I_BACKLOG = 1  # queued requests
-I_CHECKS = 2  # consecutive failed health checks
-I_ARRIVALS = 3  # requests routed to the slot in the current step
-I_EVENT = 4  # per-step flag: 1 = becomes warm in this step, 2 = detected unhealthy in this step
-N_INST_I = 5
+# columns of inst_f[b, i, :] (float64), from one tuple of names (checked against the F_* constants at import)
+INST_F_FIELDS: tuple[tuple[str, str], ...] = (
+    ("timer", "booting: remaining boot s; draining: elapsed drain s; unhealthy: remaining termination s (<0: kept)"),
+    ("load", "CPU utilisation in the last step (scale-in picks the least loaded)"),
+    ("weight", "share of the current step spent in the load balancer's pool"),
+    ("serve", "seconds of the current step spent serving"),
+    ("share", "share of the current step's arrivals routed to the slot (load_balancer.pool_shares)"),
+    ("qfluid", "the fluid queue, unrounded (I_BACKLOG is it rounded); carries fractions of requests over steps"),
+    ("dropc", "fractional drops not yet counted (carried over steps, so drop counts are exact in the long run)"),
+    # the queue as up to N_COHORTS arrival cohorts, oldest first (queueing.fifo_waits): cohort c holds n requests
+    # whose ages (s waited so far) are spread evenly between "old" and "young"
+    ("c0_n", "queued requests in the oldest arrival cohort"),
+    ("c0_old", "age of the oldest request of cohort 0, s"),
+    ("c0_young", "age of the youngest request of cohort 0, s"),
+    ("c1_n", "queued requests in arrival cohort 1"),
+    ("c1_old", "age of the oldest request of cohort 1, s"),
+    ("c1_young", "age of the youngest request of cohort 1, s"),
+    ("c2_n", "queued requests in arrival cohort 2 (the newest)"),
+    ("c2_old", "age of the oldest request of cohort 2, s"),
+    ("c2_young", "age of the youngest request of cohort 2, s"),
+)
+(
+    F_TIMER,
+    F_LOAD,
+    F_WEIGHT,
+    F_SERVE,
+    F_SHARE,
+    F_QFLUID,
+    F_DROPC,
+    F_C0_N,
+    F_C0_OLD,
+    F_C0_YOUNG,
+    F_C1_N,
+    F_C1_OLD,
+    F_C1_YOUNG,
+    F_C2_N,
+    F_C2_OLD,
+    F_C2_YOUNG,
+) = range(len(INST_F_FIELDS))
+F_COHORTS = F_C0_N  # cohort c's (n, old, young) are columns F_COHORTS + 3c + (0, 1, 2)
+N_COHORTS = 3
+N_INST_F = check_columns("F_", tuple(f[0] for f in INST_F_FIELDS), globals())
+# columns of inst_i[b, i, :] (int64)
+INST_I_FIELDS: tuple[tuple[str, str], ...] = (
+    ("state", "slot state (OFF, BOOTING, ...)"),
+    ("backlog", "queued requests"),
+    ("checks", "consecutive failed health checks"),
+    ("arrivals", "requests routed to the slot in the current step"),
+    ("event", "per-step flag: 1 = becomes warm in this step, 2 = detected unhealthy in this step"),
+)
+I_STATE, I_BACKLOG, I_CHECKS, I_ARRIVALS, I_EVENT = range(len(INST_I_FIELDS))
+N_INST_I = check_columns("I_", tuple(f[0] for f in INST_I_FIELDS), globals())
+
+
+@njit(cache=True)
+def clear_cohorts(inst_f, b: int, i: int) -> None:
+    """Forget the arrival cohorts of slot i (its queue was emptied)."""
+    for j in range(3 * N_COHORTS):
+        inst_f[b, i, F_COHORTS + j] = 0.0
 
 
 @njit(cache=True)
@@ -65,7 +110,7 @@ def launch(inst_f, inst_i, rng, b: int, count: int, boot_mean: float, boot_jitte
             inst_f[b, i, F_LOAD] = 0.0
             inst_f[b, i, F_QFLUID] = 0.0
             inst_f[b, i, F_DROPC] = 0.0
-            inst_f[b, i, F_AGE] = 0.0
+            clear_cohorts(inst_f, b, i)
             started += 1
             top = i + 1
     return started, top
@@ -73,14 +118,35 @@ def launch(inst_f, inst_i, rng, b: int, count: int, boot_mean: float, boot_jitte
 
 @njit(cache=True)
 def counted(state: int, timer: float) -> bool:
-    """Does the slot count towards the instance count the autoscaler controls?
+    """Does the slot count towards the instance count the autoscaler controls (the count an action changes)?
 
     Booting, warm and (undetected) failed instances count; an unhealthy one counts only while it is kept
-    (no automatic replacement); draining and terminating ones do not.
+    (no automatic replacement); draining and terminating ones do not. ``counted_array`` applies it to arrays.
     """
     if state == BOOTING or state == WARM or state == FAILED:
         return True
     return state == UNHEALTHY and timer < 0.0
+
+
+def counted_array(states: np.ndarray, timers: np.ndarray) -> np.ndarray:
+    """``counted`` for arrays of slot states and timers (numpy, elementwise; a test checks they agree)."""
+    kept_unhealthy = (states == UNHEALTHY) & (timers < 0.0)
+    return (states == BOOTING) | (states == WARM) | (states == FAILED) | kept_unhealthy
+
+
+@njit(cache=True)
+def bounded_change(live: int, requested: int, lo: int, hi: int) -> int:
+    """The change in instance count that a request of ``requested`` applies to ``live`` controlled instances
+    within the bounds [lo, hi], before cooldowns: ``min(max(live + requested, lo), hi) - live``. The kernel
+    calls it per cluster; ``bounded_changes`` applies it to arrays (the action mask, policies)."""
+    return min(max(live + requested, lo), hi) - live
+
+
+def bounded_changes(live: ArrayLike, requested: ArrayLike, lo: ArrayLike, hi: ArrayLike) -> np.ndarray:
+    """``bounded_change`` for arrays (numpy, broadcasting; a test checks they agree): the action mask and
+    policies use it."""
+    live = np.asarray(live, dtype=np.int64)
+    return np.minimum(np.maximum(live + np.asarray(requested, dtype=np.int64), lo), hi) - live
 
 
 @njit(cache=True)
@@ -115,7 +181,7 @@ def scale_in(inst_f, inst_i, b: int, count: int, hi: int) -> int:
             lost += inst_i[b, best, I_BACKLOG]
             inst_i[b, best, I_BACKLOG] = 0
             inst_f[b, best, F_QFLUID] = 0.0
-            inst_f[b, best, F_AGE] = 0.0
+            clear_cohorts(inst_f, b, best)
             inst_i[b, best, I_STATE] = OFF
     return lost
 
@@ -129,7 +195,7 @@ def crash(inst_f, inst_i, b: int, i: int) -> int:
     inst_i[b, i, I_CHECKS] = 0
     inst_f[b, i, F_LOAD] = 0.0
     inst_f[b, i, F_QFLUID] = 0.0
-    inst_f[b, i, F_AGE] = 0.0
+    clear_cohorts(inst_f, b, i)
     return lost
 
 

@@ -17,6 +17,9 @@ arrivals by those shares:
 - ``least_outstanding``: crashed-but-undetected members answer at once (with an error), so they get their share;
   the rest is water-filled: requests go to the healthy instances with the least outstanding work (queue minus
   what they can serve in the step) until those levels are equal.
+
+Beside the fluid queues, each algorithm has a stationary queue (docs/model.md section 6.2), which
+``balancer_queue`` alone defines, for the kernel and for planners (the oracle) alike.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import math
 from numba import njit
 
 from .instances import F_SERVE, F_SHARE, F_WEIGHT, FAILED, I_ARRIVALS, I_BACKLOG, I_CHECKS, I_STATE, WARM
+from .queueing import stationary_wait
 from .rng import binomial
 
 ROUND_ROBIN, LEAST_OUTSTANDING, RANDOM = 0, 1, 2
@@ -228,3 +232,34 @@ def _water_fill(inst_f, inst_i, b: int, hi: int, total: int, capacity_rps: float
             given = c
     if given < total and first >= 0:  # float residue
         inst_i[b, first, I_ARRIVALS] += total - given
+
+
+@njit(cache=True)
+def balancer_queue(
+    algorithm: int,
+    offered_rps: float,
+    n_pool: int,
+    pool_time: float,
+    healthy_time: float,
+    conc: int,
+    svc: float,
+    cs2: float,
+    maxq: float,
+):
+    """The stationary queue that each request sees under ``algorithm``, at ``offered_rps`` requests/s over a pool
+    of ``n_pool`` members that spend ``pool_time`` instance-steps in it (``healthy_time`` of them not crashed).
+
+    - ``least_outstanding``: one pooled queue of all healthy slots, at the healthy part of the rate;
+    - ``round_robin``: per instance, every n-th request of a Poisson stream (Erlang-n gaps, ca2 = 1/n);
+    - ``random``: per instance, a Poisson stream.
+
+    Returns (mean wait s, P(wait), P(turned away by a full waiting room)) of ``queueing.stationary_wait``.
+    """
+    if algorithm == LEAST_OUTSTANDING:
+        lam = offered_rps * (healthy_time / pool_time) if pool_time > 0.0 else 0.0
+        servers = int(math.floor(healthy_time * conc + 0.5))
+        return stationary_wait(servers, lam, svc, 1.0, cs2, maxq * healthy_time)
+    if pool_time > 0.0:
+        ca2 = 1.0 / n_pool if algorithm == ROUND_ROBIN else 1.0
+        return stationary_wait(conc, offered_rps / pool_time, svc, ca2, cs2, maxq)
+    return 0.0, 0.0, 0.0

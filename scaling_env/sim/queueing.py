@@ -7,7 +7,8 @@
 - GI/G/N mean wait: Whitt's approximation, W = phi(rho, ca2, cs2, N) * (ca2 + cs2)/2 * W(M/M/N)
   (W. Whitt, "Approximations for the GI/G/m queue", Production and Operations Management 2(2), 1993,
   eqs. 2.24-2.25). It reduces to Erlang C for ca2 = cs2 = 1 and to Allen-Cunneen when phi = 1.
-- Fluid queue segments for overload, backlog and cold-start waits (deterministic flow in and out).
+- Fluid queue segments for overload, backlog and cold-start waits (deterministic flow in and out), and the FIFO
+  waits of their requests from a few arrival cohorts (``fifo_waits``).
 - The p95 of response time, from the mean wait, the waiting probability and the service-time shape.
 """
 
@@ -16,6 +17,8 @@ from __future__ import annotations
 import math
 
 from numba import njit
+
+from .instances import F_COHORTS, N_COHORTS
 
 EXACT_ERLANG_MAX_SERVERS = 1000
 RHO_CAP = 0.99  # the stationary formulas are used up to this utilisation; the fluid backlog covers the rest
@@ -130,56 +133,226 @@ def fluid_segment(q0: float, net_rps: float, duration: float, cap: float):
 
 
 @njit(cache=True)
-def fifo_waits(
-    q0: float, age0: float, adm1: float, adm2: float, q_end: float, area: float, idle: float, tau: float, cap_rps: float
-):
-    """FIFO bookkeeping of one fluid queue over a step: phase 1 (``idle`` s, no service, ``adm1`` admitted
-    arrivals), then phase 2 (``tau`` s of service at ``cap_rps``, ``adm2`` admitted arrivals).
+def _cohort(n: float, a0: float, a1: float, x0: float, served: float, idle: float, gap: float):
+    """One cohort of a FIFO fluid queue: ``n`` requests that arrived evenly over [a0, a1] (s from the step start;
+    negative: an earlier step), at queue positions [x0, x0 + n). The first ``served`` positions of the queue leave,
+    position x at ``idle + x * gap``. Returns (total wait of its served part request-s, longest wait of its served
+    part s, requests left, arrival time of the first one left)."""
+    m = min(max(served - x0, 0.0), n)  # its served part: positions [x0, x0 + m)
+    slope = (a1 - a0) / n  # arrival time per position
+    wait_sum = 0.0
+    longest = 0.0
+    if m > 0.0:
+        # wait at position x0 + u is (idle + (x0 + u) gap) - (a0 + u slope), linear in u. Requests are whole: the
+        # j-th served one is at u = j (it leaves as its place in the queue comes up, it arrived at the front of its
+        # place), so the sum runs over u = 0, 1, ..., m - 1: m w0 + (gap - slope) m (m - 1) / 2, not the
+        # integral (which would add half a place, gap / 2, to every wait: 0.5 s for one 1 s request per step)
+        w0 = idle + x0 * gap - a0
+        wait_sum = max(m * w0 + (gap - slope) * 0.5 * m * (m - 1.0), 0.0)
+        longest = max(w0, w0 + (gap - slope) * max(m - 1.0, 0.0))
+    return wait_sum, longest, n - m, a0 + slope * m
 
-    The queue starts with ``q0`` requests that have waited ``age0`` request-seconds so far (ages spread evenly
-    between 0 and twice their mean); arrivals are spread evenly over their phase; ``area`` is the integral of the
-    queue length over the step. First in, first out: the ``q_end`` requests left are the newest.
-    Returns (age of those left at the end, total wait of the requests served in the step, longest wait of a
-    served request), all from the fluid queue alone.
+
+@njit(cache=True)
+def merge_cohorts(n1: float, old1: float, young1: float, n2: float, old2: float, young2: float):
+    """One cohort for two (1 older than 2; ages s): the total age is kept, and the spread is the widest one
+    centred on the mean age that stays within [young2, old1] (exact for two adjacent cohorts of equal density)."""
+    n = n1 + n2
+    mean = (n1 * (old1 + young1) + n2 * (old2 + young2)) / (2.0 * n)
+    half = max(min(old1 - mean, mean - young2), 0.0)
+    return n, mean + half, mean - half
+
+
+@njit(cache=True)
+def _density_gap(n1: float, old1: float, young1: float, n2: float, old2: float, young2: float) -> float:
+    """How unlike two cohorts are: |log of their density ratio| plus the gap between them relative to their span
+    (0 for two adjacent cohorts of equal density, whose merge is exact)."""
+    d1 = n1 / max(old1 - young1, 1e-9)
+    d2 = n2 / max(old2 - young2, 1e-9)
+    span = max(old1 - young2, 1e-9)
+    return abs(math.log(d1 / d2)) + max(young1 - old2, 0.0) / span
+
+
+@njit(cache=True)
+def _put(inst_f, b, i, c, n, old, young):
+    inst_f[b, i, F_COHORTS + 3 * c] = n
+    inst_f[b, i, F_COHORTS + 3 * c + 1] = old
+    inst_f[b, i, F_COHORTS + 3 * c + 2] = young
+
+
+@njit(cache=True)
+def _append_cohort(inst_f, b, i, kept, n_c, old_c, young_c):
+    """Store a cohort after the ``kept`` ones of slot i; with no place left, merge the two most alike neighbours
+    among the stored ones and the new one first. Returns how many cohorts are stored."""
+    if kept == N_COHORTS:
+        # one too many: merge the two most alike neighbours among the stored ones and this step's
+        best = 0
+        best_d = 1e300
+        for c in range(N_COHORTS):
+            n1 = inst_f[b, i, F_COHORTS + 3 * c]
+            o1 = inst_f[b, i, F_COHORTS + 3 * c + 1]
+            y1 = inst_f[b, i, F_COHORTS + 3 * c + 2]
+            if c + 1 < N_COHORTS:
+                n2 = inst_f[b, i, F_COHORTS + 3 * c + 3]
+                o2 = inst_f[b, i, F_COHORTS + 3 * c + 4]
+                y2 = inst_f[b, i, F_COHORTS + 3 * c + 5]
+            else:
+                n2, o2, y2 = n_c, old_c, young_c
+            d = _density_gap(n1, o1, y1, n2, o2, y2)
+            if d < best_d:
+                best_d = d
+                best = c
+        n1 = inst_f[b, i, F_COHORTS + 3 * best]
+        o1 = inst_f[b, i, F_COHORTS + 3 * best + 1]
+        y1 = inst_f[b, i, F_COHORTS + 3 * best + 2]
+        if best + 1 < N_COHORTS:
+            n2 = inst_f[b, i, F_COHORTS + 3 * best + 3]
+            o2 = inst_f[b, i, F_COHORTS + 3 * best + 4]
+            y2 = inst_f[b, i, F_COHORTS + 3 * best + 5]
+            mn, mo, my = merge_cohorts(n1, o1, y1, n2, o2, y2)
+            _put(inst_f, b, i, best, mn, mo, my)
+            for c in range(best + 1, N_COHORTS - 1):  # shift the younger ones down
+                _put(
+                    inst_f,
+                    b,
+                    i,
+                    c,
+                    inst_f[b, i, F_COHORTS + 3 * c + 3],
+                    inst_f[b, i, F_COHORTS + 3 * c + 4],
+                    inst_f[b, i, F_COHORTS + 3 * c + 5],
+                )
+            _put(inst_f, b, i, N_COHORTS - 1, n_c, old_c, young_c)
+        else:
+            mn, mo, my = merge_cohorts(n1, o1, y1, n_c, old_c, young_c)
+            _put(inst_f, b, i, best, mn, mo, my)
+        return N_COHORTS
+    _put(inst_f, b, i, kept, n_c, old_c, young_c)
+    return kept + 1
+
+
+@njit(cache=True)
+def _joining(in1: float, adm1: float, q1: float, in2: float, adm2: float, tau: float, cap_rps: float):
+    """When the admitted arrivals of a step joined the queue: phase 1 from its start for ``f1`` s (until the
+    queue is full); phase 2 ``n2a`` at ``in2`` over its first ``t_a`` s (until the queue is full, or, with
+    ``in2 <= cap_rps``, until it empties), then ``n2b`` at ``cap_rps`` (a place frees as a request leaves).
+    Returns (f1, t_a, n2a, n2b)."""
+    f1 = adm1 / in1 if (in1 > 0.0 and adm1 > 0.0) else 0.0
+    n2a = 0.0
+    n2b = 0.0
+    t_a = 0.0
+    if tau > 0.0 and in2 > 0.0 and adm2 > 0.0:
+        if in2 > cap_rps:
+            t_a = min(max(tau - (in2 * tau - adm2) / (in2 - cap_rps), 0.0), tau)
+            n2a = in2 * t_a
+            n2b = max(adm2 - n2a, 0.0)
+        else:
+            if in2 < cap_rps:
+                t_a = min(q1 / (cap_rps - in2), tau)  # the queue empties after t_a s
+            else:
+                t_a = tau if q1 > 0.0 else 0.0
+            n2a = min(in2 * t_a, adm2)
+    return f1, t_a, n2a, n2b
+
+
+@njit(cache=True)
+def fifo_waits(
+    inst_f,
+    b: int,
+    i: int,
+    q0: float,
+    in1: float,
+    adm1: float,
+    q1: float,
+    in2: float,
+    adm2: float,
+    q2: float,
+    idle: float,
+    tau: float,
+    cap_rps: float,
+):
+    """FIFO bookkeeping of the fluid queue of slot i over a step: phase 1 (``idle`` s, no service, arrivals at
+    ``in1`` requests/s of which ``adm1`` were admitted, the queue ``q1`` after it), then phase 2 (``tau`` s of
+    service at ``cap_rps``, arrivals at ``in2``, ``adm2`` admitted, the queue ``q2`` at the end).
+
+    The queue is kept as up to N_COHORTS arrival cohorts (``inst_f[b, i, F_COHORTS:]``, oldest first), each with
+    its requests' ages spread evenly between its oldest and youngest. The step adds, in order of arrival:
+
+    - phase-1 arrivals, admitted at ``in1`` from the step start until the queue is full;
+    - phase-2 arrivals that join the queue: at ``in2`` until the queue is full, then at ``cap_rps`` (a place frees
+      as a request leaves); with ``in2 < cap_rps`` only those that arrive before the queue empties (the others
+      pass through without a fluid wait).
+
+    The first ``q0 + admitted - q2`` of the queue are served, leaving one after another at ``cap_rps`` from the
+    start of phase 2. The requests left are stored as cohorts again: this step's pieces as one cohort, and if that
+    makes one too many, the two most alike neighbours are merged (``merge_cohorts``). Every wait is a departure
+    time minus an arrival time within what has happened, so none is longer than the time since the oldest request
+    arrived. Returns (total age of the requests left at the end request-s, total wait of the requests served from
+    the queue request-s, longest wait of a served request s).
     """
     dt = idle + tau
-    mean_age0 = age0 / q0 if q0 > 0.0 else 0.0
-    # the newest q_end requests stay: phase-2 arrivals first, then phase-1 arrivals, then the youngest old ones
-    n2 = min(q_end, adm2) if adm2 > 0.0 else 0.0
-    n1 = min(q_end - n2, adm1) if adm1 > 0.0 else 0.0
-    n0 = min(max(q_end - n2 - n1, 0.0), q0)
-    age_end = 0.0
-    if n2 > 0.0:
-        age_end += n2 * n2 * tau / (2.0 * adm2)
-    if n1 > 0.0:
-        age_end += n1 * tau + n1 * n1 * idle / (2.0 * adm1)
-    if n0 > 0.0:
-        age_end += n0 * dt + mean_age0 * n0 * n0 / q0
-    waited = max(age0 + area - age_end, 0.0)
-    # longest wait of a served request: the ends of each piece of the served part of the queue
-    served = q0 + adm1 + adm2 - q_end
+    # the stored cohorts hold q0 requests unless the integer queue was changed elsewhere: then scale them to q0
+    # (or, with none stored, take the q0 as arrived at the step start)
+    stored = 0.0
+    for c in range(N_COHORTS):
+        stored += inst_f[b, i, F_COHORTS + 3 * c]
+    scale = q0 / stored if stored > 0.0 else 0.0
+    f1, t_a, n2a, n2b = _joining(in1, adm1, q1, in2, adm2, tau, cap_rps)
+    total = q0 + adm1 + n2a + n2b
+    served = min(max(total - q2, 0.0), total)
+    gap = 1.0 / cap_rps
+    if served * gap > tau:  # (rounding of the whole-request counts) the served ones fit in the serving time
+        gap = tau / served if served > 0.0 else 0.0
+    waited = 0.0
     longest = 0.0
-    if served > 1e-9 and area + age0 > 0.0:
-        if q0 > 0.0:
-            longest = 2.0 * mean_age0 + idle  # the head of the old queue
-        if adm1 > 0.0 and served > q0:
-            longest = max(longest, idle + q0 / cap_rps)  # the first request that came during the cold start
-        if q_end > 1e-9:
-            # service ran to the end of the step: the last one served left at dt
-            if served <= q0:
-                last = dt + 2.0 * mean_age0 * (1.0 - served / q0)
-            elif served <= q0 + adm1:
-                last = dt - (served - q0) * idle / adm1
+    age_end = 0.0
+    kept = 0  # cohorts written back
+    new_n = 0.0  # this step's requests left, as one cohort: count, total age at the end, oldest and youngest age
+    new_age = 0.0
+    new_old = 0.0
+    new_young = 0.0
+    x0 = 0.0
+    for c in range(N_COHORTS + 3):
+        if c < N_COHORTS:
+            if scale > 0.0:
+                n = inst_f[b, i, F_COHORTS + 3 * c] * scale
+                a0 = -inst_f[b, i, F_COHORTS + 3 * c + 1]
+                a1 = -inst_f[b, i, F_COHORTS + 3 * c + 2]
             else:
-                last = dt - idle - (served - q0 - adm1) * tau / adm2
-            longest = max(longest, last)
+                n = q0 if c == 0 else 0.0
+                a0 = 0.0
+                a1 = 0.0
+        elif c == N_COHORTS:
+            n, a0, a1 = adm1, 0.0, f1
+        elif c == N_COHORTS + 1:
+            n, a0, a1 = n2a, idle, idle + t_a
         else:
-            # the queue emptied: the last old request and the last cold-start arrival are the candidates
-            if q0 > 0.0:
-                longest = max(longest, idle + q0 / cap_rps)
-            if adm1 > 0.0:
-                longest = max(longest, (q0 + adm1) / cap_rps)
-    return age_end, waited, longest
+            n, a0, a1 = n2b, idle + t_a, dt
+        if n <= 1e-12:
+            continue
+        w, lw, left, a_left = _cohort(n, a0, a1, x0, served, idle, gap)
+        waited += w
+        longest = max(longest, lw)
+        x0 += n
+        if left <= 1e-12:
+            continue
+        age_end += left * (dt - 0.5 * (a_left + a1))
+        if c < N_COHORTS:
+            _put(inst_f, b, i, kept, left, dt - a_left, dt - a1)  # (kept <= c: nothing unread is overwritten)
+            kept += 1
+        else:
+            if new_n <= 0.0:
+                new_old = dt - a_left
+            new_n += left
+            new_age += left * (dt - 0.5 * (a_left + a1))
+            new_young = dt - a1
+    if new_n > 0.0:
+        # this step's pieces as one cohort: the total age kept, centred on the mean within [youngest, oldest]
+        mean = new_age / new_n
+        half = max(min(new_old - mean, mean - new_young), 0.0)
+        kept = _append_cohort(inst_f, b, i, kept, new_n, mean + half, mean - half)
+    for c in range(kept, N_COHORTS):
+        _put(inst_f, b, i, c, 0.0, 0.0, 0.0)
+    return max(age_end, 0.0), max(waited, 0.0), longest
 
 
 @njit(cache=True)

@@ -1,0 +1,297 @@
+"""``planner``: a receding-horizon planning oracle that searches with the env's own simulator.
+
+**Not deployable.** At every decision it copies each cluster's exact state (``BatchSimulator.get_state``) into a
+private simulator of the same config, rolls out a set of candidate plans there over the next ``horizon_steps``
+decisions, many at once as one batch, and takes the first action of the plan with the highest mean summed reward.
+
+What it knows (the bound is only as good as this list is honest):
+
+- the **future arrival rates**: each step's expected arrivals (``sim.expected_arrivals()``, the Poisson means the
+  simulator draws from) and the scheduled outages of the config;
+- the **exact hidden state** of the cluster: boot timers, crashed instances the health check has not found yet,
+  queues, cooldowns (a real autoscaler sees metrics only);
+- the **model**: it plans with the simulator itself, so its predictions have no model error.
+
+What it does not know (by default): the **future random draws**. Each candidate is rolled out on ``futures``
+sampled futures whose random streams are fresh (SplitMix64 states hashed from the cluster's state, the future's
+index and ``sample_seed``; they are not the cluster's own stream), the same futures for every candidate (common
+random numbers, so candidates are compared on the same luck). With ``know_random_draws: true`` the copies keep the
+cluster's own stream instead (one future): that planner also sees the coming crashes and arrival counts as long as
+its plan draws as the real run does, and is clairvoyant of the random draws, not only of the rates.
+
+Candidate plans: policy switching over a family of clairvoyant base policies (Chang, Givan & Chong, "Parallel
+rollout for online solution of partially observable Markov decision processes", Discrete Event Dynamic Systems
+14, 2004: choosing, at each state, the base policy whose simulated return from that state is highest does at least
+as well as the best of them, up to estimation error and horizon). Base policy ``(u, o)`` provisions, for each future
+step, ``ceil(expected arrivals / (u x one instance's requests per step)) + o`` instances, launched early enough that
+capacity added at the later scale-out opportunities (every ``ceil(scale_out_cooldown / step)`` steps, at most
+``max(scale_steps)`` at a time) arrives one cold start before it is needed, and scales in when the need over that
+look-ahead falls. The family spans CPU targets ``utilizations`` x extra instances ``offsets`` (a fixed fleet margin
+against crashes pays on failure-heavy scenarios, a thin one on steady load); the search picks among them per state.
+Why this and not CEM over raw action sequences: with cooldowns, most of the 9^H sequences are the same sequence
+(blocked actions are no-ops), and a plan that must anticipate a burst 20 steps ahead is one point in a huge space;
+closed-loop base plans are all feasible, cover the sensible fleets, and make a few dozen rollouts enough.
+
+It acts through the env like every policy: one index into ``scale_steps`` per decision, subject to the same bounds
+and cooldowns. Decisions where every allowed action changes the fleet the same way (both cooldowns running, or the
+bounds) are not planned.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from scaling_env import EnvConfig
+from scaling_env.envs.info import batch_info
+from scaling_env.sim.simulator import BatchSimulator
+
+from ..base import PolicyParams, validate_params
+from .oracle import OraclePolicy
+
+_EPS = 1e-9
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+class PlannerParams(PolicyParams):
+    horizon_steps: int = Field(64, ge=1, le=1000, description="decisions each candidate plan is rolled out over")
+    futures: int = Field(8, ge=1, le=256, description="sampled random futures per candidate (common to all)")
+    utilizations: tuple[float, ...] = Field(
+        (0.9, 0.95), min_length=1, description="CPU targets of the base plans (fractions, 0 < u <= 1)"
+    )
+    offsets: tuple[int, ...] = Field((0, 3, 14), min_length=1, description="extra instances of the base plans")
+    know_random_draws: bool = Field(False, description="roll out on the cluster's own random stream (clairvoyant)")
+    sample_seed: int = Field(0, ge=0, description="salt of the sampled futures' random streams")
+    with_oracle: bool = Field(True, description="the heuristic oracle (its default parameters) is one more plan")
+    switch_z: float = Field(
+        2.0, ge=0.0, le=10.0, description="leave the reference plan only if a plan beats it by z standard errors"
+    )
+    threads: bool = Field(False, description="step the planning batch with the threaded kernel")
+
+    @field_validator("utilizations")
+    @classmethod
+    def _fractions(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        bad = [u for u in v if not 0.0 < u <= 1.0]
+        if bad:
+            raise ValueError(f"each utilization must be in (0, 1] (a fraction, not percent), got {bad}")
+        return v
+
+
+def mix64(z: np.ndarray) -> np.ndarray:
+    """SplitMix64's output function (Steele, Lea & Flood 2014) over a uint64 array: a hash of each value."""
+    with np.errstate(over="ignore"):
+        z = z.astype(np.uint64) + _GOLDEN
+        z = (z ^ (z >> np.uint64(30))) * _MIX1
+        z = (z ^ (z >> np.uint64(27))) * _MIX2
+        return z ^ (z >> np.uint64(31))
+
+
+def find_simulator(env: Any) -> BatchSimulator:
+    """The ``BatchSimulator`` behind a single env, a vector env or a one-config SB3 VecEnv (or wrappers)."""
+    for obj in (env, getattr(env, "unwrapped", None)):
+        sim = getattr(obj, "sim", None) if obj is not None else None
+        if isinstance(sim, BatchSimulator):
+            return sim
+    raise TypeError(
+        f"planner: {type(env).__name__} exposes no BatchSimulator as .sim or .unwrapped.sim "
+        "(a ServerlessScalingEnv, ServerlessScalingVectorEnv or one-config SB3 VecEnv is needed)"
+    )
+
+
+class PlannerPolicy:
+    """Receding-horizon planning oracle (module docstring). ``bind(env)`` before acting."""
+
+    name: ClassVar[str] = "planner"
+    Params: ClassVar[type[PolicyParams]] = PlannerParams
+
+    def __init__(self, env_config: EnvConfig | dict | str | None, params: PolicyParams | dict | None = None) -> None:
+        self.env_config = EnvConfig.coerce(env_config)
+        self.params: PlannerParams = validate_params(self.Params, params, f"{self.name} policy params")
+        cfg, p = self.env_config, self.params
+        self.dt = float(cfg.step_seconds)
+        self.num_envs = 0
+        self.sim: BatchSimulator | None = None
+        self._plan: BatchSimulator | None = None
+        sc, ins = cfg.scaling, cfg.instances
+        self.steps = np.asarray(sc.scale_steps, dtype=np.int64)
+        self.step_capacity = ins.concurrency / ins.service_seconds * self.dt  # requests one instance serves per step
+        boot = ins.cold_start_seconds * (1.0 + ins.cold_start_jitter)
+        self.lead = math.ceil(boot / self.dt - _EPS) if boot > 0 else 0
+        self.out_every = max(1, math.ceil(sc.scale_out_cooldown_seconds / self.dt - _EPS))
+        self.step_out = max(int(self.steps.max()), 0)
+        reach = math.ceil(sc.max_instances / self.step_out) if self.step_out > 0 else 1
+        self.look = min(cfg.episode_steps, self.lead + self.out_every * (reach + 1) + 1)  # base plans' look-ahead
+        j = np.arange(self.look)
+        self.later = self.step_out * np.maximum((j - self.lead) // self.out_every, 0)  # what later chances add
+        u, o = np.meshgrid(np.asarray(p.utilizations, float), np.asarray(p.offsets, float), indexing="ij")
+        self.cand_u, self.cand_o = u.ravel(), o.ravel()
+        self.oracle = OraclePolicy(cfg) if p.with_oracle else None
+        self.n_candidates = len(self.cand_u) + (1 if p.with_oracle else 0)  # the oracle is the last candidate
+        self.n_futures = 1 if p.know_random_draws else p.futures
+        self.last_choice = np.zeros(0, dtype=np.int64)  # the candidate each cluster's last plan chose (-1: none)
+        self.planned_clusters = 0  # decisions planned, for the cost report
+        self.rollout_steps = 0  # cluster-steps simulated while planning
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.params!r})"
+
+    # ---- the Policy interface
+    def reset(self, seed: int | None = None, num_envs: int = 1) -> None:
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        self.num_envs = int(num_envs)
+        self.last_choice = np.full(num_envs, -1, dtype=np.int64)
+
+    def bind(self, env: Any) -> None:
+        sim = find_simulator(env)
+        c = sim.config
+        if c is not self.env_config and c != self.env_config:
+            # its look-ahead (cold starts, cooldowns, episode length) is derived from the policy's config
+            raise ValueError("planner: the env's config differs from the policy's env_config; make both from one")
+        self.sim = sim
+
+    def act(self, obs: np.ndarray, info: dict[str, Any]) -> int:
+        """One decision for a single env (bound with ``bind``)."""
+        return int(self.act_batch(np.asarray(obs)[None], {})[0])
+
+    def act_batch(self, obs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+        """(B,) action indices for the bound simulator's clusters; ``obs`` and ``info`` are not read (the planner
+        reads the simulator's state)."""
+        if self.sim is None:
+            raise RuntimeError("planner: call bind(env) before acting (it plans with the env's simulator)")
+        sim = self.sim
+        b = sim.num_envs
+        if np.asarray(obs).shape[0] != b:
+            raise ValueError(f"planner: bound to {b} clusters, got a batch of {np.asarray(obs).shape[0]}")
+        if self.num_envs != b:
+            self.reset(num_envs=b)
+        current = sim.controlled_counts()
+        lo, hi = self.env_config.scaling.min_instances, self.env_config.scaling.max_instances
+        change = bounded(current, self.steps, lo, hi)
+        masks = sim.action_masks()
+        effective = np.where(masks, change, 0)
+        left = self.env_config.episode_steps - sim.step_index()
+        # a real choice: two allowed actions change the fleet differently, and the episode goes on
+        choice = (effective.max(axis=1) != effective.min(axis=1)) & (left > 0)
+        actions = np.argmin(np.abs(self.steps))[None].repeat(b)  # the smallest step: no change where none is allowed
+        actions = np.where(masks[np.arange(b), actions], actions, np.argmax(masks, axis=1))
+        if choice.any():  # every cluster is planned (a fixed batch), the plans are used where there is a choice
+            actions[choice] = self._plan_actions()[choice]
+        return actions.astype(np.int64)
+
+    # ---- planning
+    def _planning_sim(self, clusters: int) -> BatchSimulator:
+        if self._plan is None or self._plan.num_envs != clusters or self._plan.config is not self.sim.config:
+            self._plan = BatchSimulator(self.sim.config, num_envs=clusters, parallel=self.params.threads)
+            if self.oracle is not None:
+                self.oracle.bind(_Bound(self._plan))
+        return self._plan
+
+    def base_actions(self, sim: BatchSimulator, n: int, u: np.ndarray, o: np.ndarray) -> np.ndarray:
+        """Actions of base policies ``(u, o)`` (one per cluster) for clusters 0..n-1 of ``sim``."""
+        cfg = self.env_config
+        lo, hi = cfg.scaling.min_instances, cfg.scaling.max_instances
+        current = sim.controlled_counts()[:n]
+        expected = sim.expected_arrivals()[:n]  # (n, steps), possibly a broadcast view of one shared row
+        steps = expected.shape[1]
+        idx = sim.step_index()[:n, None] + np.arange(self.look)[None, :]
+        lam = np.where(idx < steps, np.take_along_axis(expected, np.minimum(idx, steps - 1), axis=1), 0.0)
+        need = np.ceil(lam / (self.step_capacity * u[:, None]) - _EPS) + o[:, None]
+        desired = np.clip((need - self.later[None, :]).max(axis=1), lo, hi).astype(np.int64)
+        return action_up(desired - current, current, self.steps, lo, hi)
+
+    def _plan_actions(self) -> np.ndarray:
+        """The first action of the best plan of every cluster of the bound simulator."""
+        real = self.sim
+        c, k = self.n_candidates, self.n_futures
+        per = c * k
+        n = real.num_envs
+        ids = np.arange(n)
+        total = n * per
+        plan = self._planning_sim(total)
+        plan.set_state(real.get_state(ids, generators=False).select(np.repeat(ids, per)), np.arange(total))
+        if not self.params.know_random_draws:
+            # fresh streams: future f of cluster i is the same for every candidate (common random numbers)
+            salt = mix64(np.full(1, self.params.sample_seed, dtype=np.uint64))
+            base = mix64(real.rng[ids] ^ salt)
+            fut = mix64(base[:, None] + np.arange(1, k + 1, dtype=np.uint64)[None, :] * _MIX1)  # (n, k)
+            plan.rng[:total] = np.broadcast_to(fut[:, None, :], (n, c, k)).reshape(-1)
+        n_family = len(self.cand_u)
+        u = np.broadcast_to(np.resize(self.cand_u, c)[None, :, None], (n, c, k)).reshape(-1)
+        o = np.broadcast_to(np.resize(self.cand_o, c)[None, :, None], (n, c, k)).reshape(-1)
+        by_oracle = np.zeros((n, c, k), dtype=np.bool_)
+        by_oracle[:, n_family:, :] = True
+        by_oracle = by_oracle.reshape(-1)
+        if self.oracle is not None:
+            self.oracle.reset(num_envs=total)
+        active = np.zeros(plan.num_envs, dtype=np.bool_)
+        acts = np.zeros(plan.num_envs, dtype=np.int64)
+        returns = np.zeros(total)
+        episode = self.env_config.episode_steps
+        horizon = int(min(self.params.horizon_steps, (episode - real.step_index()[ids]).max()))
+        first = None
+        for _ in range(horizon):
+            acts[:total] = self.base_actions(plan, total, u, o)
+            if self.oracle is not None:
+                info = batch_info(plan.metrics, plan.reward_parts)
+                acts[by_oracle] = self.oracle.act_batch(plan.obs, info)[by_oracle]
+            if first is None:
+                first = acts[:total].copy()
+            live = plan.step_index()[:total] < episode
+            active[:total] = live
+            plan.step(acts, active)
+            returns += np.where(live, plan.rewards[:total], 0.0)
+        self.planned_clusters += n
+        self.rollout_steps += total * horizon
+        best = self.choose(returns.reshape(n, c, k))
+        self.last_choice[:] = best
+        assert first is not None
+        return first.reshape(n, c, k)[ids, best, 0]
+
+    def choose(self, returns: np.ndarray) -> np.ndarray:
+        """The chosen candidate of each cluster from ``returns`` (n, candidates, futures).
+
+        The reference plan is the heuristic oracle (else the first candidate). Another plan is chosen only where
+        the lower confidence bound of its paired gain over the reference (mean over the futures minus
+        ``switch_z`` standard errors) is positive, the plan with the highest such bound: the maximum of many
+        noisy estimates favours a lucky plan (the winner's curse), and the paired differences on common random
+        futures are far less noisy than the returns themselves."""
+        n, c, k = returns.shape
+        ref = c - 1 if self.oracle is not None else 0
+        gain = returns - returns[:, ref : ref + 1, :]
+        mean = gain.mean(axis=2)
+        if k > 1 and self.params.switch_z > 0:
+            mean = mean - self.params.switch_z * gain.std(axis=2, ddof=1) / math.sqrt(k)
+        mean[:, ref] = 0.0
+        best = np.argmax(mean, axis=1)  # ties: the first candidate (the leanest CPU target, fewest extra)
+        return np.where(mean[np.arange(n), best] > 0.0, best, ref)
+
+
+class _Bound:
+    """What ``bind`` looks for: an object whose ``.sim`` is the simulator (the oracle reads the planning copies)."""
+
+    def __init__(self, sim: BatchSimulator) -> None:
+        self.sim = sim
+
+
+def bounded(current: np.ndarray, steps: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """(B, n_actions): the change each step applies to ``current`` within [lo, hi] (the env's rule,
+    ``min(max(current + step, lo), hi) - current``, before cooldowns)."""
+    current = np.asarray(current, dtype=np.int64)[:, None]
+    return np.clip(current + steps[None, :], lo, hi) - current
+
+
+def action_up(want: np.ndarray, current: np.ndarray, steps: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Index into ``steps`` of the smallest effective change (after the bounds) at least ``want``, or of the largest
+    one if none reaches it; among equal effective changes the smallest |step| (as the ``oracle`` rounds)."""
+    eff = bounded(current, steps, lo, hi)
+    gap = eff - want[:, None]
+    big = 4 * (hi + int(np.abs(steps).max()) + 1)
+    primary = np.where(gap >= 0, gap, big - gap)
+    m = int(np.abs(steps).max())
+    return np.argmin(primary * (m + 1) + np.abs(steps)[None, :], axis=1).astype(np.int64)

@@ -1,0 +1,829 @@
+"""The compiled step: one decision step of a cluster as a recipe of named phases (``step_cluster``).
+
+The state comes in as two records (``state.State``, ``state.Outputs``); each phase is one compiled helper:
+
+1. ``apply_action``: the requested change is bounded by [min, max] (``instances.bounded_change``) and blocked by
+   the running cooldown of its direction; scale-outs start cold starts, scale-ins drain the chosen instances;
+2. ``crash_instances``: correlated outages due in the step, then spontaneous crashes (hazard
+   ``1 - exp(-dt / mtbf)`` per warm instance);
+3. ``pool_time``: cold starts that end in the step join the pool for the rest of it; crashed instances stay in
+   the pool until the health checks take them out;
+4. ``draw_arrivals``: Poisson(integral of lambda over the step), or the rounded running total;
+5. ``route_arrivals``: over the pool (``load_balancer.route``); with no instance in the pool at the step start,
+   requests wait on booting instances (as a serverless platform holds a request during a cold start), or are
+   dropped if none boots;
+6. ``serve``: the stationary queue of the balancing algorithm (``load_balancer.balancer_queue``) at the step's
+   offered rate, and per slot (``serve_slot``) a fluid queue for backlog, overload, drops and cold-start waits;
+   memory use and overload crashes; drains finish; billing;
+7. ``lifecycle``: cold starts complete, detected instances become unhealthy and are replaced;
+8. ``latency``: mean and p95 response time of the step's served requests;
+9. ``advance_clocks``: cooldowns and time;
+10. ``finish_step``: metrics, observation, reward terms, truncation.
+
+Counts of the step (arrivals, served, dropped, failed, crashes, ...) are tallied in the step's metrics row,
+which ``begin_step`` clears. The queueing model and its sources are written down in docs/model.md.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from ..fields import (
+    M_ARRIVALS,
+    M_BACKLOG,
+    M_BILLED,
+    M_BLOCKED,
+    M_BOOTING,
+    M_COLD_STARTS,
+    M_CONTROLLED,
+    M_COST,
+    M_CPU,
+    M_CPU_MAX,
+    M_CRASHES,
+    M_DRAINING,
+    M_DROPPED,
+    M_DROPPED_SHARE,
+    M_FAILED,
+    M_FAILED_INST,
+    M_FAILED_SHARE,
+    M_INST_SECONDS,
+    M_LAT_MEAN,
+    M_LAT_P95,
+    M_MEM,
+    M_MEM_MAX,
+    M_SCALE_APPLIED,
+    M_SCALE_REQ,
+    M_SERVED,
+    M_SLO_VIOLATED,
+    M_TIME,
+    M_UNHEALTHY,
+    M_WARM,
+    N_METRICS,
+    N_REWARD,
+    O_BACKLOG,
+    O_BOOT_REMAINING,
+    O_BOOTING,
+    O_CD_IN,
+    O_CD_OUT,
+    O_CPU_MAX,
+    O_CPU_MEAN,
+    O_DRAINING,
+    O_DROPPED,
+    O_FAILED,
+    O_MEM_MAX,
+    O_MEM_MEAN,
+    O_P95,
+    O_PROGRESS,
+    O_RATE,
+    O_TOD_COS,
+    O_TOD_SIN,
+    O_UNHEALTHY,
+    O_WARM,
+    OBS_HIGH,
+    OBS_LOW,
+    R_COST,
+    R_DROPPED,
+    R_FAILED,
+    R_SCALING,
+    R_SLO,
+)
+from .instances import (
+    BOOTING,
+    DRAINING,
+    F_DROPC,
+    F_LOAD,
+    F_QFLUID,
+    F_SERVE,
+    F_TIMER,
+    F_WEIGHT,
+    FAILED,
+    I_ARRIVALS,
+    I_BACKLOG,
+    I_CHECKS,
+    I_EVENT,
+    I_STATE,
+    OFF,
+    UNHEALTHY,
+    WARM,
+    bounded_change,
+    clear_cohorts,
+    count_state,
+    counted,
+    crash,
+    crash_random_warm,
+    launch,
+    scale_in,
+)
+from .load_balancer import balancer_queue, health_checks, pool_shares, route
+from .queueing import fifo_waits, fluid_segment, response_p95, stationary_wait
+from .rng import binomial, poisson
+from .state import (
+    E_CARRY,
+    E_CD_IN,
+    E_CD_OUT,
+    E_HI,
+    E_RR,
+    E_STEP,
+    E_TIME,
+    P_ALGO,
+    P_BOOT_JITTER,
+    P_BOOT_MEAN,
+    P_CD_IN,
+    P_CD_OUT,
+    P_CLOCK0,
+    P_CONC,
+    P_DAY,
+    P_DEREG,
+    P_DT,
+    P_EPISODE_STEPS,
+    P_HAZARD,
+    P_HC_INTERVAL,
+    P_HC_THRESHOLD,
+    P_MAX,
+    P_MAX_RPS,
+    P_MAX_STEP,
+    P_MAXQ,
+    P_MEM_BASE,
+    P_MEM_CRASH,
+    P_MEM_LIMIT,
+    P_MEM_REQ,
+    P_MIN,
+    P_POISSON,
+    P_PRICE_INST_S,
+    P_PRICE_REQ,
+    P_REF_COST,
+    P_REPLACE,
+    P_SLO,
+    P_SLO_LOST,
+    P_SVC,
+    P_SVC_CV,
+    P_TERMINATION,
+    P_WEIGHTS,
+    Outputs,
+    State,
+)
+
+_EPS = 1e-9
+# Every function here is compiled without numba's reference counting (``_nrt=False``, a numba target option):
+# taking an array out of the State record would otherwise count a reference up and down at each use, atomically,
+# which made the step 3-4x slower. Nothing here allocates, so there is nothing to count.
+_KERNEL = {"cache": True, "_nrt": False}
+
+
+# ------------------------------------------------------------------------------------------ the recipe
+@njit(inline="always", **_KERNEL)
+def step_cluster(b, s, out, action):
+    """One decision step of cluster b (``s``: ``state.State``, ``out``: ``state.Outputs``)."""
+    m = out.metrics
+    t0 = s.env_state[b, E_TIME]
+    k = int(s.env_state[b, E_STEP])
+    dt = s.params[b, P_DT]
+    backlog_before = begin_step(b, s, m)
+    hi = apply_action(b, s, m, int(s.scale_steps[action]))
+    crash_instances(b, s, m, hi, t0, dt)
+    wsum, w_healthy, n_pool, n_boot, pool_at_start = pool_time(b, s, hi, t0, dt)
+    arrivals, offered_rps = draw_arrivals(b, s, m, k)
+    to_booting = route_arrivals(b, s, m, hi, arrivals, pool_at_start, n_boot)
+    waits = serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool)
+    lifecycle(b, s, m, hi)
+    backlog = latency(b, s, m, waits, t0 + dt)
+    advance_clocks(b, s, t0, dt, k)
+    finish_step(b, s, out, backlog_before + arrivals, backlog, t0 + dt, k)
+
+
+# the compiled entry points take the arrays one by one (``*State, *Outputs``): numba checks the types of a few
+# arrays much faster than those of a namedtuple, which matters for one-cluster steps of a few microseconds
+@njit(**_KERNEL)
+def step_batch(actions, active, params, env_state, inst_f, inst_i, rng, expected, outages, scale_steps, *outputs):
+    """Step every active cluster, one after the other."""
+    s = State(params, env_state, inst_f, inst_i, rng, expected, outages, scale_steps)
+    out = Outputs(*outputs)
+    for b in range(params.shape[0]):
+        if active[b]:
+            step_cluster(b, s, out, actions[b])
+
+
+@njit(parallel=True, **_KERNEL)
+def step_batch_parallel(
+    actions, active, params, env_state, inst_f, inst_i, rng, expected, outages, scale_steps, *outputs
+):
+    """Step every active cluster, the clusters split over numba's threads."""
+    s = State(params, env_state, inst_f, inst_i, rng, expected, outages, scale_steps)
+    out = Outputs(*outputs)
+    for b in prange(params.shape[0]):
+        if active[b]:
+            step_cluster(b, s, out, actions[b])
+
+
+@njit(**_KERNEL)
+def reset_clusters(ids, initial, params, env_state, inst_f, inst_i, rng, expected, outages, scale_steps, *outputs):
+    """Empty the clusters ``ids`` and start ``initial[j]`` warm instances in each."""
+    s = State(params, env_state, inst_f, inst_i, rng, expected, outages, scale_steps)
+    out = Outputs(*outputs)
+    for j in range(ids.shape[0]):
+        b = ids[j]
+        s.env_state[b, :] = 0.0
+        s.inst_i[b, :, :] = 0
+        s.inst_f[b, :, :] = 0.0
+        for i in range(initial[j]):
+            s.inst_i[b, i, I_STATE] = WARM
+        s.env_state[b, E_HI] = initial[j]
+        out.metrics[b, :] = 0.0
+        count_states(b, s, out.metrics)
+        observe(b, s, out.metrics, out.obs)
+
+
+# ------------------------------------------------------------------------------------------ the phases
+@njit(**_KERNEL)
+def begin_step(b, s, m):
+    """Clear the step's metrics row and per-slot events; returns the requests queued at the step start."""
+    for j in range(N_METRICS):
+        m[b, j] = 0.0
+    backlog = 0
+    for i in range(int(s.env_state[b, E_HI])):
+        backlog += s.inst_i[b, i, I_BACKLOG]
+        s.inst_i[b, i, I_EVENT] = 0
+    return backlog
+
+
+@njit(**_KERNEL)
+def apply_action(b, s, m, requested):
+    """1. The requested change, bounded and blocked by cooldowns, starts cold starts or drains; returns the new
+    slot bound ``hi``."""
+    p, env, inst_f, inst_i = s.params, s.env_state, s.inst_f, s.inst_i
+    hi = int(env[b, E_HI])
+    live = 0
+    for i in range(hi):
+        if counted(inst_i[b, i, I_STATE], inst_f[b, i, F_TIMER]):
+            live += 1
+    applied = bounded_change(live, requested, int(p[b, P_MIN]), int(p[b, P_MAX]))
+    blocked = 0
+    if applied > 0 and env[b, E_CD_OUT] > _EPS:
+        blocked = 1
+        applied = 0
+    elif applied < 0 and env[b, E_CD_IN] > _EPS:
+        blocked = 1
+        applied = 0
+    launches = 0
+    if applied > 0:
+        launches, top = launch(inst_f, inst_i, s.rng, b, applied, p[b, P_BOOT_MEAN], p[b, P_BOOT_JITTER])
+        applied = launches
+        if launches > 0:
+            env[b, E_CD_OUT] = p[b, P_CD_OUT]
+        hi = max(hi, top)
+    elif applied < 0:
+        m[b, M_FAILED] += scale_in(inst_f, inst_i, b, -applied, hi)
+        env[b, E_CD_IN] = p[b, P_CD_IN]
+    m[b, M_SCALE_REQ] = requested
+    m[b, M_SCALE_APPLIED] = applied
+    m[b, M_BLOCKED] = blocked
+    m[b, M_COLD_STARTS] = launches
+    return hi
+
+
+@njit(**_KERNEL)
+def crash_instances(b, s, m, hi, t0, dt):
+    """2. Crashes at the step start: correlated outages due in the step, then spontaneous crashes."""
+    inst_f, inst_i, rng, outages = s.inst_f, s.inst_i, s.rng, s.outages
+    for o in range(outages.shape[1]):
+        ot = outages[b, o, 0]
+        if ot >= 0.0 and t0 - _EPS <= ot < t0 + dt - _EPS:
+            n_warm = count_state(inst_i, b, hi, WARM)
+            count = int(math.floor(outages[b, o, 1] * n_warm + 0.5))
+            lost, n = crash_random_warm(inst_f, inst_i, rng, b, hi, count, n_warm)
+            m[b, M_FAILED] += lost
+            m[b, M_CRASHES] += n
+    hazard = s.params[b, P_HAZARD]
+    if hazard > 0.0:
+        # each warm instance crashes with probability `hazard`: draw how many, then which
+        n_warm = count_state(inst_i, b, hi, WARM)
+        lost, n = crash_random_warm(inst_f, inst_i, rng, b, hi, binomial(rng, b, n_warm, hazard), n_warm)
+        m[b, M_FAILED] += lost
+        m[b, M_CRASHES] += n
+
+
+@njit(**_KERNEL)
+def pool_time(b, s, hi, t0, dt):
+    """3. Pool time (``F_WEIGHT``) and serving time (``F_SERVE``) of each slot in this step.
+
+    Returns (pool instance-steps, healthy pool instance-steps, pool members, booting slots, whether the pool
+    had a member at the step start)."""
+    inst_f, inst_i = s.inst_f, s.inst_i
+    interval = s.params[b, P_HC_INTERVAL]
+    threshold = int(s.params[b, P_HC_THRESHOLD])
+    wsum = 0.0
+    w_healthy = 0.0
+    n_pool = 0
+    n_boot = 0
+    pool_at_start = False
+    for i in range(hi):
+        st = inst_i[b, i, I_STATE]
+        w = 0.0
+        tau = 0.0
+        if st == WARM:
+            w = 1.0
+            tau = dt
+        elif st == BOOTING:
+            n_boot += 1
+            r = inst_f[b, i, F_TIMER]
+            if r <= dt + _EPS:
+                tau = max(dt - r, 0.0)
+                w = tau / dt
+                inst_i[b, i, I_EVENT] = 1
+        elif st == FAILED:
+            w = health_checks(inst_i, b, i, t0, dt, interval, threshold)
+            if w < 1.0 or inst_i[b, i, I_CHECKS] >= threshold:
+                inst_i[b, i, I_EVENT] = 2
+        elif st == DRAINING:
+            tau = dt
+        inst_f[b, i, F_WEIGHT] = w
+        inst_f[b, i, F_SERVE] = tau
+        inst_i[b, i, I_ARRIVALS] = 0
+        if w > 0.0:
+            wsum += w
+            n_pool += 1
+            if st != FAILED:
+                w_healthy += w
+            if st == WARM or st == FAILED:
+                pool_at_start = True
+    return wsum, w_healthy, n_pool, n_boot, pool_at_start
+
+
+@njit(**_KERNEL)
+def draw_arrivals(b, s, m, k):
+    """4. The step's arrivals; returns (arrivals, offered rate in requests/s)."""
+    # one shared row when every episode has the same rates (the casts: b may be a prange's unsigned index)
+    row = np.int64(b) if s.expected.shape[0] > 1 else np.int64(0)
+    mean = s.expected[row, k] if k < s.expected.shape[1] else 0.0
+    if s.params[b, P_POISSON] > 0.5:
+        arrivals = poisson(s.rng, b, mean)
+    else:
+        # deterministic: the running total rounded down, so the episode's count is its expected total
+        # (the fraction left over is carried to the next step; the 1e-9 absorbs rounding of the expectations)
+        due = s.env_state[b, E_CARRY] + mean
+        arrivals = int(math.floor(due + 1e-9))
+        s.env_state[b, E_CARRY] = due - arrivals
+    m[b, M_ARRIVALS] = arrivals
+    return arrivals, mean / s.params[b, P_DT]
+
+
+@njit(**_KERNEL)
+def route_arrivals(b, s, m, hi, arrivals, pool_at_start, n_boot):
+    """5. Split the arrivals over the pool (``I_ARRIVALS``); returns True if they wait on booting instances."""
+    inst_f, inst_i, p = s.inst_f, s.inst_i, s.params
+    if pool_at_start:
+        dt = p[b, P_DT]
+        cap_rps = int(p[b, P_CONC]) / p[b, P_SVC]
+        total_share = pool_shares(inst_f, inst_i, b, hi, dt)
+        algo = int(p[b, P_ALGO])
+        pointer, no_target = route(
+            inst_f, inst_i, s.rng, b, hi, arrivals, total_share, algo, int(s.env_state[b, E_RR]), cap_rps
+        )
+        s.env_state[b, E_RR] = pointer
+        m[b, M_DROPPED] += no_target  # arrived while every member had been taken out
+        return False
+    if n_boot > 0:
+        # nothing in the pool at the step start: requests wait for the cold starts, split evenly
+        share = arrivals // n_boot
+        extra = arrivals - share * n_boot
+        for i in range(hi):
+            if inst_i[b, i, I_STATE] == BOOTING:
+                inst_i[b, i, I_ARRIVALS] = share + (1 if extra > 0 else 0)
+                extra -= 1
+        return True
+    m[b, M_DROPPED] += arrivals
+    return False
+
+
+@njit(**_KERNEL)
+def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool):
+    """6. Serving and billing of every slot. Returns the waits of the step's served requests: (fluid wait
+    request-s, age of the requests still queued request-s, requests served through the stationary queue,
+    stationary wait request-s, requests that waited, longest fluid wait s, stationary mean wait s, stationary
+    P(wait))."""
+    p, inst_f, inst_i = s.params, s.inst_f, s.inst_i
+    dt = p[b, P_DT]
+    conc = int(p[b, P_CONC])
+    svc = p[b, P_SVC]
+    cs2 = p[b, P_SVC_CV] * p[b, P_SVC_CV]
+    if to_booting:
+        # requests wait on the booting instances, split evenly (every n-th request)
+        w_stat, p_stat, p_block = stationary_wait(conc, offered_rps / n_boot, svc, 1.0 / n_boot, cs2, p[b, P_MAXQ])
+    else:
+        algo = int(p[b, P_ALGO])
+        w_stat, p_stat, p_block = balancer_queue(
+            algo, offered_rps, n_pool, wsum, w_healthy, conc, svc, cs2, p[b, P_MAXQ]
+        )
+    w_stat = min(w_stat, dt)  # longer waits than a step build up as fluid backlog, step by step
+    fluid_wait_sum = 0.0  # waiting of the step's served requests in fluid queues, request-seconds
+    queued_age = 0.0  # age of the requests still queued at the end, request-seconds
+    stat_wait_sum = 0.0
+    stat_served = 0.0  # served requests that found the fluid queue empty (the stationary queue's)
+    p_wait_sum = 0.0
+    max_fluid_wait = 0.0
+    cpu_sum = 0.0
+    mem_sum = 0.0
+    cpu_max = 0.0
+    mem_max = 0.0
+    n_serving = 0
+    inst_seconds = 0.0
+    billed = 0
+    served = 0
+    dropped = 0
+    failed = 0
+    crashes = 0
+    for i in range(hi):
+        st = inst_i[b, i, I_STATE]
+        if st == OFF:
+            continue
+        bill = dt
+        if st == FAILED:
+            failed += inst_i[b, i, I_ARRIVALS] + inst_i[b, i, I_BACKLOG]
+            inst_i[b, i, I_BACKLOG] = 0
+            inst_f[b, i, F_QFLUID] = 0.0
+            clear_cohorts(inst_f, b, i)
+        elif st == UNHEALTHY:
+            if inst_f[b, i, F_TIMER] >= 0.0:  # being replaced: billed until terminated
+                bill = min(inst_f[b, i, F_TIMER], dt)
+                inst_f[b, i, F_TIMER] -= dt
+                if inst_f[b, i, F_TIMER] <= _EPS:
+                    inst_i[b, i, I_STATE] = OFF
+        # a slot still booting, with nothing routed or queued to it, has nothing to do
+        elif not (st == BOOTING and not to_booting and inst_f[b, i, F_SERVE] <= 0.0 and inst_i[b, i, I_BACKLOG] == 0):
+            done, lost, fail, crashed, bill, cpu, mem, waited_s, age, longest, stat_n, stat_w, p_w = serve_slot(
+                b, i, s, st, to_booting, w_stat, p_stat, p_block
+            )
+            served += done
+            dropped += lost
+            failed += fail
+            crashes += crashed
+            queued_age += age
+            fluid_wait_sum += waited_s
+            max_fluid_wait = max(max_fluid_wait, longest)
+            if mem >= 0.0:  # it served in the step
+                cpu_sum += cpu
+                mem_sum += mem
+                cpu_max = max(cpu_max, cpu)
+                mem_max = max(mem_max, mem)
+                n_serving += 1
+                stat_served += stat_n
+                stat_wait_sum += stat_w
+                p_wait_sum += p_w
+        inst_seconds += bill
+        if bill > 0.0:
+            billed += 1
+    m[b, M_SERVED] = served
+    m[b, M_DROPPED] += dropped
+    m[b, M_FAILED] += failed
+    m[b, M_CRASHES] += crashes
+    m[b, M_CPU] = cpu_sum / n_serving if n_serving > 0 else 0.0
+    m[b, M_MEM] = mem_sum / n_serving if n_serving > 0 else 0.0
+    m[b, M_CPU_MAX] = cpu_max
+    m[b, M_MEM_MAX] = mem_max
+    m[b, M_BILLED] = billed
+    m[b, M_INST_SECONDS] = inst_seconds
+    return fluid_wait_sum, queued_age, stat_served, stat_wait_sum, p_wait_sum, max_fluid_wait, w_stat, p_stat
+
+
+@njit(inline="always", **_KERNEL)
+def serve_slot(b, i, s, st, to_booting, w_stat, p_stat, p_block):
+    """6, one slot that serves, boots with requests, or drains: its fluid queue over the step, the waits of its
+    served requests, memory, an overload crash and the end of a drain.
+
+    Returns (served, dropped, failed, crashed, billed s, CPU, memory (-1 if it did not serve), fluid wait of its
+    served requests request-s, age of its queue request-s, longest fluid wait s, requests served through the
+    stationary queue, their stationary wait request-s, requests that waited)."""
+    p, inst_f, inst_i = s.params, s.inst_f, s.inst_i
+    dt = p[b, P_DT]
+    conc = int(p[b, P_CONC])
+    svc = p[b, P_SVC]
+    cap_rps = conc / svc  # requests/s one warm instance completes at full concurrency
+    q = inst_i[b, i, I_BACKLOG]
+    tau = inst_f[b, i, F_SERVE]
+    qf, q1, q2, q_end, done, dropped, in1, in_rps, net, area, adm1, adm2 = fluid_queue(
+        b, i, s, q, tau, to_booting, p_block, cap_rps
+    )
+    idle = dt - tau
+    waited_s = 0.0
+    age = 0.0
+    longest = 0.0
+    if qf > 0.0 or area > 0.0:  # (most slots, most steps: an empty fluid queue, nothing to do)
+        age, waited_s, longest = fifo_waits(inst_f, b, i, qf, in1, adm1, q1, in_rps, adm2, q2, idle, tau, cap_rps)
+    failed = 0
+    crashed = 0
+    cpu = 0.0
+    mem = -1.0
+    stat_n = 0.0
+    stat_w = 0.0
+    p_w = 0.0
+    if tau > 0.0:
+        cpu = min(done * svc / (conc * tau), 1.0)
+        peak_q = max(max(qf, q1), q2)
+        mem = (p[b, P_MEM_BASE] + p[b, P_MEM_REQ] * (cpu * conc + peak_q)) / p[b, P_MEM_LIMIT]
+        inst_f[b, i, F_LOAD] = cpu
+        if done > 0:
+            # requests that went through the fluid queue all waited: the queue at the start, the
+            # cold-start arrivals, and those arriving while the queue was not empty
+            if net < 0.0:
+                busy = min(tau, q1 / -net)  # the queue empties after busy seconds
+            elif q1 > 0.0 or net > 0.0:
+                busy = tau
+            else:
+                busy = 0.0
+            waited = min(float(done), qf + in1 * idle + in_rps * busy)
+            if st != DRAINING:
+                # the stationary queue is for requests that found the fluid queue empty
+                stat_n = done - waited
+                stat_w = stat_n * w_stat
+                p_w = waited + (done - waited) * p_stat
+            else:
+                p_w = waited
+        if p[b, P_MEM_CRASH] > 0.5 and mem > 1.0:
+            failed += crash(inst_f, inst_i, b, i)
+            crashed = 1
+            if st == DRAINING:  # it was leaving anyway: it stops, out of the pool
+                inst_i[b, i, I_STATE] = OFF
+            st = FAILED
+    bill = dt
+    if st == DRAINING:
+        inst_f[b, i, F_TIMER] += dt
+        if q_end == 0:
+            # billed until the last request in service finishes
+            bill = min(dt, (q + cpu * conc) / cap_rps + svc) if tau > 0.0 else dt
+            inst_i[b, i, I_STATE] = OFF
+        elif inst_f[b, i, F_TIMER] >= p[b, P_DEREG] - _EPS:
+            failed += q_end
+            inst_i[b, i, I_BACKLOG] = 0
+            inst_i[b, i, I_STATE] = OFF
+    return done, dropped, failed, crashed, bill, cpu, mem, waited_s, age, longest, stat_n, stat_w, p_w
+
+
+@njit(inline="always", **_KERNEL)
+def fluid_queue(b, i, s, q, tau, to_booting, p_block, cap_rps):
+    """6, the fluid queue of one slot over the step: requests queue (and wait) before its cold start ends
+    (phase 1, ``dt - tau`` s), then it serves at ``cap_rps`` for ``tau`` s (phase 2). Whole requests are counted;
+    the fractions are carried to the next step, so long-run counts are exact.
+
+    Returns (queue at the start, after phase 1, after phase 2 (unrounded), at the end (whole requests), served,
+    dropped, phase-1 inflow rps, phase-2 inflow rps, phase-2 net rate, queue area request-s, admitted in phase 1,
+    admitted in phase 2)."""
+    inst_f, inst_i = s.inst_f, s.inst_i
+    dt = s.params[b, P_DT]
+    maxq = s.params[b, P_MAXQ]
+    a_i = inst_i[b, i, I_ARRIVALS]
+    # a full waiting room turns requests away even below capacity (M/M/c/K blocking)
+    turned_away = 0
+    if a_i > 0 and p_block > 1e-12 and not to_booting:
+        turned_away = binomial(s.rng, b, a_i, p_block)
+    a_in = a_i - turned_away
+    qf = inst_f[b, i, F_QFLUID]
+    if abs(qf - q) >= 1.0:  # the integer queue was changed elsewhere: restart the fluid from it
+        qf = float(q)
+    in_rps = a_in / dt if to_booting else (a_in / tau if tau > 0.0 else 0.0)
+    idle = dt - tau
+    in1 = in_rps if to_booting else 0.0
+    if idle > 0.0:
+        q1, area1, drop1 = fluid_segment(qf, in1, idle, maxq)
+    else:
+        q1, area1, drop1 = qf, 0.0, 0.0
+    net = in_rps - cap_rps
+    if tau > 0.0:
+        q2, area2, drop2 = fluid_segment(q1, net, tau, maxq)
+    else:
+        q2, area2, drop2 = q1, 0.0, 0.0
+    q_end = int(math.floor(q2 + 0.5))
+    carry = inst_f[b, i, F_DROPC] + drop1 + drop2
+    d_i = int(math.floor(carry + 1e-9))  # a drop of 4.9999999 requests is 5
+    done = q + a_in - q_end - d_i
+    if done < 0 or (tau <= 0.0 and done > 0):  # rounding: a slot that serves nothing completes nothing
+        q_end += done
+        done = 0
+        if q_end < 0:
+            d_i += q_end
+            q_end = 0
+        q2 = float(q_end)
+    inst_f[b, i, F_DROPC] = max(carry - d_i, 0.0)
+    inst_f[b, i, F_QFLUID] = q2
+    inst_i[b, i, I_BACKLOG] = q_end
+    adm1 = in1 * idle - drop1
+    adm2 = in_rps * tau - drop2
+    return qf, q1, q2, q_end, done, d_i + turned_away, in1, in_rps, net, area1 + area2, adm1, adm2
+
+
+@njit(**_KERNEL)
+def lifecycle(b, s, m, hi):
+    """7. At the end of the step: cold starts complete, detected instances become unhealthy and (with
+    replacement) a replacement is launched before the unhealthy one terminates; counts the states."""
+    p, inst_f, inst_i = s.params, s.inst_f, s.inst_i
+    dt = p[b, P_DT]
+    for i in range(hi):
+        ev = inst_i[b, i, I_EVENT]
+        if ev == 1 and inst_i[b, i, I_STATE] == BOOTING:
+            inst_i[b, i, I_STATE] = WARM
+            inst_f[b, i, F_TIMER] = 0.0
+        elif ev == 2 and inst_i[b, i, I_STATE] == FAILED:
+            inst_i[b, i, I_STATE] = UNHEALTHY
+            inst_f[b, i, F_TIMER] = -1.0  # kept (and counted) until replaced
+        elif inst_i[b, i, I_STATE] == BOOTING and ev == 0:
+            inst_f[b, i, F_TIMER] -= dt
+    new_hi = hi
+    if p[b, P_REPLACE] > 0.5:
+        # as an auto-scaling group does: launch a replacement, then terminate the unhealthy one; with no free
+        # slot it stays counted and the replacement is tried again next step
+        for i in range(hi):
+            if inst_i[b, i, I_STATE] == UNHEALTHY and inst_f[b, i, F_TIMER] < 0.0:
+                started, top = launch(inst_f, inst_i, s.rng, b, 1, p[b, P_BOOT_MEAN], p[b, P_BOOT_JITTER])
+                if started == 0:
+                    break
+                m[b, M_COLD_STARTS] += 1
+                inst_f[b, i, F_TIMER] = p[b, P_TERMINATION]
+                new_hi = max(new_hi, top)
+    s.env_state[b, E_HI] = new_hi
+    count_states(b, s, m)
+
+
+@njit(**_KERNEL)
+def latency(b, s, m, waits, t_end):
+    """8. Mean and p95 response time of the step's served requests (none served: the age of the queue);
+    returns the backlog at the end of the step."""
+    fluid_wait_sum, queued_age, stat_served, stat_wait_sum, p_wait_sum, max_fluid_wait, w_stat, p_stat = waits
+    svc = s.params[b, P_SVC]
+    cv = s.params[b, P_SVC_CV]
+    backlog = 0
+    for i in range(int(s.env_state[b, E_HI])):
+        backlog += s.inst_i[b, i, I_BACKLOG]
+    served = int(m[b, M_SERVED])
+    if served > 0:
+        fluid_wait = fluid_wait_sum / served
+        # every served request waited in a fluid queue or in the stationary one, so the mean is at most the longer
+        # of the two longest waits (the whole-request counts can be below the fluid's, which would inflate it)
+        mean_wait = min(fluid_wait + stat_wait_sum / served, max(max_fluid_wait, w_stat))
+        p_wait = min(p_wait_sum / served, 1.0)
+        lat_mean = svc + mean_wait
+        lat_p95 = response_p95(svc, cv, mean_wait, p_wait)
+        if max_fluid_wait > 0.0:
+            svc_p95 = response_p95(svc, cv, 0.0, 0.0)
+            # the p95 model has an exponential tail, but a fluid wait is at most the longest one: requests either
+            # waited in a fluid queue (p95 <= longest + service p95) or in the stationary queue, and the p95 of
+            # the mix is at most the larger of the two groups' p95 (the second only if it has any requests)
+            bound = max_fluid_wait + svc_p95
+            if stat_served > 0.0:
+                bound = max(bound, response_p95(svc, cv, w_stat, p_stat))
+            lat_p95 = min(lat_p95, bound)
+        # no request has waited longer than the episode has run (R = S + W <= S + t, so p95(R) <= p95(S) + t);
+        # and the reported p95 is at least the mean (a p95 below the mean is possible when under 5 % of the
+        # requests wait long, but the pair is reported as an upper quantile and a mean: docs/model.md 6.3)
+        if lat_p95 > svc + t_end:  # (the bound below is at least svc + t_end: most steps need not compute it)
+            lat_p95 = min(lat_p95, response_p95(svc, cv, 0.0, 0.0) + t_end)
+        lat_p95 = max(lat_p95, lat_mean)
+    elif backlog > 0:
+        # nothing completed: report how long the queued requests have waited so far (the whole-request backlog
+        # can be below the fluid queue that holds the ages, hence the bound)
+        lat_mean = svc + min(queued_age / backlog, t_end)
+        lat_p95 = lat_mean
+    else:
+        lat_mean = 0.0
+        lat_p95 = 0.0
+    m[b, M_LAT_MEAN] = lat_mean
+    m[b, M_LAT_P95] = lat_p95
+    m[b, M_BACKLOG] = backlog
+    return backlog
+
+
+@njit(**_KERNEL)
+def advance_clocks(b, s, t0, dt, k):
+    """9. Cooldowns run down; time and the step counter advance."""
+    env = s.env_state
+    env[b, E_CD_OUT] = max(env[b, E_CD_OUT] - dt, 0.0)
+    env[b, E_CD_IN] = max(env[b, E_CD_IN] - dt, 0.0)
+    env[b, E_TIME] = t0 + dt
+    env[b, E_STEP] = k + 1
+
+
+@njit(**_KERNEL)
+def finish_step(b, s, out, handled, backlog, t_end, k):
+    """10. Cost, SLO, shares of lost requests, observation, reward terms and truncation. ``handled``: requests
+    queued at the step start plus arrivals."""
+    p, m = s.params, out.metrics
+    served = int(m[b, M_SERVED])
+    dropped = int(m[b, M_DROPPED])
+    failed = int(m[b, M_FAILED])
+    cost = m[b, M_INST_SECONDS] * p[b, P_PRICE_INST_S] + (served + failed) * p[b, P_PRICE_REQ]
+    # the SLO is on all of the step's requests: a dropped or failed request never gets an answer in time, so
+    # a lost share above reward.slo_max_lost_share is a violation even when the served ones were fast
+    lost_share = (dropped + failed) / handled if handled > 0 else 0.0
+    violated = 1.0 if m[b, M_LAT_P95] > p[b, P_SLO] or lost_share > p[b, P_SLO_LOST] else 0.0
+    m[b, M_COST] = cost
+    m[b, M_SLO_VIOLATED] = violated
+    m[b, M_DROPPED_SHARE] = dropped / handled if handled > 0 else 0.0
+    m[b, M_FAILED_SHARE] = min(failed / handled, 1.0) if handled > 0 else 0.0
+    m[b, M_TIME] = t_end
+    observe(b, s, m, out.obs)
+    total = 0.0
+    for j in range(N_REWARD):
+        value, scale = reward_term(j, b, p, m)
+        out.reward_parts[b, j] = -p[b, P_WEIGHTS + j] * value / scale
+        total += out.reward_parts[b, j]
+    out.rewards[b] = total
+    out.truncated[b] = k + 1 >= int(p[b, P_EPISODE_STEPS])
+
+
+@njit(**_KERNEL)
+def reward_term(j, b, p, m):
+    """(value, scale) of reward term j (columns of ``fields.REWARD_COMPONENTS``): the reward part is
+    ``-weight_j * value / scale``, the weight from ``config.reward.weights``."""
+    if j == R_COST:
+        return m[b, M_COST], p[b, P_REF_COST]
+    if j == R_SLO:
+        return m[b, M_SLO_VIOLATED], 1.0
+    if j == R_DROPPED:
+        return m[b, M_DROPPED_SHARE], 1.0
+    if j == R_FAILED:
+        return m[b, M_FAILED_SHARE], 1.0
+    if j == R_SCALING:
+        return abs(m[b, M_SCALE_APPLIED]), p[b, P_MAX_STEP]
+    return math.nan, 1.0  # a term without a value here makes the reward NaN, which every reward test catches
+
+
+# ------------------------------------------------------------------------------------------ observation
+@njit(**_KERNEL)
+def count_states(b, s, m):
+    """Instances by state and the controlled count into the metrics row; sets ``E_HI``."""
+    inst_i = s.inst_i
+    warm = 0
+    boot = 0
+    fail = 0
+    unh = 0
+    drain = 0
+    controlled = 0
+    last = -1
+    for i in range(int(s.env_state[b, E_HI])):
+        st = inst_i[b, i, I_STATE]
+        if st == OFF:
+            continue
+        last = i
+        if st == WARM:
+            warm += 1
+        elif st == BOOTING:
+            boot += 1
+        elif st == FAILED:
+            fail += 1
+        elif st == UNHEALTHY:
+            unh += 1
+        elif st == DRAINING:
+            drain += 1
+        if counted(st, s.inst_f[b, i, F_TIMER]):
+            controlled += 1
+    m[b, M_WARM] = warm
+    m[b, M_BOOTING] = boot
+    m[b, M_FAILED_INST] = fail
+    m[b, M_UNHEALTHY] = unh
+    m[b, M_DRAINING] = drain
+    m[b, M_CONTROLLED] = controlled
+    s.env_state[b, E_HI] = last + 1
+
+
+@njit(**_KERNEL)
+def observe(b, s, m, obs):
+    """Fill obs[b] from the step's metrics and the current state (also used at reset)."""
+    p, env = s.params, s.env_state
+    max_n = p[b, P_MAX]
+    boot_sum = 0.0
+    n_boot = 0
+    for i in range(int(env[b, E_HI])):
+        if s.inst_i[b, i, I_STATE] == BOOTING:
+            boot_sum += s.inst_f[b, i, F_TIMER]
+            n_boot += 1
+    longest_boot = p[b, P_BOOT_MEAN] * (1.0 + p[b, P_BOOT_JITTER])
+    boot_rem = boot_sum / n_boot / longest_boot if (n_boot > 0 and longest_boot > 0.0) else 0.0
+    cap = max_n * max(p[b, P_MAXQ], 1.0)
+    clock = p[b, P_CLOCK0] + env[b, E_TIME]
+    angle = 2.0 * math.pi * clock / p[b, P_DAY]
+    cd_out = env[b, E_CD_OUT] / p[b, P_CD_OUT] if p[b, P_CD_OUT] > 0.0 else 0.0
+    cd_in = env[b, E_CD_IN] / p[b, P_CD_IN] if p[b, P_CD_IN] > 0.0 else 0.0
+    vals = (
+        (O_CPU_MEAN, m[b, M_CPU]),
+        (O_CPU_MAX, m[b, M_CPU_MAX]),
+        (O_MEM_MEAN, m[b, M_MEM]),
+        (O_MEM_MAX, m[b, M_MEM_MAX]),
+        (O_RATE, m[b, M_ARRIVALS] / p[b, P_DT] / p[b, P_MAX_RPS]),
+        (O_P95, m[b, M_LAT_P95] / p[b, P_SLO]),
+        (O_BACKLOG, m[b, M_BACKLOG] / cap),
+        (O_DROPPED, m[b, M_DROPPED_SHARE]),
+        (O_FAILED, m[b, M_FAILED_SHARE]),
+        (O_WARM, m[b, M_WARM] / max_n),
+        (O_BOOTING, m[b, M_BOOTING] / max_n),
+        (O_UNHEALTHY, m[b, M_UNHEALTHY] / max_n),
+        (O_DRAINING, m[b, M_DRAINING] / max_n),
+        (O_BOOT_REMAINING, boot_rem),
+        (O_CD_OUT, cd_out),
+        (O_CD_IN, cd_in),
+        (O_TOD_SIN, math.sin(angle)),
+        (O_TOD_COS, math.cos(angle)),
+        (O_PROGRESS, env[b, E_STEP] / p[b, P_EPISODE_STEPS]),
+    )
+    for j, v in vals:
+        obs[b, j] = min(max(v, OBS_LOW[j]), OBS_HIGH[j])
