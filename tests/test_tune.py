@@ -209,3 +209,18 @@ def test_slo_limit_is_a_constraint(tmp_path: Path) -> None:
     res = _tune(tmp_path / "strict", "--scenarios", "flash_crowd", "--trials", "3", "--slo-limit", "0")
     assert res.exit_code == 1 and "no trial met --slo-limit 0; nothing written" in res.output
     assert not (tmp_path / "strict" / "flash_crowd" / "predictive.yaml").exists()
+
+
+def test_parallel_trials_do_not_depend_on_the_number_of_workers(tmp_path: Path) -> None:
+    """--batch 2: the same trials (params, values, order) on 1 worker and on 2 worker processes."""
+    from agents.experiments.execution import Executor
+
+    target = tune.Target("kpa", ("steady",), False)
+    found = []
+    for workers in (1, 2):
+        storage = tune.default_storage(tmp_path / f"w{workers}")
+        tune.run_study(target, [0, 1], 8, storage, None, executor=Executor(workers), batch=2)
+        study = optuna.load_study(study_name=target.study_name, storage=storage)
+        found.append([(t.number, t.state.name, t.params, t.value) for t in study.trials])
+    assert found[0] == found[1] and len(found[0]) == 8
+    assert len({str(t[2]) for t in found[0]}) == 8

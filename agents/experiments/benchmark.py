@@ -20,9 +20,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-import multiprocessing as mp
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -39,6 +37,7 @@ from scaling_env.scenarios import Scenario, load_scenarios
 from scaling_env.traces import TraceError
 
 from .console import console, fail, parse_seeds, warn
+from .execution import ExecutionError, Executor, make_executor, run_all
 from .tables import ci95, legend, markdown_table, rich_table, short_policy, summarise
 
 __all__ = ["ci95", "markdown_table", "plot_results", "run_benchmark", "summarise", "write_results"]
@@ -109,9 +108,12 @@ def run_benchmark(
     workers: int = 1,
     traces_dir: str | None = None,
     progress: bool = True,
+    executor: Executor | None = None,
 ) -> tuple[list[dict], dict[str, dict]]:
-    """Run every policy on every scenario; returns (episode rows in a fixed order, plot data by scenario)."""
-    jobs = [Job(str(sc.path), p, tuple(seeds), traces_dir) for sc in scenarios for p in policies]
+    """Run every policy on every scenario; returns (episode rows in a fixed order, plot data by scenario).
+    The jobs run on ``executor`` (default: ``workers`` local processes)."""
+    tdir = str(Path(traces_dir).resolve()) if traces_dir else None  # absolute: a Ray worker has its own cwd
+    jobs = [Job(str(Path(sc.path).resolve()), p, tuple(seeds), tdir) for sc in scenarios for p in policies]
     results: list[dict[str, Any] | None] = [None] * len(jobs)
     with Progress(
         TextColumn("[progress.description]{task.description}"),
@@ -122,17 +124,13 @@ def run_benchmark(
         transient=False,
     ) as bar:
         task = bar.add_task("benchmark", total=len(jobs))
-        if workers <= 1:
-            for i, job in enumerate(jobs):
-                results[i] = run_job(job)
-                bar.advance(task)
-        else:
-            # spawn: a clean interpreter per worker (no inherited OpenMP or torch threads)
-            with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-                futures = {pool.submit(run_job, job): i for i, job in enumerate(jobs)}
-                for fut in as_completed(futures):
-                    results[futures[fut]] = fut.result()
-                    bar.advance(task)
+        own = executor is None
+        executor = executor or Executor(workers)
+        try:
+            results = run_all(executor, run_job, jobs, on_done=lambda i, res: bar.advance(task))
+        finally:
+            if own:
+                executor.close()
     rows: list[dict] = []
     plots: dict[str, dict] = {}
     for job, res in zip(jobs, results):
@@ -337,7 +335,11 @@ def benchmark(
         Optional[str],
         typer.Option(help="explicit comma-separated seeds (overrides --episodes and --seed)", show_default=False),
     ] = None,
-    workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 2,
+    workers: Annotated[int, typer.Option(min=1, help="worker processes (Ray: tasks at once)")] = 2,
+    backend: Annotated[str, typer.Option(help="where jobs run: local (processes) or ray")] = "local",
+    address: Annotated[
+        Optional[str], typer.Option(help="Ray cluster address (with --backend ray; default: start a local Ray)")
+    ] = None,
     out: Annotated[
         Optional[Path],
         typer.Option(help="output folder (default: a new results/benchmark/<timestamp>); an existing one is refused"),
@@ -389,13 +391,20 @@ def benchmark(
         out, lock = claim_output(out, overwrite)
     except ConfigError as exc:
         fail(str(exc))
+    try:
+        executor = make_executor(backend, workers, address)
+    except ExecutionError as exc:
+        lock.release()
+        fail(str(exc))
     t = time.perf_counter()
-    rows, plots = run_benchmark(policy_list, loaded, seed_list, workers, tdir, progress)
+    with executor:
+        rows, plots = run_benchmark(policy_list, loaded, seed_list, workers, tdir, progress, executor)
     seconds = time.perf_counter() - t
     summary = summarise(rows)
     title = (
         f"{len(policy_list)} policies x {len(loaded)} scenarios x {len(seed_list)} seeds "
-        f"({seed_list[0]}..{seed_list[-1]}), {workers} worker(s), {seconds:.1f} s"
+        f"({seed_list[0]}..{seed_list[-1]}), {workers} worker(s)"
+        f"{' on Ray' if backend == 'ray' else ''}, {seconds:.1f} s"
     )
     header = f"Benchmark: {title}."
     if skipped:

@@ -225,6 +225,15 @@ def _tune_command() -> None:
 _tune_command()
 
 
+def _sweep_command() -> None:
+    from .sweep import sweep_command
+
+    app.command(name="sweep", short_help="training runs over seeds x scenarios x hyperparameters")(sweep_command)
+
+
+_sweep_command()
+
+
 # ------------------------------------------------------------------------------------ train, evaluate
 
 

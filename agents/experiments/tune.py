@@ -23,6 +23,19 @@ trials already finished count towards ``--trials``, and trials left running by a
 are marked failed. ``optuna-dashboard sqlite:///<out>/studies.db`` shows the studies (``pip install
 optuna-dashboard``; not a dependency).
 
+Parallel trials (``agents.experiments.execution``): the studies run in rounds. Each round, every unfinished study
+samples ``--batch`` trials here (in a fixed order, stored in the study as RUNNING), the trials are evaluated at
+once on ``--workers`` local processes or Ray tasks (``--backend ray``, ``--address`` for a cluster), and their
+results are told to the storage in the same fixed order. A study's trials therefore depend on ``--batch`` (1 =
+sequential TPE, the shipped results) but never on the backend or the number of workers. With several studies a
+round holds ``batch`` trials of each. A trial whose worker dies is re-run by Ray (the evaluation is a pure
+function of the params and seeds, so a retry gives the same value); if it still fails it is marked FAIL with the
+error as a user attribute and its params are enqueued once more (``retry_of``: the next trial asked evaluates
+them, so a lost default is not lost), and every trial already told stays in the storage.
+Why not Ray Tune's ``OptunaSearch``: it would keep the study in Tune's own experiment state, while ours lives in
+the Optuna storage that ``--trials``, resuming, the provenance and ``optuna-dashboard`` read, and Tune would add
+its own trial folders and scheduler for jobs that are tens of milliseconds long.
+
 Each result is written as a policy file ``<out>/<scenario>/<policy>.yaml`` (``<out>/generalist/<policy>.yaml``)
 with ``policy``, ``params`` and a ``provenance`` mapping (study, trials, seeds, objective, value, date, code
 version), which ``make_policy`` loads (``hpa@tuned`` / ``hpa@generalist`` for the shipped ones).
@@ -32,13 +45,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import multiprocessing as mp
 import os
 import socket
 import subprocess
 import time
 import warnings
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -58,6 +69,7 @@ from scaling_env.traces import TraceError
 
 from .benchmark import DEFAULT_SCENARIOS
 from .console import console, fail
+from .execution import ExecutionError, Executor, Failure, make_executor, run_all
 from .train_config import BENCHMARK_SEEDS_END, FIRST_BENCHMARK_SEED
 
 DEFAULT_TRIALS = 100
@@ -188,6 +200,36 @@ def default_storage(out: Path) -> str:
     return f"sqlite:///{(out / 'studies.db').resolve()}"
 
 
+_STORAGES: dict[str, Any] = {}
+
+
+def open_storage(url: str) -> Any:
+    """The Optuna storage of ``url``, one per URL and process. A SQLite file is opened in WAL mode with
+    ``synchronous=NORMAL``: a commit then costs no fsync (about 10 ms each on this machine, and a trial makes about
+    20), a killed process loses no committed trial, and readers (``optuna-dashboard``) do not block the
+    writer; only a power cut can lose the last commits (SQLite docs, "Write-Ahead Logging"). Only the tuning
+    process writes the storage (workers evaluate trials, see :func:`run_studies`), so a SQLite file on the head
+    node serves a cluster too."""
+    if not url.startswith("sqlite:///"):
+        return url
+    if url not in _STORAGES:
+        import optuna
+        from sqlalchemy import event
+
+        storage = optuna.storages.RDBStorage(url)
+
+        def pragmas(connection: Any, _record: Any) -> None:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        event.listen(storage.engine, "connect", pragmas)
+        storage.engine.dispose()  # connections made before the listener are closed; new ones get the pragmas
+        _STORAGES[url] = storage
+    return _STORAGES[url]
+
+
 def code_version() -> str:
     """``git describe`` of the checkout (``-dirty`` if it has uncommitted changes), else the package version."""
     if not (REPO_ROOT / ".git").exists():  # an installed package: not the checkout's git history
@@ -249,7 +291,7 @@ def study_attrs(target: Target, pf: PolicyFile, seeds: list[int], slo_limit: flo
     }
 
 
-def _sampler() -> Any:
+def _sampler(constant_liar: bool = False) -> Any:
     """TPE with a fixed seed, which tags each trial with this host and process as soon as the trial exists (before
     any sampling), so that a trial left running by a killed process can be recognised on resume."""
     import optuna
@@ -262,19 +304,27 @@ def _sampler() -> Any:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return TaggingTPESampler(seed=SAMPLER_SEED, multivariate=True)
+        # constant_liar: trials still running (a batch) count as bad, so a batch spreads out; no effect at batch 1
+        return TaggingTPESampler(seed=SAMPLER_SEED, multivariate=True, constant_liar=constant_liar)
 
 
-def open_study(target: Target, pf: PolicyFile, seeds: list[int], storage: str, slo_limit: float | None) -> Any:
+def open_study(
+    target: Target,
+    pf: PolicyFile,
+    seeds: list[int],
+    storage: str,
+    slo_limit: float | None,
+    constant_liar: bool = False,
+) -> Any:
     """Create the target's study or load it, refusing one made with other seeds, scenarios or search space."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         study_name=target.study_name,
-        storage=storage,
+        storage=open_storage(storage),
         direction="maximize",
-        sampler=_sampler(),
+        sampler=_sampler(constant_liar),
         load_if_exists=True,
     )
     want = study_attrs(target, pf, seeds, slo_limit)
@@ -293,6 +343,172 @@ def open_study(target: Target, pf: PolicyFile, seeds: list[int], storage: str, s
     return study
 
 
+@dataclass(frozen=True)
+class TrialJob:
+    """One trial's evaluation, as sent to a worker: pure data, so that any backend gives the same numbers."""
+
+    policy: str
+    params: dict[str, Any]
+    scenarios: tuple[str, ...]  # absolute scenario YAML paths
+    seeds: tuple[int, ...]
+    traces_dir: str | None
+
+
+_SCENARIO_CACHE: dict[tuple[tuple[str, ...], str | None], list[Scenario]] = {}
+
+
+def evaluate_trial(job: TrialJob) -> tuple[float, float, dict[str, float]] | str:
+    """A worker's job: :func:`evaluate` of the trial's params, or the message of a PolicyConfigError (a
+    combination the policy refuses). The scenarios are loaded once per worker process."""
+    key = (job.scenarios, job.traces_dir)
+    if key not in _SCENARIO_CACHE:
+        scenarios, skipped = load_scenarios(list(job.scenarios), job.traces_dir)
+        if skipped:
+            raise TuneError("; ".join(skipped))
+        _SCENARIO_CACHE[key] = scenarios
+    try:
+        return evaluate(job.policy, job.params, _SCENARIO_CACHE[key], list(job.seeds))
+    except PolicyConfigError as exc:
+        return str(exc)
+
+
+class StudyRun:
+    """A study being run by :func:`run_studies`: the trials it still needs, asked a batch at a time."""
+
+    def __init__(
+        self,
+        target: Target,
+        seeds: list[int],
+        trials: int,
+        storage: str,
+        slo_limit: float | None,
+        traces_dir: str | None,
+        batch: int,
+    ) -> None:
+        from optuna.trial import TrialState
+
+        self.target, self.seeds, self.trials, self.storage, self.slo_limit = target, seeds, trials, storage, slo_limit
+        self.pf = policy_file(target.policy)
+        scenarios, skipped = load_scenarios(list(target.scenarios), traces_dir)
+        if skipped:
+            raise TuneError("; ".join(skipped))
+        self.scenario_paths = tuple(str(Path(sc.path).resolve()) for sc in scenarios)  # a worker has its own cwd
+        self.traces_dir = str(Path(traces_dir).resolve()) if traces_dir else None
+        self.study = open_study(target, self.pf, seeds, storage, slo_limit, constant_liar=batch > 1)
+        self.abandoned = _fail_abandoned_trials(self.study)
+        self.states = (TrialState.COMPLETE, TrialState.PRUNED)
+        default_values = {path: get_path(self.pf.params, path) for path in self.pf.search_space}
+        done = self.study.get_trials(deepcopy=False)
+        has_default = any(
+            t.user_attrs.get("default") and t.state in (*self.states, TrialState.WAITING, TrialState.RUNNING)
+            for t in done
+        )
+        if not has_default:
+            self.study.enqueue_trial(default_values, user_attrs={"default": True})
+        self.finished_before = self.finished()
+        self.failed = 0  # trials whose worker died or raised in this run
+        self.error: str | None = None
+        self.batch = batch
+        self.t0 = time.perf_counter()
+        if self.finished_before < trials:
+            # the code versions that ran the study's trials (a resumed study may span several)
+            versions, version = list(self.study.user_attrs.get("code_versions", [])), code_version()
+            if version not in versions:
+                self.study.set_user_attr("code_versions", [*versions, version])
+
+    def finished(self) -> int:
+        return len(self.study.get_trials(deepcopy=False, states=self.states))
+
+    def needed(self) -> int:
+        return 0 if self.error else max(0, self.trials - self.finished())
+
+    def ask(self, n: int) -> list[tuple[Any, TrialJob | None]]:
+        """Up to ``n`` new trials with their jobs (None: params the policy refuses, already told PRUNED)."""
+        asked = []
+        for _ in range(n):
+            trial = self.study.ask()
+            values = {path: dim.suggest(trial, path) for path, dim in self.pf.search_space.items()}
+            try:
+                params = apply_values(self.pf.params, values)
+            except PolicyConfigError as exc:
+                self.refuse(trial, str(exc))
+                asked.append((trial, None))
+                continue
+            job = TrialJob(self.target.policy, params, self.scenario_paths, tuple(self.seeds), self.traces_dir)
+            asked.append((trial, job))
+        return asked
+
+    def refuse(self, trial: Any, message: str) -> None:
+        """A combination the policy refuses: PRUNED, so that TPE learns to avoid it (as a TrialPruned would)."""
+        from optuna.trial import TrialState
+
+        trial.set_user_attr("invalid", message)
+        self.study.tell(trial, state=TrialState.PRUNED)
+
+    def tell(self, trial: Any, result: Any) -> None:
+        from optuna.trial import TrialState
+
+        if isinstance(result, Failure):  # the worker died or the job raised: only this trial is lost
+            trial.set_user_attr("error", result.message)
+            self.study.tell(trial, state=TrialState.FAIL)
+            self.failed += 1
+            if "retry_of" not in trial.user_attrs:  # its point is tried once more (as the next trial asked)
+                attrs = {k: v for k, v in trial.user_attrs.items() if k == "default"}
+                self.study.enqueue_trial(trial.params, user_attrs={**attrs, "retry_of": trial.number})
+            if self.failed > max(3, self.trials):
+                self.error = f"{self.failed} trials failed, the last: {result.message}"
+            return
+        if isinstance(result, str):
+            self.refuse(trial, result)
+            return
+        reward, slo, per_scenario = result
+        trial.set_user_attr("slo_share", slo)
+        trial.set_user_attr("per_scenario", per_scenario)
+        if self.slo_limit is not None:  # feasible when <= 0: TPE ranks infeasible trials below every feasible one
+            trial.set_constraint("slo_share", slo - self.slo_limit)
+        self.study.tell(trial, reward)
+
+    def result(self) -> dict[str, Any]:
+        seconds = time.perf_counter() - self.t0
+        res = summarise_study(
+            self.target,
+            self.study,
+            self.pf,
+            self.seeds,
+            self.slo_limit,
+            self.storage,
+            seconds,
+            self.finished_before,
+            self.abandoned,
+        )
+        res["batch"] = self.batch
+        return res
+
+
+def run_studies(
+    runs: list[StudyRun],
+    executor: Executor,
+    batch: int = 1,
+    on_round: Any = None,
+    job_fn: Any = evaluate_trial,
+) -> None:
+    """Run the studies to their trial counts in rounds: each round asks every unfinished study for ``batch``
+    trials (sampled here, in a fixed order), evaluates them all on ``executor``, and tells the results in the same
+    order. So a study's trials depend on ``batch`` but not on the backend or the number of workers; ``batch=1`` is
+    sequential TPE. A trial whose worker dies (after Ray's retries) is marked FAIL and another is asked."""
+    while True:
+        active = [r for r in runs if r.needed()]
+        if not active:
+            return
+        asked = [(r, trial, job) for r in active for trial, job in r.ask(min(batch, r.needed()))]
+        todo = [(r, trial, job) for r, trial, job in asked if job is not None]
+        results = run_all(executor, job_fn, [job for _, _, job in todo], failures="return")
+        for (r, trial, _), res in zip(todo, results):
+            r.tell(trial, res)
+        if on_round is not None:
+            on_round()
+
+
 def run_study(
     target: Target,
     seeds: list[int],
@@ -300,57 +516,17 @@ def run_study(
     storage: str,
     slo_limit: float | None,
     traces_dir: str | None = None,
-    on_trial: Any = None,
+    executor: Executor | None = None,
+    batch: int = 1,
 ) -> dict[str, Any]:
     """Run the target's study up to ``trials`` finished trials (continuing a stored one); returns its result:
     the best setting's params, value, SLO share, and the study's counts."""
-    import optuna
-    from optuna.study import MaxTrialsCallback
-    from optuna.trial import TrialState
-
-    pf = policy_file(target.policy)
-    scenarios, skipped = load_scenarios(list(target.scenarios), traces_dir)
-    if skipped:
-        raise TuneError("; ".join(skipped))
-    study = open_study(target, pf, seeds, storage, slo_limit)
-    abandoned = _fail_abandoned_trials(study)
-    states = (TrialState.COMPLETE, TrialState.PRUNED)
-    default_values = {path: get_path(pf.params, path) for path in pf.search_space}
-    done = study.get_trials(deepcopy=False)
-    has_default = any(
-        t.user_attrs.get("default") and t.state in (*states, TrialState.WAITING, TrialState.RUNNING) for t in done
-    )
-    if not has_default:
-        study.enqueue_trial(default_values, user_attrs={"default": True})
-
-    def objective(trial: optuna.Trial) -> float:
-        values = {path: dim.suggest(trial, path) for path, dim in pf.search_space.items()}
-        try:
-            params = apply_values(pf.params, values)
-            reward, slo, per_scenario = evaluate(target.policy, params, scenarios, seeds)
-        except PolicyConfigError as exc:  # a combination the policy refuses: TPE learns to avoid it
-            trial.set_user_attr("invalid", str(exc))
-            raise optuna.TrialPruned(str(exc)) from None
-        trial.set_user_attr("slo_share", slo)
-        trial.set_user_attr("per_scenario", per_scenario)
-        if slo_limit is not None:  # feasible when <= 0: TPE ranks infeasible trials below every feasible one
-            trial.set_constraint("slo_share", slo - slo_limit)
-        return reward
-
-    finished = len(study.get_trials(deepcopy=False, states=states))
-    remaining = max(0, trials - finished)
-    t0 = time.perf_counter()
-    if remaining:
-        # the code versions that ran the study's trials (a resumed study may span several)
-        versions, version = list(study.user_attrs.get("code_versions", [])), code_version()
-        if version not in versions:
-            study.set_user_attr("code_versions", [*versions, version])
-        callbacks = [MaxTrialsCallback(trials, states=states)]
-        if on_trial is not None:
-            callbacks.append(lambda st, tr: on_trial(target, st, tr))
-        study.optimize(objective, n_trials=remaining, callbacks=callbacks, gc_after_trial=False)
-    seconds = time.perf_counter() - t0
-    return summarise_study(target, study, pf, seeds, slo_limit, storage, seconds, finished, abandoned)
+    run = StudyRun(target, seeds, trials, storage, slo_limit, traces_dir, batch)
+    with executor or Executor(1) as ex:
+        run_studies([run], ex, batch)
+    if run.error:
+        raise TuneError(f"{target.study_name}: {run.error}")
+    return run.result()
 
 
 def best_trial(study: Any, slo_limit: float | None) -> Any:
@@ -443,7 +619,10 @@ def result_document(res: dict[str, Any], version: str) -> dict[str, Any]:
                 "objective": "mean episode reward over the tuning seeds"
                 + (" and scenarios" if target.generalist else "")
                 + (f", subject to mean SLO-violation share <= {slo:g}" if slo is not None else ""),
-                "sampler": f"optuna TPESampler(seed={SAMPLER_SEED}, multivariate=True), default enqueued first",
+                "sampler": f"optuna TPESampler(seed={SAMPLER_SEED}, multivariate=True), default enqueued first"
+                + (
+                    f"; {res['batch']} trials sampled per round (constant_liar=True)" if res.get("batch", 1) > 1 else ""
+                ),
                 "value": round(best["value"], 4),
                 "slo_share": round(best["slo_share"], 5) if best["slo_share"] is not None else None,
                 "default_value": round(res["default_value"], 4) if res["default_value"] is not None else None,
@@ -488,12 +667,6 @@ def write_result(res: dict[str, Any], out: Path, version: str, force: bool = Fal
 
 
 # ------------------------------------------------------------------------------------------ the command
-def _run_target(args: tuple) -> dict[str, Any]:
-    """A worker process's job: one study (its own progress is the parent's per-target bar)."""
-    target, seeds, trials, storage, slo_limit, traces_dir = args
-    return run_study(target, seeds, trials, storage, slo_limit, traces_dir)
-
-
 def _split(values: list[str] | None) -> list[str]:
     return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
 
@@ -576,7 +749,21 @@ def tune_command(
             f"the shipped configs/policies/tuned (studies in {DEFAULT_OUT}/studies.db) unless --out is given",
         ),
     ] = False,
-    workers: Annotated[int, typer.Option(min=1, help="studies run in parallel (processes)")] = 1,
+    workers: Annotated[
+        int, typer.Option(min=1, help="trials evaluated at once (local processes or Ray tasks; see --batch)")
+    ] = 1,
+    batch: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="trials each study samples per round (1: sequential TPE, today's numbers); the studies' trials of "
+            "a round run in parallel; the results depend on --batch, never on --workers or --backend",
+        ),
+    ] = 1,
+    backend: Annotated[str, typer.Option(help="where trials run: local (processes) or ray")] = "local",
+    address: Annotated[
+        Optional[str], typer.Option(help="Ray cluster address (with --backend ray; default: start a local Ray)")
+    ] = None,
     force: Annotated[bool, typer.Option(help="replace result files not written by the tuner")] = False,
     traces_dir: Annotated[Optional[Path], typer.Option(help="folder of trace CSVs")] = None,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
@@ -612,13 +799,17 @@ def tune_command(
         f"{format_seeds(seed_list)}; storage {store}",
         soft_wrap=True,
     )
-    try:  # create the storage and every study here: worker processes creating them at once would race
+    try:  # create the storage and every study here: a bad storage URL is a clear error before any work
         for target in targets:
             open_study(target, policy_file(target.policy), seed_list, store, slo_limit)
     except (TuneError, ConfigError) as exc:
         fail(str(exc))
     except Exception as exc:  # e.g. sqlalchemy.exc.ArgumentError, OperationalError
         fail(f"--storage {store}: cannot open it ({type(exc).__name__}: {exc})")
+    try:
+        executor = make_executor(backend, workers, address)
+    except ExecutionError as exc:
+        fail(str(exc))
     results: list[dict[str, Any]] = []
     errors: list[str] = []
     t0 = time.perf_counter()
@@ -630,35 +821,31 @@ def tune_command(
         disable=not progress,
         console=console,
     ) as bar:
-        try:
-            if workers <= 1:
-                for target in targets:
-                    task = bar.add_task(target.study_name, total=trials)
+        runs: list[StudyRun] = []
+        tasks: list[Any] = []
+        for target in targets:
+            try:
+                runs.append(StudyRun(target, seed_list, trials, store, slo_limit, tdir, batch))
+                tasks.append(bar.add_task(target.study_name, total=trials))
+            except (TuneError, ConfigError) as exc:  # one failed study does not stop the others
+                errors.append(f"{target.study_name}: {exc}")
 
-                    def on_trial(tg: Target, study: Any, trial: Any, task: Any = task) -> None:
-                        n = sum(1 for t in study.get_trials(deepcopy=False) if t.state.name in FINISHED)
-                        best = best_trial(study, slo_limit)
-                        best_text = f" best {best.value:.1f}" if best is not None else ""
-                        bar.update(task, completed=min(n, trials), description=f"{tg.study_name}{best_text}")
+        def on_round() -> None:
+            for run, task in zip(runs, tasks):
+                best = best_trial(run.study, slo_limit)
+                best_text = f" best {best.value:.1f}" if best is not None else ""
+                bar.update(
+                    task, completed=min(run.finished(), trials), description=f"{run.target.study_name}{best_text}"
+                )
 
-                    res = run_study(target, seed_list, trials, store, slo_limit, tdir, on_trial)
-                    bar.update(task, completed=trials)
-                    results.append(res)
+        with executor:
+            run_studies(runs, executor, batch, on_round if progress else None)  # the bars read every study
+        for run in runs:
+            if run.error:
+                errors.append(f"{run.target.study_name}: {run.error}")
             else:
-                task = bar.add_task(f"{len(targets)} studies", total=len(targets))
-                args = [(t, seed_list, trials, store, slo_limit, tdir) for t in targets]
-                with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-                    futures = {pool.submit(_run_target, a): i for i, a in enumerate(args)}
-                    done: dict[int, dict[str, Any]] = {}
-                    for fut in as_completed(futures):
-                        try:
-                            done[futures[fut]] = fut.result()
-                        except Exception as exc:  # one failed study does not stop the others
-                            errors.append(f"{targets[futures[fut]].study_name}: {type(exc).__name__}: {exc}")
-                        bar.advance(task)
-                results = [done[i] for i in range(len(targets)) if i in done]
-        except (TuneError, ConfigError) as exc:
-            fail(str(exc))
+                results.append(run.result())
+        failed_trials = sum(run.failed for run in runs)
     seconds = time.perf_counter() - t0
     paths: dict[str, Path | None] = {}
     try:
@@ -669,6 +856,8 @@ def tune_command(
     console.print(results_table(results, paths))
     abandoned = sum(r["abandoned"] for r in results)
     note = f"; {abandoned} trial(s) left running by a killed run marked failed" if abandoned else ""
+    if failed_trials:
+        note += f"; {failed_trials} trial(s) failed (worker died or raised) and were replaced"
     console.print(f"{len(results)} studies in {seconds:.1f} s{note}", soft_wrap=True)
     for r in results:
         if r["best"] is None:
