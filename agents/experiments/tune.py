@@ -769,28 +769,9 @@ def tune_command(
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
 ) -> None:
     """Tune rule policies' parameters with Optuna (TPE) on tuning seeds; write each result as a policy file."""
-    try:
-        seed_list = parse_seeds(seeds)
-        check_tuning_seeds(seed_list)
-        if all_:
-            policy_list = _split(policy) or tunable_policies()
-            scenario_list = _split(scenarios) or list(DEFAULT_SCENARIOS)
-            out_dir = out or TUNED_DIR
-            store = storage or default_storage(DEFAULT_OUT if out is None else out_dir)
-        else:
-            policy_list = _split(policy)
-            if not policy_list:
-                fail("give --policy NAME (or --all); tunable: " + ", ".join(tunable_policies()))
-            scenario_list = _split(scenarios) or list(DEFAULT_SCENARIOS)
-            out_dir = out or DEFAULT_OUT
-            store = storage or default_storage(out_dir)
-        for p in policy_list:
-            policy_file(p)
-        loaded, skipped = load_scenarios(scenario_list, str(traces_dir) if traces_dir else None)
-        if skipped:
-            fail("; ".join(skipped))
-    except (TuneError, ConfigError, TraceError) as exc:
-        fail(str(exc))
+    seed_list, policy_list, scenario_list, out_dir, store = _command_inputs(
+        policy, scenarios, seeds, storage, out, all_, traces_dir
+    )
     targets = plan_targets(policy_list, scenario_list, generalist or all_, not generalist or all_)
     version = code_version()
     tdir = str(traces_dir) if traces_dir else None
@@ -810,9 +791,69 @@ def tune_command(
         executor = make_executor(backend, workers, address)
     except ExecutionError as exc:
         fail(str(exc))
+    t0 = time.perf_counter()
+    results, errors, failed_trials = _run_with_progress(
+        targets, seed_list, trials, store, slo_limit, tdir, batch, executor, progress
+    )
+    seconds = time.perf_counter() - t0
+    paths: dict[str, Path | None] = {}
+    try:
+        for res in results:
+            paths[res["study"]] = write_result(res, out_dir, version, force) if res["best"] else None
+    except (TuneError, ConfigError) as exc:
+        fail(str(exc))
+    _report(results, paths, errors, failed_trials, seconds, slo_limit)
+
+
+def _command_inputs(
+    policy: list[str] | None,
+    scenarios: list[str] | None,
+    seeds: str,
+    storage: str | None,
+    out: Path | None,
+    all_: bool,
+    traces_dir: Path | None,
+) -> tuple[list[int], list[str], list[str], Path, str]:
+    """The command's seeds, policies, scenarios, output folder and storage URL, checked (a message, exit 2)."""
+    try:
+        seed_list = parse_seeds(seeds)
+        check_tuning_seeds(seed_list)
+        if all_:
+            policy_list = _split(policy) or tunable_policies()
+            scenario_list = _split(scenarios) or list(DEFAULT_SCENARIOS)
+            out_dir = out or TUNED_DIR
+            store = storage or default_storage(DEFAULT_OUT if out is None else out_dir)
+        else:
+            policy_list = _split(policy)
+            if not policy_list:
+                fail("give --policy NAME (or --all); tunable: " + ", ".join(tunable_policies()))
+            scenario_list = _split(scenarios) or list(DEFAULT_SCENARIOS)
+            out_dir = out or DEFAULT_OUT
+            store = storage or default_storage(out_dir)
+        for p in policy_list:
+            policy_file(p)
+        _, skipped = load_scenarios(scenario_list, str(traces_dir) if traces_dir else None)
+        if skipped:
+            fail("; ".join(skipped))
+    except (TuneError, ConfigError, TraceError) as exc:
+        fail(str(exc))
+    return seed_list, policy_list, scenario_list, out_dir, store
+
+
+def _run_with_progress(
+    targets: list[Any],
+    seed_list: list[int],
+    trials: int,
+    store: str,
+    slo_limit: float | None,
+    tdir: str | None,
+    batch: int,
+    executor: Any,
+    progress: bool,
+) -> tuple[list[dict[str, Any]], list[str], int]:
+    """Run every study to ``trials`` finished trials with a progress bar each; (results, errors, failed trials)."""
     results: list[dict[str, Any]] = []
     errors: list[str] = []
-    t0 = time.perf_counter()
     with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -846,13 +887,18 @@ def tune_command(
             else:
                 results.append(run.result())
         failed_trials = sum(run.failed for run in runs)
-    seconds = time.perf_counter() - t0
-    paths: dict[str, Path | None] = {}
-    try:
-        for res in results:
-            paths[res["study"]] = write_result(res, out_dir, version, force) if res["best"] else None
-    except (TuneError, ConfigError) as exc:
-        fail(str(exc))
+    return results, errors, failed_trials
+
+
+def _report(
+    results: list[dict[str, Any]],
+    paths: dict[str, Path | None],
+    errors: list[str],
+    failed_trials: int,
+    seconds: float,
+    slo_limit: float | None,
+) -> None:
+    """The results table and the closing lines; exit 1 if a study failed or met no --slo-limit."""
     console.print(results_table(results, paths))
     abandoned = sum(r["abandoned"] for r in results)
     note = f"; {abandoned} trial(s) left running by a killed run marked failed" if abandoned else ""
