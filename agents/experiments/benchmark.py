@@ -28,7 +28,6 @@ from typing import Annotated, Any, Optional
 import numpy as np
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from scaling_env.config import ConfigError
 from scaling_env.episode_stats import METRIC_NAMES
@@ -36,7 +35,7 @@ from scaling_env.files import OutputExistsError, OutputLock, atomic_dir, output_
 from scaling_env.scenarios import Scenario, load_scenarios
 from scaling_env.traces import TraceError
 
-from .console import console, fail, parse_seeds, warn
+from .console import console, fail, parse_seeds, task_bar, warn
 from .execution import ExecutionError, Executor, make_executor, run_all
 from .tables import ci95, legend, markdown_table, rich_table, short_policy, summarise
 
@@ -115,14 +114,7 @@ def run_benchmark(
     tdir = str(Path(traces_dir).resolve()) if traces_dir else None  # absolute: a Ray worker has its own cwd
     jobs = [Job(str(Path(sc.path).resolve()), p, tuple(seeds), tdir) for sc in scenarios for p in policies]
     results: list[dict[str, Any] | None] = [None] * len(jobs)
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        disable=not progress,
-        transient=False,
-    ) as bar:
+    with task_bar(disable=not progress, transient=False) as bar:
         task = bar.add_task("benchmark", total=len(jobs))
         own = executor is None
         executor = executor or Executor(workers)

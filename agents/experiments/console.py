@@ -7,10 +7,11 @@ as rich markup. Styles are given with ``style=``.
 
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 console = Console(markup=False, highlight=False, emoji=False)
 
@@ -37,3 +38,9 @@ def parse_seeds(text: str, option: str = "--seeds") -> list[int]:
     if negative:
         fail(f"{option}: seeds must be non-negative integers, got {', '.join(map(str, negative))}")
     return seeds
+
+
+def task_bar(disable: bool = False, **kwargs: Any) -> Progress:
+    """The progress bar of the batch commands (benchmark, tune): description, bar, done/total, time elapsed."""
+    columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn())
+    return Progress(*columns, TimeElapsedColumn(), disable=disable, **kwargs)

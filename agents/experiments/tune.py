@@ -57,7 +57,6 @@ from typing import Annotated, Any, Optional
 import numpy as np
 import typer
 import yaml
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from agents.base import PolicyConfigError, validate_params
@@ -68,7 +67,7 @@ from scaling_env.scenarios import Scenario, load_scenarios
 from scaling_env.traces import TraceError
 
 from .benchmark import DEFAULT_SCENARIOS
-from .console import console, fail
+from .console import console, fail, task_bar
 from .execution import ExecutionError, Executor, Failure, make_executor, run_all
 from .train_config import BENCHMARK_SEEDS_END, FIRST_BENCHMARK_SEED
 
@@ -854,14 +853,7 @@ def _run_with_progress(
     """Run every study to ``trials`` finished trials with a progress bar each; (results, errors, failed trials)."""
     results: list[dict[str, Any]] = []
     errors: list[str] = []
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        disable=not progress,
-        console=console,
-    ) as bar:
+    with task_bar(disable=not progress, console=console) as bar:
         runs: list[StudyRun] = []
         tasks: list[Any] = []
         for target in targets:
