@@ -51,6 +51,7 @@ from scaling_env.sim.simulator import BatchSimulator
 
 from ..base import PolicyParams, validate_params
 from .oracle import OraclePolicy
+from .sim_access import find_simulator
 
 _EPS = 1e-9
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -89,18 +90,6 @@ def mix64(z: np.ndarray) -> np.ndarray:
         z = (z ^ (z >> np.uint64(30))) * _MIX1
         z = (z ^ (z >> np.uint64(27))) * _MIX2
         return z ^ (z >> np.uint64(31))
-
-
-def find_simulator(env: Any) -> BatchSimulator:
-    """The ``BatchSimulator`` behind a single env, a vector env or a one-config SB3 VecEnv (or wrappers)."""
-    for obj in (env, getattr(env, "unwrapped", None)):
-        sim = getattr(obj, "sim", None) if obj is not None else None
-        if isinstance(sim, BatchSimulator):
-            return sim
-    raise TypeError(
-        f"planner: {type(env).__name__} exposes no BatchSimulator as .sim or .unwrapped.sim "
-        "(a ServerlessScalingEnv, ServerlessScalingVectorEnv or one-config SB3 VecEnv is needed)"
-    )
 
 
 class PlannerPolicy:
@@ -148,7 +137,7 @@ class PlannerPolicy:
         self.last_choice = np.full(num_envs, -1, dtype=np.int64)
 
     def bind(self, env: Any) -> None:
-        sim = find_simulator(env)
+        sim = find_simulator(env, "planner")
         c = sim.config
         if c is not self.env_config and c != self.env_config:
             # its look-ahead (cold starts, cooldowns, episode length) is derived from the policy's config
