@@ -498,10 +498,11 @@ class EnvConfig(_Strict):
     def _cross_checks(self) -> EnvConfig:
         for name, source in self.metrics.sources.items():
             period = self.step_seconds if source.period_seconds is None else source.period_seconds
-            if (period + source.delay_seconds) / self.step_seconds > MAX_METRIC_HISTORY_STEPS:
+            reach = 2.0 * period + source.delay_seconds  # how far back the monitoring keeps step values
+            if reach / self.step_seconds > MAX_METRIC_HISTORY_STEPS:
                 raise ValueError(
-                    f"metrics.sources.{name}: period_seconds + delay_seconds = {period + source.delay_seconds:g} s "
-                    f"spans more than {MAX_METRIC_HISTORY_STEPS} steps of {self.step_seconds:g} s"
+                    f"metrics.sources.{name}: 2 * period_seconds + delay_seconds = {reach:g} s spans more than "
+                    f"{MAX_METRIC_HISTORY_STEPS} steps of {self.step_seconds:g} s"
                 )
         limit_mb = self.instances.instance_memory_gb * 1024.0
         if self.instances.memory_base_mb >= limit_mb:

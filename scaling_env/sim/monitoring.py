@@ -120,7 +120,9 @@ class Monitoring:
         # each metric is delivered as it is when its period is the step and it has no delay (exact copies)
         self.direct = (self.period == dt) & (self.delay == 0.0)
         self.delayed = not bool(self.direct.all())
-        ring = int(math.ceil(float(np.max((self.period + self.delay) / dt)) - 1e-9)) + 2
+        # the steps a delivered period can reach back: at time t the period ends after t - D - P, so it starts after
+        # t - D - 2P (and steps are whole): (D + 2P) / dt steps, plus two for rounding
+        ring = int(math.ceil(float(np.max((2.0 * self.period + self.delay) / dt)) - 1e-9)) + 2
         obs_config = config.observation
         self.groups = obs_config.groups
         self.steady_reset = obs_config.reset == "steady_state"
