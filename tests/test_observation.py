@@ -156,3 +156,13 @@ def test_v1_same_seed_same_trajectory_single_and_vector(config):
         obs, *_ = venv.step(np.full(3, k % 5))
         vec.append(obs)
     assert np.array(vec)[:, 1].tobytes() == a.tobytes()  # cluster 1 of seed 10 = single env of seed 11
+
+
+def test_sb3_vecenv_takes_the_version_and_refuses_mixed_observations():
+    from scaling_env.envs.sb3 import ServerlessScalingVecEnv
+
+    venv = ServerlessScalingVecEnv(2, STEADY, version=1)
+    assert venv.observation_space.shape == (43,)
+    assert venv.reset().shape == (2, 43)
+    with pytest.raises(ConfigError, match="observation.history differs"):
+        ServerlessScalingVecEnv(2, [STEADY, {**STEADY, "observation": {"history": ["ema"]}}], version=1)
