@@ -13,9 +13,12 @@ Two things happen here, per cluster, in one compiled pass over the batch (no Pyt
    ``observed_<metric>``; when any metric is delayed, the observation's metric fields are rewritten from them too.
    With the default (period = one step, no delay) each observed column is a copy of the true one, bit for bit.
 2. **The observation's history** (config ``observation``, ``fields.HISTORY_FIELDS``): exponential moving averages
-   ``e <- e + (1 - exp(-dt / tau)) (x - e)`` of the delivered metrics with three time constants (the kernel's
-   load average: ``load = load * exp(-5 s / 60 s) + n (1 - exp(-5 s / 60 s))`` for its 1-minute average), their
-   trends, lost shares and crashes, the fleet against the demand, and the last scaling action.
+   ``e <- e + (1 - exp(-dt / tau)) (x - e)`` of the delivered metrics with three time constants (the Linux kernel's
+   load average, kernel/sched/loadavg.c: ``load = load * exp(-5 s / 60 s) + n (1 - exp(-5 s / 60 s))`` every 5 s
+   for its 1-minute average, and 5 and 15 minutes; the SageMaker RL autoscaling example keeps EMAs of load,
+   failures and machines with several alphas, ``MultiEma`` in aws/amazon-sagemaker-examples
+   reinforcement_learning/rl_predictive_autoscaling_coach_customEnv/src/autoscalesim.py), their trends, lost
+   shares and crashes, the fleet against the demand, and the last scaling action.
 
 State (the ``Monitor`` record; snapshot.py copies it like ``State``/``Outputs``): ``history`` (B, R, n) the true
 step values of the observable metrics in a ring of R steps, ``prior`` (B, n), ``ema`` (B, N_EMA), ``control``
