@@ -381,6 +381,12 @@ class EnvConfig(_Strict):
     failures: FailureConfig = Field(default_factory=FailureConfig)
     cost: CostConfig = Field(default_factory=CostConfig)
     reward: RewardConfig = Field(default_factory=RewardConfig)
+    # request-level backend (issue 16): which simulator steps the env
+    simulator: Literal["fast", "request"] = Field(
+        "fast",
+        description="fast: the per-step fluid and stationary-queue model (docs/model.md); request: every request "
+        "and instance event simulated at its exact time (scaling_env/sim/request, docs/fidelity.md)",
+    )
 
     @model_validator(mode="after")
     def _cross_checks(self) -> EnvConfig:
