@@ -287,3 +287,26 @@ def test_invariants_hold_on_every_step_of_the_request_backend(data, seed, action
                    waits=request_waits)  # fmt: skip
         prev_backlog = info["backlog"]
         assert truncated == (k == cfg.episode_steps - 1)
+
+
+def test_fidelity_report_script_runs_end_to_end_on_a_tiny_grid(tmp_path):
+    # perf/fidelity.py regenerates docs/fidelity.md; here on one cell per sweep and one transient
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "perf" / "fidelity.py"
+    spec = importlib.util.spec_from_file_location("fidelity", path)
+    fidelity = importlib.util.module_from_spec(spec)
+    sys.modules["fidelity"] = fidelity  # (its dataclass looks its module up there)
+    spec.loader.exec_module(fidelity)
+    grid = fidelity.Grid(steps=3, warm=1, seeds=(1,), rhos_c=(0.8,), concs=(2,), cvs=(2.0,), rhos_cv=(0.8,),
+                         queues=(5,), rhos_q=(0.9,))  # fmt: skip
+    cells = fidelity.run_grid(grid)
+    assert len(cells) == 3 + 3 + 2 and all(c["arrivals_r"] > 0 for c in cells)
+    trans = fidelity.transients((1,))
+    out = tmp_path / "fidelity.md"
+    fidelity.write_report(out, cells, trans, [], grid, 1.0, quick=True)
+    text = out.read_text()
+    assert "## Summary over the grid" in text and "| all three |" in text and "## Transients" in text
+    assert len(list((tmp_path / "img").glob("fidelity_*.png"))) == 3
