@@ -389,6 +389,17 @@ class EnvConfig(_Strict):
     )
 
     @model_validator(mode="after")
+    def _request_backend_checks(self) -> EnvConfig:
+        # the request-level backend does not simulate the serverless platform mode (issue 17) yet
+        platform = getattr(self, "platform", None)
+        if self.simulator == "request" and platform is not None and getattr(platform, "enabled", False):
+            raise ValueError(
+                "simulator: request does not support the platform mode (platform.enabled: true); use simulator: "
+                "fast, or turn the platform mode off"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _cross_checks(self) -> EnvConfig:
         limit_mb = self.instances.instance_memory_gb * 1024.0
         if self.instances.memory_base_mb >= limit_mb:

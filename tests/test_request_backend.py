@@ -310,3 +310,10 @@ def test_fidelity_report_script_runs_end_to_end_on_a_tiny_grid(tmp_path):
     text = out.read_text()
     assert "## Summary over the grid" in text and "| all three |" in text and "## Transients" in text
     assert len(list((tmp_path / "img").glob("fidelity_*.png"))) == 3
+
+
+def test_a_bad_simulator_name_is_a_clear_config_error():
+    from scaling_env import ConfigError
+
+    with pytest.raises(ConfigError, match=r"simulator: Input should be 'fast' or 'request'"):
+        EnvConfig.from_dict({"simulator": "events"})

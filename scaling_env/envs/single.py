@@ -87,8 +87,8 @@ class ServerlessScalingEnv(gym.Env):
       config field ``reward.slo_max_lost_share`` (default 0.05, the lost share that was a fixed 5 % before) were
       added without changing any trajectory of the default config.
       The config field ``simulator`` (``fast``, the default, or ``request``: every request and instance event
-      simulated at its exact time, docs/model.md section 10, docs/fidelity.md) was added within v0 too; the
-      default's trajectories are unchanged.
+      simulated at its exact time; docs/model.md "The request-level backend", docs/fidelity.md) was added within
+      v0 too; the default's trajectories are unchanged.
     """
 
     metadata = {"render_modes": ["ansi", "human", "rgb_array"], "render_fps": 4}
