@@ -174,7 +174,11 @@ def check_waits(info: dict, cfg: EnvConfig, first_arrival_s: float) -> None:
 @settings(max_examples=INVARIANT_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=configs(), seed=st.integers(0, 2**31 - 1), actions=st.lists(st.integers(0, 10), min_size=40, max_size=40))
 def test_invariants_hold_on_every_step(data, seed, actions):
-    cfg = EnvConfig.from_dict(data)
+    check_episode(EnvConfig.from_dict(data), seed, actions)
+
+
+def check_episode(cfg: EnvConfig, seed: int, actions: list[int], waits=None) -> None:
+    """One episode of ``actions`` (cycled, modulo the action count), every step checked (``check_step``)."""
     env = ServerlessScalingEnv(cfg)
     obs, info = env.reset(seed=seed)
     assert env.observation_space.contains(obs)
@@ -185,7 +189,7 @@ def test_invariants_hold_on_every_step(data, seed, actions):
         obs, reward, terminated, truncated, info = env.step(actions[k % len(actions)] % n_act)
         if first is None and info["arrivals"] > 0:
             first = info["time_s"] - cfg.step_seconds
-        check_step(env, prev_backlog, obs, reward, info, cfg, first if first is not None else info["time_s"])
+        check_step(env, prev_backlog, obs, reward, info, cfg, first if first is not None else info["time_s"], waits)
         prev_backlog = info["backlog"]
         assert terminated is False
         assert truncated == (k == cfg.episode_steps - 1)

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_invariants import INVARIANT_EXAMPLES, check_step, configs
+from test_invariants import INVARIANT_EXAMPLES, check_episode, configs
 
-from scaling_env import EnvConfig, ServerlessScalingEnv
+from scaling_env import EnvConfig
 from scaling_env.sim.simulator import BatchSimulator
 from scaling_env.sim.snapshot import SnapshotError
 
@@ -273,20 +273,7 @@ def test_invariants_hold_on_every_step_of_the_request_backend(data, seed, action
     for key in ("rate_rps", "trough_rps", "peak_rps", "base_rps", "start_rps", "end_rps"):
         if key in shape:
             shape[key] = min(shape[key], 20_000.0 / data["step_seconds"])
-    cfg = EnvConfig.from_dict(data)
-    env = ServerlessScalingEnv(cfg)
-    env.reset(seed=seed)
-    n_act = env.action_space.n
-    prev_backlog = 0.0
-    first = None
-    for k in range(cfg.episode_steps):
-        obs, reward, terminated, truncated, info = env.step(actions[k % len(actions)] % n_act)
-        if first is None and info["arrivals"] > 0:
-            first = info["time_s"] - cfg.step_seconds
-        check_step(env, prev_backlog, obs, reward, info, cfg, first if first is not None else info["time_s"],
-                   waits=request_waits)  # fmt: skip
-        prev_backlog = info["backlog"]
-        assert truncated == (k == cfg.episode_steps - 1)
+    check_episode(EnvConfig.from_dict(data), seed, actions, waits=request_waits)
 
 
 def test_fidelity_report_script_runs_end_to_end_on_a_tiny_grid(tmp_path):
