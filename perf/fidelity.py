@@ -4,6 +4,7 @@ Run from the repository root (about 5-10 minutes on one core)::
 
     python perf/fidelity.py                    # writes docs/fidelity.md and docs/img/fidelity_*.png
     python perf/fidelity.py --quick            # a smaller grid and fewer seeds, to try it out (not for the docs)
+    python perf/fidelity.py --noise            # the request backend's own seed-to-seed spread near capacity
 
 Three parts, all with both backends on the same configs and seeds:
 
@@ -402,9 +403,11 @@ def write_report(path: Path, cells, trans, scen, grid: Grid, seconds: float, qui
         "",
         "The issue's targets" + __doc__.split("The issue's targets", 1)[1].rstrip(),
         "Heat maps show the fast model's signed error in % (clipped at +-50 in colour; the number is the value).",
-        "The reference is itself a finite simulation: near capacity (utilisation 0.97-1.03) its own noise over "
-        "two seeds of 11 simulated minutes is of the order of 10-20 % (see how the request columns move between "
-        "neighbouring cells there), so misses of that size near capacity are not all the fast model's.",
+        "The reference is itself a finite simulation. Near capacity its own mean wait moved between the seeds "
+        "(1, 2) and (3, 4) by up to 36 % at c = 1 (round robin at utilisation 1.00; 3-30 % in the other c = 1 "
+        "cells at 0.98-1.02) and by 0.4-27 % at c = 10 (least outstanding at 0.98 and 1.00: 24 % and 27 %; "
+        "round robin and random: under 7 %); p95 by up to 26 % (`python perf/fidelity.py --noise`). Misses of "
+        "that size in those cells are not all the fast model's.",
         "",
         f"Each grid cell: {len(grid.seeds)} seed(s) per backend, {grid.steps} steps of 15 s, the first {grid.warm} "
         f"left out; {N_INST} instances, service mean {SVC} s, `max_queue` 100 unless the sweep varies it.",
@@ -435,12 +438,29 @@ def write_report(path: Path, cells, trans, scen, grid: Grid, seconds: float, qui
     path.write_text("\n".join(lines) + "\n")
 
 
+def reference_noise(grid: Grid) -> None:
+    """How much the request backend's own near-capacity figures move with the seeds (1, 2) against (3, 4)."""
+    for algo in ALGOS:
+        for rho in (0.98, 1.0, 1.02):
+            for conc in (1, 10):
+                config = stationary_config("request", algo, rho, conc, 1.0, 100, grid.steps)
+                a = [summarise(run_rows(config, s)[grid.warm :]) for s in (1, 2)]
+                b = [summarise(run_rows(config, s)[grid.warm :]) for s in (3, 4)]
+                wa, wb = np.mean([x["wait"] for x in a]), np.mean([x["wait"] for x in b])
+                pa, pb = np.mean([x["p95"] for x in a]), np.mean([x["p95"] for x in b])
+                print(f"{algo} rho={rho} c={conc}: wait {rel(wa, wb):+.1%}, p95 {rel(pa, pb):+.1%}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a reduced grid and fewer seeds")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "fidelity.md")
+    parser.add_argument("--noise", action="store_true", help="only the reference's own seed-to-seed spread")
     args = parser.parse_args()
     grid = QUICK if args.quick else Grid()
+    if args.noise:
+        reference_noise(Grid())
+        return
     t0 = time.perf_counter()
     cells = run_grid(grid)
     trans = transients(grid.seeds if args.quick else (1, 2, 3))
