@@ -90,7 +90,8 @@ def test_mmc_mean_wait_agrees_with_erlang_c(conc, rho):
     a = rate * svc
     theory = erlang_c(conc, a) / (conc / svc - rate) + svc
     assert info(rows, "dropped").sum() == 0
-    assert mean_response == pytest.approx(theory, rel=0.05), (mean_response, theory)
+    # seeds 0-2 gave +1.8, +1.2, +0.8 % (c = 1) and +0.1, -0.5, +0.8 % (c = 10); the run is seeded, so exact
+    assert mean_response == pytest.approx(theory, rel=0.03), (mean_response, theory)
 
 
 @pytest.mark.parametrize("conc, maxq, a", [(2, 3, 2.0), (5, 0, 4.0), (4, 10, 4.4)])
@@ -99,9 +100,8 @@ def test_mmck_blocking_agrees_with_theory(conc, maxq, a):
     rows = run(one_instance(a / svc, conc, maxq, svc, steps=300))
     share = info(rows, "dropped").sum() / info(rows, "arrivals").sum()
     theory = mmck_blocking(conc, maxq, a)
-    n = info(rows, "arrivals").sum()
-    # blocking events are correlated in time: allow 5 % or 4 binomial standard errors, whichever is larger
-    assert abs(share - theory) <= max(0.05 * theory, 4 * math.sqrt(theory * (1 - theory) / n) * 5), (share, theory)
+    # seeds 0-2 gave errors of -2.2 to +1.7 % (blocked requests come in runs, so more spread than binomial)
+    assert share == pytest.approx(theory, rel=0.04), (share, theory)
 
 
 LIFECYCLE = {
