@@ -530,9 +530,9 @@ not changed by this report (issue 16's third deliverable, the fixes, is open). I
    starts end, drops 738 against 1,027 (the pool share of a late member is spread over the step).
 
 **Scenarios end to end** (target-tracking rule, 3 seeds): diurnal and cold_start_heavy hold both targets; steady
-misses the reward by 6.7 % and the SLO share (0.011 against 0.003: a p95 near the SLO, where the round-robin
-near-capacity miss of item 1 decides single steps); flash_crowd misses the reward by 6.6 % (cost -11 %: the rule
-sees different metrics and scales differently); failure_storm holds the reward (2.8 %) but not the SLO share
+misses the reward by 6.7 % and the SLO share (0.011 against 0.003 of the steps: a few steps whose p95 is near the
+SLO fall on different sides of it); flash_crowd misses the reward by 6.6 % (cost -11 %: the fleet differs, as the
+rule reads different metrics); failure_storm holds the reward (2.8 %) but not the SLO share
 (0.307 against 0.287, item 8).
 """
 
