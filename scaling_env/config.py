@@ -493,6 +493,23 @@ class EnvConfig(_Strict):
     reward: RewardConfig = Field(default_factory=RewardConfig)
     observation: ObservationConfig = Field(default_factory=ObservationConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    # request-level backend (issue 16): which simulator steps the env
+    simulator: Literal["fast", "request"] = Field(
+        "fast",
+        description="fast: the per-step fluid and stationary-queue model (docs/model.md); request: every request "
+        "and instance event simulated at its exact time (scaling_env/sim/request, docs/fidelity.md)",
+    )
+
+    @model_validator(mode="after")
+    def _request_backend_checks(self) -> EnvConfig:
+        # the request-level backend does not simulate the serverless platform mode (issue 17) yet
+        platform = getattr(self, "platform", None)
+        if self.simulator == "request" and platform is not None and getattr(platform, "enabled", False):
+            raise ValueError(
+                "simulator: request does not support the platform mode (platform.enabled: true); use simulator: "
+                "fast, or turn the platform mode off"
+            )
+        return self
 
     @model_validator(mode="after")
     def _cross_checks(self) -> EnvConfig:

@@ -169,6 +169,12 @@ class BatchSimulator:
         self.outputs = Outputs(self.obs, self.metrics, self.rewards, self.reward_parts, self.truncated)
         initial = min(max(config.scaling.initial_instances, config.scaling.min_instances), config.scaling.max_instances)
         self._initial = initial
+        # simulator: request (issue 16): the request-level backend steps the same tables (sim/request)
+        self.backend = None
+        if config.simulator == "request":
+            from .request.backend import RequestBackend
+
+            self.backend = RequestBackend(self, parallel)
 
     @property
     def parallel(self) -> bool:
@@ -208,6 +214,8 @@ class BatchSimulator:
             self.rng[b] = np.uint64(gen.integers(0, 2**63 - 1, dtype=np.int64))
         initial = np.full(len(ids), self._initial, dtype=np.int64)
         reset_clusters(ids, initial, *self.state, *self.outputs)
+        if self.backend is not None:
+            self.backend.reset(ids)
         self.monitoring.after_reset(ids, self.params, self._arrival_table, self.metrics, self.obs)
         self.rewards[ids] = 0.0
         self.reward_parts[ids] = 0.0
@@ -217,7 +225,11 @@ class BatchSimulator:
         """Advance the clusters by one decision step. ``actions`` must be valid int64 indices; with ``active``
         (bool, (B,)) only those clusters step, the others keep their state and outputs."""
         active = self._all if active is None else active
-        self._kernel(actions, active, *self.state, *self.outputs)
+        if self.backend is not None:
+            self.backend.step(actions, active)
+        else:
+            self._kernel(actions, active, *self.state, *self.outputs)
+        # history and delivered metrics are computed from any backend's metrics row
         self.monitoring.after_step(active, self.params, self.env_state, self.metrics, self.obs)
 
     def step_autoreset(self, actions: np.ndarray) -> FinalStep | None:
@@ -292,6 +304,7 @@ class BatchSimulator:
         states of the clusters' numpy generators."""
         from .snapshot import get_state
 
+        self._refuse_snapshot()
         return get_state(self, ids, generators)
 
     def set_state(self, snapshot, ids: np.ndarray | list[int] | None = None) -> None:
@@ -300,10 +313,31 @@ class BatchSimulator:
         actions reproduces the original trajectory bit for bit."""
         from .snapshot import set_state
 
+        self._refuse_snapshot()
         set_state(self, snapshot, ids)
 
     def fork(self, src_id: int, dst_ids: np.ndarray | list[int]) -> None:
         """Copy cluster ``src_id``'s state into clusters ``dst_ids`` (e.g. to roll out several plans from it)."""
         from .snapshot import fork
 
+        self._refuse_snapshot()
         fork(self, src_id, dst_ids)
+
+    def _refuse_snapshot(self) -> None:
+        """Snapshots cover the fast model's tables only: the request-level backend's requests in flight (its heap
+        and waiting rooms) are not part of them, so a restore would silently lose them."""
+        if self.backend is not None:
+            from .snapshot import SnapshotError
+
+            raise SnapshotError(
+                "snapshot/restore/fork is not supported with simulator: request (its requests in service and "
+                "waiting are not in the snapshot tables); use simulator: fast for planning"
+            )
+
+    def latency_by_arrival(self) -> np.ndarray:
+        """simulator: request only. (B, episode_steps, 2): for the requests that arrived in each step of the current
+        episode and have completed so far, (count, mean response time s, NaN if none): latency by the step a
+        request arrived in, beside info's latency by the step it completed in."""
+        if self.backend is None:
+            raise ValueError("latency_by_arrival needs simulator: request (the fast model has no requests)")
+        return self.backend.latency_by_arrival()
