@@ -549,8 +549,12 @@ class EnvConfig(_Strict):
 
     def for_version(self, version: int) -> EnvConfig:
         """This config with the observation of env version ``version`` where ``observation`` leaves it unset
-        (``ServerlessScaling-v0``: 0, ``-v1``: 1)."""
-        return self.model_copy(update={"observation": self.observation.resolved(version)})
+        (``ServerlessScaling-v0``: 0, ``-v1``: 1). Version 0 returns the config itself: unset fields already mean
+        the v0 observation, and a v0 env's config stays equal to the one it was made from."""
+        observation = self.observation.resolved(version)
+        if version == 0:
+            return self
+        return self.model_copy(update={"observation": observation})
 
     @classmethod
     def coerce(cls, config: EnvConfig | dict[str, Any] | str | Path | None) -> EnvConfig:

@@ -17,7 +17,7 @@ from agents.references.oracle import OraclePolicy, _p95
 from agents.registry import CONFIG_DIR
 from agents.rules.step_scaling import aws_percent_adjustment
 from scaling_env import EnvConfig, ServerlessScalingEnv, ServerlessScalingVectorEnv
-from scaling_env.fields import INFO_NAMES
+from scaling_env.fields import INFO_NAMES, OBSERVED_NAMES
 
 # every change from -20 to +20 is one action, so an action shows the policy's desired count exactly
 STEPS = tuple(range(-20, 21))
@@ -31,6 +31,9 @@ def make_info(n: int = 1, **values: float | list[float]) -> dict[str, np.ndarray
     info = {k: np.zeros(n) for k in INFO_NAMES}
     for k, v in values.items():
         info[k] = np.broadcast_to(np.asarray(v, dtype=np.float64), (n,)).copy()
+    for k in OBSERVED_NAMES:  # as the env delivers them with the default metrics section: as measured
+        if k in values and "observed_" + k not in values:
+            info["observed_" + k] = info[k].copy()
     if "instances_controlled" not in values:
         # as the env reports it with the default replacement of unhealthy instances (none kept in these infos)
         info["instances_controlled"] = info["instances_warm"] + info["instances_booting"] + info["instances_failed"]
