@@ -181,9 +181,13 @@ def platform_action(b, s, m, requested, hi):
                 env[b, E_CD_IN] = p[b, P_CD_IN]
     else:
         old = env[b, E_PF_KEEP_ALIVE]
-        new = min(max(old + requested * p[b, P_PF_KA_STEP], 0.0), p[b, P_PF_KA_MAX])
+        wanted = old + requested * p[b, P_PF_KA_STEP]
+        new = min(max(wanted, 0.0), p[b, P_PF_KA_MAX])
         env[b, E_PF_KEEP_ALIVE] = new
-        applied = (new - old) / p[b, P_PF_KA_STEP]
+        # in units of scale_steps (a bound may cut the change; computed so that it never exceeds the request)
+        applied = float(requested) if new == wanted else min(abs((new - old) / p[b, P_PF_KA_STEP]), abs(requested))
+        if new < old:
+            applied = -abs(applied)
     m[b, M_SCALE_REQ] = requested
     m[b, M_SCALE_APPLIED] = applied
     m[b, M_BLOCKED] = blocked
