@@ -20,6 +20,9 @@ The state comes in as two records (``state.State``, ``state.Outputs``); each pha
 9. ``advance_clocks``: cooldowns and time;
 10. ``finish_step``: metrics, observation, reward terms, truncation.
 
+With ``platform.enabled`` (the serverless platform mode, docs/model.md section 10) a cluster steps by another
+recipe, ``step_platform``: its phases are in ``platform.py``, and it shares arrivals, clocks and outputs.
+
 Counts of the step (arrivals, served, dropped, failed, crashes, ...) are tallied in the step's metrics row,
 which ``begin_step`` clears. The queueing model and its sources are written down in docs/model.md.
 """
