@@ -150,6 +150,32 @@ def test_the_action_sets_the_provisioned_count_and_on_demand_spills_over_above_i
     assert infos[2]["scale_applied"] == 2
 
 
+def test_the_reset_info_shows_the_provisioned_count_and_the_keep_alive():
+    cfg = EnvConfig.from_dict(
+        merge(LAMBDA, {"scaling": {"initial_instances": 2}, "platform": {"initial_provisioned": 3}})
+    )
+    env = ServerlessScalingEnv(cfg)
+    _, info = env.reset(seed=0)
+    assert info["instances_warm"] == 5  # 3 provisioned + 2 on demand
+    assert info["instances_controlled"] == info["provisioned"] == 3 and info["keep_alive_seconds"] == 600.0
+    masks = env.action_masks()
+    assert masks.all()  # no cooldown yet, and every step stays within [0, 100]
+
+
+def test_action_masks_match_what_the_platform_step_applies():
+    over = {"scaling": {"scale_out_cooldown_seconds": 30.0, "scale_in_cooldown_seconds": 60.0, "max_instances": 6}}
+    cfg = EnvConfig.from_dict(merge(LAMBDA, {**over, "platform": {"max_concurrency": 4, "initial_provisioned": 1}}))
+    env = ServerlessScalingEnv(cfg)
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    for _ in range(cfg.episode_steps):
+        masks = env.action_masks()
+        a = int(rng.integers(0, env.action_space.n))
+        info = env.step(a)[4]
+        assert bool(info["blocked_by_cooldown"]) == (not masks[a])
+        assert info["provisioned"] <= 4  # the concurrency limit bounds the provisioned count
+
+
 def test_keep_alive_control_changes_the_keep_alive():
     infos = run(
         {"platform": {"control": "keep_alive", "keep_alive_seconds": 120.0, "keep_alive_step_seconds": 60.0}},

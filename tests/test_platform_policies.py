@@ -63,18 +63,21 @@ def test_scheduled_provisions_a_known_spike_ahead_of_it():
     cfg = load_scenario("scaling_rate_burst").config
     policy = make_policy("scheduled", cfg)
     policy.reset(num_envs=1)
-    # 840 s after the start the slot [900, 1200) of the 30,000 requests/s spike is due (60 s lead): 4,286 asked,
-    # clipped to max_instances 4,000
-    policy.decisions[:] = 84  # 84 decisions of 10 s
-    policy.act_batch(OBS, info(time_s=840.0, instances_controlled=1.0))
-    assert policy.desired[0] == 4000
+    # 840 s after the start the slot [900, 1200) of the 1,500 requests/s spike is due (60 s lead):
+    # ceil(1500 * 0.1 / 0.7) = 215 asked, clipped to max_instances 200; 830 s: the slot [600, 900) at 50/s
+    policy.decisions[:] = 83  # 83 decisions of 10 s
+    policy.act_batch(OBS, info(time_s=830.0, instances_controlled=8.0))
+    assert policy.desired[0] == math.ceil(50.0 * 0.1 / 0.7) == 8
+    policy.act_batch(OBS, info(time_s=840.0, instances_controlled=8.0))
+    assert policy.desired[0] == 200
 
 
 def test_fixed_keep_alive_steers_to_its_value_with_the_nearest_step():
     policy = make_policy("fixed_keep_alive", SPARSE, {"keep_alive_seconds": 900.0})
     policy.reset(num_envs=1)
-    steps = SPARSE.scaling.scale_steps  # [-10, -5, -1, 0, 1, 5, 10] x 60 s
-    assert steps[policy.act_batch(OBS, info(keep_alive_seconds=600.0))[0]] == 5  # +300 s
+    steps = SPARSE.scaling.scale_steps  # [-8, -4, -2, -1, 0, 1, 2, 4, 8] x 60 s
+    assert steps[policy.act_batch(OBS, info(keep_alive_seconds=600.0))[0]] == 4  # +240 s: 840 is nearest to 900
+    assert steps[policy.act_batch(OBS, info(keep_alive_seconds=840.0))[0]] == 1
     assert steps[policy.act_batch(OBS, info(keep_alive_seconds=900.0))[0]] == 0
 
 

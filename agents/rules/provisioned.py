@@ -133,7 +133,9 @@ class ScheduledPolicy(RulePolicy):
         clock = (np.arctan2(obs[:, _TOD_SIN], obs[:, _TOD_COS]) / (2.0 * np.pi) * day) % day
         # the slot whose scheduled action is due: the one that starts within lead_seconds from now (slots are
         # aligned to the clock for a daily cycle, to the episode start otherwise)
-        offsets = np.linspace(0.0, p.slot_seconds, 17)[None, :]
+        offsets = np.linspace(0.0, p.slot_seconds * (1.0 - 1e-9), 17)[
+            None, :
+        ]  # [start, end): the end is the next slot's
         c0 = np.floor((clock + p.lead_seconds) / p.slot_seconds) * p.slot_seconds
         t0 = np.floor((now + p.lead_seconds) / p.slot_seconds) * p.slot_seconds
         peak = self.forecast((c0[:, None] + offsets) % day, t0[:, None] + offsets).max(axis=1)
@@ -169,9 +171,7 @@ class FixedKeepAlivePolicy(PolicyBase):
     def act_batch(self, obs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
         self._batch_size(np.asarray(obs))
         wanted = self.target(info)
-        current = info_array(info, "keep_alive_seconds") if "keep_alive_seconds" in info else np.zeros(self.num_envs)
-        if np.all(current == 0.0):  # a reset's info carries no keep-alive yet: the env's configured one
-            current = np.full(self.num_envs, self.env_config.platform.keep_alive_seconds)
+        current = info_array(info, "keep_alive_seconds")
         reached = np.clip(current[:, None] + self.steps[None, :], 0.0, self.env_config.platform.max_keep_alive_seconds)
         # the step that lands nearest to the wanted keep-alive (ties: the smaller change)
         cost = np.abs(reached - wanted[:, None]) + 1e-6 * np.abs(self.steps)[None, :]

@@ -266,10 +266,10 @@ def reset_clusters(ids, initial, params, env_state, inst_f, inst_i, rng, expecte
         for i in range(initial[j]):
             s.inst_i[b, i, I_STATE] = WARM
         s.env_state[b, E_HI] = initial[j]
-        if s.params[b, P_PLATFORM] > 0.5:
-            platform_reset(b, s)
         out.metrics[b, :] = 0.0
         count_states(b, s, out.metrics)
+        if s.params[b, P_PLATFORM] > 0.5:
+            platform_reset(b, s, out.metrics)
         observe(b, s, out.metrics, out.obs)
 
 

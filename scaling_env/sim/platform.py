@@ -34,6 +34,7 @@ from ..fields import (
     M_BUFFERED,
     M_COLD_STARTS,
     M_COLD_WAITS,
+    M_CONTROLLED,
     M_CPU,
     M_CPU_MAX,
     M_INST_SECONDS,
@@ -108,9 +109,10 @@ _NEW = 7  # I_EVENT mark of a slot launched in the current call of ``start``
 
 
 @njit(**_KERNEL)
-def platform_reset(b, s):
+def platform_reset(b, s, m):
     """At reset: the first ``pf_initial_prov`` of the warm instances are the provisioned ones; full scaling
-    tokens, the configured keep-alive, an empty activator."""
+    tokens, the configured keep-alive, an empty activator; the reset's info shows the provisioned count (as the
+    count the action changes) and the keep-alive."""
     p, env = s.params, s.env_state
     n_prov = int(p[b, P_PF_INITIAL_PROV])
     for i in range(n_prov):
@@ -120,6 +122,9 @@ def platform_reset(b, s):
     env[b, E_PF_KEEP_ALIVE] = p[b, P_PF_KEEP_ALIVE]
     env[b, E_PF_BUFFER] = 0.0
     env[b, E_PF_BUFFER_AGE] = 0.0
+    m[b, M_CONTROLLED] = n_prov
+    m[b, M_PROVISIONED] = n_prov
+    m[b, M_KEEP_ALIVE] = env[b, E_PF_KEEP_ALIVE]
 
 
 @njit(**_KERNEL)
