@@ -63,12 +63,13 @@ def test_scheduled_provisions_a_known_spike_ahead_of_it():
     cfg = load_scenario("scaling_rate_burst").config
     policy = make_policy("scheduled", cfg)
     policy.reset(num_envs=1)
-    # 840 s after the start the slot [900, 1200) of the 1,500 requests/s spike is due (60 s lead):
-    # ceil(1500 * 0.1 / 0.7) = 215 asked, clipped to max_instances 200; 830 s: the slot [600, 900) at 50/s
-    policy.decisions[:] = 83  # 83 decisions of 10 s
-    policy.act_batch(OBS, info(time_s=830.0, instances_controlled=8.0))
-    assert policy.desired[0] == math.ceil(50.0 * 0.1 / 0.7) == 8
-    policy.act_batch(OBS, info(time_s=840.0, instances_controlled=8.0))
+    # the slot [900, 1200) of the 1,500 requests/s spike asks for ceil(1500 * 0.1 / 0.7) = 215, clipped to
+    # max_instances 200; from 8 provisioned, steps of at most +8 per 10 s need 24 decisions (240 s), so it is due
+    # 60 + 240 = 300 s before the slot: from 600 s on
+    policy.decisions[:] = 59  # 59 decisions of 10 s
+    policy.act_batch(OBS, info(time_s=590.0, instances_controlled=8.0))
+    assert policy.desired[0] == math.ceil(50.0 * 0.1 / 0.7) == 8  # the slot under way, at 50 requests/s
+    policy.act_batch(OBS, info(time_s=600.0, instances_controlled=8.0))
     assert policy.desired[0] == 200
 
 

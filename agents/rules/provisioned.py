@@ -95,11 +95,13 @@ class ScheduledPolicy(RulePolicy):
     the workload's known shape (the config's rate function with the episode scale 1: a daily cycle as a function
     of the clock, read from the observation's time of day so that a random phase is followed; a constant rate; a
     spike or a ramp at its known time after the episode start, as a planned event). The time is cut into slots of
-    ``slot_seconds``; the action scheduled for a slot, applied ``lead_seconds`` before it starts, sets
+    ``slot_seconds``; the action scheduled for a slot sets
 
         provisioned = ceil(peak forecast rate in the slot * service_seconds / (concurrency * target_utilization))
 
-    (Little's law: the concurrency of the slot's peak, at the planned utilisation)."""
+    (Little's law: the concurrency of the slot's peak, at the planned utilisation), due ``lead_seconds`` before the
+    slot starts, and earlier by the time the env's scale steps (and scale-out cooldown) need to reach that count
+    from the current one; the desired count is the largest of the actions due (the slot under way included)."""
 
     name = "scheduled"
     Params = ScheduledParams
@@ -130,17 +132,32 @@ class ScheduledPolicy(RulePolicy):
     ) -> None:
         p, env = self.params, self.env_config
         day = env.workload.day_seconds
+        slot = p.slot_seconds
         clock = (np.arctan2(obs[:, _TOD_SIN], obs[:, _TOD_COS]) / (2.0 * np.pi) * day) % day
-        # the slot whose scheduled action is due: the one that starts within lead_seconds from now (slots are
-        # aligned to the clock for a daily cycle, to the episode start otherwise)
-        offsets = np.linspace(0.0, p.slot_seconds * (1.0 - 1e-9), 17)[
-            None, :
-        ]  # [start, end): the end is the next slot's
-        c0 = np.floor((clock + p.lead_seconds) / p.slot_seconds) * p.slot_seconds
-        t0 = np.floor((now + p.lead_seconds) / p.slot_seconds) * p.slot_seconds
-        peak = self.forecast((c0[:, None] + offsets) % day, t0[:, None] + offsets).max(axis=1)
+        # how fast the action can raise the count: max(scale_steps) per decision, or per scale-out cooldown
+        max_up = max(max(env.scaling.scale_steps), 1)
+        per_move = max(self.dt, math.ceil(env.scaling.scale_out_cooldown_seconds / self.dt - 1e-9) * self.dt)
+        horizon = p.lead_seconds + math.ceil(env.scaling.max_instances / max_up) * per_move + slot
+        ahead = np.arange(math.ceil(horizon / slot) + 1, dtype=np.float64) * slot  # the current slot and the next
+        # slots are aligned to the clock for a daily cycle, to the episode start otherwise
+        c0 = np.floor(clock / slot) * slot
+        t0 = np.floor(now / slot) * slot
+        offsets = np.linspace(0.0, slot * (1.0 - 1e-9), 17)  # [start, end): the end is the next slot's
+        c = (c0[:, None, None] + ahead[None, :, None] + offsets[None, None, :]) % day
+        t = t0[:, None, None] + ahead[None, :, None] + offsets[None, None, :]
         per_instance = env.instances.concurrency * p.target_utilization / env.instances.service_seconds
-        self.desired[:] = np.ceil(peak / per_instance - 1e-9).astype(np.int64)
+        counts = np.ceil(self.forecast(c, t).max(axis=2) / per_instance - 1e-9).astype(np.int64)  # (B, slots)
+        np.clip(counts, env.scaling.min_instances, env.scaling.max_instances, out=counts)
+        # a slot's scheduled action is due lead_seconds before it starts, earlier by the time the steps need to
+        # reach its count from the current one
+        if isinstance(env.workload.shape, DiurnalWorkload):
+            until = ahead[None, :] - (clock - c0)[:, None]
+        else:
+            until = ahead[None, :] - (now - t0)[:, None]
+        ramp = np.ceil(np.maximum(counts - current[:, None], 0) / max_up) * per_move
+        due = until <= p.lead_seconds + ramp
+        due[:, 0] = True  # the slot under way
+        self.desired[:] = np.where(due, counts, 0).max(axis=1)
 
 
 # ------------------------------------------------------------------------------------------ keep-alive
