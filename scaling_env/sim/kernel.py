@@ -126,7 +126,7 @@ from .instances import (
 )
 from .load_balancer import balancer_queue, health_checks, pool_shares, route
 from .platform import platform_action, platform_latency, platform_reset, serve_platform
-from .queueing import fifo_waits, fluid_segment, response_p95, stationary_wait
+from .queueing import fifo_waits, fluid_segment, response_p95, stationary_wait, waiting_latency
 from .rng import binomial, poisson
 from .state import (
     E_CARRY,
@@ -716,14 +716,10 @@ def latency(b, s, m, waits, t_end):
         if lat_p95 > svc + t_end:  # (the bound below is at least svc + t_end: most steps need not compute it)
             lat_p95 = min(lat_p95, response_p95(svc, cv, 0.0, 0.0) + t_end)
         lat_p95 = max(lat_p95, lat_mean)
-    elif backlog > 0:
+    else:
         # nothing completed: report how long the queued requests have waited so far (the whole-request backlog
         # can be below the fluid queue that holds the ages, hence the bound)
-        lat_mean = svc + min(queued_age / backlog, t_end)
-        lat_p95 = lat_mean
-    else:
-        lat_mean = 0.0
-        lat_p95 = 0.0
+        lat_mean, lat_p95 = waiting_latency(svc, queued_age, backlog, t_end)
     m[b, M_LAT_MEAN] = lat_mean
     m[b, M_LAT_P95] = lat_p95
     m[b, M_BACKLOG] = backlog

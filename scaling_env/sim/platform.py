@@ -66,7 +66,7 @@ from .instances import (
     bounded_change,
     launch,
 )
-from .queueing import response_p95
+from .queueing import response_p95, waiting_latency
 from .state import (
     E_CD_IN,
     E_CD_OUT,
@@ -412,12 +412,8 @@ def platform_latency(b, s, m, n_waited, wait_sum, t_end):
             # more than 5 % waited: the p95 is about their (deterministic) wait plus the service p95
             lat_p95 = svc_p95 + wait_sum / n_waited
         lat_p95 = max(lat_p95, lat_mean)
-    elif backlog > 0:
-        lat_mean = svc + min(age / backlog, t_end)
-        lat_p95 = lat_mean
     else:
-        lat_mean = 0.0
-        lat_p95 = 0.0
+        lat_mean, lat_p95 = waiting_latency(svc, age, backlog, t_end)
     m[b, M_LAT_MEAN] = lat_mean
     m[b, M_LAT_P95] = lat_p95
     m[b, M_BACKLOG] = backlog
