@@ -106,7 +106,8 @@ def check_step(
     assert env.observation_space.contains(obs), obs
     assert np.all(np.isfinite(obs))
     lhs = prev_backlog + info["arrivals"]
-    assert lhs == info["served"] + info["dropped"] + info["failed"] + info["backlog"], info
+    # (throttled: the platform mode's outcome, 0 otherwise)
+    assert lhs == info["served"] + info["dropped"] + info["failed"] + info["throttled"] + info["backlog"], info
     for key, value in info.items():
         if key != "reward_components":
             assert math.isfinite(value), key
