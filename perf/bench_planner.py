@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agents.experiments.benchmark import DEFAULT_POLICIES, DEFAULT_SCENARIOS, ci95
+from agents.experiments.benchmark import DEFAULT_POLICIES, EVALUATION_SCENARIOS, ci95
 from agents.registry import CONFIG_DIR, make_policy
 from scaling_env.rollout import rollout
 from scaling_env.scenarios import load_scenario
@@ -53,7 +53,7 @@ def run(scenario: str, spec: str, seeds: list[int]) -> tuple[list[dict], float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="1000..1019", help="first..last or a comma list")
-    ap.add_argument("--scenarios", default=",".join(DEFAULT_SCENARIOS))
+    ap.add_argument("--scenarios", default=",".join(EVALUATION_SCENARIOS))
     ap.add_argument("--policies", default=",".join(DEFAULT_POLICIES))
     ap.add_argument("--out", type=Path, default=Path("results/planner"))
     ap.add_argument(

@@ -7,6 +7,7 @@ import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -260,3 +261,19 @@ def test_evaluate_and_benchmark_share_one_table():
     )
     headers = [c.header for c in bench.columns]
     assert [c.header for c in evaluated.columns] == [h for h in headers if "oracle" not in h]
+
+
+def test_tuning_uses_the_pool_scenarios_and_the_benchmark_adds_the_others():
+    """Rule baselines are tuned (and the learned targets measured) on the pool scenarios; the default benchmark
+    also runs the late-metrics and platform-mode scenarios, which the tuned settings were not made for."""
+    from agents.experiments.benchmark import DEFAULT_SCENARIOS, EVALUATION_SCENARIOS
+    from scaling_env.scenarios import load_scenarios
+
+    assert DEFAULT_SCENARIOS[: len(EVALUATION_SCENARIOS)] == EVALUATION_SCENARIOS
+    assert {"diurnal_delayed_metrics", "sparse_bursts", "daily_provisioned", "scaling_rate_burst"} <= set(
+        DEFAULT_SCENARIOS
+    )
+    loaded = {sc.name: sc for sc in load_scenarios(list(DEFAULT_SCENARIOS), None)[0]}
+    assert not any(loaded[name].config.platform.enabled for name in EVALUATION_SCENARIOS)
+    tuned = Path(__file__).parents[1] / "configs" / "policies" / "tuned"
+    assert {p.name for p in tuned.iterdir() if p.is_dir()} - {"generalist"} == set(EVALUATION_SCENARIOS)

@@ -57,7 +57,9 @@ DEFAULT_POLICIES = (
     "fixed_keep_alive",
     "hybrid_histogram",
 )
-DEFAULT_SCENARIOS = (
+# the pool scenarios: the policy scales a pool of instances. The rule baselines are tuned on them
+# (``scaling-env tune --all``) and the learned policy's targets are measured on them.
+EVALUATION_SCENARIOS = (
     "steady",
     "diurnal",
     "flash_crowd",
@@ -65,6 +67,10 @@ DEFAULT_SCENARIOS = (
     "cold_start_heavy",
     "memory_pressure",
     "noisy_trace",
+)
+DEFAULT_SCENARIOS = EVALUATION_SCENARIOS + (
+    # the diurnal load with CloudWatch-like late metrics (issue 17)
+    "diurnal_delayed_metrics",
     # serverless platform mode (issue 17)
     "sparse_bursts",
     "daily_provisioned",

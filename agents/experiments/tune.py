@@ -66,7 +66,7 @@ from scaling_env.config import ConfigError
 from scaling_env.scenarios import Scenario, load_scenarios
 from scaling_env.traces import TraceError
 
-from .benchmark import DEFAULT_SCENARIOS
+from .benchmark import EVALUATION_SCENARIOS
 from .console import console, fail, task_bar
 from .execution import ExecutionError, Executor, Failure, make_executor, run_all
 from .train_config import BENCHMARK_SEEDS_END, FIRST_BENCHMARK_SEED
@@ -717,7 +717,8 @@ def tune_command(
         typer.Option(
             "--scenarios",
             "-s",
-            help=f"scenario names or YAML paths (comma-separated or repeated); default: {','.join(DEFAULT_SCENARIOS)}",
+            help="scenario names or YAML paths (comma-separated or repeated); default: "
+            + ",".join(EVALUATION_SCENARIOS),
         ),
     ] = None,
     trials: Annotated[
@@ -819,14 +820,14 @@ def _command_inputs(
         check_tuning_seeds(seed_list)
         if all_:
             policy_list = _split(policy) or tunable_policies()
-            scenario_list = _split(scenarios) or list(DEFAULT_SCENARIOS)
+            scenario_list = _split(scenarios) or list(EVALUATION_SCENARIOS)
             out_dir = out or TUNED_DIR
             store = storage or default_storage(DEFAULT_OUT if out is None else out_dir)
         else:
             policy_list = _split(policy)
             if not policy_list:
                 fail("give --policy NAME (or --all); tunable: " + ", ".join(tunable_policies()))
-            scenario_list = _split(scenarios) or list(DEFAULT_SCENARIOS)
+            scenario_list = _split(scenarios) or list(EVALUATION_SCENARIOS)
             out_dir = out or DEFAULT_OUT
             store = storage or default_storage(out_dir)
         for p in policy_list:
