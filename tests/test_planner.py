@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -96,3 +98,39 @@ def test_planner_refuses_an_env_of_another_config():
     env = ServerlessScalingVectorEnv(num_envs=1, config=SHORT_FLASH, max_episode_steps=20)
     with pytest.raises(ValueError, match="config differs"):
         make_policy("planner", SHORT_FLASH).bind(env)
+
+
+def test_the_reference_plan_is_the_base_plan_best_over_whole_episodes_on_the_calibration_seeds():
+    config = SHORT_FLASH.with_updates({"episode_steps": 30})
+    policy = make_policy("planner", config, {**SMALL, "calibration_seeds": [100, 4]})
+    scores = policy.calibrate()
+    assert scores.shape == (policy.n_candidates,)
+    # the last candidate is the heuristic oracle: its score is the oracle's own mean over seeds 100..103
+    assert scores[-1] == pytest.approx(mean_reward(config, "oracle", [100, 101, 102, 103]), abs=1e-9)
+    assert policy.reference_plan() == int(np.argmax(scores))
+    assert make_policy("planner", config, {**SMALL, "reference": "oracle"}).reference_plan() == policy.n_candidates - 1
+    with pytest.raises(PolicyConfigError, match="calibration_seeds"):
+        make_policy("planner", config, {"calibration_seeds": [990, 20]})  # would reach the benchmark's seeds
+
+
+def test_a_window_plan_provisions_for_the_highest_rate_of_the_next_cold_start():
+    # 300 requests/s for 6 minutes, then 3000/s; 15 s steps, cold starts of at most 2 x 15 s: a window of 2 steps
+    config = SHORT_FLASH.with_updates(
+        {"instances": {"cold_start_seconds": 20.0, "cold_start_jitter": 0.5}, "scaling": {"initial_instances": 4}}
+    )
+    env = ServerlessScalingVectorEnv(num_envs=1, config=config, parallel=False)
+    env.reset(seed=0)
+    policy = make_policy("planner", config)
+    policy.bind(env)
+    assert policy.window == 2
+    one = np.ones(1)
+    per_step = 10 / 0.1 * 15  # requests one instance serves per 15 s step at full concurrency
+    for k, rate in ((21, 300.0), (22, 3000.0)):  # decisions before steps 22 and 23; the burst starts at step 24
+        while env.sim.step_index()[0] < k:
+            env.step(np.array([4]))  # scale step 0
+        want = math.ceil(rate * 15 / (0.9 * per_step))  # 4, then 34
+        current = int(env.sim.controlled_counts()[0])
+        action = policy.base_actions(env.sim, 1, 0.9 * one, 0 * one, np.ones(1, np.bool_))[0]
+        reached = current + config.scaling.scale_steps[action]
+        assert reached == min(want, current + max(config.scaling.scale_steps)), (k, current, action)
+        assert env.sim.expected_arrivals()[0, k + 2] == pytest.approx(rate * 15)  # the window's last step

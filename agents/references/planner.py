@@ -40,13 +40,14 @@ bounds) are not planned.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, field_validator
 
 from scaling_env import EnvConfig
 from scaling_env.envs.info import batch_info
+from scaling_env.rollout import rollout
 from scaling_env.sim.simulator import BatchSimulator
 
 from ..base import PolicyParams, validate_params
@@ -66,20 +67,41 @@ class PlannerParams(PolicyParams):
         (0.9, 0.95), min_length=1, description="CPU targets of the base plans (fractions, 0 < u <= 1)"
     )
     offsets: tuple[int, ...] = Field((0, 3, 14), min_length=1, description="extra instances of the base plans")
+    window_utilizations: tuple[float, ...] = Field(
+        (0.9, 0.95), description="CPU targets of the window plans (capacity for the next cold start's peak rate)"
+    )
     know_random_draws: bool = Field(False, description="roll out on the cluster's own random stream (clairvoyant)")
     sample_seed: int = Field(0, ge=0, description="salt of the sampled futures' random streams")
     with_oracle: bool = Field(True, description="the heuristic oracle (its default parameters) is one more plan")
     switch_z: float = Field(
         2.0, ge=0.0, le=10.0, description="leave the reference plan only if a plan beats it by z standard errors"
     )
+    reference: Literal["calibrated", "oracle"] = Field(
+        "calibrated",
+        description="the reference plan: the base plan with the best whole-episode mean reward on the calibration "
+        "seeds, or the heuristic oracle",
+    )
+    calibration_seeds: tuple[int, int] = Field(
+        (100, 20),
+        description="(first, count): the seeds that choose the reference plan; below the benchmark's 1000 and "
+        "apart from the tuner's 0..19",
+    )
     threads: bool = Field(False, description="step the planning batch with the threaded kernel")
 
-    @field_validator("utilizations")
+    @field_validator("utilizations", "window_utilizations")
     @classmethod
     def _fractions(cls, v: tuple[float, ...]) -> tuple[float, ...]:
         bad = [u for u in v if not 0.0 < u <= 1.0]
         if bad:
             raise ValueError(f"each utilization must be in (0, 1] (a fraction, not percent), got {bad}")
+        return v
+
+    @field_validator("calibration_seeds")
+    @classmethod
+    def _below_benchmark(cls, v: tuple[int, int]) -> tuple[int, int]:
+        first, count = v
+        if first < 0 or count < 1 or first + count > 1000:
+            raise ValueError(f"(first, count) must give seeds in 0..999 (the benchmark's start at 1000), got {v}")
         return v
 
 
@@ -114,15 +136,22 @@ class PlannerPolicy:
         self.out_every = max(1, math.ceil(sc.scale_out_cooldown_seconds / self.dt - _EPS))
         self.step_out = max(int(self.steps.max()), 0)
         reach = math.ceil(sc.max_instances / self.step_out) if self.step_out > 0 else 1
+        self.window = max(self.lead, 1)  # the window plans' look-ahead: one cold start
         self.look = min(cfg.episode_steps, self.lead + self.out_every * (reach + 1) + 1)  # base plans' look-ahead
+        self.look = max(self.look, self.window + 1)
         j = np.arange(self.look)
         self.later = self.step_out * np.maximum((j - self.lead) // self.out_every, 0)  # what later chances add
         u, o = np.meshgrid(np.asarray(p.utilizations, float), np.asarray(p.offsets, float), indexing="ij")
-        self.cand_u, self.cand_o = u.ravel(), o.ravel()
+        wu = np.asarray(p.window_utilizations, float)
+        self.cand_u = np.concatenate([u.ravel(), wu])
+        self.cand_o = np.concatenate([o.ravel(), np.zeros(len(wu))])
+        self.cand_w = np.concatenate([np.zeros(u.size, np.bool_), np.ones(len(wu), np.bool_)])  # window plans
         self.oracle = OraclePolicy(cfg) if p.with_oracle else None
         self.n_candidates = len(self.cand_u) + (1 if p.with_oracle else 0)  # the oracle is the last candidate
         self.n_futures = 1 if p.know_random_draws else p.futures
         self.last_choice = np.zeros(0, dtype=np.int64)  # the candidate each cluster's last plan chose (-1: none)
+        self.reference: int | None = None  # index of the reference plan, chosen at the first plan
+        self.calibration: np.ndarray | None = None  # each candidate's mean whole-episode reward on the calibration
         self.planned_clusters = 0  # decisions planned, for the cost report
         self.rollout_steps = 0  # cluster-steps simulated while planning
 
@@ -181,8 +210,11 @@ class PlannerPolicy:
                 self.oracle.bind(_Bound(self._plan))
         return self._plan
 
-    def base_actions(self, sim: BatchSimulator, n: int, u: np.ndarray, o: np.ndarray) -> np.ndarray:
-        """Actions of base policies ``(u, o)`` (one per cluster) for clusters 0..n-1 of ``sim``."""
+    def base_actions(
+        self, sim: BatchSimulator, n: int, u: np.ndarray, o: np.ndarray, w: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Actions of base policies ``(u, o)`` (one per cluster) for clusters 0..n-1 of ``sim``; where ``w``, the
+        window plan of CPU target ``u`` instead: capacity for the highest rate of the next ``window`` steps."""
         cfg = self.env_config
         lo, hi = cfg.scaling.min_instances, cfg.scaling.max_instances
         current = sim.controlled_counts()[:n]
@@ -191,8 +223,47 @@ class PlannerPolicy:
         idx = sim.step_index()[:n, None] + np.arange(self.look)[None, :]
         lam = np.where(idx < steps, np.take_along_axis(expected, np.minimum(idx, steps - 1), axis=1), 0.0)
         need = np.ceil(lam / (self.step_capacity * u[:, None]) - _EPS) + o[:, None]
-        desired = np.clip((need - self.later[None, :]).max(axis=1), lo, hi).astype(np.int64)
+        desired = (need - self.later[None, :]).max(axis=1)
+        if w is not None and w.any():
+            desired = np.where(w, need[:, 1 : self.window + 1].max(axis=1), desired)
+        desired = np.clip(desired, lo, hi).astype(np.int64)
         return action_up(desired - current, current, self.steps, lo, hi)
+
+    def candidate_actions(self, sim: BatchSimulator, cand: np.ndarray, oracle: OraclePolicy | None) -> np.ndarray:
+        """Actions of candidate plan ``cand[i]`` for cluster i of ``sim`` (i < len(cand)); candidates past the
+        ``(u, o)`` family are the heuristic oracle, ``oracle`` (bound to ``sim``)."""
+        n_family = len(self.cand_u)
+        fam = np.minimum(cand, n_family - 1)
+        acts = self.base_actions(sim, len(cand), self.cand_u[fam], self.cand_o[fam], self.cand_w[fam])
+        by_oracle = cand >= n_family
+        if oracle is not None and by_oracle.any():
+            info = batch_info(sim.metrics, sim.reward_parts)
+            acts[by_oracle] = oracle.act_batch(sim.obs, info)[: len(cand)][by_oracle]
+        return acts
+
+    def calibrate(self) -> np.ndarray:
+        """(candidates,) each candidate plan's mean episode reward when it is followed for whole episodes (closed
+        loop, no planning) on the ``calibration_seeds`` of the config, all in one batch."""
+        first, count = self.params.calibration_seeds
+        seeds = list(range(first, first + count))
+        c = self.n_candidates
+        runner = _Candidates(self, np.repeat(np.arange(c), len(seeds)))
+        res = rollout(self.env_config, runner, seeds * c, parallel=self.params.threads)
+        return np.array([m["reward"] for m in res.metrics]).reshape(c, len(seeds)).mean(axis=1)
+
+    def reference_plan(self) -> int:
+        """Index of the reference plan: the oracle (or the first plan without it), or with ``reference:
+        calibrated`` the plan with the best whole-episode mean reward on the calibration seeds (``calibrate``;
+        the first on ties). Policy switching does at least about as well as its reference (Chang et al.), so the
+        reference is the base plan that does best over whole episodes, chosen on seeds the benchmark does not
+        use."""
+        if self.reference is None:
+            if self.params.reference == "calibrated" and self.n_candidates > 1:
+                self.calibration = self.calibrate()
+                self.reference = int(np.argmax(self.calibration))
+            else:
+                self.reference = self.n_candidates - 1 if self.oracle is not None else 0
+        return self.reference
 
     def _plan_actions(self) -> np.ndarray:
         """The first action of the best plan of every cluster of the bound simulator."""
@@ -210,12 +281,7 @@ class PlannerPolicy:
             base = mix64(real.rng[ids] ^ salt)
             fut = mix64(base[:, None] + np.arange(1, k + 1, dtype=np.uint64)[None, :] * _MIX1)  # (n, k)
             plan.rng[:total] = np.broadcast_to(fut[:, None, :], (n, c, k)).reshape(-1)
-        n_family = len(self.cand_u)
-        u = np.broadcast_to(np.resize(self.cand_u, c)[None, :, None], (n, c, k)).reshape(-1)
-        o = np.broadcast_to(np.resize(self.cand_o, c)[None, :, None], (n, c, k)).reshape(-1)
-        by_oracle = np.zeros((n, c, k), dtype=np.bool_)
-        by_oracle[:, n_family:, :] = True
-        by_oracle = by_oracle.reshape(-1)
+        cand = np.broadcast_to(np.arange(c)[None, :, None], (n, c, k)).reshape(-1)
         if self.oracle is not None:
             self.oracle.reset(num_envs=total)
         active = np.zeros(plan.num_envs, dtype=np.bool_)
@@ -225,10 +291,7 @@ class PlannerPolicy:
         horizon = int(min(self.params.horizon_steps, (episode - real.step_index()[ids]).max()))
         first = None
         for _ in range(horizon):
-            acts[:total] = self.base_actions(plan, total, u, o)
-            if self.oracle is not None:
-                info = batch_info(plan.metrics, plan.reward_parts)
-                acts[by_oracle] = self.oracle.act_batch(plan.obs, info)[by_oracle]
+            acts[:total] = self.candidate_actions(plan, cand, self.oracle)
             if first is None:
                 first = acts[:total].copy()
             live = plan.step_index()[:total] < episode
@@ -251,7 +314,7 @@ class PlannerPolicy:
         noisy estimates favours a lucky plan (the winner's curse), and the paired differences on common random
         futures are far less noisy than the returns themselves."""
         n, c, k = returns.shape
-        ref = c - 1 if self.oracle is not None else 0
+        ref = self.reference_plan()
         gain = returns - returns[:, ref : ref + 1, :]
         mean = gain.mean(axis=2)
         if k > 1 and self.params.switch_z > 0:
@@ -259,6 +322,28 @@ class PlannerPolicy:
         mean[:, ref] = 0.0
         best = np.argmax(mean, axis=1)  # ties: the first candidate (the leanest CPU target, fewest extra)
         return np.where(mean[np.arange(n), best] > 0.0, best, ref)
+
+
+class _Candidates:
+    """Candidate plans followed for whole episodes: cluster i follows ``cand[i]`` (the planner's calibration)."""
+
+    def __init__(self, planner: PlannerPolicy, cand: np.ndarray) -> None:
+        self.planner, self.cand = planner, cand
+        self.oracle = OraclePolicy(planner.env_config) if planner.oracle is not None else None
+        self.sim: BatchSimulator | None = None
+
+    def reset(self, seed: int | None = None, num_envs: int = 1) -> None:
+        if self.oracle is not None:
+            self.oracle.reset(seed=seed, num_envs=num_envs)
+
+    def bind(self, env: Any) -> None:
+        self.sim = find_simulator(env, "planner")
+        if self.oracle is not None:
+            self.oracle.bind(env)
+
+    def act_batch(self, obs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+        assert self.sim is not None
+        return self.planner.candidate_actions(self.sim, self.cand, self.oracle)
 
 
 class _Bound:
