@@ -134,3 +134,25 @@ def test_a_window_plan_provisions_for_the_highest_rate_of_the_next_cold_start():
         reached = current + config.scaling.scale_steps[action]
         assert reached == min(want, current + max(config.scaling.scale_steps)), (k, current, action)
         assert env.sim.expected_arrivals()[0, k + 2] == pytest.approx(rate * 15)  # the window's last step
+
+
+@pytest.mark.parametrize("spec", ["predictive", "target_tracking", "hpa", "kpa", "step_scaling", "threshold"])
+def test_a_rule_plan_continues_from_the_copied_state_of_the_real_cluster(spec: str):
+    from agents.references.planner import copy_policy, copy_rows
+
+    config = load_scenario("diurnal").config.with_updates({"episode_steps": 60})
+    env = ServerlessScalingVectorEnv(num_envs=2, config=config, parallel=False)
+    obs, info = env.reset(seed=[3, 4])
+    rule = make_policy(spec, config)
+    rule.reset(num_envs=2)
+    for _ in range(25):  # windows, forecasts, alarms and cooldown timers fill up
+        obs, _, _, _, info = env.step(rule.act_batch(obs, info))
+    rows = np.array([1, 1, 0])
+    copy = copy_policy(rule)
+    copy.reset(num_envs=3)
+    copy_rows(rule, copy, rows)
+    for _ in range(30):  # the copy, fed the same metrics, decides as the original does
+        actions = rule.act_batch(obs, info)
+        picked = {k: np.asarray(v)[rows] for k, v in info.items() if np.ndim(v) == 1}
+        assert np.array_equal(copy.act_batch(obs[rows], picked), actions[rows])
+        obs, _, _, _, info = env.step(actions)

@@ -4,7 +4,8 @@
 cache (default ``results/planner/cache.json``) under the key ``scenario | config digest | planner parameters |
 code version``, one entry per seed. The code version is a hash of the files a result depends on
 (:data:`VERSION_FILES`: the simulator and env package with its packaged traces, the policy base and actions, the
-reference policies); any change to them makes earlier results stale: they are not shown, and are recomputed.
+registry, the reference and rule policies and the tuned settings the planner's rule plans use); any change to them
+makes earlier results stale: they are not shown, and are recomputed.
 
 ``scaling-env benchmark`` does not run the planner by default; :func:`add_bounds` looks the bound up here and adds
 each policy's gap to it (reward and cost) to the summary, or says which scenarios have no cached bound and the
@@ -30,13 +31,17 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CACHE = Path("results/planner/cache.json")
 BOUND_POLICY = "planner"
 CACHED_LABEL = "bound"  # the cached planner results' row in a benchmark summary
-# the code a planner result depends on: the simulator and envs (with the packaged traces), the policies it plans with
+# what a planner result depends on: the simulator and envs (with the packaged traces), the policies it plans with
+# (the references, and the rules with their tuned settings, its rule plans)
 VERSION_FILES = (
     "scaling_env/**/*.py",
     "scaling_env/data/**/*.csv",
     "agents/base.py",
     "agents/actions.py",
+    "agents/registry.py",
     "agents/references/*.py",
+    "agents/rules/*.py",
+    "configs/policies/tuned/**/*.yaml",
 )
 
 
