@@ -25,13 +25,14 @@ import numpy as np
 from agents.experiments.benchmark import DEFAULT_POLICIES, DEFAULT_SCENARIOS, ci95
 from agents.experiments.bound import cache_key, cached_episodes, code_version, load_cache, planner_params, store
 from agents.registry import make_policy, with_tuned
+from scaling_env import EnvConfig
 from scaling_env.rollout import rollout
 from scaling_env.scenarios import load_scenario
 
 
-def run(scenario: str, spec: str, seeds: list[int]) -> tuple[list[dict], float]:
+def run(scenario: str, spec: str, seeds: list[int], overrides: dict | None = None) -> tuple[list[dict], float]:
     cfg = load_scenario(scenario).config
-    policy = make_policy(spec, cfg, scenario=scenario)
+    policy = make_policy(spec, cfg, overrides, scenario=scenario)
     t = time.perf_counter()
     res = rollout(cfg, policy, seeds, parallel=False)
     return [{"seed": s, **m} for s, m in zip(seeds, res.metrics)], time.perf_counter() - t
@@ -44,15 +45,17 @@ def parse_seeds(text: str) -> list[int]:
     return [int(s) for s in text.split(",")]
 
 
-def planner_rows(scenario: str, seeds: list[int], cache_path: Path, version: str) -> tuple[list[dict], float]:
+def planner_rows(
+    scenario: str, seeds: list[int], cache_path: Path, version: str, overrides: dict | None = None
+) -> tuple[list[dict], float]:
     """The planner's episodes of ``seeds`` (from the cache, planning only the missing seeds) and its seconds per
     planned episode."""
     cfg = load_scenario(scenario).config
-    key = cache_key(scenario, cfg, planner_params(cfg), version)
+    key = cache_key(scenario, cfg, params_json(cfg, overrides), version)
     cache = load_cache(cache_path)
     todo = [s for s in seeds if cached_episodes(cache, key, [s]) is None]
     if todo:
-        eps, seconds = run(scenario, "planner", todo)
+        eps, seconds = run(scenario, "planner", todo, overrides)
         store(cache_path, key, eps, seconds / len(todo))
         cache = load_cache(cache_path)
     eps = cached_episodes(cache, key, seeds)
@@ -66,6 +69,12 @@ def main() -> None:
     ap.add_argument("--scenarios", default=",".join(DEFAULT_SCENARIOS))
     ap.add_argument("--policies", default=",".join(with_tuned(list(DEFAULT_POLICIES))))
     ap.add_argument("--out", type=Path, default=Path("results/planner"))
+    ap.add_argument(
+        "--planner",
+        type=json.loads,
+        default=None,
+        help="JSON overrides of the planner's parameters, e.g. '{\"know_random_draws\": true}' (cached apart)",
+    )
     args = ap.parse_args()
     seeds = parse_seeds(args.seeds)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -79,20 +88,25 @@ def main() -> None:
         for spec in [p for p in args.policies.split(",") if p != "planner"]:
             eps, _ = run(scenario, spec, seeds)
             rows += [{"scenario": scenario, "policy": spec, **e} for e in eps]
-        eps, times[scenario] = planner_rows(scenario, seeds, cache_path, version)
+        eps, times[scenario] = planner_rows(scenario, seeds, cache_path, version, args.planner)
         rows += [{"scenario": scenario, "policy": "planner", **e} for e in eps]
         loads[scenario] = " ".join(f"{v:.1f}" for v in os.getloadavg())
         print(f"{scenario}: done ({times[scenario]:.1f} s per planner episode, load {loads[scenario]})", flush=True)
     (args.out / "episodes.json").write_text(json.dumps(rows, indent=1))
-    text = report(rows, scenarios, seeds, version, times, loads)
+    params = params_json(load_scenario(scenarios[0]).config, args.planner)
+    text = report(rows, scenarios, seeds, f"code version {version}, planner params {params}", times, loads)
     (args.out / "planner.md").write_text(text)
     print(text)
 
 
-def report(rows: list[dict], scenarios: list[str], seeds: list[int], version: str, times: dict, loads: dict) -> str:
-    params = planner_params(load_scenario(scenarios[0]).config)
+def params_json(config: EnvConfig, overrides: dict | None) -> str:
+    """The planner's parameters (the shipped ones with ``overrides``) as JSON, part of the cache key."""
+    return make_policy("planner", config, overrides).params.model_dump_json() if overrides else planner_params(config)
+
+
+def report(rows: list[dict], scenarios: list[str], seeds: list[int], what: str, times: dict, loads: dict) -> str:
     lines = [
-        f"Seeds {seeds[0]}..{seeds[-1]} ({len(seeds)}), code version {version}, planner params {params}.",
+        f"Seeds {seeds[0]}..{seeds[-1]} ({len(seeds)}), {what}.",
         "",
         "| scenario | planner reward (95 % CI) | planner cost USD | planner s/episode (load) | best other policy "
         "| its reward (95 % CI) | reward gap (paired 95 % CI) | cost gap | policies below the planner |",

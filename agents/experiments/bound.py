@@ -142,6 +142,10 @@ def add_bounds(
         )
     if have_run & set(bounds):
         lines.append(f"bound: the planner run here for {', '.join(sorted(have_run & set(bounds)))}")
+    for name, b in bounds.items():
+        above = [s["policy"] for s in summary if s["scenario"] == name and s["reward"] > b["reward"]]
+        if above:  # the planner is no bound there (its base plans or the seeds' noise)
+            lines.append(f"ABOVE the bound on {name}: {', '.join(above)} (a higher mean reward than the planner's)")
     if missing:
         lines.append(no_bound_line(missing, seeds, cache_path))
     return lines
