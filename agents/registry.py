@@ -225,4 +225,7 @@ def make_policy(
         params = deep_merge(params, overrides)
         source += " with overrides"
     cls = POLICIES[name]
-    return cls(env_config, validate_params(cls.Params, params, f"{source} (policy {name}): params"))
+    checked = validate_params(cls.Params, params, f"{source} (policy {name}): params")
+    if getattr(cls, "takes_scenario", False):  # the planner: its rule plans read the scenario's tuned settings
+        return cls(env_config, checked, scenario=scenario)
+    return cls(env_config, checked)

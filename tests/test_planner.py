@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
 from agents import POLICIES, PolicyConfigError, make_policy
-from agents.registry import PLATFORM_POLICIES
+from agents.registry import PLATFORM_POLICIES, with_tuned
 from scaling_env import EnvConfig, ServerlessScalingVectorEnv
 from scaling_env.rollout import rollout
 from scaling_env.scenarios import load_scenario
@@ -18,16 +20,21 @@ SHORT_FLASH = load_scenario("flash_crowd").config.with_updates(
 SMALL = {"utilizations": [0.8, 0.95], "offsets": [0, 6], "futures": 3, "horizon_steps": 8}
 
 
-def mean_reward(config: EnvConfig, spec: str, seeds: list[int], overrides: dict | None = None) -> float:
-    run = rollout(config, make_policy(spec, config, overrides), seeds, parallel=False)
+def mean_reward(
+    config: EnvConfig, spec: str, seeds: list[int], overrides: dict | None = None, scenario: str | None = None
+) -> float:
+    run = rollout(config, make_policy(spec, config, overrides, scenario=scenario), seeds, parallel=False)
     return float(np.mean([m["reward"] for m in run.metrics]))
 
 
 def test_planner_beats_every_other_policy_on_a_short_flash_crowd():
+    # every registered policy, static_peak, and the rules with flash_crowd's tuned and the generalist settings
+    # (which the planner's rule plans read too: scenario="flash_crowd")
     seeds = [1000, 1001, 1002]
-    planner = mean_reward(SHORT_FLASH, "planner", seeds)
-    pool = sorted(set(POLICIES) - {"planner"} - PLATFORM_POLICIES)  # (the platform baselines need platform mode)
-    others = {p: mean_reward(SHORT_FLASH, p, seeds) for p in [*pool, "static_peak"]}
+    planner = mean_reward(SHORT_FLASH, "planner", seeds, scenario="flash_crowd")
+    specs = with_tuned([*sorted(set(POLICIES) - {"planner"} - PLATFORM_POLICIES), "static_peak"])
+    assert "predictive@tuned" in specs and "hpa@generalist" in specs
+    others = {p: mean_reward(SHORT_FLASH, p, seeds, scenario="flash_crowd") for p in specs}
     best = max(others, key=others.get)
     assert planner >= others[best], f"planner {planner:.2f} < {best} {others[best]:.2f} ({others})"
 
@@ -98,3 +105,61 @@ def test_planner_refuses_an_env_of_another_config():
     env = ServerlessScalingVectorEnv(num_envs=1, config=SHORT_FLASH, max_episode_steps=20)
     with pytest.raises(ValueError, match="config differs"):
         make_policy("planner", SHORT_FLASH).bind(env)
+
+
+def test_the_reference_plan_is_the_base_plan_best_over_whole_episodes_on_the_calibration_seeds():
+    config = SHORT_FLASH.with_updates({"episode_steps": 30})
+    policy = make_policy("planner", config, {**SMALL, "calibration_seeds": [100, 4]})
+    scores = policy.calibrate()
+    assert scores.shape == (policy.n_candidates,)
+    # the last candidate is the heuristic oracle: its score is the oracle's own mean over seeds 100..103
+    assert scores[-1] == pytest.approx(mean_reward(config, "oracle", [100, 101, 102, 103]), abs=1e-9)
+    assert policy.reference_plan() == int(np.argmax(scores))
+    assert make_policy("planner", config, {**SMALL, "reference": "oracle"}).reference_plan() == policy.n_candidates - 1
+    with pytest.raises(PolicyConfigError, match="calibration_seeds"):
+        make_policy("planner", config, {"calibration_seeds": [990, 20]})  # would reach the benchmark's seeds
+
+
+def test_a_window_plan_provisions_for_the_highest_rate_of_the_next_cold_start():
+    # 300 requests/s for 6 minutes, then 3000/s; 15 s steps, cold starts of at most 2 x 15 s: a window of 2 steps
+    config = SHORT_FLASH.with_updates(
+        {"instances": {"cold_start_seconds": 20.0, "cold_start_jitter": 0.5}, "scaling": {"initial_instances": 4}}
+    )
+    env = ServerlessScalingVectorEnv(num_envs=1, config=config, parallel=False)
+    env.reset(seed=0)
+    policy = make_policy("planner", config)
+    policy.bind(env)
+    assert policy.window == 2
+    one = np.ones(1)
+    per_step = 10 / 0.1 * 15  # requests one instance serves per 15 s step at full concurrency
+    for k, rate in ((21, 300.0), (22, 3000.0)):  # decisions before steps 22 and 23; the burst starts at step 24
+        while env.sim.step_index()[0] < k:
+            env.step(np.array([4]))  # scale step 0
+        want = math.ceil(rate * 15 / (0.9 * per_step))  # 4, then 34
+        current = int(env.sim.controlled_counts()[0])
+        action = policy.base_actions(env.sim, 1, 0.9 * one, 0 * one, np.ones(1, np.bool_))[0]
+        reached = current + config.scaling.scale_steps[action]
+        assert reached == min(want, current + max(config.scaling.scale_steps)), (k, current, action)
+        assert env.sim.expected_arrivals()[0, k + 2] == pytest.approx(rate * 15)  # the window's last step
+
+
+@pytest.mark.parametrize("spec", ["predictive", "target_tracking", "hpa", "kpa", "step_scaling", "threshold"])
+def test_a_rule_plan_continues_from_the_copied_state_of_the_real_cluster(spec: str):
+    from agents.references.planner import copy_policy, copy_rows
+
+    config = load_scenario("diurnal").config.with_updates({"episode_steps": 60})
+    env = ServerlessScalingVectorEnv(num_envs=2, config=config, parallel=False)
+    obs, info = env.reset(seed=[3, 4])
+    rule = make_policy(spec, config)
+    rule.reset(num_envs=2)
+    for _ in range(25):  # windows, forecasts, alarms and cooldown timers fill up
+        obs, _, _, _, info = env.step(rule.act_batch(obs, info))
+    rows = np.array([1, 1, 0])
+    copy = copy_policy(rule)
+    copy.reset(num_envs=3)
+    copy_rows(rule, copy, rows)
+    for _ in range(30):  # the copy, fed the same metrics, decides as the original does
+        actions = rule.act_batch(obs, info)
+        picked = {k: np.asarray(v)[rows] for k, v in info.items() if np.ndim(v) == 1}
+        assert np.array_equal(copy.act_batch(obs[rows], picked), actions[rows])
+        obs, _, _, _, info = env.step(actions)

@@ -10,7 +10,9 @@ when complete, so it never holds a partial or mixed result:
 - ``episodes.csv`` and ``episodes.json``: one row per policy x scenario x seed with the metrics of
   ``scaling_env.episode_stats`` and ``cost_ratio_to_oracle`` (the episode's cost / the oracle's on the same
   scenario and seed);
-- ``summary.md``: the table (means over seeds; the reward with a 95 % confidence interval);
+- ``summary.md``: the table (means over seeds; the reward with a 95 % confidence interval; where the planning
+  oracle's results for these seeds and code are cached, or it ran, the bound and each policy's gap to it,
+  ``agents/experiments/bound.py``);
 - ``load_vs_capacity_<scenario>.png``: the workload rate and each policy's warm capacity over the first seed's
   episode; ``cost_vs_slo.png``: mean cost against SLO violation share, for every policy and scenario.
 """
@@ -35,6 +37,7 @@ from scaling_env.files import OutputExistsError, OutputLock, atomic_dir, output_
 from scaling_env.scenarios import Scenario, load_scenarios
 from scaling_env.traces import TraceError
 
+from .bound import DEFAULT_CACHE, add_bounds
 from .console import console, fail, parse_seeds, task_bar, warn
 from .execution import ExecutionError, Executor, make_executor, run_all
 from .tables import ci95, legend, markdown_table, rich_table, short_policy, summarise
@@ -375,6 +378,10 @@ def benchmark(
         bool, typer.Option("--wide", help="every metric column (the default table fits 80 columns)")
     ] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    bound_cache: Annotated[
+        Path,
+        typer.Option(help="the planning oracle's cached results (perf/bench_planner.py): the bound and gaps to it"),
+    ] = DEFAULT_CACHE,
     tuned: Annotated[
         bool,
         typer.Option(
@@ -420,12 +427,16 @@ def benchmark(
         rows, plots = run_benchmark(policy_list, loaded, seed_list, workers, tdir, progress, executor)
     seconds = time.perf_counter() - t
     summary = summarise(rows)
+    try:
+        bound_notes = add_bounds(summary, rows, {sc.name: sc.config for sc in loaded}, seed_list, bound_cache)
+    except ValueError as exc:
+        bound_notes = [str(exc)]
     title = (
         f"{len(policy_list)} policies x {len(loaded)} scenarios x {len(seed_list)} seeds "
         f"({seed_list[0]}..{seed_list[-1]}), {workers} worker(s)"
         f"{' on Ray' if backend == 'ray' else ''}, {seconds:.1f} s"
     )
-    header = f"Benchmark: {title}."
+    header = f"Benchmark: {title}.\n\n" + "\n".join(f"- {n}" for n in bound_notes)
     if skipped:
         header += "\n\n" + "\n".join(f"- {m}" for m in skipped)
     try:
@@ -435,6 +446,8 @@ def benchmark(
     except ConfigError as exc:
         fail(str(exc))
     print_summary(summary, title, wide)
+    for note in bound_notes:
+        console.print(note, soft_wrap=True, markup=False)
     console.print(f"wrote {', '.join(str(p) for p in paths[:3])} and {len(paths) - 3} plots in {out}", soft_wrap=True)
     console.print(final_line(len(loaded), skipped, seconds), style="yellow" if skipped else None, soft_wrap=True)
     lock.release()

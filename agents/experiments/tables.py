@@ -82,6 +82,14 @@ def _ratio(row: dict) -> str:
     return "-" if math.isnan(v) else f"{v:.2f}"
 
 
+def _signed(key: str, digits: int) -> Callable[[dict], str]:
+    def cell(row: dict) -> str:
+        v = row[key]
+        return "-" if math.isnan(v) else f"{v:+.{digits}f}"
+
+    return cell
+
+
 @dataclass(frozen=True)
 class Column:
     key: str  # the row's key
@@ -108,6 +116,21 @@ COLUMNS: tuple[Column, ...] = (
     Column("mean_instances", "instances", lambda r: f"{r['mean_instances']:.1f}", True, "mean count over the episode"),
     Column("scale_actions", "scalings /ep", lambda r: f"{r['scale_actions']:.1f}", False, "scale actions per episode"),
     Column("cold_starts", "cold starts /ep", lambda r: f"{r['cold_starts']:.1f}", False, "per episode"),
+    # present when the benchmark has a bound for a scenario (agents/experiments/bound.py)
+    Column(
+        "reward_gap_to_bound",
+        "reward - bound",
+        _signed("reward_gap_to_bound", 1),
+        False,  # with the bound row, the 80-column table would cut numbers
+        "mean reward minus the planning oracle's (the bound; negative: below it)",
+    ),
+    Column(
+        "cost_gap_to_bound",
+        "cost - bound $",
+        _signed("cost_gap_to_bound", 3),
+        False,
+        "mean cost minus the planning oracle's, USD per episode",
+    ),
 )
 NARROW: tuple[str, ...] = tuple(c.key for c in COLUMNS if c.narrow)
 
@@ -128,6 +151,8 @@ def legend(rows: Sequence[dict], wide: bool) -> str:
         meaning = c.meaning
         if c.key == "cost_ratio_to_oracle" and oracle_missing(rows):
             meaning += " (- : the oracle was not run on it; add -p oracle)"
+        if c.key == "reward_gap_to_bound" and any(math.isnan(r[c.key]) for r in rows):
+            meaning += " (- : no bound for the scenario, see below)"
         lines.append(f"  {c.header}: {meaning}")
     if not wide:
         hidden = [c.header for c in COLUMNS if not c.narrow and all(c.key in r for r in rows)]
