@@ -23,7 +23,15 @@ from pathlib import Path
 import numpy as np
 
 from agents.experiments.benchmark import DEFAULT_POLICIES, EVALUATION_SCENARIOS, ci95
-from agents.experiments.bound import cache_key, cached_episodes, code_version, load_cache, planner_params, store
+from agents.experiments.bound import (
+    BOUND_POLICY,
+    cache_key,
+    cached_episodes,
+    code_version,
+    load_cache,
+    planner_params,
+    store,
+)
 from agents.registry import PLATFORM_POLICIES, make_policy, with_tuned
 from scaling_env import EnvConfig
 from scaling_env.rollout import rollout
@@ -46,16 +54,21 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def planner_rows(
-    scenario: str, seeds: list[int], cache_path: Path, version: str, overrides: dict | None = None
+    scenario: str,
+    seeds: list[int],
+    cache_path: Path,
+    version: str,
+    overrides: dict | None = None,
+    spec: str = BOUND_POLICY,
 ) -> tuple[list[dict], float]:
     """The planner's episodes of ``seeds`` (from the cache, planning only the missing seeds) and its seconds per
     planned episode."""
     cfg = load_scenario(scenario).config
-    key = cache_key(scenario, cfg, params_json(cfg, overrides), version)
+    key = cache_key(scenario, cfg, params_json(cfg, overrides, spec), version)
     cache = load_cache(cache_path)
     todo = [s for s in seeds if cached_episodes(cache, key, [s]) is None]
     if todo:
-        eps, seconds = run(scenario, "planner", todo, overrides)
+        eps, seconds = run(scenario, spec, todo, overrides)
         store(cache_path, key, eps, seconds / len(todo))
         cache = load_cache(cache_path)
     eps = cached_episodes(cache, key, seeds)
@@ -70,6 +83,12 @@ def main() -> None:
     pool_policies = [p for p in DEFAULT_POLICIES if p not in PLATFORM_POLICIES]  # (platform mode only)
     ap.add_argument("--policies", default=",".join(with_tuned(pool_policies)))
     ap.add_argument("--out", type=Path, default=Path("results/planner"))
+    ap.add_argument(
+        "--bound",
+        default=BOUND_POLICY,
+        help=f"the planner variant that is the bound (default {BOUND_POLICY}: clairvoyant of the random draws; "
+        "planner: sampled futures)",
+    )
     ap.add_argument(
         "--planner",
         type=json.loads,
@@ -86,26 +105,37 @@ def main() -> None:
     times: dict[str, float] = {}
     loads: dict[str, str] = {}
     for scenario in scenarios:
-        for spec in [p for p in args.policies.split(",") if p != "planner"]:
+        for spec in [p for p in args.policies.split(",") if p not in ("planner", "hindsight", args.bound)]:
             eps, _ = run(scenario, spec, seeds)
             rows += [{"scenario": scenario, "policy": spec, **e} for e in eps]
-        eps, times[scenario] = planner_rows(scenario, seeds, cache_path, version, args.planner)
-        rows += [{"scenario": scenario, "policy": "planner", **e} for e in eps]
+        eps, times[scenario] = planner_rows(scenario, seeds, cache_path, version, args.planner, args.bound)
+        rows += [{"scenario": scenario, "policy": args.bound, **e} for e in eps]
         loads[scenario] = " ".join(f"{v:.1f}" for v in os.getloadavg())
         print(f"{scenario}: done ({times[scenario]:.1f} s per planner episode, load {loads[scenario]})", flush=True)
     (args.out / "episodes.json").write_text(json.dumps(rows, indent=1))
-    params = params_json(load_scenario(scenarios[0]).config, args.planner)
-    text = report(rows, scenarios, seeds, f"code version {version}, planner params {params}", times, loads)
+    params = params_json(load_scenario(scenarios[0]).config, args.planner, args.bound)
+    what = f"code version {version}, the bound is `{args.bound}`, its params {params}"
+    text = report(rows, scenarios, seeds, what, times, loads, args.bound)
     (args.out / "planner.md").write_text(text)
     print(text)
 
 
-def params_json(config: EnvConfig, overrides: dict | None) -> str:
-    """The planner's parameters (the shipped ones with ``overrides``) as JSON, part of the cache key."""
-    return make_policy("planner", config, overrides).params.model_dump_json() if overrides else planner_params(config)
+def params_json(config: EnvConfig, overrides: dict | None, spec: str = BOUND_POLICY) -> str:
+    """The planner variant's parameters (the shipped ones with ``overrides``) as JSON, part of the cache key."""
+    if overrides or spec != BOUND_POLICY:
+        return make_policy(spec, config, overrides).params.model_dump_json()
+    return planner_params(config)
 
 
-def report(rows: list[dict], scenarios: list[str], seeds: list[int], what: str, times: dict, loads: dict) -> str:
+def report(
+    rows: list[dict],
+    scenarios: list[str],
+    seeds: list[int],
+    what: str,
+    times: dict,
+    loads: dict,
+    bound: str = BOUND_POLICY,
+) -> str:
     lines = [
         f"Seeds {seeds[0]}..{seeds[-1]} ({len(seeds)}), {what}.",
         "",
@@ -126,21 +156,21 @@ def report(rows: list[dict], scenarios: list[str], seeds: list[int], what: str, 
         reward = {p: np.array([rs[s]["reward"] for s in seeds]) for p, rs in by.items()}
         cost = {p: float(np.mean([rs[s]["cost_usd"] for s in seeds])) for p, rs in by.items()}
         mean = {p: float(v.mean()) for p, v in reward.items()}
-        pr = reward["planner"]
-        others = {p: v for p, v in mean.items() if p != "planner"}
+        pr = reward[bound]
+        others = {p: v for p, v in mean.items() if p != bound}
         best = max(others, key=others.get)
-        below = sum(v <= mean["planner"] for v in others.values())
+        below = sum(v <= mean[bound] for v in others.values())
         diff = pr - reward[best]  # paired by seed
         lines.append(
-            f"| {scenario} | {mean['planner']:.1f} ± {ci95(pr):.1f} | {cost['planner']:.3f} "
+            f"| {scenario} | {mean[bound]:.1f} ± {ci95(pr):.1f} | {cost[bound]:.3f} "
             f"| {times[scenario]:.1f} ({loads[scenario]}) | {best} | {others[best]:.1f} ± {ci95(reward[best]):.1f} "
-            f"| {diff.mean():+.1f} ± {ci95(diff):.1f} | {cost['planner'] - cost[best]:+.3f} "
+            f"| {diff.mean():+.1f} ± {ci95(diff):.1f} | {cost[bound] - cost[best]:+.3f} "
             f"| {below}/{len(others)} |"
         )
         for p in sorted(others, key=others.get, reverse=True):
             detail.append(
-                f"| {scenario} | {p} | {mean[p]:.1f} | {mean[p] - mean['planner']:+.1f} | {cost[p]:.3f} "
-                f"| {cost[p] - cost['planner']:+.3f} |"
+                f"| {scenario} | {p} | {mean[p]:.1f} | {mean[p] - mean[bound]:+.1f} | {cost[p]:.3f} "
+                f"| {cost[p] - cost[bound]:+.3f} |"
             )
     return "\n".join(lines + detail) + "\n"
 

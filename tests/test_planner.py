@@ -27,16 +27,19 @@ def mean_reward(
     return float(np.mean([m["reward"] for m in run.metrics]))
 
 
-def test_planner_beats_every_other_policy_on_a_short_flash_crowd():
+def test_the_bound_and_the_planner_beat_every_other_policy_on_a_short_flash_crowd():
     # every registered policy, static_peak, and the rules with flash_crowd's tuned and the generalist settings
-    # (which the planner's rule plans read too: scenario="flash_crowd")
+    # (which the planner's rule plans read too: scenario="flash_crowd"). The bound (hindsight: the planner
+    # clairvoyant of the random draws) is at least all of them and the sampled-futures planner.
     seeds = [1000, 1001, 1002]
+    hindsight = mean_reward(SHORT_FLASH, "hindsight", seeds, scenario="flash_crowd")
     planner = mean_reward(SHORT_FLASH, "planner", seeds, scenario="flash_crowd")
     specs = with_tuned([*sorted(set(POLICIES) - {"planner"} - PLATFORM_POLICIES), "static_peak"])
     assert "predictive@tuned" in specs and "hpa@generalist" in specs
     others = {p: mean_reward(SHORT_FLASH, p, seeds, scenario="flash_crowd") for p in specs}
     best = max(others, key=others.get)
     assert planner >= others[best], f"planner {planner:.2f} < {best} {others[best]:.2f} ({others})"
+    assert hindsight >= planner, f"hindsight {hindsight:.2f} < planner {planner:.2f}"
 
 
 def test_planning_leaves_the_real_clusters_untouched_and_is_independent_of_the_batch():
