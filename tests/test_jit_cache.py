@@ -11,9 +11,11 @@ from scaling_env.sim.jit_cache import compiled_sources, invalidate_if_sources_ch
 
 def test_cached_code_is_dropped_when_a_helper_module_changes(tmp_path):
     sim = tmp_path / "pkg" / "sim"
-    sim.mkdir(parents=True)
-    for path in compiled_sources(Path(scaling_env.sim.__file__).parent):
-        shutil.copy(path, sim.parent / path.name if path.name == "fields.py" else sim / path.name)
+    source = Path(scaling_env.sim.__file__).parent
+    for path in compiled_sources(source):
+        target = sim.parent / path.name if path.name == "fields.py" else sim / path.relative_to(source)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target)
     cache = sim / "__pycache__"
     cache.mkdir()
     stale = cache / "simulator.step_batch-1.py311.nbi"
@@ -35,3 +37,30 @@ def test_cached_code_is_dropped_when_a_helper_module_changes(tmp_path):
     with open(sim.parent / "fields.py", "a") as f:  # the column constants the kernels read
         f.write("\n# changed\n")
     assert invalidate_if_sources_changed(sim) is True
+
+
+def test_the_request_backends_cache_is_dropped_when_the_column_constants_change(tmp_path):
+    # the request-level backend (sim/request) reads the same column constants: a stale copy of its compiled loop
+    # would write its counts into the wrong info columns
+    sim = tmp_path / "pkg" / "sim"
+    source = Path(scaling_env.sim.__file__).parent
+    for path in compiled_sources(source):
+        target = sim.parent / path.name if path.name == "fields.py" else sim / path.relative_to(source)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target)
+    assert (sim / "request" / "loop.py").exists()
+    invalidate_if_sources_changed(sim)
+    cache = sim / "request" / "__pycache__"
+    cache.mkdir()
+    stale = cache / "loop.step_cluster-97.py311.nbi"
+    stale.write_text("fresh")
+    assert invalidate_if_sources_changed(sim) is False
+    with open(sim.parent / "fields.py", "a") as f:
+        f.write("\n# changed\n")
+    assert invalidate_if_sources_changed(sim) is True
+    assert not stale.exists()
+    stale.write_text("fresh")
+    with open(sim / "request" / "loop.py", "a") as f:
+        f.write("\n# changed\n")
+    assert invalidate_if_sources_changed(sim) is True
+    assert not stale.exists()
