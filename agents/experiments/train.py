@@ -288,7 +288,42 @@ def sigint_deferred(reraise: bool = True) -> Iterator[None]:
         raise KeyboardInterrupt
 
 
+_INTERRUPTS: list[int] = []  # Ctrl-Cs noted by interrupts_noted(), read by StopOnInterrupt
+
+
+@contextlib.contextmanager
+def interrupts_noted() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt as it does by default, and is also noted. Python raises it in whatever
+    runs at that moment; where that is a ctypes callback (numba loading or compiling a kernel), the exception is
+    printed ("Exception ignored on calling ctypes callback function") and dropped, and training would go on:
+    :class:`StopOnInterrupt` raises it again at the next step. No-op off the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def note(signum: int, frame: Any) -> None:
+        _INTERRUPTS.append(signum)
+        raise KeyboardInterrupt
+
+    _INTERRUPTS.clear()
+    previous = signal.signal(signal.SIGINT, note)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        _INTERRUPTS.clear()
+
+
 # ------------------------------------------------------------------------------------------------ callbacks
+class StopOnInterrupt(BaseCallback):
+    """Raises a Ctrl-C that :func:`interrupts_noted` saw but that never reached the training loop."""
+
+    def _on_step(self) -> bool:
+        if _INTERRUPTS:
+            raise KeyboardInterrupt
+        return True
+
+
 def _due(num_timesteps: int, n_envs: int, every_calls: int) -> bool:
     """Whether a periodic task runs at this step: every ``every_calls`` calls counted from step 0, so a
     resumed run keeps the cadence of the run it continues (a fresh run: every ``every_calls``-th call)."""
@@ -601,7 +636,7 @@ def learn(
         base, venv, model = start
     model.set_logger(configure(str(paths.tb), ["tensorboard"] + (["stdout"] if verbose else [])))
 
-    callbacks = [EpisodeMetrics(base, [name for name, _ in train])]
+    callbacks = [StopOnInterrupt(), EpisodeMetrics(base, [name for name, _ in train])]
     if progress_bar:  # ours counts env steps up to whole rollouts (SB3's reads e.g. 32,768/20,000)
         callbacks.append(StepProgress())
     if cfg.checkpoint_freq:
@@ -650,7 +685,7 @@ def train(
         )
     root = Path(run_dir) if run_dir is not None else default_run_dir(cfg, [n for n, _ in train_scenarios])
     paths = RunPaths(root)
-    with output_lock(root, "run folder"):
+    with output_lock(root, "run folder"), interrupts_noted():
         if paths.config.exists():
             raise ConfigError(f"{root} already holds a run: continue it with --resume {root} or choose another folder")
         root.mkdir(parents=True, exist_ok=True)
@@ -687,7 +722,7 @@ def resume(
     paths = RunPaths(Path(run_dir))
     if not paths.config.is_file():
         raise ConfigError(f"{run_dir}: not a run folder (no {paths.config.name})")
-    with output_lock(paths.root, "run folder"):
+    with output_lock(paths.root, "run folder"), interrupts_noted():
         overrides = {"total_timesteps": total_timesteps} if total_timesteps is not None else None
         cfg = read_run_config(paths.config, overrides=overrides)
         train_scenarios, eval_scenarios = read_scenarios(paths.scenarios)
