@@ -82,7 +82,7 @@ def test_add_bounds_gives_each_policy_its_gap_and_says_where_no_bound_exists(tmp
     assert not any("ABOVE" in n for n in notes)
     bound.store(path, steady_key(), [episode(7, -35.0, 1.0), episode(8, -35.0, 1.0)], 10.0)  # oracle: -33
     notes = bound.add_bounds(summarise(rows), rows, configs, [7, 8], path)
-    assert "ABOVE the bound on steady: oracle (a higher mean reward than the planner's)" in notes
+    assert "ABOVE the bound on steady: oracle (a higher mean reward than the bound's)" in notes
     # other seeds: no bound anywhere, and no gap columns
     summary = summarise(rows)
     notes = bound.add_bounds(summary, rows, configs, [7, 9], path)

@@ -1,6 +1,7 @@
 """The planning oracle's results as a cached bound: stored by (scenario, seed, code version), read by the benchmark.
 
-``perf/bench_planner.py`` runs the ``planner`` (minutes per scenario) and stores each episode's metrics in a JSON
+``perf/bench_planner.py`` runs the bound, ``hindsight`` (the planner clairvoyant of the random draws, about
+1.5 s of one core per episode) and stores each episode's metrics in a JSON
 cache (default ``results/planner/cache.json``) under the key ``scenario | config digest | planner parameters |
 code version``, one entry per seed. The code version is a hash of the files a result depends on
 (:data:`VERSION_FILES`: the simulator and env package with its packaged traces, the policy base and actions, the
@@ -56,7 +57,7 @@ def code_version(root: Path = ROOT) -> str:
 
 
 def planner_params(config: EnvConfig) -> str:
-    """The shipped planner's parameters (configs/policies/planner.yaml) as JSON, part of the cache key."""
+    """The bound's parameters (configs/policies/hindsight.yaml) as JSON, part of the cache key."""
     from agents.registry import make_policy
 
     return make_policy(BOUND_POLICY, config).params.model_dump_json()
@@ -137,7 +138,7 @@ def add_bounds(
     lines = []
     if cached:
         lines.append(
-            f"bound: the planning oracle's (planner) results cached in {cache_path} (code version {version}) for "
+            f"bound: the hindsight planner's results cached in {cache_path} (code version {version}) for "
             + ", ".join(cached)
         )
     if have_run & set(bounds):
@@ -145,7 +146,7 @@ def add_bounds(
     for name, b in bounds.items():
         above = [s["policy"] for s in summary if s["scenario"] == name and s["reward"] > b["reward"]]
         if above:  # the planner is no bound there (its base plans or the seeds' noise)
-            lines.append(f"ABOVE the bound on {name}: {', '.join(above)} (a higher mean reward than the planner's)")
+            lines.append(f"ABOVE the bound on {name}: {', '.join(above)} (a higher mean reward than the bound's)")
     if missing:
         lines.append(no_bound_line(missing, seeds, cache_path))
     return lines
@@ -158,5 +159,5 @@ def no_bound_line(missing: list[str], seeds: list[int], cache_path: Path) -> str
     return (
         f"no cached bound for {', '.join(missing)} on these seeds and code (in {cache_path}); compute it with "
         f"`python perf/bench_planner.py --scenarios {','.join(missing)} --seeds {seed_arg} --out {cache_path.parent}` "
-        "(minutes per scenario) or add -p planner"
+        "(about 30 s per scenario) or add -p hindsight"
     )

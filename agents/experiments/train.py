@@ -293,17 +293,19 @@ _INTERRUPTS: list[int] = []  # Ctrl-Cs noted by interrupts_noted(), read by Stop
 
 @contextlib.contextmanager
 def interrupts_noted() -> Iterator[None]:
-    """Ctrl-C raises KeyboardInterrupt as it does by default, and is also noted. Python raises it in whatever
-    runs at that moment; where that is a ctypes callback (numba loading or compiling a kernel), the exception is
-    printed ("Exception ignored on calling ctypes callback function") and dropped, and training would go on:
-    :class:`StopOnInterrupt` raises it again at the next step. No-op off the main thread."""
+    """A first Ctrl-C is noted and raised as KeyboardInterrupt at the next training step (by
+    :class:`StopOnInterrupt`), a second one at once. Raised at once, a Ctrl-C lands in whatever runs at that moment:
+    inside numba compiling or caching a kernel (a ctypes callback) it is printed, dropped, and leaves the compile
+    broken ("no compiled object yet"), so the run died with a RuntimeError instead of saving a checkpoint.
+    No-op off the main thread."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def note(signum: int, frame: Any) -> None:
         _INTERRUPTS.append(signum)
-        raise KeyboardInterrupt
+        if len(_INTERRUPTS) > 1:  # asked twice: do not wait for the next step
+            raise KeyboardInterrupt
 
     _INTERRUPTS.clear()
     previous = signal.signal(signal.SIGINT, note)
@@ -316,7 +318,7 @@ def interrupts_noted() -> Iterator[None]:
 
 # ------------------------------------------------------------------------------------------------ callbacks
 class StopOnInterrupt(BaseCallback):
-    """Raises a Ctrl-C that :func:`interrupts_noted` saw but that never reached the training loop."""
+    """Raises, at the next step, the Ctrl-C that :func:`interrupts_noted` noted."""
 
     def _on_step(self) -> bool:
         if _INTERRUPTS:
