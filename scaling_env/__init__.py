@@ -32,12 +32,15 @@ __all__ = [
 ]  # ServerlessScalingVecEnv (SB3) is importable too, loaded on first use so that torch is not imported here
 
 ENV_ID = "ServerlessScaling-v0"
-if ENV_ID not in registry:
-    register(
-        id=ENV_ID,
-        entry_point="scaling_env.envs.single:ServerlessScalingEnv",
-        vector_entry_point="scaling_env.envs.vector:ServerlessScalingVectorEnv",
-    )
+ENV_ID_V1 = "ServerlessScaling-v1"  # the observation with history and a steady-state reset (the docstring's history)
+for _id, _version in ((ENV_ID, 0), (ENV_ID_V1, 1)):
+    if _id not in registry:
+        register(
+            id=_id,
+            entry_point="scaling_env.envs.single:ServerlessScalingEnv",
+            vector_entry_point="scaling_env.envs.vector:ServerlessScalingVectorEnv",
+            kwargs={"version": _version},
+        )
 
 
 def __getattr__(name: str):

@@ -25,6 +25,8 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, create_model, model_validator
 
+from .fields import HISTORY_GROUPS, OBSERVED_NAMES
+
 
 class _Strict(BaseModel):
     """Base for all config sections: unknown keys are errors, infinities and NaN too; a config is immutable
@@ -368,6 +370,114 @@ class RewardConfig(_Strict):
     weights: RewardWeights = Field(default_factory=RewardWeights)
 
 
+# --------------------------------------------------------------------------------------------- observation
+HistoryGroup = Literal[HISTORY_GROUPS]
+# env version -> the observation it shows when the config leaves ``observation.history``/``reset`` unset (None)
+OBSERVATION_VERSIONS: dict[int, tuple[tuple[str, ...], str]] = {0: ((), "empty"), 1: (HISTORY_GROUPS, "steady_state")}
+
+
+class ObservationConfig(_Strict):
+    """What the agent observes besides the 19 fields of the step (docs/model.md, "The observation's history")."""
+
+    history: tuple[HistoryGroup, ...] | None = Field(
+        None,
+        description="groups of history fields appended to the observation (fields.HISTORY_FIELDS): ema, trend, "
+        "errors, fleet, control; null = the env version's default (v0: none, v1: all)",
+    )
+    reset: Literal["empty", "steady_state"] | None = Field(
+        None,
+        description="the observation at reset: 'empty' = the reset's metrics (no load, CPU or latency: v0), "
+        "'steady_state' = the initial fleet serving the first step's expected rate (v1); null = the version's",
+    )
+    ema_seconds: tuple[float, float, float] = Field(
+        (60.0, 300.0, 900.0),
+        description="time constants of the short, mid and long moving averages, seconds (the 1-, 5- and 15-minute "
+        "load averages)",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> ObservationConfig:
+        if self.history is not None and len(set(self.history)) != len(self.history):
+            raise ValueError(f"history has repeated groups: {list(self.history)}")
+        a, b, c = self.ema_seconds
+        if not 0.0 < a <= b <= c:
+            raise ValueError(
+                f"ema_seconds must be positive and non-decreasing (short <= mid <= long), got {a}, {b}, {c}"
+            )
+        return self
+
+    def resolved(self, version: int) -> ObservationConfig:
+        """This section with unset fields taken from env version ``version``'s observation."""
+        if version not in OBSERVATION_VERSIONS:
+            raise ConfigError(f"unknown env version {version}; known: {sorted(OBSERVATION_VERSIONS)}")
+        history, reset = OBSERVATION_VERSIONS[version]
+        return self.model_copy(
+            update={
+                "history": history if self.history is None else self.history,
+                "reset": reset if self.reset is None else self.reset,
+            }
+        )
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        """The history groups shown (unset: none, as v0), in the order of fields.HISTORY_GROUPS."""
+        chosen = self.history or ()
+        return tuple(g for g in HISTORY_GROUPS if g in chosen)
+
+
+# --------------------------------------------------------------------------------------------- metrics
+ObservedMetric = Literal[OBSERVED_NAMES]
+
+
+class MetricSource(_Strict):
+    """A monitoring system that delivers some metrics: it aggregates each over periods of ``period_seconds``
+    (aligned to the episode start) and a period's value becomes visible ``delay_seconds`` after the period ends
+    (docs/model.md, "Metrics as a monitoring system delivers them"). Any positive period and delay; they need not
+    be multiples of step_seconds."""
+
+    period_seconds: float | None = Field(
+        None, gt=0.0, le=86400.0, description="aggregation period, seconds (null = one step)"
+    )
+    delay_seconds: float = Field(0.0, ge=0.0, le=86400.0, description="delivery delay after a period ends, seconds")
+    metrics: tuple[ObservedMetric, ...] = Field(
+        min_length=1, description="the info keys it delivers (the observed_<key> info columns)"
+    )
+
+
+class MetricsConfig(_Strict):
+    """Metric sources by name (e.g. ``cloudwatch``, ``prometheus``). A metric no source names is delivered as it
+    is (period = one step, no delay): the default, with no sources, is what every scenario saw before."""
+
+    sources: dict[str, MetricSource] = Field(
+        default_factory=dict, description="metric sources by name, each with period_seconds, delay_seconds, metrics"
+    )
+
+    @model_validator(mode="after")
+    def _one_source_each(self) -> MetricsConfig:
+        seen: dict[str, str] = {}
+        for name, source in self.sources.items():
+            for metric in source.metrics:
+                if metric in seen:
+                    raise ValueError(
+                        f"metric {metric!r} is delivered by two sources ({seen[metric]!r} and {name!r}): "
+                        "name it in one source's metrics"
+                    )
+                seen[metric] = name
+        return self
+
+    def timing(self, step_seconds: float) -> dict[str, tuple[float, float]]:
+        """(period, delay) in seconds of every observable metric (fields.OBSERVED_NAMES)."""
+        out = {m: (step_seconds, 0.0) for m in OBSERVED_NAMES}
+        for source in self.sources.values():
+            period = step_seconds if source.period_seconds is None else source.period_seconds
+            for metric in source.metrics:
+                out[metric] = (period, source.delay_seconds)
+        return out
+
+
+MAX_METRIC_HISTORY_STEPS = 100_000  # steps of per-step values the monitoring keeps per cluster (period + delay)
+
+
 # --------------------------------------------------------------------------------------------- root
 class EnvConfig(_Strict):
     """All parameters of one simulated serverless service (defaults in one place)."""
@@ -381,9 +491,19 @@ class EnvConfig(_Strict):
     failures: FailureConfig = Field(default_factory=FailureConfig)
     cost: CostConfig = Field(default_factory=CostConfig)
     reward: RewardConfig = Field(default_factory=RewardConfig)
+    observation: ObservationConfig = Field(default_factory=ObservationConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> EnvConfig:
+        for name, source in self.metrics.sources.items():
+            period = self.step_seconds if source.period_seconds is None else source.period_seconds
+            reach = 2.0 * period + source.delay_seconds  # how far back the monitoring keeps step values
+            if reach / self.step_seconds > MAX_METRIC_HISTORY_STEPS:
+                raise ValueError(
+                    f"metrics.sources.{name}: 2 * period_seconds + delay_seconds = {reach:g} s spans more than "
+                    f"{MAX_METRIC_HISTORY_STEPS} steps of {self.step_seconds:g} s"
+                )
         limit_mb = self.instances.instance_memory_gb * 1024.0
         if self.instances.memory_base_mb >= limit_mb:
             raise ValueError(
@@ -409,6 +529,11 @@ class EnvConfig(_Strict):
         """A new, validated config: this one with the nested ``updates`` merged in."""
 
         return EnvConfig.from_dict(deep_merge(self.model_dump(), updates))
+
+    def for_version(self, version: int) -> EnvConfig:
+        """This config with the observation of env version ``version`` where ``observation`` leaves it unset
+        (``ServerlessScaling-v0``: 0, ``-v1``: 1)."""
+        return self.model_copy(update={"observation": self.observation.resolved(version)})
 
     @classmethod
     def coerce(cls, config: EnvConfig | dict[str, Any] | str | Path | None) -> EnvConfig:

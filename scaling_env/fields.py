@@ -57,6 +57,72 @@ OBS_HIGH = np.array([f[2] for f in OBS_FIELDS], dtype=np.float32)
 ) = range(len(OBS_FIELDS))
 N_OBS = len(OBS_FIELDS)
 
+# ---- observe (issue 15): the history an autoscaler keeps, appended to the observation above by the groups chosen
+# in config ``observation.history`` (ServerlessScaling-v1: all of them); computed after the step from the observed
+# (delivered) metrics by scaling_env/sim/monitoring.py. "short", "mid", "long": exponential moving averages with
+# the time constants ``observation.ema_seconds`` (default 60, 300, 900 s: the 1-, 5- and 15-minute load averages).
+# (name, low, high, group, meaning)
+HISTORY_FIELDS: tuple[tuple[str, float, float, str, str], ...] = (
+    *(
+        (f"request_rate_ema_{w}", 0.0, 10.0, "ema", f"{w} moving average of request_rate")
+        for w in ("short", "mid", "long")
+    ),
+    *((f"cpu_ema_{w}", 0.0, 1.0, "ema", f"{w} moving average of cpu_mean") for w in ("short", "mid", "long")),
+    *((f"memory_ema_{w}", 0.0, 2.0, "ema", f"{w} moving average of memory_mean") for w in ("short", "mid", "long")),
+    *(
+        (f"latency_p95_ema_{w}", 0.0, 10.0, "ema", f"{w} moving average of latency_p95")
+        for w in ("short", "mid", "long")
+    ),
+    ("request_rate_trend", -10.0, 10.0, "trend", "request_rate_ema_short - request_rate_ema_long"),
+    ("cpu_trend", -1.0, 1.0, "trend", "cpu_ema_short - cpu_ema_long"),
+    ("memory_trend", -2.0, 2.0, "trend", "memory_ema_short - memory_ema_long"),
+    ("latency_p95_trend", -10.0, 10.0, "trend", "latency_p95_ema_short - latency_p95_ema_long"),
+    ("dropped_share_ema", 0.0, 1.0, "errors", "mid moving average of dropped_share"),
+    ("failed_share_ema", 0.0, 1.0, "errors", "mid moving average of failed_share"),
+    ("crashes_ema", 0.0, 1.0, "errors", "mid moving average of the step's crashes / max_instances"),
+    (
+        "instances_controlled",
+        0.0,
+        2.0,
+        "fleet",
+        "instances the action changes (info instances_controlled) / max_instances",
+    ),
+    (
+        "demand_per_capacity",
+        0.0,
+        10.0,
+        "fleet",
+        "short average request rate / capacity of the controlled instances (1: they would run at full concurrency; "
+        "none controlled: 10 if requests arrive)",
+    ),
+    ("demand_per_capacity_long", 0.0, 10.0, "fleet", "as demand_per_capacity with the long average rate"),
+    ("last_scale_applied", -1.0, 1.0, "control", "the change applied by the last scaling action / max |scale_steps|"),
+    (
+        "time_since_scale",
+        0.0,
+        1.0,
+        "control",
+        "seconds since the last applied change / the long time constant (1: none that recent, or none yet)",
+    ),
+)
+HISTORY_GROUPS: tuple[str, ...] = ("ema", "trend", "errors", "fleet", "control")
+HISTORY_NAMES: tuple[str, ...] = tuple(f[0] for f in HISTORY_FIELDS)
+N_HISTORY = len(HISTORY_FIELDS)
+if {f[3] for f in HISTORY_FIELDS} != set(HISTORY_GROUPS) or len(
+    set(HISTORY_NAMES) | set(OBS_NAMES)
+) != N_OBS + N_HISTORY:
+    raise ImportError("fields: HISTORY_FIELDS has an unknown group or repeats a name")
+
+
+def observation_fields(groups: tuple[str, ...] = ()) -> tuple[tuple[str, float, float, str], ...]:
+    """The observation's fields (name, low, high, meaning) with the history ``groups`` (config
+    ``observation.history``): the 19 fields of OBS_FIELDS, then the chosen groups' fields in HISTORY_FIELDS order."""
+    unknown = [g for g in groups if g not in HISTORY_GROUPS]
+    if unknown:
+        raise ValueError(f"unknown observation history groups {unknown}; choose from {list(HISTORY_GROUPS)}")
+    return OBS_FIELDS + tuple((n, lo, hi, doc) for n, lo, hi, g, doc in HISTORY_FIELDS if g in groups)
+
+
 # (name, meaning): every key of info (besides reward_components), one float column of the core's metrics
 INFO_FIELDS: tuple[tuple[str, str], ...] = (
     ("arrivals", "requests that arrived in the step"),
@@ -109,6 +175,31 @@ INFO_FIELDS: tuple[tuple[str, str], ...] = (
         "undetected failed, and unhealthy ones kept until replaced)",
     ),
 )
+# ---- observe (issue 17): the metrics as the monitoring system delivers them (scaling_env/sim/monitoring.py)
+# Each is the value of the aggregation period of its metric source (config ``metrics``) that was delivered last;
+# with the default sources (period = one step, no delay) each equals its true column above.
+OBSERVED_METRICS: tuple[tuple[str, str], ...] = (
+    # (true info key, statistic of a period: "mean" = time-weighted mean of the steps, "max" = the largest step)
+    ("arrivals", "mean"),
+    ("backlog", "mean"),
+    ("latency_mean_s", "mean"),
+    ("latency_p95_s", "max"),
+    ("cpu_utilization", "mean"),
+    ("memory_utilization", "mean"),
+    ("cpu_max", "max"),
+    ("memory_max", "max"),
+    ("dropped_share", "mean"),
+    ("failed_share", "mean"),
+    ("crashes", "mean"),
+)
+INFO_FIELDS = INFO_FIELDS + tuple(
+    (
+        "observed_" + name,
+        f"{name} as the monitoring system shows it after the step: the {stat} over the last aggregation period of "
+        "its metric source that has been delivered (config metrics; per step for counts)",
+    )
+    for name, stat in OBSERVED_METRICS
+)
 INFO_NAMES: tuple[str, ...] = tuple(f[0] for f in INFO_FIELDS)
 (
     M_ARRIVALS,
@@ -140,8 +231,26 @@ INFO_NAMES: tuple[str, ...] = tuple(f[0] for f in INFO_FIELDS)
     M_FAILED_SHARE,
     M_TIME,
     M_CONTROLLED,
+    M_OBS_ARRIVALS,
+    M_OBS_BACKLOG,
+    M_OBS_LAT_MEAN,
+    M_OBS_LAT_P95,
+    M_OBS_CPU,
+    M_OBS_MEM,
+    M_OBS_CPU_MAX,
+    M_OBS_MEM_MAX,
+    M_OBS_DROPPED_SHARE,
+    M_OBS_FAILED_SHARE,
+    M_OBS_CRASHES,
 ) = range(len(INFO_FIELDS))
 N_METRICS = len(INFO_FIELDS)
+# the true column of each observed one, and whether its period statistic is the max (else the time-weighted mean)
+OBSERVED_TRUE_COLS: tuple[int, ...] = tuple(INFO_NAMES.index(name) for name, _ in OBSERVED_METRICS)
+OBSERVED_COLS: tuple[int, ...] = tuple(INFO_NAMES.index("observed_" + name) for name, _ in OBSERVED_METRICS)
+OBSERVED_IS_MAX: tuple[bool, ...] = tuple(stat == "max" for _, stat in OBSERVED_METRICS)
+OBSERVED_NAMES: tuple[str, ...] = tuple(name for name, _ in OBSERVED_METRICS)
+if OBSERVED_COLS[0] != M_OBS_ARRIVALS or OBSERVED_COLS[-1] != M_OBS_CRASHES or len(OBSERVED_COLS) != 11:
+    raise ImportError("fields: the M_OBS_* constants do not match OBSERVED_METRICS")
 
 # reward components, named like the config weights (RewardWeights) that scale them
 REWARD_COMPONENTS: tuple[tuple[str, str], ...] = (
@@ -159,11 +268,19 @@ R_COST, R_SLO, R_DROPPED, R_FAILED, R_SCALING = range(len(REWARD_COMPONENTS))
 N_REWARD = len(REWARD_COMPONENTS)
 
 
-def observation_table() -> str:
-    """The observation table in reStructuredText-ish Markdown, for docstrings and docs."""
+def observation_bounds(groups: tuple[str, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) float32 arrays of the observation with the history ``groups``, for its Box space."""
+    fields = observation_fields(groups)
+    return np.array([f[1] for f in fields], dtype=np.float32), np.array([f[2] for f in fields], dtype=np.float32)
+
+
+def observation_table(groups: tuple[str, ...] = (), first: int = 0) -> str:
+    """The observation table (with the history ``groups``; rows from index ``first``) in reStructuredText-ish
+    Markdown, for docstrings and docs."""
     rows = ["| index | name | min | max | meaning |", "|---:|---|---:|---:|---|"]
-    for i, (name, lo, hi, doc) in enumerate(OBS_FIELDS):
-        rows.append(f"| {i} | `{name}` | {lo:g} | {hi:g} | {doc} |")
+    for i, (name, lo, hi, doc) in enumerate(observation_fields(groups)):
+        if i >= first:
+            rows.append(f"| {i} | `{name}` | {lo:g} | {hi:g} | {doc} |")
     return "\n".join(rows)
 
 

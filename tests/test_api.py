@@ -29,21 +29,37 @@ BUSY = {
 }
 
 
-def test_gymnasium_env_checker_passes_without_warnings():
+def make_quietly(env_id: str, **kwargs):
+    """gym.make without Gymnasium's notice that v0 is not the newest version (v0 stays a supported version)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*out of date.*", category=DeprecationWarning)
+        return gym.make(env_id, **kwargs)
+
+
+def test_v0_make_says_v1_exists():
+    with pytest.warns(DeprecationWarning, match="ServerlessScaling-v0 is out of date"):
+        gym.make("ServerlessScaling-v0")
+
+
+@pytest.mark.parametrize("env_id", ["ServerlessScaling-v0", "ServerlessScaling-v1"])
+def test_gymnasium_env_checker_passes_without_warnings(env_id):
     from gymnasium.utils.env_checker import check_env
 
+    envs = [make_quietly(env_id), make_quietly(env_id, config=BUSY)]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        check_env(gym.make("ServerlessScaling-v0").unwrapped)
-        check_env(gym.make("ServerlessScaling-v0", config=BUSY).unwrapped)
+        for env in envs:
+            check_env(env.unwrapped)
 
 
-def test_sb3_env_checker_passes_without_warnings():
+@pytest.mark.parametrize("version", [0, 1])
+def test_sb3_env_checker_passes_without_warnings(version):
     from stable_baselines3.common.env_checker import check_env
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        check_env(ServerlessScalingEnv(), warn=True)
+        check_env(ServerlessScalingEnv(version=version), warn=True)
+        check_env(ServerlessScalingEnv(BUSY, version=version), warn=True)
 
 
 def test_make_and_make_vec():

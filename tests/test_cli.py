@@ -66,6 +66,7 @@ def test_scenarios_lists_every_scenario_with_its_description():
 def test_info_lists_the_observation_fields():
     result = runner.invoke(app, ["info"])
     assert result.exit_code == 0 and "cpu_mean" in result.output and "reward_components" in result.output
+    assert "time_since_scale" in result.output and "observed_cpu_utilization" in result.output  # v1, delivered
 
 
 # ------------------------------------------------------------------------------- messages, not tracebacks

@@ -79,7 +79,11 @@ def spelled_out(data: dict, model: dict, where: str) -> list[str]:
     if set(data) != set(model):
         faults.append(f"{where}: missing {sorted(set(model) - set(data))}, extra {sorted(set(data) - set(model))}")
     for key in set(data) & set(model):
-        if isinstance(model[key], dict) and "low" not in model[key]:  # a section, not a range
+        if key == "sources" and where == "env.metrics":  # named metric sources, each with every field
+            for name, src in data[key].items():
+                full = {"period_seconds": None, "delay_seconds": 0, "metrics": []}
+                faults += spelled_out(src, full, f"{where}.sources.{name}")
+        elif isinstance(model[key], dict) and "low" not in model[key]:  # a section, not a range
             faults += spelled_out(data[key], model[key], f"{where}.{key}")
         elif key == "outages":
             for i, outage in enumerate(data[key]):

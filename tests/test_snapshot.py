@@ -25,6 +25,22 @@ BUSY = EnvConfig.coerce(
     }
 )
 ACTIONS = np.random.default_rng(7).integers(0, 5, size=(200, 8))
+# the v1 observation (history) with delayed metrics whose period and delay are not multiples of the step: the
+# monitoring's ring of step values, prior, moving averages and last action must be restored too
+BUSY_V1_DELAYED = BUSY.for_version(1).with_updates(
+    {
+        "metrics": {
+            "sources": {
+                "cloudwatch": {
+                    "period_seconds": 60.0,
+                    "delay_seconds": 50.0,
+                    "metrics": ["cpu_utilization", "arrivals", "latency_p95_s", "crashes"],
+                },
+                "prometheus": {"period_seconds": 20.0, "metrics": ["memory_utilization", "backlog"]},
+            }
+        }
+    }
+)
 
 
 def outputs(sim: BatchSimulator) -> tuple[np.ndarray, ...]:
@@ -59,8 +75,9 @@ def assert_same(a: list, b: list) -> None:
             assert np.array_equal(u, v), f"differs at step {k}"
 
 
-def test_simulator_restore_reproduces_the_trajectory_through_episode_ends():
-    sim = BatchSimulator(BUSY, num_envs=4)
+@pytest.mark.parametrize("config", [BUSY, BUSY_V1_DELAYED], ids=["v0", "v1-delayed-metrics"])
+def test_simulator_restore_reproduces_the_trajectory_through_episode_ends(config):
+    sim = BatchSimulator(config, num_envs=4)
     sim.seed([1, 2, 3, 4])
     sim.reset()
     run_autoreset(sim, 0, 12)
@@ -72,6 +89,7 @@ def test_simulator_restore_reproduces_the_trajectory_through_episode_ends():
     sim.set_state(snap)
     for name, array in state_fields(sim).items():
         assert np.array_equal(array, snap.arrays[name]), name
+    assert {"history", "prior", "ema", "control"} <= set(snap.arrays)  # the monitoring's record (monitoring.py)
 
 
 def test_restore_into_another_cluster_and_another_simulator():

@@ -135,12 +135,17 @@ def _markdown_rows(text: str) -> list[list[str]]:
 def info() -> None:
     """Print the env's interface: observation fields, actions, reward components and info keys."""
     from scaling_env.config import ScalingConfig
-    from scaling_env.fields import REWARD_COMPONENTS, info_table, observation_table
+    from scaling_env.fields import HISTORY_GROUPS, REWARD_COMPONENTS, info_table, observation_table
 
-    obs = Table(title="Observation: Box of float32, one row per index", box=box.SIMPLE_HEAD, title_justify="left")
+    obs = Table(
+        title="Observation: Box of float32, one row per index (ServerlessScaling-v0: indices 0-18; -v1: all, the "
+        "history groups chosen by config observation.history)",
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+    )
     for col, justify in (("index", "right"), ("name", "left"), ("min", "right"), ("max", "right"), ("meaning", "left")):
         obs.add_column(col, justify=justify)
-    for row in _markdown_rows(observation_table()):
+    for row in _markdown_rows(observation_table(HISTORY_GROUPS)):
         obs.add_row(*row)
     console.print(obs)
 

@@ -1,8 +1,10 @@
 """``RulePolicy``: the base of the rule policies, which compute a desired instance count from the metrics a
 real autoscaler sees and let the base turn it into an action.
 
-A rule policy sees what a real autoscaler sees: the step's metrics in the env's ``info`` (``cpu_utilization``,
-``arrivals``, ``instances_warm``, ...; see ``scaling_env.fields.INFO_FIELDS``). It keeps its own windows and
+A rule policy sees what a real autoscaler sees: the step's metrics in the env's ``info`` as the monitoring
+delivers them (``observed_cpu_utilization``, ``observed_arrivals``, ...: late and aggregated when the env's config
+``metrics`` says so; read through ``agents.rules.metrics.read_metric``) and the instance counts (``instances_warm``,
+...; see ``scaling_env.fields.INFO_FIELDS``). It keeps its own windows and
 timers. Each call of :meth:`RulePolicy.act_batch` is one decision, taken ``env_config.step_seconds`` after the
 previous one; the first call after a reset gets the reset's info (all metrics 0, ``instances_warm`` = the
 initial count), which carries no measurement.

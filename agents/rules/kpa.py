@@ -9,7 +9,7 @@ from pydantic import Field
 
 from ..base import PolicyParams, info_array
 from .base import RulePolicy
-from .metrics import steps_per
+from .metrics import read_metric, steps_per
 
 
 class KpaParams(PolicyParams):
@@ -84,8 +84,8 @@ class KpaPolicy(RulePolicy):
 
     def concurrency(self, info: dict[str, Any]) -> np.ndarray:
         """Mean requests in the system during the step (Little's law), the KPA's observed concurrency."""
-        rate = info_array(info, "arrivals") / self.dt
-        return rate * np.maximum(info_array(info, "latency_mean_s"), self.service_seconds)
+        rate = read_metric(info, "arrivals") / self.dt
+        return rate * np.maximum(read_metric(info, "latency_mean_s"), self.service_seconds)
 
     def _decide(
         self, obs: np.ndarray, info: dict[str, Any], fresh: np.ndarray, current: np.ndarray, now: np.ndarray

@@ -1,5 +1,10 @@
-"""What rule policies read from a step's info (the utilisation metrics, stranded demand), the limits of a
-threshold or target on those metrics (with a reusable parameter validator), and decision windows."""
+"""What rule policies read from a step's info (the delivered metrics, the utilisation metrics, stranded demand),
+the limits of a threshold or target on those metrics (with a reusable parameter validator), and decision windows.
+
+A rule reads every measured metric (``scaling_env.fields.OBSERVED_METRICS``: rates, utilisations, latencies, lost
+shares) as the monitoring delivers it, ``info["observed_<key>"]`` (:func:`read_metric`; late and aggregated when
+the env's config ``metrics`` says so), as a real autoscaler reads CloudWatch or the metrics API. Instance counts
+(``instances_warm``, ``instances_booting``, ...) it reads as they are: the control plane knows them at once."""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ from typing import Any, Literal
 
 import numpy as np
 from pydantic import ValidationInfo, field_validator
+
+from scaling_env.fields import OBSERVED_NAMES
 
 from ..base import info_array
 
@@ -47,15 +54,24 @@ def metric_limited(*fields: str) -> Any:
 
 
 # ------------------------------------------------------------------------------------------ metrics
+def read_metric(info: dict[str, Any], key: str) -> np.ndarray:
+    """The metric ``key`` (an info key) as a rule sees it: for a measured metric, ``info["observed_" + key]`` (the
+    env's info always has it; an info dict made by hand without it gives the true ``key``), else ``info[key]``."""
+    observed = "observed_" + key
+    if key in OBSERVED_NAMES and observed in info:
+        return info_array(info, observed)
+    return info_array(info, key)
+
+
 def metric_values(info: dict[str, Any], metric: Metric, step_seconds: float) -> np.ndarray:
     """The utilisation metric a policy tracks: ``cpu`` and ``memory`` are the mean utilisations of the serving
     instances (0..1); ``requests_per_instance`` is the arrival rate per warm instance, requests/s (the whole rate
     when none is warm)."""
     if metric == "cpu":
-        return info_array(info, "cpu_utilization")
+        return read_metric(info, "cpu_utilization")
     if metric == "memory":
-        return info_array(info, "memory_utilization")
-    rate = info_array(info, "arrivals") / step_seconds
+        return read_metric(info, "memory_utilization")
+    rate = read_metric(info, "arrivals") / step_seconds
     return rate / np.maximum(info_array(info, "instances_warm"), 1.0)
 
 
@@ -63,7 +79,7 @@ def stranded_demand(info: dict[str, Any]) -> np.ndarray:
     """Requests arrive but no instance is warm or booting: no utilisation metric can say so (it is 0), so
     every policy launches at least one instance then (as Knative's activator or a Lambda invocation would)."""
     idle = (info_array(info, "instances_warm") + info_array(info, "instances_booting")) <= 0
-    return idle & (info_array(info, "arrivals") > 0)
+    return idle & (read_metric(info, "arrivals") > 0)
 
 
 # ------------------------------------------------------------------------------------------ windows

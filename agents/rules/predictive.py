@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from ..base import PolicyParams, info_array
+from ..base import PolicyParams
 from .base import RulePolicy
-from .metrics import steps_within
+from .metrics import read_metric, steps_within
 
 
 class PredictiveParams(PolicyParams):
@@ -82,7 +82,7 @@ class PredictivePolicy(RulePolicy):
     ) -> None:
         p = self.params
         data = ~fresh
-        y = info_array(info, "arrivals") / self.dt
+        y = read_metric(info, "arrivals") / self.dt
         first = data & ~self.seen
         later = data & self.seen
         self.level[first] = y[first]
@@ -93,6 +93,6 @@ class PredictivePolicy(RulePolicy):
         self.level = np.where(later, level, self.level)
         self.trend = np.where(later, trend, self.trend)
         self.seen |= data
-        demand = np.maximum(self.forecast().max(axis=1), 0.0) + info_array(info, "backlog") / self.dt
+        demand = np.maximum(self.forecast().max(axis=1), 0.0) + read_metric(info, "backlog") / self.dt
         wanted = np.ceil(demand / (p.target_utilization * self.capacity_rps) - 1e-9).astype(np.int64)
         self.desired[data] = wanted[data]

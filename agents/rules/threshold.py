@@ -74,7 +74,8 @@ class ThresholdPolicy(RulePolicy):
     guide's example and the 1-minute data points that ``step_scaling`` and ``target_tracking`` use too. The
     thresholds 0.8 / 0.3 and the -1 scale-in come from the seed's example policy; AWS has no defaults for them.
 
-    Metrics: ``cpu`` (``info["cpu_utilization"]``), ``memory`` (``memory_utilization``) or
+    Metrics, as the monitoring delivers them (``metrics.read_metric``): ``cpu``
+    (``info["observed_cpu_utilization"]``), ``memory`` (``observed_memory_utilization``) or
     ``requests_per_instance`` (arrivals per second per warm instance; thresholds in requests/s). AWS writes CPU
     thresholds in percent (80); here utilisations are fractions (0.8), and a threshold above what the metric can
     reach (1 for cpu, 2 for memory) is rejected. If requests arrive with no instance warm or booting, the policy

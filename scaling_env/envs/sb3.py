@@ -18,7 +18,7 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 
 from ..config import ConfigError, EnvConfig
-from ..fields import N_METRICS, N_REWARD, OBS_HIGH, OBS_LOW
+from ..fields import N_METRICS, N_REWARD, observation_bounds
 from ..sim.simulator import BatchSimulator
 from .info import batch_info, info_dicts, overlay_final
 from .vector import check_actions
@@ -57,11 +57,19 @@ class ServerlessScalingVecEnv(VecEnv):
         num_envs: int | Sequence[int] = 1,
         config: ConfigLike | Sequence[ConfigLike] | None = None,
         parallel: bool | None = None,
+        version: int = 0,
     ) -> None:
         configs = list(config) if isinstance(config, (list, tuple)) else [config]
         if not configs:
             raise ValueError("config: give at least one config")
-        self.configs = [EnvConfig.coerce(c) for c in configs]
+        # the env version's observation where a config leaves it unset (0: ServerlessScaling-v0, 1: -v1)
+        self.configs = [EnvConfig.coerce(c).for_version(version) for c in configs]
+        groups = [c.observation.groups for c in self.configs]
+        if any(g != groups[0] for g in groups):
+            raise ConfigError(
+                "the configs of one VecEnv must show the same observation: observation.history differs "
+                f"({', '.join(str(list(g)) for g in groups)})"
+            )
         steps = [c.scaling.scale_steps for c in self.configs]
         if any(s != steps[0] for s in steps):
             raise ConfigError(
@@ -74,7 +82,7 @@ class ServerlessScalingVecEnv(VecEnv):
         self.slices = [slice(int(a), int(b)) for a, b in zip(starts[:-1], starts[1:])]  # clusters of each config
         self.config = self.configs[0]
         total = int(starts[-1])
-        observation_space = spaces.Box(OBS_LOW, OBS_HIGH, dtype=np.float32)
+        observation_space = spaces.Box(*observation_bounds(groups[0]), dtype=np.float32)
         action_space = spaces.Discrete(self.sims[0].num_actions)
         super().__init__(total, observation_space, action_space)
         self._actions = np.zeros(total, dtype=np.int64)

@@ -9,7 +9,7 @@ import numpy as np
 from gymnasium import logger, spaces
 
 from ..config import EnvConfig
-from ..fields import INFO_NAMES, N_METRICS, OBS_HIGH, OBS_LOW, info_table, observation_table
+from ..fields import HISTORY_GROUPS, INFO_NAMES, N_METRICS, info_table, observation_bounds, observation_table
 from ..sim.simulator import BatchSimulator
 from .info import info_dict
 from .rendering import ansi_line
@@ -48,9 +48,22 @@ class ServerlessScalingEnv(gym.Env):
     episode's arrival rate lambda(t), for look-ahead.
 
     ## Observation space
-    ``Box(low, high, (19,), float32)``, every value clipped into its bounds:
+    ``ServerlessScaling-v0``: ``Box(low, high, (19,), float32)``, every value clipped into its bounds:
 
 {observation_table()}
+
+    ``ServerlessScaling-v1``: ``Box(low, high, (43,), float32)``: the 19 fields above, then the history an
+    autoscaler keeps (``fields.HISTORY_FIELDS``, computed after each step by ``scaling_env/sim/monitoring.py``
+    from the metrics as the monitoring delivers them, config ``metrics``). "short", "mid" and "long" are
+    exponential moving averages with the time constants ``observation.ema_seconds`` (default 60, 300 and 900 s,
+    the 1-, 5- and 15-minute load averages; docs/model.md "The observation's history"):
+
+{observation_table(HISTORY_GROUPS, first=19)}
+
+    The config section ``observation`` chooses the history groups (``history``: ``ema``, ``trend``, ``errors``,
+    ``fleet``, ``control``; each group's fields keep their order, so an ablation drops columns), the reset
+    observation (``reset``) and ``ema_seconds``; what it leaves unset is the version's (v0: no history, empty
+    reset; v1: every group, steady-state reset). ``fields.observation_fields(groups)`` gives the names.
 
     ## Reward
     ``-(w_cost * cost + w_slo_violation * slo_violation + w_dropped * dropped + w_failed * failed
@@ -79,19 +92,31 @@ class ServerlessScalingEnv(gym.Env):
     ## Arguments
     ``gymnasium.make("ServerlessScaling-v0", config=..., render_mode=None | "ansi" | "human")``; ``config`` is
     an :class:`EnvConfig`, a dict or a YAML path. In worker processes that do not import ``scaling_env`` (e.g.
-    SB3's ``SubprocVecEnv``), use the id ``"scaling_env:ServerlessScaling-v0"``.
+    SB3's ``SubprocVecEnv``), use the id ``"scaling_env:ServerlessScaling-v0"``. ``ServerlessScaling-v1`` takes
+    the same arguments; the classes take ``version=0 | 1`` (``ServerlessScalingEnv(config, version=1)``, and so
+    do the vector env and the SB3 VecEnv). Gymnasium notes on ``make("ServerlessScaling-v0")`` that a newer
+    version exists; v0 stays supported with exactly its observation.
 
     ## Version History
     * v0: the first registered version: the 19 observation fields, 5 reward terms and info keys above; the step
       is the phased kernel of ``scaling_env/sim/kernel.py``. Within v0, ``info["instances_controlled"]`` and the
       config field ``reward.slo_max_lost_share`` (default 0.05, the lost share that was a fixed 5 % before) were
-      added without changing any trajectory of the default config.
+      added without changing any trajectory of the default config. Config sections ``observation`` (unset: the
+      v0 observation) and ``metrics`` (default: every metric delivered as measured, period one step, no delay)
+      and the ``observed_*`` info keys were added within v0 without changing any of its trajectories.
+    * v1: the observation gains the 24 history fields above (moving averages of rate, CPU, memory and p95 over
+      three time scales, their trends, lost shares and crashes, the fleet against the demand, the last scaling
+      action), and the reset observation shows the initial fleet serving the first step's expected rate at
+      steady state (v0 shows no load, CPU or latency at reset). Dynamics, rewards and info are those of v0.
     """
 
     metadata = {"render_modes": ["ansi", "human", "rgb_array"], "render_fps": 4}
 
-    def __init__(self, config: EnvConfig | dict | str | None = None, render_mode: str | None = None) -> None:
-        self.config = EnvConfig.coerce(config)
+    def __init__(
+        self, config: EnvConfig | dict | str | None = None, render_mode: str | None = None, version: int = 0
+    ) -> None:
+        # the env version's observation where the config leaves it unset (ServerlessScaling-v1 passes version=1)
+        self.config = EnvConfig.coerce(config).for_version(version)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             # not an error: stable-baselines3's make_vec_env asks for "rgb_array" by default
             logger.warn(
@@ -99,7 +124,7 @@ class ServerlessScalingEnv(gym.Env):
             )
         self.render_mode = render_mode
         self.sim = BatchSimulator(self.config, num_envs=1, parallel=False)
-        self.observation_space = spaces.Box(OBS_LOW, OBS_HIGH, dtype=np.float32)
+        self.observation_space = spaces.Box(*observation_bounds(self.config.observation.groups), dtype=np.float32)
         self.action_space = spaces.Discrete(self.sim.num_actions)
         self._actions = np.zeros(1, dtype=np.int64)
         self._n_actions = self.sim.num_actions

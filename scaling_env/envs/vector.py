@@ -10,7 +10,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from ..config import EnvConfig
-from ..fields import OBS_HIGH, OBS_LOW
+from ..fields import observation_bounds
 from ..sim.simulator import BatchSimulator
 from .info import batch_info, overlay_final
 from .rendering import ansi_line
@@ -87,8 +87,10 @@ class ServerlessScalingVectorEnv(VectorEnv):
         parallel: bool | None = None,
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         max_episode_steps: int | None = None,
+        version: int = 0,
     ) -> None:
-        self.config = EnvConfig.coerce(config)
+        # the env version's observation where the config leaves it unset (ServerlessScaling-v1 passes version=1)
+        self.config = EnvConfig.coerce(config).for_version(version)
         if max_episode_steps is not None:
             self.config = self.config.with_updates({"episode_steps": max_episode_steps})
         if render_mode is not None and render_mode not in RENDER_MODES:
@@ -98,7 +100,9 @@ class ServerlessScalingVectorEnv(VectorEnv):
         self.autoreset_mode = autoreset_mode_of(autoreset_mode)
         self.metadata = {**self.metadata, "autoreset_mode": self.autoreset_mode}
         self.sim = BatchSimulator(self.config, num_envs=num_envs, parallel=parallel)
-        self.single_observation_space = spaces.Box(OBS_LOW, OBS_HIGH, dtype=np.float32)
+        self.single_observation_space = spaces.Box(
+            *observation_bounds(self.config.observation.groups), dtype=np.float32
+        )
         self.single_action_space = spaces.Discrete(self.sim.num_actions)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)

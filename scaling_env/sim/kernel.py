@@ -84,6 +84,8 @@ from ..fields import (
     O_WARM,
     OBS_HIGH,
     OBS_LOW,
+    OBSERVED_COLS,
+    OBSERVED_TRUE_COLS,
     R_COST,
     R_DROPPED,
     R_FAILED,
@@ -788,7 +790,11 @@ def count_states(b, s, m):
 
 @njit(**_KERNEL)
 def observe(b, s, m, obs):
-    """Fill obs[b] from the step's metrics and the current state (also used at reset)."""
+    """Fill obs[b] from the step's metrics and the current state (also used at reset). The ``observed_*`` metrics
+    start as copies of the true ones (metrics delivered as measured); ``monitoring`` replaces them, and the
+    observation's metric fields, when a metric source aggregates or delays them."""
+    for i in range(len(OBSERVED_COLS)):
+        m[b, OBSERVED_COLS[i]] = m[b, OBSERVED_TRUE_COLS[i]]
     p, env = s.params, s.env_state
     max_n = p[b, P_MAX]
     boot_sum = 0.0
@@ -799,21 +805,25 @@ def observe(b, s, m, obs):
             n_boot += 1
     longest_boot = p[b, P_BOOT_MEAN] * (1.0 + p[b, P_BOOT_JITTER])
     boot_rem = boot_sum / n_boot / longest_boot if (n_boot > 0 and longest_boot > 0.0) else 0.0
-    cap = max_n * max(p[b, P_MAXQ], 1.0)
     clock = p[b, P_CLOCK0] + env[b, E_TIME]
     angle = 2.0 * math.pi * clock / p[b, P_DAY]
     cd_out = env[b, E_CD_OUT] / p[b, P_CD_OUT] if p[b, P_CD_OUT] > 0.0 else 0.0
     cd_in = env[b, E_CD_IN] / p[b, P_CD_IN] if p[b, P_CD_IN] > 0.0 else 0.0
+    observe_metrics(
+        b,
+        p,
+        obs,
+        m[b, M_CPU],
+        m[b, M_CPU_MAX],
+        m[b, M_MEM],
+        m[b, M_MEM_MAX],
+        m[b, M_ARRIVALS],
+        m[b, M_LAT_P95],
+        m[b, M_BACKLOG],
+        m[b, M_DROPPED_SHARE],
+        m[b, M_FAILED_SHARE],
+    )
     vals = (
-        (O_CPU_MEAN, m[b, M_CPU]),
-        (O_CPU_MAX, m[b, M_CPU_MAX]),
-        (O_MEM_MEAN, m[b, M_MEM]),
-        (O_MEM_MAX, m[b, M_MEM_MAX]),
-        (O_RATE, m[b, M_ARRIVALS] / p[b, P_DT] / p[b, P_MAX_RPS]),
-        (O_P95, m[b, M_LAT_P95] / p[b, P_SLO]),
-        (O_BACKLOG, m[b, M_BACKLOG] / cap),
-        (O_DROPPED, m[b, M_DROPPED_SHARE]),
-        (O_FAILED, m[b, M_FAILED_SHARE]),
         (O_WARM, m[b, M_WARM] / max_n),
         (O_BOOTING, m[b, M_BOOTING] / max_n),
         (O_UNHEALTHY, m[b, M_UNHEALTHY] / max_n),
@@ -824,6 +834,26 @@ def observe(b, s, m, obs):
         (O_TOD_SIN, math.sin(angle)),
         (O_TOD_COS, math.cos(angle)),
         (O_PROGRESS, env[b, E_STEP] / p[b, P_EPISODE_STEPS]),
+    )
+    for j, v in vals:
+        obs[b, j] = min(max(v, OBS_LOW[j]), OBS_HIGH[j])
+
+
+@njit(**_KERNEL)
+def observe_metrics(b, p, obs, cpu, cpu_max, mem, mem_max, arrivals, p95, backlog, dropped_share, failed_share):
+    """The observation fields that come from measured metrics (``O_CPU_MEAN`` .. ``O_FAILED``), from the metrics'
+    values: the step's true ones (``observe``) or those the monitoring delivered (``monitoring``)."""
+    cap = p[b, P_MAX] * max(p[b, P_MAXQ], 1.0)
+    vals = (
+        (O_CPU_MEAN, cpu),
+        (O_CPU_MAX, cpu_max),
+        (O_MEM_MEAN, mem),
+        (O_MEM_MAX, mem_max),
+        (O_RATE, arrivals / p[b, P_DT] / p[b, P_MAX_RPS]),
+        (O_P95, p95 / p[b, P_SLO]),
+        (O_BACKLOG, backlog / cap),
+        (O_DROPPED, dropped_share),
+        (O_FAILED, failed_share),
     )
     for j, v in vals:
         obs[b, j] = min(max(v, OBS_LOW[j]), OBS_HIGH[j])

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import EnvConfig, TraceWorkload, draw_ranges
-from ..fields import N_METRICS, N_OBS, N_REWARD, REWARD_NAMES
+from ..fields import N_METRICS, N_REWARD, REWARD_NAMES
 from ..workload import EpisodeWorkload, Workload
 from .instances import BOOTING, F_TIMER, I_STATE, N_INST_F, N_INST_I, bounded_changes, counted_array
 from .kernel import reset_clusters, step_batch_parallel
 from .load_balancer import ALGORITHMS
+from .monitoring import Monitoring
 from .state import (  # noqa: F401  (P_DAY, P_HAZARD: re-exported, tests read these columns)
     E_CD_IN,
     E_CD_OUT,
@@ -141,7 +142,10 @@ class BatchSimulator:
         if not self.workload.randomised:
             self.outages[:] = outage_table(config)
         self.scale_steps = np.asarray(config.scaling.scale_steps, dtype=np.float64)
-        self.obs = np.zeros((num_envs, N_OBS), dtype=np.float32)
+        # what monitoring delivers and the observation's history (after every step, on its metrics row)
+        self.monitoring = Monitoring(config, num_envs)
+        self.monitor = self.monitoring.record
+        self.obs = np.zeros((num_envs, self.monitoring.n_obs), dtype=np.float32)
         self.metrics = np.zeros((num_envs, N_METRICS))
         self.rewards = np.zeros(num_envs)
         self.reward_parts = np.zeros((num_envs, N_REWARD))
@@ -204,6 +208,7 @@ class BatchSimulator:
             self.rng[b] = np.uint64(gen.integers(0, 2**63 - 1, dtype=np.int64))
         initial = np.full(len(ids), self._initial, dtype=np.int64)
         reset_clusters(ids, initial, *self.state, *self.outputs)
+        self.monitoring.after_reset(ids, self.params, self._arrival_table, self.metrics, self.obs)
         self.rewards[ids] = 0.0
         self.reward_parts[ids] = 0.0
         self.truncated[ids] = False
@@ -211,7 +216,9 @@ class BatchSimulator:
     def step(self, actions: np.ndarray, active: np.ndarray | None = None) -> None:
         """Advance the clusters by one decision step. ``actions`` must be valid int64 indices; with ``active``
         (bool, (B,)) only those clusters step, the others keep their state and outputs."""
-        self._kernel(actions, self._all if active is None else active, *self.state, *self.outputs)
+        active = self._all if active is None else active
+        self._kernel(actions, active, *self.state, *self.outputs)
+        self.monitoring.after_step(active, self.params, self.env_state, self.metrics, self.obs)
 
     def step_autoreset(self, actions: np.ndarray) -> FinalStep | None:
         """Step, then start new episodes where one ended (same-step autoreset).

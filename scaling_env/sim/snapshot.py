@@ -85,7 +85,8 @@ def shared_fields(sim: Any) -> dict[str, np.ndarray]:
 def _fields(sim: Any) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     per_cluster: dict[str, np.ndarray] = {}
     shared: dict[str, np.ndarray] = {}
-    for record in (sim.state, sim.outputs):
+    # State, Outputs, and the monitoring's record (delivered metrics and the observation's history: monitoring.py)
+    for record in (sim.state, sim.outputs, sim.monitor):
         for name, array in zip(record._fields, record):
             if name in SHARED_FIELDS:
                 continue
