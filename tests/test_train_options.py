@@ -239,3 +239,21 @@ def test_env_overrides_reach_every_scenario_and_the_model_needs_them(files, tmp_
         load_ppo_policy(run_dir, plain)
     config = apply_env_overrides(plain, {"instances": {"memory_mb_per_request": 12.0}})
     assert load_ppo_policy(run_dir, config).n_stack == 1
+
+
+def test_the_v1_observation_trains_through_env_overrides(files, tmp_path):
+    from agents.learned.ppo import apply_env_overrides, load_ppo_policy
+    from scaling_env.fields import HISTORY_GROUPS, N_HISTORY
+
+    run_dir = tmp_path / "v1"
+    history = "[" + ", ".join(HISTORY_GROUPS) + "]"
+    train_cli(
+        files, run_dir, f"env_overrides={{observation: {{history: {history}, reset: steady_state}}}}", "frame_stack=2"
+    )
+    config = apply_env_overrides(
+        EnvConfig.from_dict(TINY), {"observation": {"history": list(HISTORY_GROUPS), "reset": "steady_state"}}
+    )
+    policy = load_ppo_policy(run_dir, config)
+    assert (policy.n_obs, policy.n_stack) == (N_OBS + N_HISTORY, 2)
+    with pytest.raises(ConfigError, match="env_overrides"):
+        load_ppo_policy(run_dir, EnvConfig.from_dict(TINY))  # the v0 observation: refused, not misread
