@@ -54,6 +54,7 @@ class Variant(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     set: dict[str, Any] = Field(default_factory=dict, description="training config values over the base")
+    total_timesteps: int | None = Field(None, ge=1, description="this variant's budget (default: the ablation's)")
 
 
 class AblationConfig(BaseModel):
@@ -342,8 +343,9 @@ def run_ablation(
         if only and v.name not in only:
             continue
         run_dir = out / "runs" / v.name
-        log(f"{v.name}: training {cfg.total_timesteps:,} steps ({v.set or 'the base recipe'})")
-        timings[v.name] = train_variant(run_dir, cfg.base, v.set, cfg.total_timesteps)
+        steps = v.total_timesteps or cfg.total_timesteps
+        log(f"{v.name}: training {steps:,} steps ({v.set or 'the base recipe'})")
+        timings[v.name] = train_variant(run_dir, cfg.base, v.set, steps)
         rows = evaluate_run(run_dir, scenarios, f"ppo:{run_dir}")
         learned += rows
         results.append({"variant": v.name, **judge(rules, rows, f"ppo:{run_dir}", tuning)})
