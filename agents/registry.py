@@ -31,6 +31,12 @@ from .references.static import StaticPolicy
 from .rules.hpa import HpaPolicy
 from .rules.kpa import KpaPolicy
 from .rules.predictive import PredictivePolicy
+from .rules.provisioned import (
+    FixedKeepAlivePolicy,
+    HybridHistogramPolicy,
+    ProvisionedTrackingPolicy,
+    ScheduledPolicy,
+)
 from .rules.step_scaling import StepScalingPolicy
 from .rules.target_tracking import TargetTrackingPolicy
 from .rules.threshold import ThresholdPolicy
@@ -48,8 +54,17 @@ POLICIES: dict[str, type[PolicyBase]] = {
         PredictivePolicy,
         OraclePolicy,
         PlannerPolicy,
+        # serverless platform mode (issue 17): the action sets the provisioned count or the keep-alive
+        ProvisionedTrackingPolicy,
+        ScheduledPolicy,
+        FixedKeepAlivePolicy,
+        HybridHistogramPolicy,
     )
 }
+# policies that need an env with platform.enabled (agents/rules/provisioned.py)
+PLATFORM_POLICIES: frozenset[str] = frozenset(
+    cls.name for cls in (ProvisionedTrackingPolicy, ScheduledPolicy, FixedKeepAlivePolicy, HybridHistogramPolicy)
+)
 
 CONFIG_DIR = config_dir("policies")  # configs/policies (package data)
 

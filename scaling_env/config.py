@@ -356,6 +356,10 @@ class RewardWeights(_Strict):
     dropped: float = Field(10.0, ge=0.0, description="scales the share of the step's arrivals dropped")
     failed: float = Field(10.0, ge=0.0, description="scales the share of the step's arrivals failed")
     scaling: float = Field(0.01, ge=0.0, description="scales |instances added or removed| / max |scale_step|")
+    # serverless platform mode (issue 17)
+    throttled: float = Field(
+        10.0, ge=0.0, description="scales the share of the step's requests throttled (platform mode, HTTP 429)"
+    )
 
 
 class RewardConfig(_Strict):
@@ -478,6 +482,87 @@ class MetricsConfig(_Strict):
 MAX_METRIC_HISTORY_STEPS = 100_000  # steps of per-step values the monitoring keeps per cluster (period + delay)
 
 
+# --------------------------------------------------------------------------------------------- platform
+class PlatformConfig(_Strict):
+    """Request-driven serverless platform mode (issue 17; off by default). Sources in docs/model.md section 12.
+
+    With ``enabled``, the platform starts an instance for a request that finds no free capacity (a cold start
+    the request waits for), up to ``max_concurrency`` instances and a scaling rate of ``scale_rate_instances``
+    new instances per ``scale_rate_period_seconds`` (a token bucket of ``scale_burst_instances``); past either
+    limit the request is throttled (HTTP 429). Idle on-demand instances are reclaimed ``keep_alive_seconds``
+    after their last request. The action changes the provisioned (pre-warmed) count, or with
+    ``control = "keep_alive"`` the keep-alive."""
+
+    enabled: bool = Field(False, description="request-driven platform mode (false: the pool the policy scales)")
+    max_concurrency: int = Field(
+        1000,
+        ge=1,
+        le=4096,
+        description="most instances (execution environments) at once, the function's concurrency limit "
+        "(Lambda's default account limit: 1,000); must not exceed scaling.max_instances",
+    )
+    scale_rate_instances: int = Field(
+        1000, ge=1, le=1_000_000, description="new instances the platform may start per scale_rate_period_seconds"
+    )
+    scale_rate_period_seconds: float = Field(
+        10.0, gt=0.0, le=86400.0, description="period of the scaling rate, s (Lambda: 1,000 per 10 s per function)"
+    )
+    scale_burst_instances: int | None = Field(
+        None,
+        ge=1,
+        le=1_000_000,
+        description="most new instances at once (the token bucket's size); null: scale_rate_instances (Lambda "
+        "does not accrue unused scaling rate)",
+    )
+    keep_alive_seconds: float = Field(
+        600.0,
+        ge=0.0,
+        le=86400.0,
+        description="an idle on-demand instance is reclaimed this long after the step it last served in, s",
+    )
+    provisioned_gb_second_usd: float = Field(
+        0.0000041667,
+        ge=0.0,
+        description="price per GB-second of provisioned capacity, charged whether used or not (Lambda x86 us-east-1)",
+    )
+    provisioned_duration_gb_second_usd: float = Field(
+        0.0000097222,
+        ge=0.0,
+        description="price per GB-second of requests running on provisioned capacity (Lambda x86 us-east-1)",
+    )
+    initial_provisioned: int = Field(
+        0, ge=0, le=4096, description="provisioned instances at reset (warm; clipped to scaling bounds)"
+    )
+    control: Literal["provisioned", "keep_alive"] = Field(
+        "provisioned",
+        description="what the action changes: the provisioned count (bounded by scaling.min/max_instances, with "
+        "the scaling cooldowns) or the keep-alive (by scale_steps[a] * keep_alive_step_seconds)",
+    )
+    keep_alive_step_seconds: float = Field(
+        60.0, gt=0.0, le=86400.0, description="keep-alive change per unit of scale_steps (control: keep_alive), s"
+    )
+    max_keep_alive_seconds: float = Field(
+        3600.0, ge=0.0, le=86400.0, description="upper bound of the keep-alive the action can set, s"
+    )
+    activator: bool = Field(
+        False,
+        description="Knative's activator: requests that find no capacity and cannot start one are buffered "
+        "(served when capacity frees) instead of throttled",
+    )
+    activator_capacity: int = Field(
+        100, ge=0, le=1_000_000_000, description="requests the activator buffers at most; beyond it they are throttled"
+    )
+
+    @model_validator(mode="after")
+    def _keep_alive_bound(self) -> PlatformConfig:
+        if self.keep_alive_seconds > self.max_keep_alive_seconds:
+            raise ValueError(
+                f"keep_alive_seconds ({self.keep_alive_seconds}) must be <= max_keep_alive_seconds "
+                f"({self.max_keep_alive_seconds})"
+            )
+        return self
+
+
 # --------------------------------------------------------------------------------------------- root
 class EnvConfig(_Strict):
     """All parameters of one simulated serverless service (defaults in one place)."""
@@ -491,8 +576,25 @@ class EnvConfig(_Strict):
     failures: FailureConfig = Field(default_factory=FailureConfig)
     cost: CostConfig = Field(default_factory=CostConfig)
     reward: RewardConfig = Field(default_factory=RewardConfig)
+    platform: PlatformConfig = Field(default_factory=PlatformConfig)
     observation: ObservationConfig = Field(default_factory=ObservationConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    # request-level backend (issue 16): which simulator steps the env
+    simulator: Literal["fast", "request"] = Field(
+        "fast",
+        description="fast: the per-step fluid and stationary-queue model (docs/model.md); request: every request "
+        "and instance event simulated at its exact time (scaling_env/sim/request, docs/fidelity.md)",
+    )
+
+    @model_validator(mode="after")
+    def _request_backend_checks(self) -> EnvConfig:
+        # the request-level backend does not simulate the serverless platform mode (issue 17) yet
+        if self.simulator == "request" and self.platform.enabled:
+            raise ValueError(
+                "simulator: request does not support the platform mode (platform.enabled: true); use simulator: "
+                "fast, or turn the platform mode off"
+            )
+        return self
 
     @model_validator(mode="after")
     def _cross_checks(self) -> EnvConfig:
@@ -510,7 +612,25 @@ class EnvConfig(_Strict):
                 f"instances.memory_base_mb ({self.instances.memory_base_mb}) must be below the limit "
                 f"instances.instance_memory_gb * 1024 = {limit_mb}"
             )
+        if self.platform.enabled:
+            self._platform_checks()
         return self
+
+    def _platform_checks(self) -> None:
+        """What platform mode needs of the other sections (docs/model.md section 12)."""
+        pf = self.platform
+        if pf.max_concurrency > self.scaling.max_instances:
+            raise ValueError(
+                f"platform.max_concurrency ({pf.max_concurrency}) exceeds scaling.max_instances "
+                f"({self.scaling.max_instances}): the simulator holds at most max_instances instances; raise "
+                "scaling.max_instances or lower platform.max_concurrency"
+            )
+        f = self.failures
+        if lowest(f.mtbf_seconds) is not None or f.outages:
+            raise ValueError(
+                "platform mode does not model instance failures: set failures.mtbf_seconds to null and "
+                "failures.outages to []"
+            )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None, source: str = "config") -> EnvConfig:
@@ -532,8 +652,12 @@ class EnvConfig(_Strict):
 
     def for_version(self, version: int) -> EnvConfig:
         """This config with the observation of env version ``version`` where ``observation`` leaves it unset
-        (``ServerlessScaling-v0``: 0, ``-v1``: 1)."""
-        return self.model_copy(update={"observation": self.observation.resolved(version)})
+        (``ServerlessScaling-v0``: 0, ``-v1``: 1). Version 0 returns the config itself: unset fields already mean
+        the v0 observation, and a v0 env's config stays equal to the one it was made from."""
+        observation = self.observation.resolved(version)
+        if version == 0:
+            return self
+        return self.model_copy(update={"observation": observation})
 
     @classmethod
     def coerce(cls, config: EnvConfig | dict[str, Any] | str | Path | None) -> EnvConfig:

@@ -42,6 +42,7 @@ METRICS: tuple[tuple[str, str], ...] = (
     ("cold_starts", "instances launched"),
     ("arrivals", "requests that arrived"),
     ("steps", "steps in the episode"),
+    ("throttled_share", "throttled requests / arrivals (platform mode)"),
 )
 METRIC_NAMES: tuple[str, ...] = tuple(m[0] for m in METRICS) + tuple(f"reward_{n}" for n in REWARD_NAMES)
 
@@ -56,6 +57,7 @@ _SUMS = (
     "scale_actions",
     "cold_starts",
     "steps",
+    "throttled",
 ) + tuple(f"reward_{n}" for n in REWARD_NAMES)
 
 
@@ -85,6 +87,7 @@ class EpisodeStats:
         s["instance_seconds"][idx] += info["instance_seconds"][idx]
         s["scale_actions"][idx] += info["scale_applied"][idx] != 0
         s["cold_starts"][idx] += info["cold_starts"][idx]
+        s["throttled"][idx] += info["throttled"][idx]
         for name in REWARD_NAMES:
             s[f"reward_{name}"][idx] += info["reward_components"][name][idx]
         k = s["steps"][idx].astype(np.int64)
@@ -120,6 +123,7 @@ class EpisodeStats:
             "cold_starts": s["cold_starts"],
             "arrivals": s["arrivals"],
             "steps": float(steps),
+            "throttled_share": s["throttled"] / arrivals,
         }
         for name in REWARD_NAMES:
             out[f"reward_{name}"] = s[f"reward_{name}"]

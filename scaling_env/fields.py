@@ -174,6 +174,22 @@ INFO_FIELDS: tuple[tuple[str, str], ...] = (
         "instances the autoscaler controls at the end of the step, the count an action changes (booting, warm, "
         "undetected failed, and unhealthy ones kept until replaced)",
     ),
+    # serverless platform mode (issue 17; 0 when platform.enabled is false)
+    (
+        "throttled",
+        "requests refused in the step (HTTP 429): the concurrency limit or the scaling rate was reached",
+    ),
+    ("throttled_share", "throttled / (previous backlog + arrivals)"),
+    ("provisioned", "provisioned (pre-warmed) instances configured at the end of the step"),
+    (
+        "provisioned_utilization",
+        "share of the provisioned instances' concurrency in use in the step (AWS ProvisionedConcurrencyUtilization)",
+    ),
+    ("provisioned_cost_usd", "the part of cost_usd billed for provisioned capacity"),
+    ("keep_alive_seconds", "keep-alive of idle on-demand instances in force at the end of the step, s"),
+    ("instances_reclaimed", "idle on-demand instances reclaimed in the step (keep-alive ran out)"),
+    ("cold_start_waits", "served requests that waited for a cold start"),
+    ("activator_buffered", "requests the activator holds at the end of the step (part of backlog)"),
 )
 # ---- observe (issue 17): the metrics as the monitoring system delivers them (scaling_env/sim/monitoring.py)
 # Each is the value of the aggregation period of its metric source (config ``metrics``) that was delivered last;
@@ -231,6 +247,15 @@ INFO_NAMES: tuple[str, ...] = tuple(f[0] for f in INFO_FIELDS)
     M_FAILED_SHARE,
     M_TIME,
     M_CONTROLLED,
+    M_THROTTLED,
+    M_THROTTLED_SHARE,
+    M_PROVISIONED,
+    M_PROV_UTIL,
+    M_PROV_COST,
+    M_KEEP_ALIVE,
+    M_RECLAIMED,
+    M_COLD_WAITS,
+    M_BUFFERED,
     M_OBS_ARRIVALS,
     M_OBS_BACKLOG,
     M_OBS_LAT_MEAN,
@@ -262,9 +287,10 @@ REWARD_COMPONENTS: tuple[tuple[str, str], ...] = (
     ("dropped", "dropped_share"),
     ("failed", "failed_share"),
     ("scaling", "|scale_applied| / max |scale_steps|"),
+    ("throttled", "throttled_share (platform mode)"),
 )
 REWARD_NAMES: tuple[str, ...] = tuple(f[0] for f in REWARD_COMPONENTS)
-R_COST, R_SLO, R_DROPPED, R_FAILED, R_SCALING = range(len(REWARD_COMPONENTS))
+R_COST, R_SLO, R_DROPPED, R_FAILED, R_SCALING, R_THROTTLED = range(len(REWARD_COMPONENTS))
 N_REWARD = len(REWARD_COMPONENTS)
 
 

@@ -41,25 +41,35 @@ def test_v0_make_says_v1_exists():
         gym.make("ServerlessScaling-v0")
 
 
+# both simulators run through the checkers, determinism and adapter-equivalence tests (issue 16)
+BACKENDS = ("fast", "request")
+
+
+def busy(backend: str) -> dict:
+    return merge(BUSY, {"simulator": backend})
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("env_id", ["ServerlessScaling-v0", "ServerlessScaling-v1"])
-def test_gymnasium_env_checker_passes_without_warnings(env_id):
+def test_gymnasium_env_checker_passes_without_warnings(env_id, backend):
     from gymnasium.utils.env_checker import check_env
 
-    envs = [make_quietly(env_id), make_quietly(env_id, config=BUSY)]
+    envs = [make_quietly(env_id, config={"simulator": backend}), make_quietly(env_id, config=busy(backend))]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         for env in envs:
             check_env(env.unwrapped)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("version", [0, 1])
-def test_sb3_env_checker_passes_without_warnings(version):
+def test_sb3_env_checker_passes_without_warnings(version, backend):
     from stable_baselines3.common.env_checker import check_env
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        check_env(ServerlessScalingEnv(version=version), warn=True)
-        check_env(ServerlessScalingEnv(BUSY, version=version), warn=True)
+        check_env(ServerlessScalingEnv({"simulator": backend}, version=version), warn=True)
+        check_env(ServerlessScalingEnv(busy(backend), version=version), warn=True)
 
 
 def test_make_and_make_vec():
@@ -87,21 +97,25 @@ def rollout_single(config, seed, actions):
     return out
 
 
-def test_same_seed_same_trajectory_and_different_seed_differs():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_same_seed_same_trajectory_and_different_seed_differs(backend):
+    config = busy(backend)
     actions = np.random.default_rng(0).integers(0, 5, 30)
-    a = rollout_single(BUSY, 7, actions)
-    b = rollout_single(BUSY, 7, actions)
-    c = rollout_single(BUSY, 8, actions)
+    a = rollout_single(config, 7, actions)
+    b = rollout_single(config, 7, actions)
+    c = rollout_single(config, 8, actions)
     for (oa, ra, ia), (ob, rb, ib) in zip(a, b):
         np.testing.assert_array_equal(oa, ob)
         assert ra == rb and ia == ib
     assert any(not np.array_equal(x[0], y[0]) for x, y in zip(a, c))
 
 
-def test_single_env_and_vector_env_with_one_cluster_agree_step_by_step():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_single_env_and_vector_env_with_one_cluster_agree_step_by_step(backend):
+    config = busy(backend)
     actions = np.random.default_rng(1).integers(0, 5, 30)
-    single = ServerlessScalingEnv(BUSY)
-    vec = ServerlessScalingVectorEnv(num_envs=1, config=BUSY, autoreset_mode="same_step")
+    single = ServerlessScalingEnv(config)
+    vec = ServerlessScalingVectorEnv(num_envs=1, config=config, autoreset_mode="same_step")
     so, si = single.reset(seed=11)
     vo, vi = vec.reset(seed=11)
     np.testing.assert_array_equal(so, vo[0])
@@ -121,13 +135,15 @@ def test_single_env_and_vector_env_with_one_cluster_agree_step_by_step():
         assert sr == vr[0] and st == vt[0]
 
 
-def test_cluster_in_a_batch_matches_a_single_env_seeded_like_it():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_cluster_in_a_batch_matches_a_single_env_seeded_like_it(backend):
+    config = busy(backend)
     # vector env seed s gives cluster i the seed s + i; threads on or off
     actions = np.random.default_rng(2).integers(0, 5, (20, 5))
     for parallel in (False, True):
-        vec = ServerlessScalingVectorEnv(num_envs=5, config=BUSY, parallel=parallel, autoreset_mode="same_step")
+        vec = ServerlessScalingVectorEnv(num_envs=5, config=config, parallel=parallel, autoreset_mode="same_step")
         vo, _ = vec.reset(seed=100)
-        singles = [ServerlessScalingEnv(BUSY) for _ in range(5)]
+        singles = [ServerlessScalingEnv(config) for _ in range(5)]
         for i, env in enumerate(singles):
             np.testing.assert_array_equal(env.reset(seed=100 + i)[0], vo[i])
         for a in actions:
@@ -140,10 +156,12 @@ def test_cluster_in_a_batch_matches_a_single_env_seeded_like_it():
                 assert r == vr[i]
 
 
-def test_sb3_vec_env_agrees_with_vector_env_including_autoreset():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sb3_vec_env_agrees_with_vector_env_including_autoreset(backend):
+    config = busy(backend)
     actions = np.random.default_rng(3).integers(0, 5, (30, 4))
-    vec = ServerlessScalingVectorEnv(num_envs=4, config=BUSY, autoreset_mode="same_step")
-    sb3 = ServerlessScalingVecEnv(num_envs=4, config=BUSY)
+    vec = ServerlessScalingVectorEnv(num_envs=4, config=config, autoreset_mode="same_step")
+    sb3 = ServerlessScalingVecEnv(num_envs=4, config=config)
     vo, _ = vec.reset(seed=5)
     sb3.seed(5)
     so = sb3.reset()

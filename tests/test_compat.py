@@ -23,6 +23,8 @@ from scaling_env.fields import INFO_NAMES, REWARD_NAMES
 TINY = {"episode_steps": 8}
 # every per-episode random draw switched on, so that seeds show in the observations
 RANDOM = {"episode_steps": 4, "workload": {"random_phase": True, "scale_jitter": 0.2}}
+# both simulators run through the adapter-equivalence tests below (issue 16)
+BACKENDS = ("fast", "request")
 
 
 def flat(d: dict, prefix: str = "") -> dict:
@@ -49,11 +51,13 @@ def test_sb3_seed_is_used_by_the_next_reset_only():
     assert not np.array_equal(first, second)
 
 
-def test_sb3_vec_env_matches_dummy_vec_env_over_the_single_env():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sb3_vec_env_matches_dummy_vec_env_over_the_single_env(backend):
+    config = {**RANDOM, "simulator": backend}
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    dummy = DummyVecEnv([lambda: gym.make("ServerlessScaling-v0", config=RANDOM) for _ in range(3)])
-    ours = ServerlessScalingVecEnv(3, RANDOM)
+    dummy = DummyVecEnv([lambda: gym.make("ServerlessScaling-v0", config=config) for _ in range(3)])
+    ours = ServerlessScalingVecEnv(3, config)
     dummy.seed(7)
     ours.seed(7)
     np.testing.assert_array_equal(dummy.reset(), ours.reset())
@@ -151,18 +155,20 @@ def test_maskable_ppo_masks_through_wrappers_block_nothing():
 # ----------------------------------------------------------------------------------------- Gymnasium vector
 
 
-def test_vector_env_matches_sync_vector_env_same_step_values():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_vector_env_matches_sync_vector_env_same_step_values(backend):
+    config = {**RANDOM, "simulator": backend}
     from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
     ref = SyncVectorEnv(
-        [lambda: gym.make("ServerlessScaling-v0", config=RANDOM) for _ in range(3)],
+        [lambda: gym.make("ServerlessScaling-v0", config=config) for _ in range(3)],
         autoreset_mode=AutoresetMode.SAME_STEP,
     )
     ours = gym.make_vec(
         "ServerlessScaling-v0",
         num_envs=3,
         vectorization_mode="vector_entry_point",
-        config=RANDOM,
+        config=config,
         autoreset_mode="same_step",
     )
     assert ours.metadata["autoreset_mode"] == ref.metadata["autoreset_mode"]

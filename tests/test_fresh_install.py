@@ -122,7 +122,7 @@ def test_a_clean_clone_runs_every_scenario_and_its_trace_tests(tmp_path):
     cli = str(python.parent / "scaling-env")
     bench = run([cli, "benchmark", "-p", "static,hpa", "--episodes", "1", "--workers", "2", "--no-progress"], clone)
     last = bench.stdout.strip().splitlines()[-1]
-    assert "done: 7 scenario(s)" in last and "nothing skipped" in last, bench.stdout
+    assert "done: 10 scenario(s)" in last and "nothing skipped" in last, bench.stdout
     # the trace and scenario tests: those of the shipped traces run; only those of other traces skip (not in CI)
     tests = run([str(python), "-m", "pytest", "-v", "-p", "no:cacheprovider", *TRACE_TESTS], clone)
     summary = tests.stdout.strip().splitlines()[-1]

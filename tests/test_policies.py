@@ -14,10 +14,10 @@ import pytest
 from agents import POLICIES, Policy, PolicyConfigError, make_policy
 from agents.actions import action_for_target
 from agents.references.oracle import OraclePolicy, _p95
-from agents.registry import CONFIG_DIR
+from agents.registry import CONFIG_DIR, PLATFORM_POLICIES
 from agents.rules.step_scaling import aws_percent_adjustment
 from scaling_env import EnvConfig, ServerlessScalingEnv, ServerlessScalingVectorEnv
-from scaling_env.fields import INFO_NAMES
+from scaling_env.fields import INFO_NAMES, OBSERVED_NAMES
 
 # every change from -20 to +20 is one action, so an action shows the policy's desired count exactly
 STEPS = tuple(range(-20, 21))
@@ -31,6 +31,9 @@ def make_info(n: int = 1, **values: float | list[float]) -> dict[str, np.ndarray
     info = {k: np.zeros(n) for k in INFO_NAMES}
     for k, v in values.items():
         info[k] = np.broadcast_to(np.asarray(v, dtype=np.float64), (n,)).copy()
+    for k in OBSERVED_NAMES:  # as the env delivers them with the default metrics section: as measured
+        if k in values and "observed_" + k not in values:
+            info["observed_" + k] = info[k].copy()
     if "instances_controlled" not in values:
         # as the env reports it with the default replacement of unhealthy instances (none kept in these infos)
         info["instances_controlled"] = info["instances_warm"] + info["instances_booting"] + info["instances_failed"]
@@ -215,7 +218,8 @@ def test_threshold_cooldown_starts_when_the_launched_instances_are_warm():
     assert run.step(cpu_utilization=0.9) == 2  # t = 420 s
 
 
-@pytest.mark.parametrize("name", sorted(set(POLICIES) - {"static", "oracle", "planner"}))
+# (the platform baselines leave that to the platform, which starts instances for requests: tests/test_platform*.py)
+@pytest.mark.parametrize("name", sorted(set(POLICIES) - {"static", "oracle", "planner"} - PLATFORM_POLICIES))
 def test_rule_policies_launch_an_instance_for_requests_with_nothing_running(name):
     cfg = CFG.with_updates({"scaling": {"min_instances": 0, "initial_instances": 0}})
     run = Run(make_policy(name, cfg), warm=0)
@@ -429,7 +433,8 @@ def test_oracle_costs_less_than_a_static_fleet_sized_for_the_peak_and_misses_the
 
 # ------------------------------------------------------------------------------------------ full episodes
 # the planner rolls out dozens of plans per decision: its full episodes are in tests/test_planner.py
-@pytest.mark.parametrize("name", sorted(set(POLICIES) - {"planner"}))
+# (the platform baselines run full episodes on the platform scenarios: tests/test_platform_policies.py)
+@pytest.mark.parametrize("name", sorted(set(POLICIES) - {"planner"} - PLATFORM_POLICIES))
 def test_every_policy_runs_full_episodes_in_the_vector_and_the_single_env(name):
     config = EnvConfig()
     episode(make_policy(name, config), config)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from scaling_env import EnvConfig, ServerlessScalingEnv, ServerlessScalingVectorEnv
+from scaling_env.fields import INFO_NAMES
 from scaling_env.sim.simulator import BatchSimulator
 from scaling_env.sim.snapshot import SnapshotError, state_fields
 
@@ -90,6 +91,47 @@ def test_simulator_restore_reproduces_the_trajectory_through_episode_ends(config
     for name, array in state_fields(sim).items():
         assert np.array_equal(array, snap.arrays[name]), name
     assert {"history", "prior", "ema", "control"} <= set(snap.arrays)  # the monitoring's record (monitoring.py)
+
+
+# the serverless platform mode (issue 17) keeps more state: scaling tokens, keep-alive, the activator's buffer and
+# its age, idle clocks, cold-start lengths and provisioned flags of the slots
+PLATFORM = EnvConfig.coerce(
+    {
+        "episode_steps": 30,
+        "step_seconds": 10.0,
+        "workload": {
+            "shape": {"kind": "random_walk", "start_rps": 30.0, "volatility": 0.8, "min_rps": 0.0},
+            "scale_jitter": 0.3,
+        },
+        "instances": {"concurrency": 2, "cold_start_seconds": 15.0, "cold_start_jitter": 0.5},
+        "scaling": {"min_instances": 0, "max_instances": 40, "scale_out_cooldown_seconds": 0.0},
+        "failures": {"mtbf_seconds": None},
+        "platform": {
+            "enabled": True,
+            "max_concurrency": 40,
+            "scale_rate_instances": 4,
+            "keep_alive_seconds": 25.0,
+            "initial_provisioned": 2,
+            "activator": True,
+        },
+    }
+)
+
+
+def test_platform_mode_restore_reproduces_the_trajectory_and_state():
+    sim = BatchSimulator(PLATFORM, num_envs=4)
+    sim.seed([1, 2, 3, 4])
+    sim.reset()
+    run_autoreset(sim, 0, 12)
+    snap = sim.get_state()
+    first = run_autoreset(sim, 12, 75)
+    throttled = INFO_NAMES.index("throttled")
+    assert sum(float(o[1][:, throttled].sum()) for o in first) > 0  # the limits were reached
+    sim.set_state(snap)
+    assert_same(first, run_autoreset(sim, 12, 75))
+    sim.set_state(snap)
+    for name, array in state_fields(sim).items():
+        assert np.array_equal(array, snap.arrays[name]), name
 
 
 def test_restore_into_another_cluster_and_another_simulator():

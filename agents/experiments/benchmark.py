@@ -51,6 +51,11 @@ DEFAULT_POLICIES = (
     "kpa",
     "predictive",
     "oracle",
+    # serverless platform mode (issue 17): they run on the platform scenarios only (agents.rules.provisioned.runs_on)
+    "provisioned_tracking",
+    "scheduled",
+    "fixed_keep_alive",
+    "hybrid_histogram",
 )
 DEFAULT_SCENARIOS = (
     "steady",
@@ -60,6 +65,10 @@ DEFAULT_SCENARIOS = (
     "cold_start_heavy",
     "memory_pressure",
     "noisy_trace",
+    # serverless platform mode (issue 17)
+    "sparse_bursts",
+    "daily_provisioned",
+    "scaling_rate_burst",
 )
 DEFAULT_SEED = 1000  # benchmark seeds start here; training seeds are kept below it (agents/experiments/train_config.py)
 DEFAULT_EPISODES = 20
@@ -112,7 +121,9 @@ def run_benchmark(
     """Run every policy on every scenario; returns (episode rows in a fixed order, plot data by scenario).
     The jobs run on ``executor`` (default: ``workers`` local processes)."""
     tdir = str(Path(traces_dir).resolve()) if traces_dir else None  # absolute: a Ray worker has its own cwd
-    jobs = [Job(str(Path(sc.path).resolve()), p, tuple(seeds), tdir) for sc in scenarios for p in policies]
+    jobs = [
+        Job(str(Path(sc.path).resolve()), p, tuple(seeds), tdir) for sc in scenarios for p in policies if fits(p, sc)
+    ]
     results: list[dict[str, Any] | None] = [None] * len(jobs)
     with task_bar(disable=not progress, transient=False) as bar:
         task = bar.add_task("benchmark", total=len(jobs))
@@ -135,6 +146,16 @@ def run_benchmark(
         plot["capacity"][job.policy] = res["warm_capacity_rps"]
     add_oracle_ratio(rows)
     return rows, plots
+
+
+def fits(policy: str, scenario: Scenario) -> bool:
+    """Whether the policy spec can control the scenario's env (``agents.rules.provisioned.runs_on``: the platform
+    baselines run on the platform scenarios, the instance-count policies everywhere else too); other pairs are
+    left out of the benchmark."""
+    from agents.registry import make_policy
+    from agents.rules.provisioned import runs_on
+
+    return runs_on(make_policy(policy, scenario.config, scenario=scenario.name), scenario.config)
 
 
 def add_oracle_ratio(rows: list[dict]) -> None:

@@ -69,11 +69,15 @@ class TargetTrackingPolicy(RulePolicy):
         self.alarms = self._per_cluster_part(AlarmPair(p.period_seconds, self.dt, high, low))
         self._per_cluster("in_until", 0.0)  # no scale-in before this time, s
 
+    def _metric(self, info: dict[str, Any]) -> np.ndarray:
+        """The tracked metric's values of this decision (a subclass may track another metric)."""
+        return metric_values(info, self.params.metric, self.dt)
+
     def _decide(
         self, obs: np.ndarray, info: dict[str, Any], fresh: np.ndarray, current: np.ndarray, now: np.ndarray
     ) -> None:
         p = self.params
-        high, low = self.alarms.update(metric_values(info, p.metric, self.dt), ~fresh)
+        high, low = self.alarms.update(self._metric(info), ~fresh)
         v = np.nan_to_num(self.alarms.last)
         wanted = np.ceil(current * v / p.target_value - 1e-9).astype(np.int64)  # 1e-9: 10 * 0.6 / 0.5 is 12
         out = high & (wanted > self.desired)

@@ -101,9 +101,12 @@ class ServerlessScalingEnv(gym.Env):
     * v0: the first registered version: the 19 observation fields, 5 reward terms and info keys above; the step
       is the phased kernel of ``scaling_env/sim/kernel.py``. Within v0, ``info["instances_controlled"]`` and the
       config field ``reward.slo_max_lost_share`` (default 0.05, the lost share that was a fixed 5 % before) were
-      added without changing any trajectory of the default config. Config sections ``observation`` (unset: the
-      v0 observation) and ``metrics`` (default: every metric delivered as measured, period one step, no delay)
-      and the ``observed_*`` info keys were added within v0 without changing any of its trajectories.
+      added without changing any trajectory of the default config. The config field ``simulator`` (``fast``, the
+      default, or ``request``: every request and instance event simulated at its exact time; docs/model.md "The
+      request-level backend", docs/fidelity.md) was added within v0 too; the default's trajectories are unchanged.
+      Config sections ``observation`` (unset: the v0 observation) and ``metrics`` (default: every metric
+      delivered as measured, period one step, no delay) and the ``observed_*`` info keys were added within v0
+      without changing any of its trajectories.
     * v1: the observation gains the 24 history fields above (moving averages of rate, CPU, memory and p95 over
       three time scales, their trends, lost shares and crashes, the fleet against the demand, the last scaling
       action), and the reset observation shows the initial fleet serving the first step's expected rate at

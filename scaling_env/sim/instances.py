@@ -41,6 +41,9 @@ INST_F_FIELDS: tuple[tuple[str, str], ...] = (
     ("c2_n", "queued requests in arrival cohort 2 (the newest)"),
     ("c2_old", "age of the oldest request of cohort 2, s"),
     ("c2_young", "age of the youngest request of cohort 2, s"),
+    # serverless platform mode (issue 17)
+    ("idle", "platform mode: seconds since the instance last served (keep-alive clock)"),
+    ("boot_len", "platform mode: length of the instance's cold start, s (what its waiting requests wait)"),
 )
 (
     F_TIMER,
@@ -59,6 +62,8 @@ INST_F_FIELDS: tuple[tuple[str, str], ...] = (
     F_C2_N,
     F_C2_OLD,
     F_C2_YOUNG,
+    F_IDLE,
+    F_BOOT_LEN,
 ) = range(len(INST_F_FIELDS))
 F_COHORTS = F_C0_N  # cohort c's (n, old, young) are columns F_COHORTS + 3c + (0, 1, 2)
 N_COHORTS = 3
@@ -70,8 +75,9 @@ INST_I_FIELDS: tuple[tuple[str, str], ...] = (
     ("checks", "consecutive failed health checks"),
     ("arrivals", "requests routed to the slot in the current step"),
     ("event", "per-step flag: 1 = becomes warm in this step, 2 = detected unhealthy in this step"),
+    ("prov", "platform mode: 1 = a provisioned (pre-warmed) instance, 0 = on demand"),
 )
-I_STATE, I_BACKLOG, I_CHECKS, I_ARRIVALS, I_EVENT = range(len(INST_I_FIELDS))
+I_STATE, I_BACKLOG, I_CHECKS, I_ARRIVALS, I_EVENT, I_PROV = range(len(INST_I_FIELDS))
 N_INST_I = check_columns("I_", tuple(f[0] for f in INST_I_FIELDS), globals())
 
 

@@ -20,6 +20,9 @@ The state comes in as two records (``state.State``, ``state.Outputs``); each pha
 9. ``advance_clocks``: cooldowns and time;
 10. ``finish_step``: metrics, observation, reward terms, truncation.
 
+With ``platform.enabled`` (the serverless platform mode, docs/model.md section 12) a cluster steps by another
+recipe, ``step_platform``: its phases are in ``platform.py``, and it shares arrivals, clocks and outputs.
+
 Counts of the step (arrivals, served, dropped, failed, crashes, ...) are tallied in the step's metrics row,
 which ``begin_step`` clears. The queueing model and its sources are written down in docs/model.md.
 """
@@ -54,10 +57,13 @@ from ..fields import (
     M_LAT_P95,
     M_MEM,
     M_MEM_MAX,
+    M_PROV_COST,
     M_SCALE_APPLIED,
     M_SCALE_REQ,
     M_SERVED,
     M_SLO_VIOLATED,
+    M_THROTTLED,
+    M_THROTTLED_SHARE,
     M_TIME,
     M_UNHEALTHY,
     M_WARM,
@@ -91,6 +97,7 @@ from ..fields import (
     R_FAILED,
     R_SCALING,
     R_SLO,
+    R_THROTTLED,
 )
 from .instances import (
     BOOTING,
@@ -120,13 +127,16 @@ from .instances import (
     scale_in,
 )
 from .load_balancer import balancer_queue, health_checks, pool_shares, route
-from .queueing import fifo_waits, fluid_segment, response_p95, stationary_wait
+from .platform import platform_action, platform_latency, platform_reset, serve_platform
+from .queueing import fifo_waits, fluid_segment, response_p95, stationary_wait, waiting_latency
 from .rng import binomial, poisson
 from .state import (
     E_CARRY,
     E_CD_IN,
     E_CD_OUT,
     E_HI,
+    E_PF_BUFFER,
+    E_PF_PROV,
     E_RR,
     E_STEP,
     E_TIME,
@@ -153,6 +163,7 @@ from .state import (
     P_MEM_LIMIT,
     P_MEM_REQ,
     P_MIN,
+    P_PLATFORM,
     P_POISSON,
     P_PRICE_INST_S,
     P_PRICE_REQ,
@@ -179,6 +190,9 @@ _KERNEL = {"cache": True, "_nrt": False}
 @njit(inline="always", **_KERNEL)
 def step_cluster(b, s, out, action):
     """One decision step of cluster b (``s``: ``state.State``, ``out``: ``state.Outputs``)."""
+    if s.params[b, P_PLATFORM] > 0.5:
+        step_platform(b, s, out, action)
+        return
     m = out.metrics
     t0 = s.env_state[b, E_TIME]
     k = int(s.env_state[b, E_STEP])
@@ -192,6 +206,27 @@ def step_cluster(b, s, out, action):
     waits = serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool)
     lifecycle(b, s, m, hi)
     backlog = latency(b, s, m, waits, t0 + dt)
+    advance_clocks(b, s, t0, dt, k)
+    finish_step(b, s, out, backlog_before + arrivals, backlog, t0 + dt, k)
+
+
+@njit(**_KERNEL)
+def step_platform(b, s, out, action):
+    """One decision step of cluster b in the request-driven platform mode (``platform.py``; docs/model.md 10):
+    the action changes the provisioned count (or the keep-alive), the arrivals are admitted on warm capacity or
+    on cold starts the platform launches, or are throttled or buffered; idle instances are reclaimed."""
+    m = out.metrics
+    t0 = s.env_state[b, E_TIME]
+    k = int(s.env_state[b, E_STEP])
+    dt = s.params[b, P_DT]
+    backlog_before = begin_step(b, s, m) + int(s.env_state[b, E_PF_BUFFER])
+    hi = platform_action(b, s, m, int(s.scale_steps[action]), int(s.env_state[b, E_HI]))
+    arrivals, _ = draw_arrivals(b, s, m, k)
+    hi, n_waited, wait_sum = serve_platform(b, s, m, hi, arrivals)
+    s.env_state[b, E_HI] = hi
+    count_states(b, s, m)
+    m[b, M_CONTROLLED] = s.env_state[b, E_PF_PROV]
+    backlog = platform_latency(b, s, m, n_waited, wait_sum, t0 + dt)
     advance_clocks(b, s, t0, dt, k)
     finish_step(b, s, out, backlog_before + arrivals, backlog, t0 + dt, k)
 
@@ -235,6 +270,8 @@ def reset_clusters(ids, initial, params, env_state, inst_f, inst_i, rng, expecte
         s.env_state[b, E_HI] = initial[j]
         out.metrics[b, :] = 0.0
         count_states(b, s, out.metrics)
+        if s.params[b, P_PLATFORM] > 0.5:
+            platform_reset(b, s, out.metrics)
         observe(b, s, out.metrics, out.obs)
 
 
@@ -681,14 +718,10 @@ def latency(b, s, m, waits, t_end):
         if lat_p95 > svc + t_end:  # (the bound below is at least svc + t_end: most steps need not compute it)
             lat_p95 = min(lat_p95, response_p95(svc, cv, 0.0, 0.0) + t_end)
         lat_p95 = max(lat_p95, lat_mean)
-    elif backlog > 0:
+    else:
         # nothing completed: report how long the queued requests have waited so far (the whole-request backlog
         # can be below the fluid queue that holds the ages, hence the bound)
-        lat_mean = svc + min(queued_age / backlog, t_end)
-        lat_p95 = lat_mean
-    else:
-        lat_mean = 0.0
-        lat_p95 = 0.0
+        lat_mean, lat_p95 = waiting_latency(svc, queued_age, backlog, t_end)
     m[b, M_LAT_MEAN] = lat_mean
     m[b, M_LAT_P95] = lat_p95
     m[b, M_BACKLOG] = backlog
@@ -713,15 +746,17 @@ def finish_step(b, s, out, handled, backlog, t_end, k):
     served = int(m[b, M_SERVED])
     dropped = int(m[b, M_DROPPED])
     failed = int(m[b, M_FAILED])
-    cost = m[b, M_INST_SECONDS] * p[b, P_PRICE_INST_S] + (served + failed) * p[b, P_PRICE_REQ]
-    # the SLO is on all of the step's requests: a dropped or failed request never gets an answer in time, so
-    # a lost share above reward.slo_max_lost_share is a violation even when the served ones were fast
-    lost_share = (dropped + failed) / handled if handled > 0 else 0.0
+    throttled = int(m[b, M_THROTTLED])  # (platform mode; 0 otherwise, as the provisioned cost)
+    cost = m[b, M_INST_SECONDS] * p[b, P_PRICE_INST_S] + (served + failed) * p[b, P_PRICE_REQ] + m[b, M_PROV_COST]
+    # the SLO is on all of the step's requests: a dropped, failed or throttled request never gets an answer in
+    # time, so a lost share above reward.slo_max_lost_share is a violation even when the served ones were fast
+    lost_share = (dropped + failed + throttled) / handled if handled > 0 else 0.0
     violated = 1.0 if m[b, M_LAT_P95] > p[b, P_SLO] or lost_share > p[b, P_SLO_LOST] else 0.0
     m[b, M_COST] = cost
     m[b, M_SLO_VIOLATED] = violated
     m[b, M_DROPPED_SHARE] = dropped / handled if handled > 0 else 0.0
     m[b, M_FAILED_SHARE] = min(failed / handled, 1.0) if handled > 0 else 0.0
+    m[b, M_THROTTLED_SHARE] = throttled / handled if handled > 0 else 0.0
     m[b, M_TIME] = t_end
     observe(b, s, m, out.obs)
     total = 0.0
@@ -747,6 +782,8 @@ def reward_term(j, b, p, m):
         return m[b, M_FAILED_SHARE], 1.0
     if j == R_SCALING:
         return abs(m[b, M_SCALE_APPLIED]), p[b, P_MAX_STEP]
+    if j == R_THROTTLED:
+        return m[b, M_THROTTLED_SHARE], 1.0
     return math.nan, 1.0  # a term without a value here makes the reward NaN, which every reward test catches
 
 

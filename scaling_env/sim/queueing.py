@@ -411,3 +411,14 @@ def response_p95(service_s: float, service_cv: float, mean_wait: float, p_wait: 
         if hi - lo < 1e-9 * hi:
             break
     return const + t
+
+
+@njit(cache=True)
+def waiting_latency(service_s: float, age_sum: float, backlog: int, t_end: float):
+    """(mean, p95) latency of a step that served nothing: how long its ``backlog`` queued requests have waited so
+    far (``age_sum`` request-s), at most the time since the episode start ``t_end``, plus a service time; (0, 0)
+    with nothing queued either (the kernel's and the platform mode's latency phases)."""
+    if backlog > 0:
+        lat = service_s + min(age_sum / backlog, t_end)
+        return lat, lat
+    return 0.0, 0.0

@@ -22,6 +22,7 @@ from .monitoring import Monitoring
 from .state import (  # noqa: F401  (P_DAY, P_HAZARD: re-exported, tests read these columns)
     E_CD_IN,
     E_CD_OUT,
+    E_PF_PROV,
     E_STEP,
     N_ENV_STATE,
     P_CLOCK0,
@@ -82,10 +83,50 @@ def config_params(config: EnvConfig) -> np.ndarray:
         "max_step": max(max(abs(s) for s in c.scaling.scale_steps), 1),
         "max_rps": c.scaling.max_instances * c.instances.concurrency / c.instances.service_seconds,
         "clock0": 0.0,
+        **platform_params(c),
     }
     for name in REWARD_NAMES:  # one weight per reward term, named like it
         values["weight_" + name] = getattr(c.reward.weights, name)
     return param_row(values)
+
+
+def platform_params(config: EnvConfig) -> dict[str, float]:
+    """The platform mode's parameter columns (``pf_*``; docs/model.md section 12)."""
+    pf = config.platform
+    provisioned_price_s = config.instances.instance_memory_gb * pf.provisioned_gb_second_usd
+    burst = pf.scale_rate_instances if pf.scale_burst_instances is None else pf.scale_burst_instances
+    return {
+        "platform": float(pf.enabled),
+        "pf_limit": pf.max_concurrency,
+        "pf_rate": pf.scale_rate_instances / pf.scale_rate_period_seconds,
+        "pf_burst": burst,
+        "pf_keep_alive": pf.keep_alive_seconds,
+        "pf_price_prov_s": provisioned_price_s,
+        "pf_price_prov_busy_s": pf.provisioned_duration_gb_second_usd,
+        "pf_control": float(pf.control == "keep_alive"),
+        "pf_ka_step": pf.keep_alive_step_seconds,
+        "pf_ka_max": pf.max_keep_alive_seconds,
+        "pf_activator": float(pf.activator),
+        "pf_buffer": pf.activator_capacity,
+        "pf_initial_prov": initial_provisioned(config),
+    }
+
+
+def initial_provisioned(config: EnvConfig) -> int:
+    """Provisioned instances at reset: ``platform.initial_provisioned`` within the bounds the action has."""
+    if not config.platform.enabled:
+        return 0
+    hi = min(config.scaling.max_instances, config.platform.max_concurrency)
+    return min(max(config.platform.initial_provisioned, config.scaling.min_instances), hi)
+
+
+def initial_instances(config: EnvConfig) -> int:
+    """Warm instances at reset: ``scaling.initial_instances`` clipped to the scaling bounds; in platform mode
+    the provisioned ones plus ``scaling.initial_instances`` on-demand ones, at most the concurrency limit."""
+    sc = config.scaling
+    if config.platform.enabled:
+        return min(initial_provisioned(config) + sc.initial_instances, config.platform.max_concurrency)
+    return min(max(sc.initial_instances, sc.min_instances), sc.max_instances)
 
 
 def outage_table(config: EnvConfig) -> np.ndarray:
@@ -167,8 +208,13 @@ class BatchSimulator:
             self.scale_steps,
         )
         self.outputs = Outputs(self.obs, self.metrics, self.rewards, self.reward_parts, self.truncated)
-        initial = min(max(config.scaling.initial_instances, config.scaling.min_instances), config.scaling.max_instances)
-        self._initial = initial
+        self._initial = initial_instances(config)
+        # simulator: request (issue 16): the request-level backend steps the same tables (sim/request)
+        self.backend = None
+        if config.simulator == "request":
+            from .request.backend import RequestBackend
+
+            self.backend = RequestBackend(self, parallel)
 
     @property
     def parallel(self) -> bool:
@@ -208,6 +254,8 @@ class BatchSimulator:
             self.rng[b] = np.uint64(gen.integers(0, 2**63 - 1, dtype=np.int64))
         initial = np.full(len(ids), self._initial, dtype=np.int64)
         reset_clusters(ids, initial, *self.state, *self.outputs)
+        if self.backend is not None:
+            self.backend.reset(ids)
         self.monitoring.after_reset(ids, self.params, self._arrival_table, self.metrics, self.obs)
         self.rewards[ids] = 0.0
         self.reward_parts[ids] = 0.0
@@ -217,7 +265,11 @@ class BatchSimulator:
         """Advance the clusters by one decision step. ``actions`` must be valid int64 indices; with ``active``
         (bool, (B,)) only those clusters step, the others keep their state and outputs."""
         active = self._all if active is None else active
-        self._kernel(actions, active, *self.state, *self.outputs)
+        if self.backend is not None:
+            self.backend.step(actions, active)
+        else:
+            self._kernel(actions, active, *self.state, *self.outputs)
+        # history and delivered metrics are computed from any backend's metrics row
         self.monitoring.after_step(active, self.params, self.env_state, self.metrics, self.obs)
 
     def step_autoreset(self, actions: np.ndarray) -> FinalStep | None:
@@ -270,6 +322,10 @@ class BatchSimulator:
         """
         live = self.controlled_counts()
         lo, hi = self.config.scaling.min_instances, self.config.scaling.max_instances
+        if self.config.platform.enabled:
+            if self.config.platform.control == "keep_alive":  # no bounds or cooldowns on the keep-alive
+                return np.ones((self.num_envs, self.num_actions), dtype=np.bool_)
+            hi = min(hi, self.config.platform.max_concurrency)
         change = bounded_changes(live[:, None], self.scale_steps[None, :].astype(np.int64), lo, hi)
         out_ok = self.env_state[:, E_CD_OUT] <= _EPS
         in_ok = self.env_state[:, E_CD_IN] <= _EPS
@@ -278,7 +334,9 @@ class BatchSimulator:
     def controlled_counts(self) -> np.ndarray:
         """(B,) instances the autoscaler controls: booting, warm, undetected failed, and unhealthy ones that are
         kept until their replacement starts (the count an action changes; ``instances.counted``). The same count
-        is ``info["instances_controlled"]`` after each step."""
+        is ``info["instances_controlled"]`` after each step. In platform mode: the provisioned count."""
+        if self.config.platform.enabled:
+            return self.env_state[:, E_PF_PROV].astype(np.int64)
         return counted_array(self.inst_i[:, :, I_STATE], self.inst_f[:, :, F_TIMER]).sum(axis=1)
 
     def states(self, b: int = 0) -> np.ndarray:
@@ -292,6 +350,7 @@ class BatchSimulator:
         states of the clusters' numpy generators."""
         from .snapshot import get_state
 
+        self._refuse_snapshot()
         return get_state(self, ids, generators)
 
     def set_state(self, snapshot, ids: np.ndarray | list[int] | None = None) -> None:
@@ -300,10 +359,31 @@ class BatchSimulator:
         actions reproduces the original trajectory bit for bit."""
         from .snapshot import set_state
 
+        self._refuse_snapshot()
         set_state(self, snapshot, ids)
 
     def fork(self, src_id: int, dst_ids: np.ndarray | list[int]) -> None:
         """Copy cluster ``src_id``'s state into clusters ``dst_ids`` (e.g. to roll out several plans from it)."""
         from .snapshot import fork
 
+        self._refuse_snapshot()
         fork(self, src_id, dst_ids)
+
+    def _refuse_snapshot(self) -> None:
+        """Snapshots cover the fast model's tables only: the request-level backend's requests in flight (its heap
+        and waiting rooms) are not part of them, so a restore would silently lose them."""
+        if self.backend is not None:
+            from .snapshot import SnapshotError
+
+            raise SnapshotError(
+                "snapshot/restore/fork is not supported with simulator: request (its requests in service and "
+                "waiting are not in the snapshot tables); use simulator: fast for planning"
+            )
+
+    def latency_by_arrival(self) -> np.ndarray:
+        """simulator: request only. (B, episode_steps, 2): for the requests that arrived in each step of the current
+        episode and have completed so far, (count, mean response time s, NaN if none): latency by the step a
+        request arrived in, beside info's latency by the step it completed in."""
+        if self.backend is None:
+            raise ValueError("latency_by_arrival needs simulator: request (the fast model has no requests)")
+        return self.backend.latency_by_arrival()

@@ -70,6 +70,20 @@ PARAM_FIELDS: tuple[tuple[str, str], ...] = (
     ("max_step", "max |scale_steps| (scale of the scaling term)"),
     ("max_rps", "capacity of max_instances, requests/s (scale of the rate observation)"),
     ("clock0", "clock at the episode start, s (set per episode)"),
+    # serverless platform mode (issue 17; config.PlatformConfig)
+    ("platform", "1: request-driven platform mode (sim/platform.py), 0: the pool the policy scales"),
+    ("pf_limit", "most instances at once (platform.max_concurrency)"),
+    ("pf_rate", "new instances the scaling rate allows per second"),
+    ("pf_burst", "size of the scaling rate's token bucket, instances"),
+    ("pf_keep_alive", "keep-alive at reset, s"),
+    ("pf_price_prov_s", "USD per provisioned instance-second"),
+    ("pf_price_prov_busy_s", "USD per busy second of a provisioned instance (duration price)"),
+    ("pf_control", "0: the action changes the provisioned count, 1: the keep-alive"),
+    ("pf_ka_step", "keep-alive change per unit of scale_steps, s"),
+    ("pf_ka_max", "largest keep-alive, s"),
+    ("pf_activator", "1: requests with no capacity are buffered by the activator, not throttled"),
+    ("pf_buffer", "activator capacity, requests"),
+    ("pf_initial_prov", "provisioned instances at reset"),
 )
 (
     P_DT,
@@ -105,6 +119,19 @@ PARAM_FIELDS: tuple[tuple[str, str], ...] = (
     P_MAX_STEP,
     P_MAX_RPS,
     P_CLOCK0,
+    P_PLATFORM,
+    P_PF_LIMIT,
+    P_PF_RATE,
+    P_PF_BURST,
+    P_PF_KEEP_ALIVE,
+    P_PF_PRICE_PROV_S,
+    P_PF_PRICE_PROV_BUSY_S,
+    P_PF_CONTROL,
+    P_PF_KA_STEP,
+    P_PF_KA_MAX,
+    P_PF_ACTIVATOR,
+    P_PF_BUFFER,
+    P_PF_INITIAL_PROV,
 ) = range(len(PARAM_FIELDS))
 check_columns("P_", tuple(f[0] for f in PARAM_FIELDS), globals())
 # the reward weights follow, one column per reward term in the order of fields.REWARD_NAMES: term j's weight is
@@ -122,8 +149,27 @@ ENV_STATE_FIELDS: tuple[tuple[str, str], ...] = (
     ("rr", "round-robin pointer of the load balancer"),
     ("hi", "1 + the highest slot in use (loops over slots stop there)"),
     ("carry", "deterministic arrivals: the fraction of a request carried to the next step"),
+    # serverless platform mode (issue 17)
+    ("pf_prov", "provisioned instances configured (the count the action changes)"),
+    ("pf_tokens", "new instances the scaling rate allows now (token bucket)"),
+    ("pf_keep_alive", "keep-alive in force, s"),
+    ("pf_buffer", "requests held by the activator"),
+    ("pf_buffer_age", "total time the activator's requests have waited so far, request-s"),
 )
-E_TIME, E_STEP, E_CD_OUT, E_CD_IN, E_RR, E_HI, E_CARRY = range(len(ENV_STATE_FIELDS))
+(
+    E_TIME,
+    E_STEP,
+    E_CD_OUT,
+    E_CD_IN,
+    E_RR,
+    E_HI,
+    E_CARRY,
+    E_PF_PROV,
+    E_PF_TOKENS,
+    E_PF_KEEP_ALIVE,
+    E_PF_BUFFER,
+    E_PF_BUFFER_AGE,
+) = range(len(ENV_STATE_FIELDS))
 N_ENV_STATE = check_columns("E_", tuple(f[0] for f in ENV_STATE_FIELDS), globals())
 
 State = namedtuple("State", "params env_state inst_f inst_i rng expected outages scale_steps")

@@ -1,0 +1,420 @@
+"""The phases of the request-driven serverless platform mode (``platform.enabled``; issue 17).
+
+In this mode the platform, not the policy, starts on-demand instances: a request that finds no free capacity
+starts one and waits for its cold start (AWS Lambda: each execution environment serves one request at a time;
+Cloud Run / Knative: ``instances.concurrency`` at once), up to a concurrency limit (``pf_limit`` instances) and a
+scaling rate (a token bucket: ``pf_burst`` instances, refilled at ``pf_rate`` per second, as Lambda refills its
+1,000 per 10 s continuously without accruing more). Past either limit a request is throttled (HTTP 429), or,
+with Knative's activator, buffered until capacity frees. Idle on-demand instances are reclaimed
+``keep_alive`` seconds after the step in which they last served. The action sets the provisioned (pre-warmed)
+count, billed at its own price whether used or not, or the keep-alive. The recipe that calls these phases is
+``kernel.step_platform``; the model and its sources are docs/model.md section 12.
+
+A step is accounted in whole requests, per cluster, with loops over the slots only (no per-request work):
+
+- the warm instances at the step start take up to ``conc * dt / svc`` requests each (Little's law: the
+  concurrency of the step's requests is ``A * svc / dt``), provisioned ones first, then on-demand ones in slot
+  order (packing, so that spare instances stay idle and are reclaimed);
+- the rest need new instances: as many as their concurrency during the cold start needs,
+  ``min(ceil(R * (boot + svc) / (dt * conc)), ceil(R / conc))``, at most the room under the concurrency limit
+  and the scaling tokens; the requests that triggered a cold start (``conc`` per new instance) wait exactly its
+  length; with fewer instances than needed, the same share of the rest is admitted and the others throttled.
+"""
+
+from __future__ import annotations
+
+import math
+
+from numba import njit
+
+from ..fields import (
+    M_BACKLOG,
+    M_BILLED,
+    M_BLOCKED,
+    M_BUFFERED,
+    M_COLD_STARTS,
+    M_COLD_WAITS,
+    M_CONTROLLED,
+    M_CPU,
+    M_CPU_MAX,
+    M_INST_SECONDS,
+    M_KEEP_ALIVE,
+    M_LAT_MEAN,
+    M_LAT_P95,
+    M_MEM,
+    M_MEM_MAX,
+    M_PROV_COST,
+    M_PROV_UTIL,
+    M_PROVISIONED,
+    M_RECLAIMED,
+    M_SCALE_APPLIED,
+    M_SCALE_REQ,
+    M_SERVED,
+    M_THROTTLED,
+)
+from .instances import (
+    BOOTING,
+    F_BOOT_LEN,
+    F_IDLE,
+    F_TIMER,
+    I_BACKLOG,
+    I_EVENT,
+    I_PROV,
+    I_STATE,
+    OFF,
+    WARM,
+    bounded_change,
+    launch,
+)
+from .queueing import response_p95, waiting_latency
+from .state import (
+    E_CD_IN,
+    E_CD_OUT,
+    E_HI,
+    E_PF_BUFFER,
+    E_PF_BUFFER_AGE,
+    E_PF_KEEP_ALIVE,
+    E_PF_PROV,
+    E_PF_TOKENS,
+    P_BOOT_JITTER,
+    P_BOOT_MEAN,
+    P_CD_IN,
+    P_CD_OUT,
+    P_CONC,
+    P_DT,
+    P_MAX,
+    P_MEM_BASE,
+    P_MEM_LIMIT,
+    P_MEM_REQ,
+    P_MIN,
+    P_PF_ACTIVATOR,
+    P_PF_BUFFER,
+    P_PF_BURST,
+    P_PF_CONTROL,
+    P_PF_INITIAL_PROV,
+    P_PF_KA_MAX,
+    P_PF_KA_STEP,
+    P_PF_KEEP_ALIVE,
+    P_PF_LIMIT,
+    P_PF_PRICE_PROV_BUSY_S,
+    P_PF_PRICE_PROV_S,
+    P_PF_RATE,
+    P_SVC,
+    P_SVC_CV,
+)
+
+_EPS = 1e-9
+_KERNEL = {"cache": True, "_nrt": False}  # as kernel._KERNEL: nothing here allocates
+_NEW = 7  # I_EVENT mark of a slot launched in the current call of ``start``
+
+
+@njit(**_KERNEL)
+def platform_reset(b, s, m):
+    """At reset: the first ``pf_initial_prov`` of the warm instances are the provisioned ones; full scaling
+    tokens, the configured keep-alive, an empty activator; the reset's info shows the provisioned count (as the
+    count the action changes) and the keep-alive."""
+    p, env = s.params, s.env_state
+    n_prov = int(p[b, P_PF_INITIAL_PROV])
+    for i in range(n_prov):
+        s.inst_i[b, i, I_PROV] = 1
+    env[b, E_PF_PROV] = n_prov
+    env[b, E_PF_TOKENS] = p[b, P_PF_BURST]
+    env[b, E_PF_KEEP_ALIVE] = p[b, P_PF_KEEP_ALIVE]
+    env[b, E_PF_BUFFER] = 0.0
+    env[b, E_PF_BUFFER_AGE] = 0.0
+    m[b, M_CONTROLLED] = n_prov
+    m[b, M_PROVISIONED] = n_prov
+    m[b, M_KEEP_ALIVE] = env[b, E_PF_KEEP_ALIVE]
+
+
+@njit(**_KERNEL)
+def start(b, s, count, hi, prov):
+    """Launch ``count`` cold starts (``instances.launch``) as provisioned (``prov``) or on-demand instances;
+    returns (started, new slot bound). The new slots are marked ``I_EVENT = _NEW`` until ``serve_platform``."""
+    inst_f, inst_i = s.inst_f, s.inst_i
+    if count <= 0:
+        return 0, hi
+    for i in range(hi):  # launch takes the lowest OFF slots: tell the new ones from those booting already
+        if inst_i[b, i, I_STATE] == BOOTING:
+            inst_i[b, i, I_EVENT] = 1
+    started, top = launch(inst_f, inst_i, s.rng, b, count, s.params[b, P_BOOT_MEAN], s.params[b, P_BOOT_JITTER])
+    for i in range(top):
+        if inst_i[b, i, I_STATE] == BOOTING and inst_i[b, i, I_EVENT] != 1 and inst_i[b, i, I_EVENT] != _NEW:
+            inst_i[b, i, I_EVENT] = _NEW
+            inst_i[b, i, I_PROV] = 1 if prov else 0
+            inst_f[b, i, F_BOOT_LEN] = inst_f[b, i, F_TIMER]
+            inst_f[b, i, F_IDLE] = 0.0
+    for i in range(hi):
+        if inst_i[b, i, I_EVENT] == 1:
+            inst_i[b, i, I_EVENT] = 0
+    return started, max(hi, top)
+
+
+@njit(**_KERNEL)
+def live_counts(b, s, hi):
+    """(live instances, live provisioned instances): booting or warm."""
+    live = 0
+    prov = 0
+    for i in range(hi):
+        st = s.inst_i[b, i, I_STATE]
+        if st == BOOTING or st == WARM:
+            live += 1
+            prov += s.inst_i[b, i, I_PROV]
+    return live, prov
+
+
+@njit(**_KERNEL)
+def platform_action(b, s, m, requested, hi):
+    """1. The action changes the provisioned count (bounded by [min, min(max, limit)], blocked by the cooldowns as
+    in ``kernel.apply_action``) or the keep-alive; then provisioned instances are launched or stopped to match
+    the count (under the concurrency limit; provisioned capacity does not use the scaling tokens). Returns the
+    new slot bound."""
+    p, env, inst_i = s.params, s.env_state, s.inst_i
+    applied = 0.0
+    blocked = 0
+    if p[b, P_PF_CONTROL] < 0.5:
+        target = int(env[b, E_PF_PROV])
+        change = bounded_change(target, requested, int(p[b, P_MIN]), min(int(p[b, P_MAX]), int(p[b, P_PF_LIMIT])))
+        if (change > 0 and env[b, E_CD_OUT] > _EPS) or (change < 0 and env[b, E_CD_IN] > _EPS):
+            blocked = 1
+        elif change != 0:
+            env[b, E_PF_PROV] = target + change
+            applied = change
+            if change > 0:
+                env[b, E_CD_OUT] = p[b, P_CD_OUT]
+            else:
+                env[b, E_CD_IN] = p[b, P_CD_IN]
+    else:
+        old = env[b, E_PF_KEEP_ALIVE]
+        wanted = old + requested * p[b, P_PF_KA_STEP]
+        new = min(max(wanted, 0.0), p[b, P_PF_KA_MAX])
+        env[b, E_PF_KEEP_ALIVE] = new
+        # in units of scale_steps (a bound may cut the change; computed so that it never exceeds the request)
+        applied = float(requested) if new == wanted else min(abs((new - old) / p[b, P_PF_KA_STEP]), abs(requested))
+        if new < old:
+            applied = -abs(applied)
+    m[b, M_SCALE_REQ] = requested
+    m[b, M_SCALE_APPLIED] = applied
+    m[b, M_BLOCKED] = blocked
+    live, prov = live_counts(b, s, hi)
+    target = int(env[b, E_PF_PROV])
+    if prov < target:
+        started, hi = start(b, s, min(target - prov, int(p[b, P_PF_LIMIT]) - live), hi, True)
+        m[b, M_COLD_STARTS] += started
+    elif prov > target:
+        # stop the surplus: booting ones first, then warm ones, highest slot first (they hold no requests)
+        surplus = prov - target
+        for phase in range(2):
+            want = BOOTING if phase == 0 else WARM
+            for j in range(hi):
+                i = hi - 1 - j
+                if surplus > 0 and inst_i[b, i, I_PROV] == 1 and inst_i[b, i, I_STATE] == want:
+                    inst_i[b, i, I_STATE] = OFF
+                    inst_i[b, i, I_PROV] = 0
+                    surplus -= 1
+    return hi
+
+
+@njit(**_KERNEL)
+def admit(b, s, m, hi, arrivals, n_warm, n_live):
+    """2. The step's requests (the activator's buffer first, then the arrivals) on warm capacity, on new
+    instances, in the activator's buffer, or throttled. Returns (taken by warm instances, admitted on new
+    instances without a cold-start wait, buffered requests served and their total wait s, new slot bound)."""
+    p, env, inst_i = s.params, s.env_state, s.inst_i
+    dt = p[b, P_DT]
+    conc = int(p[b, P_CONC])
+    svc = p[b, P_SVC]
+    per_inst = conc * dt / svc  # requests one instance completes in a step at full concurrency
+    buffered = int(env[b, E_PF_BUFFER])
+    total = buffered + arrivals
+    x_w = min(total, int(math.floor(n_warm * per_inst + _EPS)))
+    rest = total - x_w
+    # the buffer is served first (FIFO): the part of it that found capacity, with its age
+    buf_served = min(buffered, x_w)
+    # scaling tokens: refilled continuously up to the bucket's size
+    tokens = min(env[b, E_PF_TOKENS] + p[b, P_PF_RATE] * dt, p[b, P_PF_BURST])
+    admitted = 0
+    quick = 0
+    if rest > 0:
+        need = min(
+            int(math.ceil(rest * (p[b, P_BOOT_MEAN] + svc) / (dt * conc) - _EPS)), int(math.ceil(rest / conc - _EPS))
+        )
+        n_new = max(min(need, int(p[b, P_PF_LIMIT]) - n_live, int(math.floor(tokens + _EPS))), 0)
+        started, hi = start(b, s, n_new, hi, False)
+        tokens -= started
+        m[b, M_COLD_STARTS] += started
+        admitted = rest if started >= need else (rest * started) // need
+        if started > 0:
+            # the requests that triggered the cold starts wait for them (conc per instance); the rest of the
+            # admitted ones arrive when the new instances are warm
+            waiting = min(admitted, started * conc)
+            quick = admitted - waiting
+            share = waiting // started
+            extra = waiting - share * started
+            for i in range(hi):
+                if inst_i[b, i, I_EVENT] == _NEW and inst_i[b, i, I_PROV] == 0:
+                    inst_i[b, i, I_BACKLOG] = share + (1 if extra > 0 else 0)
+                    extra -= 1
+        if buffered > buf_served:  # buffered requests admitted on new instances without a cold-start wait
+            buf_served += min(buffered - buf_served, quick)
+    env[b, E_PF_TOKENS] = tokens
+    over = rest - admitted
+    keep = 0
+    if p[b, P_PF_ACTIVATOR] > 0.5:
+        keep = min(over, int(p[b, P_PF_BUFFER]))
+    m[b, M_THROTTLED] = over - keep
+    # ages: requests of the buffer have waited their age plus this step until served; a newly buffered request
+    # arrived on average half a step before the step's end (arrivals are spread over the step)
+    age = env[b, E_PF_BUFFER_AGE]
+    buf_wait = age * buf_served / buffered if buffered > 0 else 0.0
+    old_kept = min(buffered - buf_served, keep)
+    env[b, E_PF_BUFFER_AGE] = (age - buf_wait) * (old_kept / max(buffered - buf_served, 1)) + old_kept * dt
+    env[b, E_PF_BUFFER_AGE] += (keep - old_kept) * 0.5 * dt
+    env[b, E_PF_BUFFER] = keep
+    m[b, M_BUFFERED] = keep
+    return x_w, quick, buf_served, buf_wait, hi
+
+
+@njit(**_KERNEL)
+def boots(b, s, m, hi):
+    """3. Cold starts that end in the step: their waiting requests are served, each after exactly the cold
+    start it triggered; the instance is warm (and has just served) at the step end. Returns (requests served,
+    their total wait s)."""
+    inst_f, inst_i = s.inst_f, s.inst_i
+    dt = s.params[b, P_DT]
+    served = 0
+    wait = 0.0
+    for i in range(hi):
+        if inst_i[b, i, I_STATE] != BOOTING:
+            continue
+        inst_i[b, i, I_EVENT] = 0
+        if inst_f[b, i, F_TIMER] <= dt + _EPS:
+            q = inst_i[b, i, I_BACKLOG]
+            served += q
+            wait += q * inst_f[b, i, F_BOOT_LEN]
+            inst_i[b, i, I_BACKLOG] = 0
+            inst_i[b, i, I_STATE] = WARM
+            inst_f[b, i, F_TIMER] = 0.0
+            inst_f[b, i, F_IDLE] = 0.0
+        else:
+            inst_f[b, i, F_TIMER] -= dt
+    m[b, M_COLD_WAITS] = served
+    return served, wait
+
+
+@njit(**_KERNEL)
+def keep_alive_and_bill(b, s, m, hi, x_w, was_warm_hi):
+    """4. The warm instances that served (provisioned first, then on demand in slot order) restart their idle
+    clock; idle on-demand ones are reclaimed ``keep_alive`` s after they last served, and billed until then;
+    provisioned instances are billed at their own price whether used or not, plus the duration of the requests
+    they ran. Fills CPU, memory, billing and the provisioned metrics."""
+    p, env, inst_f, inst_i = s.params, s.env_state, s.inst_f, s.inst_i
+    dt = p[b, P_DT]
+    conc = int(p[b, P_CONC])
+    svc = p[b, P_SVC]
+    per_inst = conc * dt / svc
+    keep_alive = env[b, E_PF_KEEP_ALIVE]
+    n_prov_warm = 0
+    for i in range(was_warm_hi):
+        if inst_i[b, i, I_STATE] == WARM and inst_i[b, i, I_EVENT] == 2 and inst_i[b, i, I_PROV] == 1:
+            n_prov_warm += 1
+    x_prov = min(x_w, int(math.floor(n_prov_warm * per_inst + _EPS)))
+    n_busy = int(math.ceil(x_w / per_inst - _EPS)) if x_w > 0 else 0  # warm instances that take the requests
+    busy_left = n_busy - min(n_busy, n_prov_warm)  # of them on demand
+    od_seconds = 0.0
+    prov_seconds = 0.0
+    billed = 0
+    reclaimed = 0
+    for i in range(hi):
+        st = inst_i[b, i, I_STATE]
+        if st == OFF:
+            continue
+        if inst_i[b, i, I_PROV] == 1:
+            prov_seconds += dt
+            billed += 1
+            continue
+        bill = dt
+        if st == WARM and inst_i[b, i, I_EVENT] == 2:  # warm at the step start, on demand
+            if busy_left > 0:
+                busy_left -= 1
+                inst_f[b, i, F_IDLE] = 0.0
+            else:
+                idle = inst_f[b, i, F_IDLE]
+                if idle + dt >= keep_alive - _EPS:  # reclaimed keep_alive s after it last served
+                    bill = max(keep_alive - idle, 0.0)
+                    inst_i[b, i, I_STATE] = OFF
+                    reclaimed += 1
+                else:
+                    inst_f[b, i, F_IDLE] = idle + dt
+        inst_i[b, i, I_EVENT] = 0
+        od_seconds += bill
+        if bill > 0.0:
+            billed += 1
+    gb = p[b, P_MEM_LIMIT] / 1024.0
+    busy_prov_s = x_prov * svc / conc
+    m[b, M_PROV_COST] = prov_seconds * p[b, P_PF_PRICE_PROV_S] + busy_prov_s * gb * p[b, P_PF_PRICE_PROV_BUSY_S]
+    target = env[b, E_PF_PROV]
+    m[b, M_PROVISIONED] = target
+    m[b, M_PROV_UTIL] = busy_prov_s / (dt * target) if target > 0 else 0.0
+    m[b, M_KEEP_ALIVE] = keep_alive
+    m[b, M_RECLAIMED] = reclaimed
+    m[b, M_INST_SECONDS] = od_seconds
+    m[b, M_BILLED] = billed
+    if n_busy > 0:
+        cpu = x_w / (n_busy * per_inst)
+        cpu_max = min(x_w / per_inst, 1.0)
+        m[b, M_CPU] = cpu
+        m[b, M_CPU_MAX] = cpu_max
+        m[b, M_MEM] = (p[b, P_MEM_BASE] + p[b, P_MEM_REQ] * cpu * conc) / p[b, P_MEM_LIMIT]
+        m[b, M_MEM_MAX] = (p[b, P_MEM_BASE] + p[b, P_MEM_REQ] * cpu_max * conc) / p[b, P_MEM_LIMIT]
+
+
+@njit(**_KERNEL)
+def serve_platform(b, s, m, hi, arrivals):
+    """2-4 of the platform step: admission, cold starts, keep-alive and billing. Returns (new slot bound, requests
+    that waited, their total wait s)."""
+    inst_i = s.inst_i
+    n_warm = 0
+    for i in range(hi):  # the instances warm at the step start (I_EVENT = 2 marks them for the billing)
+        if inst_i[b, i, I_STATE] == WARM:
+            inst_i[b, i, I_EVENT] = 2
+            n_warm += 1
+    was_warm_hi = hi
+    n_live, _ = live_counts(b, s, hi)
+    x_w, quick, buf_served, buf_wait, hi = admit(b, s, m, hi, arrivals, n_warm, n_live)
+    cold_served, cold_wait = boots(b, s, m, hi)
+    keep_alive_and_bill(b, s, m, hi, x_w, was_warm_hi)
+    m[b, M_SERVED] = x_w + quick + cold_served
+    return hi, cold_served + buf_served, cold_wait + buf_wait
+
+
+@njit(**_KERNEL)
+def platform_latency(b, s, m, n_waited, wait_sum, t_end):
+    """5. Mean and p95 response time of the step's served requests: the service time, plus for the share that
+    waited (for a cold start, in the activator) their wait. Nothing served: how long the waiting requests have
+    waited so far. Returns the backlog at the step end (requests waiting for cold starts, and buffered)."""
+    p, env, inst_f, inst_i = s.params, s.env_state, s.inst_f, s.inst_i
+    svc = p[b, P_SVC]
+    cv = p[b, P_SVC_CV]
+    backlog = int(env[b, E_PF_BUFFER])
+    age = env[b, E_PF_BUFFER_AGE]
+    for i in range(int(env[b, E_HI])):
+        q = inst_i[b, i, I_BACKLOG]
+        if q > 0:
+            backlog += q
+            age += q * (inst_f[b, i, F_BOOT_LEN] - inst_f[b, i, F_TIMER])
+    served = int(m[b, M_SERVED])
+    svc_p95 = response_p95(svc, cv, 0.0, 0.0)
+    if served > 0:
+        lat_mean = svc + wait_sum / served
+        lat_p95 = svc_p95
+        if n_waited > 0.05 * served:
+            # more than 5 % waited: the p95 is about their (deterministic) wait plus the service p95
+            lat_p95 = svc_p95 + wait_sum / n_waited
+        lat_p95 = max(lat_p95, lat_mean)
+    else:
+        lat_mean, lat_p95 = waiting_latency(svc, age, backlog, t_end)
+    m[b, M_LAT_MEAN] = lat_mean
+    m[b, M_LAT_P95] = lat_p95
+    m[b, M_BACKLOG] = backlog
+    return backlog
