@@ -15,13 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sb3_contrib import MaskablePPO
-from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 
 from agents.experiments.evaluate import load_scenario_configs
 from agents.experiments.train import EpisodeMetrics, make_training_env
 from agents.experiments.train_config import load_train_config
+from agents.learned.ppo import algo_class
 
 
 class RolloutTimer(BaseCallback):
@@ -57,8 +56,7 @@ def main() -> None:
     torch.set_num_threads(cfg.torch_threads)
     scenarios = load_scenario_configs(cfg.scenarios)
     base, venv = make_training_env(cfg, scenarios)
-    algo = MaskablePPO if cfg.algo == "maskable_ppo" else PPO
-    model = algo("MlpPolicy", venv, seed=cfg.seed, device=cfg.device, **cfg.algo_kwargs())
+    model = algo_class(cfg.algo)(cfg.policy_name, venv, seed=cfg.seed, device=cfg.device, **cfg.algo_kwargs())
     per_rollout = cfg.n_envs * cfg.ppo.n_steps
     timer = RolloutTimer()
     t0 = time.perf_counter()

@@ -266,7 +266,7 @@ def train(
     ] = None,
     seed: Annotated[Optional[int], typer.Option(min=0, help="training seed (cluster i starts from seed + i)")] = None,
     total_timesteps: Annotated[Optional[int], typer.Option(min=1, help="env steps over all clusters")] = None,
-    algo: Annotated[Optional[str], typer.Option(help="ppo or maskable_ppo")] = None,
+    algo: Annotated[Optional[str], typer.Option(help="ppo, maskable_ppo or recurrent_ppo")] = None,
     set_: Annotated[
         Optional[list[str]],
         typer.Option("--set", help="override a config value: dotted.key=value (value in YAML), repeatable"),

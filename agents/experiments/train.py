@@ -1,4 +1,4 @@
-"""Train PPO (or sb3-contrib's MaskablePPO) on the native batched env; one folder per run.
+"""Train PPO (or sb3-contrib's MaskablePPO or RecurrentPPO) on the native batched env; one folder per run.
 
 Read top to bottom: the run folder, the envs, our TensorBoard metrics, the periodic evaluation, then
 :func:`train` (a new run) and :func:`resume` (continue a run from its last checkpoint), which share
@@ -53,11 +53,9 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
-from sb3_contrib import MaskablePPO
-from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import configure
-from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
+from stable_baselines3.common.vec_env import VecFrameStack, VecMonitor, VecNormalize
 from tqdm import TqdmExperimentalWarning
 
 from scaling_env.config import ConfigError, EnvConfig, read_yaml_mapping
@@ -73,7 +71,16 @@ from scaling_env.files import (
     write_manifest,
 )
 
-from ..learned.ppo import PPOPolicy, load_sb3_model, load_vecnormalize, manifest_path, vecnormalize_path
+from ..learned.ppo import (
+    PPOPolicy,
+    algo_class,
+    apply_env_overrides,
+    load_sb3_model,
+    load_vecnormalize,
+    manifest_path,
+    vecnormalize_path,
+)
+from ..learned.shaping import FlapPenalty
 from .evaluate import load_scenario_configs, run_policy_episodes
 from .progress import StepProgress
 from .tables import summarise_episodes
@@ -193,12 +200,16 @@ def append_command(path: Path, command: str) -> None:
 
 # ------------------------------------------------------------------------------------------------ envs
 def make_training_env(cfg: TrainConfig, scenarios: Scenarios, stats_path: Path | None = None) -> tuple[Any, Any]:
-    """(the native SB3 VecEnv, the same wrapped in VecMonitor and VecNormalize as the model sees it).
+    """(the native SB3 VecEnv, the same wrapped as the model sees it: FlapPenalty if ``reward_shaping`` is on,
+    VecMonitor, VecNormalize, VecFrameStack if ``frame_stack`` > 1, in this order as rl-baselines3-zoo does).
 
     The clusters are split evenly among the training scenarios. ``stats_path``: continue these VecNormalize
     statistics (a resume); ConfigError names the file if they are missing but needed, or unreadable."""
     base = ServerlessScalingVecEnv(cfg.n_envs, [config for _, config in scenarios])
-    venv: Any = VecMonitor(base)
+    venv: Any = base
+    if cfg.reward_shaping.active:
+        venv = FlapPenalty(base, cfg.reward_shaping.blocked, cfg.reward_shaping.reversal)
+    venv = VecMonitor(venv)
     norm = cfg.normalize
     if stats_path is not None and (norm.obs or norm.reward):
         if not stats_path.is_file():
@@ -217,6 +228,8 @@ def make_training_env(cfg: TrainConfig, scenarios: Scenarios, stats_path: Path |
             clip_reward=norm.clip_reward,
             gamma=cfg.ppo.gamma,
         )
+    if cfg.frame_stack > 1:
+        venv = VecFrameStack(venv, cfg.frame_stack)
     return base, venv
 
 
@@ -407,6 +420,7 @@ class PeriodicEval(BaseCallback):
         self.paths = paths
         self.every = max(cfg.eval_freq // cfg.n_envs, 1)
         self.best = best_evaluation(paths.evaluations)  # a resumed run keeps its best so far
+        self.n_obs = int(ServerlessScalingVecEnv(1, scenarios[0][1]).observation_space.shape[0])
 
     def _on_step(self) -> bool:
         if _due(self.num_timesteps, self.cfg.n_envs, self.every):
@@ -417,7 +431,9 @@ class PeriodicEval(BaseCallback):
         vec_normalize = self.model.get_vec_normalize_env()
         rows = []
         for name, config in self.scenarios:
-            policy = PPOPolicy(config, model=self.model, vec_normalize=vec_normalize, source="(training)")
+            policy = PPOPolicy(
+                config, model=self.model, vec_normalize=vec_normalize, source="(training)", n_obs=self.n_obs
+            )
             episodes = run_policy_episodes(policy, config, self.cfg.n_eval_episodes, self.cfg.eval_seed)
             rows.append({"timesteps": self.num_timesteps, "scenario": name, **summarise_episodes(episodes)})
         mean_reward = float(np.mean([r["reward"] for r in rows]))
@@ -604,8 +620,7 @@ def load_checkpoint(cfg: TrainConfig, paths: RunPaths, steps: int, train: Scenar
     kwargs = cfg.algo_kwargs()
     # the config's schedules replace the pickled ones (the same, unless the code that made them changed)
     schedules = {k: kwargs[k] for k in ("learning_rate", "clip_range")}
-    algo = MaskablePPO if cfg.algo == "maskable_ppo" else PPO
-    model = load_sb3_model(algo, model_path, env=venv, device=cfg.device, custom_objects=schedules)
+    model = load_sb3_model(algo_class(cfg.algo), model_path, env=venv, device=cfg.device, custom_objects=schedules)
     if int(model.num_timesteps) != steps:
         raise ConfigError(f"{model_path}: holds {model.num_timesteps:,} steps, its name says {steps:,}")
     model.set_random_seed(cfg.seed + model.num_timesteps)  # torch, numpy, action space
@@ -630,10 +645,11 @@ def learn(
     raises KeyboardInterrupt, only once it is saved; if it cannot be saved, ConfigError says so instead."""
     torch.set_num_threads(cfg.torch_threads)
     warnings.filterwarnings("ignore", category=TqdmExperimentalWarning)  # SB3's progress bar uses tqdm.rich
-    algo = MaskablePPO if cfg.algo == "maskable_ppo" else PPO
     if start is None:
         base, venv = make_training_env(cfg, train)
-        model = algo("MlpPolicy", venv, seed=cfg.seed, device=cfg.device, verbose=verbose, **cfg.algo_kwargs())
+        model = algo_class(cfg.algo)(
+            cfg.policy_name, venv, seed=cfg.seed, device=cfg.device, verbose=verbose, **cfg.algo_kwargs()
+        )
     else:
         base, venv, model = start
     model.set_logger(configure(str(paths.tb), ["tensorboard"] + (["stdout"] if verbose else [])))
@@ -667,6 +683,14 @@ def learn(
     return model
 
 
+def with_env_overrides(cfg: TrainConfig, scenarios: Scenarios) -> Scenarios:
+    """The scenarios with the config's ``env_overrides`` merged in (errors name the scenario)."""
+    return [
+        (name, apply_env_overrides(config, cfg.env_overrides, f"env_overrides on scenario {name}"))
+        for name, config in scenarios
+    ]
+
+
 def train(
     cfg: TrainConfig,
     run_dir: str | Path | None = None,
@@ -677,8 +701,8 @@ def train(
 ) -> tuple[Any, Path]:
     """A new run: make its folder, write the resolved config, scenarios and command, then :func:`learn`.
     Returns (model, run folder). Another process writing the same folder is refused (ConfigError)."""
-    train_scenarios = load_scenario_configs(cfg.scenarios, traces_dir)
-    eval_scenarios = load_scenario_configs(cfg.evaluation_scenarios, traces_dir)
+    train_scenarios = with_env_overrides(cfg, load_scenario_configs(cfg.scenarios, traces_dir))
+    eval_scenarios = with_env_overrides(cfg, load_scenario_configs(cfg.evaluation_scenarios, traces_dir))
     steps = {tuple(c.scaling.scale_steps) for _, c in train_scenarios + eval_scenarios}
     if len(steps) > 1:
         raise ConfigError(

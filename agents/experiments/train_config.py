@@ -109,10 +109,59 @@ class NormalizeConfig(_Strict):
     clip_reward: float = Field(10.0, gt=0.0)
 
 
+class RecurrentConfig(_Strict):
+    """The LSTM of sb3-contrib's ``RecurrentPPO`` (``MlpLstmPolicy``; names as its ``policy_kwargs``)."""
+
+    lstm_hidden_size: int = Field(64, ge=1, le=4096)
+    n_lstm_layers: int = Field(1, ge=1, le=8)
+    shared_lstm: bool = Field(False, description="one LSTM for the policy and the value network")
+    enable_critic_lstm: bool = Field(True, description="a separate LSTM for the value network")
+
+    @model_validator(mode="after")
+    def _one_critic_lstm(self) -> RecurrentConfig:
+        if self.shared_lstm and self.enable_critic_lstm:
+            raise ValueError("shared_lstm and enable_critic_lstm cannot both be true (sb3-contrib's rule)")
+        return self
+
+
+class RewardShaping(_Strict):
+    """Penalties added to the env's reward during training only, against flapping (the periodic evaluation, the
+    benchmark and the verdict use the env's reward). Each is in the env's reward units, per step.
+
+    ``blocked``: the action asked for a change that a cooldown blocked (``info['blocked_by_cooldown']``); the env
+    charges nothing for it (``reward.weights.scaling`` scales the *applied* change), so without this a policy can
+    ask to scale in on every step at no cost. ``reversal``: the applied change goes the other way from the
+    cluster's previous applied change in the episode (out after in, or in after out)."""
+
+    blocked: float = Field(0.0, ge=0.0, le=100.0, description="penalty per blocked request")
+    reversal: float = Field(0.0, ge=0.0, le=100.0, description="penalty per direction reversal of applied changes")
+
+    @property
+    def active(self) -> bool:
+        return self.blocked > 0 or self.reversal > 0
+
+
+ALGOS = ("ppo", "maskable_ppo", "recurrent_ppo")
+
+
 class TrainConfig(_Strict):
     """Everything a training run needs besides the env configs (which come from the scenarios)."""
 
-    algo: Literal["ppo", "maskable_ppo"] = "ppo"
+    algo: Literal["ppo", "maskable_ppo", "recurrent_ppo"] = Field(
+        "ppo",
+        description="ppo (SB3), maskable_ppo (sb3-contrib: the env's action masks exclude actions a cooldown or "
+        "the bounds would block), recurrent_ppo (sb3-contrib: an LSTM policy, options in `recurrent`)",
+    )
+    frame_stack: int = Field(
+        1, ge=1, le=64, description="the policy sees the last k observations (SB3 VecFrameStack; 1: no stacking)"
+    )
+    recurrent: RecurrentConfig | None = Field(None, description="LSTM options of recurrent_ppo (default sizes)")
+    reward_shaping: RewardShaping = Field(default_factory=RewardShaping)
+    env_overrides: dict[str, Any] = Field(
+        default_factory=dict,
+        description="env config values merged into every training and evaluation scenario (e.g. observation "
+        "options); a model trained with them is only evaluated on configs that include them",
+    )
     scenarios: tuple[str, ...] = Field(
         ("train_diurnal", "train_flash_crowd", "train_failures", "train_cold_start", "train_memory", "train_trace"),
         min_length=1,
@@ -182,6 +231,29 @@ class TrainConfig(_Strict):
         return value
 
     @model_validator(mode="after")
+    def _memory_options(self) -> TrainConfig:
+        if self.recurrent is not None and self.algo != "recurrent_ppo":
+            raise ValueError(f"recurrent: LSTM options need algo: recurrent_ppo (algo is {self.algo})")
+        if self.algo == "recurrent_ppo" and self.frame_stack > 1:
+            raise ValueError(
+                f"frame_stack ({self.frame_stack}) with algo: recurrent_ppo: both give the policy a memory; "
+                "choose one (frame_stack: 1, or algo: ppo / maskable_ppo)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _env_overrides_valid(self) -> TrainConfig:
+        from scaling_env.config import EnvConfig
+
+        if self.env_overrides:
+            try:  # checked on the defaults here; on each scenario when the run starts
+                EnvConfig.model_validate(deep_merge(EnvConfig().model_dump(mode="json"), self.env_overrides))
+            except ValidationError as exc:
+                lines = format_validation_error(exc, "env_overrides", EnvConfig).splitlines()[1:]
+                raise ValueError("; ".join("env_overrides." + line.strip() for line in lines)) from None
+        return self
+
+    @model_validator(mode="after")
     def _rollout_size(self) -> TrainConfig:
         rollout = self.ppo.n_steps * self.n_envs
         if rollout < 2:
@@ -216,8 +288,12 @@ class TrainConfig(_Strict):
         }
 
     def algo_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of SB3's ``PPO`` / sb3-contrib's ``MaskablePPO`` (schedules as callables)."""
+        """Keyword arguments of SB3's ``PPO`` / sb3-contrib's ``MaskablePPO`` / ``RecurrentPPO`` (schedules as
+        callables; the LSTM options in ``policy_kwargs``)."""
         p = self.ppo
+        policy_kwargs = self.policy_kwargs()
+        if self.algo == "recurrent_ppo":
+            policy_kwargs.update((self.recurrent or RecurrentConfig()).model_dump())
         return {
             "learning_rate": make_schedule(p.learning_rate),
             "n_steps": p.n_steps,
@@ -232,8 +308,13 @@ class TrainConfig(_Strict):
             "vf_coef": p.vf_coef,
             "max_grad_norm": p.max_grad_norm,
             "target_kl": p.target_kl,
-            "policy_kwargs": self.policy_kwargs(),
+            "policy_kwargs": policy_kwargs,
         }
+
+    @property
+    def policy_name(self) -> str:
+        """The SB3 policy class name for ``algo``."""
+        return "MlpLstmPolicy" if self.algo == "recurrent_ppo" else "MlpPolicy"
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)

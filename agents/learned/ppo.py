@@ -1,9 +1,10 @@
-"""A trained PPO (or MaskablePPO) model as a batched policy: deterministic actions on normalised observations.
+"""A trained PPO, MaskablePPO or RecurrentPPO model as a batched policy: deterministic actions on normalised
+observations, with the memory it was trained with (stacked frames or the LSTM state).
 
 ``load_ppo_policy(path, env_config)`` takes a run folder (its best model if there is one, else its final
 model) or a model ``.zip`` (a checkpoint, ``best_model.zip``...), restores the VecNormalize observation
 statistics saved next to it (frozen: inference never updates them) and checks that the model's actions are the
-env config's ``scaling.scale_steps``.
+env config's ``scaling.scale_steps`` and that the env config includes the run's ``env_overrides``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from scaling_env.config import ConfigError, EnvConfig, read_yaml_mapping
+from scaling_env.config import ConfigError, EnvConfig, deep_merge, read_yaml_mapping
 from scaling_env.fields import N_OBS
 from scaling_env.files import ManifestError, check_manifest
 
@@ -102,14 +103,52 @@ def check_model_file(model_path: Path) -> None:
             raise ConfigError(f"{model_path}: incomplete or damaged: {exc}") from None
 
 
-def is_maskable(model_path: Path) -> bool:
-    """Whether a saved SB3 model is sb3-contrib's MaskablePPO (read from its stored policy class)."""
+def saved_algo(model_path: Path) -> str:
+    """``ppo``, ``maskable_ppo`` or ``recurrent_ppo``: the algorithm of a saved model, read from its stored
+    policy class."""
     try:
         with zipfile.ZipFile(model_path) as z:
             data = z.read("data").decode("utf-8", "replace")
     except (OSError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise ConfigError(f"{model_path}: not a stable-baselines3 model file ({exc})") from None
-    return "Maskable" in data
+    if "Maskable" in data:
+        return "maskable_ppo"
+    if "RecurrentActorCriticPolicy" in data:
+        return "recurrent_ppo"
+    return "ppo"
+
+
+def is_maskable(model_path: Path) -> bool:
+    """Whether a saved SB3 model is sb3-contrib's MaskablePPO (read from its stored policy class)."""
+    return saved_algo(model_path) == "maskable_ppo"
+
+
+def algo_class(algo: str) -> Any:
+    """The SB3 / sb3-contrib class of ``ppo``, ``maskable_ppo`` or ``recurrent_ppo``."""
+    from sb3_contrib import MaskablePPO, RecurrentPPO
+    from stable_baselines3 import PPO
+
+    return {"ppo": PPO, "maskable_ppo": MaskablePPO, "recurrent_ppo": RecurrentPPO}[algo]
+
+
+def apply_env_overrides(config: EnvConfig, overrides: dict[str, Any], source: str = "env_overrides") -> EnvConfig:
+    """``config`` with ``overrides`` (a nested dict of env config values) merged in; ConfigError names the field."""
+    if not overrides:
+        return config
+    return EnvConfig.from_dict(deep_merge(config.model_dump(mode="json"), overrides), source=source)
+
+
+def check_env_overrides(model_path: Path, run_dir: Path | None, env_config: EnvConfig) -> None:
+    """ConfigError unless ``env_config`` already holds the run's ``env_overrides`` (e.g. observation options the
+    model was trained with: on other observations it would act on wrong inputs)."""
+    if run_dir is None or not (run_dir / RUN_FILES["config"]).is_file():
+        return
+    overrides = read_yaml_mapping(run_dir / RUN_FILES["config"], "training config").get("env_overrides") or {}
+    if overrides and apply_env_overrides(env_config, overrides) != env_config:
+        raise ConfigError(
+            f"{model_path} was trained with env_overrides {overrides} that this env config does not include; "
+            "evaluate it on configs with them (agents.learned.ppo.apply_env_overrides)"
+        )
 
 
 def load_sb3_model(cls: Any, model_path: Path, **kwargs: Any) -> Any:
@@ -181,11 +220,15 @@ class PPOPolicyParams(PolicyParams):
 
 
 class PPOPolicy(PolicyBase):
-    """Actions of an SB3 PPO / MaskablePPO model (deterministic unless ``params.deterministic`` is False);
-    observations are normalised with the frozen VecNormalize statistics the model was trained with
-    (``vec_normalize``; None: no normalisation). The model carries no state between decisions.
+    """Actions of an SB3 PPO / MaskablePPO / RecurrentPPO model (deterministic unless ``params.deterministic`` is
+    False); observations are normalised with the frozen VecNormalize statistics the model was trained with
+    (``vec_normalize``; None: no normalisation).
 
-    MaskablePPO uses the action masks of the env given to :meth:`bind` (none if no env is bound).
+    Memory, as in training: a model whose observation is k times the env's was trained with k stacked frames
+    (SB3's VecFrameStack over VecNormalize: the newest normalised observation last, zeros before the first
+    one); a RecurrentPPO model carries its LSTM state. Both start afresh at :meth:`reset` (every episode of a
+    batch starts together, as in ``scaling_env.rollout``). MaskablePPO uses the action masks of the env given to
+    :meth:`bind` (none if no env is bound).
     """
 
     name = "ppo"
@@ -199,6 +242,7 @@ class PPOPolicy(PolicyBase):
         model: Any,
         vec_normalize: Any = None,
         source: str = "",
+        n_obs: int = N_OBS,
     ) -> None:
         super().__init__(env_config, params)
         n = int(model.action_space.n)
@@ -208,19 +252,32 @@ class PPOPolicy(PolicyBase):
                 f"PPO model {source} has {n} actions but the env config's scaling.scale_steps "
                 f"has {len(steps)} ({list(steps)}): it was trained on another action set"
             )
-        if tuple(model.observation_space.shape) != (N_OBS,):
+        shape = tuple(model.observation_space.shape)
+        if len(shape) != 1 or shape[0] % n_obs:
             raise ConfigError(
-                f"PPO model {source} observes shape {model.observation_space.shape}, the env gives ({N_OBS},)"
+                f"PPO model {source} observes shape {model.observation_space.shape}, the env gives ({n_obs},)"
             )
+        self.n_obs = n_obs
+        self.n_stack = shape[0] // n_obs
         self.model = model
         self.vec_normalize = vec_normalize
         self.maskable = type(model).__name__ == "MaskablePPO"
+        self.recurrent = type(model).__name__ == "RecurrentPPO"
         self.source = source
         self._env: Any = None
+        self._stack: np.ndarray | None = None
+        self._lstm: Any = None
+        self._starts: np.ndarray | None = None
 
     def bind(self, env: Any) -> None:
         """Keep ``env`` for its action masks (MaskablePPO)."""
         self._env = env
+
+    def reset(self, seed: int | None = None, num_envs: int = 1) -> None:
+        super().reset(seed, num_envs)
+        self._stack = None
+        self._lstm = None
+        self._starts = None
 
     def normalize(self, obs: np.ndarray) -> np.ndarray:
         """Observations as the model was trained on them (the frozen VecNormalize statistics, if any)."""
@@ -229,13 +286,30 @@ class PPOPolicy(PolicyBase):
             return obs
         return self.vec_normalize.normalize_obs(obs)
 
+    def _stacked(self, x: np.ndarray) -> np.ndarray:
+        """The last ``n_stack`` normalised observations side by side, as VecFrameStack gives them."""
+        if self.n_stack == 1:
+            return x
+        if self._stack is None or self._stack.shape[0] != len(x):
+            self._stack = np.zeros((len(x), self.n_obs * self.n_stack), dtype=np.float32)
+        self._stack = np.roll(self._stack, -self.n_obs, axis=1)
+        self._stack[:, -self.n_obs :] = x
+        return self._stack
+
     def act_batch(self, obs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
-        """Actions for a batch: (B, 19) raw observations -> (B,) int64; ``info`` is not used."""
-        x = self.normalize(obs)
+        """Actions for a batch: (B, n_obs) raw observations -> (B,) int64; ``info`` is not used."""
+        x = self._stacked(self.normalize(obs))
         deterministic = self.params.deterministic
         if self.maskable:
             masks = self._env.action_masks() if self._env is not None and hasattr(self._env, "action_masks") else None
             actions, _ = self.model.predict(x, deterministic=deterministic, action_masks=masks)
+        elif self.recurrent:
+            if self._starts is None or len(self._starts) != len(x):
+                self._starts, self._lstm = np.ones(len(x), dtype=bool), None
+            actions, self._lstm = self.model.predict(
+                x, state=self._lstm, episode_start=self._starts, deterministic=deterministic
+            )
+            self._starts = np.zeros(len(x), dtype=bool)
         else:
             actions, _ = self.model.predict(x, deterministic=deterministic)
         return np.asarray(actions, dtype=np.int64).reshape(len(x))
@@ -243,9 +317,6 @@ class PPOPolicy(PolicyBase):
 
 def load_ppo_policy(path: str | Path, env_config: EnvConfig) -> PPOPolicy:
     """A :class:`PPOPolicy` from a run folder (best model, else final) or a model .zip, for ``env_config``."""
-    from sb3_contrib import MaskablePPO
-    from stable_baselines3 import PPO
-
     from scaling_env.envs.sb3 import ServerlessScalingVecEnv
 
     model_path, run_dir = find_model(path)
@@ -257,13 +328,14 @@ def load_ppo_policy(path: str | Path, env_config: EnvConfig) -> PPOPolicy:
                 f"{scenario}) but the env config has {list(steps)}: the actions would mean other "
                 "changes"
             )
+    check_env_overrides(model_path, run_dir, env_config)
     check_model_file(model_path)
-    cls = MaskablePPO if is_maskable(model_path) else PPO
-    model = load_sb3_model(cls, model_path, device="cpu")
+    model = load_sb3_model(algo_class(saved_algo(model_path)), model_path, device="cpu")
     stats = vecnormalize_path(model_path)
     vec_normalize = None
+    venv = ServerlessScalingVecEnv(1, env_config)
     if stats.is_file():
-        vec_normalize = load_vecnormalize(stats, ServerlessScalingVecEnv(1, env_config))
+        vec_normalize = load_vecnormalize(stats, venv)
         vec_normalize.training = False  # frozen statistics
         vec_normalize.norm_reward = False
     elif run_dir is not None:
@@ -277,4 +349,5 @@ def load_ppo_policy(path: str | Path, env_config: EnvConfig) -> PPOPolicy:
             f"{model_path}: its observation statistics {stats.name} are not beside it and it is not "
             "in a run folder; copy the .pkl with the model (or load it from its run folder)"
         )
-    return PPOPolicy(env_config, model=model, vec_normalize=vec_normalize, source=str(model_path))
+    n_obs = int(venv.observation_space.shape[0])
+    return PPOPolicy(env_config, model=model, vec_normalize=vec_normalize, source=str(model_path), n_obs=n_obs)

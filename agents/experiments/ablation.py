@@ -1,0 +1,422 @@
+"""The training ablation of issue 15 in one command: train each variant, judge it against the tuned rules.
+
+    python -m agents.experiments.ablation [--config configs/train/ablation.yaml] [--out results/ablation]
+        [--only baseline,masks] [--no-specialists] [--total-timesteps N] [--specialist-timesteps N]
+
+For every variant of the ablation file (the default recipe with a few values set), one at a time:
+
+1. **train** it (``agents.experiments.train.train``, in this process; skipped when its run folder already holds
+   a final model) on the training scenarios and training seeds (< 1000); its best model is picked by the
+   periodic evaluation on evaluation seeds 1,000,000+; wall time, CPU time and the load average are kept in
+   ``<run>/timing.json``;
+2. **evaluate** its best model on the 7 benchmark scenarios, seeds 1000-1019 (the env configs with the run's
+   ``env_overrides``, e.g. observation options), as ``scaling-env benchmark`` does;
+3. **judge** it with the verdict tool (``agents.experiments.verdict``) against every rule policy at its default,
+   ``@generalist`` and ``@tuned`` settings, benchmarked once on the same seeds (``rules_episodes.csv``, cached):
+   the best rule of each scenario and the best one-setting (generalist) rule are chosen on the tuning seeds 0-19,
+   paired t-tests per scenario, IQM of normalised scores with stratified-bootstrap CIs over all scenarios.
+
+The specialists (one training config per benchmark scenario, ``specialists`` folder) are trained each on its
+family and judged together as one candidate (``ppo:<out>/specialists``: on each scenario its own specialist).
+
+The bound is the verdict tool's reference, the ``oracle`` policy (a clairvoyant heuristic: it reads the
+episode's future load; it is not a proven bound). Outputs in ``--out``: ``episodes.csv`` (every episode, the
+benchmark's columns: ``scaling-env verdict <out>/episodes.csv --policy ppo:<run>`` reproduces a verdict),
+``ablation.md`` (the tables), ``ablation.json`` and ``runs/<variant>/`` (the run folders).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from scaling_env.config import ConfigError, format_validation_error, read_yaml_mapping
+from scaling_env.episode_stats import METRIC_NAMES
+
+from . import verdict as vd
+from .benchmark import DEFAULT_SCENARIOS, add_oracle_ratio
+
+RULES = ("static", "static_peak", "threshold", "step_scaling", "target_tracking", "hpa", "kpa", "predictive", "oracle")
+SEEDS = list(range(1000, 1020))  # the benchmark's
+TUNING_SEEDS = list(range(0, 20))  # the tuner's, where the best rule is chosen
+COLUMNS = ["policy", "scenario", "seed", *METRIC_NAMES, "cost_ratio_to_oracle"]
+
+
+class Variant(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    set: dict[str, Any] = Field(default_factory=dict, description="training config values over the base")
+    total_timesteps: int | None = Field(None, ge=1, description="this variant's budget (default: the ablation's)")
+
+
+class AblationConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    base: Path = Path("configs/train/ppo.yaml")
+    total_timesteps: int = Field(2_000_000, ge=1)
+    variants: list[Variant] = Field(min_length=1)
+    specialists: Path | None = None
+    specialist_timesteps: int = Field(1_000_000, ge=1)
+
+
+def load_ablation_config(path: Path) -> AblationConfig:
+    data = read_yaml_mapping(path, "ablation config")
+    try:
+        cfg = AblationConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, str(path), AblationConfig)) from None
+    names = [v.name for v in cfg.variants]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{path}: variants: repeated names {names}")
+    return cfg
+
+
+# ------------------------------------------------------------------------------------------ episodes
+def write_rows(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def read_rows(path: Path) -> list[dict]:
+    with path.open(newline="") as fh:
+        return [
+            {k: (v if k in ("policy", "scenario") else (int(v) if k == "seed" else float(v))) for k, v in r.items()}
+            for r in csv.DictReader(fh)
+        ]
+
+
+def rule_rows(out: Path, scenarios: list[str]) -> list[dict]:
+    """Every rule (default, @generalist, @tuned) and the references on the benchmark's seeds (cached)."""
+    from agents.registry import with_tuned
+    from scaling_env.scenarios import load_scenario
+
+    from .benchmark import run_benchmark
+
+    path = out / "rules_episodes.csv"
+    if path.is_file():
+        return read_rows(path)
+    rows, _ = run_benchmark(with_tuned(list(RULES)), [load_scenario(s) for s in scenarios], SEEDS, progress=False)
+    write_rows(path, rows)
+    return rows
+
+
+def rule_tuning(out: Path, rows: list[dict], scenarios: list[str]) -> dict[tuple[str, str], float]:
+    """The rules' mean rewards on the tuning seeds (cached), where the best rule is chosen."""
+    path = out / "tuning_rewards.json"
+    if path.is_file():
+        return {tuple(k.split("|")): v for k, v in json.loads(path.read_text()).items()}  # type: ignore[misc]
+    specs = [p for p in dict.fromkeys(r["policy"] for r in rows) if not vd.is_clairvoyant(p, scenarios[0])]
+    tuning = vd.tuning_rewards(specs, scenarios, TUNING_SEEDS)
+    path.write_text(json.dumps({f"{s}|{p}": v for (s, p), v in tuning.items()}, indent=1))
+    return tuning
+
+
+def evaluate_run(run_dir: Path, scenarios: list[str], label: str) -> list[dict]:
+    """The run's best model on the benchmark's scenarios and seeds (with the run's env_overrides)."""
+    from agents.learned.ppo import apply_env_overrides, load_ppo_policy
+    from scaling_env.rollout import rollout
+    from scaling_env.scenarios import load_scenario
+
+    overrides = read_yaml_mapping(run_dir / "config.yaml", "training config").get("env_overrides") or {}
+    rows = []
+    for name in scenarios:
+        sc = load_scenario(name)
+        config = apply_env_overrides(sc.config, overrides)
+        run = rollout(config, load_ppo_policy(run_dir, config), SEEDS, parallel=False)
+        rows += [{"policy": label, "scenario": sc.name, "seed": s, **m} for s, m in zip(SEEDS, run.metrics)]
+    return rows
+
+
+# ------------------------------------------------------------------------------------------ training
+def train_variant(run_dir: Path, base: Path, sets: dict[str, Any], total_timesteps: int) -> dict[str, float]:
+    """Train (unless ``run_dir`` already holds a final model); returns the timing kept in timing.json."""
+    from .train import train
+    from .train_config import load_train_config
+
+    timing_path = run_dir / "timing.json"
+    if (run_dir / "final_model.zip").is_file() and timing_path.is_file():
+        return json.loads(timing_path.read_text())
+    cfg = load_train_config(base, overrides={**sets, "total_timesteps": total_timesteps})
+    load0, wall0, cpu0 = os.getloadavg()[0], time.perf_counter(), time.process_time()
+    train(cfg, run_dir, command=f"ablation: {base} with {sets}, total_timesteps={total_timesteps}", progress_bar=False)
+    timing = {
+        "timesteps": cfg.total_timesteps,
+        "wall_s": time.perf_counter() - wall0,
+        "cpu_s": time.process_time() - cpu0,
+        "load1_start": load0,
+        "load1_end": os.getloadavg()[0],
+        "algo": cfg.algo,
+    }
+    timing_path.write_text(json.dumps(timing, indent=1))
+    return timing
+
+
+def cartpole_steps_per_second(steps: int = 16384) -> float:
+    """SB3 PPO on CartPole-v1 (8 envs, torch threads 1), env steps/s: the machine's speed at this moment."""
+    import gymnasium as gym
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+
+    torch.set_num_threads(1)
+    model = PPO("MlpPolicy", make_vec_env(lambda: gym.make("CartPole-v1"), n_envs=8), n_steps=256, seed=0)
+    t = time.perf_counter()
+    model.learn(steps)
+    return steps / (time.perf_counter() - t)
+
+
+# ------------------------------------------------------------------------------------------ judging
+def judge(rules: list[dict], cand: list[dict], label: str, tuning: dict[tuple[str, str], float]) -> dict[str, Any]:
+    """The verdict of ``label`` against the rules: per scenario against the best rule (tuning seeds) and against
+    the best generalist rule, over all scenarios the IQM of normalised scores; costs over the oracle's."""
+    rows = rules + cand
+    episodes: vd.Episodes = {}
+    for r in rows:
+        episodes.setdefault((r["scenario"], r["policy"]), {})[int(r["seed"])] = (
+            float(r["reward"]),
+            float(r["slo_violation_share"]),
+        )
+    st = vd.setup(episodes, label)
+    per_scenario = vd.scenario_rows(st, tuning)
+    agg, overall = vd.aggregate_rows(st, tuning)
+    generalist = next((o["rule"] for o in overall if o["pool"].startswith("one rule")), overall[0]["rule"])
+    oracle = {(r["scenario"], int(r["seed"])): r["cost_usd"] for r in rules if r["policy"] == vd.HIGH_REF}
+
+    def cost_ratio(s: str, p: str) -> float:
+        return float(
+            np.mean(
+                [r["cost_usd"] / oracle[(s, int(r["seed"]))] for r in rows if r["scenario"] == s and r["policy"] == p]
+            )
+        )
+
+    cost = {
+        s: {"candidate": cost_ratio(s, label), "rule": cost_ratio(s, x["rule"])}
+        for s, x in zip(st.scenarios, per_scenario)
+    }
+    vs_general = []
+    for s in st.scenarios:
+        seeds = vd.common_seeds(episodes, [(s, label), (s, generalist)])
+        a = np.array([episodes[(s, label)][k][0] for k in seeds])
+        b = np.array([episodes[(s, generalist)][k][0] for k in seeds])
+        slo_a = float(np.mean([episodes[(s, label)][k][1] for k in seeds]))
+        slo_b = float(np.mean([episodes[(s, generalist)][k][1] for k in seeds]))
+        vs_general.append({"scenario": s, "test": vd.paired_test(a, b), "slo": slo_a, "rule_slo": slo_b})
+    me = next(r for r in agg if r["policy"] == label)
+    return {
+        "label": label,
+        "per_scenario": per_scenario,
+        "overall": overall,
+        "generalist": generalist,
+        "vs_generalist": vs_general,
+        "iqm": (me["iqm"], me["iqm_low"], me["iqm_high"]),
+        "reward": me["reward"],
+        "slo": me["slo"],
+        "cost": cost,
+    }
+
+
+def _ci(t: vd.PairedTest, digits: int = 1) -> str:
+    return f"{t.mean_diff:+.{digits}f} [{t.ci_low:+.{digits}f}, {t.ci_high:+.{digits}f}]"
+
+
+def _wins(tests: list[tuple[vd.PairedTest, float, float]]) -> str:
+    """wins / ties / losses; a win needs p < 0.05, a positive difference and an SLO share not higher."""
+    w = sum(t.p_value < vd.ALPHA and t.mean_diff > 0 and slo <= rule_slo for t, slo, rule_slo in tests)
+    losses = sum(t.p_value < vd.ALPHA and t.mean_diff < 0 for t, _, _ in tests)
+    return f"{w}/{len(tests) - w - losses}/{losses}"
+
+
+def markdown(results: list[dict], timings: dict[str, dict], scenarios: list[str], machine: dict) -> str:
+    lines = [
+        f"Benchmark seeds {SEEDS[0]}-{SEEDS[-1]}; best rules chosen on tuning seeds {TUNING_SEEDS[0]}-"
+        f"{TUNING_SEEDS[-1]}; normalised score = oracle's mean reward / episode reward (the bound: the clairvoyant "
+        f"oracle heuristic). CartPole PPO reference at the start: {machine.get('cartpole_steps_s', float('nan')):,.0f}"
+        " env-steps/s.",
+        "",
+        "| variant | env steps | train wall (CPU) | load | IQM [95 % CI] | IQM - best rule per scenario [CI] | "
+        "IQM - best generalist rule [CI] | vs best rule per scenario: W/T/L | vs best generalist: W/T/L | "
+        "mean reward | SLO viol. |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|",
+    ]
+    for r in results:
+        t = timings.get(r["variant"], {})
+        steps = f"{t['timesteps'] / 1e6:.1f}M" if "timesteps" in t else "-"
+        wall = f"{t['wall_s']:.0f} s ({t['cpu_s']:.0f} s)" if "wall_s" in t else "-"
+        load = f"{t['load1_start']:.1f}-{t['load1_end']:.1f}" if "load1_start" in t else "-"
+        o = {x["pool"].split(" ")[0]: x for x in r["overall"]}
+        per = _wins([(x["test"], x["slo"], x["rule_slo"]) for x in r["per_scenario"]])
+        gen = _wins([(x["test"], x["slo"], x["rule_slo"]) for x in r["vs_generalist"]])
+        iqm = r["iqm"]
+        cells = [
+            f"`{r['variant']}`",
+            steps,
+            wall,
+            load,
+            f"{iqm[0]:.3f} [{iqm[1]:.3f}, {iqm[2]:.3f}]",
+            _iqm_diff(o.get("any")),
+            _iqm_diff(o.get("one")),
+            per,
+            gen,
+            f"{r['reward']:.1f}",
+            f"{100 * r['slo']:.2f}%",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Per scenario: the variant minus the best rule of the scenario (chosen on the tuning seeds), mean of the "
+        "paired per-seed differences in episode reward [95 % CI]; **bold** where p < 0.05.",
+        "",
+        "| variant | " + " | ".join(scenarios) + " |",
+        "|---|" + "---:|" * len(scenarios),
+    ]
+    for r in results:
+        cells = []
+        for x in r["per_scenario"]:
+            text = _ci(x["test"])
+            cells.append(f"**{text}**" if x["test"].p_value < vd.ALPHA else text)
+        lines.append(f"| `{r['variant']}` | " + " | ".join(cells) + " |")
+    rules = results[0]["per_scenario"]
+    lines.append("| best rule | " + " | ".join(f"`{x['rule']}`" for x in rules) + " |")
+    lines += [
+        "",
+        "Per scenario against the best generalist rule (one setting for every scenario, chosen on the tuning "
+        "seeds), and cost over the oracle's (the rule: the scenario's best rule).",
+        "",
+        "| variant | generalist rule | " + " | ".join(scenarios) + " |",
+        "|---|---|" + "---:|" * len(scenarios),
+    ]
+    for r in results:
+        cells = []
+        for x in r["vs_generalist"]:
+            text = _ci(x["test"])
+            cells.append(f"**{text}**" if x["test"].p_value < vd.ALPHA else text)
+        lines.append(f"| `{r['variant']}` | `{r['generalist']}` | " + " | ".join(cells) + " |")
+    lines += ["", "| variant: cost / oracle | " + " | ".join(scenarios) + " |", "|---|" + "---:|" * len(scenarios)]
+    for r in results:
+        lines.append(
+            f"| `{r['variant']}` | " + " | ".join(f"{r['cost'][s]['candidate']:.2f}" for s in scenarios) + " |"
+        )
+    lines.append("| best rule | " + " | ".join(f"{results[0]['cost'][s]['rule']:.2f}" for s in scenarios) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _iqm_diff(o: dict | None) -> str:
+    if o is None:
+        return "-"
+    text = f"{o['iqm_diff']:+.3f} [{o['iqm_diff_low']:+.3f}, {o['iqm_diff_high']:+.3f}] vs `{o['rule']}`"
+    return f"**{text}**" if o["iqm_diff_low"] > 0 or o["iqm_diff_high"] < 0 else text
+
+
+# ------------------------------------------------------------------------------------------ main
+def run_ablation(
+    cfg: AblationConfig,
+    out: Path,
+    only: list[str] | None = None,
+    specialists: bool = True,
+    log: Any = print,
+) -> str:
+    scenarios = list(DEFAULT_SCENARIOS)
+    out.mkdir(parents=True, exist_ok=True)
+    machine_path = out / "machine.json"
+    machine = json.loads(machine_path.read_text()) if machine_path.is_file() else {}
+    if "cartpole_steps_s" not in machine:
+        machine = {"cartpole_steps_s": cartpole_steps_per_second(), "load1": os.getloadavg()[0], "cpus": os.cpu_count()}
+        machine_path.write_text(json.dumps(machine, indent=1))
+    log(f"rules on the benchmark seeds (cached in {out / 'rules_episodes.csv'})")
+    rules = rule_rows(out, scenarios)
+    tuning = rule_tuning(out, rules, scenarios)
+    timings: dict[str, dict] = {}
+    results, learned = [], []
+    for v in cfg.variants:
+        if only and v.name not in only:
+            continue
+        run_dir = out / "runs" / v.name
+        steps = v.total_timesteps or cfg.total_timesteps
+        log(f"{v.name}: training {steps:,} steps ({v.set or 'the base recipe'})")
+        timings[v.name] = train_variant(run_dir, cfg.base, v.set, steps)
+        rows = evaluate_run(run_dir, scenarios, f"ppo:{run_dir}")
+        learned += rows
+        results.append({"variant": v.name, **judge(rules, rows, f"ppo:{run_dir}", tuning)})
+    if specialists and cfg.specialists is not None and (not only or "specialists" in only):
+        rows, wall, cpu, loads = [], 0.0, 0.0, []
+        for s in scenarios:
+            path = cfg.specialists / f"{s}.yaml"
+            if not path.is_file():
+                raise ConfigError(f"{path}: no specialist config for scenario {s}")
+            run_dir = out / "runs" / f"specialist_{s}"
+            log(f"specialist {s}: training {cfg.specialist_timesteps:,} steps")
+            t = train_variant(run_dir, path, {}, cfg.specialist_timesteps)
+            wall, cpu = wall + t["wall_s"], cpu + t["cpu_s"]
+            loads += [t["load1_start"], t["load1_end"]]
+            timings[f"specialist_{s}"] = t
+            rows += [dict(r, policy=f"ppo:{out}/specialists") for r in evaluate_run(run_dir, [s], "x")]
+        timings["specialists"] = {
+            "timesteps": cfg.specialist_timesteps * len(scenarios),
+            "wall_s": wall,
+            "cpu_s": cpu,
+            "load1_start": min(loads),
+            "load1_end": max(loads),
+        }
+        learned += rows
+        results.append({"variant": "specialists", **judge(rules, rows, f"ppo:{out}/specialists", tuning)})
+    everything = rules + learned
+    add_oracle_ratio(everything)
+    write_rows(out / "episodes.csv", everything)
+    text = markdown(results, timings, scenarios, machine)
+    (out / "ablation.md").write_text(text)
+    summary = [
+        {
+            "variant": r["variant"],
+            "iqm": r["iqm"],
+            "reward": r["reward"],
+            "slo": r["slo"],
+            "timing": timings.get(r["variant"]),
+            "per_scenario": [
+                {"scenario": x["scenario"], "rule": x["rule"], **x["test"].__dict__} for x in r["per_scenario"]
+            ],
+            "vs_generalist": [{"scenario": x["scenario"], **x["test"].__dict__} for x in r["vs_generalist"]],
+            "cost": r["cost"],
+        }
+        for r in results
+    ]
+    (out / "ablation.json").write_text(json.dumps(summary, indent=1))
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, default=Path("configs/train/ablation.yaml"))
+    parser.add_argument("--out", type=Path, default=Path("results/ablation"))
+    parser.add_argument("--only", help="comma-separated variant names (and/or 'specialists')")
+    parser.add_argument("--no-specialists", action="store_true")
+    parser.add_argument("--total-timesteps", type=int, help="override the variants' budget")
+    parser.add_argument("--specialist-timesteps", type=int, help="override the specialists' budget")
+    args = parser.parse_args()
+    try:
+        cfg = load_ablation_config(args.config)
+        updates = {}
+        if args.total_timesteps:
+            updates["total_timesteps"] = args.total_timesteps
+        if args.specialist_timesteps:
+            updates["specialist_timesteps"] = args.specialist_timesteps
+        cfg = cfg.model_copy(update=updates)
+        only = args.only.split(",") if args.only else None
+        print(run_ablation(cfg, args.out, only=only, specialists=not args.no_specialists))
+    except ConfigError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""Training-only reward shaping against flapping: penalties for blocked requests and direction reversals.
+
+The env's reward charges ``reward.weights.scaling`` on the *applied* change only, so a request that a cooldown
+blocks costs nothing: a policy trained on it may ask to scale in on almost every step (issue 15: ~182 of 240
+steps on ``steady``) and cycle 12 -> 20 -> 16 -> 12 instances. :class:`FlapPenalty` subtracts, per step and
+cluster, ``blocked`` if the request was blocked by a cooldown and ``reversal`` if the applied change goes the
+other way from the cluster's previous applied change in the episode. It wraps the native VecEnv below
+VecMonitor and VecNormalize and reads the step's metrics the VecEnv exposes (``step_metrics``: on a step that
+ends an episode, the last step's values), so it adds no work to the compiled step. The periodic evaluation,
+the benchmark and the verdict see the env's own reward.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.vec_env import VecEnvWrapper
+
+from scaling_env.envs.sb3 import ServerlessScalingVecEnv
+from scaling_env.fields import M_BLOCKED, M_SCALE_APPLIED
+
+
+class FlapPenalty(VecEnvWrapper):
+    """``reward - blocked * blocked_by_cooldown - reversal * [sign(applied) == -sign(previous applied)]``."""
+
+    def __init__(self, venv: ServerlessScalingVecEnv, blocked: float = 0.0, reversal: float = 0.0) -> None:
+        if not isinstance(venv, ServerlessScalingVecEnv):
+            raise TypeError("FlapPenalty wraps the native ServerlessScalingVecEnv (it reads its step_metrics)")
+        super().__init__(venv)
+        self.blocked = float(blocked)
+        self.reversal = float(reversal)
+        self.last_sign = np.zeros(venv.num_envs, dtype=np.int8)  # sign of each cluster's last applied change
+        self.last_penalty = np.zeros(venv.num_envs)
+
+    def reset(self) -> np.ndarray:
+        self.last_sign[:] = 0
+        return self.venv.reset()
+
+    def step_wait(self) -> Any:
+        obs, rewards, dones, infos = self.venv.step_wait()
+        m = self.venv.step_metrics
+        sign = np.sign(m[:, M_SCALE_APPLIED]).astype(np.int8)
+        reversed_ = (sign != 0) & (sign == -self.last_sign)
+        self.last_penalty = self.blocked * (m[:, M_BLOCKED] > 0) + self.reversal * reversed_
+        self.last_sign = np.where(sign != 0, sign, self.last_sign)
+        self.last_sign[dones] = 0  # a new episode has no previous change
+        return obs, (rewards - self.last_penalty).astype(np.float32), dones, infos

@@ -1,0 +1,259 @@
+"""Training options of issue 15: frame stacking, RecurrentPPO, action masks, the anti-flap reward shaping and
+env overrides; each validated, trained end to end for a few hundred steps and used by the evaluation policy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from stable_baselines3.common.vec_env import VecFrameStack, VecMonitor, VecNormalize
+from typer.testing import CliRunner
+
+from agents.experiments.cli import app
+from agents.experiments.train_config import TrainConfig, load_train_config
+from scaling_env import EnvConfig, ServerlessScalingVectorEnv
+from scaling_env.config import ConfigError
+from scaling_env.envs.sb3 import ServerlessScalingVecEnv
+from scaling_env.fields import N_OBS
+
+runner = CliRunner()
+STEPS = [-2, -1, 0, 1, 2]
+TINY = {"episode_steps": 16, "scaling": {"max_instances": 16, "scale_steps": STEPS}}
+SMOKE = {
+    "n_envs": 4,
+    "total_timesteps": 256,
+    "eval_freq": 128,
+    "checkpoint_freq": 0,
+    "n_eval_episodes": 2,
+    "ppo": {"n_steps": 32, "batch_size": 64, "n_epochs": 2, "policy_kwargs": {"net_arch": [16]}},
+}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("options")
+    tiny = root / "tiny.yaml"
+    tiny.write_text(yaml.safe_dump({"description": "test scenario", "env": TINY}))
+    config = root / "smoke.yaml"
+    config.write_text(yaml.safe_dump({**SMOKE, "scenarios": [str(tiny)], "eval_scenarios": [str(tiny)]}))
+    return {"tiny": tiny, "config": config, "root": root}
+
+
+def train_cli(files: dict[str, Path], run_dir: Path, *sets: str) -> None:
+    args = ["train", "--config", str(files["config"]), "--run-dir", str(run_dir), "--no-progress"]
+    for item in sets:
+        args += ["--set", item]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+
+
+# ----------------------------------------------------------------------------------------- validation
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (["frame_stack=0"], "frame_stack"),
+        (["algo=recurrent_ppo", "frame_stack=4"], "both give the policy a memory"),
+        (["recurrent={lstm_hidden_size: 8}"], "need algo: recurrent_ppo"),
+        (["algo=recurrent_ppo", "recurrent={shared_lstm: true}"], "cannot both be true"),
+        (["algo=recurrent_ppo", "recurrent={lstm_size: 8}"], "recurrent.lstm_size: unknown key"),
+        (["reward_shaping.blocked=-0.1"], "reward_shaping.blocked"),
+        (["reward_shaping={flaps: 1}"], "reward_shaping.flaps: unknown key"),
+        (["env_overrides={scaling: {max_instances: 0}}"], "env_overrides.scaling.max_instances"),
+        (["env_overrides={observaton: {}}"], "env_overrides.observaton: unknown key"),
+        (["algo=dqn"], "recurrent_ppo"),  # the error lists the choices
+    ],
+)
+def test_bad_option_values_are_named(files, tmp_path, sets, message):
+    args = ["train", "--config", str(files["config"]), "--run-dir", str(tmp_path / "r")]
+    for item in sets:
+        args += ["--set", item]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_defaults_leave_every_option_off():
+    cfg = TrainConfig()
+    assert (cfg.algo, cfg.frame_stack, cfg.recurrent, cfg.reward_shaping.active, cfg.env_overrides) == (
+        "ppo",
+        1,
+        None,
+        False,
+        {},
+    )
+
+
+# ----------------------------------------------------------------------------------------- frame stacking
+def test_frame_stack_trains_and_the_policy_stacks_as_vecframestack_does(files, tmp_path):
+    from agents.learned.ppo import load_ppo_policy
+
+    run_dir = tmp_path / "stack"
+    train_cli(files, run_dir, "frame_stack=3")
+    policy = load_ppo_policy(run_dir, EnvConfig.from_dict(TINY))
+    assert policy.n_stack == 3 and policy.model.observation_space.shape == (3 * N_OBS,)
+
+    # the training wrapper chain on the same seeds, with the policy's frozen statistics
+    base = ServerlessScalingVecEnv(3, EnvConfig.from_dict(TINY))
+    norm = VecNormalize(VecMonitor(base), training=False, norm_reward=False)
+    norm.obs_rms = policy.vec_normalize.obs_rms
+    stacked = VecFrameStack(norm, 3)
+    stacked.seed(7)
+    want = stacked.reset()
+
+    env = ServerlessScalingVectorEnv(3, EnvConfig.from_dict(TINY))
+    obs, info = env.reset(seed=7)
+    policy.reset(num_envs=3)
+    for step in range(6):
+        got = policy._stacked(policy.normalize(obs))
+        np.testing.assert_allclose(got, want, rtol=1e-6, err_msg=f"step {step}")
+        if step == 0:  # before the first observation: zeros, as VecFrameStack starts
+            assert not got[:, : 2 * N_OBS].any()
+        actions = policy.model.predict(got, deterministic=True)[0]
+        want = stacked.step(actions)[0]
+        obs, *_, info = env.step(actions)
+    policy.reset(num_envs=3)
+    assert policy._stack is None  # a new batch of episodes starts from zeros again
+
+
+# ----------------------------------------------------------------------------------------- RecurrentPPO
+def test_recurrent_ppo_trains_and_the_policy_carries_its_lstm_state(files, tmp_path):
+    from agents.experiments.evaluate import evaluate
+    from agents.learned.ppo import load_ppo_policy
+
+    run_dir = tmp_path / "lstm"
+    train_cli(files, run_dir, "algo=recurrent_ppo", "recurrent={lstm_hidden_size: 8}")
+    assert (run_dir / "evaluations.csv").is_file()  # the periodic evaluation ran the recurrent policy
+    policy = load_ppo_policy(run_dir, EnvConfig.from_dict(TINY))
+    assert policy.recurrent and type(policy.model).__name__ == "RecurrentPPO"
+    assert policy.model.policy.lstm_actor.hidden_size == 8
+
+    calls = []
+    predict = policy.model.predict
+
+    def spy(x, state=None, episode_start=None, deterministic=False):
+        calls.append((None if state is None else state[0].copy(), episode_start.copy()))
+        return predict(x, state=state, episode_start=episode_start, deterministic=deterministic)
+
+    policy.model.predict = spy
+    env = ServerlessScalingVectorEnv(2, EnvConfig.from_dict(TINY))
+    for _ in range(2):  # two batches of episodes: the state starts afresh at each reset
+        obs, info = env.reset(seed=1)
+        policy.reset(num_envs=2)
+        for _ in range(3):
+            policy.act_batch(obs, info)
+            obs, *_, info = env.step(np.full(2, 2))
+    starts = [c[1].tolist() for c in calls]
+    assert starts == [[True, True], [False, False], [False, False]] * 2
+    assert calls[0][0] is None and calls[3][0] is None
+    assert calls[1][0] is not None and np.abs(calls[1][0]).sum() > 0  # the state of step 0 is passed on
+    rows = evaluate(run_dir, [str(files["tiny"])], episodes=2, seed=1000)
+    assert np.isfinite(rows[0]["reward"])
+
+
+# ----------------------------------------------------------------------------------------- masks
+def test_masks_reach_maskable_ppo_through_the_wrappers_and_exclude_blocked_actions(files):
+    from sb3_contrib.common.maskable.utils import get_action_masks, is_masking_supported
+
+    from agents.experiments.train import make_training_env
+
+    env = {**TINY, "scaling": {**TINY["scaling"], "initial_instances": 4, "scale_out_cooldown_seconds": 30.0}}
+    cfg = load_train_config(files["config"], overrides={"algo": "maskable_ppo", "frame_stack": 2})
+    base, venv = make_training_env(cfg, [("tiny", EnvConfig.from_dict(env))])
+    assert is_masking_supported(venv)
+    venv.seed(0)
+    venv.reset()
+    # no cooldown runs at the start: every action is valid
+    assert get_action_masks(venv).all()
+    venv.step(np.full(4, STEPS.index(1)))  # +1 everywhere: the 30 s scale-out cooldown starts (15 s steps)
+    masks = get_action_masks(venv)
+    assert masks.shape == (4, 5)
+    np.testing.assert_array_equal(masks, np.tile([True, True, True, False, False], (4, 1)))
+    venv.step(np.full(4, STEPS.index(0)))
+    venv.step(np.full(4, STEPS.index(0)))  # 30 s later the cooldown is over
+    assert get_action_masks(venv).all()
+
+
+# ----------------------------------------------------------------------------------------- anti-flap reward
+def test_flap_penalty_charges_blocked_requests_and_reversals(files):
+    from agents.learned.shaping import FlapPenalty
+
+    # scale-in cooldown 300 s (20 steps), scale-out 0 s; 3 instances at the start
+    env = EnvConfig.from_dict({**TINY, "scaling": {**TINY["scaling"], "scale_out_cooldown_seconds": 0.0}})
+    plain = ServerlessScalingVecEnv(1, env)
+    shaped = FlapPenalty(ServerlessScalingVecEnv(1, env), blocked=0.5, reversal=2.0)
+    for v in (plain, shaped):
+        v.seed(3)
+        v.reset()
+    # +1 (applied), -1 (applied: a reversal, starts the scale-in cooldown), -1 (blocked), +1 (applied: a
+    # reversal), +1 (applied), -2 (blocked), 0
+    actions = [1, -1, -1, 1, 1, -2, 0]
+    penalties = [0.0, 2.0, 0.5, 2.0, 0.0, 0.5, 0.0]
+    for a, want in zip(actions, penalties):
+        act = np.array([STEPS.index(a)])
+        r_plain = plain.step(act)[1]
+        r_shaped = shaped.step(act)[1]
+        assert r_plain[0] - r_shaped[0] == pytest.approx(want, abs=1e-5), (a, want)
+
+
+def test_flap_penalty_forgets_the_last_direction_at_an_episode_end():
+    from agents.learned.shaping import FlapPenalty
+
+    env = EnvConfig.from_dict(
+        {**TINY, "episode_steps": 2, "scaling": {**TINY["scaling"], "scale_in_cooldown_seconds": 0}}
+    )
+    shaped = FlapPenalty(ServerlessScalingVecEnv(1, env), reversal=1.0)
+    shaped.seed(0)
+    shaped.reset()
+    shaped.step(np.array([STEPS.index(1)]))
+    shaped.step(np.array([STEPS.index(0)]))  # the episode ends here
+    shaped.step(np.array([STEPS.index(-1)]))  # first change of the next episode: no reversal
+    assert shaped.last_penalty[0] == 0.0
+    shaped.step(np.array([STEPS.index(1)]))
+    assert shaped.last_penalty[0] == 1.0
+
+
+def test_shaped_training_runs_and_evaluates_on_the_env_reward(files, tmp_path):
+    run_dir = tmp_path / "shaped"
+    train_cli(files, run_dir, "algo=maskable_ppo", "reward_shaping={blocked: 0.05, reversal: 0.2}")
+    cfg = load_train_config(run_dir / "config.yaml")
+    assert (cfg.reward_shaping.blocked, cfg.reward_shaping.reversal) == (0.05, 0.2)
+    rows = (run_dir / "evaluations.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2  # header + one row per evaluation (128 and 256 steps)
+
+
+# ----------------------------------------------------------------------------------------- env overrides
+def test_env_overrides_reach_every_scenario_and_the_model_needs_them(files, tmp_path):
+    from agents.learned.ppo import apply_env_overrides, load_ppo_policy
+
+    run_dir = tmp_path / "overrides"
+    train_cli(files, run_dir, "env_overrides={instances: {memory_mb_per_request: 12.0}}")
+    saved = yaml.safe_load((run_dir / "scenarios.yaml").read_text())
+    for group in ("train", "eval"):
+        for env in saved[group].values():
+            assert env["instances"]["memory_mb_per_request"] == 12.0
+    plain = EnvConfig.from_dict(TINY)
+    with pytest.raises(ConfigError, match="env_overrides"):
+        load_ppo_policy(run_dir, plain)
+    config = apply_env_overrides(plain, {"instances": {"memory_mb_per_request": 12.0}})
+    assert load_ppo_policy(run_dir, config).n_stack == 1
+
+
+def test_the_v1_observation_trains_through_env_overrides(files, tmp_path):
+    from agents.learned.ppo import apply_env_overrides, load_ppo_policy
+    from scaling_env.fields import HISTORY_GROUPS, N_HISTORY
+
+    run_dir = tmp_path / "v1"
+    history = "[" + ", ".join(HISTORY_GROUPS) + "]"
+    train_cli(
+        files, run_dir, f"env_overrides={{observation: {{history: {history}, reset: steady_state}}}}", "frame_stack=2"
+    )
+    config = apply_env_overrides(
+        EnvConfig.from_dict(TINY), {"observation": {"history": list(HISTORY_GROUPS), "reset": "steady_state"}}
+    )
+    policy = load_ppo_policy(run_dir, config)
+    assert (policy.n_obs, policy.n_stack) == (N_OBS + N_HISTORY, 2)
+    with pytest.raises(ConfigError, match="env_overrides"):
+        load_ppo_policy(run_dir, EnvConfig.from_dict(TINY))  # the v0 observation: refused, not misread
