@@ -42,7 +42,7 @@ from scaling_env.config import ConfigError, format_validation_error, read_yaml_m
 from scaling_env.episode_stats import METRIC_NAMES
 
 from . import verdict as vd
-from .benchmark import DEFAULT_SCENARIOS, add_oracle_ratio
+from .benchmark import EVALUATION_SCENARIOS, add_oracle_ratio
 
 RULES = ("static", "static_peak", "threshold", "step_scaling", "target_tracking", "hpa", "kpa", "predictive", "oracle")
 SEEDS = list(range(1000, 1020))  # the benchmark's
@@ -327,7 +327,7 @@ def run_ablation(
     specialists: bool = True,
     log: Any = print,
 ) -> str:
-    scenarios = list(DEFAULT_SCENARIOS)
+    scenarios = list(EVALUATION_SCENARIOS)
     out.mkdir(parents=True, exist_ok=True)
     machine_path = out / "machine.json"
     machine = json.loads(machine_path.read_text()) if machine_path.is_file() else {}
