@@ -104,3 +104,17 @@ def test_the_benchmark_shows_the_cached_bound_and_the_gaps_without_planning(tmp_
     assert all(" - | - |" in ln for ln in md.splitlines() if ln.startswith("| flash_crowd |"))
     episodes = json.loads((tmp_path / "o" / "episodes.json").read_text())
     assert {r["policy"] for r in episodes} == {"static", "oracle"}  # the cached bound is not an episode of this run
+
+
+def test_platform_scenarios_have_no_bound_and_no_command_to_compute_one(tmp_path):
+    rows = [
+        {"scenario": sc, "policy": "static", **episode(s, -40.0, 1.5)}
+        for sc in ("steady", "daily_provisioned")
+        for s in (7, 8)
+    ]
+    from agents.experiments.tables import summarise
+
+    configs = {sc: load_scenario(sc).config for sc in ("steady", "daily_provisioned")}
+    notes = bound.add_bounds(summarise(rows), rows, configs, [7, 8], tmp_path / "cache.json")
+    assert notes[0].startswith("no cached bound for steady on") and "daily_provisioned" not in notes[0]
+    assert notes[1] == "no bound for the platform-mode scenarios (daily_provisioned): the planner scales a pool"

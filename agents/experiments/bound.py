@@ -105,14 +105,18 @@ def add_bounds(
 ) -> list[str]:
     """Each summary row gets ``reward_gap_to_bound`` and ``cost_gap_to_bound`` (its mean minus the planner's;
     NaN where the scenario has no bound), and a ``bound`` row is added after each scenario whose
-    bound comes from the cache. The bound is the run's own ``planner`` rows if it ran, else the cached episodes of
-    exactly these seeds and the current code version. Returns lines saying where each bound comes from."""
+    bound comes from the cache. The bound is the run's own ``hindsight`` rows if it ran, else the cached episodes
+    of exactly these seeds and the current code version. Platform-mode scenarios have none (the planner's base
+    plans scale a pool). Returns lines saying where each bound comes from."""
     have_run = {r["scenario"] for r in rows if r["policy"] == BOUND_POLICY}
     cache = load_cache(cache_path) if len(have_run) < len(scenarios) else {}
     version = code_version() if cache else ""
     bounds: dict[str, dict] = {}
     missing = []
+    platform = [name for name, config in scenarios.items() if config.platform.enabled]
     for name, config in scenarios.items():
+        if name in platform and name not in have_run:
+            continue
         if name in have_run:
             bounds[name] = next(s for s in summary if s["scenario"] == name and s["policy"] == BOUND_POLICY)
             continue
@@ -128,8 +132,9 @@ def add_bounds(
         last = max(i for i, s in enumerate(summary) if s["scenario"] == name)
         summary.insert(last + 1, row)
         bounds[name] = row
+    platform_line = f"no bound for the platform-mode scenarios ({', '.join(platform)}): the planner scales a pool"
     if not bounds:
-        return [no_bound_line(missing, seeds, cache_path)]
+        return ([no_bound_line(missing, seeds, cache_path)] if missing else []) + ([platform_line] if platform else [])
     for s in summary:
         b = bounds.get(s["scenario"])
         s["reward_gap_to_bound"] = s["reward"] - b["reward"] if b else math.nan
@@ -142,13 +147,15 @@ def add_bounds(
             + ", ".join(cached)
         )
     if have_run & set(bounds):
-        lines.append(f"bound: the planner run here for {', '.join(sorted(have_run & set(bounds)))}")
+        lines.append(f"bound: the hindsight planner run here for {', '.join(sorted(have_run & set(bounds)))}")
     for name, b in bounds.items():
         above = [s["policy"] for s in summary if s["scenario"] == name and s["reward"] > b["reward"]]
         if above:  # the planner is no bound there (its base plans or the seeds' noise)
             lines.append(f"ABOVE the bound on {name}: {', '.join(above)} (a higher mean reward than the bound's)")
     if missing:
         lines.append(no_bound_line(missing, seeds, cache_path))
+    if platform:
+        lines.append(platform_line)
     return lines
 
 
