@@ -32,7 +32,7 @@ from agents.experiments.bound import (
     planner_params,
     store,
 )
-from agents.registry import PLATFORM_POLICIES, make_policy, with_tuned
+from agents.registry import PLATFORM_POLICIES, TUNED_DIR, make_policy, with_tuned
 from scaling_env import EnvConfig
 from scaling_env.rollout import rollout
 from scaling_env.scenarios import load_scenario
@@ -106,6 +106,9 @@ def main() -> None:
     loads: dict[str, str] = {}
     for scenario in scenarios:
         for spec in [p for p in args.policies.split(",") if p not in ("planner", "hindsight", args.bound)]:
+            if spec.endswith("@tuned") and not (TUNED_DIR / scenario).is_dir():
+                print(f"{scenario}: no tuned settings, {spec} left out", flush=True)
+                continue
             eps, _ = run(scenario, spec, seeds)
             rows += [{"scenario": scenario, "policy": spec, **e} for e in eps]
         eps, times[scenario] = planner_rows(scenario, seeds, cache_path, version, args.planner, args.bound)
