@@ -224,3 +224,16 @@ def test_parallel_trials_do_not_depend_on_the_number_of_workers(tmp_path: Path) 
         found.append([(t.number, t.state.name, t.params, t.value) for t in study.trials])
     assert found[0] == found[1] and len(found[0]) == 8
     assert len({str(t[2]) for t in found[0]}) == 8
+
+
+def test_a_new_trial_is_tagged_with_its_process_in_the_commit_that_creates_it(tmp_path: Path) -> None:
+    # a process killed right after a trial's creation must leave a trial the next run recognises as abandoned:
+    # the tags come with the creation, not in a later commit (here no sampler hook tags it)
+    url = f"sqlite:///{(tmp_path / 'studies.db').resolve()}"
+    study = optuna.create_study(
+        study_name="s", storage=tune.open_storage(url), sampler=optuna.samplers.RandomSampler(seed=0)
+    )
+    study.ask()
+    trial = optuna.load_study(study_name="s", storage=url).trials[0]
+    assert trial.state == TrialState.RUNNING
+    assert trial.user_attrs == {"host": socket.gethostname(), "pid": os.getpid()}

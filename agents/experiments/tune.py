@@ -212,10 +212,9 @@ def open_storage(url: str) -> Any:
     if not url.startswith("sqlite:///"):
         return url
     if url not in _STORAGES:
-        import optuna
         from sqlalchemy import event
 
-        storage = optuna.storages.RDBStorage(url)
+        storage = _tagging_storage_class()(url)
 
         def pragmas(connection: Any, _record: Any) -> None:
             cursor = connection.cursor()
@@ -227,6 +226,36 @@ def open_storage(url: str) -> Any:
         storage.engine.dispose()  # connections made before the listener are closed; new ones get the pragmas
         _STORAGES[url] = storage
     return _STORAGES[url]
+
+
+def _tagging_storage_class() -> type:
+    """An RDBStorage whose new trials carry this host and process from the transaction that creates them: tagged in
+    a second commit (as the sampler's ``before_trial`` does), a process killed between the two left a RUNNING trial
+    that no resume could recognise as abandoned (``test_tune_kill_resume_and_load`` failed on it under load)."""
+    import datetime
+
+    import optuna
+    from optuna.trial import FrozenTrial, TrialState
+
+    class TaggingRDBStorage(optuna.storages.RDBStorage):
+        def _create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> FrozenTrial:
+            if template_trial is None:  # a trial study.ask() creates (not an enqueued one): RUNNING, tagged
+                template_trial = FrozenTrial(
+                    number=0,
+                    state=TrialState.RUNNING,
+                    value=None,
+                    datetime_start=datetime.datetime.now(),
+                    datetime_complete=None,
+                    params={},
+                    distributions={},
+                    user_attrs={"host": socket.gethostname(), "pid": os.getpid()},
+                    system_attrs={},
+                    intermediate_values={},
+                    trial_id=0,
+                )
+            return super()._create_new_trial(study_id, template_trial)  # no public API for this
+
+    return TaggingRDBStorage
 
 
 def code_version() -> str:
