@@ -42,7 +42,8 @@ def test_tune_kill_resume_and_load(tmp_path: Path) -> None:
     name = "tune:hpa:steady"
     cmd = [sys.executable, "-m", "agents.experiments.tune", "--policy", "hpa", "--scenarios", "steady"]
     cmd += ["--seeds", "0-3", "--trials", "100000", "--out", str(out), "--no-progress"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = tmp_path / "tune.log"  # the command's messages (its errors go to stdout too), for a failure's message
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT)
     done: list = []
     try:
         deadline = time.monotonic() + 120
@@ -55,7 +56,7 @@ def test_tune_kill_resume_and_load(tmp_path: Path) -> None:
                     continue
                 if len(done) >= 3:
                     break
-        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        assert proc.poll() is None, log.read_text()
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.kill()

@@ -214,7 +214,10 @@ def open_storage(url: str) -> Any:
     if url not in _STORAGES:
         from sqlalchemy import event
 
-        storage = _tagging_storage_class()(url)
+        # a reader (optuna-dashboard, a second process) may hold the file while this one switches it to WAL or
+        # writes: wait for it up to 60 s (sqlite3's default is 5 s, which a loaded machine can exceed, and the
+        # command then failed with "database is locked")
+        storage = _tagging_storage_class()(url, engine_kwargs={"connect_args": {"timeout": 60.0}})
 
         def pragmas(connection: Any, _record: Any) -> None:
             cursor = connection.cursor()
