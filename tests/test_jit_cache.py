@@ -9,13 +9,20 @@ import scaling_env.sim
 from scaling_env.sim.jit_cache import compiled_sources, invalidate_if_sources_changed
 
 
-def test_cached_code_is_dropped_when_a_helper_module_changes(tmp_path):
+def copy_of_the_sim_package(tmp_path: Path) -> Path:
+    """The compiled sources (the sim folder with its subfolders, and fields.py beside it) copied under tmp_path;
+    returns the copy's sim folder."""
     sim = tmp_path / "pkg" / "sim"
     source = Path(scaling_env.sim.__file__).parent
     for path in compiled_sources(source):
         target = sim.parent / path.name if path.name == "fields.py" else sim / path.relative_to(source)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, target)
+    return sim
+
+
+def test_cached_code_is_dropped_when_a_helper_module_changes(tmp_path):
+    sim = copy_of_the_sim_package(tmp_path)
     cache = sim / "__pycache__"
     cache.mkdir()
     stale = cache / "simulator.step_batch-1.py311.nbi"
@@ -42,12 +49,7 @@ def test_cached_code_is_dropped_when_a_helper_module_changes(tmp_path):
 def test_the_request_backends_cache_is_dropped_when_the_column_constants_change(tmp_path):
     # the request-level backend (sim/request) reads the same column constants: a stale copy of its compiled loop
     # would write its counts into the wrong info columns
-    sim = tmp_path / "pkg" / "sim"
-    source = Path(scaling_env.sim.__file__).parent
-    for path in compiled_sources(source):
-        target = sim.parent / path.name if path.name == "fields.py" else sim / path.relative_to(source)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, target)
+    sim = copy_of_the_sim_package(tmp_path)
     assert (sim / "request" / "loop.py").exists()
     invalidate_if_sources_changed(sim)
     cache = sim / "request" / "__pycache__"

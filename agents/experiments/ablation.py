@@ -227,6 +227,11 @@ def judge(rules: list[dict], cand: list[dict], label: str, tuning: dict[tuple[st
     }
 
 
+def _ci_cells(comparisons: list[dict]) -> list[str]:
+    """Each paired comparison's mean difference [95 % CI], in bold where p < the verdict's alpha."""
+    return [f"**{_ci(x['test'])}**" if x["test"].p_value < vd.ALPHA else _ci(x["test"]) for x in comparisons]
+
+
 def _ci(t: vd.PairedTest, digits: int = 1) -> str:
     return f"{t.mean_diff:+.{digits}f} [{t.ci_low:+.{digits}f}, {t.ci_high:+.{digits}f}]"
 
@@ -282,11 +287,7 @@ def markdown(results: list[dict], timings: dict[str, dict], scenarios: list[str]
         "|---|" + "---:|" * len(scenarios),
     ]
     for r in results:
-        cells = []
-        for x in r["per_scenario"]:
-            text = _ci(x["test"])
-            cells.append(f"**{text}**" if x["test"].p_value < vd.ALPHA else text)
-        lines.append(f"| `{r['variant']}` | " + " | ".join(cells) + " |")
+        lines.append(f"| `{r['variant']}` | " + " | ".join(_ci_cells(r["per_scenario"])) + " |")
     rules = results[0]["per_scenario"]
     lines.append("| best rule | " + " | ".join(f"`{x['rule']}`" for x in rules) + " |")
     lines += [
@@ -298,11 +299,7 @@ def markdown(results: list[dict], timings: dict[str, dict], scenarios: list[str]
         "|---|---|" + "---:|" * len(scenarios),
     ]
     for r in results:
-        cells = []
-        for x in r["vs_generalist"]:
-            text = _ci(x["test"])
-            cells.append(f"**{text}**" if x["test"].p_value < vd.ALPHA else text)
-        lines.append(f"| `{r['variant']}` | `{r['generalist']}` | " + " | ".join(cells) + " |")
+        lines.append(f"| `{r['variant']}` | `{r['generalist']}` | " + " | ".join(_ci_cells(r["vs_generalist"])) + " |")
     lines += ["", "| variant: cost / oracle | " + " | ".join(scenarios) + " |", "|---|" + "---:|" * len(scenarios)]
     for r in results:
         lines.append(
