@@ -451,15 +451,34 @@ def reference_noise(grid: Grid) -> None:
                 print(f"{algo} rho={rho} c={conc}: wait {rel(wa, wb):+.1%}, p95 {rel(pa, pb):+.1%}", flush=True)
 
 
+def print_part(part: str, grid: Grid, quick: bool) -> None:
+    """One part of the report on stdout, as its table (for measuring a change without the full run)."""
+    if part == "transients":
+        print("\n".join(transient_lines(transients(grid.seeds if quick else (1, 2, 3)))))
+        return
+    near = tuple(r for r in grid.rhos_c if 0.97 <= r <= 1.03)
+    cells = sweep(SWEEPS[0][0], "rho", near, "conc", grid.concs, ALGOS, grid, SWEEPS[0][3])
+    print("\n".join(cell_table(cells, SWEEPS[0][0], "rho", "conc")))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a reduced grid and fewer seeds")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "fidelity.md")
     parser.add_argument("--noise", action="store_true", help="only the reference's own seed-to-seed spread")
+    parser.add_argument(
+        "--only",
+        choices=("transients", "near-capacity"),
+        help="print one part and write nothing: the transients (seeds 1-3), or the grid's cells at utilisation "
+        "0.98-1.02 (q = 100, cv = 1, every balancer and concurrency)",
+    )
     args = parser.parse_args()
     grid = QUICK if args.quick else Grid()
     if args.noise:
         reference_noise(Grid())
+        return
+    if args.only:
+        print_part(args.only, grid, args.quick)
         return
     t0 = time.perf_counter()
     cells = run_grid(grid)

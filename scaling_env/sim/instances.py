@@ -44,6 +44,8 @@ INST_F_FIELDS: tuple[tuple[str, str], ...] = (
     # serverless platform mode (issue 17)
     ("idle", "platform mode: seconds since the instance last served (keep-alive clock)"),
     ("boot_len", "platform mode: length of the instance's cold start, s (what its waiting requests wait)"),
+    ("crash_at", "crashed in the current step: the part of the step before the crash, in (0, 1) (0 otherwise)"),
+    ("pre_crash", "crashed in the current step: the part of its arrivals that came before the crash"),
 )
 (
     F_TIMER,
@@ -64,6 +66,8 @@ INST_F_FIELDS: tuple[tuple[str, str], ...] = (
     F_C2_YOUNG,
     F_IDLE,
     F_BOOT_LEN,
+    F_CRASH_AT,
+    F_PRE_CRASH,
 ) = range(len(INST_F_FIELDS))
 F_COHORTS = F_C0_N  # cohort c's (n, old, young) are columns F_COHORTS + 3c + (0, 1, 2)
 N_COHORTS = 3
@@ -206,9 +210,23 @@ def crash(inst_f, inst_i, b: int, i: int) -> int:
 
 
 @njit(cache=True)
-def crash_random_warm(inst_f, inst_i, rng, b: int, hi: int, count: int, n_warm: int):
+def crash_at(inst_f, inst_i, b: int, i: int, at: float) -> int:
+    """Crash slot i a part ``at`` (in [0, 1)) into the current step. At the step start (``at = 0``) it is
+    ``crash``; later, the slot keeps its queue, which it serves until the crash (the serve phase serves what
+    fits in ``at * dt`` and fails the rest), and its health checks count from the crash (docs/model.md 3)."""
+    if at <= 0.0:
+        return crash(inst_f, inst_i, b, i)
+    inst_i[b, i, I_STATE] = FAILED
+    inst_i[b, i, I_CHECKS] = 0
+    inst_f[b, i, F_LOAD] = 0.0
+    inst_f[b, i, F_CRASH_AT] = at
+    return 0
+
+
+@njit(cache=True)
+def crash_random_warm(inst_f, inst_i, rng, b: int, hi: int, count: int, n_warm: int, at: float = 0.0):
     """Crash ``count`` of the ``n_warm`` warm slots, chosen uniformly (selection sampling, Knuth's
-    Algorithm S). Returns (requests lost, instances crashed)."""
+    Algorithm S), a part ``at`` into the step (``crash_at``). Returns (requests lost now, instances crashed)."""
     lost = 0
     crashed = 0
     left = n_warm
@@ -217,7 +235,7 @@ def crash_random_warm(inst_f, inst_i, rng, b: int, hi: int, count: int, n_warm: 
             break
         if inst_i[b, i, I_STATE] == WARM:
             if uniform(rng, b) * left < count - crashed:
-                lost += crash(inst_f, inst_i, b, i)
+                lost += crash_at(inst_f, inst_i, b, i, at)
                 crashed += 1
             left -= 1
     return lost, crashed

@@ -102,8 +102,10 @@ from ..fields import (
 from .instances import (
     BOOTING,
     DRAINING,
+    F_CRASH_AT,
     F_DROPC,
     F_LOAD,
+    F_PRE_CRASH,
     F_QFLUID,
     F_SERVE,
     F_TIMER,
@@ -325,21 +327,24 @@ def apply_action(b, s, m, requested):
 
 @njit(**_KERNEL)
 def crash_instances(b, s, m, hi, t0, dt):
-    """2. Crashes at the step start: correlated outages due in the step, then spontaneous crashes."""
+    """2. Crashes due in the step, each at its time (``instances.crash_at``): correlated outages at their time,
+    then spontaneous crashes at mid-step (the mean time of a crash known to fall in the step, for dt << mtbf)."""
     inst_f, inst_i, rng, outages = s.inst_f, s.inst_i, s.rng, s.outages
     for o in range(outages.shape[1]):
         ot = outages[b, o, 0]
         if ot >= 0.0 and t0 - _EPS <= ot < t0 + dt - _EPS:
             n_warm = count_state(inst_i, b, hi, WARM)
             count = int(math.floor(outages[b, o, 1] * n_warm + 0.5))
-            lost, n = crash_random_warm(inst_f, inst_i, rng, b, hi, count, n_warm)
+            at = max(ot - t0, 0.0) / dt if ot - t0 > _EPS else 0.0
+            lost, n = crash_random_warm(inst_f, inst_i, rng, b, hi, count, n_warm, at)
             m[b, M_FAILED] += lost
             m[b, M_CRASHES] += n
     hazard = s.params[b, P_HAZARD]
     if hazard > 0.0:
         # each warm instance crashes with probability `hazard`: draw how many, then which
         n_warm = count_state(inst_i, b, hi, WARM)
-        lost, n = crash_random_warm(inst_f, inst_i, rng, b, hi, binomial(rng, b, n_warm, hazard), n_warm)
+        n_crash = binomial(rng, b, n_warm, hazard)
+        lost, n = crash_random_warm(inst_f, inst_i, rng, b, hi, n_crash, n_warm, 0.5)
         m[b, M_FAILED] += lost
         m[b, M_CRASHES] += n
 
@@ -373,9 +378,12 @@ def pool_time(b, s, hi, t0, dt):
                 w = tau / dt
                 inst_i[b, i, I_EVENT] = 1
         elif st == FAILED:
-            w = health_checks(inst_i, b, i, t0, dt, interval, threshold)
+            at = inst_f[b, i, F_CRASH_AT]  # crashed inside this step: healthy (and serving) until then
+            w = health_checks(inst_i, b, i, t0, dt, interval, threshold, at * dt)
             if w < 1.0 or inst_i[b, i, I_CHECKS] >= threshold:
                 inst_i[b, i, I_EVENT] = 2
+            w_healthy += at
+            inst_f[b, i, F_PRE_CRASH] = at / max(w, at)  # arrivals spread over its pool time (route may change it)
         elif st == DRAINING:
             tau = dt
         inst_f[b, i, F_WEIGHT] = w
@@ -419,7 +427,18 @@ def route_arrivals(b, s, m, hi, arrivals, pool_at_start, n_boot):
         total_share = pool_shares(inst_f, inst_i, b, hi, dt)
         algo = int(p[b, P_ALGO])
         pointer, no_target = route(
-            inst_f, inst_i, s.rng, b, hi, arrivals, total_share, algo, int(s.env_state[b, E_RR]), cap_rps
+            inst_f,
+            inst_i,
+            s.rng,
+            b,
+            hi,
+            arrivals,
+            total_share,
+            algo,
+            int(s.env_state[b, E_RR]),
+            cap_rps,
+            dt,
+            p[b, P_SVC],
         )
         s.env_state[b, E_RR] = pointer
         m[b, M_DROPPED] += no_target  # arrived while every member had been taken out
@@ -480,10 +499,12 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool)
             continue
         bill = dt
         if st == FAILED:
-            failed += inst_i[b, i, I_ARRIVALS] + inst_i[b, i, I_BACKLOG]
-            inst_i[b, i, I_BACKLOG] = 0
-            inst_f[b, i, F_QFLUID] = 0.0
-            clear_cohorts(inst_f, b, i)
+            done, fail = serve_until_crash(b, i, s)
+            served += done
+            failed += fail
+            stat_served += done  # (as requests of the stationary queue)
+            stat_wait_sum += done * w_stat
+            p_wait_sum += done * p_stat
         elif st == UNHEALTHY:
             if inst_f[b, i, F_TIMER] >= 0.0:  # being replaced: billed until terminated
                 bill = min(inst_f[b, i, F_TIMER], dt)
@@ -598,6 +619,29 @@ def serve_slot(b, i, s, st, to_booting, w_stat, p_stat, p_block):
             inst_i[b, i, I_BACKLOG] = 0
             inst_i[b, i, I_STATE] = OFF
     return done, dropped, failed, crashed, bill, cpu, mem, waited_s, age, longest, stat_n, stat_w, p_w
+
+
+@njit(inline="always", **_KERNEL)
+def serve_until_crash(b, i, s):
+    """6, a failed slot: every request routed to or queued at it fails, except, in the step of its crash (at
+    ``F_CRASH_AT``), the arrivals before the crash (``F_PRE_CRASH`` of them) and the part of
+    its queue, as far as its capacity ``c / s`` completes them until then. Returns (served, failed)."""
+    inst_f, inst_i = s.inst_f, s.inst_i
+    a = inst_i[b, i, I_ARRIVALS]
+    q = inst_i[b, i, I_BACKLOG]
+    at = inst_f[b, i, F_CRASH_AT]
+    done = 0
+    if at > 0.0:
+        dt = s.params[b, P_DT]
+        cap = int(s.params[b, P_CONC]) / s.params[b, P_SVC]
+        before = min(int(math.floor(a * inst_f[b, i, F_PRE_CRASH] + 0.5)), a)
+        # what it could complete before the crash, at most (the rest is queued when it crashes)
+        done = min(q + before, int(math.floor(cap * at * dt)))
+        inst_f[b, i, F_CRASH_AT] = 0.0
+    inst_i[b, i, I_BACKLOG] = 0
+    inst_f[b, i, F_QFLUID] = 0.0
+    clear_cohorts(inst_f, b, i)
+    return done, a + q - done
 
 
 @njit(inline="always", **_KERNEL)

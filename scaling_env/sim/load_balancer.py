@@ -14,8 +14,9 @@ arrivals by those shares:
 - ``round_robin``: whole requests in proportion to the shares; the remainder goes one by one in rotating order
   (a per-cluster pointer), as a round-robin balancer does.
 - ``random``: a multinomial split (sequential binomial draws).
-- ``least_outstanding``: crashed-but-undetected members answer at once (with an error), so they get their share;
-  the rest is water-filled: requests go to the healthy instances with the least outstanding work (queue minus
+- ``least_outstanding``: crashed-but-undetected members answer at once (with an error), so they always have zero
+  outstanding requests and win every tie but those with an idle healthy member (``failed_tie_share``); the rest
+  is water-filled: requests go to the healthy instances with the least outstanding work (queue minus
   what they can serve in the step) until those levels are equal.
 
 Beside the fluid queues, each algorithm has a stationary queue (docs/model.md section 6.2), which
@@ -28,7 +29,19 @@ import math
 
 from numba import njit
 
-from .instances import F_SERVE, F_SHARE, F_WEIGHT, FAILED, I_ARRIVALS, I_BACKLOG, I_CHECKS, I_STATE, WARM
+from .instances import (
+    F_CRASH_AT,
+    F_PRE_CRASH,
+    F_SERVE,
+    F_SHARE,
+    F_WEIGHT,
+    FAILED,
+    I_ARRIVALS,
+    I_BACKLOG,
+    I_CHECKS,
+    I_STATE,
+    WARM,
+)
 from .queueing import stationary_wait
 from .rng import binomial
 
@@ -37,13 +50,16 @@ ALGORITHMS = ("round_robin", "least_outstanding", "random")
 
 
 @njit(cache=True)
-def health_checks(inst_i, b: int, i: int, t0: float, dt: float, interval: float, threshold: int) -> float:
-    """Run the health checks of a crashed slot over the step [t0, t0 + dt).
+def health_checks(
+    inst_i, b: int, i: int, t0: float, dt: float, interval: float, threshold: int, since: float = 0.0
+) -> float:
+    """Run the health checks of a crashed slot over the step [t0, t0 + dt), from ``t0 + since`` on (a slot that
+    crashed inside the step fails only the checks after its crash).
 
     Checks happen at every multiple of ``interval`` after the episode start; a check at exactly ``t0`` belongs
     to the previous step. Returns the share of the step the slot stays in the pool (1.0 if not detected).
     """
-    k = math.floor(t0 / interval + 1e-9) + 1.0
+    k = math.floor((t0 + since) / interval + 1e-9) + 1.0
     t_check = k * interval
     end = t0 + dt + 1e-9
     while t_check <= end:
@@ -133,6 +149,8 @@ def route(
     algorithm: int,
     pointer: int,
     capacity_rps: float,
+    dt: float,
+    service_s: float,
 ):
     """Write each slot's part of ``arrivals`` into ``I_ARRIVALS`` (``pool_shares`` must have run).
 
@@ -156,11 +174,28 @@ def route(
         return pointer, left
     routed = arrivals if total_share >= 1.0 - 1e-12 else int(math.floor(arrivals * total_share + 0.5))
     if algorithm == LEAST_OUTSTANDING and _any_healthy(inst_f, inst_i, b, hi):
+        n_failed = 0
+        n_healthy = 0
+        for i in range(hi):
+            if inst_f[b, i, F_SHARE] > 0.0:
+                if inst_i[b, i, I_STATE] == FAILED:
+                    n_failed += 1
+                else:
+                    n_healthy += 1
+        boost = 1.0
+        if n_failed > 0:
+            offered = arrivals / dt * service_s  # requests/s x service time: Erlangs
+            boost = failed_tie_share(n_failed, n_healthy, offered) * (n_failed + n_healthy) / n_failed
         rest = routed
         for i in range(hi):
             sh = inst_f[b, i, F_SHARE]
             if sh > 0.0 and inst_i[b, i, I_STATE] == FAILED:
-                x = min(int(math.floor(arrivals * sh)), rest)
+                # a slot that crashed inside this step was healthy before the crash: the even share until then
+                pre = inst_f[b, i, F_PRE_CRASH] if inst_f[b, i, F_CRASH_AT] > 0.0 else 0.0
+                mix = pre + (1.0 - pre) * boost
+                if pre > 0.0:
+                    inst_f[b, i, F_PRE_CRASH] = pre / mix  # the part of its arrivals that came before the crash
+                x = min(int(math.floor(arrivals * sh * mix)), rest)
                 inst_i[b, i, I_ARRIVALS] = x
                 rest -= x
         _water_fill(inst_f, inst_i, b, hi, rest, capacity_rps)
@@ -187,6 +222,30 @@ def route(
                 j += 1
         pointer = (start + extra) % n_pool
     return pointer, arrivals - routed
+
+
+@njit(cache=True)
+def failed_tie_share(n_failed: int, n_healthy: int, offered: float) -> float:
+    """Share of a least-outstanding balancer's requests that go to ``n_failed`` crashed, undetected members
+    beside ``n_healthy`` healthy ones, at ``offered`` Erlangs (arrival rate x mean service time).
+
+    A crashed member answers at once, so it always has zero outstanding requests: a healthy member gets a
+    request only while it too has none (a tie, broken evenly). Each healthy member is then a one-server loss
+    system (M/G/1/1): idle, it receives requests at ``lambda / N`` (N = the members tied at zero: the failed ones
+    plus the idle healthy ones), busy, none. Erlang's loss formula (insensitive to the service-time law) gives
+    P(idle) = 1 / (1 + a) with ``a = lambda s / N``; with ``N = f + h / (1 + a)`` this is the positive root of
+    ``f a^2 + (f + h - lambda s) a - lambda s = 0``. The healthy members complete ``h a / (1 + a)`` requests per
+    service time, the failed ones get the rest (docs/model.md 5). At low load it is the even share ``f / (f + h)``;
+    near saturation almost everything (as a request-level simulation shows: 94 % with 2 of 4 failed at 30
+    Erlangs)."""
+    if n_failed <= 0:
+        return 0.0
+    if offered <= 0.0 or n_healthy <= 0:
+        return n_failed / (n_failed + n_healthy) if n_healthy > 0 else 1.0
+    f = float(n_failed)
+    bq = f + n_healthy - offered
+    a = (-bq + math.sqrt(bq * bq + 4.0 * f * offered)) / (2.0 * f)
+    return max(1.0 - n_healthy * a / ((1.0 + a) * offered), f / (f + n_healthy))
 
 
 @njit(cache=True)
