@@ -636,7 +636,7 @@ def serve_until_crash(b, i, s):
         cap = int(s.params[b, P_CONC]) / s.params[b, P_SVC]
         before = min(int(math.floor(a * inst_f[b, i, F_PRE_CRASH] + 0.5)), a)
         # what it could complete before the crash, at most (the rest is queued when it crashes)
-        done = min(q + before, int(math.floor(cap * at * dt)))
+        done = min(q + before, int(math.floor(cap * at * dt + 1e-6)))
         inst_f[b, i, F_CRASH_AT] = 0.0
     inst_i[b, i, I_BACKLOG] = 0
     inst_f[b, i, F_QFLUID] = 0.0

@@ -1,0 +1,107 @@
+"""Transients inside a step, with numbers that follow on paper (docs/model.md 3 and 5): a crash at its time, and
+a least-outstanding balancer's ties with a crashed member. Deterministic 100 req/s, concurrency 10, 0.1 s service
+(conftest.QUIET)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from conftest import action_for, quiet_config, started
+
+from scaling_env.sim.load_balancer import failed_tie_share
+
+
+def _infos(cfg, steps: int) -> list[dict]:
+    env = started(cfg)
+    hold = action_for(cfg, 0)
+    return [env.step(hold)[4] for _ in range(steps)]
+
+
+def test_outage_inside_a_step_fails_only_the_requests_after_it():
+    # 2 instances, round robin, one crashes at t = 10 s of the first 15 s step. Each gets 750 requests in the
+    # step; the crashed one serves those of the first 10 s (500) and fails the last 5 s (250). Checks at 30 and
+    # 60 s, threshold 2: it leaves the pool at t = 60, so steps 1-3 fail its full 750. (Moved to the step start,
+    # as before, step 0 failed 750.)
+    cfg = quiet_config(
+        load_balancer={"algorithm": "round_robin", "health_check_interval_seconds": 30.0, "unhealthy_threshold": 2},
+        failures={"mtbf_seconds": None, "outages": [{"time_seconds": 10.0, "fraction": 0.5}]},
+        scaling={"min_instances": 2, "initial_instances": 2},
+    )
+    infos = _infos(cfg, 5)
+    assert [i["failed"] for i in infos] == [250, 750, 750, 750, 0]
+    assert infos[0]["served"] == 1250 and infos[0]["crashes"] == 1
+    assert [i["instances_failed"] for i in infos] == [1, 1, 1, 0, 0]
+
+
+def test_health_checks_count_from_the_crash_not_from_the_step_start():
+    # One instance crashes at t = 25 s (step 1 = [15, 30)); checks every 20 s, threshold 1. The check at t = 20
+    # precedes the crash; the one at t = 40 finds it: out of the pool 10 s into step 2. Step 1: 1000 served
+    # (before the crash), 500 failed. Step 2: 1000 arrive while it is still in the pool and fail, the other
+    # 500 find the pool empty and are dropped.
+    cfg = quiet_config(
+        load_balancer={"health_check_interval_seconds": 20.0, "unhealthy_threshold": 1},
+        failures={
+            "mtbf_seconds": None,
+            "outages": [{"time_seconds": 25.0, "fraction": 1.0}],
+            "replace_unhealthy": False,
+        },
+        scaling={"min_instances": 1, "initial_instances": 1},
+    )
+    infos = _infos(cfg, 3)
+    assert [i["failed"] for i in infos] == [0, 500, 1000]
+    assert [i["served"] for i in infos] == [1500, 1000, 0]
+    assert infos[2]["dropped"] == 500
+
+
+def test_a_crash_inside_a_step_serves_its_queue_until_the_crash_as_far_as_capacity_allows():
+    # One instance, 150 req/s into 100 req/s: 750 queued after step 0. It crashes at t = 20 s (5 s into step 1):
+    # until then it completes 5 s x 100 = 500 requests, out of the 750 queued plus the 750 that arrived in those
+    # 5 s; the other 1000 queued or arrived before the crash, and the 1500 after it... 2250 arrivals, 750 queued:
+    # 3000 - 500 = 2500 fail.
+    cfg = quiet_config(
+        workload={"shape": {"kind": "constant", "rate_rps": 150.0}},
+        load_balancer={"health_check_interval_seconds": 30.0, "unhealthy_threshold": 1},
+        failures={
+            "mtbf_seconds": None,
+            "outages": [{"time_seconds": 20.0, "fraction": 1.0}],
+            "replace_unhealthy": False,
+        },
+        scaling={"min_instances": 1, "initial_instances": 1},
+    )
+    infos = _infos(cfg, 2)
+    assert infos[0]["backlog"] == 750
+    assert infos[1]["served"] == 500
+    assert infos[1]["failed"] == 2500
+
+
+def test_failed_tie_share_by_hand():
+    # one failed, one healthy member at 1 Erlang: a^2 + a - 1 = 0, a = (sqrt 5 - 1) / 2; the healthy one completes
+    # a / (1 + a) = 0.382 requests per service time, the failed one gets the rest: 1 - 0.382 = 0.618
+    a = (math.sqrt(5.0) - 1.0) / 2.0
+    assert failed_tie_share(1, 1, 1.0) == pytest.approx(1.0 - a / (1.0 + a), rel=1e-12)
+    assert failed_tie_share(1, 1, 1.0) == pytest.approx(0.6180339887, rel=1e-9)
+    # 2 of 4 failed at 30 Erlangs (the fidelity report's outage): 2 a^2 - 26 a - 30 = 0, a = (26 + sqrt 916) / 4
+    a = (26.0 + math.sqrt(916.0)) / 4.0
+    assert failed_tie_share(2, 2, 30.0) == pytest.approx(1.0 - 2.0 * a / ((1.0 + a) * 30.0), rel=1e-12)
+    assert failed_tie_share(2, 2, 30.0) == pytest.approx(0.9378, abs=1e-4)
+    # no load: the even share; no healthy member: all of it
+    assert failed_tie_share(1, 3, 1e-9) == pytest.approx(0.25, rel=1e-6)
+    assert failed_tie_share(2, 0, 5.0) == 1.0
+    assert failed_tie_share(0, 4, 5.0) == 0.0
+
+
+def test_least_outstanding_sends_a_crashed_member_what_its_ties_win():
+    # 2 instances, least outstanding, one crashed at t = 0: 100 req/s x 0.1 s = 10 Erlangs, one failed, one
+    # healthy: a^2 - 8 a - 10 = 0, a = 4 + sqrt 26; the failed member gets 1 - a / (10 (1 + a)) of the 1500
+    # requests (round robin: half of them).
+    a = 4.0 + math.sqrt(26.0)
+    share = 1.0 - a / (10.0 * (1.0 + a))
+    cfg = quiet_config(
+        load_balancer={"algorithm": "least_outstanding", "health_check_interval_seconds": 30.0},
+        failures={"mtbf_seconds": None, "outages": [{"time_seconds": 0.0, "fraction": 0.5}]},
+        scaling={"min_instances": 2, "initial_instances": 2},
+    )
+    info = _infos(cfg, 1)[0]
+    assert info["failed"] == math.floor(1500 * share) == 1364
+    assert info["served"] == 1500 - 1364
