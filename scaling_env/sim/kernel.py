@@ -128,7 +128,8 @@ from .instances import (
     launch,
     scale_in,
 )
-from .load_balancer import balancer_queue, health_checks, pool_shares, route
+from .load_balancer import ROUND_ROBIN, balancer_load, balancer_queue, health_checks, pool_shares, route
+from .nonstationary import psffa_wait
 from .platform import platform_action, platform_latency, platform_reset, serve_platform
 from .queueing import fifo_waits, fluid_segment, response_p95, stationary_wait, waiting_latency
 from .rng import binomial, poisson
@@ -139,6 +140,7 @@ from .state import (
     E_HI,
     E_PF_BUFFER,
     E_PF_PROV,
+    E_PSFFA,
     E_RR,
     E_STEP,
     E_TIME,
@@ -461,7 +463,7 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool)
     """6. Serving and billing of every slot. Returns the waits of the step's served requests: (fluid wait
     request-s, age of the requests still queued request-s, requests served through the stationary queue,
     stationary wait request-s, requests that waited, longest fluid wait s, stationary mean wait s, stationary
-    P(wait))."""
+    P(wait), least mean wait of the step's requests s (``queue_over_step``))."""
     p, inst_f, inst_i = s.params, s.inst_f, s.inst_i
     dt = p[b, P_DT]
     conc = int(p[b, P_CONC])
@@ -470,12 +472,12 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool)
     if to_booting:
         # requests wait on the booting instances, split evenly (every n-th request)
         w_stat, p_stat, p_block = stationary_wait(conc, offered_rps / n_boot, svc, 1.0 / n_boot, cs2, p[b, P_MAXQ])
+        s.env_state[b, E_PSFFA] = 0.0
+        w_floor = 0.0
     else:
-        algo = int(p[b, P_ALGO])
-        w_stat, p_stat, p_block = balancer_queue(
-            algo, offered_rps, n_pool, wsum, w_healthy, conc, svc, cs2, p[b, P_MAXQ]
-        )
-    w_stat = min(w_stat, dt)  # longer waits than a step build up as fluid backlog, step by step
+        w_stat, p_stat, p_block, w_floor = queue_over_step(b, s, offered_rps, wsum, w_healthy, n_pool)
+    w_stat = min(w_stat, dt)
+    w_floor = min(w_floor, dt)  # longer waits than a step build up as fluid backlog, step by step
     fluid_wait_sum = 0.0  # waiting of the step's served requests in fluid queues, request-seconds
     queued_age = 0.0  # age of the requests still queued at the end, request-seconds
     stat_wait_sum = 0.0
@@ -545,7 +547,33 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool)
     m[b, M_MEM_MAX] = mem_max
     m[b, M_BILLED] = billed
     m[b, M_INST_SECONDS] = inst_seconds
-    return fluid_wait_sum, queued_age, stat_served, stat_wait_sum, p_wait_sum, max_fluid_wait, w_stat, p_stat
+    return fluid_wait_sum, queued_age, stat_served, stat_wait_sum, p_wait_sum, max_fluid_wait, w_stat, p_stat, w_floor
+
+
+@njit(inline="always", **_KERNEL)
+def queue_over_step(b, s, offered_rps, wsum, w_healthy, n_pool):
+    """6, the balancer's stationary queue (``load_balancer.balancer_queue``) followed over time: its mean number
+    in system is carried from step to step by the pointwise stationary fluid-flow approximation
+    (``nonstationary.psffa_wait``; docs/model.md 6.2.1). Returns (mean wait
+    over the step s, P(wait), P(turned away), the mean wait every served request has at least (the followed
+    queue's; 0 for the per-step stationary one))."""
+    p = s.params
+    algo = int(p[b, P_ALGO])
+    conc = int(p[b, P_CONC])
+    svc = p[b, P_SVC]
+    maxq = p[b, P_MAXQ]
+    w_stat, p_stat, p_block = balancer_queue(
+        algo, offered_rps, n_pool, wsum, w_healthy, conc, svc, p[b, P_SVC_CV] * p[b, P_SVC_CV], maxq
+    )
+    if algo != ROUND_ROBIN:
+        # a Poisson stream per instance (random) or one pooled queue (least outstanding) fills its waiting room
+        # near capacity, which the flow's one-parameter relation does not know: followed over time it overshoots
+        # the request-level reference there (docs/model.md 6.2.1), so these keep the per-step stationary queue
+        return w_stat, p_stat, p_block, 0.0
+    servers, lam, _, room = balancer_load(algo, offered_rps, n_pool, wsum, w_healthy, conc, maxq)
+    y, w = psffa_wait(s.env_state[b, E_PSFFA], lam * (1.0 - p_block), svc, servers, w_stat, room, p[b, P_DT])
+    s.env_state[b, E_PSFFA] = y
+    return w, p_stat, p_block, w
 
 
 @njit(inline="always", **_KERNEL)
@@ -732,7 +760,7 @@ def lifecycle(b, s, m, hi):
 def latency(b, s, m, waits, t_end):
     """8. Mean and p95 response time of the step's served requests (none served: the age of the queue);
     returns the backlog at the end of the step."""
-    fluid_wait_sum, queued_age, stat_served, stat_wait_sum, p_wait_sum, max_fluid_wait, w_stat, p_stat = waits
+    fluid_wait_sum, queued_age, stat_served, stat_wait_sum, p_wait_sum, max_fluid_wait, w_stat, p_stat, w_floor = waits
     svc = s.params[b, P_SVC]
     cv = s.params[b, P_SVC_CV]
     backlog = 0
@@ -744,6 +772,9 @@ def latency(b, s, m, waits, t_end):
         # every served request waited in a fluid queue or in the stationary one, so the mean is at most the longer
         # of the two longest waits (the whole-request counts can be below the fluid's, which would inflate it)
         mean_wait = min(fluid_wait + stat_wait_sum / served, max(max_fluid_wait, w_stat))
+        # the balancer's queue followed over steps (``queue_over_step``) holds the mean queue, fluid backlog
+        # included: requests that met a fluid queue wait at least its mean (docs/model.md 6.2.1)
+        mean_wait = max(mean_wait, w_floor)
         p_wait = min(p_wait_sum / served, 1.0)
         lat_mean = svc + mean_wait
         lat_p95 = response_p95(svc, cv, mean_wait, p_wait)

@@ -314,11 +314,22 @@ def balancer_queue(
 
     Returns (mean wait s, P(wait), P(turned away by a full waiting room)) of ``queueing.stationary_wait``.
     """
+    servers, lam, ca2, room = balancer_load(algorithm, offered_rps, n_pool, pool_time, healthy_time, conc, maxq)
+    if servers <= 0 or lam <= 0.0:
+        return 0.0, 0.0, 0.0
+    return stationary_wait(servers, lam, svc, ca2, cs2, room)
+
+
+@njit(cache=True)
+def balancer_load(
+    algorithm: int, offered_rps: float, n_pool: int, pool_time: float, healthy_time: float, conc: int, maxq: float
+):
+    """The queue each request sees under ``algorithm`` (``balancer_queue``): (servers, arrival rate requests/s,
+    squared coefficient of variation of its inter-arrival times, waiting room)."""
     if algorithm == LEAST_OUTSTANDING:
         lam = offered_rps * (healthy_time / pool_time) if pool_time > 0.0 else 0.0
-        servers = int(math.floor(healthy_time * conc + 0.5))
-        return stationary_wait(servers, lam, svc, 1.0, cs2, maxq * healthy_time)
+        return int(math.floor(healthy_time * conc + 0.5)), lam, 1.0, maxq * healthy_time
     if pool_time > 0.0:
         ca2 = 1.0 / n_pool if algorithm == ROUND_ROBIN else 1.0
-        return stationary_wait(conc, offered_rps / pool_time, svc, ca2, cs2, maxq)
-    return 0.0, 0.0, 0.0
+        return conc, offered_rps / pool_time, ca2, maxq
+    return 0, 0.0, 1.0, maxq

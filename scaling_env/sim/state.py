@@ -155,6 +155,7 @@ ENV_STATE_FIELDS: tuple[tuple[str, str], ...] = (
     ("pf_keep_alive", "keep-alive in force, s"),
     ("pf_buffer", "requests held by the activator"),
     ("pf_buffer_age", "total time the activator's requests have waited so far, request-s"),
+    ("psffa", "requests in system of the balancer's stationary queue, carried over steps (sim/nonstationary.py)"),
 )
 (
     E_TIME,
@@ -169,6 +170,7 @@ ENV_STATE_FIELDS: tuple[tuple[str, str], ...] = (
     E_PF_KEEP_ALIVE,
     E_PF_BUFFER,
     E_PF_BUFFER_AGE,
+    E_PSFFA,
 ) = range(len(ENV_STATE_FIELDS))
 N_ENV_STATE = check_columns("E_", tuple(f[0] for f in ENV_STATE_FIELDS), globals())
 
