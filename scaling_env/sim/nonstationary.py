@@ -13,13 +13,14 @@ follows a queue that needs longer than a step to reach its steady state, or has 
 stationary formula evaluated per step resets the queue each step.
 
 The stationary relation used here has one parameter: ``L(rho) = c rho + kappa rho / (1 - rho)`` (in service plus
-waiting), the form of M/M/1 (``kappa = 1``: ``Lq = rho^2 / (1 - rho)`` up to the ``rho`` factor) and of the
-heavy-traffic limit of GI/G/c (Kingman: ``Lq ~ kappa / (1 - rho)``). ``kappa`` is fitted each step to the model's
-stationary waiting queue at the step's utilisation (``kappa = Lq (1 - rho) / rho``, at most ``rho = RHO_CAP``), so
-in a steady state the PSFFA gives back exactly the stationary wait (Erlang C, Whitt's GI/G/c, M/M/c/K), and its
-inverse has a closed form (a quadratic's root). The flow is integrated over a step in a few sub-steps of the
-exponential Euler rule (linearised about the sub-step's start: stable for the fast relaxation far from
-capacity, exact at the fixed point).
+waiting). M/M/1 has it with ``kappa = rho`` (``Lq = rho^2 / (1 - rho)``), M/M/c with ``kappa = C(c, a)`` (Erlang C),
+and GI/G/c near capacity with Kingman's ``kappa ~ (ca2 + cs2) / 2``. ``kappa`` is fitted each step to the model's
+stationary waiting queue at the step's utilisation (``kappa = Lq (1 - rho) / rho``, at ``rho`` at most RHO_CAP),
+so in a steady state the flow gives back exactly the stationary wait (Erlang C, Whitt's GI/G/c, M/M/c/K), and
+the inverse ``G`` is a quadratic's root. The flow is integrated over a step in a few sub-steps: below capacity
+towards its fixed point at the flow's secant rate (exact at both ends, stable however fast the queue relaxes: a
+sub-step far longer than the relaxation time ends at the fixed point); at or above capacity, where it has no
+fixed point, by the exponential Euler rule (linearised about the sub-step's start).
 """
 
 from __future__ import annotations
@@ -57,13 +58,22 @@ def psffa_step(y0: float, lam: float, mu: float, servers: float, kappa: float, c
     h = duration / PSFFA_SUBSTEPS
     y = min(max(y0, 0.0), cap)
     area = 0.0
+    rho_in = lam / (mu * servers)
+    # below capacity the flow has the fixed point y* = c rho + kappa rho / (1 - rho) (G(y*) = rho)
+    y_star = servers * rho_in + kappa * rho_in / (1.0 - rho_in) if rho_in < 1.0 else 0.0
     for _ in range(PSFFA_SUBSTEPS):
         rho, grad = psffa_utilisation(y, servers, kappa)
         f = lam - mu * servers * rho
-        r = mu * servers * grad  # relaxation rate: -d f / d y
-        # exponential Euler: y(t) = y_inf + (y - y_inf) exp(-r t) with y_inf = y + f / r (the linearised flow)
+        if rho_in < 1.0 and abs(y_star - y) > 1e-12 * (1.0 + y_star):
+            # towards the fixed point at the secant rate of the flow between y and y* (exact at both ends, and
+            # stable however fast the queue relaxes)
+            y_inf = y_star
+            r = f / (y_star - y)
+        else:
+            # no fixed point (or at it): exponential Euler, the flow linearised about y (r = -d f / d y)
+            r = mu * servers * grad
+            y_inf = y + f / r
         e = math.exp(-r * h)
-        y_inf = y + f / r
         y_mean = y_inf + (y - y_inf) * (1.0 - e) / (r * h)
         y_end = y_inf + (y - y_inf) * e
         if y_end > cap:  # the waiting room is full: it stays there
