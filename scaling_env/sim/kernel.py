@@ -141,6 +141,7 @@ from .state import (
     E_PF_BUFFER,
     E_PF_PROV,
     E_PSFFA,
+    E_PSFFA_N,
     E_RR,
     E_STEP,
     E_TIME,
@@ -207,7 +208,7 @@ def step_cluster(b, s, out, action):
     wsum, w_healthy, n_pool, n_boot, pool_at_start = pool_time(b, s, hi, t0, dt)
     arrivals, offered_rps = draw_arrivals(b, s, m, k)
     to_booting = route_arrivals(b, s, m, hi, arrivals, pool_at_start, n_boot)
-    waits = serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool)
+    waits = serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool, backlog_before)
     lifecycle(b, s, m, hi)
     backlog = latency(b, s, m, waits, t0 + dt)
     advance_clocks(b, s, t0, dt, k)
@@ -459,7 +460,7 @@ def route_arrivals(b, s, m, hi, arrivals, pool_at_start, n_boot):
 
 
 @njit(**_KERNEL)
-def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool):
+def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool, backlog):
     """6. Serving and billing of every slot. Returns the waits of the step's served requests: (fluid wait
     request-s, age of the requests still queued request-s, requests served through the stationary queue,
     stationary wait request-s, requests that waited, longest fluid wait s, stationary mean wait s, stationary
@@ -473,9 +474,10 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool)
         # requests wait on the booting instances, split evenly (every n-th request)
         w_stat, p_stat, p_block = stationary_wait(conc, offered_rps / n_boot, svc, 1.0 / n_boot, cs2, p[b, P_MAXQ])
         s.env_state[b, E_PSFFA] = 0.0
+        s.env_state[b, E_PSFFA_N] = 0.0
         w_floor = 0.0
     else:
-        w_stat, p_stat, p_block, w_floor = queue_over_step(b, s, offered_rps, wsum, w_healthy, n_pool)
+        w_stat, p_stat, p_block, w_floor = queue_over_step(b, s, offered_rps, wsum, w_healthy, n_pool, backlog)
     w_stat = min(w_stat, dt)
     w_floor = min(w_floor, dt)  # longer waits than a step build up as fluid backlog, step by step
     fluid_wait_sum = 0.0  # waiting of the step's served requests in fluid queues, request-seconds
@@ -551,12 +553,12 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool)
 
 
 @njit(inline="always", **_KERNEL)
-def queue_over_step(b, s, offered_rps, wsum, w_healthy, n_pool):
+def queue_over_step(b, s, offered_rps, wsum, w_healthy, n_pool, backlog):
     """6, the balancer's stationary queue (``load_balancer.balancer_queue``) followed over time: its mean number
     in system is carried from step to step by the pointwise stationary fluid-flow approximation
-    (``nonstationary.psffa_wait``; docs/model.md 6.2.1). Returns (mean wait
-    over the step s, P(wait), P(turned away), the mean wait every served request has at least (the followed
-    queue's; 0 for the per-step stationary one))."""
+    (``nonstationary.psffa_wait``; docs/model.md 6.2.1). ``backlog``: the fluid queues at the step start.
+    Returns (mean wait in the stationary queue s, P(wait), P(turned away), the mean wait every served request has
+    at least s (the followed queue's; 0 for the per-step stationary one))."""
     p = s.params
     algo = int(p[b, P_ALGO])
     conc = int(p[b, P_CONC])
@@ -571,9 +573,19 @@ def queue_over_step(b, s, offered_rps, wsum, w_healthy, n_pool):
         # the request-level reference there (docs/model.md 6.2.1), so these keep the per-step stationary queue
         return w_stat, p_stat, p_block, 0.0
     servers, lam, _, room = balancer_load(algo, offered_rps, n_pool, wsum, w_healthy, conc, maxq)
-    y, w = psffa_wait(s.env_state[b, E_PSFFA], lam * (1.0 - p_block), svc, servers, w_stat, room, p[b, P_DT])
+    y0 = s.env_state[b, E_PSFFA]
+    n_before = s.env_state[b, E_PSFFA_N]
+    if n_pool > 0 and n_before > 0.0:
+        y0 *= n_before / n_pool  # members that join start empty, those that leave take their queue along
+    y, w = psffa_wait(y0, lam * (1.0 - p_block), svc, servers, w_stat, room, p[b, P_DT])
     s.env_state[b, E_PSFFA] = y
-    return w, p_stat, p_block, w
+    s.env_state[b, E_PSFFA_N] = n_pool
+    # y holds the whole mean queue, the fluid backlog included: the queue that requests which find no fluid
+    # queue meet is what it holds beyond the fluid's (per member, at the step start)
+    fluid = backlog / n_pool if n_pool > 0 else 0.0
+    lam_in = lam * (1.0 - p_block)
+    w_beyond = max(w * lam_in - fluid, 0.0) / lam_in if lam_in > 0.0 else 0.0
+    return w_beyond, p_stat, p_block, w
 
 
 @njit(inline="always", **_KERNEL)

@@ -156,6 +156,7 @@ ENV_STATE_FIELDS: tuple[tuple[str, str], ...] = (
     ("pf_buffer", "requests held by the activator"),
     ("pf_buffer_age", "total time the activator's requests have waited so far, request-s"),
     ("psffa", "requests in system of the balancer's stationary queue, carried over steps (sim/nonstationary.py)"),
+    ("psffa_n", "pool members in the last step that followed that queue"),
 )
 (
     E_TIME,
@@ -171,6 +172,7 @@ ENV_STATE_FIELDS: tuple[tuple[str, str], ...] = (
     E_PF_BUFFER,
     E_PF_BUFFER_AGE,
     E_PSFFA,
+    E_PSFFA_N,
 ) = range(len(ENV_STATE_FIELDS))
 N_ENV_STATE = check_columns("E_", tuple(f[0] for f in ENV_STATE_FIELDS), globals())
 
