@@ -495,14 +495,23 @@ Numbers below are from the published run (seeds fixed, so a re-run gives the sam
 not changed by this report (issue 16's third deliverable, the fixes, is open). It holds
 (all three targets) in 189 of 333 cells. By mechanism, with the fix each miss calls for:
 
-1. **Near capacity, every balancer** (utilisation 0.98-1.02): round robin's mean wait is -18 % to -33 % at 0.98
-   and about -60 % at 1.00 for every c; at 1.02 it is +21 % to +48 % (round robin, random, c >= 5). The
-   stationary term caps the utilisation at 0.99 and is a steady-state value, while a queue at utilisation 1 needs
-   far longer than any step to reach (or never reaches) a steady state; the fluid term only sees steps whose count
-   exceeds capacity. Fix: a time-dependent approximation of the queue near capacity, e.g. the pointwise
+1. **Near capacity, every balancer** (utilisation 0.98-1.02). Before issue 16's fix round robin's mean wait was
+   -18 % to -33 % at 0.98 and about -60 % at 1.00 for every c: the stationary term caps the utilisation at 0.99
+   and is a steady-state value, while a queue at utilisation 1 needs far longer than any step to reach (or never
+   reaches) a steady state. Fixed for round robin: its queue is carried from step to step by the pointwise
    stationary fluid-flow approximation (W.-P. Wang, D. Tipper, S. Banerjee, "A simple approximation for modeling
-   nonstationary queues", IEEE INFOCOM 1996), which carries the mean queue from step to step through a
-   stationary relation instead of resetting it each step.
+   nonstationary queues", IEEE INFOCOM 1996; docs/model.md 6.2.1), fitted each step to the stationary wait, so it
+   gives that back in a steady state. Round robin at 1.00 is now -3 % to -22 % (p95 -37 % to +12 %), at 0.98
+   -10 % to -11 % for c <= 2 (c >= 5: -18 % to -28 %, the stationary formula's own value, which the queue reaches
+   well within the episode); at 1.02 +20 % to +37 % (c <= 2 moved from -20 % / +1 % to +20 % / +26 %, with the
+   p95 from -41 % / -21 % to -18 % / -11 %). Still open: random and least outstanding keep the per-step queue (a
+   Poisson stream per instance, or the pooled queue, fills its waiting room near capacity, which the flow's
+   one-parameter relation does not know: followed over time they overshot the reference by +40 % to +120 % at
+   1.00), and every balancer at 1.02 with q = 100 (+21 % to +48 %): at and above capacity the M/M/c/K queue
+   holds about half its room (q/2 waiting at utilisation 1, as the reference's 0.49 s at c = 10 shows), which
+   needs the finite-buffer form of the flow (G and the blocking from the M/M/c/K relation for every
+   utilisation: D. Tipper, M. K. Sundareshan, IEEE JSAC 8(9), 1990). The drops at 0.98 (0.28 % against
+   0.03-0.05 %) are item 2's.
 2. **Small waiting rooms under round robin** (q 0-20): below capacity drops 2-7x too many (q = 0 at utilisation
    0.7: 7.9 % against 3.3 %; q = 5 at 0.9: 6.1 % against 2.7 %, as the issue found; q = 20 at 0.9: 0.9 % against
    0.1 %) and waits -20 % to -55 %. The blocking is
@@ -538,12 +547,15 @@ not changed by this report (issue 16's third deliverable, the fixes, is open). I
    mean latency is 0.19 s against 0.59 s (on the grid: within 4 %). The fast model spreads a step's arrivals
    evenly. Fix: sub-step integration: the workload already gives the exact integral over sub-intervals (the
    request backend's `fine_arrivals`); the fluid queue could run its segments per sub-interval with a rate change.
-8. **Crashes**: an outage inside a step acts at the step start in the fast model (10 s early here), so it fails
-   20 % more requests under round robin (8,998 against 7,476). Fix: take the crash at its time (the pool weight
-   `(t_c - t_k)/dt` the detection already uses). Under least outstanding the request backend fails 14,161 against
-   8,994: a crashed target answers at once, has no outstanding requests and so wins the balancer's ties (docs/model.md
-   section 9). Fix: give an undetected failed member under least outstanding the share of requests that find a
-   tie at zero outstanding requests, e.g. the probability that a healthy instance is idle (Erlang C's `1 - C`).
+8. **Crashes** (fixed in issue 16). An outage inside a step acted at the step start (10 s early here), so it
+   failed 20 % more requests under round robin (8,998 against 7,476); a crash now takes effect at its time
+   (`instances.crash_at`: served before, failed after, health checks from the crash; spontaneous crashes at
+   mid-step): 7,514 against 7,476. Under least outstanding the request backend fails 14,161: a crashed target
+   answers at once, has no outstanding requests and wins every tie but those with an idle healthy member
+   (docs/model.md section 5). A crashed member now gets the share of an M/G/1/1 tie model (each healthy member
+   is a one-server loss system while the crashed ones are in the pool; Erlang's loss formula,
+   `load_balancer.failed_tie_share`): 14,090 failed against 14,161 (was 8,994), the shown step 4,247 against
+   4,225 (was 2,263).
 9. **Cold start longer than a step, and draining**: episode totals within 5 % (drops 6,580 against 6,860 with the
    long cold start; the scale-in within 1 %); in the step where the cold
    starts end, drops 738 against 1,027 (the pool share of a late member is spread over the step).
