@@ -105,3 +105,15 @@ def test_least_outstanding_sends_a_crashed_member_what_its_ties_win():
     info = _infos(cfg, 1)[0]
     assert info["failed"] == math.floor(1500 * share) == 1364
     assert info["served"] == 1500 - 1364
+
+
+def test_a_spontaneous_crash_takes_effect_at_mid_step():
+    # mtbf far below the step: the warm instance crashes in step 0 with certainty (hazard 1 - exp(-15 / 0.001)),
+    # at mid-step: the 750 requests of the first 7.5 s are served, the 750 after fail
+    cfg = quiet_config(
+        failures={"mtbf_seconds": 0.001, "replace_unhealthy": False},
+        scaling={"min_instances": 1, "initial_instances": 1},
+    )
+    info = _infos(cfg, 1)[0]
+    assert info["crashes"] == 1
+    assert info["served"] == 750 and info["failed"] == 750
