@@ -117,3 +117,25 @@ def test_a_spontaneous_crash_takes_effect_at_mid_step():
     info = _infos(cfg, 1)[0]
     assert info["crashes"] == 1
     assert info["served"] == 750 and info["failed"] == 750
+
+
+def test_a_member_in_the_pool_all_step_takes_its_arrivals_at_two_rates_around_a_late_join():
+    # 150 req/s, one instance (100 req/s), waiting room 800. Step 0: a scale-out starts a 20 s cold start; the
+    # queue grows 50 req/s to 750. Step 1 ([15, 30)): the new instance joins at 5 s. Round robin: the old one
+    # gets all 150 req/s for 5 s, then 75 req/s (its share 5/15 + 10/15 / 2 = 2/3: 1500 requests, 750 of them in
+    # the first 5 s). Its queue: 750 -> 800 after 1 s, full (50 req/s dropped) until 5 s: 200 dropped; then it
+    # drains at 25 req/s for 10 s: 550 left. (Its arrivals spread evenly, 100 req/s, would drop none.) The new
+    # one serves its 750 requests at 75 req/s, below its 100.
+    cfg = quiet_config(
+        workload={"shape": {"kind": "constant", "rate_rps": 150.0}},
+        instances={"cold_start_seconds": 20.0, "max_queue": 800},
+        load_balancer={"algorithm": "round_robin"},
+        scaling={"min_instances": 1, "initial_instances": 1, "scale_out_cooldown_seconds": 0.0},
+    )
+    env = started(cfg)
+    info0 = env.step(action_for(cfg, 1))[4]
+    assert info0["backlog"] == 750 and info0["dropped"] == 0
+    info1 = env.step(action_for(cfg, 0))[4]
+    assert info1["dropped"] == 200
+    assert info1["backlog"] == 550
+    assert info1["served"] == 750 + 2250 - 200 - 550

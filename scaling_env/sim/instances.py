@@ -46,6 +46,8 @@ INST_F_FIELDS: tuple[tuple[str, str], ...] = (
     ("boot_len", "platform mode: length of the instance's cold start, s (what its waiting requests wait)"),
     ("crash_at", "crashed in the current step: the part of the step before the crash, in (0, 1) (0 otherwise)"),
     ("pre_crash", "crashed in the current step: the part of its arrivals that came before the crash"),
+    ("split", "the first pool change inside the current step, s from its start (0: none; load_balancer.pool_shares)"),
+    ("early", "the part of the slot's arrivals of the step that arrive before that pool change"),
 )
 (
     F_TIMER,
@@ -68,6 +70,8 @@ INST_F_FIELDS: tuple[tuple[str, str], ...] = (
     F_BOOT_LEN,
     F_CRASH_AT,
     F_PRE_CRASH,
+    F_SPLIT,
+    F_EARLY,
 ) = range(len(INST_F_FIELDS))
 F_COHORTS = F_C0_N  # cohort c's (n, old, young) are columns F_COHORTS + 3c + (0, 1, 2)
 N_COHORTS = 3

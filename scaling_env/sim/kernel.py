@@ -104,10 +104,12 @@ from .instances import (
     DRAINING,
     F_CRASH_AT,
     F_DROPC,
+    F_EARLY,
     F_LOAD,
     F_PRE_CRASH,
     F_QFLUID,
     F_SERVE,
+    F_SPLIT,
     F_TIMER,
     F_WEIGHT,
     FAILED,
@@ -603,15 +605,9 @@ def serve_slot(b, i, s, st, to_booting, w_stat, p_stat, p_block):
     cap_rps = conc / svc  # requests/s one warm instance completes at full concurrency
     q = inst_i[b, i, I_BACKLOG]
     tau = inst_f[b, i, F_SERVE]
-    qf, q1, q2, q_end, done, dropped, in1, in_rps, net, area, adm1, adm2 = fluid_queue(
+    q_end, done, dropped, peak_q, n_waited, waited_s, age, longest = fluid_over_step(
         b, i, s, q, tau, to_booting, p_block, cap_rps
     )
-    idle = dt - tau
-    waited_s = 0.0
-    age = 0.0
-    longest = 0.0
-    if qf > 0.0 or area > 0.0:  # (most slots, most steps: an empty fluid queue, nothing to do)
-        age, waited_s, longest = fifo_waits(inst_f, b, i, qf, in1, adm1, q1, in_rps, adm2, q2, idle, tau, cap_rps)
     failed = 0
     crashed = 0
     cpu = 0.0
@@ -621,19 +617,10 @@ def serve_slot(b, i, s, st, to_booting, w_stat, p_stat, p_block):
     p_w = 0.0
     if tau > 0.0:
         cpu = min(done * svc / (conc * tau), 1.0)
-        peak_q = max(max(qf, q1), q2)
         mem = (p[b, P_MEM_BASE] + p[b, P_MEM_REQ] * (cpu * conc + peak_q)) / p[b, P_MEM_LIMIT]
         inst_f[b, i, F_LOAD] = cpu
         if done > 0:
-            # requests that went through the fluid queue all waited: the queue at the start, the
-            # cold-start arrivals, and those arriving while the queue was not empty
-            if net < 0.0:
-                busy = min(tau, q1 / -net)  # the queue empties after busy seconds
-            elif q1 > 0.0 or net > 0.0:
-                busy = tau
-            else:
-                busy = 0.0
-            waited = min(float(done), qf + in1 * idle + in_rps * busy)
+            waited = min(float(done), n_waited)
             if st != DRAINING:
                 # the stationary queue is for requests that found the fluid queue empty
                 stat_n = done - waited
@@ -685,6 +672,106 @@ def serve_until_crash(b, i, s):
 
 
 @njit(inline="always", **_KERNEL)
+def fluid_over_step(b, i, s, q, tau, to_booting, p_block, cap_rps):
+    """6, the fluid queue of one slot over the step and the FIFO waits of its requests. A slot in the pool all
+    step long whose share of the arrivals changes at a pool change inside the step (``load_balancer.pool_shares``:
+    ``F_SPLIT``, ``F_EARLY``) takes its arrivals at two rates, before and after it (``fluid_queue_split``).
+
+    Returns (queue at the end (whole requests), served, dropped, longest queue, requests that went through the
+    fluid queue, their fluid wait request-s, age of the queue at the end request-s, longest fluid wait s)."""
+    inst_f = s.inst_f
+    dt = s.params[b, P_DT]
+    split = inst_f[b, i, F_SPLIT]
+    age = 0.0
+    waited_s = 0.0
+    longest = 0.0
+    if split > 0.0 and tau >= dt - _EPS and not to_booting:
+        qf, qa, q2, q_end, done, dropped, ra, rb, area, adm_a, adm_b = fluid_queue_split(
+            b, i, s, q, split, p_block, cap_rps
+        )
+        if qf > 0.0 or area > 0.0:  # the two parts one after the other (the cohorts carry the ages over)
+            age, waited_s, longest = fifo_waits(inst_f, b, i, qf, 0.0, 0.0, qf, ra, adm_a, qa, 0.0, split, cap_rps)
+            age, w_b, l_b = fifo_waits(inst_f, b, i, qa, 0.0, 0.0, qa, rb, adm_b, q2, 0.0, dt - split, cap_rps)
+            waited_s += w_b
+            longest = max(longest, l_b)
+        n_waited = qf + ra * queued_through(qf, ra - cap_rps, split) + rb * queued_through(qa, rb - cap_rps, dt - split)
+        return q_end, done, dropped, max(max(qf, qa), q2), n_waited, waited_s, age, longest
+    qf, q1, q2, q_end, done, dropped, in1, in_rps, net, area, adm1, adm2 = fluid_queue(
+        b, i, s, q, tau, to_booting, p_block, cap_rps
+    )
+    idle = dt - tau
+    if qf > 0.0 or area > 0.0:  # (most slots, most steps: an empty fluid queue, nothing to do)
+        age, waited_s, longest = fifo_waits(inst_f, b, i, qf, in1, adm1, q1, in_rps, adm2, q2, idle, tau, cap_rps)
+    # requests that went through the fluid queue all waited: the queue at the start, the cold-start arrivals,
+    # and those arriving while the queue was not empty
+    n_waited = qf + in1 * idle + in_rps * queued_through(q1, net, tau)
+    return q_end, done, dropped, max(max(qf, q1), q2), n_waited, waited_s, age, longest
+
+
+@njit(inline="always", **_KERNEL)
+def queued_through(q0, net, duration):
+    """Seconds of a fluid segment (queue ``q0`` at its start, changing at ``net`` requests/s) during which the
+    queue is not empty, so that arrivals join it."""
+    if duration <= 0.0:
+        return 0.0
+    if net < 0.0:
+        return min(duration, q0 / -net)  # the queue empties after that
+    if q0 > 0.0 or net > 0.0:
+        return duration
+    return 0.0
+
+
+@njit(inline="always", **_KERNEL)
+def fluid_queue_split(b, i, s, q, split, p_block, cap_rps):
+    """6, the fluid queue of a slot that serves all step, its arrivals at one rate until the pool change at
+    ``split`` s and at another after it (the part ``F_EARLY`` of them before). As ``fluid_queue`` otherwise.
+
+    Returns (queue at the start, at the split, at the end (unrounded), at the end (whole requests), served,
+    dropped, rate before, rate after, queue area request-s, admitted before, admitted after)."""
+    inst_f, inst_i = s.inst_f, s.inst_i
+    dt = s.params[b, P_DT]
+    maxq = s.params[b, P_MAXQ]
+    a_i = inst_i[b, i, I_ARRIVALS]
+    turned_away = binomial(s.rng, b, a_i, p_block) if (a_i > 0 and p_block > 1e-12) else 0
+    a_in = a_i - turned_away
+    qf = inst_f[b, i, F_QFLUID]
+    if abs(qf - q) >= 1.0:
+        qf = float(q)
+    early = inst_f[b, i, F_EARLY]
+    ra = a_in * early / split
+    rb = a_in * (1.0 - early) / (dt - split)
+    qa, area_a, drop_a = fluid_segment(qf, ra - cap_rps, split, maxq)
+    q2, area_b, drop_b = fluid_segment(qa, rb - cap_rps, dt - split, maxq)
+    q_end, done, d_i, q2 = whole_requests(b, i, s, q, a_in, q2, drop_a + drop_b, True)
+    adm_a = ra * split - drop_a
+    adm_b = rb * (dt - split) - drop_b
+    return qf, qa, q2, q_end, done, d_i + turned_away, ra, rb, area_a + area_b, adm_a, adm_b
+
+
+@njit(inline="always", **_KERNEL)
+def whole_requests(b, i, s, q, a_in, q2, drops, serving):
+    """6, the whole-request counts of a slot's fluid queue over the step: the queue at the end rounded, the drops
+    with their fraction carried over steps, served = the rest. Stores the queue. Returns (queue at the end,
+    served, dropped, the fluid queue at the end)."""
+    inst_f, inst_i = s.inst_f, s.inst_i
+    q_end = int(math.floor(q2 + 0.5))
+    carry = inst_f[b, i, F_DROPC] + drops
+    d_i = int(math.floor(carry + 1e-9))  # a drop of 4.9999999 requests is 5
+    done = q + a_in - q_end - d_i
+    if done < 0 or (not serving and done > 0):  # rounding: a slot that serves nothing completes nothing
+        q_end += done
+        done = 0
+        if q_end < 0:
+            d_i += q_end
+            q_end = 0
+        q2 = float(q_end)
+    inst_f[b, i, F_DROPC] = max(carry - d_i, 0.0)
+    inst_f[b, i, F_QFLUID] = q2
+    inst_i[b, i, I_BACKLOG] = q_end
+    return q_end, done, d_i, q2
+
+
+@njit(inline="always", **_KERNEL)
 def fluid_queue(b, i, s, q, tau, to_booting, p_block, cap_rps):
     """6, the fluid queue of one slot over the step: requests queue (and wait) before its cold start ends
     (phase 1, ``dt - tau`` s), then it serves at ``cap_rps`` for ``tau`` s (phase 2). Whole requests are counted;
@@ -717,20 +804,7 @@ def fluid_queue(b, i, s, q, tau, to_booting, p_block, cap_rps):
         q2, area2, drop2 = fluid_segment(q1, net, tau, maxq)
     else:
         q2, area2, drop2 = q1, 0.0, 0.0
-    q_end = int(math.floor(q2 + 0.5))
-    carry = inst_f[b, i, F_DROPC] + drop1 + drop2
-    d_i = int(math.floor(carry + 1e-9))  # a drop of 4.9999999 requests is 5
-    done = q + a_in - q_end - d_i
-    if done < 0 or (tau <= 0.0 and done > 0):  # rounding: a slot that serves nothing completes nothing
-        q_end += done
-        done = 0
-        if q_end < 0:
-            d_i += q_end
-            q_end = 0
-        q2 = float(q_end)
-    inst_f[b, i, F_DROPC] = max(carry - d_i, 0.0)
-    inst_f[b, i, F_QFLUID] = q2
-    inst_i[b, i, I_BACKLOG] = q_end
+    q_end, done, d_i, q2 = whole_requests(b, i, s, q, a_in, q2, drop1 + drop2, tau > 0.0)
     adm1 = in1 * idle - drop1
     adm2 = in_rps * tau - drop2
     return qf, q1, q2, q_end, done, d_i + turned_away, in1, in_rps, net, area1 + area2, adm1, adm2

@@ -31,9 +31,11 @@ from numba import njit
 
 from .instances import (
     F_CRASH_AT,
+    F_EARLY,
     F_PRE_CRASH,
     F_SERVE,
     F_SHARE,
+    F_SPLIT,
     F_WEIGHT,
     FAILED,
     I_ARRIVALS,
@@ -90,6 +92,8 @@ def pool_shares(inst_f, inst_i, b: int, hi: int, dt: float) -> float:
     n_full = 0
     for i in range(hi):
         inst_f[b, i, F_SHARE] = 0.0
+        inst_f[b, i, F_SPLIT] = 0.0
+        inst_f[b, i, F_EARLY] = 0.0
         w = inst_f[b, i, F_WEIGHT]
         if w > 0.0:
             n_full += 1
@@ -105,6 +109,7 @@ def pool_shares(inst_f, inst_i, b: int, hi: int, dt: float) -> float:
     # walk the step from breakpoint to breakpoint (joins and departures); few per step
     t = 0.0
     total = 0.0
+    first = 0.0  # the first breakpoint inside the step: a member's share before it is its "early" part
     while t < dt - 1e-12:
         nxt = dt
         n = 0
@@ -124,8 +129,19 @@ def pool_shares(inst_f, inst_i, b: int, hi: int, dt: float) -> float:
                     start, end = _interval(inst_f, inst_i, b, i, dt)
                     if start <= t < end:
                         inst_f[b, i, F_SHARE] += part
+                        if first <= 0.0:
+                            inst_f[b, i, F_EARLY] += part
             total += (nxt - t) / dt
+        if first <= 0.0:
+            first = nxt
         t = nxt
+    if first < dt - 1e-9:
+        # members in the pool all step get their arrivals at two rates, before and after the first change
+        for i in range(hi):
+            sh = inst_f[b, i, F_SHARE]
+            if inst_f[b, i, F_WEIGHT] >= 1.0 and sh > 0.0:
+                inst_f[b, i, F_SPLIT] = first
+                inst_f[b, i, F_EARLY] = inst_f[b, i, F_EARLY] / sh
     return total
 
 
