@@ -5,6 +5,9 @@ Run from the repository root (about 5-10 minutes on one core)::
     python perf/fidelity.py                    # writes docs/fidelity.md and docs/img/fidelity_*.png
     python perf/fidelity.py --quick            # a smaller grid and fewer seeds, to try it out (not for the docs)
     python perf/fidelity.py --noise            # the request backend's own seed-to-seed spread near capacity
+    python perf/fidelity.py --sweep waiting --algo round_robin --json cells.json   # one part of the grid only
+        (no report written; add ``--reference-cache ref.json`` to keep the request backend's figures between
+        runs of the same grid cells while only the fast model changes)
 
 Three parts, all with both backends on the same configs and seeds:
 
@@ -25,6 +28,7 @@ time) counts as matching when both are below it.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -59,21 +63,25 @@ class Grid:
     rhos_cv: tuple[float, ...] = (0.5, 0.75, 0.9, 0.98, 1.02)
     queues: tuple[int, ...] = (0, 5, 20, 100, 1000)
     rhos_q: tuple[float, ...] = (0.7, 0.9, 0.98, 1.0, 1.02, 1.3)
+    fleets: tuple[int, ...] = (8, 32)  # the issue's join-shortest-queue example: n = 32, utilisation 0.8
+    concs_fleet: tuple[int, ...] = (1, 2, 5, 10)
 
 
 QUICK = Grid(
     steps=16, warm=2, seeds=(1,), rhos_c=(0.5, 0.9, 1.0, 1.3), concs=(1, 10), cvs=(1.0, 3.0), rhos_cv=(0.75,),
-    queues=(5, 100), rhos_q=(0.9, 1.02),
+    queues=(5, 100), rhos_q=(0.9, 1.02), fleets=(32,), concs_fleet=(1, 10),
 )  # fmt: skip
 ALGOS = ("round_robin", "least_outstanding", "random")
 
 
-def stationary_config(simulator: str, algo: str, rho: float, conc: int, cv: float, maxq: int, steps: int) -> dict:
+def stationary_config(
+    simulator: str, algo: str, rho: float, conc: int, cv: float, maxq: int, steps: int, n: int = N_INST
+) -> dict:
     return {
         "simulator": simulator,
         "step_seconds": 15.0,
         "episode_steps": steps,
-        "workload": {"shape": {"kind": "constant", "rate_rps": rho * N_INST * conc / SVC}},
+        "workload": {"shape": {"kind": "constant", "rate_rps": rho * n * conc / SVC}},
         "instances": {
             "concurrency": conc,
             "max_queue": maxq,
@@ -81,7 +89,7 @@ def stationary_config(simulator: str, algo: str, rho: float, conc: int, cv: floa
             "service_cv": cv,
             "memory_mb_per_request": 0.0,
         },
-        "scaling": {"min_instances": N_INST, "max_instances": N_INST, "initial_instances": N_INST},
+        "scaling": {"min_instances": n, "max_instances": n, "initial_instances": n},
         "load_balancer": {"algorithm": algo},
         "failures": {"mtbf_seconds": None, "memory_crash": False},
     }
@@ -116,10 +124,22 @@ def summarise(rows: np.ndarray) -> dict[str, float]:
     }
 
 
+REFERENCE_CACHE: dict[str, dict[str, float]] = {}  # --reference-cache: the request backend's summaries by config
+
+
+def summary_of(config: dict, seed: int, grid: Grid) -> dict[str, float]:
+    if config["simulator"] != "request":
+        return summarise(run_rows(config, seed)[grid.warm :])
+    key = json.dumps([config, seed, grid.warm], sort_keys=True)
+    if key not in REFERENCE_CACHE:
+        REFERENCE_CACHE[key] = summarise(run_rows(config, seed)[grid.warm :])
+    return REFERENCE_CACHE[key]
+
+
 def compare_cell(config: dict, grid: Grid) -> dict[str, float]:
     out: dict[str, float] = {}
     for simulator in ("fast", "request"):
-        parts = [summarise(run_rows({**config, "simulator": simulator}, s)[grid.warm :]) for s in grid.seeds]
+        parts = [summary_of({**config, "simulator": simulator}, s, grid) for s in grid.seeds]
         for key in parts[0]:
             out[f"{key}_{simulator[0]}"] = float(np.mean([p[key] for p in parts]))
     return out
@@ -156,7 +176,8 @@ def sweep(name: str, rows_key: str, rows_vals, cols_key: str, cols_vals, algos, 
         for rv in rows_vals:
             for cv_ in cols_vals:
                 p = {**base, "algo": algo, rows_key: rv, cols_key: cv_}
-                config = stationary_config("fast", algo, p["rho"], p["conc"], p["cv"], p["maxq"], grid.steps)
+                n = p.get("n", N_INST)
+                config = stationary_config("fast", algo, p["rho"], p["conc"], p["cv"], p["maxq"], grid.steps, n)
                 cell = {"sweep": name, **p, **compare_cell(config, grid)}
                 cell.update(verdicts(cell, p["rho"]))
                 cells.append(cell)
@@ -377,14 +398,23 @@ SWEEPS = (
     ("utilisation x concurrency", "rho", "conc", {"cv": 1.0, "maxq": 100}),
     ("service variability x utilisation", "cv", "rho", {"conc": 10, "maxq": 100}),
     ("waiting room x utilisation", "maxq", "rho", {"conc": 10, "cv": 1.0}),
+    ("fleet size x concurrency", "n", "conc", {"rho": 0.8, "cv": 1.0, "maxq": 100}),
 )
 
 
-def run_grid(grid: Grid) -> list[dict]:
+def run_grid(grid: Grid, only: str | None = None, algos: tuple[str, ...] = ALGOS) -> list[dict]:
+    """Every sweep of the grid, or those whose name contains ``only``; ``algos`` limits the balancers."""
+    parts = (
+        ("rho", grid.rhos_c, "conc", grid.concs, ALGOS),
+        ("cv", grid.cvs, "rho", grid.rhos_cv, ALGOS),
+        ("maxq", grid.queues, "rho", grid.rhos_q, ALGOS[:2]),
+        ("n", grid.fleets, "conc", grid.concs_fleet, ALGOS[:2]),
+    )
     cells: list[dict] = []
-    cells += sweep(SWEEPS[0][0], "rho", grid.rhos_c, "conc", grid.concs, ALGOS, grid, SWEEPS[0][3])
-    cells += sweep(SWEEPS[1][0], "cv", grid.cvs, "rho", grid.rhos_cv, ALGOS, grid, SWEEPS[1][3])
-    cells += sweep(SWEEPS[2][0], "maxq", grid.queues, "rho", grid.rhos_q, ALGOS[:2], grid, SWEEPS[2][3])
+    for (name, _, _, base), (rows_key, rows_vals, cols_key, cols_vals, mine) in zip(SWEEPS, parts, strict=True):
+        if only is None or only in name:
+            use = tuple(a for a in mine if a in algos)
+            cells += sweep(name, rows_key, rows_vals, cols_key, cols_vals, use, grid, base)
     return cells
 
 
@@ -456,13 +486,36 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a reduced grid and fewer seeds")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "fidelity.md")
     parser.add_argument("--noise", action="store_true", help="only the reference's own seed-to-seed spread")
+    parser.add_argument("--sweep", help="only the grid sweeps whose name contains this (no report is written)")
+    parser.add_argument("--algo", help="only these balancers, comma-separated (no report is written)")
+    parser.add_argument("--json", type=Path, help="also write the grid cells as JSON to this file")
+    parser.add_argument(
+        "--reference-cache",
+        type=Path,
+        help="JSON file of the request backend's cell figures, read and extended (valid while that backend and "
+        "the grid's settings are unchanged: to compare the fast model before and after a change)",
+    )
     args = parser.parse_args()
     grid = QUICK if args.quick else Grid()
     if args.noise:
         reference_noise(Grid())
         return
+    if args.reference_cache is not None and args.reference_cache.exists():
+        REFERENCE_CACHE.update(json.loads(args.reference_cache.read_text()))
     t0 = time.perf_counter()
-    cells = run_grid(grid)
+    partial = args.sweep is not None or args.algo is not None
+    algos = tuple(a.strip() for a in args.algo.split(",")) if args.algo else ALGOS
+    unknown = sorted(set(algos) - set(ALGOS))
+    if unknown:
+        parser.error(f"--algo: unknown balancer(s) {unknown}; known: {', '.join(ALGOS)}")
+    cells = run_grid(grid, args.sweep, algos)
+    if args.reference_cache is not None:
+        args.reference_cache.write_text(json.dumps(REFERENCE_CACHE))
+    if args.json is not None:
+        args.json.write_text(json.dumps(cells, indent=1, default=float))
+    if partial:
+        print("\n".join(summary_lines(cells)))
+        return
     trans = transients(grid.seeds if args.quick else (1, 2, 3))
     scen = scenarios((1000,) if args.quick else (1000, 1001, 1002))
     write_report(args.out, cells, trans, scen, grid, time.perf_counter() - t0, args.quick)

@@ -128,7 +128,7 @@ from .instances import (
 )
 from .load_balancer import balancer_queue, health_checks, pool_shares, route
 from .platform import platform_action, platform_latency, platform_reset, serve_platform
-from .queueing import fifo_waits, fluid_segment, response_p95, stationary_wait, waiting_latency
+from .queueing import erlang_arrivals_wait, fifo_waits, fluid_segment, response_p95, waiting_latency
 from .rng import binomial, poisson
 from .state import (
     E_CARRY,
@@ -450,7 +450,7 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool)
     cs2 = p[b, P_SVC_CV] * p[b, P_SVC_CV]
     if to_booting:
         # requests wait on the booting instances, split evenly (every n-th request)
-        w_stat, p_stat, p_block = stationary_wait(conc, offered_rps / n_boot, svc, 1.0 / n_boot, cs2, p[b, P_MAXQ])
+        w_stat, p_stat, p_block = erlang_arrivals_wait(n_boot, conc, offered_rps / n_boot, svc, cs2, p[b, P_MAXQ])
     else:
         algo = int(p[b, P_ALGO])
         w_stat, p_stat, p_block = balancer_queue(

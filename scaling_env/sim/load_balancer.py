@@ -29,7 +29,7 @@ import math
 from numba import njit
 
 from .instances import F_SERVE, F_SHARE, F_WEIGHT, FAILED, I_ARRIVALS, I_BACKLOG, I_CHECKS, I_STATE, WARM
-from .queueing import stationary_wait
+from .queueing import erlang_arrivals_wait, stationary_wait
 from .rng import binomial
 
 ROUND_ROBIN, LEAST_OUTSTANDING, RANDOM = 0, 1, 2
@@ -250,7 +250,8 @@ def balancer_queue(
     of ``n_pool`` members that spend ``pool_time`` instance-steps in it (``healthy_time`` of them not crashed).
 
     - ``least_outstanding``: one pooled queue of all healthy slots, at the healthy part of the rate;
-    - ``round_robin``: per instance, every n-th request of a Poisson stream (Erlang-n gaps, ca2 = 1/n);
+    - ``round_robin``: per instance, every n-th request of a Poisson stream (Erlang-n gaps): E_n/M/c
+      (``queueing.erlang_arrivals_wait``);
     - ``random``: per instance, a Poisson stream.
 
     Returns (mean wait s, P(wait), P(turned away by a full waiting room)) of ``queueing.stationary_wait``.
@@ -260,6 +261,6 @@ def balancer_queue(
         servers = int(math.floor(healthy_time * conc + 0.5))
         return stationary_wait(servers, lam, svc, 1.0, cs2, maxq * healthy_time)
     if pool_time > 0.0:
-        ca2 = 1.0 / n_pool if algorithm == ROUND_ROBIN else 1.0
-        return stationary_wait(conc, offered_rps / pool_time, svc, ca2, cs2, maxq)
+        phases = n_pool if algorithm == ROUND_ROBIN else 1
+        return erlang_arrivals_wait(phases, conc, offered_rps / pool_time, svc, cs2, maxq)
     return 0.0, 0.0, 0.0
