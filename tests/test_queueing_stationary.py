@@ -7,7 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from scaling_env.sim.queueing import erlang_arrivals_wait, erlang_c, erlang_sigma, gim_wait_probability
+from scaling_env.sim.queueing import (
+    erlang_arrivals_wait,
+    erlang_c,
+    erlang_sigma,
+    gim_wait_probability,
+    response_p95,
+    service_shape,
+)
 
 
 def en_m_c_chain(k: int, c: int, lam: float, mu: float, room: int) -> tuple[float, float, float]:
@@ -85,3 +92,24 @@ def test_a_small_waiting_room_keeps_the_wait_and_bounds_the_blocking():
     w_ref, _, b_ref = en_m_c_chain(8, 10, 90.0, mu, 5)
     assert w == pytest.approx(w_ref, rel=0.03)
     assert b_ref < block < 2.0 * b_ref
+
+
+@pytest.mark.parametrize("cv", [0.5, 1.5, 2.0, 3.0])
+def test_p95_without_a_wait_is_the_lognormal_quantile(cv):
+    # the request backend draws lognormal service for cv not 0 or 1: sigma^2 = ln(1 + cv^2), median s/sqrt(1+cv^2);
+    # at cv = 3, s = 0.1: 0.1 / sqrt(10) * exp(1.6449 * sqrt(ln 10)) = 0.384 s (0.300 s before: exponential)
+    from statistics import NormalDist
+
+    sigma = math.sqrt(math.log(1.0 + cv * cv))
+    q95 = 0.1 / math.sqrt(1.0 + cv * cv) * math.exp(NormalDist().inv_cdf(0.95) * sigma)
+    assert response_p95(0.1, cv, 0.0, 0.0) == pytest.approx(q95, rel=1e-9)
+    const, e = service_shape(0.1, cv)
+    assert const + e == pytest.approx(0.1)  # the mean is kept
+
+
+def test_p95_with_a_wait_is_exact_for_exponential_service_and_grows_with_the_wait():
+    # cv = 1 is unchanged (M/M/c exact, tests/test_queueing.py); for cv = 3 a wait adds to the lognormal's q95
+    assert service_shape(0.1, 1.0) == (0.0, 0.1)
+    assert service_shape(0.1, 0.0) == (0.1, 0.0)
+    no_wait = response_p95(0.1, 3.0, 0.0, 0.0)
+    assert no_wait < response_p95(0.1, 3.0, 0.02, 0.3) < no_wait + 0.02 / 0.3 * math.log(0.3 / 0.05) + 1e-9

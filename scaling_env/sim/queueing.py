@@ -492,17 +492,37 @@ def _tail(t: float, p: float, e: float, w: float):
 
 
 @njit(cache=True)
+def service_shape(service_s: float, service_cv: float):
+    """The service time as a constant plus an exponential (const, mean of the exponential), for the p95 model.
+
+    - cv = 0: a constant s; cv = 1: exponential (const 0, mean s);
+    - otherwise the service is lognormal, as the request-level backend draws it (sigma^2 = ln(1 + cv^2),
+      median s / sqrt(1 + cv^2)): an exponential tail fitted to its mean and its 95th percentile
+      q95 = s exp(z95 sqrt(ln(1 + cv^2))) / sqrt(1 + cv^2) (z95 = 1.6449, the standard normal quantile):
+      e = (q95 - s) / (ln 20 - 1), const = s - e (const < 0 for cv > 1.27; only the tail beyond it is used).
+      With no wait the p95 is then the lognormal's q95 exactly (0.331, 0.360, 0.384 s for s = 0.1 s and
+      cv = 1.5, 2, 3); with a wait, the convolution of that fitted tail with the wait's.
+    """
+    if service_cv <= 0.0:
+        return service_s, 0.0
+    if service_cv == 1.0:
+        return 0.0, service_s
+    v = math.log(1.0 + service_cv * service_cv)
+    q95 = service_s * math.exp(1.6448536269514722 * math.sqrt(v) - 0.5 * v)
+    e = (q95 - service_s) / (math.log(20.0) - 1.0)
+    return service_s - e, e
+
+
+@njit(cache=True)
 def response_p95(service_s: float, service_cv: float, mean_wait: float, p_wait: float) -> float:
     """p95 of response time = service + wait.
 
-    Service is modelled as a constant (1 - cv) * s plus an exponential of mean cv * s (cv <= 1; exponential
-    for cv >= 1); the wait is 0 with probability 1 - p_wait and exponential with mean mean_wait / p_wait
-    otherwise, as in M/M/N, where this is exact. The quantile is found by Newton's method on the log of the
-    tail, kept inside a bracket (bisection when a Newton step leaves it).
+    Service is a constant plus an exponential (``service_shape``: exact for cv = 0 and 1, a fit to the lognormal's
+    mean and 95th percentile otherwise); the wait is 0 with probability 1 - p_wait and exponential with mean
+    mean_wait / p_wait otherwise, as in M/M/N (and E_k/M/N), where this is exact. The quantile is found by
+    Newton's method on the log of the tail, kept inside a bracket (bisection when a Newton step leaves it).
     """
-    cv = min(service_cv, 1.0)
-    const = (1.0 - cv) * service_s
-    e = cv * service_s
+    const, e = service_shape(service_s, service_cv)
     if mean_wait <= 0.0 or p_wait <= 0.0:
         return const + e * math.log(20.0)
     p = min(p_wait, 1.0)
