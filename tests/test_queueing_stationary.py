@@ -11,6 +11,7 @@ from scaling_env.sim.queueing import (
     erlang_arrivals_wait,
     erlang_c,
     erlang_sigma,
+    fluid_p95,
     gim_wait_probability,
     response_p95,
     service_shape,
@@ -113,3 +114,15 @@ def test_p95_with_a_wait_is_exact_for_exponential_service_and_grows_with_the_wai
     assert service_shape(0.1, 0.0) == (0.1, 0.0)
     no_wait = response_p95(0.1, 3.0, 0.0, 0.0)
     assert no_wait < response_p95(0.1, 3.0, 0.02, 0.3) < no_wait + 0.02 / 0.3 * math.log(0.3 / 0.05) + 1e-9
+
+
+def test_fluid_p95_adds_the_spread_of_the_services_ahead():
+    # one slot (c = 1), a full waiting room of 100 at 0.1 s exponential service: a request waits for the 100
+    # ahead and then its own service, Gamma(101, 10/s): p95 11.81 s; the fluid alone said 10 + p95(S) = 10.30 s.
+    # By hand: 10 + 0.1 + sqrt((0.1 ln 20 - 0.1)^2 + (1.6449 * 0.1 * sqrt(100))^2) = 11.757 s
+    by_hand = 10.1 + math.sqrt((0.1 * math.log(20.0) - 0.1) ** 2 + (1.6448536269514722 * 0.1 * 10.0) ** 2)
+    assert fluid_p95(10.0, 0.1, 1.0, 1, 100.0) == pytest.approx(by_hand, rel=1e-12)
+    assert by_hand == pytest.approx(11.8079, rel=0.01)  # scipy.stats.gamma.ppf(0.95, 101, scale=0.1)
+    # deterministic service: no spread; a long wait that is not a queue (a cold start) adds none beyond the room
+    assert fluid_p95(10.0, 0.1, 0.0, 1, 100.0) == pytest.approx(10.1)
+    assert fluid_p95(600.0, 0.1, 1.0, 10, 100.0) == pytest.approx(fluid_p95(11.0, 0.1, 1.0, 10, 100.0) + 589.0)

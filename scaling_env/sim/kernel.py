@@ -128,7 +128,7 @@ from .instances import (
 )
 from .load_balancer import balancer_queue, health_checks, pool_shares, route
 from .platform import platform_action, platform_latency, platform_reset, serve_platform
-from .queueing import erlang_arrivals_wait, fifo_waits, fluid_segment, response_p95, waiting_latency
+from .queueing import erlang_arrivals_wait, fifo_waits, fluid_p95, fluid_segment, response_p95, waiting_latency
 from .rng import binomial, poisson
 from .state import (
     E_CARRY,
@@ -704,11 +704,11 @@ def latency(b, s, m, waits, t_end):
         lat_mean = svc + mean_wait
         lat_p95 = response_p95(svc, cv, mean_wait, p_wait)
         if max_fluid_wait > 0.0:
-            svc_p95 = response_p95(svc, cv, 0.0, 0.0)
-            # the p95 model has an exponential tail, but a fluid wait is at most the longest one: requests either
-            # waited in a fluid queue (p95 <= longest + service p95) or in the stationary queue, and the p95 of
-            # the mix is at most the larger of the two groups' p95 (the second only if it has any requests)
-            bound = max_fluid_wait + svc_p95
+            # the p95 model has an exponential tail, but a fluid wait is at most the longest one (with the spread
+            # of the services ahead, ``fluid_p95``): requests either waited in a fluid queue or in the stationary
+            # queue, and the p95 of the mix is at most the larger of the two groups' p95 (the second only if it
+            # has any requests)
+            bound = fluid_p95(max_fluid_wait, svc, cv, int(s.params[b, P_CONC]), s.params[b, P_MAXQ])
             if stat_served > 0.0:
                 bound = max(bound, response_p95(svc, cv, w_stat, p_stat))
             lat_p95 = min(lat_p95, bound)
