@@ -142,23 +142,22 @@ def erlang_sigma(phases: int, rho: float) -> float:
 def _takacs_sums(phases: int, servers: int, rho: float, sigma: float):
     """(sum_{j=1..N} C(N, j) / (C_j (1 - phi_j)) * (N (1 - phi_j) - j) / (N (1 - sigma) - j),
     sum_{j=0..N} C(N, j) / C_j), with phi_j = A*(j mu) = (k rho N / (k rho N + j))^k and
-    C_j = prod_{i<=j} phi_i / (1 - phi_i) (C_0 = 1), in logs (the terms grow fast with j); (inf, inf) when a term
-    overflows (then nobody waits and nobody is turned away, to double precision)."""
+    C_j = prod_{i<=j} phi_i / (1 - phi_i) (C_0 = 1). The terms t_j = C(N, j) / C_j follow
+    t_j = t_{j-1} (N - j + 1) / j * (1 - phi_j) / phi_j (one power per term); (inf, inf) when they overflow (then
+    nobody waits and nobody is turned away, to double precision)."""
     m = float(servers)
     kl = phases * rho * m  # k lambda / mu
-    log_cj = 0.0
+    t = 1.0
     total = 0.0
     loss = 1.0
     for j in range(1, servers + 1):
-        log_phi = phases * math.log(kl / (kl + j))
-        phi = math.exp(log_phi)
-        one_minus = -math.expm1(log_phi)
-        log_cj += log_phi - math.log(one_minus)
-        log_mag = math.lgamma(m + 1.0) - math.lgamma(j + 1.0) - math.lgamma(m - j + 1.0) - log_cj
-        if log_mag > 700.0:
+        phi = (kl / (kl + j)) ** phases
+        one_minus = 1.0 - phi
+        t *= (m - j + 1.0) / j * one_minus / phi
+        if t > 1e290:
             return math.inf, math.inf
-        loss += math.exp(log_mag)
-        total += math.exp(log_mag - math.log(one_minus)) * (m * (1.0 - phi) - j) / (m * (1.0 - sigma) - j)
+        loss += t
+        total += t / one_minus * (m * one_minus - j) / (m * (1.0 - sigma) - j)
     return total, loss
 
 
