@@ -127,3 +127,13 @@ def test_fluid_p95_adds_the_spread_of_the_services_ahead():
     # deterministic service: no spread; a long wait that is not a queue (a cold start) adds none beyond the room
     assert fluid_p95(10.0, 0.1, 0.0, 1, 100.0) == pytest.approx(10.1)
     assert fluid_p95(600.0, 0.1, 1.0, 10, 100.0) == pytest.approx(fluid_p95(11.0, 0.1, 1.0, 10, 100.0) + 589.0)
+
+
+@pytest.mark.parametrize("rate", [1e-9, 1e-6, 1e-3])
+@pytest.mark.parametrize("servers", [1, 2, 10, 256])
+def test_erlang_arrivals_at_a_light_load_wait_for_nothing(rate, servers):
+    # (the oracle probes the queue at 1e-6 of a rate: sigma and phi_j underflow there; was a ZeroDivisionError)
+    for room in (0.0, 100.0):
+        w, p_wait, p_block = erlang_arrivals_wait(17, servers, rate, 0.1, 1.0, room)
+        assert w == pytest.approx(0.0, abs=1e-12) and p_wait == pytest.approx(0.0, abs=1e-9)
+        assert p_block == pytest.approx(0.0, abs=1e-9)

@@ -153,11 +153,16 @@ def _takacs_sums(phases: int, servers: int, rho: float, sigma: float):
     for j in range(1, servers + 1):
         phi = (kl / (kl + j)) ** phases
         one_minus = 1.0 - phi
+        if phi < 1e-290:  # (a light load: phi underflows) the next term overflows
+            return math.inf, math.inf
         t *= (m - j + 1.0) / j * one_minus / phi
         if t > 1e290:
             return math.inf, math.inf
         loss += t
-        total += t / one_minus * (m * one_minus - j) / (m * (1.0 - sigma) - j)
+        if j < servers:
+            total += t / one_minus * (m * one_minus - j) / (m * (1.0 - sigma) - j)
+        else:  # (N (1 - phi_N) - N) / (N (1 - sigma) - N) = phi_N / sigma, without the cancellation at light load
+            total += t / one_minus * phi / sigma
     return total, loss
 
 
@@ -172,9 +177,13 @@ def gim_wait_probability(phases: int, servers: int, rho: float) -> tuple[float, 
     N mu (1 - sigma). The terms' 0/0 where N (1 - sigma) is a whole number j (then sigma = phi_j) is removable:
     there it is the mean of the values at rho (1 -+ 1e-5)."""
     sigma = erlang_sigma(phases, rho)
+    if sigma < 1e-200:  # (nobody waits, to double precision)
+        return 0.0, sigma
+    if servers == 1:  # GI/M/1: P(wait) = sigma
+        return sigma, sigma
     x = servers * (1.0 - sigma)
     j = math.floor(x + 0.5)
-    if 1.0 <= j <= servers and abs(x - j) < 1e-6 * servers:
+    if 1.0 <= j <= servers - 1 and abs(x - j) < 1e-6 * servers:
         lo = erlang_sigma(phases, rho * (1.0 - 1e-5))
         hi = erlang_sigma(phases, rho * (1.0 + 1e-5))
         p_lo = 1.0 / (1.0 + (1.0 - lo) * _takacs_sums(phases, servers, rho * (1.0 - 1e-5), lo)[0])
