@@ -124,9 +124,27 @@ def test_fluid_p95_adds_the_spread_of_the_services_ahead():
     by_hand = 10.1 + math.sqrt((0.1 * math.log(20.0) - 0.1) ** 2 + (1.6448536269514722 * 0.1 * 10.0) ** 2)
     assert fluid_p95(10.0, 0.1, 1.0, 1, 100.0) == pytest.approx(by_hand, rel=1e-12)
     assert by_hand == pytest.approx(11.8079, rel=0.01)  # scipy.stats.gamma.ppf(0.95, 101, scale=0.1)
-    # deterministic service: no spread; a long wait that is not a queue (a cold start) adds none beyond the room
+    # deterministic service, or nobody ahead (the front of a queue behind a cold start): no spread
     assert fluid_p95(10.0, 0.1, 0.0, 1, 100.0) == pytest.approx(10.1)
-    assert fluid_p95(600.0, 0.1, 1.0, 10, 100.0) == pytest.approx(fluid_p95(11.0, 0.1, 1.0, 10, 100.0) + 589.0)
+    assert fluid_p95(40.0, 0.1, 1.0, 10, 0.0) == pytest.approx(40.0 + 0.1 * math.log(20.0))
+    # no more ahead than the wait can hold: 0.5 s at 100 req/s is 50 requests, whatever the room
+    assert fluid_p95(0.5, 0.1, 1.0, 10, 110.0) == pytest.approx(fluid_p95(0.5, 0.1, 1.0, 10, 50.0))
+
+
+def test_overload_p95_includes_the_spread_behind_a_full_waiting_room():
+    # one instance, c = 1, room 100, 13 req/s into 10 req/s: the room is full, requests are turned away, and a
+    # served request waited behind 100 others: p95 about Gamma(101, 10/s)'s 11.8 s, not the fluid's 10.3 s
+    from conftest import action_for, quiet_config, started
+
+    cfg = quiet_config(
+        workload={"shape": {"kind": "constant", "rate_rps": 13.0}},
+        instances={"concurrency": 1, "max_queue": 100},
+        scaling={"min_instances": 1, "max_instances": 1, "initial_instances": 1},
+    )
+    env = started(cfg)
+    infos = [env.step(action_for(cfg, 0))[4] for _ in range(6)]
+    assert infos[-1]["dropped"] > 0
+    assert infos[-1]["latency_p95_s"] == pytest.approx(fluid_p95(10.0, 0.1, 1.0, 1, 101.0), rel=0.02)
 
 
 @pytest.mark.parametrize("rate", [1e-9, 1e-6, 1e-3])

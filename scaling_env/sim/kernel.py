@@ -704,11 +704,15 @@ def latency(b, s, m, waits, t_end):
         lat_mean = svc + mean_wait
         lat_p95 = response_p95(svc, cv, mean_wait, p_wait)
         if max_fluid_wait > 0.0:
-            # the p95 model has an exponential tail, but a fluid wait is at most the longest one (with the spread
-            # of the services ahead, ``fluid_p95``): requests either waited in a fluid queue or in the stationary
-            # queue, and the p95 of the mix is at most the larger of the two groups' p95 (the second only if it
-            # has any requests)
-            bound = fluid_p95(max_fluid_wait, svc, cv, int(s.params[b, P_CONC]), s.params[b, P_MAXQ])
+            # the p95 model has an exponential tail, but a fluid wait is at most the longest one: requests either
+            # waited in a fluid queue or in the stationary queue, and the p95 of the mix is at most the larger of
+            # the two groups' p95 (the second only if it has any requests). A step that turned requests away had
+            # full waiting rooms: its longest waiters were behind max_queue + c requests, whose services spread
+            # the wait (``fluid_p95``); otherwise (a backlog building up, a cold start) the longest waiter is
+            # taken as having had nobody ahead, as at the front of a queue behind a cold start
+            conc = int(s.params[b, P_CONC])
+            ahead = s.params[b, P_MAXQ] + conc if m[b, M_DROPPED] > 0 else 0.0
+            bound = fluid_p95(max_fluid_wait, svc, cv, conc, ahead)
             if stat_served > 0.0:
                 bound = max(bound, response_p95(svc, cv, w_stat, p_stat))
             lat_p95 = min(lat_p95, bound)

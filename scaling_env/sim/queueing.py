@@ -564,22 +564,23 @@ def response_p95(service_s: float, service_cv: float, mean_wait: float, p_wait: 
 
 
 @njit(cache=True)
-def fluid_p95(longest_wait: float, service_s: float, service_cv: float, servers: int, room: float) -> float:
+def fluid_p95(longest_wait: float, service_s: float, service_cv: float, servers: int, ahead: float) -> float:
     """p95 response time of a request that waited ``longest_wait`` s in a fluid queue served by ``servers``
-    slots with a waiting room of ``room``. The fluid wait is deterministic, but the time for the k requests
-    ahead of it to leave has a spread: for exponential service it is Gamma(k, servers / s) (the M/M/c wait
-    behind k requests; Gross & Harris), in general sd = cv s sqrt(k) / servers (the central limit theorem for
-    the sum of the services ahead), with k = min(longest_wait * servers / s, room + servers) (no more than the
-    queue can hold are ahead; the rest of a longer wait, e.g. a cold start, has no spread). With the request's
-    own service S, the p95 is a normal combination of the two spreads above their means (exact when both are
-    normal; the service's own p95 for cv = 0 or no wait):
+    slots behind ``ahead`` requests. The fluid wait is deterministic, but the time for the k requests ahead to
+    leave has a spread: for exponential service it is Gamma(k, servers / s) (the M/M/c wait behind k requests;
+    Gross & Harris), in general sd = cv s sqrt(k) / servers (the central limit theorem for the sum of the
+    services ahead), with k = min(ahead, longest_wait * servers / s). With the request's own service S, the p95
+    is a normal combination of the two spreads above their means (exact when both are normal; the service's own
+    p95 for cv = 0 or nothing ahead):
 
         p95 = longest_wait + s + sqrt((p95(S) - s)^2 + (1.6449 cv s sqrt(k) / servers)^2)
     """
     svc95 = response_p95(service_s, service_cv, 0.0, 0.0)
+    if ahead <= 0.0 or longest_wait <= 0.0:
+        return longest_wait + svc95
     c = max(servers, 1)
-    ahead = min(max(longest_wait, 0.0) * c / service_s, max(room, 0.0) + c)
-    spread = 1.6448536269514722 * service_cv * service_s * math.sqrt(ahead) / c
+    k = min(ahead, longest_wait * c / service_s)
+    spread = 1.6448536269514722 * service_cv * service_s * math.sqrt(k) / c
     return longest_wait + service_s + math.sqrt((svc95 - service_s) ** 2 + spread * spread)
 
 
