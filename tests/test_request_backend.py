@@ -288,15 +288,16 @@ def test_fidelity_report_script_runs_end_to_end_on_a_tiny_grid(tmp_path):
     sys.modules["fidelity"] = fidelity  # (its dataclass looks its module up there)
     spec.loader.exec_module(fidelity)
     grid = fidelity.Grid(steps=3, warm=1, seeds=(1,), rhos_c=(0.8,), concs=(2,), cvs=(2.0,), rhos_cv=(0.8,),
-                         queues=(5,), rhos_q=(0.9,))  # fmt: skip
+                         queues=(5,), rhos_q=(0.9,), fleets=(32,), concs_fleet=(1,))  # fmt: skip
     cells = fidelity.run_grid(grid)
-    assert len(cells) == 3 + 3 + 2 and all(c["arrivals_r"] > 0 for c in cells)
+    assert len(cells) == 3 + 3 + 2 + 2 and all(c["arrivals_r"] > 0 for c in cells)
+    assert len(fidelity.run_grid(grid, "waiting", ("round_robin",))) == 1  # --sweep waiting --algo round_robin
     trans = fidelity.transients((1,))
     out = tmp_path / "fidelity.md"
     fidelity.write_report(out, cells, trans, [], grid, 1.0, quick=True)
     text = out.read_text()
     assert "## Summary over the grid" in text and "| all three |" in text and "## Transients" in text
-    assert len(list((tmp_path / "img").glob("fidelity_*.png"))) == 3
+    assert len(list((tmp_path / "img").glob("fidelity_*.png"))) == 4
 
 
 def test_a_bad_simulator_name_is_a_clear_config_error():

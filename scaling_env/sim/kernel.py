@@ -133,7 +133,7 @@ from .instances import (
 from .load_balancer import ROUND_ROBIN, balancer_load, balancer_queue, health_checks, pool_shares, route
 from .nonstationary import psffa_wait
 from .platform import platform_action, platform_latency, platform_reset, serve_platform
-from .queueing import fifo_waits, fluid_segment, response_p95, stationary_wait, waiting_latency
+from .queueing import erlang_arrivals_wait, fifo_waits, fluid_p95, fluid_segment, response_p95, waiting_latency
 from .rng import binomial, poisson
 from .state import (
     E_CARRY,
@@ -474,7 +474,7 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool,
     cs2 = p[b, P_SVC_CV] * p[b, P_SVC_CV]
     if to_booting:
         # requests wait on the booting instances, split evenly (every n-th request)
-        w_stat, p_stat, p_block = stationary_wait(conc, offered_rps / n_boot, svc, 1.0 / n_boot, cs2, p[b, P_MAXQ])
+        w_stat, p_stat, p_block = erlang_arrivals_wait(n_boot, conc, offered_rps / n_boot, svc, cs2, p[b, P_MAXQ])
         s.env_state[b, E_PSFFA] = 0.0
         s.env_state[b, E_PSFFA_N] = 0.0
         w_floor = 0.0
@@ -865,11 +865,15 @@ def latency(b, s, m, waits, t_end):
         lat_mean = svc + mean_wait
         lat_p95 = response_p95(svc, cv, mean_wait, p_wait)
         if max_fluid_wait > 0.0:
-            svc_p95 = response_p95(svc, cv, 0.0, 0.0)
             # the p95 model has an exponential tail, but a fluid wait is at most the longest one: requests either
-            # waited in a fluid queue (p95 <= longest + service p95) or in the stationary queue, and the p95 of
-            # the mix is at most the larger of the two groups' p95 (the second only if it has any requests)
-            bound = max_fluid_wait + svc_p95
+            # waited in a fluid queue or in the stationary queue, and the p95 of the mix is at most the larger of
+            # the two groups' p95 (the second only if it has any requests). A step that turned requests away had
+            # full waiting rooms: its longest waiters were behind max_queue + c requests, whose services spread
+            # the wait (``fluid_p95``); otherwise (a backlog building up, a cold start) the longest waiter is
+            # taken as having had nobody ahead, as at the front of a queue behind a cold start
+            conc = int(s.params[b, P_CONC])
+            ahead = s.params[b, P_MAXQ] + conc if m[b, M_DROPPED] > 0 else 0.0
+            bound = fluid_p95(max_fluid_wait, svc, cv, conc, ahead)
             if stat_served > 0.0:
                 bound = max(bound, response_p95(svc, cv, w_stat, p_stat))
             lat_p95 = min(lat_p95, bound)

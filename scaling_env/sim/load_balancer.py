@@ -44,7 +44,7 @@ from .instances import (
     I_STATE,
     WARM,
 )
-from .queueing import stationary_wait
+from .queueing import erlang_arrivals_wait, stationary_wait
 from .rng import binomial
 
 ROUND_ROBIN, LEAST_OUTSTANDING, RANDOM = 0, 1, 2
@@ -325,7 +325,8 @@ def balancer_queue(
     of ``n_pool`` members that spend ``pool_time`` instance-steps in it (``healthy_time`` of them not crashed).
 
     - ``least_outstanding``: one pooled queue of all healthy slots, at the healthy part of the rate;
-    - ``round_robin``: per instance, every n-th request of a Poisson stream (Erlang-n gaps, ca2 = 1/n);
+    - ``round_robin``: per instance, every n-th request of a Poisson stream (Erlang-n gaps): E_n/M/c
+      (``queueing.erlang_arrivals_wait``);
     - ``random``: per instance, a Poisson stream.
 
     Returns (mean wait s, P(wait), P(turned away by a full waiting room)) of ``queueing.stationary_wait``.
@@ -333,6 +334,8 @@ def balancer_queue(
     servers, lam, ca2, room = balancer_load(algorithm, offered_rps, n_pool, pool_time, healthy_time, conc, maxq)
     if servers <= 0 or lam <= 0.0:
         return 0.0, 0.0, 0.0
+    if algorithm == ROUND_ROBIN:
+        return erlang_arrivals_wait(n_pool, servers, lam, svc, cs2, room)
     return stationary_wait(servers, lam, svc, ca2, cs2, room)
 
 

@@ -4,6 +4,10 @@
   Erlang B recursion written for 1/B (``1/B(k) = 1 + (k/a) / B(k-1)``); above that, Erlang B = P(X=N)/P(X<=N)
   for X ~ Poisson(a) with the Wilson-Hilferty approximation of the Poisson CDF (relative error < 1e-3 there).
 - A finite waiting room: M/M/N/(N+K) blocking and mean wait, written with Erlang B (``stationary_wait``).
+- E_k/M/N (every k-th request of a Poisson stream, as round robin gives an instance): the exact GI/M/N wait
+  (L. Takacs, *Introduction to the Theory of Queues*, 1962, ch. 5; Gross & Harris, *Fundamentals of Queueing
+  Theory*, section GI/M/c), its waiting room by truncating the geometric queue seen by arrivals
+  (``erlang_arrivals_wait``).
 - GI/G/N mean wait: Whitt's approximation, W = phi(rho, ca2, cs2, N) * (ca2 + cs2)/2 * W(M/M/N)
   (W. Whitt, "Approximations for the GI/G/m queue", Production and Operations Management 2(2), 1993,
   eqs. 2.24-2.25). It reduces to Erlang C for ca2 = cs2 = 1 and to Allen-Cunneen when phi = 1.
@@ -22,6 +26,7 @@ from .instances import F_COHORTS, N_COHORTS
 
 EXACT_ERLANG_MAX_SERVERS = 1000
 RHO_CAP = 0.99  # the stationary formulas are used up to this utilisation; the fluid backlog covers the rest
+GIM_MAX_SERVERS = 256  # the exact E_k/M/N wait up to this N (checked against the Markov chain); Whitt's above
 
 
 @njit(cache=True)
@@ -107,6 +112,131 @@ def stationary_wait(servers: int, arrival_rps: float, service_s: float, ca2: flo
     if ca2 == 1.0 and cs2 == 1.0:
         return w_mmn, p_wait, p_block
     return whitt_phi(rho, ca2, cs2, servers) * 0.5 * (ca2 + cs2) * w_mmn, p_wait, p_block
+
+
+@njit(cache=True)
+def erlang_sigma(phases: int, rho: float) -> float:
+    """The root sigma in (0, 1) of sigma = A*(N mu (1 - sigma)) for E_k/M/N, with A* the Laplace-Stieltjes
+    transform of Erlang-k gaps of mean 1/lambda and rho = lambda / (N mu): sigma = (k rho / (k rho + 1 - sigma))^k
+    (it depends on N only through rho; Gross & Harris, GI/M/c). sigma = rho for k = 1 (Poisson).
+
+    Newton's method from sigma = 0: f(s) = s - A*(N mu (1 - s)) is concave with f(0) < 0 < f'(0), so the
+    iterates rise monotonically to the root (5-10 steps to 1e-13)."""
+    if phases <= 1:
+        return rho
+    kr = phases * rho
+    sig = 0.0
+    for _ in range(60):
+        u = kr / (kr + 1.0 - sig)
+        g = u**phases
+        nxt = sig - (sig - g) / (1.0 - g * u / rho)  # d/ds u^k = u^(k+1) / rho
+        if not nxt < 1.0:
+            return sig
+        if abs(nxt - sig) < 1e-13:
+            return nxt
+        sig = nxt
+    return sig
+
+
+@njit(cache=True)
+def _takacs_sums(phases: int, servers: int, rho: float, sigma: float):
+    """(sum_{j=1..N} C(N, j) / (C_j (1 - phi_j)) * (N (1 - phi_j) - j) / (N (1 - sigma) - j),
+    sum_{j=0..N} C(N, j) / C_j), with phi_j = A*(j mu) = (k rho N / (k rho N + j))^k and
+    C_j = prod_{i<=j} phi_i / (1 - phi_i) (C_0 = 1). The terms t_j = C(N, j) / C_j follow
+    t_j = t_{j-1} (N - j + 1) / j * (1 - phi_j) / phi_j (one power per term); (inf, inf) when they overflow (then
+    nobody waits and nobody is turned away, to double precision)."""
+    m = float(servers)
+    kl = phases * rho * m  # k lambda / mu
+    t = 1.0
+    total = 0.0
+    loss = 1.0
+    for j in range(1, servers + 1):
+        phi = (kl / (kl + j)) ** phases
+        one_minus = 1.0 - phi
+        if phi < 1e-290:  # (a light load: phi underflows) the next term overflows
+            return math.inf, math.inf
+        t *= (m - j + 1.0) / j * one_minus / phi
+        if t > 1e290:
+            return math.inf, math.inf
+        loss += t
+        if j < servers:
+            total += t / one_minus * (m * one_minus - j) / (m * (1.0 - sigma) - j)
+        else:  # (N (1 - phi_N) - N) / (N (1 - sigma) - N) = phi_N / sigma, without the cancellation at light load
+            total += t / one_minus * phi / sigma
+    return total, loss
+
+
+@njit(cache=True)
+def gim_wait_probability(phases: int, servers: int, rho: float) -> tuple[float, float]:
+    """(P(an arrival waits), sigma) in E_k/M/N at utilisation rho < 1 (Takacs 1962; Gross & Harris, GI/M/c):
+
+        P(wait) = 1 / (1 + (1 - sigma) * sum_{j=1..N} C(N, j) / (C_j (1 - phi_j)) * (N (1 - phi_j) - j)
+                                                                                   / (N (1 - sigma) - j))
+
+    Arrivals see N + i requests with probability P(wait) (1 - sigma) sigma^i, so a wait is exponential with rate
+    N mu (1 - sigma). The terms' 0/0 where N (1 - sigma) is a whole number j (then sigma = phi_j) is removable:
+    there it is the mean of the values at rho (1 -+ 1e-5)."""
+    sigma = erlang_sigma(phases, rho)
+    if sigma < 1e-200:  # (nobody waits, to double precision)
+        return 0.0, sigma
+    if servers == 1:  # GI/M/1: P(wait) = sigma
+        return sigma, sigma
+    x = servers * (1.0 - sigma)
+    j = math.floor(x + 0.5)
+    if 1.0 <= j <= servers - 1 and abs(x - j) < 1e-6 * servers:
+        lo = erlang_sigma(phases, rho * (1.0 - 1e-5))
+        hi = erlang_sigma(phases, rho * (1.0 + 1e-5))
+        p_lo = 1.0 / (1.0 + (1.0 - lo) * _takacs_sums(phases, servers, rho * (1.0 - 1e-5), lo)[0])
+        p_hi = 1.0 / (1.0 + (1.0 - hi) * _takacs_sums(phases, servers, rho * (1.0 + 1e-5), hi)[0])
+        return 0.5 * (p_lo + p_hi), sigma
+    return 1.0 / (1.0 + (1.0 - sigma) * _takacs_sums(phases, servers, rho, sigma)[0]), sigma
+
+
+@njit(cache=True)
+def _whitt_scale(rho: float, ca2: float, cs2: float, servers: int) -> float:
+    """Whitt's GI/G/N wait over his GI/M/N wait at the same arrivals: the two-moment correction for cs2 != 1."""
+    if cs2 == 1.0:
+        return 1.0
+    with_cs = whitt_phi(rho, ca2, cs2, servers) * 0.5 * (ca2 + cs2)
+    return with_cs / (whitt_phi(rho, ca2, 1.0, servers) * 0.5 * (ca2 + 1.0))
+
+
+@njit(cache=True)
+def erlang_arrivals_wait(phases: int, servers: int, arrival_rps: float, service_s: float, cs2: float, room: float):
+    """Stationary queue fed by every ``phases``-th request of a Poisson stream (Erlang-k gaps: round robin over k
+    instances), N = ``servers`` slots, a waiting room of ``room``, utilisation capped at RHO_CAP. Returns (mean
+    wait of admitted requests s, their probability of waiting, blocking probability), as ``stationary_wait``.
+
+    Exponential service: the exact E_k/M/N queue seen by arrivals (``gim_wait_probability``): with D = P(wait)
+    of the unlimited queue, arrivals see N + i requests w.p. D (1 - sigma) sigma^i; the waiting room K keeps
+    i = 0..K of that geometric tail (exact for k = 1, where it is M/M/N/(N+K); an approximation for k > 1):
+
+        Z = 1 - D sigma^(K+1),  P_block = D (1 - sigma) sigma^K / Z,  P_wait = D (1 - sigma^K) / (1 - D sigma^K)
+        W = D (1 - (K+1) sigma^K + K sigma^(K+1)) / ((1 - sigma) N mu (1 - D sigma^K))
+
+    (K -> inf: W = D / (N mu (1 - sigma)).) No waiting room (K < 1/2): the exact GI/M/N/N loss probability
+    1 / sum_{j=0..N} C(N, j) / C_j (Takacs 1962; Erlang B for k = 1). Other service: W times Whitt's GI/G/N
+    over GI/M/N factor (1993, ``whitt_phi``). k = 1 or N > GIM_MAX_SERVERS: ``stationary_wait`` with ca2 = 1/k.
+    """
+    if phases <= 1 or servers > GIM_MAX_SERVERS:
+        return stationary_wait(servers, arrival_rps, service_s, 1.0 / max(phases, 1), cs2, room)
+    if arrival_rps <= 0.0 or servers <= 0:
+        return 0.0, 0.0, 0.0
+    mu = 1.0 / service_s
+    rho = min(arrival_rps / (servers * mu), RHO_CAP)
+    if rho < 1e-12:
+        return 0.0, 0.0, 0.0
+    if room < 0.5:
+        loss = _takacs_sums(phases, servers, rho, -1.0)[1]  # (sigma only enters the first sum)
+        return 0.0, 0.0, 1.0 / loss
+    d, sigma = gim_wait_probability(phases, servers, rho)
+    k = max(room, 0.0)
+    sk = sigma**k
+    p_block = d * (1.0 - sigma) * sk / (1.0 - d * sk * sigma)
+    admitted = 1.0 - d * sk
+    p_wait = d * (1.0 - sk) / admitted
+    w = d * (1.0 - (k + 1.0) * sk + k * sk * sigma) / ((1.0 - sigma) * servers * mu * admitted)
+    return w * _whitt_scale(rho, 1.0 / phases, cs2, servers), p_wait, p_block
 
 
 @njit(cache=True)
@@ -370,17 +500,37 @@ def _tail(t: float, p: float, e: float, w: float):
 
 
 @njit(cache=True)
+def service_shape(service_s: float, service_cv: float):
+    """The service time as a constant plus an exponential (const, mean of the exponential), for the p95 model.
+
+    - cv = 0: a constant s; cv = 1: exponential (const 0, mean s);
+    - otherwise the service is lognormal, as the request-level backend draws it (sigma^2 = ln(1 + cv^2),
+      median s / sqrt(1 + cv^2)): an exponential tail fitted to its mean and its 95th percentile
+      q95 = s exp(z95 sqrt(ln(1 + cv^2))) / sqrt(1 + cv^2) (z95 = 1.6449, the standard normal quantile):
+      e = (q95 - s) / (ln 20 - 1), const = s - e (const < 0 for cv > 1.27; only the tail beyond it is used).
+      With no wait the p95 is then the lognormal's q95 exactly (0.331, 0.360, 0.384 s for s = 0.1 s and
+      cv = 1.5, 2, 3); with a wait, the convolution of that fitted tail with the wait's.
+    """
+    if service_cv <= 0.0:
+        return service_s, 0.0
+    if service_cv == 1.0:
+        return 0.0, service_s
+    v = math.log(1.0 + service_cv * service_cv)
+    q95 = service_s * math.exp(1.6448536269514722 * math.sqrt(v) - 0.5 * v)
+    e = (q95 - service_s) / (math.log(20.0) - 1.0)
+    return service_s - e, e
+
+
+@njit(cache=True)
 def response_p95(service_s: float, service_cv: float, mean_wait: float, p_wait: float) -> float:
     """p95 of response time = service + wait.
 
-    Service is modelled as a constant (1 - cv) * s plus an exponential of mean cv * s (cv <= 1; exponential
-    for cv >= 1); the wait is 0 with probability 1 - p_wait and exponential with mean mean_wait / p_wait
-    otherwise, as in M/M/N, where this is exact. The quantile is found by Newton's method on the log of the
-    tail, kept inside a bracket (bisection when a Newton step leaves it).
+    Service is a constant plus an exponential (``service_shape``: exact for cv = 0 and 1, a fit to the lognormal's
+    mean and 95th percentile otherwise); the wait is 0 with probability 1 - p_wait and exponential with mean
+    mean_wait / p_wait otherwise, as in M/M/N (and E_k/M/N), where this is exact. The quantile is found by
+    Newton's method on the log of the tail, kept inside a bracket (bisection when a Newton step leaves it).
     """
-    cv = min(service_cv, 1.0)
-    const = (1.0 - cv) * service_s
-    e = cv * service_s
+    const, e = service_shape(service_s, service_cv)
     if mean_wait <= 0.0 or p_wait <= 0.0:
         return const + e * math.log(20.0)
     p = min(p_wait, 1.0)
@@ -411,6 +561,27 @@ def response_p95(service_s: float, service_cv: float, mean_wait: float, p_wait: 
         if hi - lo < 1e-9 * hi:
             break
     return const + t
+
+
+@njit(cache=True)
+def fluid_p95(longest_wait: float, service_s: float, service_cv: float, servers: int, ahead: float) -> float:
+    """p95 response time of a request that waited ``longest_wait`` s in a fluid queue served by ``servers``
+    slots behind ``ahead`` requests. The fluid wait is deterministic, but the time for the k requests ahead to
+    leave has a spread: for exponential service it is Gamma(k, servers / s) (the M/M/c wait behind k requests;
+    Gross & Harris), in general sd = cv s sqrt(k) / servers (the central limit theorem for the sum of the
+    services ahead), with k = min(ahead, longest_wait * servers / s). With the request's own service S, the p95
+    is a normal combination of the two spreads above their means (exact when both are normal; the service's own
+    p95 for cv = 0 or nothing ahead):
+
+        p95 = longest_wait + s + sqrt((p95(S) - s)^2 + (1.6449 cv s sqrt(k) / servers)^2)
+    """
+    svc95 = response_p95(service_s, service_cv, 0.0, 0.0)
+    if ahead <= 0.0 or longest_wait <= 0.0:
+        return longest_wait + svc95
+    c = max(servers, 1)
+    k = min(ahead, longest_wait * c / service_s)
+    spread = 1.6448536269514722 * service_cv * service_s * math.sqrt(k) / c
+    return longest_wait + service_s + math.sqrt((svc95 - service_s) ** 2 + spread * spread)
 
 
 @njit(cache=True)
