@@ -25,8 +25,6 @@ model accounts per step in whole requests happens here per request, at its exact
 
 from __future__ import annotations
 
-import math
-
 from numba import njit
 
 from ...fields import (
