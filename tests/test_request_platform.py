@@ -250,3 +250,23 @@ def test_vector_env_and_sb3_vec_env_agree_with_the_single_env():
                 o, _ = env.reset()
             np.testing.assert_array_equal(o, vo[i])
             assert r == vr[i]
+
+
+# ------------------------------------------------------------------------------------------ fidelity report
+def test_fidelity_platform_section_compares_both_backends_under_a_platform_baseline():
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "perf" / "fidelity.py"
+    spec = importlib.util.spec_from_file_location("fidelity", path)
+    fidelity = importlib.util.module_from_spec(spec)
+    sys.modules["fidelity"] = fidelity  # (its dataclass looks its module up there)
+    spec.loader.exec_module(fidelity)
+    fidelity.PLATFORM_SCENARIOS = ("sparse_bursts",)
+    fidelity.PLATFORM_POLICIES = ("fixed_keep_alive", "provisioned_tracking")  # the second cannot run there
+    rows = fidelity.platform_scenarios((1,))
+    assert [(r["scenario"], r["policy"]) for r in rows] == [("sparse_bursts", "fixed_keep_alive")]
+    assert rows[0]["fast"]["reward"] != rows[0]["request"]["reward"]  # two different simulations ran
+    text = "\n".join(fidelity.platform_lines(rows))
+    assert "| sparse_bursts | fixed_keep_alive |" in text and text.count("\n") == 2
