@@ -107,6 +107,26 @@ def test_the_activator_serves_its_buffer_first_when_capacity_frees():
     assert total(infos, "served") == 3 and total(infos, "throttled") == 0 and total(infos, "cold_starts") == 1
 
 
+def test_requests_waiting_only_in_the_activator_report_their_age_as_latency():
+    # a bucket of one token (refilled at 1 per day): the first request (at 9.5 s) uses it, its instance is
+    # reclaimed at once when it is done (keep-alive 0); the two of step 2 find no instance and no token: buffered,
+    # nothing served in step 2
+    over = {
+        "workload": {"shape": burst([1, 0, 2], 10.0)},
+        "platform": {
+            "scale_rate_instances": 1,
+            "scale_rate_period_seconds": 86400.0,
+            "keep_alive_seconds": 0.0,
+            "activator": True,
+        },
+    }
+    infos = run(over, steps=3)
+    assert total(infos[:2], "served") == 1 and total(infos[:2], "instances_reclaimed") == 1
+    step = infos[2]
+    assert step["served"] == 0 and step["activator_buffered"] == 2 and step["backlog"] == 2
+    assert 0.1 < step["latency_mean_s"] <= 10.1 and step["latency_p95_s"] == step["latency_mean_s"]
+
+
 def test_provisioned_capacity_is_used_first_and_billed_at_its_price():
     # 2 provisioned instances, one request per step: no cold start, served in 0.1 s on a provisioned instance;
     # provisioned billing 2 x 10 s at the provisioned price + 0.1 s of duration at the duration price

@@ -96,7 +96,9 @@ def note_load(r, s, m, b, i, t):
     if n > r.slot_f[b, i, S_PEAK]:
         r.slot_f[b, i, S_PEAK] = n
         p = s.params
-        if p[b, P_MEM_CRASH] > 0.5 and (p[b, P_MEM_BASE] + p[b, P_MEM_REQ] * n) / p[b, P_MEM_LIMIT] > 1.0:
+        # (the platform mode models no instance failures, as the fast platform step: docs/model.md 12)
+        over = (p[b, P_MEM_BASE] + p[b, P_MEM_REQ] * n) / p[b, P_MEM_LIMIT] > 1.0
+        if p[b, P_MEM_CRASH] > 0.5 and over and p[b, P_PLATFORM] < 0.5:
             crash_slot(r, s, m, b, i, t)
 
 
