@@ -67,7 +67,7 @@ from ..state import (
     State,
 )
 from .draws import crash_time, next_arrival, service_time, start_arrivals
-from .heap import heap_age, heap_pop, heap_push, ring_age, ring_push
+from .heap import buffer_age, heap_age, heap_pop, heap_push, ring_age, ring_push
 from .layout import (
     G_ACT_LEN,
     G_BOOT_RR,
@@ -377,7 +377,7 @@ def end_events(r, s, m, b, t1):
 def step_latency(r, s, m, b, t1, backlog, hi):
     """Mean and p95 response time of the requests completed in the step (the p95 from the log histogram,
     interpolated within its bin, reported at least the mean as the fast model does); none completed: the mean
-    age of the requests in service or queued; nothing there either: 0."""
+    age of the requests in service or queued (or in the activator's buffer); nothing there either: 0."""
     served = int(m[b, M_SERVED])
     if served > 0:
         mean = r.gen[b, G_RESP_SUM] / served
@@ -393,11 +393,11 @@ def step_latency(r, s, m, b, t1, backlog, hi):
             acc += c
         m[b, M_LAT_MEAN] = mean
         m[b, M_LAT_P95] = max(p95, mean)
-    elif backlog > 0:
-        age = heap_age(r, b, t1)
+    elif backlog + r.gen[b, G_ACT_LEN] > 0:  # (platform mode: the activator's buffer waits too)
+        age = heap_age(r, b, t1) + buffer_age(r, b, t1)
         for i in range(hi):
             age += ring_age(r, b, i, t1)
-        m[b, M_LAT_MEAN] = s.params[b, P_SVC] + min(age / backlog, t1)
+        m[b, M_LAT_MEAN] = s.params[b, P_SVC] + min(age / (backlog + r.gen[b, G_ACT_LEN]), t1)
         m[b, M_LAT_P95] = m[b, M_LAT_MEAN]
     else:
         m[b, M_LAT_MEAN] = 0.0

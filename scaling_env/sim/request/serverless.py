@@ -34,12 +34,9 @@ from ...fields import (
     M_COLD_STARTS,
     M_INST_SECONDS,
     M_KEEP_ALIVE,
-    M_LAT_MEAN,
-    M_LAT_P95,
     M_PROV_COST,
     M_PROV_UTIL,
     M_PROVISIONED,
-    M_SERVED,
     M_THROTTLED,
 )
 from ..instances import BOOTING, F_TIMER, I_EVENT, I_PROV, I_STATE, OFF, WARM
@@ -58,10 +55,9 @@ from ..state import (
     P_PF_LIMIT,
     P_PF_PRICE_PROV_BUSY_S,
     P_PF_PRICE_PROV_S,
-    P_SVC,
 )
 from .draws import service_time
-from .heap import heap_age, heap_push, ring_age, ring_push
+from .heap import heap_push, ring_push
 from .layout import (
     G_ACT_HEAD,
     G_ACT_LEN,
@@ -213,13 +209,4 @@ def platform_end(r, s, m, b, t1, backlog):
     env[b, E_PF_BUFFER] = buffered
     m[b, M_BUFFERED] = buffered
     m[b, M_BACKLOG] += buffered
-    if m[b, M_SERVED] == 0 and buffered > 0:  # nothing completed: the age of everything waiting, buffer included
-        age = heap_age(r, b, t1)
-        for i in range(int(env[b, E_HI])):
-            age += ring_age(r, b, i, t1)
-        cap = r.act_ring.shape[1]
-        for j in range(buffered):
-            age += t1 - r.act_ring[b, (int(r.gen[b, G_ACT_HEAD]) + j) % cap]
-        m[b, M_LAT_MEAN] = p[b, P_SVC] + min(age / (backlog + buffered), t1)
-        m[b, M_LAT_P95] = m[b, M_LAT_MEAN]
     return backlog + buffered
