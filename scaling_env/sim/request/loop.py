@@ -16,6 +16,10 @@ over the pool in slot order (a rotating pointer), uniformly at random, or least 
 + queued; ties go to the first after a rotating pointer). The pool is warm instances and crashed ones the health
 checks have not found; a crashed one has no outstanding requests, so a least-outstanding balancer sends it
 the most (as a real one does). With no pool member, requests wait on booting instances (in turn) or are dropped.
+
+In the serverless platform mode (``platform.enabled``) the recipe is ``step_platform_cluster``: the platform's
+action (``serverless.platform_begin``), the same event loop with the platform's admission of each arrival
+(``serverless.platform_arrive``) and keep-alive clocks, and the platform's accounts (``serverless.platform_end``).
 """
 
 from __future__ import annotations
