@@ -587,16 +587,6 @@ class EnvConfig(_Strict):
     )
 
     @model_validator(mode="after")
-    def _request_backend_checks(self) -> EnvConfig:
-        # the request-level backend does not simulate the serverless platform mode (issue 17) yet
-        if self.simulator == "request" and self.platform.enabled:
-            raise ValueError(
-                "simulator: request does not support the platform mode (platform.enabled: true); use simulator: "
-                "fast, or turn the platform mode off"
-            )
-        return self
-
-    @model_validator(mode="after")
     def _cross_checks(self) -> EnvConfig:
         for name, source in self.metrics.sources.items():
             period = self.step_seconds if source.period_seconds is None else source.period_seconds

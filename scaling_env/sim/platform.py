@@ -105,7 +105,7 @@ from .state import (
 
 _EPS = 1e-9
 _KERNEL = {"cache": True, "_nrt": False}  # as kernel._KERNEL: nothing here allocates
-_NEW = 7  # I_EVENT mark of a slot launched in the current call of ``start``
+NEW_SLOT = 7  # I_EVENT mark of a slot launched in the current call of ``start``
 
 
 @njit(**_KERNEL)
@@ -128,9 +128,17 @@ def platform_reset(b, s, m):
 
 
 @njit(**_KERNEL)
+def refill(b, s, seconds):
+    """The scaling tokens after ``seconds`` more of refill: continuous, at ``pf_rate`` per second, up to the
+    bucket's size (the one owner of the rule: the fast step and the request-level backend call it)."""
+    p = s.params
+    return min(s.env_state[b, E_PF_TOKENS] + p[b, P_PF_RATE] * seconds, p[b, P_PF_BURST])
+
+
+@njit(**_KERNEL)
 def start(b, s, count, hi, prov):
     """Launch ``count`` cold starts (``instances.launch``) as provisioned (``prov``) or on-demand instances;
-    returns (started, new slot bound). The new slots are marked ``I_EVENT = _NEW`` until ``serve_platform``."""
+    returns (started, new slot bound). The new slots are marked ``I_EVENT = NEW_SLOT`` until ``serve_platform``."""
     inst_f, inst_i = s.inst_f, s.inst_i
     if count <= 0:
         return 0, hi
@@ -139,8 +147,8 @@ def start(b, s, count, hi, prov):
             inst_i[b, i, I_EVENT] = 1
     started, top = launch(inst_f, inst_i, s.rng, b, count, s.params[b, P_BOOT_MEAN], s.params[b, P_BOOT_JITTER])
     for i in range(top):
-        if inst_i[b, i, I_STATE] == BOOTING and inst_i[b, i, I_EVENT] != 1 and inst_i[b, i, I_EVENT] != _NEW:
-            inst_i[b, i, I_EVENT] = _NEW
+        if inst_i[b, i, I_STATE] == BOOTING and inst_i[b, i, I_EVENT] != 1 and inst_i[b, i, I_EVENT] != NEW_SLOT:
+            inst_i[b, i, I_EVENT] = NEW_SLOT
             inst_i[b, i, I_PROV] = 1 if prov else 0
             inst_f[b, i, F_BOOT_LEN] = inst_f[b, i, F_TIMER]
             inst_f[b, i, F_IDLE] = 0.0
@@ -231,8 +239,7 @@ def admit(b, s, m, hi, arrivals, n_warm, n_live):
     rest = total - x_w
     # the buffer is served first (FIFO): the part of it that found capacity, with its age
     buf_served = min(buffered, x_w)
-    # scaling tokens: refilled continuously up to the bucket's size
-    tokens = min(env[b, E_PF_TOKENS] + p[b, P_PF_RATE] * dt, p[b, P_PF_BURST])
+    tokens = refill(b, s, dt)
     admitted = 0
     quick = 0
     if rest > 0:
@@ -252,7 +259,7 @@ def admit(b, s, m, hi, arrivals, n_warm, n_live):
             share = waiting // started
             extra = waiting - share * started
             for i in range(hi):
-                if inst_i[b, i, I_EVENT] == _NEW and inst_i[b, i, I_PROV] == 0:
+                if inst_i[b, i, I_EVENT] == NEW_SLOT and inst_i[b, i, I_PROV] == 0:
                     inst_i[b, i, I_BACKLOG] = share + (1 if extra > 0 else 0)
                     extra -= 1
         if buffered > buf_served:  # buffered requests admitted on new instances without a cold-start wait

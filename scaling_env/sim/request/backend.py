@@ -48,6 +48,15 @@ class RequestBackend:
         self.hist = np.zeros((b, HIST_BINS), dtype=np.int64)
         self.by_arrival = np.zeros((b, config.episode_steps, 2))
         self.outage_done = np.zeros((b, sim.outages.shape[1]), dtype=np.uint8)
+        pf = config.platform
+        buffer = max(pf.activator_capacity, 1) if pf.enabled and pf.activator else 1
+        if b * buffer > MAX_RING_ENTRIES:
+            raise ValueError(
+                f"simulator: request preallocates the activator's buffer: num_envs ({b}) x "
+                f"platform.activator_capacity ({buffer}) = {b * buffer:,} requests, over the limit of "
+                f"{MAX_RING_ENTRIES:,}; lower platform.activator_capacity or the number of envs"
+            )
+        self.act_ring = np.zeros((b, buffer))
         static = sim._static_workload
         self.fine = np.zeros((1 if static else b, config.episode_steps * self.sub))
         self._fine_done = False
@@ -57,6 +66,7 @@ class RequestBackend:
         self.state = ReqState(
             self.slot_f, self.slot_i, self.ring, self.heap_t, self.heap_a, self.heap_s, self.gen, self.hist,
             self.by_arrival, self.outage_done, self.fine, self.sub,
+            self.act_ring,
         )  # fmt: skip
 
     def fine_arrivals(self, episode: EpisodeWorkload) -> np.ndarray:

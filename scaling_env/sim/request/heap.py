@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from numba import njit
 
-from .layout import G_HEAP_N, Q_QHEAD, Q_QLEN
+from .layout import G_ACT_HEAD, G_ACT_LEN, G_HEAP_N, Q_QHEAD, Q_QLEN
 
 _OPTS = {"cache": True, "_nrt": False}  # no allocation here: no reference counting (see kernel._KERNEL)
 
@@ -123,4 +123,15 @@ def heap_age(r, b, t_now):
     age = 0.0
     for j in range(int(r.gen[b, G_HEAP_N])):
         age += t_now - r.heap_a[b, j]
+    return age
+
+
+@njit(**_OPTS)
+def buffer_age(r, b, t_now):
+    """Summed age at ``t_now`` of the requests in the activator's buffer (platform mode; none otherwise)."""
+    cap = r.act_ring.shape[1]
+    head = int(r.gen[b, G_ACT_HEAD])
+    age = 0.0
+    for j in range(int(r.gen[b, G_ACT_LEN])):
+        age += t_now - r.act_ring[b, (head + j) % cap]
     return age

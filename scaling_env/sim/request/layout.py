@@ -11,7 +11,9 @@ Per cluster ``b`` and slot ``i``:
 - ``by_arrival[b, k, :]``: completed requests that arrived in step k (count, response-time sum), the
   latency-by-arrival side channel;
 - ``outage_done[b, o]``: 1 once outage o has struck in this episode;
-- ``fine[row, j]``: expected arrivals in sub-interval j of the episode (``sub`` sub-intervals per step).
+- ``fine[row, j]``: expected arrivals in sub-interval j of the episode (``sub`` sub-intervals per step);
+- ``act_ring[b, :]``: platform mode with the activator: the arrival times of the buffered requests, a FIFO ring
+  of ``max(platform.activator_capacity, 1)`` (one entry without the activator).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ SLOT_F_FIELDS: tuple[tuple[str, str], ...] = (
     ("busy_area", "integral of busy servers over the step, server-seconds"),
     ("last_t", "time of its last change of busy servers, s"),
     ("peak", "most requests in service or queued on it in this step"),
+    ("idle_at", "platform mode: time it last became idle (no request in service or waiting), s"),
 )
 (
     S_READY,
@@ -46,6 +49,7 @@ SLOT_F_FIELDS: tuple[tuple[str, str], ...] = (
     S_BUSY_AREA,
     S_LAST_T,
     S_PEAK,
+    S_IDLE_AT,
 ) = range(len(SLOT_F_FIELDS))
 N_SLOT_F = check_columns("S_", tuple(f[0] for f in SLOT_F_FIELDS), globals())
 
@@ -66,8 +70,23 @@ GEN_FIELDS: tuple[tuple[str, str], ...] = (
     ("boot_rr", "rotating pointer over booting instances for cold-start waits"),
     ("next_event", "time of the next instance event (inf: none in the step)"),
     ("resp_sum", "summed response time of the requests completed in the step, s"),
+    ("pf_t", "platform mode: time the scaling tokens were last refilled to, s"),
+    ("act_head", "platform mode: index of the oldest request in the activator's buffer"),
+    ("act_len", "platform mode: requests in the activator's buffer"),
 )
-G_NEXT, G_SUB, G_LEFT, G_COUNT, G_HEAP_N, G_BOOT_RR, G_NEXT_EVENT, G_RESP_SUM = range(len(GEN_FIELDS))
+(
+    G_NEXT,
+    G_SUB,
+    G_LEFT,
+    G_COUNT,
+    G_HEAP_N,
+    G_BOOT_RR,
+    G_NEXT_EVENT,
+    G_RESP_SUM,
+    G_PF_T,
+    G_ACT_HEAD,
+    G_ACT_LEN,
+) = range(len(GEN_FIELDS))
 N_GEN = check_columns("G_", tuple(f[0] for f in GEN_FIELDS), globals())
 
 # response-time histogram: log bins of ratio HIST_RATIO from HIST_MIN s (~0.5 % resolution of a quantile)
@@ -79,4 +98,6 @@ HIST_BINS = int(math.ceil(math.log(HIST_MAX / HIST_MIN) / HIST_LOG_RATIO)) + 1
 SUB_SECONDS = 1.0  # the arrival rate is integrated exactly over sub-intervals of at most this length
 MAX_SUB = 600  # sub-intervals per step at most
 
-ReqState = namedtuple("ReqState", "slot_f slot_i ring heap_t heap_a heap_s gen hist by_arrival outage_done fine sub")
+ReqState = namedtuple(
+    "ReqState", "slot_f slot_i ring heap_t heap_a heap_s gen hist by_arrival outage_done fine sub act_ring"
+)

@@ -11,6 +11,8 @@
 - with ``replace_unhealthy`` a replacement is launched at ``t_d`` and the unhealthy instance terminates
   ``termination_seconds`` later (with no free slot, it is kept and counted, and the launch is retried at the
   next step start);
+- platform mode (``serverless.py``): an idle on-demand instance is reclaimed ``keep_alive`` s after it became
+  idle (``S_IDLE_AT``); a cold start's waiting requests count as ``cold_waits`` when they start;
 - a draining instance turns off when its last request completes, or at its deregistration deadline (scale-in
   time + ``deregistration_delay_seconds``), when what is left on it fails.
 
@@ -24,11 +26,12 @@ import math
 
 from numba import njit
 
-from ...fields import M_COLD_STARTS, M_CRASHES, M_FAILED
-from ..instances import BOOTING, DRAINING, F_TIMER, FAILED, I_BACKLOG, I_STATE, OFF, UNHEALTHY, WARM, launch
+from ...fields import M_COLD_STARTS, M_COLD_WAITS, M_CRASHES, M_FAILED, M_RECLAIMED
+from ..instances import BOOTING, DRAINING, F_TIMER, FAILED, I_BACKLOG, I_PROV, I_STATE, OFF, UNHEALTHY, WARM, launch
 from ..rng import uniform
 from ..state import (
     E_HI,
+    E_PF_KEEP_ALIVE,
     P_BOOT_JITTER,
     P_BOOT_MEAN,
     P_CONC,
@@ -38,6 +41,7 @@ from ..state import (
     P_MEM_CRASH,
     P_MEM_LIMIT,
     P_MEM_REQ,
+    P_PLATFORM,
     P_REPLACE,
     P_TERMINATION,
 )
@@ -54,6 +58,7 @@ from .layout import (
     S_CRASH_AT,
     S_DETECT_AT,
     S_END_AT,
+    S_IDLE_AT,
     S_LAST_T,
     S_PEAK,
     S_READY,
@@ -91,8 +96,27 @@ def note_load(r, s, m, b, i, t):
     if n > r.slot_f[b, i, S_PEAK]:
         r.slot_f[b, i, S_PEAK] = n
         p = s.params
-        if p[b, P_MEM_CRASH] > 0.5 and (p[b, P_MEM_BASE] + p[b, P_MEM_REQ] * n) / p[b, P_MEM_LIMIT] > 1.0:
+        # (the platform mode models no instance failures, as the fast platform step: docs/model.md 12)
+        over = (p[b, P_MEM_BASE] + p[b, P_MEM_REQ] * n) / p[b, P_MEM_LIMIT] > 1.0
+        if p[b, P_MEM_CRASH] > 0.5 and over and p[b, P_PLATFORM] < 0.5:
             crash_slot(r, s, m, b, i, t)
+
+
+@njit(**_OPTS)
+def reclaim_at(r, s, b, i):
+    """Platform mode: the time warm slot i is reclaimed, ``keep_alive`` s after it became idle (inf: provisioned,
+    or not idle). The keep-alive is the one in force now (the action may change it)."""
+    if s.inst_i[b, i, I_PROV] == 1 or r.slot_i[b, i, Q_BUSY] + r.slot_i[b, i, Q_QLEN] > 0:
+        return math.inf
+    return r.slot_f[b, i, S_IDLE_AT] + s.env_state[b, E_PF_KEEP_ALIVE]
+
+
+@njit(**_OPTS)
+def went_idle(r, s, b, i, t):
+    """Platform mode, after slot i's requests changed at ``t``: if it is idle now, its keep-alive clock starts."""
+    if r.slot_i[b, i, Q_BUSY] + r.slot_i[b, i, Q_QLEN] == 0:
+        r.slot_f[b, i, S_IDLE_AT] = t
+        r.gen[b, G_NEXT_EVENT] = min(r.gen[b, G_NEXT_EVENT], reclaim_at(r, s, b, i))
 
 
 @njit(**_OPTS)
@@ -185,9 +209,16 @@ def slot_event(r, s, m, b, i, t):
         s.inst_f[b, i, F_TIMER] = 0.0
         f[b, i, S_SERVE_FROM] = t
         set_busy(r, b, i, t, 0)
+        if s.params[b, P_PLATFORM] > 0.5:
+            m[b, M_COLD_WAITS] += r.slot_i[b, i, Q_QLEN]
         start_waiting(r, s, b, i, t)
+        if s.params[b, P_PLATFORM] > 0.5:
+            went_idle(r, s, b, i, t)
     elif st == WARM and f[b, i, S_CRASH_AT] <= t + _EPS:
         crash_slot(r, s, m, b, i, t)
+    elif st == WARM and s.params[b, P_PLATFORM] > 0.5 and reclaim_at(r, s, b, i) <= t + _EPS:
+        m[b, M_RECLAIMED] += 1
+        turn_off(r, s, b, i, t)
     elif st == FAILED and f[b, i, S_DETECT_AT] <= t + _EPS:
         s.inst_i[b, i, I_STATE] = UNHEALTHY
         replace(r, s, m, b, i, t)
@@ -227,6 +258,8 @@ def slot_next_time(r, s, b, i):
     if st == BOOTING:
         return r.slot_f[b, i, S_READY]
     if st == WARM:
+        if s.params[b, P_PLATFORM] > 0.5:
+            return min(r.slot_f[b, i, S_CRASH_AT], reclaim_at(r, s, b, i))
         return r.slot_f[b, i, S_CRASH_AT]
     if st == FAILED:
         return r.slot_f[b, i, S_DETECT_AT]

@@ -16,6 +16,10 @@ over the pool in slot order (a rotating pointer), uniformly at random, or least 
 + queued; ties go to the first after a rotating pointer). The pool is warm instances and crashed ones the health
 checks have not found; a crashed one has no outstanding requests, so a least-outstanding balancer sends it
 the most (as a real one does). With no pool member, requests wait on booting instances (in turn) or are dropped.
+
+In the serverless platform mode (``platform.enabled``) the recipe is ``step_platform_cluster``: the platform's
+action (``serverless.platform_begin``), the same event loop with the platform's admission of each arrival
+(``serverless.platform_arrive``) and keep-alive clocks, and the platform's accounts (``serverless.platform_end``).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from ...fields import (
     M_ARRIVALS,
     M_BACKLOG,
     M_BILLED,
+    M_CONTROLLED,
     M_CPU,
     M_CPU_MAX,
     M_DROPPED,
@@ -46,6 +51,7 @@ from ..load_balancer import LEAST_OUTSTANDING, RANDOM
 from ..rng import uniform
 from ..state import (
     E_HI,
+    E_PF_PROV,
     E_RR,
     E_STEP,
     E_TIME,
@@ -58,14 +64,16 @@ from ..state import (
     P_MEM_BASE,
     P_MEM_LIMIT,
     P_MEM_REQ,
+    P_PLATFORM,
     P_REPLACE,
     P_SVC,
     Outputs,
     State,
 )
 from .draws import crash_time, next_arrival, service_time, start_arrivals
-from .heap import heap_age, heap_pop, heap_push, ring_age, ring_push
+from .heap import buffer_age, heap_age, heap_pop, heap_push, ring_age, ring_push
 from .layout import (
+    G_ACT_LEN,
     G_BOOT_RR,
     G_HEAP_N,
     G_NEXT,
@@ -88,7 +96,18 @@ from .layout import (
     S_SERVE_TIME,
     ReqState,
 )
-from .lifecycle import instance_events, next_event, note_load, replace, set_busy, start_waiting, stop_serving, turn_off
+from .lifecycle import (
+    instance_events,
+    next_event,
+    note_load,
+    replace,
+    set_busy,
+    start_waiting,
+    stop_serving,
+    turn_off,
+    went_idle,
+)
+from .serverless import drain_activator, platform_arrive, platform_begin, platform_end
 
 _OPTS = {"cache": True, "_nrt": False}  # no allocation here: no reference counting (see kernel._KERNEL)
 _LOG_HIST_MIN = math.log(HIST_MIN)
@@ -97,6 +116,9 @@ _LOG_HIST_MIN = math.log(HIST_MIN)
 @njit(**_OPTS)
 def step_cluster(b, s, out, r, action):
     """One decision step of cluster b, request by request."""
+    if s.params[b, P_PLATFORM] > 0.5:
+        step_platform_cluster(b, s, out, r, action)
+        return
     m = out.metrics
     t0 = s.env_state[b, E_TIME]
     k = int(s.env_state[b, E_STEP])
@@ -108,6 +130,27 @@ def step_cluster(b, s, out, r, action):
     run_events(r, s, m, b, t0, t0 + dt, k)
     backlog = end_events(r, s, m, b, t0 + dt)
     count_states(b, s, m)
+    advance_clocks(b, s, t0, dt, k)
+    finish_step(b, s, out, backlog_before + int(m[b, M_ARRIVALS]), backlog, t0 + dt, k)
+
+
+@njit(**_OPTS)
+def step_platform_cluster(b, s, out, r, action):
+    """One decision step of cluster b in the serverless platform mode (``serverless.py``), request by request:
+    the platform's action, then the same event loop and end of step, then the platform's accounts."""
+    m = out.metrics
+    t0 = s.env_state[b, E_TIME]
+    k = int(s.env_state[b, E_STEP])
+    dt = s.params[b, P_DT]
+    backlog_before = begin_step(b, s, m) + int(r.gen[b, G_ACT_LEN])
+    platform_begin(r, s, m, b, t0, int(s.scale_steps[action]))
+    begin_events(r, s, m, b, t0, dt)
+    if r.gen[b, G_ACT_LEN] > 0:  # the tokens refilled: buffered requests may start cold starts now
+        drain_activator(r, s, m, b, t0)
+    run_events(r, s, m, b, t0, t0 + dt, k)
+    backlog = platform_end(r, s, m, b, t0 + dt, end_events(r, s, m, b, t0 + dt))
+    count_states(b, s, m)
+    m[b, M_CONTROLLED] = s.env_state[b, E_PF_PROV]
     advance_clocks(b, s, t0, dt, k)
     finish_step(b, s, out, backlog_before + int(m[b, M_ARRIVALS]), backlog, t0 + dt, k)
 
@@ -150,7 +193,9 @@ def begin_events(r, s, m, b, t0, dt):
 
 @njit(**_OPTS)
 def run_events(r, s, m, b, t0, t1, k):
-    """Completions, lifecycle events and arrivals of [t0, t1) in time order."""
+    """Completions, lifecycle events and arrivals of [t0, t1) in time order. In platform mode an instance left
+    idle starts its keep-alive, and freed capacity goes to the activator's buffer first."""
+    platform = s.params[b, P_PLATFORM] > 0.5
     start_arrivals(r, s, b, t0, k)
     while True:
         ta = r.gen[b, G_NEXT]
@@ -159,21 +204,31 @@ def run_events(r, s, m, b, t0, t1, k):
         if tc <= te and tc <= ta:
             if tc >= t1:
                 break
-            complete(r, s, m, b, t1)
+            i = complete(r, s, m, b, t1)
+            if platform:
+                went_idle(r, s, b, i, tc)
+                if r.gen[b, G_ACT_LEN] > 0:
+                    drain_activator(r, s, m, b, tc)
         elif te <= ta:
             if te >= t1:
                 break
             instance_events(r, s, m, b, te, t0, t1)
+            if platform and r.gen[b, G_ACT_LEN] > 0:
+                drain_activator(r, s, m, b, te)
         else:
             if ta >= t1:
                 break
-            arrive(r, s, m, b, ta)
+            if platform:
+                platform_arrive(r, s, m, b, ta)
+            else:
+                arrive(r, s, m, b, ta)
             next_arrival(r, s, b, ta, t0, k)
 
 
 @njit(**_OPTS)
 def complete(r, s, m, b, t1):
-    """The earliest request in service completes: its response time is recorded; its server takes the next."""
+    """The earliest request in service completes: its response time is recorded; its server takes the next.
+    Returns the slot."""
     t, a, i = heap_pop(r, b)
     resp = t - a
     m[b, M_SERVED] += 1
@@ -187,6 +242,7 @@ def complete(r, s, m, b, t1):
     start_waiting(r, s, b, i, t)
     if s.inst_i[b, i, I_STATE] == DRAINING and r.slot_i[b, i, Q_BUSY] + r.slot_i[b, i, Q_QLEN] == 0:
         turn_off(r, s, b, i, t)  # drained: deregistered when its last request ends
+    return i
 
 
 @njit(**_OPTS)
@@ -325,7 +381,7 @@ def end_events(r, s, m, b, t1):
 def step_latency(r, s, m, b, t1, backlog, hi):
     """Mean and p95 response time of the requests completed in the step (the p95 from the log histogram,
     interpolated within its bin, reported at least the mean as the fast model does); none completed: the mean
-    age of the requests in service or queued; nothing there either: 0."""
+    age of the requests in service or queued (or in the activator's buffer); nothing there either: 0."""
     served = int(m[b, M_SERVED])
     if served > 0:
         mean = r.gen[b, G_RESP_SUM] / served
@@ -341,11 +397,11 @@ def step_latency(r, s, m, b, t1, backlog, hi):
             acc += c
         m[b, M_LAT_MEAN] = mean
         m[b, M_LAT_P95] = max(p95, mean)
-    elif backlog > 0:
-        age = heap_age(r, b, t1)
+    elif backlog + r.gen[b, G_ACT_LEN] > 0:  # (platform mode: the activator's buffer waits too)
+        age = heap_age(r, b, t1) + buffer_age(r, b, t1)
         for i in range(hi):
             age += ring_age(r, b, i, t1)
-        m[b, M_LAT_MEAN] = s.params[b, P_SVC] + min(age / backlog, t1)
+        m[b, M_LAT_MEAN] = s.params[b, P_SVC] + min(age / (backlog + r.gen[b, G_ACT_LEN]), t1)
         m[b, M_LAT_P95] = m[b, M_LAT_MEAN]
     else:
         m[b, M_LAT_MEAN] = 0.0
@@ -357,11 +413,11 @@ def step_latency(r, s, m, b, t1, backlog, hi):
 @njit(**_OPTS)
 def step_batch(actions, active, params, env_state, inst_f, inst_i, rng, expected, outages, scale_steps, obs,
                metrics, rewards, reward_parts, truncated, slot_f, slot_i, ring, heap_t, heap_a, heap_s, gen, hist,
-               by_arrival, outage_done, fine, sub):  # fmt: skip
+               by_arrival, outage_done, fine, sub, act_ring):  # fmt: skip
     """Step every active cluster, one after the other."""
     s = State(params, env_state, inst_f, inst_i, rng, expected, outages, scale_steps)
     out = Outputs(obs, metrics, rewards, reward_parts, truncated)
-    r = ReqState(slot_f, slot_i, ring, heap_t, heap_a, heap_s, gen, hist, by_arrival, outage_done, fine, sub)
+    r = ReqState(slot_f, slot_i, ring, heap_t, heap_a, heap_s, gen, hist, by_arrival, outage_done, fine, sub, act_ring)
     for b in range(params.shape[0]):
         if active[b]:
             step_cluster(b, s, out, r, actions[b])
@@ -370,12 +426,12 @@ def step_batch(actions, active, params, env_state, inst_f, inst_i, rng, expected
 @njit(parallel=True, **_OPTS)
 def step_batch_parallel(actions, active, params, env_state, inst_f, inst_i, rng, expected, outages, scale_steps,
                         obs, metrics, rewards, reward_parts, truncated, slot_f, slot_i, ring, heap_t, heap_a, heap_s,
-                        gen, hist, by_arrival, outage_done, fine, sub):  # fmt: skip
+                        gen, hist, by_arrival, outage_done, fine, sub, act_ring):  # fmt: skip
     """Step every active cluster, the clusters split over numba's threads (each cluster's draws are its own, so
     the trajectories do not depend on the thread count)."""
     s = State(params, env_state, inst_f, inst_i, rng, expected, outages, scale_steps)
     out = Outputs(obs, metrics, rewards, reward_parts, truncated)
-    r = ReqState(slot_f, slot_i, ring, heap_t, heap_a, heap_s, gen, hist, by_arrival, outage_done, fine, sub)
+    r = ReqState(slot_f, slot_i, ring, heap_t, heap_a, heap_s, gen, hist, by_arrival, outage_done, fine, sub, act_ring)
     for b in prange(params.shape[0]):
         if active[b]:
             step_cluster(np.int64(b), s, out, r, actions[b])
