@@ -158,7 +158,7 @@ def evaluate_run(run_dir: Path, scenarios: list[str], label: str) -> list[dict]:
     for name in scenarios:
         sc = load_scenario(name)
         config = apply_env_overrides(sc.config, overrides)
-        run = rollout(config, load_ppo_policy(run_dir, config), SEEDS, parallel=False)
+        run = rollout(config, load_ppo_policy(run_dir, config, scenario=sc.name), SEEDS, parallel=False)
         rows += [{"policy": label, "scenario": sc.name, "seed": s, **m} for s, m in zip(SEEDS, run.metrics)]
     return rows
 
