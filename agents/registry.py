@@ -211,7 +211,7 @@ def make_policy(
             raise PolicyConfigError(f"{spec}: parameter overrides do not apply to a {prefix} policy")
         module, func = LOADERS[prefix]
         loader = getattr(importlib.import_module(module), func)
-        return loader(rest, env_config)
+        return loader(rest, env_config, scenario=scenario)
     path = resolve_policy_file(spec, scenario)
     base = spec.partition("@")[0]
     if path is None:  # a registry name without a file

@@ -549,10 +549,11 @@ def test_memory_targets_may_exceed_1_and_request_rates_are_unbounded():
 def test_ppo_specs_go_to_the_training_modules_loader(monkeypatch):
     calls = []
     fake = types.ModuleType("agents.learned.ppo")
-    fake.load_ppo_policy = lambda path, env_config: calls.append((path, env_config)) or "loaded"
+    fake.load_ppo_policy = lambda path, env_config, scenario: calls.append((path, env_config, scenario)) or "loaded"
     monkeypatch.setitem(sys.modules, "agents.learned.ppo", fake)
     assert make_policy("ppo:runs/abc", CFG) == "loaded"
-    assert calls == [("runs/abc", CFG)]
+    assert make_policy("ppo:runs/abc", CFG, scenario="steady") == "loaded"  # for a residual run's @tuned rule
+    assert calls == [("runs/abc", CFG, None), ("runs/abc", CFG, "steady")]
 
 
 def test_static_peak_is_sized_for_the_episode_peak_and_meets_the_slo_on_diurnal():

@@ -103,7 +103,9 @@ def run_job(job: Job) -> dict[str, Any]:
     policy = make_policy(job.policy, scenario.config, scenario=scenario.name)  # scenario: for "<name>@tuned"
     t = time.perf_counter()
     # serial kernel: the parallelism is across worker processes, and threads would compete with them
-    run = rollout(scenario.config, policy, list(job.seeds), record=("arrivals", "instances_warm"), parallel=False)
+    # a learned policy may run on the scenario with its training's env_overrides (its env_config)
+    config = policy.env_config if job.policy.startswith("ppo:") else scenario.config
+    run = rollout(config, policy, list(job.seeds), record=("arrivals", "instances_warm"), parallel=False)
     seconds = time.perf_counter() - t
     rows = [
         {"policy": job.policy, "scenario": scenario.name, "seed": seed, **m} for seed, m in zip(job.seeds, run.metrics)

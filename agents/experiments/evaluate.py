@@ -53,13 +53,15 @@ def evaluate(
 
     rows = []
     for name, config in load_scenario_configs(scenarios, traces_dir):
-        policy = load_ppo_policy(model_or_run_dir, config)
+        policy = load_ppo_policy(model_or_run_dir, config, scenario=name)
         row: dict[str, Any] = {
             "policy": f"ppo:{model_or_run_dir}",
             "scenario": name,
             "episodes": episodes,
             "seed": seed,
         }
-        row.update(summarise_episodes(run_policy_episodes(policy, config, episodes, seed)))
+        row.update(
+            summarise_episodes(run_policy_episodes(policy, policy.env_config, episodes, seed))
+        )  # + env_overrides
         rows.append(row)
     return rows

@@ -80,6 +80,7 @@ from ..learned.ppo import (
     manifest_path,
     vecnormalize_path,
 )
+from ..learned.residual import ResidualPolicy, ResidualVecEnv, make_rule, prefer_zero_correction
 from ..learned.shaping import FlapPenalty
 from .evaluate import load_scenario_configs, run_policy_episodes
 from .progress import StepProgress
@@ -209,6 +210,9 @@ def make_training_env(cfg: TrainConfig, scenarios: Scenarios, stats_path: Path |
     venv: Any = base
     if cfg.reward_shaping.active:
         venv = FlapPenalty(base, cfg.reward_shaping.blocked, cfg.reward_shaping.reversal)
+    if cfg.residual is not None:
+        r = cfg.residual
+        venv = ResidualVecEnv(base, r.policy, r.max_offset, venv=venv, names=[name for name, _ in scenarios])
     venv = VecMonitor(venv)
     norm = cfg.normalize
     if stats_path is not None and (norm.obs or norm.reward):
@@ -421,6 +425,8 @@ class PeriodicEval(BaseCallback):
         self.every = max(cfg.eval_freq // cfg.n_envs, 1)
         self.best = best_evaluation(paths.evaluations)  # a resumed run keeps its best so far
         self.n_obs = int(ServerlessScalingVecEnv(1, scenarios[0][1]).observation_space.shape[0])
+        if cfg.residual is not None:  # the proposal's one-hot follows the env's observation
+            self.n_obs += len(scenarios[0][1].scaling.scale_steps)
 
     def _on_step(self) -> bool:
         if _due(self.num_timesteps, self.cfg.n_envs, self.every):
@@ -432,8 +438,18 @@ class PeriodicEval(BaseCallback):
         rows = []
         for name, config in self.scenarios:
             policy = PPOPolicy(
-                config, model=self.model, vec_normalize=vec_normalize, source="(training)", n_obs=self.n_obs
+                config,
+                model=self.model,
+                vec_normalize=vec_normalize,
+                source="(training)",
+                n_obs=self.n_obs,
+                corrections=self.cfg.residual is not None,
             )
+            if self.cfg.residual is not None:
+                r = self.cfg.residual
+                policy = ResidualPolicy(
+                    config, rule=make_rule(r.policy, config, scenario=name), agent=policy, max_offset=r.max_offset
+                )
             episodes = run_policy_episodes(policy, config, self.cfg.n_eval_episodes, self.cfg.eval_seed)
             rows.append({"timesteps": self.num_timesteps, "scenario": name, **summarise_episodes(episodes)})
         mean_reward = float(np.mean([r["reward"] for r in rows]))
@@ -650,6 +666,8 @@ def learn(
         model = algo_class(cfg.algo)(
             cfg.policy_name, venv, seed=cfg.seed, device=cfg.device, verbose=verbose, **cfg.algo_kwargs()
         )
+        if cfg.residual is not None:
+            prefer_zero_correction(model, cfg.residual.max_offset, cfg.residual.zero_bias)
     else:
         base, venv, model = start
     model.set_logger(configure(str(paths.tb), ["tensorboard"] + (["stdout"] if verbose else [])))

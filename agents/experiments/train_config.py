@@ -141,6 +141,19 @@ class RewardShaping(_Strict):
         return self.blocked > 0 or self.reversal > 0
 
 
+class ResidualConfig(_Strict):
+    """Residual policy learning (agents/learned/residual.py): the agent corrects the step a rule proposes.
+
+    ``policy``: the rule (a registry spec, e.g. ``predictive@generalist``; ``@tuned`` needs a tuned file per
+    training scenario). ``max_offset``: the agent moves the rule's step by -max_offset..+max_offset places in the
+    scale steps ordered by change. ``zero_bias``: added to the zero-correction logit of the fresh policy, so that
+    early training follows the rule (3.0: about 83 % zero correction with max_offset 2)."""
+
+    policy: str = Field("predictive@generalist", min_length=1, description="the rule whose steps are corrected")
+    max_offset: int = Field(2, ge=1, le=16, description="largest correction, in places of the ordered scale steps")
+    zero_bias: float = Field(3.0, ge=0.0, le=20.0, description="initial bias of the zero-correction logit")
+
+
 ALGOS = ("ppo", "maskable_ppo", "recurrent_ppo")
 
 
@@ -157,6 +170,7 @@ class TrainConfig(_Strict):
     )
     recurrent: RecurrentConfig | None = Field(None, description="LSTM options of recurrent_ppo (default sizes)")
     reward_shaping: RewardShaping = Field(default_factory=RewardShaping)
+    residual: ResidualConfig | None = Field(None, description="correct a rule's steps instead of choosing them")
     env_overrides: dict[str, Any] = Field(
         default_factory=dict,
         description="env config values merged into every training and evaluation scenario (e.g. observation "
@@ -239,6 +253,12 @@ class TrainConfig(_Strict):
                 f"frame_stack ({self.frame_stack}) with algo: recurrent_ppo: both give the policy a memory; "
                 "choose one (frame_stack: 1, or algo: ppo / maskable_ppo)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _residual_algo(self) -> TrainConfig:
+        if self.residual is not None and self.algo == "maskable_ppo":
+            raise ValueError("residual with algo: maskable_ppo: the env's masks are over steps, not corrections")
         return self
 
     @model_validator(mode="after")

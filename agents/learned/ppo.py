@@ -4,7 +4,8 @@ observations, with the memory it was trained with (stacked frames or the LSTM st
 ``load_ppo_policy(path, env_config)`` takes a run folder (its best model if there is one, else its final
 model) or a model ``.zip`` (a checkpoint, ``best_model.zip``...), restores the VecNormalize observation
 statistics saved next to it (frozen: inference never updates them) and checks that the model's actions are the
-env config's ``scaling.scale_steps`` and that the env config includes the run's ``env_overrides``.
+env config's ``scaling.scale_steps``; the policy's ``env_config`` is the given one with the run's
+``env_overrides`` merged in (the env the model was trained on: run its episodes there).
 """
 
 from __future__ import annotations
@@ -138,19 +139,6 @@ def apply_env_overrides(config: EnvConfig, overrides: dict[str, Any], source: st
     return EnvConfig.from_dict(deep_merge(config.model_dump(mode="json"), overrides), source=source)
 
 
-def check_env_overrides(model_path: Path, run_dir: Path | None, env_config: EnvConfig) -> None:
-    """ConfigError unless ``env_config`` already holds the run's ``env_overrides`` (e.g. observation options the
-    model was trained with: on other observations it would act on wrong inputs)."""
-    if run_dir is None or not (run_dir / RUN_FILES["config"]).is_file():
-        return
-    overrides = read_yaml_mapping(run_dir / RUN_FILES["config"], "training config").get("env_overrides") or {}
-    if overrides and apply_env_overrides(env_config, overrides) != env_config:
-        raise ConfigError(
-            f"{model_path} was trained with env_overrides {overrides} that this env config does not include; "
-            "evaluate it on configs with them (agents.learned.ppo.apply_env_overrides)"
-        )
-
-
 def load_sb3_model(cls: Any, model_path: Path, **kwargs: Any) -> Any:
     """``cls.load(model_path, **kwargs)`` (PPO or MaskablePPO), or ConfigError naming the file if it is not a
     whole, loadable model (checked first with :func:`check_model_file`; then any failure of the load)."""
@@ -243,11 +231,12 @@ class PPOPolicy(PolicyBase):
         vec_normalize: Any = None,
         source: str = "",
         n_obs: int = N_OBS,
+        corrections: bool = False,
     ) -> None:
         super().__init__(env_config, params)
         n = int(model.action_space.n)
         steps = self.env_config.scaling.scale_steps
-        if n != len(steps):
+        if n != len(steps) and not corrections:  # a residual model's actions are corrections, not steps
             raise ConfigError(
                 f"PPO model {source} has {n} actions but the env config's scaling.scale_steps "
                 f"has {len(steps)} ({list(steps)}): it was trained on another action set"
@@ -315,31 +304,40 @@ class PPOPolicy(PolicyBase):
         return np.asarray(actions, dtype=np.int64).reshape(len(x))
 
 
-def load_ppo_policy(path: str | Path, env_config: EnvConfig) -> PPOPolicy:
-    """A :class:`PPOPolicy` from a run folder (best model, else final) or a model .zip, for ``env_config``."""
+def load_ppo_policy(path: str | Path, env_config: EnvConfig, scenario: str | None = None) -> Any:
+    """A :class:`PPOPolicy` from a run folder (best model, else final) or a model .zip, for ``env_config`` with
+    the run's ``env_overrides`` merged in (the policy's ``env_config``: the env its episodes must run on). A run
+    trained with ``residual`` gives a :class:`~agents.learned.residual.ResidualPolicy`: the run's rule (its
+    ``@tuned`` setting read for ``scenario``) corrected by the model."""
     from scaling_env.envs.sb3 import ServerlessScalingVecEnv
 
     model_path, run_dir = find_model(path)
     steps = tuple(env_config.scaling.scale_steps)
-    for scenario, trained in trained_scale_steps(run_dir):
+    for trained_on, trained in trained_scale_steps(run_dir):
         if trained != steps:
             raise ConfigError(
                 f"{model_path} was trained with scaling.scale_steps {list(trained)} (scenario "
-                f"{scenario}) but the env config has {list(steps)}: the actions would mean other "
+                f"{trained_on}) but the env config has {list(steps)}: the actions would mean other "
                 "changes"
             )
-    check_env_overrides(model_path, run_dir, env_config)
+    cfg = read_yaml_mapping(run_dir / RUN_FILES["config"], "training config") if run_dir is not None else {}
+    # build the env the model was trained on: the run's env_overrides (e.g. the v1 observation) on this config
+    env_config = apply_env_overrides(env_config, cfg.get("env_overrides") or {}, f"{run_dir}: env_overrides")
     check_model_file(model_path)
     model = load_sb3_model(algo_class(saved_algo(model_path)), model_path, device="cpu")
     stats = vecnormalize_path(model_path)
     vec_normalize = None
-    venv = ServerlessScalingVecEnv(1, env_config)
+    residual = cfg.get("residual")
+    venv: Any = ServerlessScalingVecEnv(1, env_config)
+    if residual:  # the model observes the env's observation and the rule's proposal
+        from .residual import ResidualVecEnv
+
+        venv = ResidualVecEnv(venv, residual["policy"], int(residual["max_offset"]), names=[scenario])
     if stats.is_file():
         vec_normalize = load_vecnormalize(stats, venv)
         vec_normalize.training = False  # frozen statistics
         vec_normalize.norm_reward = False
     elif run_dir is not None:
-        cfg = read_yaml_mapping(run_dir / RUN_FILES["config"], "training config")
         if (cfg.get("normalize") or {}).get("obs", False):
             raise ConfigError(f"{model_path}: the run normalised observations but {stats.name} is missing")
     else:
@@ -350,4 +348,17 @@ def load_ppo_policy(path: str | Path, env_config: EnvConfig) -> PPOPolicy:
             "in a run folder; copy the .pkl with the model (or load it from its run folder)"
         )
     n_obs = int(venv.observation_space.shape[0])
-    return PPOPolicy(env_config, model=model, vec_normalize=vec_normalize, source=str(model_path), n_obs=n_obs)
+    if not residual:
+        return PPOPolicy(env_config, model=model, vec_normalize=vec_normalize, source=str(model_path), n_obs=n_obs)
+    from .residual import ResidualPolicy, make_rule
+
+    agent = PPOPolicy(
+        env_config,
+        model=model,
+        vec_normalize=vec_normalize,
+        source=str(model_path),
+        n_obs=n_obs,
+        corrections=True,
+    )
+    rule = make_rule(residual["policy"], env_config, scenario=scenario)
+    return ResidualPolicy(env_config, rule=rule, agent=agent, max_offset=int(residual["max_offset"]))

@@ -1,0 +1,174 @@
+"""Residual policy learning (agents/learned/residual.py): the agent corrects a rule's step; zero correction is the
+rule, bit for bit; a residual run folder loads with its rule for evaluate and the benchmark; and a run trained with
+env_overrides is benchmarked on the env it was trained on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from agents.experiments.cli import app
+from agents.learned.residual import ResidualPolicy, ResidualVecEnv, corrected, prefer_zero_correction, with_proposal
+from agents.registry import make_policy
+from scaling_env import EnvConfig
+from scaling_env.envs.sb3 import ServerlessScalingVecEnv
+from scaling_env.fields import N_OBS
+from scaling_env.rollout import rollout
+from scaling_env.scenarios import load_scenario
+
+runner = CliRunner()
+RULE = "predictive@generalist"
+TINY = {"episode_steps": 16, "scaling": {"max_instances": 16, "scale_steps": [-2, -1, 0, 1, 2]}}
+SMOKE = {
+    "n_envs": 4,
+    "total_timesteps": 256,
+    "eval_freq": 128,
+    "checkpoint_freq": 0,
+    "n_eval_episodes": 2,
+    "ppo": {"n_steps": 32, "batch_size": 64, "n_epochs": 2, "policy_kwargs": {"net_arch": [16]}},
+}
+
+
+def test_a_correction_moves_the_rule_step_in_the_steps_ordered_by_change():
+    config = EnvConfig.from_dict({"scaling": {"scale_steps": [0, -1, 1, -2, 2]}})
+    # rule index 2 (+1): +1 place -> +2 (index 4); -2 places -> -1 (index 1); index 3 (-2) -1 place: clipped
+    got = corrected(np.array([2, 2, 3, 4]), np.array([3, 0, 1, 2]), config, max_offset=2)
+    assert got.tolist() == [4, 1, 3, 4]
+    obs = with_proposal(np.zeros((2, 3)), np.array([1, 4]), 5)
+    assert obs[:, 3:].tolist() == [[0, 1, 0, 0, 0], [0, 0, 0, 0, 1]]
+
+
+class Zero:
+    """An agent that never corrects (action max_offset)."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+
+    def reset(self, seed=None, num_envs=1) -> None:
+        pass
+
+    def act_batch(self, obs, info):
+        assert obs.shape[1] == N_OBS + 9  # the observation and the proposal's one-hot
+        return np.full(len(obs), self.k)
+
+
+@pytest.mark.parametrize("scenario", ["steady", "flash_crowd"])
+def test_zero_correction_is_the_rule_bit_for_bit(scenario):
+    config = load_scenario(scenario).config
+    seeds = [3, 4, 5]
+    ref = rollout(config, make_policy(RULE, config, scenario=scenario), seeds).metrics
+    # the evaluation policy
+    policy = ResidualPolicy(config, rule=make_policy(RULE, config, scenario=scenario), agent=Zero(2), max_offset=2)
+    assert rollout(config, policy, seeds).metrics == ref
+    # the training wrapper: two episodes in a row (the rule starts afresh after the autoreset)
+    base = ServerlessScalingVecEnv(len(seeds), config)
+    venv = ResidualVecEnv(base, RULE, 2, names=[scenario])
+    base.seed(seeds[0])
+    obs = venv.reset()
+    assert obs.shape == (3, N_OBS + 9)
+    totals, steps = np.zeros(len(seeds)), config.episode_steps
+    second = rollout(config, make_policy(RULE, config, scenario=scenario), [0, 1, 2])  # only its length is used
+    for k in range(2 * steps):
+        obs, _, dones, _ = venv.step(np.full(len(seeds), 2))
+        totals += base.step_rewards
+        if k == steps - 1:
+            assert dones.all()
+            assert totals.tolist() == [m["reward"] for m in ref]
+            totals[:] = 0.0
+    assert len(second.metrics) == 3
+    # the second episode under the rule from a fresh state: as a plain rule loop on the same env would play it
+    base2 = ServerlessScalingVecEnv(len(seeds), config)
+    rule = make_policy(RULE, config, scenario=scenario)
+    base2.seed(seeds[0])
+    obs2 = base2.reset()
+    rule.reset(num_envs=len(seeds))
+    again = np.zeros(len(seeds))
+    for k in range(2 * steps):
+        obs2, _, dones2, _ = base2.step(rule.act_batch(obs2, base2.batch_info() if k % steps else fresh_info(base2)))
+        if k >= steps:
+            again += base2.step_rewards
+        if dones2.all():
+            rule.reset(num_envs=len(seeds))
+    assert totals.tolist() == again.tolist()
+
+
+def fresh_info(base: ServerlessScalingVecEnv) -> dict:
+    from scaling_env.envs.info import batch_info
+
+    return batch_info(base.sims[0].metrics, base.sims[0].reward_parts)
+
+
+def test_the_fresh_policy_prefers_zero_correction():
+    from stable_baselines3 import PPO
+
+    base = ServerlessScalingVecEnv(2, EnvConfig.from_dict(TINY))
+    model = PPO("MlpPolicy", ResidualVecEnv(base, RULE, 2), n_steps=8, batch_size=8, seed=0, device="cpu")
+    prefer_zero_correction(model, 2, 3.0)
+    obs = np.random.default_rng(0).normal(size=(64, N_OBS + 5)).astype(np.float32)
+    probs = model.policy.get_distribution(model.policy.obs_to_tensor(obs)[0]).distribution.probs.detach().numpy()
+    assert np.allclose(probs[:, 2], np.exp(3) / (np.exp(3) + 4), atol=0.02)
+    assert (model.predict(obs, deterministic=True)[0] == 2).all()
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("residual")
+    tiny = root / "tiny.yaml"
+    tiny.write_text(yaml.safe_dump({"description": "test scenario", "env": TINY}))
+    config = root / "smoke.yaml"
+    config.write_text(yaml.safe_dump({**SMOKE, "scenarios": [str(tiny)], "eval_scenarios": [str(tiny)]}))
+    return {"tiny": tiny, "config": config, "root": root}
+
+
+def train_cli(files: dict[str, Path], run_dir: Path, *sets: str) -> None:
+    args = ["train", "--config", str(files["config"]), "--run-dir", str(run_dir), "--no-progress"]
+    for item in sets:
+        args += ["--set", item]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+
+
+def benchmark_cli(files: dict[str, Path], run_dir: Path) -> str:
+    out = files["root"] / ("bench_" + run_dir.name)
+    args = ["benchmark", "-p", f"ppo:{run_dir}", "-s", str(files["tiny"]), "--seeds", "1000,1001", "--out", str(out)]
+    result = runner.invoke(app, [*args, "--no-progress", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    return (out / "episodes.csv").read_text()
+
+
+def test_a_residual_run_trains_and_loads_with_its_rule(files):
+    from agents.learned.ppo import load_ppo_policy
+
+    run_dir = files["root"] / "residual_run"
+    train_cli(files, run_dir, "residual={policy: predictive@generalist, max_offset: 1}")
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["residual"]["max_offset"] == 1
+    assert (run_dir / "evaluations.csv").read_text().count("\n") >= 2  # the periodic evaluation ran
+    config = EnvConfig.from_dict(TINY)
+    policy = load_ppo_policy(run_dir, config, scenario="tiny")
+    assert isinstance(policy, ResidualPolicy)
+    assert (policy.rule.name, policy.max_offset, policy.agent.n_obs) == ("predictive", 1, N_OBS + 5)
+    assert int(policy.agent.model.action_space.n) == 3
+    metrics = rollout(config, policy, [1000, 1001]).metrics
+    assert len(metrics) == 2
+    result = runner.invoke(app, ["evaluate", "--model", str(run_dir), "--episodes", "2"])
+    assert result.exit_code == 0, result.output
+    assert "ppo:" in benchmark_cli(files, run_dir)
+
+
+def test_a_run_with_env_overrides_is_benchmarked_on_its_env(files):
+    from scaling_env.fields import HISTORY_GROUPS, N_HISTORY
+
+    run_dir = files["root"] / "v1_run"
+    history = "[" + ", ".join(HISTORY_GROUPS) + "]"
+    train_cli(files, run_dir, f"env_overrides={{observation: {{history: {history}, reset: steady_state}}}}")
+    rows = benchmark_cli(files, run_dir)
+    assert rows.count("ppo:") == 2
+    from agents.learned.ppo import load_ppo_policy
+
+    policy = load_ppo_policy(run_dir, EnvConfig.from_dict(TINY))
+    assert policy.n_obs == N_OBS + N_HISTORY
+    assert policy.env_config.observation.reset == "steady_state"
