@@ -107,6 +107,12 @@ class ServerlessScalingEnv(gym.Env):
       Config sections ``observation`` (unset: the v0 observation) and ``metrics`` (default: every metric
       delivered as measured, period one step, no delay) and the ``observed_*`` info keys were added within v0
       without changing any of its trajectories.
+      Package 0.2.0 (before any release of 0.1.0 to an index) **changed v0's and v1's dynamics**: the fast model
+      was corrected where the request-level backend showed it wrong (issue 16; docs/fidelity.md): round robin's
+      queue is E_n/M/c and is followed from step to step near capacity, the p95 follows a lognormal service law,
+      a crash acts at its time inside the step, arrivals split around a pool change. Every trajectory of the
+      default configs changed (the golden digests were re-recorded); numbers measured with 0.1.0 are not
+      comparable with 0.2.0's. The ids stay v0/v1 because no release carried the old dynamics.
     * v1: the observation gains the 24 history fields above (moving averages of rate, CPU, memory and p95 over
       three time scales, their trends, lost shares and crashes, the fleet against the demand, the last scaling
       action), and the reset observation shows the initial fleet serving the first step's expected rate at
