@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from conftest import action_for, quiet_config, started
 
+from scaling_env.envs.vector import ServerlessScalingVectorEnv
 from scaling_env.sim.load_balancer import failed_tie_share
 
 
@@ -107,16 +109,33 @@ def test_least_outstanding_sends_a_crashed_member_what_its_ties_win():
     assert info["served"] == 1500 - 1364
 
 
-def test_a_spontaneous_crash_takes_effect_at_mid_step():
-    # mtbf far below the step: the warm instance crashes in step 0 with certainty (hazard 1 - exp(-15 / 0.001)),
-    # at mid-step: the 750 requests of the first 7.5 s are served, the 750 after fail
+def test_a_spontaneous_crash_takes_effect_at_a_time_drawn_in_the_step():
+    # mtbf = the step (15 s): one warm instance crashes in step 0 with p = 1 - 1/e; given that, the part f of the
+    # step before the crash has CDF (1 - e^-f) / (1 - 1/e): mean (1 - 2/e) / (1 - 1/e) = 0.418, and
+    # P(f < 0.15) = (1 - e^-0.15) / (1 - 1/e) = 0.220. It serves the 1500 f requests before the crash (100 req/s,
+    # capacity 100 req/s) and fails the rest, so a step loses more than 85 % with probability 0.220. (At mid-step,
+    # as before, every crash step served 750 and none lost 85 %: the request backend's crash steps break the 5 %
+    # SLO of failure_storm 16.5 % of the time, mid-step never.) 4000 clusters: about 2530 crash; 4 sd bounds.
     cfg = quiet_config(
-        failures={"mtbf_seconds": 0.001, "replace_unhealthy": False},
+        failures={"mtbf_seconds": 15.0, "replace_unhealthy": False},
         scaling={"min_instances": 1, "initial_instances": 1},
     )
-    info = _infos(cfg, 1)[0]
-    assert info["crashes"] == 1
-    assert info["served"] == 750 and info["failed"] == 750
+    n = 4000
+    vec = ServerlessScalingVectorEnv(num_envs=n, config=cfg, autoreset_mode="same_step")
+    vec.reset(seed=list(range(n)))
+    info = vec.step(np.full(n, action_for(cfg, 0)))[4]
+    vec.close()
+    crashed = info["crashes"] == 1
+    p = 1.0 - math.exp(-1.0)
+    assert abs(crashed.mean() - p) < 4.0 * math.sqrt(p * (1.0 - p) / n)
+    f = info["served"][crashed] / 1500.0
+    assert np.all(info["served"][crashed] + info["failed"][crashed] == 1500)
+    k = crashed.sum()
+    mean = (1.0 - 2.0 / math.e) / p
+    sd = math.sqrt((2.0 - 5.0 / math.e) / p - mean**2)  # E f^2 = (2 - 5/e) / (1 - 1/e)
+    assert abs(f.mean() - mean) < 4.0 * sd / math.sqrt(k)
+    q = (1.0 - math.exp(-0.15)) / p
+    assert abs((f < 0.15).mean() - q) < 4.0 * math.sqrt(q * (1.0 - q) / k)
 
 
 def test_a_member_in_the_pool_all_step_takes_its_arrivals_at_two_rates_around_a_late_join():

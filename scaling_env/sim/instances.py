@@ -11,6 +11,8 @@ Per-slot data lives in two arrays: ``inst_f[b, i, F_*]`` (float64) and ``inst_i[
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 from numpy.typing import ArrayLike
@@ -228,9 +230,22 @@ def crash_at(inst_f, inst_i, b: int, i: int, at: float) -> int:
 
 
 @njit(cache=True)
-def crash_random_warm(inst_f, inst_i, rng, b: int, hi: int, count: int, n_warm: int, at: float = 0.0):
+def crash_fraction(rng, b: int, p: float) -> float:
+    """The part of the step before a spontaneous crash known to happen in it (probability ``p`` per step): an
+    exponential lifetime conditioned on ending in the step, ``ln(1 - U p) / ln(1 - p)`` (uniform for small p).
+    Drawn, not put at mid-step: a step's lost share is a threshold of the SLO, so its spread matters."""
+    u = uniform(rng, b)
+    if p >= 1.0 - 1e-15:
+        return u
+    return math.log(1.0 - u * p) / math.log(1.0 - p)
+
+
+@njit(cache=True)
+def crash_random_warm(inst_f, inst_i, rng, b: int, hi: int, count: int, n_warm: int, at: float = 0.0, p: float = 0.0):
     """Crash ``count`` of the ``n_warm`` warm slots, chosen uniformly (selection sampling, Knuth's
-    Algorithm S), a part ``at`` into the step (``crash_at``). Returns (requests lost now, instances crashed)."""
+    Algorithm S), a part ``at`` into the step (``crash_at``); with ``p > 0`` (spontaneous crashes, probability
+    ``p`` per step) each at its own time drawn by ``crash_fraction``. Returns (requests lost now, instances
+    crashed)."""
     lost = 0
     crashed = 0
     left = n_warm
@@ -239,7 +254,7 @@ def crash_random_warm(inst_f, inst_i, rng, b: int, hi: int, count: int, n_warm: 
             break
         if inst_i[b, i, I_STATE] == WARM:
             if uniform(rng, b) * left < count - crashed:
-                lost += crash_at(inst_f, inst_i, b, i, at)
+                lost += crash_at(inst_f, inst_i, b, i, crash_fraction(rng, b, p) if p > 0.0 else at)
                 crashed += 1
             left -= 1
     return lost, crashed

@@ -333,7 +333,7 @@ def apply_action(b, s, m, requested):
 @njit(**_KERNEL)
 def crash_instances(b, s, m, hi, t0, dt):
     """2. Crashes due in the step, each at its time (``instances.crash_at``): correlated outages at their time,
-    then spontaneous crashes at mid-step (the mean time of a crash known to fall in the step, for dt << mtbf)."""
+    then spontaneous crashes, each at a time drawn in the step (``instances.crash_fraction``)."""
     inst_f, inst_i, rng, outages = s.inst_f, s.inst_i, s.rng, s.outages
     for o in range(outages.shape[1]):
         ot = outages[b, o, 0]
@@ -349,7 +349,7 @@ def crash_instances(b, s, m, hi, t0, dt):
         # each warm instance crashes with probability `hazard`: draw how many, then which
         n_warm = count_state(inst_i, b, hi, WARM)
         n_crash = binomial(rng, b, n_warm, hazard)
-        lost, n = crash_random_warm(inst_f, inst_i, rng, b, hi, n_crash, n_warm, 0.5)
+        lost, n = crash_random_warm(inst_f, inst_i, rng, b, hi, n_crash, n_warm, 0.0, hazard)
         m[b, M_FAILED] += lost
         m[b, M_CRASHES] += n
 
