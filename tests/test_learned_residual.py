@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from test_train_options import TINY, smoke_files, train_cli
 from typer.testing import CliRunner
 
 from agents.experiments.cli import app
@@ -21,16 +22,14 @@ from scaling_env.rollout import rollout
 from scaling_env.scenarios import load_scenario
 
 runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    return smoke_files(tmp_path_factory, "residual")
+
+
 RULE = "predictive@generalist"
-TINY = {"episode_steps": 16, "scaling": {"max_instances": 16, "scale_steps": [-2, -1, 0, 1, 2]}}
-SMOKE = {
-    "n_envs": 4,
-    "total_timesteps": 256,
-    "eval_freq": 128,
-    "checkpoint_freq": 0,
-    "n_eval_episodes": 2,
-    "ppo": {"n_steps": 32, "batch_size": 64, "n_epochs": 2, "policy_kwargs": {"net_arch": [16]}},
-}
 
 
 def test_a_correction_moves_the_rule_step_in_the_steps_ordered_by_change():
@@ -112,24 +111,6 @@ def test_the_fresh_policy_prefers_zero_correction():
     probs = model.policy.get_distribution(model.policy.obs_to_tensor(obs)[0]).distribution.probs.detach().numpy()
     assert np.allclose(probs[:, 2], np.exp(3) / (np.exp(3) + 4), atol=0.02)
     assert (model.predict(obs, deterministic=True)[0] == 2).all()
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("residual")
-    tiny = root / "tiny.yaml"
-    tiny.write_text(yaml.safe_dump({"description": "test scenario", "env": TINY}))
-    config = root / "smoke.yaml"
-    config.write_text(yaml.safe_dump({**SMOKE, "scenarios": [str(tiny)], "eval_scenarios": [str(tiny)]}))
-    return {"tiny": tiny, "config": config, "root": root}
-
-
-def train_cli(files: dict[str, Path], run_dir: Path, *sets: str) -> None:
-    args = ["train", "--config", str(files["config"]), "--run-dir", str(run_dir), "--no-progress"]
-    for item in sets:
-        args += ["--set", item]
-    result = runner.invoke(app, args)
-    assert result.exit_code == 0, result.output
 
 
 def benchmark_cli(files: dict[str, Path], run_dir: Path) -> str:

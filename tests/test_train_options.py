@@ -32,7 +32,12 @@ SMOKE = {
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("options")
+    return smoke_files(tmp_path_factory, "options")
+
+
+def smoke_files(tmp_path_factory, name: str) -> dict[str, Path]:
+    """A tiny scenario file and a smoke training config that trains on it, in a new folder ``name``."""
+    root = tmp_path_factory.mktemp(name)
     tiny = root / "tiny.yaml"
     tiny.write_text(yaml.safe_dump({"description": "test scenario", "env": TINY}))
     config = root / "smoke.yaml"
