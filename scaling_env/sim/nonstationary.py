@@ -98,6 +98,8 @@ def psffa_wait(y0: float, lam: float, service_s: float, servers: int, w_stat: fl
     mu = 1.0 / service_s
     c = float(servers)
     rho_fit = min(lam / (c * mu), RHO_CAP)
+    if rho_fit <= 0.0:  # a rate so small (e.g. 5e-324 req/s) that the utilisation underflows: as no arrivals
+        return 0.0, 0.0
     lq_stat = w_stat * min(lam, rho_fit * c * mu)  # Little: the stationary waiting queue at rho_fit
     kappa = max(lq_stat * (1.0 - rho_fit) / rho_fit, 1e-12)
     y_end, lq_mean = psffa_step(y0, lam, mu, c, kappa, c + max(room, 0.0), duration)
