@@ -29,6 +29,8 @@ from .config import (
 from .traces import Replay, Trace, load_trace, trace_from_counts
 
 DAY = 86400.0
+SPLIT_SLICES = 32  # slices of a step searched for its rate change (EpisodeWorkload.rate_splits)
+SPLIT_MIN_CHANGE = 0.05  # a change of the rate inside a step below this share of it is left out
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,45 @@ class EpisodeWorkload:
             return self.scale * np.maximum(np.diff(self.replay.cumulative(edges)), 0.0)
         k = np.arange(self.config.episode_steps, dtype=np.float64)
         return np.maximum(self.mean_rate(k * dt, (k + 1.0) * dt), 0.0) * dt
+
+    def sub_step_arrivals(self, sub: int) -> np.ndarray:
+        """Expected arrivals of each of ``sub`` equal sub-intervals of every step, (episode_steps * sub,): the
+        exact integral of lambda over each (the request backend's arrivals; ``rate_splits``)."""
+        config = self.config
+        dt, steps = config.step_seconds, config.episode_steps
+        edges = dt * np.arange(steps * sub + 1, dtype=np.float64) / sub
+        if self.replay is not None:
+            cum = self.replay.cumulative(self.offset + edges)
+            return self.scale * np.maximum(np.diff(cum), 0.0)
+        if config.workload.shape.kind == "random_walk":  # constant within a step
+            return np.repeat(self.expected_arrivals() / sub, sub)
+        return np.maximum(self.mean_rate(edges[:-1], edges[1:]), 0.0) * (dt / sub)
+
+    def rate_splits(self, slices: int = SPLIT_SLICES) -> tuple[np.ndarray, np.ndarray]:
+        """The rate change inside each step, for the fast model's two-rate fluid (docs/model.md 5): per step, the
+        time of the split (s from the step start; 0 where the rate is about constant in the step) and the part of
+        the step's arrivals before it (exact: the integral of lambda).
+
+        The step is cut into ``slices`` equal slices; the split is the slice boundary of the best two-rate fit of
+        their mean rates (least squares: it maximises ``j (slices - j) (r_before - r_after)^2``, the classic
+        single change point). A step whose two rates differ by at most ``SPLIT_MIN_CHANGE`` of the larger gets no
+        split, so the step stays as it was where the rate is constant within each step (constant, random-walk
+        and step-aligned trace workloads) or changes too little to matter (a diurnal over a 15 s step)."""
+        dt, steps = self.config.step_seconds, self.config.episode_steps
+        a = self.sub_step_arrivals(slices).reshape(steps, slices)
+        cum = np.cumsum(a, axis=1)
+        total = cum[:, -1]
+        j = np.arange(1, slices, dtype=np.float64)
+        before = cum[:, :-1] / j  # mean arrivals per slice before boundary j (j = 1..slices-1)
+        after = (total[:, None] - cum[:, :-1]) / (slices - j)
+        gain = j * (slices - j) * (before - after) ** 2
+        best = np.argmax(gain, axis=1)
+        rows = np.arange(steps)
+        r_b, r_a = before[rows, best], after[rows, best]
+        change = np.abs(r_b - r_a) > SPLIT_MIN_CHANGE * np.maximum(r_b, r_a)
+        split = np.where(change, dt * (best + 1.0) / slices, 0.0)
+        early = np.where(change, cum[rows, best] / np.where(total > 0.0, total, 1.0), 0.0)
+        return split, early
 
     def _phase(self, t: np.ndarray) -> np.ndarray:
         shape = self.config.workload.shape

@@ -236,9 +236,10 @@ def test_static_workload_keeps_one_row_of_arrival_means_for_all_clusters():
     sim = BatchSimulator(cfg, num_envs=1024)
     sim.seed(list(range(1024)))
     sim.reset()
-    assert sim.state.expected.shape == (1, 100_000)
+    # one row: the arrival means, then the rate change inside each step (state.ARRIVAL_PARTS)
+    assert sim.state.expected.shape == (1, 3 * 100_000)
     assert sim.expected_arrivals().shape == (1024, 100_000)
-    assert np.array_equal(sim.expected_arrivals()[7], sim.state.expected[0])
+    assert np.array_equal(sim.expected_arrivals()[7], sim.state.expected[0, :100_000])
     sim.step(np.full(1024, 2, dtype=np.int64))
     assert (sim.metrics[:, INFO_NAMES.index("arrivals")] > 0).all()
 
@@ -248,7 +249,7 @@ def test_randomised_workload_keeps_a_row_per_cluster():
     sim = BatchSimulator(cfg, num_envs=3)
     sim.seed([0, 1, 2])
     sim.reset()
-    assert sim.state.expected.shape == (3, 20)
+    assert sim.state.expected.shape == (3, 3 * 20)
     assert not np.array_equal(sim.expected_arrivals()[0], sim.expected_arrivals()[1])
     single = [ServerlessScalingEnv(cfg) for _ in range(3)]
     for i, env in enumerate(single):

@@ -136,6 +136,7 @@ from .platform import platform_action, platform_latency, platform_reset, serve_p
 from .queueing import erlang_arrivals_wait, fifo_waits, fluid_p95, fluid_segment, response_p95, waiting_latency
 from .rng import binomial, poisson
 from .state import (
+    ARRIVAL_PARTS,
     E_CARRY,
     E_CD_IN,
     E_CD_OUT,
@@ -409,7 +410,7 @@ def draw_arrivals(b, s, m, k):
     """4. The step's arrivals; returns (arrivals, offered rate in requests/s)."""
     # one shared row when every episode has the same rates (the casts: b may be a prange's unsigned index)
     row = np.int64(b) if s.expected.shape[0] > 1 else np.int64(0)
-    mean = s.expected[row, k] if k < s.expected.shape[1] else 0.0
+    mean = s.expected[row, k] if k < s.expected.shape[1] // ARRIVAL_PARTS else 0.0
     if s.params[b, P_POISSON] > 0.5:
         arrivals = poisson(s.rng, b, mean)
     else:
@@ -422,6 +423,18 @@ def draw_arrivals(b, s, m, k):
     return arrivals, mean / s.params[b, P_DT]
 
 
+@njit(inline="always", **_KERNEL)
+def rate_change(b, s):
+    """4, the rate change inside the current step: (its time s from the step start, 0 if none; the part of the
+    step's arrivals before it) (``state.ARRIVAL_PARTS``)."""
+    row = np.int64(b) if s.expected.shape[0] > 1 else np.int64(0)
+    steps = s.expected.shape[1] // ARRIVAL_PARTS
+    k = int(s.env_state[b, E_STEP])
+    if k >= steps:
+        return 0.0, 0.0
+    return s.expected[row, steps + k], s.expected[row, 2 * steps + k]
+
+
 @njit(**_KERNEL)
 def route_arrivals(b, s, m, hi, arrivals, pool_at_start, n_boot):
     """5. Split the arrivals over the pool (``I_ARRIVALS``); returns True if they wait on booting instances."""
@@ -429,7 +442,8 @@ def route_arrivals(b, s, m, hi, arrivals, pool_at_start, n_boot):
     if pool_at_start:
         dt = p[b, P_DT]
         cap_rps = int(p[b, P_CONC]) / p[b, P_SVC]
-        total_share = pool_shares(inst_f, inst_i, b, hi, dt)
+        rate_split, rate_early = rate_change(b, s)
+        total_share = pool_shares(inst_f, inst_i, b, hi, dt, rate_split, rate_early)
         algo = int(p[b, P_ALGO])
         pointer, no_target = route(
             inst_f,
@@ -558,9 +572,54 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool,
 def queue_over_step(b, s, offered_rps, wsum, w_healthy, n_pool, backlog):
     """6, the balancer's stationary queue (``load_balancer.balancer_queue``) followed over time: its mean number
     in system is carried from step to step by the pointwise stationary fluid-flow approximation
-    (``nonstationary.psffa_wait``; docs/model.md 6.2.1). ``backlog``: the fluid queues at the step start.
+    (``nonstationary.psffa_wait``; docs/model.md 6.2.1). ``backlog``: the fluid queues at the step start. A step
+    with a rate change inside (``rate_change``) takes its two parts one after the other, each at its own rate.
     Returns (mean wait in the stationary queue s, P(wait), P(turned away), the mean wait every served request has
     at least s (the followed queue's; 0 for the per-step stationary one))."""
+    p = s.params
+    dt = p[b, P_DT]
+    algo = int(p[b, P_ALGO])
+    y0 = s.env_state[b, E_PSFFA]
+    n_before = s.env_state[b, E_PSFFA_N]
+    if n_pool > 0 and n_before > 0.0:
+        y0 *= n_before / n_pool  # members that join start empty, those that leave take their queue along
+    rate_split, rate_early = rate_change(b, s)
+    if rate_split <= 0.0:
+        w_stat, p_stat, p_block, y, w, lam_in = queue_segment(b, s, offered_rps, wsum, w_healthy, n_pool, y0, dt)
+    else:
+        rate_a = offered_rps * dt * rate_early / rate_split
+        rate_b = offered_rps * dt * (1.0 - rate_early) / (dt - rate_split)
+        w_a, p_a, pb_a, y, wf_a, in_a = queue_segment(b, s, rate_a, wsum, w_healthy, n_pool, y0, rate_split)
+        w_b, p_b, pb_b, y, wf_b, in_b = queue_segment(b, s, rate_b, wsum, w_healthy, n_pool, y, dt - rate_split)
+        n_a = rate_a * rate_split
+        n_b = rate_b * (dt - rate_split)
+        p_block = (n_a * pb_a + n_b * pb_b) / max(n_a + n_b, 1e-300)
+        adm_a = in_a * rate_split
+        adm_b = in_b * (dt - rate_split)
+        lam_in = (adm_a + adm_b) / dt
+        w = (adm_a * wf_a + adm_b * wf_b) / max(adm_a + adm_b, 1e-300)
+        # the stationary queue is that of the requests that find no fluid backlog: those of a part at or above
+        # capacity wait in the backlog (``fluid_queue_split``), so it is the part(s) below capacity
+        cap = n_pool * int(p[b, P_CONC]) / p[b, P_SVC]
+        k_a = n_a if rate_a < cap or rate_b >= cap else 0.0
+        k_b = n_b if rate_b < cap or rate_a >= cap else 0.0
+        w_stat = (k_a * w_a + k_b * w_b) / max(k_a + k_b, 1e-300)
+        p_stat = (k_a * p_a + k_b * p_b) / max(k_a + k_b, 1e-300)
+    if algo != ROUND_ROBIN:
+        return w_stat, p_stat, p_block, 0.0
+    s.env_state[b, E_PSFFA] = y
+    s.env_state[b, E_PSFFA_N] = n_pool
+    # y holds the whole mean queue, the fluid backlog included: the queue that requests which find no fluid
+    # queue meet is what it holds beyond the fluid's (per member, at the step start)
+    fluid = backlog / n_pool if n_pool > 0 else 0.0
+    w_beyond = max(w * lam_in - fluid, 0.0) / lam_in if lam_in > 0.0 else 0.0
+    return w_beyond, p_stat, p_block, w
+
+
+@njit(inline="always", **_KERNEL)
+def queue_segment(b, s, offered_rps, wsum, w_healthy, n_pool, y0, duration):
+    """6, ``queue_over_step`` over ``duration`` s at ``offered_rps``: (stationary mean wait s, P(wait),
+    P(turned away), the followed queue at the end, its mean wait s, its admitted rate per member requests/s)."""
     p = s.params
     algo = int(p[b, P_ALGO])
     conc = int(p[b, P_CONC])
@@ -573,21 +632,11 @@ def queue_over_step(b, s, offered_rps, wsum, w_healthy, n_pool, backlog):
         # a Poisson stream per instance (random) or one pooled queue (least outstanding) fills its waiting room
         # near capacity, which the flow's one-parameter relation does not know: followed over time it overshoots
         # the request-level reference there (docs/model.md 6.2.1), so these keep the per-step stationary queue
-        return w_stat, p_stat, p_block, 0.0
+        return w_stat, p_stat, p_block, 0.0, 0.0, 0.0
     servers, lam, _, room = balancer_load(algo, offered_rps, n_pool, wsum, w_healthy, conc, maxq)
-    y0 = s.env_state[b, E_PSFFA]
-    n_before = s.env_state[b, E_PSFFA_N]
-    if n_pool > 0 and n_before > 0.0:
-        y0 *= n_before / n_pool  # members that join start empty, those that leave take their queue along
-    y, w = psffa_wait(y0, lam * (1.0 - p_block), svc, servers, w_stat, room, p[b, P_DT])
-    s.env_state[b, E_PSFFA] = y
-    s.env_state[b, E_PSFFA_N] = n_pool
-    # y holds the whole mean queue, the fluid backlog included: the queue that requests which find no fluid
-    # queue meet is what it holds beyond the fluid's (per member, at the step start)
-    fluid = backlog / n_pool if n_pool > 0 else 0.0
     lam_in = lam * (1.0 - p_block)
-    w_beyond = max(w * lam_in - fluid, 0.0) / lam_in if lam_in > 0.0 else 0.0
-    return w_beyond, p_stat, p_block, w
+    y, w = psffa_wait(y0, lam_in, svc, servers, w_stat, room, duration)
+    return w_stat, p_stat, p_block, y, w, lam_in
 
 
 @njit(inline="always", **_KERNEL)

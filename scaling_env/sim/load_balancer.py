@@ -85,9 +85,22 @@ def _interval(inst_f, inst_i, b: int, i: int, dt: float):
 
 
 @njit(cache=True)
-def pool_shares(inst_f, inst_i, b: int, hi: int, dt: float) -> float:
-    """Write each member's share of the step's arrivals into ``F_SHARE``; return their sum (the part of the step
-    with a non-empty pool)."""
+def arrived_by(t: float, dt: float, rate_split: float, rate_early: float) -> float:
+    """The part of the step's arrivals that arrived by ``t`` s into it: at one rate, or at two around the rate
+    change at ``rate_split`` s (``rate_early`` of them before it; ``workload.EpisodeWorkload.rate_splits``)."""
+    if rate_split <= 0.0:
+        return t / dt
+    if t <= rate_split:
+        return rate_early * t / rate_split
+    return rate_early + (1.0 - rate_early) * (t - rate_split) / (dt - rate_split)
+
+
+@njit(cache=True)
+def pool_shares(inst_f, inst_i, b: int, hi: int, dt: float, rate_split: float, rate_early: float) -> float:
+    """Write each member's share of the step's arrivals into ``F_SHARE``; return their sum (the part of the step's
+    arrivals that find a non-empty pool). The arrivals come at the step's rate profile (``arrived_by``); a member
+    in the pool all step takes its part at two rates, around the first pool change inside the step, or without
+    one around the rate change (``F_SPLIT``, ``F_EARLY``)."""
     partial = False
     n_full = 0
     for i in range(hi):
@@ -105,6 +118,9 @@ def pool_shares(inst_f, inst_i, b: int, hi: int, dt: float) -> float:
         for i in range(hi):
             if inst_f[b, i, F_WEIGHT] > 0.0:
                 inst_f[b, i, F_SHARE] = 1.0 / n_full
+                if rate_split > 0.0:
+                    inst_f[b, i, F_SPLIT] = rate_split
+                    inst_f[b, i, F_EARLY] = rate_early
         return 1.0
     # walk the step from breakpoint to breakpoint (joins and departures); few per step
     t = 0.0
@@ -123,7 +139,11 @@ def pool_shares(inst_f, inst_i, b: int, hi: int, dt: float) -> float:
                 if end > t:
                     nxt = min(nxt, end)
         if n > 0:
-            part = (nxt - t) / dt / n
+            if rate_split > 0.0:
+                arrived = arrived_by(nxt, dt, rate_split, rate_early) - arrived_by(t, dt, rate_split, rate_early)
+            else:
+                arrived = (nxt - t) / dt  # (as arrived_by, written so that it stays bit for bit as it was)
+            part = arrived / n
             for i in range(hi):
                 if inst_f[b, i, F_WEIGHT] > 0.0:
                     start, end = _interval(inst_f, inst_i, b, i, dt)
@@ -131,7 +151,7 @@ def pool_shares(inst_f, inst_i, b: int, hi: int, dt: float) -> float:
                         inst_f[b, i, F_SHARE] += part
                         if first <= 0.0:
                             inst_f[b, i, F_EARLY] += part
-            total += (nxt - t) / dt
+            total += arrived
         if first <= 0.0:
             first = nxt
         t = nxt

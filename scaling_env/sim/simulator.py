@@ -20,6 +20,7 @@ from .kernel import reset_clusters, step_batch_parallel
 from .load_balancer import ALGORITHMS
 from .monitoring import Monitoring
 from .state import (  # noqa: F401  (P_DAY, P_HAZARD: re-exported, tests read these columns)
+    ARRIVAL_PARTS,
     E_CD_IN,
     E_CD_OUT,
     E_PF_PROV,
@@ -129,6 +130,13 @@ def initial_instances(config: EnvConfig) -> int:
     return min(max(sc.initial_instances, sc.min_instances), sc.max_instances)
 
 
+def arrival_row(episode: EpisodeWorkload) -> np.ndarray:
+    """A cluster's row of ``State.expected``: the expected arrivals of every step, then the time of the rate
+    change inside each step and the part of its arrivals before it (``state.ARRIVAL_PARTS``)."""
+    split, early = episode.rate_splits()
+    return np.concatenate([episode.expected_arrivals(), split, early])
+
+
 def outage_table(config: EnvConfig) -> np.ndarray:
     """(n, 2) rows of (time_seconds, fraction) of the config's outages; a row of -1 when there are none."""
     table = np.full((max(len(config.failures.outages), 1), 2), -1.0)
@@ -173,11 +181,14 @@ class BatchSimulator:
         # row of arrival means for all clusters (the kernel reads row 0), not B copies (long episodes at large B)
         self._static_workload = self.workload.static
         self._static_episode: EpisodeWorkload | None = None
-        self._arrival_table = np.zeros((1 if self._static_workload else num_envs, config.episode_steps))
+        # per step: [expected arrivals | time of the rate change inside it, s | part of its arrivals before that]
+        # (the kernel's sub-step profile, ``EpisodeWorkload.rate_splits``); ``expected`` shows the first part
+        steps = config.episode_steps
+        self._arrival_table = np.zeros((1 if self._static_workload else num_envs, ARRIVAL_PARTS * steps))
         if self._static_workload:
-            self.expected = np.broadcast_to(self._arrival_table, (num_envs, config.episode_steps))
+            self.expected = np.broadcast_to(self._arrival_table[:, :steps], (num_envs, steps))
         else:
-            self.expected = self._arrival_table
+            self.expected = self._arrival_table[:, :steps]
         n_out = max(len(config.failures.outages), 1)
         self.outages = np.full((num_envs, n_out, 2), -1.0)
         if not self.workload.randomised:
@@ -241,11 +252,11 @@ class BatchSimulator:
             if self._static_workload:
                 if self._static_episode is None:
                     self._static_episode = self.workload.sample_episode(gen)
-                    self._arrival_table[0] = self._static_episode.expected_arrivals()
+                    self._arrival_table[0] = arrival_row(self._static_episode)
                 episode = self._static_episode
             else:
                 episode = self.workload.sample_episode(gen)
-                self._arrival_table[b] = episode.expected_arrivals()
+                self._arrival_table[b] = arrival_row(episode)
             self.episodes[b] = episode
             if self.workload.randomised:  # this episode's draws of the config's ranges
                 self.params[b] = config_params(episode.config)

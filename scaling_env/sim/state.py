@@ -176,6 +176,11 @@ ENV_STATE_FIELDS: tuple[tuple[str, str], ...] = (
 ) = range(len(ENV_STATE_FIELDS))
 N_ENV_STATE = check_columns("E_", tuple(f[0] for f in ENV_STATE_FIELDS), globals())
 
+# ``State.expected`` holds ARRIVAL_PARTS rows of ``episode_steps`` columns per cluster, side by side: each step's
+# expected arrivals, the time of the rate change inside it (s from its start, 0: none) and the part of its
+# arrivals before that (``workload.EpisodeWorkload.rate_splits``; the kernel's ``draw_arrivals``)
+ARRIVAL_PARTS = 3
+
 State = namedtuple("State", "params env_state inst_f inst_i rng expected outages scale_steps")
 Outputs = namedtuple("Outputs", "obs metrics rewards reward_parts truncated")
 

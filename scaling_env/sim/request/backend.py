@@ -71,15 +71,7 @@ class RequestBackend:
 
     def fine_arrivals(self, episode: EpisodeWorkload) -> np.ndarray:
         """Expected arrivals of every sub-interval of the episode (the exact integral of lambda over it)."""
-        config = episode.config
-        dt, steps, sub = config.step_seconds, config.episode_steps, self.sub
-        edges = dt * np.arange(steps * sub + 1, dtype=np.float64) / sub
-        if episode.replay is not None:
-            cum = episode.replay.cumulative(episode.offset + edges)
-            return episode.scale * np.maximum(np.diff(cum), 0.0)
-        if config.workload.shape.kind == "random_walk":  # constant within a step
-            return np.repeat(episode.expected_arrivals() / sub, sub)
-        return np.maximum(episode.mean_rate(edges[:-1], edges[1:]), 0.0) * (dt / sub)
+        return episode.sub_step_arrivals(self.sub)
 
     def reset(self, ids: np.ndarray) -> None:
         """Empty the request-level state of clusters ``ids`` (after the simulator reset them)."""
