@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from conftest import action_for, quiet_config, started
 
+from scaling_env.config import EnvConfig
+from scaling_env.envs.single import ServerlessScalingEnv
 from scaling_env.sim.nonstationary import psffa_step, psffa_utilisation, psffa_wait
 
 
@@ -37,16 +39,16 @@ def test_a_steady_state_gives_back_the_stationary_wait():
 def test_at_capacity_the_queue_grows_like_the_square_root_of_time():
     # rho = 1, far above c: 1 - G(y) ~ kappa / (y - c), so d(y - c)^2/dt = 2 mu c kappa. From y0 = 100 (c = 1,
     # kappa = 1, mu = 10) over 15 s: (y - 1)^2 = 99^2 + 300 -> y = 1 + sqrt(10101) = 101.504
-    y, _ = psffa_step(100.0, 10.0, 10.0, 1.0, 1.0, 1e9, 15.0)
+    y, _, _ = psffa_step(100.0, 10.0, 10.0, 1.0, 1.0, 1e9, 15.0)
     assert y == pytest.approx(1.0 + math.sqrt(99.0**2 + 300.0), rel=2e-3)
 
 
 def test_above_capacity_it_grows_as_the_fluid_until_the_room_is_full():
     # 20 req/s into c mu = 10 from a long queue: 1 - G ~ 0, so y grows at 10 req/s: +150 in 15 s; with room for
     # 120 (cap 121) it stops there
-    y, _ = psffa_step(1000.0, 20.0, 10.0, 1.0, 1.0, 1e9, 15.0)
+    y, _, _ = psffa_step(1000.0, 20.0, 10.0, 1.0, 1.0, 1e9, 15.0)
     assert y == pytest.approx(1150.0, rel=1e-3)
-    y, lq = psffa_step(100.0, 20.0, 10.0, 1.0, 1.0, 121.0, 15.0)
+    y, lq, _ = psffa_step(100.0, 20.0, 10.0, 1.0, 1.0, 121.0, 15.0)
     assert y == 121.0
     assert 100.0 < lq < 121.0
 
@@ -65,3 +67,72 @@ def test_round_robin_at_capacity_waits_longer_step_after_step():
     waits = np.array([env.step(hold)[4]["latency_mean_s"] - 0.1 for _ in range(16)])
     assert np.all(np.diff(waits) > 0.0)
     assert waits[15] / waits[3] == pytest.approx(2.0, rel=0.15)
+
+
+def _erlang_c(c: int, a: float) -> float:
+    """P(wait) in M/M/c at offered load a (Erlang's C formula)."""
+    head = sum(a**k / math.factorial(k) for k in range(c))
+    tail = a**c / math.factorial(c) * c / (c - a)
+    return tail / (head + tail)
+
+
+def test_a_steady_state_of_m_m_c_gives_back_erlang_c():
+    # c = 10 servers of mu = 10/s at lambda = 80/s (a = 8): W = C(10, 8) / (c mu - lambda); Lq = lambda W,
+    # y* = a + Lq. Started at y*, every arrival waits Lq / (c mu rho) = Lq / lambda = W.
+    w = _erlang_c(10, 8.0) / (100.0 - 80.0)
+    y_star = 8.0 + 80.0 * w
+    y, w_step = psffa_wait(y_star, 80.0, 0.1, 10, w, 1e9, 15.0)
+    assert y == pytest.approx(y_star, rel=1e-9)
+    assert w_step == pytest.approx(w, rel=1e-9)
+
+
+def test_a_draining_queue_with_little_traffic_waits_a_fraction_of_its_drain_time():
+    # 50 in system on 10 servers of 10/s (40 waiting: the first arrival waits 40 / 100 = 0.4 s), a stationary
+    # wait of 1 ms, almost no arrivals. kappa = w c mu (1 - rho) = 0.1, so the queue drains (G ~ 1 while it is
+    # long) within about a second and every later arrival waits about kappa / (c mu) = 1 ms: over 15 s the mean
+    # is a few ms, at least the 1 ms and at most 1 ms + 0.4 s x 1 s / 15 s. Little's law with the arrival rate
+    # (Lq / lambda) made it 46,314 s at 1e-6 req/s and 4.6 s at 0.01.
+    for lam in (1e-6, 0.01, 0.0):
+        y, w = psffa_wait(50.0, lam, 0.1, 10, 0.001, 1000.0, 15.0)
+        assert y < 0.01
+        assert 0.001 * (1.0 - lam / 100.0) <= w <= 0.001 + 0.4 / 15.0
+    w_small = psffa_wait(50.0, 1e-6, 0.1, 10, 0.001, 1000.0, 15.0)[1]
+    assert psffa_wait(50.0, 0.01, 0.1, 10, 0.001, 1000.0, 15.0)[1] == pytest.approx(w_small, rel=1e-3)
+
+
+def test_a_step_without_arrivals_keeps_the_queue_it_carries_until_it_drains():
+    # no arrivals: the queue of 50 drains at most at c mu = 100/s, so after 0.1 s at least 40 are left (it
+    # returned 0, the queue lost); after 15 s it is gone
+    y, w = psffa_wait(50.0, 0.0, 0.1, 10, 0.0, 1000.0, 0.1)
+    assert 40.0 <= y < 50.0
+    assert w > 0.0
+    assert psffa_wait(50.0, 0.0, 0.1, 10, 0.0, 1000.0, 15.0)[0] < 1e-6
+
+
+def test_the_step_after_an_overload_ends_waits_about_as_the_request_backend():
+    # 4 instances (400 req/s) at 420 req/s, then 2 req/s from t = 150 s (step 10), round robin, waiting room 100:
+    # step 10 serves the 400 queued requests (each instance's full room, 1 s of work) and a handful of arrivals.
+    # Its mean latency is at most the room's wait plus the service: 110 / 100 + 0.1 = 1.2 s (the followed queue's
+    # Lq / lambda at 0.5 req/s per instance made it 10.8 s); the request backend: 0.89 s over seeds 0-2
+    base = {
+        "step_seconds": 15.0,
+        "episode_steps": 12,
+        "workload": {"shape": {"kind": "spike", "base_rps": 420.0, "peak_rps": 2.0, "start_seconds": 150.0,
+                               "duration_seconds": 1e5}},
+        "instances": {"concurrency": 10, "max_queue": 100, "service_seconds": 0.1, "memory_mb_per_request": 0.0},
+        "scaling": {"min_instances": 0, "max_instances": 16, "initial_instances": 4},
+        "failures": {"mtbf_seconds": None, "memory_crash": False},
+        "load_balancer": {"algorithm": "round_robin"},
+    }  # fmt: skip
+    lat = {}
+    for simulator in ("fast", "request"):
+        cfg = EnvConfig.from_dict({**base, "simulator": simulator})
+        runs = []
+        for seed in range(3):
+            env = ServerlessScalingEnv(cfg)
+            env.reset(seed=seed)
+            hold = action_for(cfg, 0)
+            runs.append([env.step(hold)[4]["latency_mean_s"] for _ in range(11)][10])
+        lat[simulator] = float(np.mean(runs))
+    assert lat["fast"] <= 1.2
+    assert lat["fast"] == pytest.approx(lat["request"], rel=0.2)

@@ -32,6 +32,7 @@ from numba import njit
 from .queueing import RHO_CAP
 
 PSFFA_SUBSTEPS = 4
+WAIT_POINTS = 4  # points per sub-step for the mean wait where the queue moves (psffa_step)
 
 
 @njit(cache=True)
@@ -48,16 +49,32 @@ def psffa_utilisation(y: float, servers: float, kappa: float):
 
 
 @njit(cache=True)
+def psffa_arrival_wait(y: float, mu: float, servers: float, kappa: float) -> float:
+    """The wait of a request that arrives when the queue holds ``y``: with FIFO it waits until the ``Lq(y)``
+    requests ahead of it have started, which the servers do at their throughput ``c mu G(y)``, so
+    ``Lq / (c mu G)``. Under the one-parameter relation ``Lq = kappa rho / (1 - rho)`` that is
+    ``kappa / (c mu (1 - rho))``: the stationary wait (Little's ``Lq / lambda``) at a fixed point, finite while
+    a queue drains with few arrivals, and ``kappa / (c mu)`` as it empties. At a full utilisation (``G = 1``,
+    far beyond ``c``) the queue ahead is ``y - c``."""
+    rho, _ = psffa_utilisation(y, servers, kappa)
+    if rho < 1.0:
+        return kappa / (mu * servers * (1.0 - rho))
+    return max(y - servers, 0.0) / (mu * servers)
+
+
+@njit(cache=True)
 def psffa_step(y0: float, lam: float, mu: float, servers: float, kappa: float, cap: float, duration: float):
     """Integrate ``dy/dt = lam - mu c G(y)`` over ``duration`` s from ``y0``, with ``y`` kept in ``[0, cap]``.
 
-    Returns (y at the end, mean number waiting ``y - c G(y)`` over the duration)."""
+    Returns (y at the end, mean number waiting ``y - c G(y)`` over the duration, mean wait of a request arriving
+    in it (``psffa_arrival_wait``; Poisson arrivals see time averages, at a rate constant over the duration))."""
     if duration <= 0.0:
         rho, _ = psffa_utilisation(y0, servers, kappa)
-        return y0, max(y0 - servers * rho, 0.0)
+        return y0, max(y0 - servers * rho, 0.0), psffa_arrival_wait(y0, mu, servers, kappa)
     h = duration / PSFFA_SUBSTEPS
     y = min(max(y0, 0.0), cap)
     area = 0.0
+    wait = 0.0
     rho_in = lam / (mu * servers)
     # below capacity the flow has the fixed point y* = c rho + kappa rho / (1 - rho) (G(y*) = rho)
     y_star = servers * rho_in + kappa * rho_in / (1.0 - rho_in) if rho_in < 1.0 else 0.0
@@ -83,8 +100,17 @@ def psffa_step(y0: float, lam: float, mu: float, servers: float, kappa: float, c
         y_mean = max(y_mean, 0.0)
         rho_m, _ = psffa_utilisation(y_mean, servers, kappa)
         area += max(y_mean - servers * rho_m, 0.0) * h
+        if abs(y_end - y) <= 1e-9 * (1.0 + y):
+            wait += psffa_arrival_wait(y_mean, mu, servers, kappa) * h  # (a steady sub-step: most of them)
+        else:
+            # the wait is far from linear in y (a draining queue's falls from y / (c mu) to about nothing within
+            # the sub-step): the mean over WAIT_POINTS midpoints of the sub-step's exponential path
+            for j in range(WAIT_POINTS):
+                t = (j + 0.5) * h / WAIT_POINTS
+                y_t = min(max(y_inf + (y - y_inf) * math.exp(-r * t), 0.0), cap)
+                wait += psffa_arrival_wait(y_t, mu, servers, kappa) * h / WAIT_POINTS
         y = y_end
-    return y, area / duration
+    return y, area / duration, wait / duration
 
 
 @njit(cache=True)
@@ -92,15 +118,17 @@ def psffa_wait(y0: float, lam: float, service_s: float, servers: int, w_stat: fl
     """The mean wait over a step of a queue of ``servers`` slots (waiting room ``room``) fed at ``lam`` admitted
     requests/s, whose stationary mean wait at the step's utilisation (capped at RHO_CAP) is ``w_stat``; the queue
     starts the step with ``y0`` requests in system. Above capacity the flow grows at ``lam - c mu`` as the fluid
-    backlog does, until the room is full. Returns (y at the end, mean wait s)."""
-    if lam <= 0.0 or servers <= 0:
+    backlog does, until the room is full. Returns (y at the end, mean wait s of a request arriving in the step).
+
+    The fit: ``kappa = Lq (1 - rho) / rho`` with ``Lq = w_stat c mu rho`` (Little at the fitted ``rho``) is
+    ``w_stat c mu (1 - rho)``, which needs no division by the rate: a step with no (or a vanishing) rate drains
+    the queue it carries, at ``kappa`` from its stationary wait (0 with no arrivals: the servers' own rate)."""
+    if servers <= 0:
         return 0.0, 0.0
     mu = 1.0 / service_s
     c = float(servers)
+    lam = max(lam, 0.0)
     rho_fit = min(lam / (c * mu), RHO_CAP)
-    if rho_fit <= 0.0:  # a rate so small (e.g. 5e-324 req/s) that the utilisation underflows: as no arrivals
-        return 0.0, 0.0
-    lq_stat = w_stat * min(lam, rho_fit * c * mu)  # Little: the stationary waiting queue at rho_fit
-    kappa = max(lq_stat * (1.0 - rho_fit) / rho_fit, 1e-12)
-    y_end, lq_mean = psffa_step(y0, lam, mu, c, kappa, c + max(room, 0.0), duration)
-    return y_end, lq_mean / lam
+    kappa = max(w_stat * c * mu * (1.0 - rho_fit), 1e-12)
+    y_end, _, wait = psffa_step(y0, lam, mu, c, kappa, c + max(room, 0.0), duration)
+    return y_end, wait
