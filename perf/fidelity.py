@@ -550,29 +550,31 @@ Numbers below are from the published run (seeds fixed, so a re-run gives the sam
 found the fast model holding all three targets in 189 of 333 cells; the grid now also has a fleet-size sweep
 (n = 8 and 32 instances at utilisation 0.8, c = 1-10: the issue's join-shortest-queue example). On the 349 cells
 the fast model went from 200 (before issue 16's fixes) to 239 with them: the stationary fixes of items 2 (no
-waiting room), 4, 5 (the p95) and 6, and the transient ones of items 1 (round robin), 8 and 9; per sweep,
+waiting room), 4, 5 (the p95) and 6, and the transient ones of items 1 (round robin), 7, 8 and 9; per sweep,
 utilisation x concurrency 128 -> 145 of 198, service variability 30 -> 42 of 75, waiting room 31 -> 39 of 60,
-fleet size 11 -> 13 of 16. Still open: item 3 (least outstanding at c = 1-2), item 7 (a rate change inside a
-step), item 2 with a waiting room of 1-20, item 5's mean wait, item 1 for random and least outstanding, and
+fleet size 11 -> 13 of 16. Still open: item 3 (least outstanding at c = 1-2), item 2 with a waiting room of
+1-20, item 5's mean wait, item 1 for random and least outstanding, and
 item 10 (memory crashes), found after the grid was built. By mechanism, with the fix each miss calls for (or got):
 
-1. **Near capacity, every balancer** (utilisation 0.98-1.02). Before issue 16's fix round robin's mean wait was
-   -18 % to -33 % at 0.98 and about -60 % at 1.00 for every c: the stationary term caps the utilisation at 0.99
-   and is a steady-state value, while a queue at utilisation 1 needs far longer than any step to reach (or never
-   reaches) a steady state. Fixed for round robin: its queue is carried from step to step by the pointwise
-   stationary fluid-flow approximation (W.-P. Wang, D. Tipper, S. Banerjee, "A simple approximation for modeling
-   nonstationary queues", IEEE INFOCOM 1996; docs/model.md 6.2.1), fitted each step to the stationary wait, so it
-   gives that back in a steady state. Round robin at 1.00 is now -3 % to -22 % (p95 -37 % to +12 %), at 0.98
-   -10 % to -11 % for c <= 2 (c >= 5: -18 % to -28 %, the stationary formula's own value, which the queue reaches
-   well within the episode); at 1.02 +20 % to +37 % (c <= 2 moved from -20 % / +1 % to +20 % / +26 %, with the
-   p95 from -41 % / -21 % to -18 % / -11 %). Still open: random and least outstanding keep the per-step queue (a
-   Poisson stream per instance, or the pooled queue, fills its waiting room near capacity, which the flow's
-   one-parameter relation does not know: followed over time they overshot the reference by +40 % to +120 % at
-   1.00), and every balancer at 1.02 with q = 100 (+21 % to +48 %): at and above capacity the M/M/c/K queue
-   holds about half its room (q/2 waiting at utilisation 1, as the reference's 0.49 s at c = 10 shows), which
-   needs the finite-buffer form of the flow (G and the blocking from the M/M/c/K relation for every
-   utilisation: D. Tipper, M. K. Sundareshan, IEEE JSAC 8(9), 1990). The drops at 0.98 (0.28 % against
-   0.03-0.05 %) are item 2's.
+1. **Near capacity, every balancer** (utilisation 0.98-1.02). Before issue 16's fix round robin's mean wait was -18
+   % to -33 % at 0.98 and about -60 % at 1.00 for every c: the stationary term caps the utilisation at 0.99 and is a
+   steady-state value, while a queue at utilisation 1 needs far longer than any step to reach (or never reaches) a
+   steady state. Fixed for round robin: its queue is carried from step to step by the pointwise stationary
+   fluid-flow approximation (W.-P. Wang, D. Tipper, S. Banerjee, "A simple approximation for modeling nonstationary
+   queues", IEEE INFOCOM 1996; docs/model.md 6.2.1), fitted each step to the stationary wait, so it gives that back
+   in a steady state. Round robin at 1.00 is now -3 % to -22 % (p95 -37 % to +12 %), at 0.98 -10 % to -11 % for c <=
+   2 (c >= 5: -18 % to -28 %, the stationary formula's own value, which the queue reaches well within the episode);
+   at 1.02 +20 % to +37 % (c <= 2 moved from -20 % / +1 % to +20 % / +26 %, with the p95 from -41 % / -21 % to -18 %
+   / -11 %). The followed queue's wait is its arrivals' (item 7), which moves these cells little (`--only
+   near-capacity`: at 1.00 by +0.0 to +0.4 points, at 1.02 by +0.6 to +2.3 points, e.g. c = 1 +30.2 % -> +32.5 %: at
+   a full room an admitted arrival waits the room's `(y - c) / (c mu)`, which `Lq / lambda` put lower; no cell
+   changes its verdict). Still open: random and least outstanding keep the per-step queue (a Poisson stream per
+   instance, or the pooled queue, fills its waiting room near capacity, which the flow's one-parameter relation does
+   not know: followed over time they overshot the reference by +40 % to +120 % at 1.00), and every balancer at 1.02
+   with q = 100 (+21 % to +48 %): at and above capacity the M/M/c/K queue holds about half its room (q/2 waiting at
+   utilisation 1, as the reference's 0.49 s at c = 10 shows), which needs the finite-buffer form of the flow (G and
+   the blocking from the M/M/c/K relation for every utilisation: D. Tipper, M. K. Sundareshan, IEEE JSAC 8(9),
+   1990). The drops at 0.98 (0.28 % against 0.03-0.05 %) are item 2's.
 2. **Small waiting rooms under round robin** (q 0-20). Was: drops 2-7x too many below capacity (q = 0 at
    utilisation 0.7: 7.9 % against 3.3 %; q = 5 at 0.9: 6.1 % against 2.7 %; q = 20 at 0.9: 0.9 % against 0.1 %)
    and waits -20 % to -55 %, from M/M/c/K's blocking (Poisson arrivals), while round robin gives each instance
@@ -628,10 +630,21 @@ item 10 (memory crashes), found after the grid was built. By mechanism, with the
    and 1.3 holds the p95, within 6 % (c <= 2: +0.2 % to +5.7 %, was -6 % to -12 %). Near capacity
    (1.02), where the fast model's waits are off (item 1), the added spread moves some p95 up, e.g. round robin,
    c = 10: +7.4 % -> +12.3 %.
-7. **A rate change inside a step**: at 157.5 s (off the grid) the step drops 31 requests against 1,067 and its
-   mean latency is 0.19 s against 0.59 s (on the grid: within 4 %). The fast model spreads a step's arrivals
-   evenly. Fix: sub-step integration: the workload already gives the exact integral over sub-intervals (the
-   request backend's `fine_arrivals`); the fluid queue could run its segments per sub-interval with a rate change.
+7. **A rate change inside a step** (fixed in issue 16). At 157.5 s (off the grid) the step dropped 21 requests
+   against 1,067 and its mean latency was 0.84 s against 0.59 s (on the grid: within 4 %): the fast model spread
+   a step's arrivals evenly, so 200 -> 600 req/s at mid-step looked like exactly the capacity of 400. Now the
+   workload gives each step its rate change (`EpisodeWorkload.rate_splits`: the best two-rate fit over 32 slices
+   of the exact sub-step integrals the request backend also draws from, none below a 5 % change) and the members'
+   fluid queues and round robin's followed queue run the part before and the part after at their own rates
+   (docs/model.md 4, 5, 6.2.1): 1,156 drops against 1,067 (+8 %), mean latency 0.633 s against 0.589 s (+7 %),
+   p95 1.359 against 1.231 s; episode drops 27,903 against 28,385 (were 26,419). End to end with a fixed fleet the
+   traces that change inside a step follow: noisy_trace's reward -275.3 against -272.3 (was -192.5; drops
+   270,271 against 269,940, were 188,613), train_trace -125.3 against -123.9 (was -114.4). The followed queue's
+   wait is now its arrivals' `Lq / (c mu G)` (it was `Lq / lambda`, which reported 10.8 s against 0.89 s in the
+   step after an overload when the rate drops to 2 req/s; now 1.04 s). Still open: the followed queue does not
+   split at a pool change: in the cold start case's step 4 (two members join at 10 s) it takes the step's
+   time-weighted pool all step, overloaded, so its arrivals wait the full room's 1 s; the step's latency moved
+   from 0.92 s to 1.02 s against 0.79 s (episode 0.297 against 0.273 s, unchanged).
 8. **Crashes** (fixed in issue 16). An outage inside a step acted at the step start (10 s early here), so it
    failed 20 % more requests under round robin (8,998 against 7,476); a crash now takes effect at its time
    (`instances.crash_at`: served before, failed after, health checks from the crash; spontaneous crashes at
