@@ -138,6 +138,8 @@ class EpisodeWorkload:
         split, so the step stays as it was where the rate is constant within each step (constant, random-walk
         and step-aligned trace workloads) or changes too little to matter (a diurnal over a 15 s step)."""
         dt, steps = self.config.step_seconds, self.config.episode_steps
+        if self._steady_within_steps():
+            return np.zeros(steps), np.zeros(steps)
         a = self.sub_step_arrivals(slices).reshape(steps, slices)
         cum = np.cumsum(a, axis=1)
         total = cum[:, -1]
@@ -152,6 +154,24 @@ class EpisodeWorkload:
         split = np.where(change, dt * (best + 1.0) / slices, 0.0)
         early = np.where(change, cum[rows, best] / np.where(total > 0.0, total, 1.0), 0.0)
         return split, early
+
+    def _steady_within_steps(self) -> bool:
+        """Whether no step can have a rate change above SPLIT_MIN_CHANGE, known without integrating (spares the
+        reset the slices): constant and random-walk rates, and smooth curves whose two rates in a step cannot
+        differ by more than it at their lowest rate (the means of two adjacent intervals of a curve of slope at
+        most L differ by at most L times the distance of their centres, here dt / 2)."""
+        shape = self.config.workload.shape
+        dt = self.config.step_seconds
+        if isinstance(shape, (ConstantWorkload, RandomWalkWorkload)):
+            return True
+        if isinstance(shape, DiurnalWorkload):
+            mid, amp = self._diurnal_mid_amp()
+            omega = 2.0 * np.pi / self.config.workload.day_seconds
+            return abs(amp) * omega * dt / 2.0 < SPLIT_MIN_CHANGE * (mid - abs(amp))
+        if isinstance(shape, RampWorkload):
+            slope = abs(shape.end_rps - shape.start_rps) / shape.duration_seconds
+            return slope * dt / 2.0 < SPLIT_MIN_CHANGE * min(shape.start_rps, shape.end_rps)
+        return False
 
     def _phase(self, t: np.ndarray) -> np.ndarray:
         shape = self.config.workload.shape
