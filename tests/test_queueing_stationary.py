@@ -16,6 +16,7 @@ from scaling_env.sim.queueing import (
     gim_wait_probability,
     response_p95,
     service_shape,
+    stationary_wait,
 )
 
 
@@ -196,3 +197,13 @@ def test_erlang_arrivals_at_a_light_load_wait_for_nothing(rate, servers):
         w, p_wait, p_block = erlang_arrivals_wait(17, servers, rate, 0.1, 1.0, room)
         assert w == pytest.approx(0.0, abs=1e-12) and p_wait == pytest.approx(0.0, abs=1e-9)
         assert p_block == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("cv", [0.5, 1.5, 2.0, 3.0])
+@pytest.mark.parametrize("rho", [0.5, 0.9])
+def test_poisson_arrivals_at_one_slot_wait_as_pollaczek_khinchine(cv, rho):
+    # M/G/1 (the random balancer at concurrency 1): W = lambda E[S^2] / (2 (1 - rho)) = rho (1 + cv^2) s / (2 (1 -
+    # rho)), exact; e.g. 0.5 s at cv = 3, rho = 0.5, s = 0.1 s (Whitt's phi gave 0.403 s)
+    w, p_wait, _ = stationary_wait(1, rho * 10.0, 0.1, 1.0, cv * cv, 1e9)
+    assert w == pytest.approx(rho * (1.0 + cv * cv) * 0.1 / (2.0 * (1.0 - rho)), rel=1e-9)
+    assert p_wait == pytest.approx(rho, rel=1e-9)
