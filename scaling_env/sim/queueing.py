@@ -6,7 +6,8 @@
 - A finite waiting room: M/M/N/(N+K) blocking and mean wait, written with Erlang B (``stationary_wait``).
 - E_k/M/N (every k-th request of a Poisson stream, as round robin gives an instance): the exact GI/M/N wait
   (L. Takacs, *Introduction to the Theory of Queues*, 1962, ch. 5; Gross & Harris, *Fundamentals of Queueing
-  Theory*, section GI/M/c), its waiting room by truncating the geometric queue seen by arrivals
+  Theory*, section GI/M/c); with a waiting room of 1-20 the exact E_k/M/N/(N+K) queue seen by arrivals (its
+  embedded chain, ``erlang_arrivals_finite``), above that the geometric queue seen by arrivals cut at the room
   (``erlang_arrivals_wait``).
 - GI/G/N mean wait: Whitt's approximation, W = phi(rho, ca2, cs2, N) * (ca2 + cs2)/2 * W(M/M/N)
   (W. Whitt, "Approximations for the GI/G/m queue", Production and Operations Management 2(2), 1993,
@@ -14,19 +15,30 @@
 - Fluid queue segments for overload, backlog and cold-start waits (deterministic flow in and out), and the FIFO
   waits of their requests from a few arrival cohorts (``fifo_waits``).
 - The p95 of response time, from the mean wait, the waiting probability and the service-time shape.
+
+The E_k/M/N functions are compiled with ``error_model="numpy"``: a division is then the plain IEEE one, without
+numba's default check for a zero divisor before each (which raises ZeroDivisionError). Every divisor there is
+kept away from zero by the guards in the code (rho >= 1e-12, the 0/0 points handled), so the results are the
+same bit for bit, about 17 % faster per call (the exact E_k/M/N wait cost 244 ns against Whitt's 59 ns at k = 17,
+N = 10; now 203 ns).
 """
 
 from __future__ import annotations
 
 import math
 
-from numba import njit
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from .instances import F_COHORTS, N_COHORTS
 
 EXACT_ERLANG_MAX_SERVERS = 1000
 RHO_CAP = 0.99  # the stationary formulas are used up to this utilisation; the fluid backlog covers the rest
 GIM_MAX_SERVERS = 256  # the exact E_k/M/N wait up to this N (checked against the Markov chain); Whitt's above
+GIMK_MAX_ROOM = 20  # the exact E_k/M/N/(N+K) chain for waiting rooms of 1..20; the cut geometric tail above
+GIMK_MAX_PHASES = 1024  # ... and k up to this (its stack buffer of k + 1 doubles)
+_GIMK_BUFFER = GIMK_MAX_PHASES + 1
 
 
 @njit(cache=True)
@@ -88,7 +100,8 @@ def stationary_wait(servers: int, arrival_rps: float, service_s: float, ca2: flo
     M/M/N/(N+K) from Erlang B: with B = ErlangB(N, a), rho = a/N, G = sum_{j=1..K} rho^j and
     H = sum_{j=1..K} j rho^j, the states above N have P(N+j) = B rho^j / (1 + B G), so
     blocking = B rho^K / (1 + B G), Lq = B H / (1 + B G), W = Lq / (lambda (1 - blocking)); K -> inf gives
-    Erlang C. For GI/G/N the mean wait is scaled by Whitt's factor phi * (ca2 + cs2) / 2.
+    Erlang C. For GI/G/N the mean wait is scaled by Whitt's factor phi * (ca2 + cs2) / 2; for M/G/1 by
+    (1 + cs2) / 2 (Pollaczek-Khinchine, exact without a room limit).
     """
     if arrival_rps <= 0.0 or servers <= 0:
         return 0.0, 0.0, 0.0
@@ -111,10 +124,14 @@ def stationary_wait(servers: int, arrival_rps: float, service_s: float, ca2: flo
         return 0.0, 0.0, p_block
     if ca2 == 1.0 and cs2 == 1.0:
         return w_mmn, p_wait, p_block
+    if servers == 1 and ca2 == 1.0:
+        # M/G/1: the Pollaczek-Khinchine mean wait (1 + cs2) / 2 * W(M/M/1) is exact (Pollaczek 1930, Khinchine
+        # 1932; Gross & Harris, M/G/1), which Whitt's phi (not 1 here for cs2 != 1) would lower by up to 19 %
+        return 0.5 * (1.0 + cs2) * w_mmn, p_wait, p_block
     return whitt_phi(rho, ca2, cs2, servers) * 0.5 * (ca2 + cs2) * w_mmn, p_wait, p_block
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def erlang_sigma(phases: int, rho: float) -> float:
     """The root sigma in (0, 1) of sigma = A*(N mu (1 - sigma)) for E_k/M/N, with A* the Laplace-Stieltjes
     transform of Erlang-k gaps of mean 1/lambda and rho = lambda / (N mu): sigma = (k rho / (k rho + 1 - sigma))^k
@@ -138,7 +155,7 @@ def erlang_sigma(phases: int, rho: float) -> float:
     return sig
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _takacs_sums(phases: int, servers: int, rho: float, sigma: float):
     """(sum_{j=1..N} C(N, j) / (C_j (1 - phi_j)) * (N (1 - phi_j) - j) / (N (1 - sigma) - j),
     sum_{j=0..N} C(N, j) / C_j), with phi_j = A*(j mu) = (k rho N / (k rho N + j))^k and
@@ -166,7 +183,7 @@ def _takacs_sums(phases: int, servers: int, rho: float, sigma: float):
     return total, loss
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def gim_wait_probability(phases: int, servers: int, rho: float) -> tuple[float, float]:
     """(P(an arrival waits), sigma) in E_k/M/N at utilisation rho < 1 (Takacs 1962; Gross & Harris, GI/M/c):
 
@@ -192,7 +209,84 @@ def gim_wait_probability(phases: int, servers: int, rho: float) -> tuple[float, 
     return 1.0 / (1.0 + (1.0 - sigma) * _takacs_sums(phases, servers, rho, sigma)[0]), sigma
 
 
-@njit(cache=True)
+@intrinsic
+def _stack_doubles(typingctx, size):
+    """A buffer of ``size`` (a literal) doubles on the caller's stack, as a float64 pointer: scratch memory for
+    the compiled core, whose kernels run without numba's runtime (``_nrt=False``: no array can be allocated).
+    Valid until the calling function returns."""
+    if not isinstance(size, types.IntegerLiteral):
+        return None
+    n = size.literal_value
+
+    def codegen(context, builder, sig, args):
+        return cgutils.alloca_once(builder, context.get_value_type(types.float64), size=n)
+
+    return types.CPointer(types.float64)(size), codegen
+
+
+@njit(cache=True, error_model="numpy")
+def erlang_arrivals_finite(phases: int, servers: int, rho: float, room: int):
+    """The exact E_k/M/N/(N+K) queue seen by arrivals (k = ``phases``, N = ``servers``, K = ``room`` >= 1) at
+    utilisation rho = lambda / (N mu): (blocking probability, P(wait) of admitted requests, their mean wait in
+    service times), or (-1, -1, -1) where the chain's terms under- or overflow (a light load: use the unlimited
+    queue's values). The GI/M/c/K embedded chain at arrival epochs (Gross & Harris, *Fundamentals of Queueing
+    Theory*, GI/M/c and its finite-capacity form), solved without a matrix:
+
+    - between arrivals the requests leave as a pure death process D (rate min(n, N) mu in state n) for an
+      Erlang-k time, k phases of rate k lambda; one phase moves a row vector v to v M with
+      M = (I - D / (k lambda))^-1, so the transition matrix from "an arrival saw i" is row min(i + 1, N + K) of
+      M^k (an arrival that finds N + K turned away);
+    - v' = v M is solved from the top state down: v'_j = (v_j + a_{j+1} v'_{j+1}) b_j, a_j = min(j, N) / (k
+      lambda), b_j = 1 / (1 + a_j); so the states >= j of u M^m, for u the states seen after an arrival, need only
+      u's states >= j;
+    - the balance q = u M^k, with u_j = q_{j-1} (u_{N+K} = q_{N+K-1} + q_{N+K}), is solved from q_{N+K} = 1 down:
+      at state j the k stage values are affine in the one unknown u_j, (u M^m)_j = b_j^m u_j + c_m, so
+      u_j = (q_j - c_k) / b_j^k (O(k) per state, O(k (N + K)) in all), then normalised.
+
+    An arrival that sees i >= N requests (i < N + K) waits for i - N + 1 departures at rate N mu (FIFO)."""
+    cap = servers + room
+    kl = phases * rho * servers  # k lambda / mu
+    if (1.0 / (1.0 + servers / kl)) ** phases < 1e-100:  # P(nobody leaves between two arrivals) below 1e-100
+        return -1.0, -1.0, -1.0
+    v = _stack_doubles(_GIMK_BUFFER)  # v[m] = (u M^m)_j, for the state j of the last pass
+    for m in range(phases + 1):
+        v[m] = 0.0
+    q_top = 1.0  # q_{N+K}, unnormalised
+    q_j = 1.0
+    total = 1.0
+    waiting = 0.0
+    ahead = 0.0
+    for j in range(cap, 0, -1):
+        a_up = min(j + 1, servers) / kl
+        b_j = 1.0 / (1.0 + min(j, servers) / kl)
+        c = 0.0
+        for m in range(1, phases + 1):
+            c = (c + a_up * v[m]) * b_j
+            v[m] = c
+        u = max(q_j - c, 0.0) / b_j**phases
+        v[0] = u
+        pw = 1.0
+        for m in range(1, phases + 1):
+            pw *= b_j
+            v[m] += pw * u
+        q_j = u - q_top if j == cap else u  # q_{j-1}
+        total += q_j
+        if j > servers:  # an arrival that sees j - 1 >= N requests waits for j - N departures
+            waiting += q_j
+            ahead += q_j * (j - servers)
+        if u > 1e100:  # (light loads: the lower states outweigh the upper ones by far) keep the scale
+            for m in range(phases + 1):
+                v[m] *= 1e-100
+            q_j *= 1e-100
+            q_top *= 1e-100
+            total *= 1e-100
+            waiting *= 1e-100
+            ahead *= 1e-100
+    admitted = total - q_top
+    return q_top / total, waiting / admitted, ahead / (servers * admitted)
+
+
+@njit(cache=True, error_model="numpy")
 def _whitt_scale(rho: float, ca2: float, cs2: float, servers: int) -> float:
     """Whitt's GI/G/N wait over his GI/M/N wait at the same arrivals: the two-moment correction for cs2 != 1."""
     if cs2 == 1.0:
@@ -201,15 +295,20 @@ def _whitt_scale(rho: float, ca2: float, cs2: float, servers: int) -> float:
     return with_cs / (whitt_phi(rho, ca2, 1.0, servers) * 0.5 * (ca2 + 1.0))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def erlang_arrivals_wait(phases: int, servers: int, arrival_rps: float, service_s: float, cs2: float, room: float):
     """Stationary queue fed by every ``phases``-th request of a Poisson stream (Erlang-k gaps: round robin over k
     instances), N = ``servers`` slots, a waiting room of ``room``, utilisation capped at RHO_CAP. Returns (mean
-    wait of admitted requests s, their probability of waiting, blocking probability), as ``stationary_wait``.
+    wait of admitted requests s, their probability of waiting, blocking probability), as ``stationary_wait``
+    (the finite chain below takes the utilisation as it is: a finite queue has a steady state above 1 too).
 
-    Exponential service: the exact E_k/M/N queue seen by arrivals (``gim_wait_probability``): with D = P(wait)
-    of the unlimited queue, arrivals see N + i requests w.p. D (1 - sigma) sigma^i; the waiting room K keeps
-    i = 0..K of that geometric tail (exact for k = 1, where it is M/M/N/(N+K); an approximation for k > 1):
+    Exponential service, a waiting room K of 1..GIMK_MAX_ROOM: the exact E_k/M/N/(N+K) queue seen by arrivals
+    (``erlang_arrivals_finite``). A larger room: the exact E_k/M/N queue seen by arrivals
+    (``gim_wait_probability``): with D = P(wait) of the unlimited queue, arrivals see N + i requests w.p.
+    D (1 - sigma) sigma^i; the waiting room K keeps i = 0..K of that geometric tail (exact for k = 1, where it is
+    M/M/N/(N+K); for k > 1 it overstates the blocking about 1.7-fold, 4.5 % against the chain's 2.7 % at k = 8,
+    N = 10, K = 5, rho = 0.9, 0.18 % against 0.11 % at K = 21: the chain costs O(k (N + K)) per call, so the
+    default room of 100 keeps this):
 
         Z = 1 - D sigma^(K+1),  P_block = D (1 - sigma) sigma^K / Z,  P_wait = D (1 - sigma^K) / (1 - D sigma^K)
         W = D (1 - (K+1) sigma^K + K sigma^(K+1)) / ((1 - sigma) N mu (1 - D sigma^K))
@@ -229,6 +328,13 @@ def erlang_arrivals_wait(phases: int, servers: int, arrival_rps: float, service_
     if room < 0.5:
         loss = _takacs_sums(phases, servers, rho, -1.0)[1]  # (sigma only enters the first sum)
         return 0.0, 0.0, 1.0 / loss
+    k_room = int(math.floor(room + 0.5))
+    if k_room <= GIMK_MAX_ROOM and phases <= GIMK_MAX_PHASES:
+        # a finite queue has a steady state at any utilisation: no cap (at 1.02 and 1.3 it turns away 3.5 % and
+        # 23.1 % with 20 places, where the request backend drops 3.4 % and 23.1 %)
+        p_block, p_wait, ahead = erlang_arrivals_finite(phases, servers, arrival_rps * service_s / servers, k_room)
+        if p_block >= 0.0:
+            return ahead * service_s * _whitt_scale(rho, 1.0 / phases, cs2, servers), p_wait, p_block
     d, sigma = gim_wait_probability(phases, servers, rho)
     k = max(room, 0.0)
     sk = sigma**k
