@@ -18,7 +18,8 @@ Three parts, all with both backends on the same configs and seeds:
    over steps after a warm-up;
 2. transients: a rate change on and off the step grid, cold starts longer than a step, crashes with detection
    delays, a scale-in with draining;
-3. shipped scenarios end to end under the target-tracking rule: episode reward, cost and SLO-violation share.
+3. shipped scenarios end to end under the target-tracking rule (memory_pressure also under the HPA): episode
+   reward, cost and SLO-violation share.
 
 The issue's targets (issue 16): mean wait and p95 within 10 % (15 % for utilisation 0.97-1.03), drops within
 10 % or 0.1 % of arrivals, per-scenario reward and SLO share within 5 %. A wait below 1 ms (1 % of the service
@@ -269,7 +270,9 @@ def transients(seeds) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------------ scenarios
-SCENARIOS = ("steady", "diurnal", "flash_crowd", "failure_storm", "cold_start_heavy")
+SCENARIOS = ("steady", "diurnal", "flash_crowd", "failure_storm", "cold_start_heavy", "memory_pressure")
+# rules besides target tracking a scenario is also run under (memory_pressure: the HPA's spiral of memory crashes)
+SCENARIO_POLICIES = {"memory_pressure": ("hpa",)}
 
 
 def scenarios(seeds) -> list[dict]:
@@ -280,15 +283,94 @@ def scenarios(seeds) -> list[dict]:
     out = []
     for name in SCENARIOS:
         base = load_scenario(name).config
-        row: dict = {"scenario": name}
+        for spec in ("target_tracking", *SCENARIO_POLICIES.get(name, ())):
+            row: dict = {"scenario": name if spec == "target_tracking" else f"{name} ({spec})"}
+            for simulator in ("fast", "request"):
+                config = base.with_updates({"simulator": simulator})
+                policy = make_policy(spec, config)
+                metrics = rollout(config, policy, list(seeds), parallel=False).metrics
+                row[simulator] = {k: float(np.mean([m[k] for m in metrics])) for k in metrics[0]}
+            out.append(row)
+            print("scenario", row["scenario"], flush=True)
+    return out
+
+
+# ------------------------------------------------------------------------------------------ memory crashes
+MEMORY_POLICIES = ("target_tracking", "target_tracking@tuned", "hpa", "predictive@tuned")
+MEMORY_KEYS = ("reward", "cost_usd", "slo_violation_share", "failed_share", "crashes")
+
+
+def memory_policies(seeds) -> list[dict]:
+    """Both backends on ``memory_pressure`` under each of ``MEMORY_POLICIES``: episode means over ``seeds``
+    (crashes: instances crashed per episode)."""
+    from agents.registry import make_policy
+    from scaling_env.rollout import rollout
+    from scaling_env.scenarios import load_scenario
+
+    base = load_scenario("memory_pressure").config
+    out = []
+    for spec in MEMORY_POLICIES:
+        row: dict = {"case": f"memory_pressure, {spec}"}
         for simulator in ("fast", "request"):
             config = base.with_updates({"simulator": simulator})
-            policy = make_policy("target_tracking", config)
-            metrics = rollout(config, policy, list(seeds), parallel=False).metrics
-            row[simulator] = {k: float(np.mean([m[k] for m in metrics])) for k in metrics[0]}
+            policy = make_policy(spec, config, scenario="memory_pressure")
+            run = rollout(config, policy, list(seeds), record=("crashes",), parallel=False)
+            row[simulator] = {k: float(np.mean([m[k] for m in run.metrics])) for k in MEMORY_KEYS[:-1]}
+            row[simulator]["crashes"] = float(run.traces["crashes"].sum(axis=1).mean())
         out.append(row)
-        print("scenario", name, flush=True)
+        print("memory", spec, flush=True)
     return out
+
+
+def memory_config(simulator: str, algo: str, share: float, conc: int = 20, n: int = 4, steps: int = 40) -> dict:
+    """A fixed fleet of ``n`` instances (concurrency ``conc``, 48 MB per request over 256 MB of a 1 GB limit: at
+    most 16 requests in flight) at a constant rate whose mean in flight per instance is ``share`` of 16."""
+    config = stationary_config(simulator, algo, share * 16 / conc, conc, 1.0, 100, steps, n)
+    config["instances"].update({"memory_mb_per_request": 48.0, "memory_base_mb": 256.0, "instance_memory_gb": 1.0})
+    config["failures"] = {"mtbf_seconds": None, "memory_crash": True, "replace_unhealthy": True}
+    return config
+
+
+# (concurrency, mean in flight as a share of the 16 that fit): c = 20 never queues, so only the count's
+# spread can pass the limit; c = 10 is memory_pressure's instance (a queue of 7 passes it)
+MEMORY_HAND = ((20, 0.3), (20, 0.4), (20, 0.5), (20, 0.7), (20, 0.9), (10, 0.3), (10, 0.4), (10, 0.5))
+
+
+def memory_hand(seeds) -> list[dict]:
+    """Both backends on ``memory_config`` at ``MEMORY_HAND``'s shares of the memory limit's count: per episode,
+    instances crashed, failed share and cost."""
+    out = []
+    for algo in ("round_robin", "random"):
+        for conc, share in MEMORY_HAND:
+            row: dict = {"case": f"hand: {algo}, c = {conc}, mean in flight {share:.2f} x 16"}
+            for simulator in ("fast", "request"):
+                rows = [run_rows(memory_config(simulator, algo, share, conc), seed) for seed in seeds]
+                arrivals = [max(r[:, COL["arrivals"]].sum(), 1.0) for r in rows]
+                row[simulator] = {
+                    "crashes": float(np.mean([r[:, COL["crashes"]].sum() for r in rows])),
+                    "failed_share": float(np.mean([r[:, COL["failed"]].sum() / a for r, a in zip(rows, arrivals)])),
+                    "cost_usd": float(np.mean([r[:, COL["cost_usd"]].sum() for r in rows])),
+                }
+            out.append(row)
+            print("memory", algo, share, flush=True)
+    return out
+
+
+def memory_lines(policy_rows: list[dict], hand_rows: list[dict]) -> list[str]:
+    """The memory-crash table: each figure of both backends and the fast model's error."""
+    lines = ["| case | " + " | ".join(f"{k} fast | request | error" for k in MEMORY_KEYS) + " |"]
+    lines.append("|---|" + "---:|---:|---:|" * len(MEMORY_KEYS))
+    for row in policy_rows + hand_rows:
+        f, r = row["fast"], row["request"]
+        cells = []
+        for k in MEMORY_KEYS:
+            if k not in f:
+                cells.append(" | ")
+                continue
+            floor = 0.005 if k in ("slo_violation_share", "failed_share") else 0.0
+            cells.append(f"{f[k]:.4g} | {r[k]:.4g} | {pct(rel(f[k], r[k], floor))}")
+        lines.append(f"| {row['case']} | " + " | ".join(cells) + " |")
+    return lines
 
 
 # ------------------------------------------------------------------------------------------ report
@@ -464,7 +546,8 @@ def write_report(path: Path, cells, trans, scen, grid: Grid, seconds: float, qui
         "",
     ]
     lines += [*transient_lines(trans), ""]
-    lines += ["## Scenarios end to end (target-tracking rule)", "", *scenario_lines(scen), ""]
+    lines += ["## Scenarios end to end (target-tracking rule; memory_pressure also under the HPA)", ""]
+    lines += [*scenario_lines(scen), ""]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -483,6 +566,10 @@ def reference_noise(grid: Grid) -> None:
 
 def print_part(part: str, grid: Grid, quick: bool) -> None:
     """One part of the report on stdout, as its table (for measuring a change without the full run)."""
+    if part == "memory":
+        seeds = (1000, 1001, 1002) if quick else tuple(range(1000, 1020))
+        print("\n".join(memory_lines(memory_policies(seeds), memory_hand(seeds))))
+        return
     if part == "transients":
         print("\n".join(transient_lines(transients(grid.seeds if quick else (1, 2, 3)))))
         return
@@ -498,9 +585,10 @@ def main() -> None:
     parser.add_argument("--noise", action="store_true", help="only the reference's own seed-to-seed spread")
     parser.add_argument(
         "--only",
-        choices=("transients", "near-capacity"),
-        help="print one part and write nothing: the transients (seeds 1-3), or the grid's cells at utilisation "
-        "0.98-1.02 (q = 100, cv = 1, every balancer and concurrency)",
+        choices=("transients", "near-capacity", "memory"),
+        help="print one part and write nothing: the transients (seeds 1-3), the grid's cells at utilisation "
+        "0.98-1.02 (q = 100, cv = 1, every balancer and concurrency), or memory crashes (memory_pressure under "
+        "four rules and hand configs near the memory limit, seeds 1000-1019)",
     )
     parser.add_argument("--sweep", help="only the grid sweeps whose name contains this (no report is written)")
     parser.add_argument("--algo", help="only these balancers, comma-separated (no report is written)")
