@@ -12,7 +12,13 @@ import pytest
 from scaling_env import EnvConfig
 from scaling_env.fields import INFO_NAMES
 from scaling_env.sim.load_balancer import LEAST_OUTSTANDING, RANDOM, ROUND_ROBIN
-from scaling_env.sim.memory import arrivals_at_level, crash_probability, memory_slots, mmck_range
+from scaling_env.sim.memory import (
+    arrivals_at_level,
+    crash_probability,
+    erlang_infinite_level,
+    memory_slots,
+    mmck_range,
+)
 from scaling_env.sim.simulator import BatchSimulator
 
 COL = {name: i for i, name in enumerate(INFO_NAMES)}
@@ -47,6 +53,23 @@ def test_erlang_arrivals_crossing_by_hand():
     assert r == pytest.approx((1.0 - sigma) * sigma**2, rel=1e-9)
     # smoother than Poisson: fewer arrivals find 2 than in M/M/1 (0.5 * 0.25)
     assert r < 0.125
+
+
+def test_erlang_infinite_below_concurrency():
+    # Poisson (k = 1): the binomial-moment sum is a^L e^-a / L!
+    assert erlang_infinite_level(1, 6.4, 16) == pytest.approx(6.4**16 * math.exp(-6.4) / math.factorial(16), rel=1e-8)
+    # E_3/M/infinity at a = 2, L = 3, against a simulation of 400,000 arrivals: an arrival finds the earlier
+    # requests whose departure is after it (infinite servers: no waiting)
+    rng = np.random.default_rng(7)
+    t = np.cumsum(rng.gamma(3, 1 / (3 * 20.0), 400_000))  # lambda 20/s, mu 10/s
+    d = np.sort(t + rng.exponential(0.1, t.size))
+    found = np.arange(t.size) - np.searchsorted(d, t, side="right")
+    share = float((found[1000:] == 3).mean())
+    assert erlang_infinite_level(3, 2.0, 3) == pytest.approx(share, abs=4 * math.sqrt(share / t.size))
+    # round robin over 4 members below c = 20 uses it: less than the Poisson value
+    r = arrivals_at_level(ROUND_ROBIN, 4 * 64.0, 4, 4.0, 4.0, 20, 0.1, 100.0, 16.0)
+    assert r == pytest.approx(erlang_infinite_level(4, 6.4, 16), rel=1e-12)
+    assert r < 0.1 * 6.4**16 * math.exp(-6.4) / math.factorial(16)
 
 
 def test_least_outstanding_balanced_pool():

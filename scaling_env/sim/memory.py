@@ -16,7 +16,7 @@ takes ``a`` arrivals in the step crashes in it with probability ``1 - exp(-a r_L
 - random: a Poisson stream per instance, M/M/c/K (K = c + waiting room): P(N = L);
 - round robin: every n-th request of a Poisson stream, E_n/M/c. For L >= c arrivals find c + i with probability
   P(wait) (1 - sigma) sigma^i (Takacs 1962; Gross & Harris, GI/M/c; ``queueing.gim_wait_probability``); below c
-  the M/M/c/K value (an upper bound: smoother arrivals see fewer busy servers);
+  the E_n/M/infinity law (``erlang_infinite_level``; above a load of 16 the M/M/c/K value, an upper bound);
 - least outstanding: the pooled queue of n instances, M/M/(n c)/(n K). Join-the-shortest-queue keeps the
   instances within one request of each other, so an arrival brings its instance from L to L + 1 when it finds
   n L to n L + n - 1 in the pool: r_L = P(n L <= N <= n L + n - 1).
@@ -117,10 +117,45 @@ def arrivals_at_level(
     if level >= conc + room:  # a full waiting room turns the arrival away: the count cannot pass ``level``
         return 0.0
     a = lam * svc
-    if algorithm == ROUND_ROBIN and level >= conc and n_pool > 1 and a < conc:
-        p_wait, sigma = gim_wait_probability(n_pool, conc, a / conc)
-        return p_wait * (1.0 - sigma) * math.pow(sigma, level - conc)
+    if algorithm == ROUND_ROBIN and n_pool > 1 and a < conc:
+        if level >= conc:
+            p_wait, sigma = gim_wait_probability(n_pool, conc, a / conc)
+            return p_wait * (1.0 - sigma) * math.pow(sigma, level - conc)
+        if a <= INFINITE_MAX_LOAD:
+            return erlang_infinite_level(n_pool, a, int(level))
     return mmck_range(conc, a, conc + room, level, level)
+
+
+INFINITE_MAX_LOAD = 16.0  # ``erlang_infinite_level``'s alternating sum loses about e^(2 a) 1e-16 of its value
+
+
+@njit(cache=True)
+def erlang_infinite_level(phases: int, offered: float, level: int) -> float:
+    """The share of arrivals that find ``level`` requests in E_k/M/infinity (Erlang-k gaps of mean 1/lambda,
+    offered load a = lambda / mu): the arrival-epoch binomial moments of GI/M/infinity are
+    B_r = prod_{i=1..r} phi_i / (1 - phi_i), phi_i = A*(i mu) = (k a / (k a + i))^k (L. Takacs, *Introduction to
+    the Theory of Queues*, 1962, ch. 4), and P(N = L) = sum_{r >= L} (-1)^(r - L) C(r, L) B_r. For k = 1 it is
+    Poisson's a^L e^-a / L!. The round-robin instance below its concurrency (L < c): E_k/M/c moves as
+    E_k/M/infinity while fewer than c are in it."""
+    ka = phases * offered
+    logb = 0.0
+    for i in range(1, level + 1):
+        phi = (ka / (ka + i)) ** phases
+        if phi <= 0.0:
+            return 0.0
+        logb += math.log(phi) - math.log1p(-phi)
+    total = 0.0
+    r = level
+    lg = math.lgamma(level + 1.0)
+    while r < level + 1000:
+        t = math.exp(math.lgamma(r + 1.0) - lg - math.lgamma(r - level + 1.0) + logb)
+        total += t if (r - level) % 2 == 0 else -t
+        if r > level + 2 and t < 1e-18 * abs(total):
+            break
+        r += 1
+        phi = (ka / (ka + r)) ** phases
+        logb += math.log(phi) - math.log1p(-phi)
+    return max(total, 0.0)
 
 
 @njit(cache=True)
