@@ -642,7 +642,8 @@ waiting room), 4, 5 (the p95) and 6, and the transient ones of items 1 (round ro
 utilisation x concurrency 128 -> 145 of 198, service variability 30 -> 42 of 75, waiting room 31 -> 39 of 60,
 fleet size 11 -> 13 of 16. Still open: item 3 (least outstanding at c = 1-2), item 7 (a rate change inside a
 step), item 2 with a waiting room of 1-20, item 5's mean wait, item 1 for random and least outstanding, and
-item 10 (memory crashes), found after the grid was built. By mechanism, with the fix each miss calls for (or got):
+item 10 (memory crashes, found after the grid was built) where every instance crashes. By mechanism, with the fix
+each miss calls for (or got):
 
 1. **Near capacity, every balancer** (utilisation 0.98-1.02). Before issue 16's fix round robin's mean wait was
    -18 % to -33 % at 0.98 and about -60 % at 1.00 for every c: the stationary term caps the utilisation at 0.99
@@ -745,16 +746,29 @@ against 0.311), -2.9 % with crashes at mid-step (0.294: a crash breaks the 5 % l
 when it comes early in the step, 16.5 % of crash steps in the request backend, none at mid-step) and -0.5 % with
 the crash time drawn in the step as the request backend draws it (0.309 against 0.311).
 
-10. **Memory crashes** (not in the grid or the scenarios above, found while checking the benchmark):
-   `memory_pressure` (48 MB per request on a 1 GB instance with 256 MB base: at most 16 requests in flight)
-   differs grossly between the backends. The request backend crashes an instance whenever its momentary count of
-   requests in flight and queued passes the limit, the fast model only when the step's mean does; under the HPA
-   (Kubernetes defaults) the request backend fails 99.7 % of requests on every benchmark seed (reward about
-   -2,600), the fast model falls into that spiral on 2 of 20 seeds (1006, 1007; none before issue 16's fixes) and
-   is otherwise near -50. Which is right depends on the platform (an OOM kill is momentary: the request
-   backend's semantics are the faithful ones), so the fast model needs the probability that the in-flight count
-   passes the limit within the step (e.g. the M/M/c/K queue-length distribution's tail over the step's
-   busy periods) rather than the mean; open.
+10. **Memory crashes** (found while checking the benchmark; `python perf/fidelity.py --only memory`, seeds
+   1000-1019): `memory_pressure` (48 MB per request on a 1 GB instance with 256 MB base: at most 16 requests in
+   flight) differed grossly between the backends. The request backend crashes an instance whenever its momentary
+   count of requests in flight and queued passes the limit (an OOM kill), the fast model did only when the
+   step's mean did: under the HPA the request backend fails 99.7 % of requests on every seed (reward -2,629),
+   the fast model fell into that spiral on 2 of 20 seeds (reward -200, 6.8 % failed); under target tracking
+   -74 against -2,523. **Fixed** (`scaling_env/sim/memory.py`, docs/model.md 7): the fast model draws the crash
+   from the level-crossing rate of the instance queue's stationary law (an arrival that finds L = 16 lifts the
+   count past the limit: P(crash in the step) = 1 - exp(-a_i r_L), r_L from M/M/c/K for random, the E_n/M/c
+   arrival-epoch law for round robin, the balanced pooled queue for least outstanding) at a time drawn in the
+   step. Now (before -> after, reward error; SLO share fast / request): target tracking -97.1 % -> -0.3 %
+   (1.000 / 0.955), target tracking@tuned -96.9 % -> -15.3 % (0.943 / 0.992), HPA -92.4 % -> -6.8 %
+   (1.000 / 0.998), predictive@tuned -96.0 % -> +4.2 % (0.963 / 0.948). Hand configs (4 fixed instances, 40
+   steps): where crashes are not certain the crash counts agree within 15-40 % (random, c = 10 at 0.3 x 16: 16.2
+   against 14.1 crashes; round robin c = 10 at 0.4: 35.9 against 25.3), where the old model never crashed.
+   Still off: (a) where every instance crashes in every life, the fast model fails 77 % of requests against
+   99 %: an overload crash (a fluid queue past the limit, e.g. the queue built during a cold start) still acts
+   at the step's end, while the request backend's instance dies the moment its 17th request arrives; the fix is
+   the crossing time of the fluid count (busy + queue) within the step's segments; (b) the fast model's step-grid
+   lifecycle (a replacement launched at the end of the detection step, the request backend's at the detection)
+   shortens or lengthens the crash cycle, which shows in the crash counts (target tracking@tuned: 813 against
+   188 crashes an episode; its cost +89 %); (c) the failed share under target tracking (0.76 against 0.95) for
+   the same reason as (a).
 """
 
 # ------------------------------------------------------------------------------------------ platform scenarios
