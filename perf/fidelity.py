@@ -759,8 +759,11 @@ the crash time drawn in the step as the request backend draws it (0.309 against 
    step. Now (before -> after, reward error; SLO share fast / request): target tracking -97.1 % -> -0.3 %
    (1.000 / 0.955), target tracking@tuned -96.9 % -> -15.3 % (0.943 / 0.992), HPA -92.4 % -> -6.8 %
    (1.000 / 0.998), predictive@tuned -96.0 % -> +4.2 % (0.963 / 0.948). Hand configs (4 fixed instances, 40
-   steps): where crashes are not certain the crash counts agree within 15-40 % (random, c = 10 at 0.3 x 16: 16.2
-   against 14.1 crashes; round robin c = 10 at 0.4: 35.9 against 25.3), where the old model never crashed.
+   steps, mean in flight 0.3-0.9 x 16): the old model never crashed in them. Now, where crashes are not certain,
+   random, c = 10 at 0.3 x 16: 16.2 against 14.1 crashes an episode (c = 20 at 0.3: 3.9 against 3.1); round
+   robin c = 10 at 0.4: 35.9 against 25.3, c = 20 at 0.3: 0 against 0, at 0.4: 1.6 against 3.1 (below c round
+   robin takes E_n/M/infinity's law: Takacs' binomial moments); where they are certain (c = 20 at 0.7-0.9),
+   40 against 40.
    Still off: (a) where every instance crashes in every life, the fast model fails 77 % of requests against
    99 %: an overload crash (a fluid queue past the limit, e.g. the queue built during a cold start) still acts
    at the step's end, while the request backend's instance dies the moment its 17th request arrives; the fix is
