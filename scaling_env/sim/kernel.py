@@ -131,6 +131,7 @@ from .instances import (
     scale_in,
 )
 from .load_balancer import ROUND_ROBIN, balancer_load, balancer_queue, health_checks, pool_shares, route
+from .memory import arrivals_at_level, draw_memory_crash, memory_slots
 from .nonstationary import psffa_wait
 from .platform import platform_action, platform_latency, platform_reset, serve_platform
 from .queueing import erlang_arrivals_wait, fifo_waits, fluid_p95, fluid_segment, response_p95, waiting_latency
@@ -496,6 +497,13 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool,
         w_stat, p_stat, p_block, w_floor = queue_over_step(b, s, offered_rps, wsum, w_healthy, n_pool, backlog)
     w_stat = min(w_stat, dt)
     w_floor = min(w_floor, dt)  # longer waits than a step build up as fluid backlog, step by step
+    r_level = 0.0  # the share of arrivals that find the most requests an instance's memory holds (memory.py)
+    if p[b, P_MEM_CRASH] > 0.5 and not to_booting:
+        level = memory_slots(p[b, P_MEM_BASE], p[b, P_MEM_REQ], p[b, P_MEM_LIMIT])
+        if level < conc + p[b, P_MAXQ]:  # (else the waiting room turns requests away first)
+            r_level = arrivals_at_level(
+                int(p[b, P_ALGO]), offered_rps, n_pool, wsum, w_healthy, conc, svc, p[b, P_MAXQ], level
+            )
     fluid_wait_sum = 0.0  # waiting of the step's served requests in fluid queues, request-seconds
     queued_age = 0.0  # age of the requests still queued at the end, request-seconds
     stat_wait_sum = 0.0
@@ -534,7 +542,7 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool,
         # a slot still booting, with nothing routed or queued to it, has nothing to do
         elif not (st == BOOTING and not to_booting and inst_f[b, i, F_SERVE] <= 0.0 and inst_i[b, i, I_BACKLOG] == 0):
             done, lost, fail, crashed, bill, cpu, mem, waited_s, age, longest, stat_n, stat_w, p_w = serve_slot(
-                b, i, s, st, to_booting, w_stat, p_stat, p_block
+                b, i, s, st, to_booting, w_stat, p_stat, p_block, r_level
             )
             served += done
             dropped += lost
@@ -640,9 +648,12 @@ def queue_segment(b, s, offered_rps, wsum, w_healthy, n_pool, y0, duration):
 
 
 @njit(inline="always", **_KERNEL)
-def serve_slot(b, i, s, st, to_booting, w_stat, p_stat, p_block):
+def serve_slot(b, i, s, st, to_booting, w_stat, p_stat, p_block, r_level):
     """6, one slot that serves, boots with requests, or drains: its fluid queue over the step, the waits of its
-    served requests, memory, an overload crash and the end of a drain.
+    served requests, memory, a memory crash and the end of a drain. A memory crash is certain when the step's
+    count (in service + the fluid queue's peak) passes the limit, and drawn for a warm slot below it from the
+    share ``r_level`` of arrivals that find the largest count that fits (``memory.draw_memory_crash``): then it
+    serves its part of the step before the crash, and the rest of its requests fail.
 
     Returns (served, dropped, failed, crashed, billed s, CPU, memory (-1 if it did not serve), fluid wait of its
     served requests request-s, age of its queue request-s, longest fluid wait s, requests served through the
@@ -664,10 +675,19 @@ def serve_slot(b, i, s, st, to_booting, w_stat, p_stat, p_block):
     stat_n = 0.0
     stat_w = 0.0
     p_w = 0.0
+    at = 0.0  # the part of the step before a drawn memory crash (0: none)
     if tau > 0.0:
         cpu = min(done * svc / (conc * tau), 1.0)
         mem = (p[b, P_MEM_BASE] + p[b, P_MEM_REQ] * (cpu * conc + peak_q)) / p[b, P_MEM_LIMIT]
         inst_f[b, i, F_LOAD] = cpu
+        if r_level > 0.0 and st != DRAINING and mem <= 1.0:
+            at = draw_memory_crash(s.rng, b, inst_i[b, i, I_ARRIVALS], r_level)
+            if at > 0.0:  # served evenly over its serving time: what came after the crash fails
+                kept = min(int(math.floor(done * at + 0.5)), done)
+                failed = done - kept
+                done = kept
+                waited_s *= at
+                age = 0.0
         if done > 0:
             waited = min(float(done), n_waited)
             if st != DRAINING:
@@ -677,9 +697,12 @@ def serve_slot(b, i, s, st, to_booting, w_stat, p_stat, p_block):
                 p_w = waited + (done - waited) * p_stat
             else:
                 p_w = waited
-        if p[b, P_MEM_CRASH] > 0.5 and mem > 1.0:
+        if p[b, P_MEM_CRASH] > 0.5 and (mem > 1.0 or at > 0.0):
             failed += crash(inst_f, inst_i, b, i)
             crashed = 1
+            if at > 0.0:  # its health checks fail from the crash on (those left in this step count now)
+                t0, since = s.env_state[b, E_TIME], dt - tau + at * tau
+                health_checks(inst_i, b, i, t0, dt, p[b, P_HC_INTERVAL], int(p[b, P_HC_THRESHOLD]), since)
             if st == DRAINING:  # it was leaving anyway: it stops, out of the pool
                 inst_i[b, i, I_STATE] = OFF
             st = FAILED
