@@ -654,16 +654,15 @@ instance crashes. By mechanism, with the fix each miss calls for (or got):
    in a steady state. Round robin at 1.00 is now -3 % to -22 % (p95 -37 % to +12 %), at 0.98 -10 % to -11 % for c <=
    2 (c >= 5: -18 % to -28 %, the stationary formula's own value, which the queue reaches well within the episode);
    at 1.02 +20 % to +37 % (c <= 2 moved from -20 % / +1 % to +20 % / +26 %, with the p95 from -41 % / -21 % to -18 %
-   / -11 %). The followed queue's wait is its arrivals' (item 7), which moves these cells little (`--only
-   near-capacity`: at 1.00 by +0.0 to +0.4 points, at 1.02 by +0.6 to +2.3 points, e.g. c = 1 +30.2 % -> +32.5 %: at
-   a full room an admitted arrival waits the room's `(y - c) / (c mu)`, which `Lq / lambda` put lower; no cell
-   changes its verdict). Still open: random and least outstanding keep the per-step queue (a Poisson stream per
-   instance, or the pooled queue, fills its waiting room near capacity, which the flow's one-parameter relation does
-   not know: followed over time they overshot the reference by +40 % to +120 % at 1.00), and every balancer at 1.02
-   with q = 100 (+21 % to +48 %): at and above capacity the M/M/c/K queue holds about half its room (q/2 waiting at
-   utilisation 1, as the reference's 0.49 s at c = 10 shows), which needs the finite-buffer form of the flow (G and
-   the blocking from the M/M/c/K relation for every utilisation: D. Tipper, M. K. Sundareshan, IEEE JSAC 8(9),
-   1990). The drops at 0.98 (0.28 % against 0.03-0.05 %) are item 2's.
+   / -11 %). The followed queue's wait in a draining step is its arrivals' (item 7); where it grows or is full it
+   keeps `Lq / lambda`, so these cells (constant rates) hardly move (measured before that last rule: at 1.00 +0.0 to
+   +0.4 points, at 1.02 +0.6 to +2.3 points, no verdict changed). Still open: random and least outstanding keep the
+   per-step queue (a Poisson stream per instance, or the pooled queue, fills its waiting room near capacity, which
+   the flow's one-parameter relation does not know: followed over time they overshot the reference by +40 % to +120
+   % at 1.00), and every balancer at 1.02 with q = 100 (+21 % to +48 %): at and above capacity the M/M/c/K queue
+   holds about half its room (q/2 waiting at utilisation 1, as the reference's 0.49 s at c = 10 shows), which needs
+   the finite-buffer form of the flow (G and the blocking from the M/M/c/K relation for every utilisation: D.
+   Tipper, M. K. Sundareshan, IEEE JSAC 8(9), 1990). The drops at 0.98 (0.28 % against 0.03-0.05 %) are item 2's.
 2. **Small waiting rooms under round robin** (q 0-20). Was: drops 2-7x too many below capacity (q = 0 at
    utilisation 0.7: 7.9 % against 3.3 %; q = 5 at 0.9: 6.1 % against 2.7 %; q = 20 at 0.9: 0.9 % against 0.1 %)
    and waits -20 % to -55 %, from M/M/c/K's blocking (Poisson arrivals), while round robin gives each instance
@@ -745,10 +744,10 @@ instance crashes. By mechanism, with the fix each miss calls for (or got):
    traces that change inside a step follow: noisy_trace's reward -275.3 against -272.3 (was -192.5; drops
    270,271 against 269,940, were 188,613), train_trace -125.3 against -123.9 (was -114.4). The followed queue's
    wait is now its arrivals' `Lq / (c mu G)` (it was `Lq / lambda`, which reported 10.8 s against 0.89 s in the
-   step after an overload when the rate drops to 2 req/s; now 1.04 s). Still open: the followed queue does not
-   split at a pool change: in the cold start case's step 4 (two members join at 10 s) it takes the step's
-   time-weighted pool all step, overloaded, so its arrivals wait the full room's 1 s; the step's latency moved
-   from 0.92 s to 1.02 s against 0.79 s (episode 0.297 against 0.273 s, unchanged).
+   step after an overload when the rate drops to 2 req/s; now 1.04 s) where the queue drains or holds; where it
+   grows or is full it keeps `Lq / lambda`, the FIFO wait of the requests the step serves (the cold start case's
+   step 4: 0.923 s against 0.790 s, as before). Still open: the followed queue does not split at a pool change
+   (it takes the step's time-weighted pool all step).
 8. **Crashes** (fixed in issue 16). An outage inside a step acted at the step start (10 s early here), so it
    failed 20 % more requests under round robin (8,998 against 7,476); a crash now takes effect at its time
    (`instances.crash_at`: served before, failed after, health checks from the crash; spontaneous crashes at

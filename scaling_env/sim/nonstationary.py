@@ -100,7 +100,12 @@ def psffa_step(y0: float, lam: float, mu: float, servers: float, kappa: float, c
         y_mean = max(y_mean, 0.0)
         rho_m, _ = psffa_utilisation(y_mean, servers, kappa)
         area += max(y_mean - servers * rho_m, 0.0) * h
-        if abs(y_end - y) <= 1e-9 * (1.0 + y):
+        if lam > 0.0 and (y_end > y + 1e-9 * (1.0 + y) or lam > mu * servers * rho_m):
+            # a growing (or full, above capacity) queue: Little with the arrival rate, the FIFO wait of the
+            # requests the step serves (they arrived before the step's arrivals, which wait longer;
+            # tests/test_waits.py)
+            wait += max(y_mean - servers * rho_m, 0.0) / lam * h
+        elif abs(y_end - y) <= 1e-9 * (1.0 + y):
             wait += psffa_arrival_wait(y_mean, mu, servers, kappa) * h  # (a steady sub-step: most of them)
         else:
             # the wait is far from linear in y (a draining queue's falls from y / (c mu) to about nothing within
