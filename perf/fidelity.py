@@ -728,8 +728,15 @@ def platform_section(seeds) -> str:
 
 
 def platform_main() -> None:
-    """``python perf/fidelity.py --platform [--quick]``: print only the platform scenarios' section."""
-    print(platform_section((1000,) if "--quick" in sys.argv else (1000, 1001, 1002)))
+    """``python perf/fidelity.py --platform [--quick | --seeds N]``: print only the platform scenarios' section
+    (3 seeds, the report's; ``--seeds N``: seeds 1000 to 1000 + N - 1, to tell a bias from the seeds' spread)."""
+    n = 1 if "--quick" in sys.argv else 3
+    if "--seeds" in sys.argv:
+        at = sys.argv.index("--seeds") + 1
+        if at >= len(sys.argv) or not sys.argv[at].isdigit() or int(sys.argv[at]) < 1:
+            sys.exit("--seeds takes a positive whole number of seeds")
+        n = int(sys.argv[at])
+    print(platform_section(tuple(range(1000, 1000 + n))))
 
 
 PLATFORM_DISCUSSION = """
