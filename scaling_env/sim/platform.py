@@ -277,6 +277,33 @@ def new_capacity(b, s, hi, tokens0):
 
 
 @njit(**_KERNEL)
+def boot_relief(b, s, hi, arrivals, rest, n_warm):
+    """Poisson arrivals, instances booting at the step start (e.g. provisioned ones the action launched): from the
+    end of their cold starts (``tau``: the first one's ``F_TIMER``) they are capacity too, so after ``tau`` only
+    ``B((n_warm + n_boot) conc, a) / B(n_warm conc, a)`` of the overflow is left. Returns (requests they take
+    after their cold start, the overflow's part before ``tau``, ``tau``, ``n_boot``); ``tau = 0`` without them."""
+    p, inst_f, inst_i = s.params, s.inst_f, s.inst_i
+    dt = p[b, P_DT]
+    conc = int(p[b, P_CONC])
+    svc = p[b, P_SVC]
+    n_boot = 0
+    tau = dt
+    for i in range(hi):
+        if inst_i[b, i, I_STATE] == BOOTING and inst_f[b, i, F_TIMER] <= dt + _EPS:
+            n_boot += 1
+            tau = min(tau, inst_f[b, i, F_TIMER])
+    if n_boot == 0 or rest <= 0 or arrivals <= 0 or p[b, P_POISSON] < 0.5:
+        return 0, rest, 0.0, 0
+    lam = arrivals / dt
+    before = overflow_share(n_warm, conc, lam, svc)
+    left = overflow_share(n_warm + n_boot, conc, lam, svc) / before if before > 0.0 else 1.0
+    r_before = int(math.floor(rest * tau / dt + _EPS))
+    r_after = rest - r_before
+    take = min(r_after - int(math.ceil(r_after * left - _EPS)), int(n_boot * max(dt - tau - svc, 0.0) * conc / svc))
+    return max(take, 0), r_before, tau, n_boot
+
+
+@njit(**_KERNEL)
 def admit(b, s, m, hi, arrivals, n_warm, n_live):
     """2. The step's requests (the activator's buffer first, then the arrivals) on warm capacity, on new
     instances, in the activator's buffer, or throttled. Returns (taken by warm instances, admitted on new
@@ -289,23 +316,28 @@ def admit(b, s, m, hi, arrivals, n_warm, n_live):
     buffered = int(env[b, E_PF_BUFFER])
     total = buffered + arrivals
     x_w, used = warm_take(b, s, arrivals, total, n_warm)
-    rest = total - x_w
+    boot_take, r_before, tau, n_boot = boot_relief(b, s, hi, arrivals, total - x_w, n_warm)
+    rest = total - x_w - boot_take
     # the buffer is served first (FIFO): the part of it that found capacity, with its age
     buf_served = min(buffered, x_w)
     tokens0 = env[b, E_PF_TOKENS]
     tokens = refill(b, s, dt)
     admitted = 0
-    quick = 0
+    quick = boot_take  # served by instances booting at the step start, after their cold start: no wait
     if rest > 0:
         # the instances the rest needs: the first request's, and one more per conc of those that come during its
         # cold start (Poisson arrivals: their count is drawn), at most one per conc of them, and at least the
         # new instances of the hunting order the step uses
-        during = rest * (p[b, P_BOOT_MEAN] + svc) / dt
+        window = p[b, P_BOOT_MEAN] + svc
+        during = rest * window / dt
+        if tau > 0.0:  # the overflow before the booting ones are warm fans out over at most tau
+            r_before = min(r_before, rest)
+            during = r_before * min(window, tau) / tau + (rest - r_before) * window / dt
         if p[b, P_POISSON] > 0.5:
             cold = int(math.ceil((1 + poisson(s.rng, b, during)) / conc - _EPS))
         else:
             cold = int(math.ceil(during / conc - _EPS))
-        need = max(min(cold, int(math.ceil(rest / conc - _EPS))), used - n_warm)
+        need = max(min(cold, int(math.ceil(rest / conc - _EPS))), used - n_warm - n_boot)
         n_new = max(min(need, int(p[b, P_PF_LIMIT]) - n_live, int(math.floor(tokens + _EPS))), 0)
         started, hi = start(b, s, n_new, hi, False)
         tokens -= started
@@ -315,15 +347,15 @@ def admit(b, s, m, hi, arrivals, n_warm, n_live):
             # the requests that triggered the cold starts wait for them (conc per instance); the rest of the
             # admitted ones arrive when the new instances are warm
             waiting = min(admitted, started * conc)
-            quick = admitted - waiting
+            quick += admitted - waiting
             share = waiting // started
             extra = waiting - share * started
             for i in range(hi):
                 if inst_i[b, i, I_EVENT] == NEW_SLOT and inst_i[b, i, I_PROV] == 0:
                     inst_i[b, i, I_BACKLOG] = share + (1 if extra > 0 else 0)
                     extra -= 1
-        if buffered > buf_served:  # buffered requests admitted on new instances without a cold-start wait
-            buf_served += min(buffered - buf_served, quick)
+    if buffered > buf_served:  # buffered requests admitted on new capacity without a cold-start wait
+        buf_served += min(buffered - buf_served, quick)
     env[b, E_PF_TOKENS] = tokens
     over = rest - admitted
     keep = 0
