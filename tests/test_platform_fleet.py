@@ -15,6 +15,7 @@ from scaling_env import EnvConfig
 from scaling_env.envs.vector import ServerlessScalingVectorEnv
 from scaling_env.sim.warm_pool import (
     episode_rate,
+    erlang_b_advance,
     instances_used,
     last_use_age,
     overflow_share,
@@ -82,8 +83,10 @@ def test_the_instances_a_step_uses_follow_the_overflow_episodes():
     for j in range(1, 6):
         assert np.mean(m > j) == pytest.approx(use_probability(j, 1, 10.0, 0.1, 1.0), abs=1e-4)
     # a rarely used instance last served about half a step before its end, a busy one about 1/nu before it
-    assert last_use_age(6, 1, 10.0, 0.1, 10.0) == pytest.approx(5.0, abs=0.05)
-    assert last_use_age(0, 1, 10.0, 0.1, 10.0) == pytest.approx(0.1, rel=1e-3)
+    assert last_use_age(10.0, 0.1, 6, erlang_b(6, 1.0), 10.0) == pytest.approx(5.0, abs=0.05)
+    assert last_use_age(10.0, 0.1, 0, 1.0, 10.0) == pytest.approx(0.1, rel=1e-3)
+    # the hunting order walked one instance at a time gives Erlang B at each
+    assert erlang_b_advance(erlang_b(2, 1.0), 2, 3, 1.0) == pytest.approx(erlang_b(5, 1.0), rel=1e-12)
 
 
 def test_two_warm_instances_at_their_limit_throttle_erlang_b_of_the_arrivals():

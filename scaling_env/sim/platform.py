@@ -104,7 +104,7 @@ from .state import (
     P_SVC,
     P_SVC_CV,
 )
-from .warm_pool import instances_used, last_use_age, overflow_share, use_probability
+from .warm_pool import erlang_b_advance, instances_used, last_use_age, overflow_share, use_probability
 
 _EPS = 1e-9
 _KERNEL = {"cache": True, "_nrt": False}  # as kernel._KERNEL: nothing here allocates
@@ -420,16 +420,18 @@ def keep_alive_and_bill(b, s, m, hi, x_w, was_warm_hi, used, arrivals):
             n_warm += 1
             n_prov_warm += inst_i[b, i, I_PROV]
     x_prov = float(min(x_w, int(math.floor(n_prov_warm * per_inst + _EPS))))
+    lam = arrivals / dt
     if p[b, P_POISSON] > 0.5 and arrivals > 0 and n_warm > n_prov_warm:
         # the provisioned ones carry 1 - B(n_prov conc, a) of the requests the warm ones carry, 1 - B(n_warm conc, a)
-        lam = arrivals / dt
         carried = 1.0 - overflow_share(n_warm, conc, lam, svc)
         if carried > _EPS:
             x_prov = min(x_prov, x_w * (1.0 - overflow_share(n_prov_warm, conc, lam, svc)) / carried)
     n_busy = int(math.ceil(x_w / per_inst - _EPS)) if x_w > 0 else 0  # warm instances the requests need
     n_busy = min(max(n_busy, used), n_warm)  # and those the step's peak reaches
     busy_left = n_busy - min(n_busy, n_prov_warm)  # of them on demand
-    poisson_arr = p[b, P_POISSON] > 0.5
+    poisson_arr = p[b, P_POISSON] > 0.5 and arrivals > 0
+    slots = min(n_busy, n_prov_warm) * conc  # the first on-demand one's place in the hunting order
+    blocking = overflow_share(min(n_busy, n_prov_warm), conc, lam, svc) if poisson_arr else 0.0
     od_seconds = 0.0
     prov_seconds = 0.0
     billed = 0
@@ -446,9 +448,12 @@ def keep_alive_and_bill(b, s, m, hi, x_w, was_warm_hi, used, arrivals):
         if st == WARM and inst_i[b, i, I_EVENT] == 2:  # warm at the step start, on demand
             if busy_left > 0:
                 # its idle clock starts at its last use in the step (Poisson arrivals; at the step end otherwise)
-                rank = n_busy - busy_left  # its place in the hunting order, after the provisioned ones
                 busy_left -= 1
-                inst_f[b, i, F_IDLE] = last_use_age(rank, conc, arrivals / dt, svc, dt) if poisson_arr else 0.0
+                inst_f[b, i, F_IDLE] = 0.0
+                if poisson_arr:
+                    inst_f[b, i, F_IDLE] = last_use_age(lam, svc, slots, blocking, dt)
+                    blocking = erlang_b_advance(blocking, slots, conc, lam * svc)  # the next in the hunting order
+                    slots += conc
             else:
                 idle = inst_f[b, i, F_IDLE]
                 if idle + dt >= keep_alive - _EPS:  # reclaimed keep_alive s after it last served

@@ -89,14 +89,25 @@ def instances_used(lam: float, svc: float, dt: float, conc: int, u: float) -> in
 
 
 @njit(**_OPTS)
-def last_use_age(j: int, conc: int, lam: float, svc: float, dt: float) -> float:
-    """How long before the step end instance ``j + 1`` of the hunting order last served, given that it served in
-    the step: for Poisson episodes at rate ``nu`` over ``dt``, ``E[dt - last | at least one] = 1/nu - dt /
-    (exp(nu dt) - 1)``, about ``1/nu`` for a busy instance and ``dt/2`` for a rarely used one. The keep-alive
-    counts from then, as the platform's does from the last completion."""
+def erlang_b_advance(blocking: float, slots: int, more: int, offered: float) -> float:
+    """Erlang B at ``slots + more`` servers from its value at ``slots``, by its recursion ``B(n) = a B(n-1) / (n +
+    a B(n-1))`` (to walk the hunting order one instance at a time)."""
+    for n in range(slots + 1, slots + more + 1):
+        x = offered * blocking
+        blocking = x / (n + x) if x > 0.0 else 0.0
+    return blocking
+
+
+@njit(**_OPTS)
+def last_use_age(lam: float, svc: float, slots: int, blocking: float, dt: float) -> float:
+    """How long before the step end the instance after the first ``slots`` slots of the hunting order (``blocking``
+    = their Erlang B) last served, given that it served in the step: for Poisson episodes at rate ``nu`` over
+    ``dt``, ``E[dt - last | at least one] = 1/nu - dt / (exp(nu dt) - 1)``, about ``1/nu`` for a busy instance
+    and ``dt/2`` for a rarely used one. The keep-alive counts from then, as the platform's does from the last
+    completion."""
     if lam <= 0.0:
         return 0.0
-    x = episode_rate(lam, lam * svc, j * conc, overflow_share(j, conc, lam, svc)) * dt
+    x = episode_rate(lam, lam * svc, slots, blocking) * dt
     if x < 1e-6:
         return 0.5 * dt
     return dt * (1.0 / x - 1.0 / math.expm1(x))
