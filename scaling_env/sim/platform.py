@@ -67,6 +67,7 @@ from .instances import (
     launch,
 )
 from .queueing import response_p95, waiting_latency
+from .rng import poisson, uniform
 from .state import (
     E_CD_IN,
     E_CD_OUT,
@@ -99,9 +100,11 @@ from .state import (
     P_PF_PRICE_PROV_BUSY_S,
     P_PF_PRICE_PROV_S,
     P_PF_RATE,
+    P_POISSON,
     P_SVC,
     P_SVC_CV,
 )
+from .warm_pool import erlang_b_advance, instances_used, last_use_age, overflow_share, use_probability
 
 _EPS = 1e-9
 _KERNEL = {"cache": True, "_nrt": False}  # as kernel._KERNEL: nothing here allocates
@@ -224,46 +227,135 @@ def platform_action(b, s, m, requested, hi):
 
 
 @njit(**_KERNEL)
-def admit(b, s, m, hi, arrivals, n_warm, n_live):
-    """2. The step's requests (the activator's buffer first, then the arrivals) on warm capacity, on new
-    instances, in the activator's buffer, or throttled. Returns (taken by warm instances, admitted on new
-    instances without a cold-start wait, buffered requests served and their total wait s, new slot bound)."""
-    p, env, inst_i = s.params, s.env_state, s.inst_i
+def warm_take(b, s, arrivals, total, n_warm):
+    """The requests the instances warm at the step start take, and the instances of the hunting order (provisioned
+    first, then on demand in slot order) the step uses. Poisson arrivals (``warm_pool``): ``M`` is drawn from the
+    running maximum of the step's occupancy; if it passes the warm instances, an overflow happened, and its
+    requests are ``arrivals * B(n_warm conc, a) / P(M > n_warm)`` on average (Erlang B given that there was at
+    least one), rounded at random. Deterministic arrivals: packing at the mean concurrency (``ceil`` of the
+    requests over what one instance completes in a step). Both at most ``floor(n_warm * conc * dt / svc)``.
+    Returns (taken, instances used)."""
+    p = s.params
     dt = p[b, P_DT]
     conc = int(p[b, P_CONC])
     svc = p[b, P_SVC]
     per_inst = conc * dt / svc  # requests one instance completes in a step at full concurrency
+    cap = int(math.floor(n_warm * per_inst + _EPS))
+    if p[b, P_POISSON] < 0.5:
+        x_w = min(total, cap)
+        return x_w, int(math.ceil(x_w / per_inst - _EPS)) if x_w > 0 else 0
+    lam = arrivals / dt
+    used = instances_used(lam, svc, dt, conc, uniform(s.rng, b))
+    over = 0
+    if used > n_warm:
+        share = overflow_share(n_warm, conc, lam, svc)
+        p_over = max(use_probability(n_warm, conc, lam, svc, dt), 1e-300)
+        over = int(math.floor(arrivals * share / p_over + uniform(s.rng, b)))
+        over = min(max(over, (used - n_warm - 1) * conc + 1), arrivals)  # each new instance takes one at least
+    return min(total - over, cap), used
+
+
+@njit(**_KERNEL)
+def new_capacity(b, s, hi, tokens0):
+    """The requests the on-demand instances launched in this step can take in it: their first ``conc`` each
+    (which wait for the cold start), and at full concurrency from the end of their cold start plus one service
+    to the step end. The ``tokens0`` tokens left at the step start launch at once, the refilled ones at the
+    refill rate (one each ``1 / rate`` s); a new instance's cold start is its own (``F_BOOT_LEN``)."""
+    p, inst_f, inst_i = s.params, s.inst_f, s.inst_i
+    dt = p[b, P_DT]
+    conc = int(p[b, P_CONC])
+    svc = p[b, P_SVC]
+    rate = p[b, P_PF_RATE]
+    cap = 0.0
+    k = 0
+    for i in range(hi):
+        if inst_i[b, i, I_EVENT] == NEW_SLOT and inst_i[b, i, I_PROV] == 0:
+            t_i = 0.0 if k + 1 <= tokens0 + _EPS or rate <= 0.0 else (k + 1 - tokens0) / rate
+            cap += conc + max(dt - t_i - inst_f[b, i, F_BOOT_LEN] - svc, 0.0) * conc / svc
+            k += 1
+    return int(math.floor(cap + _EPS))
+
+
+@njit(**_KERNEL)
+def boot_relief(b, s, hi, arrivals, rest, n_warm):
+    """Poisson arrivals, instances booting at the step start (e.g. provisioned ones the action launched): from the
+    end of their cold starts (``tau``: the first one's ``F_TIMER``) they are capacity too, so after ``tau`` only
+    ``B((n_warm + n_boot) conc, a) / B(n_warm conc, a)`` of the overflow is left. Returns (requests they take
+    after their cold start, the overflow's part before ``tau``, ``tau``, ``n_boot``); ``tau = 0`` without them."""
+    p, inst_f, inst_i = s.params, s.inst_f, s.inst_i
+    dt = p[b, P_DT]
+    conc = int(p[b, P_CONC])
+    svc = p[b, P_SVC]
+    n_boot = 0
+    tau = dt
+    for i in range(hi):
+        if inst_i[b, i, I_STATE] == BOOTING and inst_f[b, i, F_TIMER] <= dt + _EPS:
+            n_boot += 1
+            tau = min(tau, inst_f[b, i, F_TIMER])
+    if n_boot == 0 or rest <= 0 or arrivals <= 0 or p[b, P_POISSON] < 0.5:
+        return 0, rest, 0.0, 0
+    lam = arrivals / dt
+    before = overflow_share(n_warm, conc, lam, svc)
+    left = overflow_share(n_warm + n_boot, conc, lam, svc) / before if before > 0.0 else 1.0
+    r_before = int(math.floor(rest * tau / dt + _EPS))
+    r_after = rest - r_before
+    take = min(r_after - int(math.ceil(r_after * left - _EPS)), int(n_boot * max(dt - tau - svc, 0.0) * conc / svc))
+    return max(take, 0), r_before, tau, n_boot
+
+
+@njit(**_KERNEL)
+def admit(b, s, m, hi, arrivals, n_warm, n_live):
+    """2. The step's requests (the activator's buffer first, then the arrivals) on warm capacity, on new
+    instances, in the activator's buffer, or throttled. Returns (taken by warm instances, admitted on new
+    instances without a cold-start wait, buffered requests served and their total wait s, new slot bound,
+    instances of the hunting order the step uses)."""
+    p, env, inst_i = s.params, s.env_state, s.inst_i
+    dt = p[b, P_DT]
+    conc = int(p[b, P_CONC])
+    svc = p[b, P_SVC]
     buffered = int(env[b, E_PF_BUFFER])
     total = buffered + arrivals
-    x_w = min(total, int(math.floor(n_warm * per_inst + _EPS)))
-    rest = total - x_w
+    x_w, used = warm_take(b, s, arrivals, total, n_warm)
+    boot_take, r_before, tau, n_boot = boot_relief(b, s, hi, arrivals, total - x_w, n_warm)
+    rest = total - x_w - boot_take
     # the buffer is served first (FIFO): the part of it that found capacity, with its age
     buf_served = min(buffered, x_w)
+    tokens0 = env[b, E_PF_TOKENS]
     tokens = refill(b, s, dt)
     admitted = 0
-    quick = 0
+    quick = boot_take  # served by instances booting at the step start, after their cold start: no wait
     if rest > 0:
-        need = min(
-            int(math.ceil(rest * (p[b, P_BOOT_MEAN] + svc) / (dt * conc) - _EPS)), int(math.ceil(rest / conc - _EPS))
-        )
+        # the instances the rest needs: the first request's, and one more per conc of those that come during its
+        # cold start (Poisson arrivals: their count is drawn), at most one per conc of them, and at least the
+        # new instances of the hunting order the step uses
+        window = p[b, P_BOOT_MEAN] + svc
+        during = rest * window / dt
+        if tau > 0.0:  # the overflow before the booting ones are warm fans out over at most tau
+            r_before = min(r_before, rest)
+            during = r_before * min(window, tau) / tau + (rest - r_before) * window / dt
+        if p[b, P_POISSON] > 0.5:
+            cold = int(math.ceil((1 + poisson(s.rng, b, during)) / conc - _EPS))
+        else:
+            cold = int(math.ceil(during / conc - _EPS))
+        need = max(min(cold, int(math.ceil(rest / conc - _EPS))), used - n_warm - n_boot)
         n_new = max(min(need, int(p[b, P_PF_LIMIT]) - n_live, int(math.floor(tokens + _EPS))), 0)
         started, hi = start(b, s, n_new, hi, False)
         tokens -= started
         m[b, M_COLD_STARTS] += started
-        admitted = rest if started >= need else (rest * started) // need
+        admitted = rest if started >= need else min(rest, new_capacity(b, s, hi, tokens0))
         if started > 0:
             # the requests that triggered the cold starts wait for them (conc per instance); the rest of the
             # admitted ones arrive when the new instances are warm
             waiting = min(admitted, started * conc)
-            quick = admitted - waiting
+            quick += admitted - waiting
             share = waiting // started
             extra = waiting - share * started
             for i in range(hi):
                 if inst_i[b, i, I_EVENT] == NEW_SLOT and inst_i[b, i, I_PROV] == 0:
                     inst_i[b, i, I_BACKLOG] = share + (1 if extra > 0 else 0)
                     extra -= 1
-        if buffered > buf_served:  # buffered requests admitted on new instances without a cold-start wait
-            buf_served += min(buffered - buf_served, quick)
+    if buffered > buf_served:  # buffered requests admitted on new capacity without a cold-start wait
+        buf_served += min(buffered - buf_served, quick)
     env[b, E_PF_TOKENS] = tokens
     over = rest - admitted
     keep = 0
@@ -279,7 +371,7 @@ def admit(b, s, m, hi, arrivals, n_warm, n_live):
     env[b, E_PF_BUFFER_AGE] += (keep - old_kept) * 0.5 * dt
     env[b, E_PF_BUFFER] = keep
     m[b, M_BUFFERED] = keep
-    return x_w, quick, buf_served, buf_wait, hi
+    return x_w, quick, buf_served, buf_wait, hi, used
 
 
 @njit(**_KERNEL)
@@ -310,11 +402,11 @@ def boots(b, s, m, hi):
 
 
 @njit(**_KERNEL)
-def keep_alive_and_bill(b, s, m, hi, x_w, was_warm_hi):
-    """4. The warm instances that served (provisioned first, then on demand in slot order) restart their idle
-    clock; idle on-demand ones are reclaimed ``keep_alive`` s after they last served, and billed until then;
-    provisioned instances are billed at their own price whether used or not, plus the duration of the requests
-    they ran. Fills CPU, memory, billing and the provisioned metrics."""
+def keep_alive_and_bill(b, s, m, hi, x_w, was_warm_hi, used, arrivals):
+    """4. The warm instances that served (the first ``used`` of the hunting order: provisioned first, then on
+    demand in slot order) restart their idle clock; idle on-demand ones are reclaimed ``keep_alive`` s after
+    they last served, and billed until then; provisioned instances are billed at their own price whether used or
+    not, plus the duration of the requests they ran. Fills CPU, memory, billing and the provisioned metrics."""
     p, env, inst_f, inst_i = s.params, s.env_state, s.inst_f, s.inst_i
     dt = p[b, P_DT]
     conc = int(p[b, P_CONC])
@@ -322,12 +414,24 @@ def keep_alive_and_bill(b, s, m, hi, x_w, was_warm_hi):
     per_inst = conc * dt / svc
     keep_alive = env[b, E_PF_KEEP_ALIVE]
     n_prov_warm = 0
+    n_warm = 0
     for i in range(was_warm_hi):
-        if inst_i[b, i, I_STATE] == WARM and inst_i[b, i, I_EVENT] == 2 and inst_i[b, i, I_PROV] == 1:
-            n_prov_warm += 1
-    x_prov = min(x_w, int(math.floor(n_prov_warm * per_inst + _EPS)))
-    n_busy = int(math.ceil(x_w / per_inst - _EPS)) if x_w > 0 else 0  # warm instances that take the requests
+        if inst_i[b, i, I_STATE] == WARM and inst_i[b, i, I_EVENT] == 2:
+            n_warm += 1
+            n_prov_warm += inst_i[b, i, I_PROV]
+    x_prov = float(min(x_w, int(math.floor(n_prov_warm * per_inst + _EPS))))
+    lam = arrivals / dt
+    if p[b, P_POISSON] > 0.5 and arrivals > 0 and n_warm > n_prov_warm:
+        # the provisioned ones carry 1 - B(n_prov conc, a) of the requests the warm ones carry, 1 - B(n_warm conc, a)
+        carried = 1.0 - overflow_share(n_warm, conc, lam, svc)
+        if carried > _EPS:
+            x_prov = min(x_prov, x_w * (1.0 - overflow_share(n_prov_warm, conc, lam, svc)) / carried)
+    n_busy = int(math.ceil(x_w / per_inst - _EPS)) if x_w > 0 else 0  # warm instances the requests need
+    n_busy = min(max(n_busy, used), n_warm)  # and those the step's peak reaches
     busy_left = n_busy - min(n_busy, n_prov_warm)  # of them on demand
+    poisson_arr = p[b, P_POISSON] > 0.5 and arrivals > 0
+    slots = min(n_busy, n_prov_warm) * conc  # the first on-demand one's place in the hunting order
+    blocking = overflow_share(min(n_busy, n_prov_warm), conc, lam, svc) if poisson_arr else 0.0
     od_seconds = 0.0
     prov_seconds = 0.0
     billed = 0
@@ -343,8 +447,13 @@ def keep_alive_and_bill(b, s, m, hi, x_w, was_warm_hi):
         bill = dt
         if st == WARM and inst_i[b, i, I_EVENT] == 2:  # warm at the step start, on demand
             if busy_left > 0:
+                # its idle clock starts at its last use in the step (Poisson arrivals; at the step end otherwise)
                 busy_left -= 1
                 inst_f[b, i, F_IDLE] = 0.0
+                if poisson_arr:
+                    inst_f[b, i, F_IDLE] = last_use_age(lam, svc, slots, blocking, dt)
+                    blocking = erlang_b_advance(blocking, slots, conc, lam * svc)  # the next in the hunting order
+                    slots += conc
             else:
                 idle = inst_f[b, i, F_IDLE]
                 if idle + dt >= keep_alive - _EPS:  # reclaimed keep_alive s after it last served
@@ -388,9 +497,9 @@ def serve_platform(b, s, m, hi, arrivals):
             n_warm += 1
     was_warm_hi = hi
     n_live, _ = live_counts(b, s, hi)
-    x_w, quick, buf_served, buf_wait, hi = admit(b, s, m, hi, arrivals, n_warm, n_live)
+    x_w, quick, buf_served, buf_wait, hi, used = admit(b, s, m, hi, arrivals, n_warm, n_live)
     cold_served, cold_wait = boots(b, s, m, hi)
-    keep_alive_and_bill(b, s, m, hi, x_w, was_warm_hi)
+    keep_alive_and_bill(b, s, m, hi, x_w, was_warm_hi, used, arrivals)
     m[b, M_SERVED] = x_w + quick + cold_served
     return hi, cold_served + buf_served, cold_wait + buf_wait
 
