@@ -182,11 +182,22 @@ DENORMAL_RATE = {
     "load_balancer": {"algorithm": "round_robin", "health_check_interval_seconds": 1.0, "unhealthy_threshold": 1},
 }
 
+# found by hypothesis: 1.8e-233 MB per request made the memory's request count (memory.memory_slots) overflow
+# numba's int64 floor, and its rounding loop never ended
+TINY_REQUEST_MEMORY = {
+    "step_seconds": 5.0,
+    "episode_steps": 3,
+    "workload": {"shape": {"kind": "constant", "rate_rps": 50.0}},
+    "instances": {"concurrency": 36, "memory_base_mb": 4.18, "memory_mb_per_request": 1.8062099194904339e-233},
+    "failures": {"memory_crash": True},
+}
+
 
 # 2,000 examples take about 15 s on the 2-CPU machine; 10,000 once: 10,000 passing, 0 failing, 107 s (load ~3)
 @settings(max_examples=INVARIANT_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=configs(), seed=st.integers(0, 2**31 - 1), actions=st.lists(st.integers(0, 10), min_size=40, max_size=40))
 @example(data=DENORMAL_RATE, seed=0, actions=[0] * 40)
+@example(data=TINY_REQUEST_MEMORY, seed=0, actions=[0] * 40)
 def test_invariants_hold_on_every_step(data, seed, actions):
     check_episode(EnvConfig.from_dict(data), seed, actions)
 

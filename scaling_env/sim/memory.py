@@ -35,6 +35,9 @@ from .rng import uniform
 NEGLIGIBLE = 1e-6  # a per-step crash chance below this is not drawn (``draw_memory_crash``)
 
 
+MAX_SLOTS = 1e12  # more requests than any instance holds: the memory never limits the count
+
+
 @njit(cache=True)
 def memory_slots(base_mb: float, per_request_mb: float, limit_mb: float) -> float:
     """The largest count of outstanding requests whose memory ``base + per_request * n`` fits ``limit_mb`` (the
@@ -42,7 +45,10 @@ def memory_slots(base_mb: float, per_request_mb: float, limit_mb: float) -> floa
     share."""
     if per_request_mb <= 0.0:
         return math.inf
-    n = math.floor((limit_mb - base_mb) / per_request_mb)
+    q = (limit_mb - base_mb) / per_request_mb
+    if q > MAX_SLOTS:  # (e.g. 1.8e-233 MB per request; compiled, floor is an int64, which overflows)
+        return math.inf
+    n = float(math.floor(q))
     while (base_mb + per_request_mb * (n + 1.0)) / limit_mb <= 1.0:  # (rounding at the boundary)
         n += 1.0
     while n >= 0.0 and (base_mb + per_request_mb * n) / limit_mb > 1.0:
