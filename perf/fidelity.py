@@ -593,7 +593,8 @@ item 10 (memory crashes), found after the grid was built. By mechanism, with the
    move a queued request. Fix: a JSQ approximation, e.g. H.-C. Lin and C. S. Raghavendra, "An approximate analysis
    of the join the shortest queue (JSQ) policy", IEEE TPDS 7(3), 1996, or the single-queue approximation of
    V. Gupta, M. Harchol-Balter, K. Sigman, W. Whitt, "Analysis of join-the-shortest-queue routing for web server
-   farms", Performance Evaluation 64, 2007. From c = 5 on the pooled queue holds. **Fixed in part** (`sim/jsq.py`, docs/model.md 6.2): the pooled wait and
+   farms", Performance Evaluation 64, 2007. From c = 5 on the pooled queue holds.
+   **Fixed in part** (`sim/jsq.py`, docs/model.md 6.2): the pooled wait and
    P(wait) scaled by factors exact at n = 1 and in heavy traffic, fitted to a JSQ event simulation; now (n = 8)
    c = 1: +0 % to +10 % at 0.5-0.9, c = 2: +12 % at 0.8, +21 % at 0.9, and +15 % to +18 % at 0.95 (overstated near
    capacity; p95 +34 % at 0.95, c = 1). Was the fleet-size sweep
