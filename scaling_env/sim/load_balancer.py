@@ -44,7 +44,8 @@ from .instances import (
     I_STATE,
     WARM,
 )
-from .queueing import erlang_arrivals_wait, stationary_wait
+from .jsq import jsq_factors
+from .queueing import RHO_CAP, erlang_arrivals_wait, stationary_wait
 from .rng import binomial
 
 ROUND_ROBIN, LEAST_OUTSTANDING, RANDOM = 0, 1, 2
@@ -344,7 +345,8 @@ def balancer_queue(
     """The stationary queue that each request sees under ``algorithm``, at ``offered_rps`` requests/s over a pool
     of ``n_pool`` members that spend ``pool_time`` instance-steps in it (``healthy_time`` of them not crashed).
 
-    - ``least_outstanding``: one pooled queue of all healthy slots, at the healthy part of the rate;
+    - ``least_outstanding``: one pooled queue of all healthy slots, at the healthy part of the rate, its wait and
+      P(wait) scaled to join-the-shortest-queue's (``jsq.jsq_factors``);
     - ``round_robin``: per instance, every n-th request of a Poisson stream (Erlang-n gaps): E_n/M/c
       (``queueing.erlang_arrivals_wait``);
     - ``random``: per instance, a Poisson stream.
@@ -356,7 +358,12 @@ def balancer_queue(
         return 0.0, 0.0, 0.0
     if algorithm == ROUND_ROBIN:
         return erlang_arrivals_wait(n_pool, servers, lam, svc, cs2, room)
-    return stationary_wait(servers, lam, svc, ca2, cs2, room)
+    wait, p_wait, p_block = stationary_wait(servers, lam, svc, ca2, cs2, room)
+    if algorithm == LEAST_OUTSTANDING:  # a queued request cannot move to a freed slot elsewhere (sim/jsq.py)
+        f_wait, f_p = jsq_factors(healthy_time, conc, min(lam * svc / servers, RHO_CAP))
+        wait *= f_wait
+        p_wait = min(p_wait * f_p, 1.0)
+    return wait, p_wait, p_block
 
 
 @njit(cache=True)
