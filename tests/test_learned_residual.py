@@ -153,3 +153,70 @@ def test_a_run_with_env_overrides_is_benchmarked_on_its_env(files):
     policy = load_ppo_policy(run_dir, EnvConfig.from_dict(TINY))
     assert policy.n_obs == N_OBS + N_HISTORY
     assert policy.env_config.observation.reset == "steady_state"
+
+
+# ------------------------------------------------------------------------------------------ gating
+def test_a_gated_action_follows_one_expert_and_corrects_its_step():
+    from agents.learned.residual import gated
+
+    config = EnvConfig.from_dict({"scaling": {"scale_steps": [0, -1, 1, -2, 2]}})
+    proposals = np.array([[2, 1], [2, 1], [0, 3], [0, 3]])  # expert 0 / expert 1 proposals (action indices)
+    # width 5 (max_offset 2): a=2 expert 0 as is; a=7 expert 1 as is; a=9 expert 1 +2 places; a=0 expert 0 -2
+    got = gated(proposals, np.array([2, 7, 9, 0]), config, max_offset=2)
+    assert got.tolist() == [2, 1, 0, 3]  # +1; -1; -2 moved +2 -> 0 (index 0); 0 moved -2 -> -2 (index 3)
+    obs = with_proposal(np.zeros((1, 2)), np.array([[1, 4]]), 5)
+    assert obs[0, 2:].tolist() == [0, 1, 0, 0, 0, 0, 0, 0, 0, 1]  # one one-hot per expert, expert 0 first
+
+
+class Follow:
+    """An agent that always follows expert ``e`` uncorrected (max_offset 2: action 5 e + 2)."""
+
+    def __init__(self, e: int, n_experts: int) -> None:
+        self.e, self.n = e, n_experts
+
+    def reset(self, seed=None, num_envs=1) -> None:
+        pass
+
+    def act_batch(self, obs, info):
+        assert obs.shape[1] == N_OBS + 9 * self.n
+        return np.full(len(obs), 5 * self.e + 2)
+
+
+@pytest.mark.parametrize("e", [0, 1])
+def test_following_one_expert_uncorrected_is_that_rule_bit_for_bit(e):
+    scenario, other = "flash_crowd", "step_scaling@tuned"
+    config = load_scenario(scenario).config
+    seeds = [3, 4]
+    specs = [RULE, other]
+    ref = rollout(config, make_policy(specs[e], config, scenario=scenario), seeds).metrics
+    assert ref != rollout(config, make_policy(specs[1 - e], config, scenario=scenario), seeds).metrics
+    rules = [make_policy(x, config, scenario=scenario) for x in specs]
+    policy = ResidualPolicy(config, rule=rules[0], agent=Follow(e, 2), max_offset=2, experts=rules[1:])
+    assert rollout(config, policy, seeds).metrics == ref
+    base = ServerlessScalingVecEnv(len(seeds), config)
+    venv = ResidualVecEnv(base, RULE, 2, names=[scenario], experts=[other])
+    assert (venv.action_space.n, venv.observation_space.shape) == (10, (N_OBS + 18,))
+    base.seed(seeds[0])
+    venv.reset()
+    totals = np.zeros(len(seeds))
+    for _ in range(config.episode_steps):
+        venv.step(np.full(len(seeds), 5 * e + 2))
+        totals += base.step_rewards
+    assert totals.tolist() == [m["reward"] for m in ref]
+
+
+def test_a_gated_run_trains_and_loads_with_its_experts(files):
+    from agents.learned.ppo import load_ppo_policy
+
+    run_dir = files["root"] / "gated_run"
+    train_cli(files, run_dir, "residual={policy: predictive@generalist, max_offset: 1, experts: [hpa, kpa]}")
+    policy = load_ppo_policy(run_dir, EnvConfig.from_dict(TINY), scenario="tiny")
+    assert [r.name for r in policy.experts] == ["predictive", "hpa", "kpa"]
+    assert (int(policy.agent.model.action_space.n), policy.agent.n_obs) == (9, N_OBS + 15)
+    assert len(rollout(EnvConfig.from_dict(TINY), policy, [1000]).metrics) == 1
+    result = runner.invoke(
+        app,
+        ["train", "--config", str(files["config"]), "--run-dir", str(files["root"] / "bad"), "--set"]
+        + ["residual={policy: hpa, experts: [kpa, hpa]}"],
+    )
+    assert result.exit_code == 2 and "must be distinct" in result.output

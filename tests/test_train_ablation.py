@@ -87,3 +87,107 @@ def test_the_bound_comes_from_the_planner_cache_or_the_command_is_named(tmp_path
         ("hindsight", 1000, 1000.25),
         ("hindsight", 1001, 1001.25),
     ]
+
+
+# ------------------------------------------------------------------------------------------ residual specialists
+def test_the_residual_specialists_base_rule_is_chosen_on_the_tuning_seeds():
+    tuning = {("a", "hpa@tuned"): -50.0, ("a", "kpa@tuned"): -49.0, ("b", "hpa@tuned"): -40.0, ("b", "kpa"): -41.0}
+    assert (ablation.best_rule(tuning, "a"), ablation.best_rule(tuning, "b")) == ("kpa@tuned", "hpa@tuned")
+    with pytest.raises(ConfigError, match="scenario c"):
+        ablation.best_rule(tuning, "c")
+    # a @tuned setting is the benchmark scenario's file, readable on its training family; other specs stay
+    assert ablation.rule_file("hpa@tuned", "steady") == "configs/policies/tuned/steady/hpa.yaml"
+    assert ablation.rule_file("predictive@generalist", "steady") == "configs/policies/tuned/generalist/predictive.yaml"
+    assert ablation.rule_file("static", "steady") == "static"
+
+
+def test_a_zero_correction_residual_specialist_is_its_scenarios_tuned_rule_bit_for_bit():
+    """On the specialist's training family (no tuned files of its own) the residual runs the benchmark scenario's
+    tuned rule; with zero correction it plays exactly that rule."""
+    from test_learned_residual import Zero
+
+    from agents.base import PolicyConfigError
+    from agents.learned.residual import ResidualPolicy, ResidualVecEnv
+    from agents.registry import make_policy
+    from scaling_env.envs.sb3 import ServerlessScalingVecEnv
+    from scaling_env.rollout import rollout
+    from scaling_env.scenarios import load_scenario
+
+    spec, family = "hpa@tuned", load_scenario("train_steady")
+    with pytest.raises(PolicyConfigError, match="train_steady"):  # the spec alone names the family's file
+        ResidualVecEnv(ServerlessScalingVecEnv(2, family.config), spec, 2, names=[family.name])
+    path = ablation.rule_file(spec, "steady")
+    seeds = [3, 4]
+    ref = rollout(family.config, make_policy(spec, family.config, scenario="steady"), seeds).metrics
+    policy = ResidualPolicy(family.config, rule=make_policy(path, family.config), agent=Zero(2), max_offset=2)
+    assert rollout(family.config, policy, seeds).metrics == ref
+    base = ServerlessScalingVecEnv(len(seeds), family.config)
+    venv = ResidualVecEnv(base, path, 2, names=[family.name])
+    base.seed(seeds[0])
+    venv.reset()
+    totals = np.zeros(len(seeds))
+    for _ in range(family.config.episode_steps):
+        venv.step(np.full(len(seeds), 2))
+        totals += base.step_rewards
+    assert totals.tolist() == [m["reward"] for m in ref]
+
+
+def test_the_ablation_trains_residual_specialists_on_the_chosen_rules(tmp_path, monkeypatch):
+    trained: dict[str, tuple] = {}
+
+    def fake_train(run_dir, base, sets, steps):
+        trained[run_dir.name] = (base.name, sets, steps)
+        return {"timesteps": steps, "wall_s": 1.0, "cpu_s": 1.0, "load1_start": 0.5, "load1_end": 0.5}
+
+    def fake_eval(run_dir, scenarios, label):
+        return [dict(r, policy=label) for r in rows("ppo:x", 2.0) if r["scenario"] in scenarios]
+
+    rules = rows("oracle", 10.0) + rows("hpa@tuned", 0.0) + rows("kpa@tuned", -1.0)
+    tuning = {("a", "hpa@tuned"): -50.0, ("a", "kpa@tuned"): -49.0, ("b", "hpa@tuned"): -40.0, ("b", "kpa@tuned"): -45}
+    monkeypatch.setattr(ablation, "train_variant", fake_train)
+    monkeypatch.setattr(ablation, "evaluate_run", fake_eval)
+    monkeypatch.setattr(ablation, "rule_rows", lambda out, sc: rules)
+    monkeypatch.setattr(ablation, "rule_tuning", lambda out, r, sc: tuning)
+    monkeypatch.setattr(ablation, "bound_rows", lambda sc, cache: [])
+    monkeypatch.setattr(ablation, "EVALUATION_SCENARIOS", SCENARIOS)
+    monkeypatch.setattr(ablation, "rule_file", lambda spec, s: f"tuned/{s}/{spec}.yaml")
+    (tmp_path / "machine.json").write_text('{"cartpole_steps_s": 1.0}')
+    folder = tmp_path / "specialists"
+    folder.mkdir()
+    for s in SCENARIOS:
+        (folder / f"{s}.yaml").write_text("{}\n")
+    cfg = ablation.AblationConfig(
+        variants=[{"name": "v"}],
+        specialists=folder,
+        residual_specialists={"max_offset": 1, "zero_bias": 2.0, "timesteps": 7},
+    )
+    monkeypatch.setattr(ablation, "judge", lambda r, c, label, t, b: _fake_judge(r, c, label))
+    text = ablation.run_ablation(
+        cfg, tmp_path, only=["residual_specialists"], log=lambda *_: None, specialist_scenarios=["b"]
+    )
+    assert trained == {
+        "residual_specialist_b": (
+            "b.yaml",
+            {"residual": {"policy": "tuned/b/hpa@tuned.yaml", "max_offset": 1, "zero_bias": 2.0}},
+            7,
+        )
+    }
+    assert "`residual_specialists` correct: b: `hpa@tuned`" in text
+
+
+def _fake_judge(rules: list[dict], cand: list[dict], label: str) -> dict:
+    # the residual specialists are judged on the scenarios trained only
+    assert {r["scenario"] for r in rules} == {r["scenario"] for r in cand} == {"b"}
+    assert label.endswith("/residual_specialists")
+    test = ablation.vd.paired_test(np.ones(3), np.zeros(3))
+    scen = [{"scenario": "b", "rule": "hpa@tuned", "test": test, "slo": 0.0, "rule_slo": 0.0}]
+    return {
+        "per_scenario": scen,
+        "vs_generalist": scen,
+        "overall": [],
+        "generalist": "hpa@generalist",
+        "iqm": (1.0, 1.0, 1.0),
+        "reward": -1.0,
+        "slo": 0.0,
+        "cost": {"b": {"candidate": 1.0, "rule": 1.0}},
+    }

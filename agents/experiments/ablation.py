@@ -18,6 +18,10 @@ For every variant of the ablation file (the default recipe with a few values set
 
 The specialists (one training config per benchmark scenario, ``specialists`` folder) are trained each on its
 family and judged together as one candidate (``ppo:<out>/specialists``: on each scenario its own specialist).
+With ``residual_specialists`` set, each specialist config is also trained as a residual on top of its scenario's
+best rule (chosen on the tuning seeds, as the verdict chooses it: :func:`best_rule`; a ``@tuned`` setting is read
+from the scenario's tuned file, :func:`rule_file`) and judged as ``ppo:<out>/residual_specialists``, on the
+scenarios trained (``--only residual_specialists --specialist-scenarios steady,diurnal``: a few of them).
 
 The cost target ("cost within 1.1x of the bound") uses the bound, the ``hindsight`` planner
 (``agents/experiments/bound.py``: clairvoyant of the episode's random draws), read from its cache
@@ -60,6 +64,17 @@ class Variant(BaseModel):
     total_timesteps: int | None = Field(None, ge=1, description="this variant's budget (default: the ablation's)")
 
 
+class ResidualSpecialists(BaseModel):
+    """Residual specialists: each scenario's specialist config (the ``specialists`` folder: its own training
+    family) trained as a residual (agents/learned/residual.py) on top of that scenario's best rule, chosen on the
+    tuning seeds as the verdict chooses it (:func:`best_rule`), never on the benchmark's seeds."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    max_offset: int = Field(2, ge=1, le=16, description="largest correction, in places of the ordered scale steps")
+    zero_bias: float = Field(3.0, ge=0.0, le=20.0, description="initial bias of the zero-correction logit")
+    timesteps: int = Field(1_000_000, ge=1, description="each residual specialist's budget")
+
+
 class AblationConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     base: Path = Path("configs/train/ppo.yaml")
@@ -67,6 +82,7 @@ class AblationConfig(BaseModel):
     variants: list[Variant] = Field(min_length=1)
     specialists: Path | None = None
     specialist_timesteps: int = Field(1_000_000, ge=1)
+    residual_specialists: ResidualSpecialists | None = None
 
 
 def load_ablation_config(path: Path) -> AblationConfig:
@@ -163,6 +179,31 @@ def evaluate_run(run_dir: Path, scenarios: list[str], label: str) -> list[dict]:
     return rows
 
 
+def best_rule(tuning: dict[tuple[str, str], float], scenario: str) -> str:
+    """The scenario's best rule: the highest mean reward on the tuning seeds (the verdict's choice, as in
+    ``verdict.scenario_rows``; ``tuning`` holds only rules, no clairvoyant reference)."""
+    rules = [p for s, p in tuning if s == scenario]
+    if not rules:
+        raise ConfigError(f"no rule has tuning rewards on scenario {scenario}")
+    return max(rules, key=lambda p: tuning[(scenario, p)])
+
+
+def rule_file(spec: str, scenario: str) -> str:
+    """``spec`` as the residual reads it on any training family: a ``@tuned`` or ``@generalist`` setting is its
+    file (``@tuned``: the benchmark ``scenario``'s; a training family has no tuned files of its own), relative to
+    the working directory where it is inside it; other specs as they are."""
+    from agents.registry import resolve_policy_file
+
+    if "@" not in spec:
+        return spec
+    path = resolve_policy_file(spec, scenario)
+    assert path is not None  # a @ spec always has a file (or resolve_policy_file raised)
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
 # ------------------------------------------------------------------------------------------ training
 def train_variant(run_dir: Path, base: Path, sets: dict[str, Any], total_timesteps: int) -> dict[str, float]:
     """Train (unless ``run_dir`` already holds a final model); returns the timing kept in timing.json."""
@@ -257,9 +298,11 @@ def judge(
     }
 
 
-def _ci_cells(comparisons: list[dict]) -> list[str]:
-    """Each paired comparison's mean difference [95 % CI], in bold where p < the verdict's alpha."""
-    return [f"**{_ci(x['test'])}**" if x["test"].p_value < vd.ALPHA else _ci(x["test"]) for x in comparisons]
+def _ci_cells(comparisons: list[dict], scenarios: list[str]) -> list[str]:
+    """Each scenario's paired comparison: mean difference [95 % CI], in bold where p < the verdict's alpha; "-"
+    where the candidate was not judged (e.g. a specialist not trained)."""
+    by = {x["scenario"]: x["test"] for x in comparisons}
+    return ["-" if s not in by else f"**{_ci(by[s])}**" if by[s].p_value < vd.ALPHA else _ci(by[s]) for s in scenarios]
 
 
 def _ci(t: vd.PairedTest, digits: int = 1) -> str:
@@ -318,9 +361,9 @@ def markdown(results: list[dict], timings: dict[str, dict], scenarios: list[str]
         "|---|" + "---:|" * len(scenarios),
     ]
     for r in results:
-        lines.append(f"| `{r['variant']}` | " + " | ".join(_ci_cells(r["per_scenario"])) + " |")
-    rules = results[0]["per_scenario"]
-    lines.append("| best rule | " + " | ".join(f"`{x['rule']}`" for x in rules) + " |")
+        lines.append(f"| `{r['variant']}` | " + " | ".join(_ci_cells(r["per_scenario"], scenarios)) + " |")
+    best = {x["scenario"]: x["rule"] for r in results for x in r["per_scenario"]}
+    lines.append("| best rule | " + " | ".join(f"`{best[s]}`" if s in best else "-" for s in scenarios) + " |")
     lines += [
         "",
         "Per scenario against the best generalist rule (one setting for every scenario, chosen on the tuning "
@@ -331,13 +374,23 @@ def markdown(results: list[dict], timings: dict[str, dict], scenarios: list[str]
         "|---|---|" + "---:|" * len(scenarios),
     ]
     for r in results:
-        lines.append(f"| `{r['variant']}` | `{r['generalist']}` | " + " | ".join(_ci_cells(r["vs_generalist"])) + " |")
+        cells = _ci_cells(r["vs_generalist"], scenarios)
+        lines.append(f"| `{r['variant']}` | `{r['generalist']}` | " + " | ".join(cells) + " |")
     lines += ["", "| variant: cost / bound | " + " | ".join(scenarios) + " |", "|---|" + "---:|" * len(scenarios)]
     for r in results:
+        cost = r["cost"]
         lines.append(
-            f"| `{r['variant']}` | " + " | ".join(f"{r['cost'][s]['candidate']:.2f}" for s in scenarios) + " |"
+            f"| `{r['variant']}` | "
+            + " | ".join(f"{cost[s]['candidate']:.2f}" if s in cost else "-" for s in scenarios)
+            + " |"
         )
-    lines.append("| best rule | " + " | ".join(f"{results[0]['cost'][s]['rule']:.2f}" for s in scenarios) + " |")
+    rule_cost = {s: c["rule"] for r in results for s, c in r["cost"].items()}
+    lines.append(
+        "| best rule | " + " | ".join(f"{rule_cost[s]:.2f}" if s in rule_cost else "-" for s in scenarios) + " |"
+    )
+    for r in results:
+        if r.get("rules"):  # the residual specialists' base rules, chosen on the tuning seeds
+            lines += ["", f"`{r['variant']}` correct: " + ", ".join(f"{s}: `{p}`" for s, p in r["rules"].items())]
     return "\n".join(lines) + "\n"
 
 
@@ -349,6 +402,42 @@ def _iqm_diff(o: dict | None) -> str:
 
 
 # ------------------------------------------------------------------------------------------ main
+def train_specialists(
+    out: Path,
+    folder: Path,
+    scenarios: list[str],
+    kind: str,
+    sets: dict[str, dict],
+    cfg: AblationConfig,
+    timings: dict[str, dict],
+    log: Any,
+    steps: int | None = None,
+) -> tuple[list[dict], str]:
+    """Train (unless done) and evaluate one ``kind`` specialist per scenario (``folder/<scenario>.yaml`` with
+    ``sets[scenario]``), each on its own scenario only; (their rows under one label, the label)."""
+    label, rows, wall, cpu, loads = f"ppo:{out}/{kind}s", [], 0.0, 0.0, []
+    steps = steps or cfg.specialist_timesteps
+    for s in scenarios:
+        path = folder / f"{s}.yaml"
+        if not path.is_file():
+            raise ConfigError(f"{path}: no specialist config for scenario {s}")
+        run_dir = out / "runs" / f"{kind}_{s}"
+        log(f"{kind} {s}: training {steps:,} steps")
+        t = train_variant(run_dir, path, sets.get(s, {}), steps)
+        wall, cpu = wall + t["wall_s"], cpu + t["cpu_s"]
+        loads += [t["load1_start"], t["load1_end"]]
+        timings[f"{kind}_{s}"] = t
+        rows += [dict(r, policy=label) for r in evaluate_run(run_dir, [s], "x")]
+    timings[f"{kind}s"] = {
+        "timesteps": steps * len(scenarios),
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "load1_start": min(loads),
+        "load1_end": max(loads),
+    }
+    return rows, label
+
+
 def run_ablation(
     cfg: AblationConfig,
     out: Path,
@@ -356,6 +445,7 @@ def run_ablation(
     specialists: bool = True,
     log: Any = print,
     bound_cache: Path = Path("results/planner/cache.json"),
+    specialist_scenarios: list[str] | None = None,
 ) -> str:
     scenarios = list(EVALUATION_SCENARIOS)
     out.mkdir(parents=True, exist_ok=True)
@@ -382,27 +472,24 @@ def run_ablation(
         learned += rows
         results.append({"variant": v.name, **judge(rules, rows, f"ppo:{run_dir}", tuning, bound)})
     if specialists and cfg.specialists is not None and (not only or "specialists" in only):
-        rows, wall, cpu, loads = [], 0.0, 0.0, []
-        for s in scenarios:
-            path = cfg.specialists / f"{s}.yaml"
-            if not path.is_file():
-                raise ConfigError(f"{path}: no specialist config for scenario {s}")
-            run_dir = out / "runs" / f"specialist_{s}"
-            log(f"specialist {s}: training {cfg.specialist_timesteps:,} steps")
-            t = train_variant(run_dir, path, {}, cfg.specialist_timesteps)
-            wall, cpu = wall + t["wall_s"], cpu + t["cpu_s"]
-            loads += [t["load1_start"], t["load1_end"]]
-            timings[f"specialist_{s}"] = t
-            rows += [dict(r, policy=f"ppo:{out}/specialists") for r in evaluate_run(run_dir, [s], "x")]
-        timings["specialists"] = {
-            "timesteps": cfg.specialist_timesteps * len(scenarios),
-            "wall_s": wall,
-            "cpu_s": cpu,
-            "load1_start": min(loads),
-            "load1_end": max(loads),
-        }
+        rows, label = train_specialists(out, cfg.specialists, scenarios, "specialist", {}, cfg, timings, log)
         learned += rows
-        results.append({"variant": "specialists", **judge(rules, rows, f"ppo:{out}/specialists", tuning, bound)})
+        results.append({"variant": "specialists", **judge(rules, rows, label, tuning, bound)})
+    rs = cfg.residual_specialists
+    if specialists and rs is not None and cfg.specialists is not None and (not only or "residual_specialists" in only):
+        chosen = {s: best_rule(tuning, s) for s in specialist_scenarios or scenarios}
+        sets = {
+            s: {"residual": {"policy": rule_file(spec, s), "max_offset": rs.max_offset, "zero_bias": rs.zero_bias}}
+            for s, spec in chosen.items()
+        }
+        for s, spec in chosen.items():
+            log(f"residual specialist {s}: on top of {spec} ({sets[s]['residual']['policy']}, best on tuning seeds)")
+        rows, label = train_specialists(
+            out, cfg.specialists, list(chosen), "residual_specialist", sets, cfg, timings, log, rs.timesteps
+        )
+        learned += rows
+        mine = [r for r in rules if r["scenario"] in chosen]  # judged on the scenarios trained
+        results.append({"variant": "residual_specialists", "rules": chosen, **judge(mine, rows, label, tuning, bound)})
     everything = rules + learned
     add_oracle_ratio(everything)
     write_rows(out / "episodes.csv", everything)
@@ -421,6 +508,7 @@ def run_ablation(
             ],
             "vs_generalist": [{"scenario": x["scenario"], **x["test"].__dict__} for x in r["vs_generalist"]],
             "cost": r["cost"],
+            "rules": r.get("rules"),
         }
         for r in results
     ]
@@ -437,6 +525,9 @@ def main() -> None:
     parser.add_argument("--bound-cache", type=Path, default=Path("results/planner/cache.json"))
     parser.add_argument("--total-timesteps", type=int, help="override the variants' budget")
     parser.add_argument("--specialist-timesteps", type=int, help="override the specialists' budget")
+    parser.add_argument(
+        "--specialist-scenarios", help="comma-separated scenarios: train and judge the residual specialists of these"
+    )
     args = parser.parse_args()
     try:
         cfg = load_ablation_config(args.config)
@@ -447,7 +538,19 @@ def main() -> None:
             updates["specialist_timesteps"] = args.specialist_timesteps
         cfg = cfg.model_copy(update=updates)
         only = args.only.split(",") if args.only else None
-        print(run_ablation(cfg, args.out, only=only, specialists=not args.no_specialists, bound_cache=args.bound_cache))
+        chosen = args.specialist_scenarios.split(",") if args.specialist_scenarios else None
+        unknown = sorted(set(chosen or ()) - set(EVALUATION_SCENARIOS))
+        if unknown:
+            raise ConfigError(f"--specialist-scenarios: unknown {unknown} (known: {', '.join(EVALUATION_SCENARIOS)})")
+        text = run_ablation(
+            cfg,
+            args.out,
+            only=only,
+            specialists=not args.no_specialists,
+            bound_cache=args.bound_cache,
+            specialist_scenarios=chosen,
+        )
+        print(text)
     except ConfigError as exc:
         raise SystemExit(f"error: {exc}") from None
 

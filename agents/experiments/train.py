@@ -212,7 +212,9 @@ def make_training_env(cfg: TrainConfig, scenarios: Scenarios, stats_path: Path |
         venv = FlapPenalty(base, cfg.reward_shaping.blocked, cfg.reward_shaping.reversal)
     if cfg.residual is not None:
         r = cfg.residual
-        venv = ResidualVecEnv(base, r.policy, r.max_offset, venv=venv, names=[name for name, _ in scenarios])
+        venv = ResidualVecEnv(
+            base, r.policy, r.max_offset, venv=venv, names=[name for name, _ in scenarios], experts=r.experts
+        )
     venv = VecMonitor(venv)
     norm = cfg.normalize
     if stats_path is not None and (norm.obs or norm.reward):
@@ -425,8 +427,8 @@ class PeriodicEval(BaseCallback):
         self.every = max(cfg.eval_freq // cfg.n_envs, 1)
         self.best = best_evaluation(paths.evaluations)  # a resumed run keeps its best so far
         self.n_obs = int(ServerlessScalingVecEnv(1, scenarios[0][1]).observation_space.shape[0])
-        if cfg.residual is not None:  # the proposal's one-hot follows the env's observation
-            self.n_obs += len(scenarios[0][1].scaling.scale_steps)
+        if cfg.residual is not None:  # each rule's proposal, one-hot, follows the env's observation
+            self.n_obs += (1 + len(cfg.residual.experts)) * len(scenarios[0][1].scaling.scale_steps)
 
     def _on_step(self) -> bool:
         if _due(self.num_timesteps, self.cfg.n_envs, self.every):
@@ -448,7 +450,11 @@ class PeriodicEval(BaseCallback):
             if self.cfg.residual is not None:
                 r = self.cfg.residual
                 policy = ResidualPolicy(
-                    config, rule=make_rule(r.policy, config, scenario=name), agent=policy, max_offset=r.max_offset
+                    config,
+                    rule=make_rule(r.policy, config, scenario=name),
+                    agent=policy,
+                    max_offset=r.max_offset,
+                    experts=[make_rule(x, config, scenario=name) for x in r.experts],
                 )
             episodes = run_policy_episodes(policy, config, self.cfg.n_eval_episodes, self.cfg.eval_seed)
             rows.append({"timesteps": self.num_timesteps, "scenario": name, **summarise_episodes(episodes)})

@@ -147,11 +147,24 @@ class ResidualConfig(_Strict):
     ``policy``: the rule (a registry spec, e.g. ``predictive@generalist``; ``@tuned`` needs a tuned file per
     training scenario). ``max_offset``: the agent moves the rule's step by -max_offset..+max_offset places in the
     scale steps ordered by change. ``zero_bias``: added to the zero-correction logit of the fresh policy, so that
-    early training follows the rule (3.0: about 83 % zero correction with max_offset 2)."""
+    early training follows the rule (3.0: about 83 % zero correction with max_offset 2). ``experts``: more rules
+    the agent may follow instead of ``policy`` (a gate: it chooses one rule per step and corrects its step; the
+    zero-correction action follows ``policy``)."""
 
     policy: str = Field("predictive@generalist", min_length=1, description="the rule whose steps are corrected")
     max_offset: int = Field(2, ge=1, le=16, description="largest correction, in places of the ordered scale steps")
     zero_bias: float = Field(3.0, ge=0.0, le=20.0, description="initial bias of the zero-correction logit")
+    experts: tuple[str, ...] = Field(
+        (), max_length=16, description="other rules (specs or policy files) the agent may choose to follow instead"
+    )
+
+    @field_validator("experts")
+    @classmethod
+    def _distinct(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        specs = (info.data.get("policy"), *value)
+        if len(set(specs)) != len(specs):
+            raise ValueError(f"the rules to follow must be distinct (policy and experts: {list(specs)})")
+        return value
 
 
 ALGOS = ("ppo", "maskable_ppo", "recurrent_ppo")

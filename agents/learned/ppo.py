@@ -332,7 +332,8 @@ def load_ppo_policy(path: str | Path, env_config: EnvConfig, scenario: str | Non
     if residual:  # the model observes the env's observation and the rule's proposal
         from .residual import ResidualVecEnv
 
-        venv = ResidualVecEnv(venv, residual["policy"], int(residual["max_offset"]), names=[scenario])
+        experts = residual.get("experts") or ()
+        venv = ResidualVecEnv(venv, residual["policy"], int(residual["max_offset"]), names=[scenario], experts=experts)
     if stats.is_file():
         vec_normalize = load_vecnormalize(stats, venv)
         vec_normalize.training = False  # frozen statistics
@@ -361,4 +362,5 @@ def load_ppo_policy(path: str | Path, env_config: EnvConfig, scenario: str | Non
         corrections=True,
     )
     rule = make_rule(residual["policy"], env_config, scenario=scenario)
-    return ResidualPolicy(env_config, rule=rule, agent=agent, max_offset=int(residual["max_offset"]))
+    experts = [make_rule(x, env_config, scenario=scenario) for x in residual.get("experts") or ()]
+    return ResidualPolicy(env_config, rule=rule, agent=agent, max_offset=int(residual["max_offset"]), experts=experts)

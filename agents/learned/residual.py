@@ -8,6 +8,13 @@ change (clipped to the first and last step), so action ``K`` ("zero correction")
 The agent observes the env's observation followed by the one-hot of the rule's proposed step (in the order of
 ``scale_steps``). The rule runs per cluster beside the env: :class:`ResidualVecEnv` in training (it wraps the
 native VecEnv), :class:`ResidualPolicy` in evaluation and the benchmark (it wraps the loaded model).
+
+Gating (``residual: {experts: [...]}``): the agent also chooses WHICH rule to follow, among ``policy`` (expert 0)
+and the ``experts`` (a mixture of experts with a hard gate; Jacobs et al. 1991). Every expert runs every step (its
+windows see every step, followed or not); the action space is ``Discrete(E (2K+1))`` for E experts, action ``a``
+follows expert ``a // (2K+1)`` corrected by ``a % (2K+1) - K`` places, and the observation is followed by the
+one-hot of each expert's proposal. With no ``experts`` this is exactly the residual above (E = 1); action ``K`` is
+expert 0's step, unchanged.
 """
 
 from __future__ import annotations
@@ -41,10 +48,22 @@ def corrected(rule_actions: np.ndarray, offsets: np.ndarray, config: EnvConfig, 
 
 
 def with_proposal(obs: np.ndarray, rule_actions: np.ndarray, n_actions: int) -> np.ndarray:
-    """The observation followed by the one-hot of the rule's proposed action."""
-    onehot = np.zeros((len(obs), n_actions), dtype=np.float32)
-    onehot[np.arange(len(obs)), rule_actions] = 1.0
-    return np.concatenate([np.asarray(obs, dtype=np.float32), onehot], axis=1)
+    """The observation followed by the one-hot of the rule's proposed action (``rule_actions`` of shape (n,)), or
+    of each expert's (shape (n, E): E one-hots, expert 0's first)."""
+    proposals = np.asarray(rule_actions, dtype=np.int64).reshape(len(obs), -1)
+    onehot = np.zeros((len(obs), proposals.shape[1], n_actions), dtype=np.float32)
+    onehot[np.arange(len(obs))[:, None], np.arange(proposals.shape[1])[None, :], proposals] = 1.0
+    return np.concatenate([np.asarray(obs, dtype=np.float32), onehot.reshape(len(obs), -1)], axis=1)
+
+
+def gated(proposals: np.ndarray, actions: np.ndarray, config: EnvConfig, max_offset: int) -> np.ndarray:
+    """The applied action indices: action ``a`` follows expert ``a // (2 max_offset + 1)`` (a column of
+    ``proposals``, shape (n, E)) moved by ``a % (2 max_offset + 1) - max_offset`` places (:func:`corrected`)."""
+    width = 2 * max_offset + 1
+    actions = np.asarray(actions, dtype=np.int64).reshape(-1)
+    proposals = np.asarray(proposals, dtype=np.int64).reshape(len(actions), -1)
+    followed = proposals[np.arange(len(actions)), actions // width]
+    return corrected(followed, actions % width, config, max_offset)
 
 
 def make_rule(spec: str, config: EnvConfig, scenario: str | None = None) -> Any:
@@ -64,42 +83,48 @@ class ResidualVecEnv(VecEnvWrapper):
         max_offset: int,
         venv: Any = None,
         names: list[str] | None = None,
+        experts: tuple[str, ...] | list[str] = (),
     ) -> None:
         inner = base if venv is None else venv
         n_obs = int(base.observation_space.shape[0])
         self.n_actions = int(base.action_space.n)
-        low = np.concatenate([base.observation_space.low, np.zeros(self.n_actions, dtype=np.float32)])
-        high = np.concatenate([base.observation_space.high, np.ones(self.n_actions, dtype=np.float32)])
+        specs = (spec, *experts)
+        width = len(specs) * self.n_actions
+        low = np.concatenate([base.observation_space.low, np.zeros(width, dtype=np.float32)])
+        high = np.concatenate([base.observation_space.high, np.ones(width, dtype=np.float32)])
         super().__init__(
             inner,
-            observation_space=spaces.Box(low, high, shape=(n_obs + self.n_actions,), dtype=np.float32),
-            action_space=spaces.Discrete(2 * max_offset + 1),
+            observation_space=spaces.Box(low, high, shape=(n_obs + width,), dtype=np.float32),
+            action_space=spaces.Discrete(len(specs) * (2 * max_offset + 1)),
         )
         self.base = base
         self.max_offset = int(max_offset)
         names = names or [None] * len(base.configs)
-        self.rules = [make_rule(spec, c, scenario=n) for c, n in zip(base.configs, names)]
-        self.rule_actions = np.zeros(base.num_envs, dtype=np.int64)
+        # per training scenario, its rules: expert 0 (``spec``) first
+        self.rules = [[make_rule(x, c, scenario=n) for x in specs] for c, n in zip(base.configs, names)]
+        self.rule_actions = np.zeros((base.num_envs, len(specs)), dtype=np.int64)
 
     def _propose(self, obs: np.ndarray, fresh: np.ndarray | None) -> np.ndarray:
         # the rules read the simulators' own state: after an autoreset, the new episode's first info
-        for rule, sim, sl in zip(self.rules, self.base.sims, self.base.slices):
-            if fresh is not None and fresh[sl].all():
-                rule.reset(num_envs=sl.stop - sl.start)
+        for rules, sim, sl in zip(self.rules, self.base.sims, self.base.slices):
             info = batch_info(sim.metrics, sim.reward_parts)
-            self.rule_actions[sl] = rule.act_batch(obs[sl], info)
+            for e, rule in enumerate(rules):
+                if fresh is not None and fresh[sl].all():
+                    rule.reset(num_envs=sl.stop - sl.start)
+                self.rule_actions[sl, e] = rule.act_batch(obs[sl], info)
         return with_proposal(obs, self.rule_actions, self.n_actions)
 
     def reset(self) -> np.ndarray:
         obs = self.venv.reset()
-        for rule, sl in zip(self.rules, self.base.slices):
-            rule.reset(num_envs=sl.stop - sl.start)
+        for rules, sl in zip(self.rules, self.base.slices):
+            for rule in rules:
+                rule.reset(num_envs=sl.stop - sl.start)
         return self._propose(obs, None)
 
     def step_async(self, actions: np.ndarray) -> None:
-        applied = np.empty_like(self.rule_actions)
+        applied = np.empty(len(self.rule_actions), dtype=np.int64)
         for config, sl in zip(self.base.configs, self.base.slices):
-            applied[sl] = corrected(self.rule_actions[sl], np.asarray(actions)[sl], config, self.max_offset)
+            applied[sl] = gated(self.rule_actions[sl], np.asarray(actions)[sl], config, self.max_offset)
         self.venv.step_async(applied)
 
     def step_wait(self) -> Any:
@@ -118,27 +143,31 @@ class ResidualPolicy(PolicyBase):
     name = "residual"
     Params = PolicyParams
 
-    def __init__(self, env_config: Any, *, rule: Any, agent: Any, max_offset: int) -> None:
+    def __init__(
+        self, env_config: Any, *, rule: Any, agent: Any, max_offset: int, experts: tuple[Any, ...] | list = ()
+    ) -> None:
         super().__init__(env_config)
         self.rule = rule
+        self.experts = [rule, *experts]  # the gate's choices, expert 0 the rule
         self.agent = agent
         self.max_offset = int(max_offset)
         self.n_actions = len(self.env_config.scaling.scale_steps)
 
     def bind(self, env: Any) -> None:
-        for p in (self.rule, self.agent):
+        for p in (*self.experts, self.agent):
             if hasattr(p, "bind"):
                 p.bind(env)
 
     def reset(self, seed: int | None = None, num_envs: int = 1) -> None:
         super().reset(seed, num_envs)
-        self.rule.reset(seed, num_envs)
+        for rule in self.experts:
+            rule.reset(seed, num_envs)
         self.agent.reset(seed, num_envs)
 
     def act_batch(self, obs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
-        proposed = np.asarray(self.rule.act_batch(obs, info), dtype=np.int64)
-        offsets = self.agent.act_batch(with_proposal(obs, proposed, self.n_actions), info)
-        return corrected(proposed, offsets, self.env_config, self.max_offset)
+        proposed = np.stack([np.asarray(r.act_batch(obs, info), dtype=np.int64) for r in self.experts], axis=1)
+        actions = self.agent.act_batch(with_proposal(obs, proposed, self.n_actions), info)
+        return gated(proposed, actions, self.env_config, self.max_offset)
 
 
 def prefer_zero_correction(model: Any, max_offset: int, bias: float) -> None:
