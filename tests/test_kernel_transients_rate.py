@@ -50,19 +50,25 @@ def test_no_split_where_the_rate_is_about_constant_within_each_step(shape):
     assert not split.any() and not early.any()
 
 
-def test_a_rate_change_inside_a_step_builds_the_backlog_of_its_second_half():
-    # one instance (100 req/s), 50 -> 150 req/s at t = 22.5 s (mid step 1): 1500 arrivals in step 1, a mean of
-    # 100 req/s. Spread evenly they look like exactly capacity: no backlog. In fact the first half (375 at
-    # 50 req/s) queues nothing and the second (1125 at 150 req/s) builds 50 req/s x 7.5 s = 375.
+def _mid_step_jump(max_queue: int, steps: int) -> list[dict]:
+    """One instance (100 req/s) held for ``steps`` steps while the rate jumps 50 -> 150 req/s at t = 22.5 s, the
+    middle of step 1; the infos of the steps."""
     cfg = quiet_config(
         workload={"shape": {"kind": "spike", "base_rps": 50.0, "peak_rps": 150.0, "start_seconds": 22.5,
                             "duration_seconds": 1e5}},
-        instances={"max_queue": 1000},
+        instances={"max_queue": max_queue},
         scaling={"min_instances": 1, "max_instances": 1, "initial_instances": 1},
     )  # fmt: skip
     env = started(cfg)
     hold = action_for(cfg, 0)
-    infos = [env.step(hold)[4] for _ in range(3)]
+    return [env.step(hold)[4] for _ in range(steps)]
+
+
+def test_a_rate_change_inside_a_step_builds_the_backlog_of_its_second_half():
+    # one instance (100 req/s), 50 -> 150 req/s at t = 22.5 s (mid step 1): 1500 arrivals in step 1, a mean of
+    # 100 req/s. Spread evenly they look like exactly capacity: no backlog. In fact the first half (375 at
+    # 50 req/s) queues nothing and the second (1125 at 150 req/s) builds 50 req/s x 7.5 s = 375.
+    infos = _mid_step_jump(max_queue=1000, steps=3)
     assert [i["arrivals"] for i in infos] == [750, 1500, 2250]
     assert infos[0]["backlog"] == 0 and infos[0]["dropped"] == 0
     assert infos[1]["backlog"] == 375 and infos[1]["served"] == 1125 and infos[1]["dropped"] == 0
@@ -73,15 +79,7 @@ def test_a_rate_change_inside_a_step_builds_the_backlog_of_its_second_half():
 def test_a_rate_change_inside_a_step_fills_the_waiting_room_and_drops_the_rest():
     # as above with a waiting room of 100: the second half's queue is full after 2 s, then 50 req/s are turned
     # away for 5.5 s: 275 dropped (none when the step's arrivals are spread evenly)
-    cfg = quiet_config(
-        workload={"shape": {"kind": "spike", "base_rps": 50.0, "peak_rps": 150.0, "start_seconds": 22.5,
-                            "duration_seconds": 1e5}},
-        instances={"max_queue": 100},
-        scaling={"min_instances": 1, "max_instances": 1, "initial_instances": 1},
-    )  # fmt: skip
-    env = started(cfg)
-    hold = action_for(cfg, 0)
-    infos = [env.step(hold)[4] for _ in range(2)]
+    infos = _mid_step_jump(max_queue=100, steps=2)
     # (the stationary queue's blocking at the capped utilisation turns a few more away at random)
     assert infos[1]["backlog"] == 100
     assert 275 <= infos[1]["dropped"] <= 275 + 15
