@@ -32,6 +32,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .instances import F_COHORTS, N_COHORTS
+from .mgc import scaled_room
 
 EXACT_ERLANG_MAX_SERVERS = 1000
 RHO_CAP = 0.99  # the stationary formulas are used up to this utilisation; the fluid backlog covers the rest
@@ -100,8 +101,10 @@ def stationary_wait(servers: int, arrival_rps: float, service_s: float, ca2: flo
     M/M/N/(N+K) from Erlang B: with B = ErlangB(N, a), rho = a/N, G = sum_{j=1..K} rho^j and
     H = sum_{j=1..K} j rho^j, the states above N have P(N+j) = B rho^j / (1 + B G), so
     blocking = B rho^K / (1 + B G), Lq = B H / (1 + B G), W = Lq / (lambda (1 - blocking)); K -> inf gives
-    Erlang C. For GI/G/N the mean wait is scaled by Whitt's factor phi * (ca2 + cs2) / 2; for M/G/1 by
-    (1 + cs2) / 2 (Pollaczek-Khinchine, exact without a room limit).
+    Erlang C. For GI/G/N the mean wait is scaled by Whitt's factor z = phi * (ca2 + cs2) / 2; for M/G/1 by
+    z = (1 + cs2) / 2 (Pollaczek-Khinchine, exact without a room limit). With cs2 != 1 the room is taken as K / z
+    places of the M/M/N queue (the waiting line stretched z-fold: ``mgc.scaled_room``), which sets the blocking
+    and P(wait) too.
     """
     if arrival_rps <= 0.0 or servers <= 0:
         return 0.0, 0.0, 0.0
@@ -111,7 +114,14 @@ def stationary_wait(servers: int, arrival_rps: float, service_s: float, ca2: flo
         return 0.0, 0.0, 0.0
     lam = rho * servers * mu
     blocking_n = erlang_b(servers, lam / mu)
-    k = max(room, 0.0)
+    z = 1.0
+    if (ca2 != 1.0 or cs2 != 1.0) and ca2 + cs2 > 0.0:
+        if servers == 1 and ca2 == 1.0:  # M/G/1: Pollaczek-Khinchine's factor (below)
+            z = 0.5 * (1.0 + cs2)
+        else:
+            z = whitt_phi(rho, ca2, cs2, servers) * 0.5 * (ca2 + cs2)
+    # service variability stretches the waiting line z-fold: the room is K / z places of the M/M/N queue (mgc.py)
+    k = scaled_room(room, z) if cs2 != 1.0 else max(room, 0.0)
     rho_k = rho**k
     g = rho * (1.0 - rho_k) / (1.0 - rho)
     h = rho * (1.0 - (k + 1.0) * rho_k + k * rho_k * rho) / ((1.0 - rho) * (1.0 - rho))
@@ -124,11 +134,9 @@ def stationary_wait(servers: int, arrival_rps: float, service_s: float, ca2: flo
         return 0.0, 0.0, p_block
     if ca2 == 1.0 and cs2 == 1.0:
         return w_mmn, p_wait, p_block
-    if servers == 1 and ca2 == 1.0:
-        # M/G/1: the Pollaczek-Khinchine mean wait (1 + cs2) / 2 * W(M/M/1) is exact (Pollaczek 1930, Khinchine
-        # 1932; Gross & Harris, M/G/1), which Whitt's phi (not 1 here for cs2 != 1) would lower by up to 19 %
-        return 0.5 * (1.0 + cs2) * w_mmn, p_wait, p_block
-    return whitt_phi(rho, ca2, cs2, servers) * 0.5 * (ca2 + cs2) * w_mmn, p_wait, p_block
+    # M/G/1: the Pollaczek-Khinchine mean wait (1 + cs2) / 2 * W(M/M/1) is exact (Pollaczek 1930, Khinchine 1932;
+    # Gross & Harris, M/G/1), which Whitt's phi (not 1 here for cs2 != 1) would lower by up to 19 %
+    return z * w_mmn, p_wait, p_block
 
 
 @njit(cache=True, error_model="numpy")
@@ -315,7 +323,8 @@ def erlang_arrivals_wait(phases: int, servers: int, arrival_rps: float, service_
 
     (K -> inf: W = D / (N mu (1 - sigma)).) No waiting room (K < 1/2): the exact GI/M/N/N loss probability
     1 / sum_{j=0..N} C(N, j) / C_j (Takacs 1962; Erlang B for k = 1). Other service: W times Whitt's GI/G/N
-    over GI/M/N factor (1993, ``whitt_phi``). k = 1 or N > GIM_MAX_SERVERS: ``stationary_wait`` with ca2 = 1/k.
+    over GI/M/N factor (1993, ``whitt_phi``), with the room taken as K over that factor (the waiting line
+    stretched: ``mgc.scaled_room``). k = 1 or N > GIM_MAX_SERVERS: ``stationary_wait`` with ca2 = 1/k.
     """
     if phases <= 1 or servers > GIM_MAX_SERVERS:
         return stationary_wait(servers, arrival_rps, service_s, 1.0 / max(phases, 1), cs2, room)
@@ -328,13 +337,15 @@ def erlang_arrivals_wait(phases: int, servers: int, arrival_rps: float, service_
     if room < 0.5:
         loss = _takacs_sums(phases, servers, rho, -1.0)[1]  # (sigma only enters the first sum)
         return 0.0, 0.0, 1.0 / loss
-    k_room = int(math.floor(room + 0.5))
+    scale = _whitt_scale(rho, 1.0 / phases, cs2, servers)
+    room = scaled_room(room, scale) if cs2 != 1.0 else room  # the line stretched scale-fold (mgc.py)
+    k_room = max(int(math.floor(room + 0.5)), 1)
     if k_room <= GIMK_MAX_ROOM and phases <= GIMK_MAX_PHASES:
         # a finite queue has a steady state at any utilisation: no cap (at 1.02 and 1.3 it turns away 3.5 % and
         # 23.1 % with 20 places, where the request backend drops 3.4 % and 23.1 %)
         p_block, p_wait, ahead = erlang_arrivals_finite(phases, servers, arrival_rps * service_s / servers, k_room)
         if p_block >= 0.0:
-            return ahead * service_s * _whitt_scale(rho, 1.0 / phases, cs2, servers), p_wait, p_block
+            return ahead * service_s * scale, p_wait, p_block
     d, sigma = gim_wait_probability(phases, servers, rho)
     k = max(room, 0.0)
     sk = sigma**k
@@ -342,7 +353,7 @@ def erlang_arrivals_wait(phases: int, servers: int, arrival_rps: float, service_
     admitted = 1.0 - d * sk
     p_wait = d * (1.0 - sk) / admitted
     w = d * (1.0 - (k + 1.0) * sk + k * sk * sigma) / ((1.0 - sigma) * servers * mu * admitted)
-    return w * _whitt_scale(rho, 1.0 / phases, cs2, servers), p_wait, p_block
+    return w * scale, p_wait, p_block
 
 
 @njit(cache=True)
