@@ -144,3 +144,106 @@ def test_crash_chance_matches_the_request_backend():
     assert abs(share["fast"] - share["request"]) <= 4 * se + 0.02, (share, expected)
     assert abs(share["fast"] - expected) <= 4 * math.sqrt(expected * (1 - expected) / len(seeds)), (share, expected)
     assert share["fast"] > 0.0  # (without the fix the fast model's mean count, 4.8, never crashes)
+
+
+def one_instance(simulator: str, rate_rps: float, initial: int = 1, hc_interval: float = 5.0) -> EnvConfig:
+    """One instance of concurrency 1 and a 1 s service (deterministic arrivals and service), 48 MB per request
+    over 256 MB of 1 GB (16 requests fit), 10 s steps, health checks every ``hc_interval`` s (2 to fail)."""
+    return EnvConfig.from_dict(
+        {
+            "simulator": simulator,
+            "step_seconds": 10.0,
+            "episode_steps": 2,
+            "workload": {"shape": {"kind": "constant", "rate_rps": rate_rps}, "arrival_process": "deterministic"},
+            "instances": {
+                "concurrency": 1,
+                "max_queue": 1000,
+                "service_seconds": 1.0,
+                "service_cv": 0.0,
+                "cold_start_seconds": 5.0,
+                "cold_start_jitter": 0.0,
+                "memory_mb_per_request": 48.0,
+                "memory_base_mb": 256.0,
+                "instance_memory_gb": 1.0,
+            },
+            "scaling": {"min_instances": 0, "max_instances": 1, "initial_instances": initial, "scale_steps": [0, 1]},
+            "load_balancer": {
+                "algorithm": "round_robin",
+                "health_check_interval_seconds": hc_interval,
+                "unhealthy_threshold": 2,
+            },
+            "failures": {"mtbf_seconds": None, "memory_crash": True, "replace_unhealthy": False},
+        }
+    )
+
+
+def first_steps(config: EnvConfig, actions: list[int]) -> np.ndarray:
+    sim = BatchSimulator(config, 1, parallel=False)
+    sim.seed([0])
+    sim.reset()
+    rows = []
+    for a in actions:
+        sim.step(np.array([a]))
+        rows.append(np.array(sim.metrics[0, : len(INFO_NAMES)]))
+    return np.stack(rows)
+
+
+def test_a_sure_crash_acts_when_the_fluid_count_reaches_the_limit():
+    """3 requests/s on one instance that completes 1/s: the fluid queue grows at 2/s, the count (1 in service +
+    the queue) passes the 16 that fit when the queue passes 15, at 7.5 s. Before it the instance completes 7.5
+    of the step's 10 (rounded: 8); the 2 it would have completed after, and the 20 queued at the step's end,
+    fail: 8 served, 22 failed (acting at the step's end it served 10 and failed 20). Its health checks fail from
+    7.5 s: the one at 10 s, then the one at 15 s takes it out, halfway through step 1: of its 30 arrivals the 15
+    before fail, the 15 after find no instance and are dropped.
+    The request backend (deterministic 1 s services) crashes it when the 24th arrival (at 23/3 s) finds 16
+    outstanding, after 7 completions."""
+    fast = first_steps(one_instance("fast", 3.0), [0, 0])
+    assert fast[0, COL["crashes"]] == 1
+    assert fast[0, COL["served"]] == 8 and fast[0, COL["failed"]] == 22 and fast[0, COL["dropped"]] == 0
+    assert fast[1, COL["served"]] == 0 and fast[1, COL["failed"]] == 15 and fast[1, COL["dropped"]] == 15
+    assert fast[1, COL["instances_unhealthy"]] == 1  # found at 15 s (a crash at the step end: at 20 s)
+    request = first_steps(one_instance("request", 3.0), [0, 0])
+    assert request[0, COL["crashes"]] == 1 and request[0, COL["served"]] == 7
+    assert request[1, COL["instances_unhealthy"]] == 1 and request[1, COL["dropped"]] == 15
+
+
+def test_a_cold_start_queue_past_the_limit_crashes_the_booting_instance():
+    """No instance at the start; the action starts one (5 s cold start) and the 4 requests/s wait on it: its queue
+    passes the 16 that fit at 4 s, before it is warm, so it serves nothing and all 40 requests of the step fail
+    (it used to serve a step's worth at the step's end). The request backend crashes it at the 17th arrival,
+    at 4 s, too."""
+    for simulator in ("fast", "request"):
+        rows = first_steps(one_instance(simulator, 4.0, initial=0), [1, 0])
+        assert rows[0, COL["crashes"]] == 1, simulator
+        assert rows[0, COL["served"]] == 0 and rows[0, COL["failed"]] == 40, simulator
+
+
+def test_the_replacement_starts_at_the_detection_inside_the_step():
+    """An outage crashes the one instance (0.5 requests/s, far from its memory) at 7.5 s; with health checks
+    every 4 s (at 8 s, then 12 s) it is found at 12 s, a fifth into step 1. Its replacement is launched then (the
+    request backend's rule), so its 5 s cold start is over at 17 s: warm at the end of step 1 (it used to launch
+    at 20 s and be warm at 25 s), billed 8 s in step 1 beside the failed instance's 10 s. The request backend:
+    the same states and billing."""
+    failures = {"memory_crash": False, "replace_unhealthy": True, "outages": [{"time_seconds": 7.5, "fraction": 1.0}]}
+    config = one_instance("fast", 0.5, hc_interval=4.0).with_updates({"failures": failures})
+    for simulator in ("fast", "request"):
+        rows = first_steps(config.with_updates({"simulator": simulator}), [0, 0])
+        assert rows[0, COL["crashes"]] == 1, simulator
+        assert rows[1, COL["cold_starts"]] == 1, simulator
+        assert rows[1, COL["instances_warm"]] == 1 and rows[1, COL["instances_booting"]] == 0, simulator
+        assert rows[1, COL["instances_unhealthy"]] == 1, simulator
+        assert rows[1, COL["instance_seconds"]] == pytest.approx(10.0 + 8.0), simulator
+
+
+def test_least_outstanding_one_crash_stops_the_others_in_the_step():
+    """Two instances under least outstanding, 6 requests/s split evenly: each is the instance above (3/s on 1/s),
+    so both would pass the limit at 7.5 s. The first to crash has no outstanding requests and takes the later
+    requests (docs/model.md 5), so the other's count stops growing: one crash, not two (slot order decides the
+    tie). The crashed one serves 8 and fails 22 as above; the other serves its 10 and keeps its queue of 20."""
+    config = one_instance("fast", 6.0).with_updates(
+        {"load_balancer": {"algorithm": "least_outstanding"}, "scaling": {"max_instances": 2, "initial_instances": 2}}
+    )
+    rows = first_steps(config, [0])
+    assert rows[0, COL["crashes"]] == 1
+    assert rows[0, COL["served"]] == 8 + 10 and rows[0, COL["failed"]] == 22
+    assert rows[0, COL["backlog"]] == 20

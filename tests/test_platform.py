@@ -69,9 +69,12 @@ def test_a_cold_start_longer_than_the_step_holds_its_request_until_it_ends():
 
 
 def test_a_burst_above_the_scaling_rate_is_throttled_by_the_expected_count():
-    # each request holds an instance for the whole 10 s step; the platform may start 5 instances per 10 s
-    # (a bucket of 5, refilled at 0.5/s); 12 requests a step from zero instances:
-    # step 0: 5 start, 7 throttled; step 1: 5 warm + 5 new, 2 throttled; step 2: 10 warm + 2 new; step 3: 12 warm
+    # each request holds an instance for the whole 10 s step; the platform may start 5 instances per 10 s (a
+    # bucket of 5, refilled at 0.5/s); 12 requests a step from zero instances, one each 1/1.2 s, each needing its
+    # own instance, and each launch takes a token at its need's time (platform.spread_launches):
+    # step 0: the 12th need comes at 10 * 11/12 = 9.17 s, when 5 + 0.5 * 9.17 = 9.58 tokens have come: 9 start,
+    #   3 throttled (the last start took a refilled token 8 s in: the bucket refills 2 s to 1 token);
+    # step 1: 9 warm + 3 new (1 token, the 3rd need at 6.67 s finds 1 + 3.33 = 4.33); step 2: 12 warm
     infos = run(
         {
             "workload": {"shape": {"kind": "constant", "rate_rps": 1.2}},
@@ -80,12 +83,28 @@ def test_a_burst_above_the_scaling_rate_is_throttled_by_the_expected_count():
         },
         steps=4,
     )
-    assert [i["throttled"] for i in infos] == [7, 2, 0, 0]
-    assert [i["cold_starts"] for i in infos] == [5, 5, 2, 0]
-    assert [i["served"] for i in infos] == [5, 10, 12, 12]
-    assert infos[0]["throttled_share"] == pytest.approx(7 / 12)
-    assert infos[0]["reward_components"]["throttled"] == pytest.approx(-10.0 * 7 / 12)  # weight 10
+    assert [i["throttled"] for i in infos] == [3, 0, 0, 0]
+    assert [i["cold_starts"] for i in infos] == [9, 3, 0, 0]
+    assert [i["served"] for i in infos] == [9, 12, 12, 12]
+    assert infos[0]["throttled_share"] == pytest.approx(3 / 12)
+    assert infos[0]["reward_components"]["throttled"] == pytest.approx(-10.0 * 3 / 12)  # weight 10
     assert infos[0]["dropped"] == infos[0]["failed"] == 0  # its own outcome, not a drop
+
+
+def test_a_bucket_that_refills_slowly_gives_only_what_it_holds():
+    # the same burst, with the 5 tokens refilled over a day: no whole token comes within a step, so 5 start and
+    # 7 are throttled; the next step starts with 10 s * 5 / 86400 = 0.0006 tokens: the 5 warm take 5 requests,
+    # the 7 others find no token and are throttled
+    infos = run(
+        {
+            "workload": {"shape": {"kind": "constant", "rate_rps": 1.2}},
+            "instances": {"service_seconds": 10.0},
+            "platform": {"scale_rate_instances": 5, "scale_rate_period_seconds": 86400.0},
+        },
+        steps=2,
+    )
+    assert [i["cold_starts"] for i in infos] == [5, 0]
+    assert [i["throttled"] for i in infos] == [7, 7]
 
 
 def test_the_concurrency_limit_throttles_what_it_cannot_hold():
@@ -190,7 +209,12 @@ def test_the_activator_buffers_what_would_be_throttled_and_serves_it_next_step()
     over = {
         "workload": {"shape": burst([12, 0, 0], 10.0)},
         "instances": {"service_seconds": 10.0},
-        "platform": {"scale_rate_instances": 5, "activator": True, "activator_capacity": 4},
+        "platform": {
+            "scale_rate_instances": 5,
+            "scale_rate_period_seconds": 86400.0,  # (no refill within the step: 5 tokens in all)
+            "activator": True,
+            "activator_capacity": 4,
+        },
     }
     infos = run(over, steps=3)
     # step 0: 5 start, 4 of the other 7 buffered, 3 throttled; step 1: the 4 buffered on the 5 warm instances
@@ -207,8 +231,10 @@ def test_lambda_scaling_rate_1000_per_10_s_or_10000_rps_per_10_s():
     """AWS Lambda Developer Guide, "Lambda scaling behavior" (docs.aws.amazon.com/lambda/latest/dg/
     scaling-behavior.html): each function can scale by 1,000 execution environments every 10 seconds, "or
     accommodate 10,000 additional requests per second" (100 ms requests), refilled continuously and never more
-    than 1,000 at once. A jump from 0 to 20,000 requests/s of 100 ms requests: 10,000/s are served in the first
-    10 s and the rest are throttled (HTTP 429); 10 s later all 20,000/s are served."""
+    than 1,000 at once. A jump from 0 to 20,000 requests/s of 100 ms requests (no cold start), each launch taking
+    its token when it is needed (``platform.spread_launches``): the full bucket's 1,000 at once, then one per 10 ms
+    of refill, so the last of the 2,000 instances the step needs (at 9.995 s) finds floor(1,000 + 999.5) = 1,999
+    tokens; the bucket is empty at the last launch (9.99 s) and holds 1 at the step's end, which step 1 uses."""
     infos = run(
         {
             "workload": {"shape": {"kind": "constant", "rate_rps": 20_000.0}},
@@ -218,15 +244,19 @@ def test_lambda_scaling_rate_1000_per_10_s_or_10000_rps_per_10_s():
         },
         steps=3,
     )
-    assert [i["cold_starts"] for i in infos] == [1000, 1000, 0]
-    assert [i["served"] / 10.0 for i in infos] == [10_000.0, 20_000.0, 20_000.0]
-    assert [i["throttled"] for i in infos] == [100_000, 0, 0]
+    assert [i["cold_starts"] for i in infos] == [1999, 1, 0]
+    # admitted in step 0: each new instance's first request, then 10/s from its launch + 0.1 s to the step end:
+    # 1,000 x (1 + 99) + sum over j = 1..999 of (1 + max(99 - j / 10, 0)) = 100,000 + 49,954.5, rounded down
+    assert [i["served"] for i in infos] == [149_954, 200_000, 200_000]
+    assert [i["throttled"] for i in infos] == [50_046, 0, 0]
 
 
 def test_lambda_unused_scaling_rate_does_not_accrue():
     """Same page: "if you don't use any of your 1,000 concurrency units in a 10-second interval, you won't accrue
     1,000 additional units in the next 10-second interval". After 60 s idle, a burst needing 3,000 new
-    environments at once still gets 1,000."""
+    environments gets the full bucket's 1,000 and the refill as it comes (the 3,000th need at 9.997 s finds
+    1,000 + 999.7 tokens: 1,999), not 6,000; the next step starts with the 1 token refilled after the last launch
+    and takes the refill as the 1,001 needs come (the last at 9.99 s: floor(1 + 999.0) = 1,000)."""
     infos = run(
         {
             "workload": {"shape": burst([0, 0, 0, 0, 0, 0, 3000, 3000], 10.0)},
@@ -236,15 +266,18 @@ def test_lambda_unused_scaling_rate_does_not_accrue():
         },
         steps=8,
     )
-    assert infos[6]["cold_starts"] == 1000 and infos[6]["throttled"] == 2000
-    assert infos[7]["cold_starts"] == 1000 and infos[7]["throttled"] == 1000
+    assert infos[6]["cold_starts"] == 1999 and infos[6]["throttled"] == 1001
+    assert infos[7]["cold_starts"] == 1000 and infos[7]["throttled"] == 1
 
 
 # AWS Lambda Operator Guide, "On-demand scaling example" (serverlessland.com/content/service/lambda/guides/
 # aws-lambda-operator-guide/on-demand-scaling): 10,000 synchronous requests, the old burst model (3,000 new
-# instances at once, then 500 per minute), every request arriving at the start of its minute and holding an
-# execution environment for it. The concurrency limit there is 10,000; scaling.max_instances stops at 4,096,
-# which the examples never reach.
+# instances at once, then 500 per minute), each request holding an execution environment for its minute. The
+# guide reads every request as arriving at the start of its minute (1: 3,000 served, 7,000 throttled); here a
+# minute's requests arrive over it and each launch takes its token when its request comes (refilled at 500/60 per
+# s: ``platform.spread_launches``), so the first minute also gets the refill up to its last request: 3,000 +
+# 500 x 59.994 / 60 = 3,499.95 -> 3,499. The concurrency limit there is 10,000; scaling.max_instances stops at
+# 4,096, which the examples never reach.
 OPERATOR_GUIDE = {
     "step_seconds": 60.0,
     "instances": {"service_seconds": 60.0},
@@ -261,9 +294,11 @@ OPERATOR_GUIDE = {
 @pytest.mark.parametrize(
     ("per_minute", "throttled"),
     [
-        ([10_000], [7000]),  # 1. all at once: 3,000 served by new environments, 7,000 throttled
-        ([5000, 5000], [2000, 1500]),  # 2. over 2 minutes: then 3,000 reused + 500 new, 1,500 throttled
-        ([3333, 3333, 3334], [333, 0, 0]),  # 3. over 3 minutes: 333 throttled in the first only
+        ([10_000], [6501]),  # 1. all in one minute: 3,499 new environments, 6,501 throttled (the guide: 7,000)
+        # 2. over 2 minutes: 3,499 then (1 token left, the 1,501 needs of minute 2 get floor(1 + 500 x 1,500 /
+        # 1,501) = 500) 3,499 reused + 500 new, 1,001 throttled (the guide: 2,000 and 1,500)
+        ([5000, 5000], [1501, 1001]),
+        ([3333, 3333, 3334], [0, 0, 0]),  # 3. over 3 minutes: 3,333 <= 3,499 (the guide: 333 in the first)
         ([2500, 2500, 2500, 2500], [0, 0, 0, 0]),  # 4. over 4 minutes: 2,500 new, then reused
     ],
 )

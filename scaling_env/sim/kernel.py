@@ -130,8 +130,16 @@ from .instances import (
     launch,
     scale_in,
 )
-from .load_balancer import ROUND_ROBIN, balancer_load, balancer_queue, health_checks, pool_shares, route
-from .memory import arrivals_at_level, draw_memory_crash, memory_slots
+from .load_balancer import (
+    LEAST_OUTSTANDING,
+    ROUND_ROBIN,
+    balancer_load,
+    balancer_queue,
+    health_checks,
+    pool_shares,
+    route,
+)
+from .memory import arrivals_at_level, count_limit, draw_memory_crash, fluid_crossing, memory_slots
 from .nonstationary import psffa_wait
 from .platform import platform_action, platform_latency, platform_reset, serve_platform
 from .queueing import erlang_arrivals_wait, fifo_waits, fluid_p95, fluid_segment, response_p95, waiting_latency
@@ -501,8 +509,17 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool,
     if p[b, P_MEM_CRASH] > 0.5 and not to_booting:
         level = memory_slots(p[b, P_MEM_BASE], p[b, P_MEM_REQ], p[b, P_MEM_LIMIT])
         if level < conc + p[b, P_MAXQ]:  # (else the waiting room turns requests away first)
+            offered = offered_rps
+            if int(p[b, P_ALGO]) == LEAST_OUTSTANDING and w_healthy < wsum - _EPS and w_healthy > 0.0:
+                # crashed members in the pool take the requests that find a tie (``route``): the healthy ones'
+                # pooled queue runs at what they were routed, not at their share of the pool's time
+                routed = 0
+                for i in range(hi):
+                    if inst_i[b, i, I_STATE] == WARM or inst_i[b, i, I_STATE] == BOOTING:
+                        routed += inst_i[b, i, I_ARRIVALS]
+                offered = routed / dt * wsum / w_healthy
             r_level = arrivals_at_level(
-                int(p[b, P_ALGO]), offered_rps, n_pool, wsum, w_healthy, conc, svc, p[b, P_MAXQ], level
+                int(p[b, P_ALGO]), offered, n_pool, wsum, w_healthy, conc, svc, p[b, P_MAXQ], level
             )
     fluid_wait_sum = 0.0  # waiting of the step's served requests in fluid queues, request-seconds
     queued_age = 0.0  # age of the requests still queued at the end, request-seconds
@@ -521,6 +538,11 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool,
     dropped = 0
     failed = 0
     crashes = 0
+    # least outstanding: a member that crashed has no outstanding requests and takes nearly every later request
+    # until it is found (docs/model.md 5), so the others' counts stop growing: a memory crash in the step stops
+    # the later ones of the other members (the first in slot order when they come at the same moment)
+    lo_pool = int(p[b, P_ALGO]) == LEAST_OUTSTANDING and not to_booting
+    first_crash = -1.0
     for i in range(hi):
         st = inst_i[b, i, I_STATE]
         if st == OFF:
@@ -541,9 +563,11 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool,
                     inst_i[b, i, I_STATE] = OFF
         # a slot still booting, with nothing routed or queued to it, has nothing to do
         elif not (st == BOOTING and not to_booting and inst_f[b, i, F_SERVE] <= 0.0 and inst_i[b, i, I_BACKLOG] == 0):
-            done, lost, fail, crashed, bill, cpu, mem, waited_s, age, longest, stat_n, stat_w, p_w = serve_slot(
-                b, i, s, st, to_booting, w_stat, p_stat, p_block, r_level
+            done, lost, fail, crashed, bill, cpu, mem, waited_s, age, longest, stat_n, stat_w, p_w, t_c = serve_slot(
+                b, i, s, st, to_booting, w_stat, p_stat, p_block, r_level, first_crash
             )
+            if crashed > 0 and lo_pool and (first_crash < 0.0 or t_c < first_crash):
+                first_crash = t_c
             served += done
             dropped += lost
             failed += fail
@@ -648,16 +672,20 @@ def queue_segment(b, s, offered_rps, wsum, w_healthy, n_pool, y0, duration):
 
 
 @njit(inline="always", **_KERNEL)
-def serve_slot(b, i, s, st, to_booting, w_stat, p_stat, p_block, r_level):
+def serve_slot(b, i, s, st, to_booting, w_stat, p_stat, p_block, r_level, first_crash):
     """6, one slot that serves, boots with requests, or drains: its fluid queue over the step, the waits of its
     served requests, memory, a memory crash and the end of a drain. A memory crash is certain when the step's
-    count (in service + the fluid queue's peak) passes the limit, and drawn for a warm slot below it from the
-    share ``r_level`` of arrivals that find the largest count that fits (``memory.draw_memory_crash``): then it
-    serves its part of the step before the crash, and the rest of its requests fail.
+    count (in service + the fluid queue's peak; a cold start's queue alone) passes the limit, at the moment the
+    fluid count reaches it (``memory.fluid_crossing``), and drawn for a warm slot below it from the share
+    ``r_level`` of arrivals that find the largest count that fits (``memory.draw_memory_crash``): either way it
+    serves its part of the step before the crash, and the rest of its requests (its drops included) fail.
+
+    ``first_crash`` (s from the step start, -1: none): under least outstanding, the moment another member crashed
+    in the step; a crash of this one at or after it does not happen (``serve``).
 
     Returns (served, dropped, failed, crashed, billed s, CPU, memory (-1 if it did not serve), fluid wait of its
     served requests request-s, age of its queue request-s, longest fluid wait s, requests served through the
-    stationary queue, their stationary wait request-s, requests that waited)."""
+    stationary queue, their stationary wait request-s, requests that waited, the crash's time s)."""
     p, inst_f, inst_i = s.params, s.inst_f, s.inst_i
     dt = p[b, P_DT]
     conc = int(p[b, P_CONC])
@@ -665,7 +693,7 @@ def serve_slot(b, i, s, st, to_booting, w_stat, p_stat, p_block, r_level):
     cap_rps = conc / svc  # requests/s one warm instance completes at full concurrency
     q = inst_i[b, i, I_BACKLOG]
     tau = inst_f[b, i, F_SERVE]
-    q_end, done, dropped, peak_q, n_waited, waited_s, age, longest = fluid_over_step(
+    q_end, done, dropped, peak_q, n_waited, waited_s, age, longest, segs = fluid_over_step(
         b, i, s, q, tau, to_booting, p_block, cap_rps
     )
     failed = 0
@@ -675,19 +703,39 @@ def serve_slot(b, i, s, st, to_booting, w_stat, p_stat, p_block, r_level):
     stat_n = 0.0
     stat_w = 0.0
     p_w = 0.0
-    at = 0.0  # the part of the step before a drawn memory crash (0: none)
+    t_crash = -1.0  # a memory crash's time, s from the step start (-1: none)
     if tau > 0.0:
         cpu = min(done * svc / (conc * tau), 1.0)
         mem = (p[b, P_MEM_BASE] + p[b, P_MEM_REQ] * (cpu * conc + peak_q)) / p[b, P_MEM_LIMIT]
         inst_f[b, i, F_LOAD] = cpu
         if r_level > 0.0 and st != DRAINING and mem <= 1.0:
             at = draw_memory_crash(s.rng, b, inst_i[b, i, I_ARRIVALS], r_level)
-            if at > 0.0:  # served evenly over its serving time: what came after the crash fails
-                kept = min(int(math.floor(done * at + 0.5)), done)
-                failed = done - kept
-                done = kept
-                waited_s *= at
-                age = 0.0
+            if at > 0.0:
+                t_crash = dt - tau + at * tau
+    if p[b, P_MEM_CRASH] > 0.5 and t_crash < 0.0 and (tau > 0.0 or to_booting):
+        # sure: the step's fluid count (in service + queue; a cold start's queue alone) passes the limit, at the
+        # moment it reaches it (docs/model.md 7)
+        busy = cpu * conc
+        if (p[b, P_MEM_BASE] + p[b, P_MEM_REQ] * (busy + peak_q)) / p[b, P_MEM_LIMIT] > 1.0:
+            limit = count_limit(p[b, P_MEM_BASE], p[b, P_MEM_REQ], p[b, P_MEM_LIMIT])
+            t_crash = fluid_crossing(limit, segs, busy, dt)
+    if first_crash >= 0.0 and t_crash >= first_crash:
+        t_crash = -1.0
+    if t_crash >= 0.0:
+        # served evenly over its serving time: what it would have completed after the crash fails; a request is
+        # turned away only at a count of c + max_queue, past the limit, so its drops all come after the crash
+        served_part = max(t_crash - (dt - tau), 0.0) / tau if tau > 0.0 else 0.0
+        if served_part <= 0.0 and mem >= 0.0:  # crashed before it served: no CPU or memory sample of a server
+            cpu = 0.0
+            mem = -1.0
+            inst_f[b, i, F_LOAD] = 0.0
+        kept = min(int(math.floor(done * served_part + 0.5)), done)
+        failed = done - kept + dropped
+        dropped = 0
+        done = kept
+        waited_s *= served_part
+        age = 0.0
+    if tau > 0.0:
         if done > 0:
             waited = min(float(done), n_waited)
             if st != DRAINING:
@@ -697,15 +745,15 @@ def serve_slot(b, i, s, st, to_booting, w_stat, p_stat, p_block, r_level):
                 p_w = waited + (done - waited) * p_stat
             else:
                 p_w = waited
-        if p[b, P_MEM_CRASH] > 0.5 and (mem > 1.0 or at > 0.0):
-            failed += crash(inst_f, inst_i, b, i)
-            crashed = 1
-            if at > 0.0:  # its health checks fail from the crash on (those left in this step count now)
-                t0, since = s.env_state[b, E_TIME], dt - tau + at * tau
-                health_checks(inst_i, b, i, t0, dt, p[b, P_HC_INTERVAL], int(p[b, P_HC_THRESHOLD]), since)
-            if st == DRAINING:  # it was leaving anyway: it stops, out of the pool
-                inst_i[b, i, I_STATE] = OFF
-            st = FAILED
+    if t_crash >= 0.0:
+        failed += crash(inst_f, inst_i, b, i)
+        crashed = 1
+        if t_crash < dt - _EPS:  # its health checks fail from the crash on (those left in this step count now)
+            t0 = s.env_state[b, E_TIME]
+            health_checks(inst_i, b, i, t0, dt, p[b, P_HC_INTERVAL], int(p[b, P_HC_THRESHOLD]), max(t_crash, _EPS))
+        if st == DRAINING:  # it was leaving anyway: it stops, out of the pool
+            inst_i[b, i, I_STATE] = OFF
+        st = FAILED
     bill = dt
     if st == DRAINING:
         inst_f[b, i, F_TIMER] += dt
@@ -717,7 +765,7 @@ def serve_slot(b, i, s, st, to_booting, w_stat, p_stat, p_block, r_level):
             failed += q_end
             inst_i[b, i, I_BACKLOG] = 0
             inst_i[b, i, I_STATE] = OFF
-    return done, dropped, failed, crashed, bill, cpu, mem, waited_s, age, longest, stat_n, stat_w, p_w
+    return done, dropped, failed, crashed, bill, cpu, mem, waited_s, age, longest, stat_n, stat_w, p_w, t_crash
 
 
 @njit(inline="always", **_KERNEL)
@@ -750,7 +798,9 @@ def fluid_over_step(b, i, s, q, tau, to_booting, p_block, cap_rps):
     ``F_SPLIT``, ``F_EARLY``) takes its arrivals at two rates, before and after it (``fluid_queue_split``).
 
     Returns (queue at the end (whole requests), served, dropped, longest queue, requests that went through the
-    fluid queue, their fluid wait request-s, age of the queue at the end request-s, longest fluid wait s)."""
+    fluid queue, their fluid wait request-s, age of the queue at the end request-s, longest fluid wait s, the
+    queue's two segments for ``memory.fluid_crossing``: (q at the start, rate, length, serving (1) or booting
+    (0)) of the first, (q at the start, rate, length) of the second)."""
     inst_f = s.inst_f
     dt = s.params[b, P_DT]
     split = inst_f[b, i, F_SPLIT]
@@ -767,7 +817,8 @@ def fluid_over_step(b, i, s, q, tau, to_booting, p_block, cap_rps):
             waited_s += w_b
             longest = max(longest, l_b)
         n_waited = qf + ra * queued_through(qf, ra - cap_rps, split) + rb * queued_through(qa, rb - cap_rps, dt - split)
-        return q_end, done, dropped, max(max(qf, qa), q2), n_waited, waited_s, age, longest
+        segs = (qf, ra - cap_rps, split, 1.0, qa, rb - cap_rps, dt - split)
+        return q_end, done, dropped, max(max(qf, qa), q2), n_waited, waited_s, age, longest, segs
     qf, q1, q2, q_end, done, dropped, in1, in_rps, net, area, adm1, adm2 = fluid_queue(
         b, i, s, q, tau, to_booting, p_block, cap_rps
     )
@@ -777,7 +828,8 @@ def fluid_over_step(b, i, s, q, tau, to_booting, p_block, cap_rps):
     # requests that went through the fluid queue all waited: the queue at the start, the cold-start arrivals,
     # and those arriving while the queue was not empty
     n_waited = qf + in1 * idle + in_rps * queued_through(q1, net, tau)
-    return q_end, done, dropped, max(max(qf, q1), q2), n_waited, waited_s, age, longest
+    segs = (qf, in1, idle, 0.0, q1, net, tau)
+    return q_end, done, dropped, max(max(qf, q1), q2), n_waited, waited_s, age, longest, segs
 
 
 @njit(inline="always", **_KERNEL)
@@ -885,7 +937,8 @@ def fluid_queue(b, i, s, q, tau, to_booting, p_block, cap_rps):
 @njit(**_KERNEL)
 def lifecycle(b, s, m, hi):
     """7. At the end of the step: cold starts complete, detected instances become unhealthy and (with
-    replacement) a replacement is launched before the unhealthy one terminates; counts the states."""
+    replacement) a replacement is launched before the unhealthy one terminates, both from the detection's time in
+    the step; counts the states."""
     p, inst_f, inst_i = s.params, s.inst_f, s.inst_i
     dt = p[b, P_DT]
     for i in range(hi):
@@ -901,14 +954,27 @@ def lifecycle(b, s, m, hi):
     new_hi = hi
     if p[b, P_REPLACE] > 0.5:
         # as an auto-scaling group does: launch a replacement, then terminate the unhealthy one; with no free
-        # slot it stays counted and the replacement is tried again next step
+        # slot it stays counted and the replacement is tried again next step. Both start at the detection
+        # (``F_WEIGHT`` of the step, the request backend's rule), a part ``late`` of the step before its end:
+        # the replacement's cold start has run that long by the end (warm if it is over) and is billed for it
         for i in range(hi):
             if inst_i[b, i, I_STATE] == UNHEALTHY and inst_f[b, i, F_TIMER] < 0.0:
                 started, top = launch(inst_f, inst_i, s.rng, b, 1, p[b, P_BOOT_MEAN], p[b, P_BOOT_JITTER])
                 if started == 0:
                     break
                 m[b, M_COLD_STARTS] += 1
-                inst_f[b, i, F_TIMER] = p[b, P_TERMINATION]
+                late = dt * (1.0 - inst_f[b, i, F_WEIGHT]) if inst_i[b, i, I_EVENT] == 2 else 0.0
+                inst_f[b, i, F_TIMER] = p[b, P_TERMINATION] - late
+                if late > 0.0:
+                    if inst_f[b, i, F_TIMER] <= _EPS:  # (its termination is over by the step's end)
+                        inst_i[b, i, I_STATE] = OFF
+                    j = top - 1  # (launch takes the lowest free slot)
+                    inst_f[b, j, F_TIMER] -= late
+                    if inst_f[b, j, F_TIMER] <= _EPS:
+                        inst_i[b, j, I_STATE] = WARM
+                        inst_f[b, j, F_TIMER] = 0.0
+                    m[b, M_INST_SECONDS] += late
+                    m[b, M_BILLED] += 1
                 new_hi = max(new_hi, top)
     s.env_state[b, E_HI] = new_hi
     count_states(b, s, m)

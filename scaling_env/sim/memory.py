@@ -20,6 +20,10 @@ takes ``a`` arrivals in the step crashes in it with probability ``1 - exp(-a r_L
 - least outstanding: the pooled queue of n instances, M/M/(n c)/(n K). Join-the-shortest-queue keeps the
   instances within one request of each other, so an arrival brings its instance from L to L + 1 when it finds
   n L to n L + n - 1 in the pool: r_L = P(n L <= N <= n L + n - 1).
+
+Where the step's fluid count itself (in service + the fluid queue) passes the limit the crash is sure, and it
+acts at the moment the fluid count reaches the limit (``fluid_crossing``: the queue is linear in each of the
+step's fluid segments), as the request backend kills the instance the moment its count passes it.
 """
 
 from __future__ import annotations
@@ -188,3 +192,44 @@ def draw_memory_crash(rng, b: int, arrivals: float, r_level: float) -> float:
         return 0.0
     u = uniform(rng, b)
     return min(max(-math.log1p(-u * p) / m, 1e-9), 1.0)
+
+
+@njit(cache=True)
+def count_limit(base_mb: float, per_request_mb: float, limit_mb: float) -> float:
+    """The count of outstanding requests (a real number, as the fluid's) above which the memory passes its limit:
+    ``(limit - base) / per_request`` (inf without a per-request share). The fluid count ``n`` passes the limit when
+    ``n > count_limit``, the same test as ``(base + per_request n) / limit > 1`` (``kernel.serve_slot``'s)."""
+    if per_request_mb <= 0.0:
+        return math.inf
+    return (limit_mb - base_mb) / per_request_mb
+
+
+@njit(cache=True)
+def segment_crossing(limit: float, busy: float, q0: float, rate: float, length: float) -> float:
+    """When the fluid count ``busy + q(t)`` first passes ``limit`` in a segment whose queue goes linearly from
+    ``q0`` at ``rate`` requests/s for ``length`` s: s from the segment start, -1 if it does not in the segment.
+    (The fluid queue is linear in a segment until it empties or fills its room: ``queueing.fluid_segment``; it
+    can pass a level only while it rises, so the clamps never come first.)"""
+    if busy + q0 > limit:
+        return 0.0
+    if rate > 0.0 and busy + q0 + rate * length > limit:
+        return (limit - busy - q0) / rate
+    return -1.0
+
+
+@njit(cache=True)
+def fluid_crossing(limit: float, segs, busy: float, dt: float) -> float:
+    """The moment in the step (s from its start) at which a slot's fluid count of outstanding requests first
+    passes ``limit`` (``count_limit``), from its queue's two segments ``segs`` = (q at the start of the first,
+    its rate, its length, whether the slot serves in it (0: a cold start, nothing in service), q at the start of
+    the second, its rate, its length), the count being the queue plus ``busy`` requests in service while it
+    serves. ``dt`` (the step's end) when it passes only by the step's rounding (the caller found the step's peak
+    over the limit), so that the crash then acts at the end as before."""
+    qa, ra, la, serving_a, qb, rb, lb = segs
+    t = segment_crossing(limit, busy if serving_a > 0.5 else 0.0, qa, ra, la)
+    if t >= 0.0:
+        return t
+    t = segment_crossing(limit, busy, qb, rb, lb)
+    if t >= 0.0:
+        return la + t
+    return dt

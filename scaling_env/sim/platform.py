@@ -139,6 +139,42 @@ def refill(b, s, seconds):
 
 
 @njit(**_KERNEL)
+def spread_launches(b, s, need, span):
+    """How many of ``need`` launches, needed one after the other evenly over ``span`` s from the step start (the
+    k-th at ``k span / need``), find a scaling token at their time, as the request-level backend launches: the
+    bucket refilled to that moment (``refill``'s rate; a bucket drained as it refills loses nothing to its cap),
+    one token per launch, a launch that finds none throttled (its need does not wait for the next token). With
+    ``T0`` tokens at the step start and the refill rate ``r`` the tokens by ``t`` are ``T0 + r t`` and the needs
+    by ``t`` ``1 + need t / span``, both linear: the launches are the fewer of the needs, the tokens by the last
+    need's time, ``floor(T0 + r span (need - 1) / need)``, and ``floor(T0) + need - 1`` (no token for the first
+    when the bucket holds less than one)."""
+    if need <= 0:
+        return 0
+    tokens0 = s.env_state[b, E_PF_TOKENS]
+    last = span * (need - 1.0) / need
+    by_last = int(math.floor(tokens0 + s.params[b, P_PF_RATE] * last + _EPS))
+    return max(min(need, by_last, int(math.floor(tokens0 + _EPS)) + need - 1), 0)
+
+
+@njit(**_KERNEL)
+def step_end_tokens(b, s, seconds, started):
+    """The bucket after ``seconds`` in which ``started`` launches took their tokens as they came
+    (``spread_launches``): beyond the tokens of the step start, the launches took the refill as it came, which
+    left the bucket empty at the last of them, ``(started - T0) / rate`` s in, and it refills after (``refill``,
+    capped at the bucket's size); within them, ``T0 - started`` refills over the step."""
+    p, env = s.params, s.env_state
+    tokens0 = env[b, E_PF_TOKENS]
+    left = tokens0 - started  # (negative: launches took refilled tokens, each as it came)
+    env[b, E_PF_TOKENS] = max(left, 0.0)
+    seconds_left = seconds
+    if left < 0.0 and p[b, P_PF_RATE] > 0.0:
+        seconds_left = max(seconds + left / p[b, P_PF_RATE], 0.0)  # refill after the last launch
+    tokens = refill(b, s, seconds_left)
+    env[b, E_PF_TOKENS] = tokens0
+    return tokens
+
+
+@njit(**_KERNEL)
 def start(b, s, count, hi, prov):
     """Launch ``count`` cold starts (``instances.launch``) as provisioned (``prov``) or on-demand instances;
     returns (started, new slot bound). The new slots are marked ``I_EVENT = NEW_SLOT`` until ``serve_platform``."""
@@ -321,7 +357,7 @@ def admit(b, s, m, hi, arrivals, n_warm, n_live):
     # the buffer is served first (FIFO): the part of it that found capacity, with its age
     buf_served = min(buffered, x_w)
     tokens0 = env[b, E_PF_TOKENS]
-    tokens = refill(b, s, dt)
+    started = 0
     admitted = 0
     quick = boot_take  # served by instances booting at the step start, after their cold start: no wait
     if rest > 0:
@@ -337,10 +373,15 @@ def admit(b, s, m, hi, arrivals, n_warm, n_live):
             cold = int(math.ceil((1 + poisson(s.rng, b, during)) / conc - _EPS))
         else:
             cold = int(math.ceil(during / conc - _EPS))
-        need = max(min(cold, int(math.ceil(rest / conc - _EPS))), used - n_warm - n_boot)
-        n_new = max(min(need, int(p[b, P_PF_LIMIT]) - n_live, int(math.floor(tokens + _EPS))), 0)
+        fan_out = min(cold, int(math.ceil(rest / conc - _EPS)))
+        sustained = max(used - n_warm - n_boot, int(math.ceil(rest * svc / (dt * conc) - _EPS)))
+        need = max(fan_out, sustained)
+        # each launch takes its token when it is needed (tokens refilled within the step): the fan-out's spread
+        # over the first cold start (``window``), the instances the rest keeps busy (the hunting order's new
+        # ones, or the rest's mean concurrency) over the step
+        budget = max(spread_launches(b, s, fan_out, min(window, dt)), spread_launches(b, s, sustained, dt))
+        n_new = max(min(budget, int(p[b, P_PF_LIMIT]) - n_live), 0)
         started, hi = start(b, s, n_new, hi, False)
-        tokens -= started
         m[b, M_COLD_STARTS] += started
         admitted = rest if started >= need else min(rest, new_capacity(b, s, hi, tokens0))
         if started > 0:
@@ -356,7 +397,7 @@ def admit(b, s, m, hi, arrivals, n_warm, n_live):
                     extra -= 1
     if buffered > buf_served:  # buffered requests admitted on new capacity without a cold-start wait
         buf_served += min(buffered - buf_served, quick)
-    env[b, E_PF_TOKENS] = tokens
+    env[b, E_PF_TOKENS] = step_end_tokens(b, s, dt, started)
     over = rest - admitted
     keep = 0
     if p[b, P_PF_ACTIVATOR] > 0.5:
