@@ -61,8 +61,6 @@ def record(episodes: int, policy: str, out: str) -> None:
     kernel.erlang_arrivals_wait = eaw
     queueing.gim_wait_probability = recorder("gim_wait_probability", queueing.gim_wait_probability)
     kernel.psffa_wait = recorder("psffa_wait", kernel.psffa_wait)
-    # the compiled core's stack buffers (an intrinsic, not callable uncompiled) as arrays
-    queueing._stack_doubles = lambda size: np.zeros(size)
 
     config = EnvConfig()
     sim = BatchSimulator(config, 1, parallel=False)

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import math
 
-from numba import njit, types
+import numpy as np
+from numba import config, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
@@ -146,6 +147,12 @@ def _stack_doubles(typingctx, size):
         return cgutils.alloca_once(builder, context.get_value_type(types.float64), size=n)
 
     return types.CPointer(types.float64)(size), codegen
+
+
+if config.DISABLE_JIT:  # uncompiled (NUMBA_DISABLE_JIT=1, for debugging): an intrinsic cannot run; an array can
+
+    def _stack_doubles(size):  # noqa: F811
+        return np.zeros(size)
 
 
 @njit(cache=True, error_model="numpy")
