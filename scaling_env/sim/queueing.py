@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import math
 
-from numba import njit, types
+import numpy as np
+from numba import config, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
@@ -40,6 +41,8 @@ GIM_MAX_SERVERS = 256  # the exact E_k/M/N wait up to this N (checked against th
 GIMK_MAX_ROOM = 20  # the exact E_k/M/N/(N+K) chain for waiting rooms of 1..20; the cut geometric tail above
 GIMK_MAX_PHASES = 1024  # ... and k up to this (its stack buffer of k + 1 doubles)
 _GIMK_BUFFER = GIMK_MAX_PHASES + 1
+_TAKACS_BUFFER = GIM_MAX_SERVERS + 1  # _takacs_sums' two lanes of phi_j and t_j / t_{j-1}, j = 1..N
+_INT_POWER_MAX = 0x10000  # numba's float ** int multiplies up to this exponent (math.pow above)
 
 
 @njit(cache=True)
@@ -139,6 +142,27 @@ def stationary_wait(servers: int, arrival_rps: float, service_s: float, ca2: flo
     return z * w_mmn, p_wait, p_block
 
 
+@intrinsic
+def _stack_doubles(typingctx, size):
+    """A buffer of ``size`` (a literal) doubles on the caller's stack, as a float64 pointer: scratch memory for
+    the compiled core, whose kernels run without numba's runtime (``_nrt=False``: no array can be allocated).
+    Valid until the calling function returns."""
+    if not isinstance(size, types.IntegerLiteral):
+        return None
+    n = size.literal_value
+
+    def codegen(context, builder, sig, args):
+        return cgutils.alloca_once(builder, context.get_value_type(types.float64), size=n)
+
+    return types.CPointer(types.float64)(size), codegen
+
+
+if config.DISABLE_JIT:  # uncompiled (NUMBA_DISABLE_JIT=1, for debugging): an intrinsic cannot run; an array can
+
+    def _stack_doubles(size):  # noqa: F811
+        return np.zeros(size)
+
+
 @njit(cache=True, error_model="numpy")
 def erlang_sigma(phases: int, rho: float) -> float:
     """The root sigma in (0, 1) of sigma = A*(N mu (1 - sigma)) for E_k/M/N, with A* the Laplace-Stieltjes
@@ -172,15 +196,41 @@ def _takacs_sums(phases: int, servers: int, rho: float, sigma: float):
     nobody waits and nobody is turned away, to double precision)."""
     m = float(servers)
     kl = phases * rho * m  # k lambda / mu
+    lanes = servers <= GIM_MAX_SERVERS and 0 <= phases <= _INT_POWER_MAX
+    phis = _stack_doubles(_TAKACS_BUFFER)  # phi_j (by lanes)
+    ratios = _stack_doubles(_TAKACS_BUFFER)  # t_j / t_{j-1} (by lanes)
+    if lanes:
+        # the terms' parts that do not depend on the running product, one j per SIMD lane (the divisions are
+        # most of the time): phi_j = (k rho N / (k rho N + j))^k by numba's own integer power (float ** int:
+        # r *= a for each set bit of k, from the lowest, a *= a between them), so the same bits as below
+        for j in range(1, servers + 1):
+            ratios[j] = kl / (kl + j)  # (the powers of the base, for now)
+            phis[j] = 1.0
+        e = phases
+        while e != 0:
+            if e & 1:
+                for j in range(1, servers + 1):
+                    phis[j] *= ratios[j]
+            e >>= 1
+            if e != 0:
+                for j in range(1, servers + 1):
+                    ratios[j] *= ratios[j]
+        for j in range(1, servers + 1):
+            ratios[j] = (m - j + 1.0) / j * (1.0 - phis[j]) / phis[j]
     t = 1.0
     total = 0.0
     loss = 1.0
     for j in range(1, servers + 1):
-        phi = (kl / (kl + j)) ** phases
+        if lanes:
+            phi = phis[j]
+            ratio = ratios[j]
+        else:
+            phi = (kl / (kl + j)) ** phases
+            ratio = (m - j + 1.0) / j * (1.0 - phi) / phi
         one_minus = 1.0 - phi
         if phi < 1e-290:  # (a light load: phi underflows) the next term overflows
             return math.inf, math.inf
-        t *= (m - j + 1.0) / j * one_minus / phi
+        t *= ratio
         if t > 1e290:
             return math.inf, math.inf
         loss += t
@@ -215,21 +265,6 @@ def gim_wait_probability(phases: int, servers: int, rho: float) -> tuple[float, 
         p_hi = 1.0 / (1.0 + (1.0 - hi) * _takacs_sums(phases, servers, rho * (1.0 + 1e-5), hi)[0])
         return 0.5 * (p_lo + p_hi), sigma
     return 1.0 / (1.0 + (1.0 - sigma) * _takacs_sums(phases, servers, rho, sigma)[0]), sigma
-
-
-@intrinsic
-def _stack_doubles(typingctx, size):
-    """A buffer of ``size`` (a literal) doubles on the caller's stack, as a float64 pointer: scratch memory for
-    the compiled core, whose kernels run without numba's runtime (``_nrt=False``: no array can be allocated).
-    Valid until the calling function returns."""
-    if not isinstance(size, types.IntegerLiteral):
-        return None
-    n = size.literal_value
-
-    def codegen(context, builder, sig, args):
-        return cgutils.alloca_once(builder, context.get_value_type(types.float64), size=n)
-
-    return types.CPointer(types.float64)(size), codegen
 
 
 @njit(cache=True, error_model="numpy")
