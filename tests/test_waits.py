@@ -104,10 +104,12 @@ def test_a_queue_that_fills_at_once_waits_no_longer_than_it_has_existed():
 def test_a_queue_that_fills_early_in_a_step_gives_the_fifo_waits():
     # (ii) one pinned instance (100 req/s), 1,000 req/s, max_queue 10,000, 15 s steps: the queue is full after
     # 11.1 s; the 1,500 served in the first step arrived in its first 1.5 s. Was: 19.6 s (FIFO: 6.70 s).
+    # No request memory: 10,000 queued at 4 MB would pass the 1 GB limit (a memory crash at its time: the cases
+    # of tests/test_memory_crash.py); this one checks the FIFO waits alone.
     data = {
         "episode_steps": 1,
         "workload": {"shape": {"kind": "constant", "rate_rps": 1000}},
-        "instances": {"max_queue": 10000},
+        "instances": {"max_queue": 10000, "memory_mb_per_request": 0},
         "scaling": {"min_instances": 1, "max_instances": 1, "initial_instances": 1},
     }
     cfg, infos = run(data, [HOLD])

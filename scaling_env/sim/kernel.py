@@ -505,22 +505,7 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool,
         w_stat, p_stat, p_block, w_floor = queue_over_step(b, s, offered_rps, wsum, w_healthy, n_pool, backlog)
     w_stat = min(w_stat, dt)
     w_floor = min(w_floor, dt)  # longer waits than a step build up as fluid backlog, step by step
-    r_level = 0.0  # the share of arrivals that find the most requests an instance's memory holds (memory.py)
-    if p[b, P_MEM_CRASH] > 0.5 and not to_booting:
-        level = memory_slots(p[b, P_MEM_BASE], p[b, P_MEM_REQ], p[b, P_MEM_LIMIT])
-        if level < conc + p[b, P_MAXQ]:  # (else the waiting room turns requests away first)
-            offered = offered_rps
-            if int(p[b, P_ALGO]) == LEAST_OUTSTANDING and w_healthy < wsum - _EPS and w_healthy > 0.0:
-                # crashed members in the pool take the requests that find a tie (``route``): the healthy ones'
-                # pooled queue runs at what they were routed, not at their share of the pool's time
-                routed = 0
-                for i in range(hi):
-                    if inst_i[b, i, I_STATE] == WARM or inst_i[b, i, I_STATE] == BOOTING:
-                        routed += inst_i[b, i, I_ARRIVALS]
-                offered = routed / dt * wsum / w_healthy
-            r_level = arrivals_at_level(
-                int(p[b, P_ALGO]), offered, n_pool, wsum, w_healthy, conc, svc, p[b, P_MAXQ], level
-            )
+    r_level = 0.0 if to_booting else memory_level(b, s, hi, offered_rps, wsum, w_healthy, n_pool)
     fluid_wait_sum = 0.0  # waiting of the step's served requests in fluid queues, request-seconds
     queued_age = 0.0  # age of the requests still queued at the end, request-seconds
     stat_wait_sum = 0.0
@@ -598,6 +583,31 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool,
     m[b, M_BILLED] = billed
     m[b, M_INST_SECONDS] = inst_seconds
     return fluid_wait_sum, queued_age, stat_served, stat_wait_sum, p_wait_sum, max_fluid_wait, w_stat, p_stat, w_floor
+
+
+@njit(inline="always", **_KERNEL)
+def memory_level(b, s, hi, offered_rps, wsum, w_healthy, n_pool):
+    """The share of the step's arrivals that find the most requests an instance's memory holds (memory.py), 0
+    without memory crashes or where the waiting room turns requests away first."""
+    p, inst_i = s.params, s.inst_i
+    if p[b, P_MEM_CRASH] <= 0.5:
+        return 0.0
+    conc = int(p[b, P_CONC])
+    level = memory_slots(p[b, P_MEM_BASE], p[b, P_MEM_REQ], p[b, P_MEM_LIMIT])
+    if level >= conc + p[b, P_MAXQ]:
+        return 0.0
+    offered = offered_rps
+    if int(p[b, P_ALGO]) == LEAST_OUTSTANDING and w_healthy < wsum - _EPS and w_healthy > 0.0:
+        # crashed members in the pool take the requests that find a tie (``route``): the healthy ones' pooled
+        # queue runs at what they were routed, not at their share of the pool's time
+        routed = 0
+        for i in range(hi):
+            if inst_i[b, i, I_STATE] == WARM or inst_i[b, i, I_STATE] == BOOTING:
+                routed += inst_i[b, i, I_ARRIVALS]
+        offered = routed / p[b, P_DT] * wsum / w_healthy
+    return arrivals_at_level(
+        int(p[b, P_ALGO]), offered, n_pool, wsum, w_healthy, conc, p[b, P_SVC], p[b, P_MAXQ], level
+    )
 
 
 @njit(inline="always", **_KERNEL)
