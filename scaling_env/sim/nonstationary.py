@@ -145,7 +145,8 @@ def psffa_wait(y0: float, lam: float, service_s: float, servers: int, w_stat: fl
 FINITE_FROM = 0.95  # the kernel follows the queue with this form from this utilisation on
 # ... for a room the queue can reach: RHO_CAP^K above 1e-6 (K below about 1,375); a larger room is as good as none
 FINITE_ROOM_MAX = math.log(1e-6) / math.log(RHO_CAP)
-FINITE_TOL = 1e-10  # the inverse of the finite relation is solved to this relative accuracy in rho
+FINITE_POINTS = 2  # points per sub-step for the mean wait and blocking where the queue moves (finite_step)
+FINITE_TOL = 1e-9  # the inverse of the finite relation is solved to this relative accuracy in rho
 
 
 @njit(cache=True)
@@ -248,15 +249,16 @@ def finite_step(y0: float, lam: float, mu: float, servers: float, kappa: float, 
     It has a fixed point at every rate (``G(y*) (1 - P_K) = rho (1 - P_K)``: y* = y(rho_in) of the stationary
     M/M/c/K relation, above capacity too), approached in ``PSFFA_SUBSTEPS`` sub-steps at the flow's secant rate
     (as ``psffa_step`` below capacity). Returns (y at the end, mean wait of an admitted request arriving in the
-    duration: the queue ahead over the throughput, Lq(y) / (c mu G(y)), over WAIT_POINTS points of each sub-step;
+    duration: the queue ahead over the throughput, Lq(y) / (c mu G(y)), at FINITE_POINTS points of each sub-step;
     the share of arrivals turned away: P_K(y) over the same points)."""
     rho_in = lam / (mu * servers)
     y_star = finite_relation(rho_in, servers, kappa, room)[0]
     y = min(max(y0, 0.0), servers + room)
-    if duration <= 0.0:
-        duration, n_sub = 0.0, 1
-    else:
-        n_sub = PSFFA_SUBSTEPS
+    if duration <= 0.0:  # the queue as it is
+        rho = finite_utilisation(y, servers, kappa, room, rho_in)
+        yq, busy, p_k = finite_relation(rho, servers, kappa, room)
+        return y, max(yq - servers * busy, 0.0) / (mu * servers * max(busy, 1e-12)), p_k
+    n_sub = PSFFA_SUBSTEPS
     h = duration / n_sub
     rho = rho_in
     wait = 0.0
@@ -272,15 +274,17 @@ def finite_step(y0: float, lam: float, mu: float, servers: float, kappa: float, 
         rho = finite_utilisation(y, servers, kappa, room, rho)
         _, busy, p_k = finite_relation(rho, servers, kappa, room)
         f = lam * (1.0 - p_k) - mu * servers * busy
-        r = max(f / (y_star - y), 0.0)
-        for j in range(WAIT_POINTS):
-            t = (j + 0.5) * h / WAIT_POINTS
+        # (a flow that does not point at y*, where the busy part is capped at 1 far above capacity, is taken to
+        # be at its fixed point at once: the queue there is full within a fraction of the sub-step)
+        r = f / (y_star - y) if f / (y_star - y) > 0.0 else 1e3 / h
+        for j in range(FINITE_POINTS):
+            t = (j + 0.5) * h / FINITE_POINTS
             y_t = y_star + (y - y_star) * math.exp(-r * t)
             rho_t = finite_utilisation(y_t, servers, kappa, room, rho)
             yt, busy_t, p_t = finite_relation(rho_t, servers, kappa, room)
             lq = max(yt - servers * busy_t, 0.0)
-            wait += lq / (mu * servers * max(busy_t, 1e-12)) / WAIT_POINTS
-            block += p_t / WAIT_POINTS
+            wait += lq / (mu * servers * max(busy_t, 1e-12)) / FINITE_POINTS
+            block += p_t / FINITE_POINTS
         y = y_star + (y - y_star) * math.exp(-r * h)
     return y, wait / n_sub, block / n_sub
 
