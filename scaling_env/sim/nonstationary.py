@@ -237,6 +237,12 @@ def all_busy(servers: int, rho: float, room: float) -> float:
         return 0.0
     b = erlang_b(servers, servers * rho)
     k = max(room, 0.0)
+    if k <= 0.0:
+        return b
+    if rho > 1.0:  # divided through by S, whose rho^K overflows far above capacity: 1 / S -> 0, the ratio -> 1
+        x = math.log(rho)
+        inv_s = (1.0 - 1.0 / rho) * math.exp(-k * x) / -math.expm1(-k * x)
+        return b * (1.0 + inv_s) / (inv_s + b)
     s = k if abs(rho - 1.0) < 1e-12 else rho * (1.0 - rho**k) / (1.0 - rho)
     return b * (1.0 + s) / (1.0 + b * s)
 
@@ -295,8 +301,9 @@ def psffa_finite_wait(
 ):
     """``psffa_wait`` with the finite-buffer relation (``finite_step``): ``lam`` is the offered rate; ``kappa`` is
     fitted to the stationary wait ``w_stat`` at the step's utilisation capped at RHO_CAP (``finite_fit``), and
-    above RHO_CAP moved as M/M/c/K's P(every slot busy) moves from RHO_CAP to the step's utilisation (towards 1:
-    the stationary queue above capacity is M/M/c/K's, not the one at RHO_CAP).
+    above RHO_CAP its complement 1 - kappa (some slot idle) scaled as M/M/c/K's moves from RHO_CAP to the step's
+    utilisation (towards 0: the stationary queue above capacity is M/M/c/K's, not the one at RHO_CAP, and a room
+    fills far above capacity whatever the fitted wait; for M/M/c, kappa is then M/M/c/K's own P(every slot busy)).
     Returns (y at the end, mean wait s of an admitted request arriving in the step, the share turned away)."""
     if servers <= 0:
         return 0.0, 0.0, 0.0
@@ -307,5 +314,9 @@ def psffa_finite_wait(
     kappa = max(finite_fit(w_stat, max(rho_fit, 1e-9), mu, c, room), 1e-12)
     rho_in = lam / (c * mu)
     if rho_in > RHO_CAP:
-        kappa = min(kappa * all_busy(servers, rho_in, room) / all_busy(servers, RHO_CAP, room), 1.0)
+        # the part of the time some slot is idle shrinks as M/M/c/K's does (to 0 far above capacity, where the
+        # room fills whatever the arrival and service laws)
+        idle_cap = 1.0 - all_busy(servers, RHO_CAP, room)
+        if idle_cap > 0.0:
+            kappa = 1.0 - (1.0 - kappa) * (1.0 - all_busy(servers, rho_in, room)) / idle_cap
     return finite_step(y0, lam, mu, c, kappa, max(room, 0.0), duration)
