@@ -11,7 +11,7 @@ from conftest import action_for, quiet_config, started
 
 from scaling_env.config import EnvConfig
 from scaling_env.envs.single import ServerlessScalingEnv
-from scaling_env.sim.nonstationary import psffa_step, psffa_utilisation, psffa_wait
+from scaling_env.sim.nonstationary import psffa_finite_wait, psffa_step, psffa_utilisation, psffa_wait, room_shape
 
 
 def test_utilisation_inverts_the_stationary_relation():
@@ -136,3 +136,61 @@ def test_the_step_after_an_overload_ends_waits_about_as_the_request_backend():
         lat[simulator] = float(np.mean(runs))
     assert lat["fast"] <= 1.2
     assert lat["fast"] == pytest.approx(lat["request"], rel=0.2)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The finite-buffer flow (Tipper & Sundareshan 1990): its fixed point is the M/M/c/K stationary queue at every
+# utilisation, capacity and above included.
+
+
+def mmck(c: int, room: int, rho: float, mu: float = 10.0) -> tuple[float, float, float]:
+    """M/M/c/(c + room) from its product form: (mean in system, mean wait of an admitted request, P(full))."""
+    a = rho * c
+    p = [1.0]
+    for n in range(1, c + room + 1):
+        p.append(p[-1] * a / min(n, c))
+    p = np.array(p) / sum(p)
+    n = np.arange(c + room + 1)
+    lq = float((p * np.maximum(n - c, 0)).sum())
+    return float((p * n).sum()), lq / (rho * c * mu * (1.0 - p[-1])), float(p[-1])
+
+
+def test_room_shape_at_and_around_capacity():
+    # the waiting count behind c busy slots is uniform on 0..K at rho = 1: mean K / 2, P(K) = 1 / (K + 1)
+    m_rho, top = room_shape(1.0, 100.0)
+    assert m_rho == pytest.approx(50.0, rel=1e-12) and top == pytest.approx(1.0 / 101.0, rel=1e-12)
+    # K = 1 at rho = 0.5: P(0) = 2/3, P(1) = 1/3, mean 1/3
+    m_rho, top = room_shape(0.5, 1.0)
+    assert m_rho * 0.5 == pytest.approx(1.0 / 3.0, rel=1e-12) and top == pytest.approx(1.0 / 3.0, rel=1e-12)
+    # mirror image: the mean at rho and at 1 / rho add up to K; continuous through rho = 1
+    for rho in (1.02, 1.3, 3.0):
+        assert room_shape(rho, 100.0)[0] * rho + room_shape(1.0 / rho, 100.0)[0] / rho == pytest.approx(100.0)
+    # the expansion used within ln(rho) (K + 1) < 1e-4 meets the closed form at the switch: m / rho has the slope
+    # K (K + 2) / 12 - K / 2 = 800 in ln(rho) there
+    below, above = room_shape(math.exp(0.98e-6), 100.0)[0], room_shape(math.exp(1.0e-6), 100.0)[0]
+    assert above - below == pytest.approx(800.0 * 0.02e-6, rel=0.05)
+
+
+@pytest.mark.parametrize("c", [1, 10])
+@pytest.mark.parametrize("rho", [0.5, 0.9, 0.98, 1.0, 1.02, 1.1, 1.3])
+def test_finite_flow_fixed_point_is_the_mmck_queue(c, rho):
+    # fitted to M/M/c/K's own stationary wait (at rho capped at 0.99), started at M/M/c/K's mean number in system,
+    # the flow stays there: the step's mean wait and blocking are M/M/c/K's at every utilisation
+    big_l, w, block = mmck(c, 100, rho)
+    w_fit = mmck(c, 100, min(rho, 0.99))[1]
+    y, w_step, p_step = psffa_finite_wait(big_l, rho * c * 10.0, 0.1, c, w_fit, 100.0, 15.0)
+    assert y == pytest.approx(big_l, rel=1e-6)
+    assert w_step == pytest.approx(w, rel=1e-6)
+    assert p_step == pytest.approx(block, rel=1e-6)
+
+
+def test_a_constant_overload_fills_to_the_mmck_value():
+    # c = 10, K = 100, utilisation 1.3 from an empty queue: it fills to M/M/c/K's 106.67 (10 busy + K - 1/(rho - 1)
+    # waiting, nearly), not to the full room, and blocks its 1 - 1/1.3 = 23.1 %
+    big_l, _, block = mmck(10, 100, 1.3)
+    w_fit = mmck(10, 100, 0.99)[1]
+    y = 0.0
+    for _ in range(4):
+        y, _, p_step = psffa_finite_wait(y, 130.0, 0.1, 10, w_fit, 100.0, 15.0)
+    assert y == pytest.approx(big_l, rel=1e-6) and big_l < 110.0
+    assert p_step == pytest.approx(block, rel=1e-3) and block == pytest.approx(1.0 - 1.0 / 1.3, rel=1e-3)

@@ -132,6 +132,7 @@ from .instances import (
 )
 from .load_balancer import (
     LEAST_OUTSTANDING,
+    RANDOM,
     ROUND_ROBIN,
     balancer_load,
     balancer_queue,
@@ -140,7 +141,7 @@ from .load_balancer import (
     route,
 )
 from .memory import arrivals_at_level, count_limit, draw_memory_crash, fluid_crossing, memory_slots
-from .nonstationary import psffa_wait
+from .nonstationary import FINITE_FROM, FINITE_ROOM_MAX, psffa_finite_wait, psffa_wait
 from .platform import platform_action, platform_latency, platform_reset, serve_platform
 from .queueing import erlang_arrivals_wait, fifo_waits, fluid_p95, fluid_segment, response_p95, waiting_latency
 from .rng import binomial, poisson
@@ -620,19 +621,21 @@ def queue_over_step(b, s, offered_rps, wsum, w_healthy, n_pool, backlog):
     at least s (the followed queue's; 0 for the per-step stationary one))."""
     p = s.params
     dt = p[b, P_DT]
-    algo = int(p[b, P_ALGO])
     y0 = s.env_state[b, E_PSFFA]
     n_before = s.env_state[b, E_PSFFA_N]
     if n_pool > 0 and n_before > 0.0:
         y0 *= n_before / n_pool  # members that join start empty, those that leave take their queue along
     rate_split, rate_early = rate_change(b, s)
     if rate_split <= 0.0:
-        w_stat, p_stat, p_block, y, w, lam_in = queue_segment(b, s, offered_rps, wsum, w_healthy, n_pool, y0, dt)
+        w_stat, p_stat, p_block, y, w, lam_in, followed = queue_segment(
+            b, s, offered_rps, wsum, w_healthy, n_pool, y0, dt
+        )
     else:
         rate_a = offered_rps * dt * rate_early / rate_split
         rate_b = offered_rps * dt * (1.0 - rate_early) / (dt - rate_split)
-        w_a, p_a, pb_a, y, wf_a, in_a = queue_segment(b, s, rate_a, wsum, w_healthy, n_pool, y0, rate_split)
-        w_b, p_b, pb_b, y, wf_b, in_b = queue_segment(b, s, rate_b, wsum, w_healthy, n_pool, y, dt - rate_split)
+        w_a, p_a, pb_a, y, wf_a, in_a, fol_a = queue_segment(b, s, rate_a, wsum, w_healthy, n_pool, y0, rate_split)
+        w_b, p_b, pb_b, y, wf_b, in_b, fol_b = queue_segment(b, s, rate_b, wsum, w_healthy, n_pool, y, dt - rate_split)
+        followed = fol_a or fol_b
         n_a = rate_a * rate_split
         n_b = rate_b * (dt - rate_split)
         p_block = (n_a * pb_a + n_b * pb_b) / max(n_a + n_b, 1e-300)
@@ -647,10 +650,10 @@ def queue_over_step(b, s, offered_rps, wsum, w_healthy, n_pool, backlog):
         k_b = n_b if rate_b < cap or rate_a >= cap else 0.0
         w_stat = (k_a * w_a + k_b * w_b) / max(k_a + k_b, 1e-300)
         p_stat = (k_a * p_a + k_b * p_b) / max(k_a + k_b, 1e-300)
-    if algo != ROUND_ROBIN:
-        return w_stat, p_stat, p_block, 0.0
     s.env_state[b, E_PSFFA] = y
     s.env_state[b, E_PSFFA_N] = n_pool
+    if not followed:  # random and least outstanding below FINITE_FROM: the per-step stationary queue
+        return w_stat, p_stat, p_block, 0.0
     # y holds the whole mean queue, the fluid backlog included: the queue that requests which find no fluid
     # queue meet is what it holds beyond the fluid's (per member, at the step start)
     fluid = backlog / n_pool if n_pool > 0 else 0.0
@@ -661,7 +664,17 @@ def queue_over_step(b, s, offered_rps, wsum, w_healthy, n_pool, backlog):
 @njit(inline="always", **_KERNEL)
 def queue_segment(b, s, offered_rps, wsum, w_healthy, n_pool, y0, duration):
     """6, ``queue_over_step`` over ``duration`` s at ``offered_rps``: (stationary mean wait s, P(wait),
-    P(turned away), the followed queue at the end, its mean wait s, its admitted rate per member requests/s)."""
+    P(turned away), the queue at the end per member, the followed queue's mean wait s, its admitted rate per member
+    requests/s, whether the queue was followed).
+
+    From utilisation FINITE_FROM on, round robin's and random's queues (with a waiting room of 1 to
+    FINITE_ROOM_MAX) are followed by the finite-buffer flow (``nonstationary.psffa_finite_wait``); below it
+    round robin's by the one-parameter flow (``psffa_wait``), while random keeps the per-step stationary queue (its
+    mean number in system is the state the flow starts from). Random's blocking is the flow's, less the
+    overload's excess ``1 - 1 / rho`` that the fluid queues turn away once full; round robin keeps its
+    E_n/M/c/K blocking (Erlang-n gaps block less than the flow's M/M/c/K). Least outstanding keeps the per-step
+    stationary pooled queue: its room of n q fills by diffusion far slower than the flow relaxes (followed, it
+    overshot the reference by +50 % to +170 % at utilisation 1.00, c <= 10; docs/model.md 6.2.1)."""
     p = s.params
     algo = int(p[b, P_ALGO])
     conc = int(p[b, P_CONC])
@@ -670,15 +683,22 @@ def queue_segment(b, s, offered_rps, wsum, w_healthy, n_pool, y0, duration):
     w_stat, p_stat, p_block = balancer_queue(
         algo, offered_rps, n_pool, wsum, w_healthy, conc, svc, p[b, P_SVC_CV] * p[b, P_SVC_CV], maxq
     )
-    if algo != ROUND_ROBIN:
-        # a Poisson stream per instance (random) or one pooled queue (least outstanding) fills its waiting room
-        # near capacity, which the flow's one-parameter relation does not know: followed over time it overshoots
-        # the request-level reference there (docs/model.md 6.2.1), so these keep the per-step stationary queue
-        return w_stat, p_stat, p_block, 0.0, 0.0, 0.0
     servers, lam, _, room = balancer_load(algo, offered_rps, n_pool, wsum, w_healthy, conc, maxq)
+    scale = float(n_pool) if algo == LEAST_OUTSTANDING and n_pool > 0 else 1.0
+    rho_in = lam * svc / servers if servers > 0 else 0.0
+    if rho_in >= FINITE_FROM and 1.0 <= room < FINITE_ROOM_MAX and algo != LEAST_OUTSTANDING:
+        y, w, p_flow = psffa_finite_wait(y0, lam, svc, servers, w_stat, room, duration)
+        if algo == RANDOM:
+            p_block = max(p_flow - max(1.0 - 1.0 / rho_in, 0.0), 0.0)
+        return w_stat, p_stat, p_block, y, w, lam * (1.0 - p_block), True
     lam_in = lam * (1.0 - p_block)
+    if algo != ROUND_ROBIN:
+        # the per-step stationary queue (a Poisson stream per instance, or the pooled queue): its mean number in
+        # system, busy slots plus Little's waiting queue, is where the flow starts if the next step is near capacity
+        y = servers * min(rho_in, 1.0) * (1.0 - p_block) + w_stat * lam_in
+        return w_stat, p_stat, p_block, y / scale, w_stat, lam_in / scale, False
     y, w = psffa_wait(y0, lam_in, svc, servers, w_stat, room, duration)
-    return w_stat, p_stat, p_block, y, w, lam_in
+    return w_stat, p_stat, p_block, y, w, lam_in, True
 
 
 @njit(inline="always", **_KERNEL)

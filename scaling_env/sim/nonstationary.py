@@ -29,7 +29,7 @@ import math
 
 from numba import njit
 
-from .queueing import RHO_CAP
+from .queueing import RHO_CAP, erlang_b
 
 PSFFA_SUBSTEPS = 4
 WAIT_POINTS = 4  # points per sub-step for the mean wait where the queue moves (psffa_step)
@@ -137,3 +137,186 @@ def psffa_wait(y0: float, lam: float, service_s: float, servers: int, w_stat: fl
     kappa = max(w_stat * c * mu * (1.0 - rho_fit), 1e-12)
     y_end, _, wait = psffa_step(y0, lam, mu, c, kappa, c + max(room, 0.0), duration)
     return y_end, wait
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The finite-buffer form (D. Tipper, M. K. Sundareshan, IEEE JSAC 8(9), 1990): a waiting room of K requests.
+
+FINITE_FROM = 0.95  # the kernel follows the queue with this form from this utilisation on
+# ... for a room the queue can reach: RHO_CAP^K above 1e-6 (K below about 1,375); a larger room is as good as none
+FINITE_ROOM_MAX = math.log(1e-6) / math.log(RHO_CAP)
+FINITE_POINTS = 2  # points per sub-step for the mean wait and blocking where the queue moves (finite_step)
+FINITE_TOL = 1e-9  # the inverse of the finite relation is solved to this relative accuracy in rho
+
+
+@njit(cache=True)
+def room_shape(rho: float, room: float):
+    """The truncated geometric law of the number waiting behind ``c`` busy slots in M/M/c/K (ratio ``rho`` on
+    0..K, K = ``room``): (its mean m / rho, P(j = K)). m / rho is 1 / (1 - rho) - (K + 1) rho^K / (1 - rho^(K+1))
+    (-> 1 as rho -> 0, K / 2 at rho = 1); above 1 the law is the mirror image of the one at 1 / rho."""
+    k = max(room, 0.0)
+    if k <= 0.0:
+        return 0.0, 1.0
+    if rho <= 0.0:
+        return 1.0, 0.0
+    x = math.log(rho)
+    if abs(x) * (k + 1.0) < 1e-4:  # near rho = 1: the expansions in x = ln rho (to first order)
+        m = 0.5 * k + k * (k + 2.0) * x / 12.0
+        top = (1.0 + 0.5 * k * x) / (k + 1.0)
+        return m / rho, top
+    # (1 - rho^j as -expm1(j ln rho): no cancellation near rho = 1)
+    if rho < 1.0:
+        rk = math.exp(k * x)
+        gap, gap_k1 = -math.expm1(x), -math.expm1((k + 1.0) * x)
+        return 1.0 / gap - (k + 1.0) * rk / gap_k1, rk * gap / gap_k1
+    # mirror: m(rho) = K - m(1 / rho), P(j = K) at rho = P(j = 0) at 1 / rho
+    gap, gap_k1 = -math.expm1(-x), -math.expm1(-(k + 1.0) * x)
+    m_s = (1.0 - gap) / gap - (k + 1.0) * (1.0 - gap_k1) / gap_k1
+    return (k - m_s) / rho, gap / gap_k1
+
+
+@njit(cache=True)
+def finite_relation(rho: float, servers: float, kappa: float, room: float):
+    """The stationary M/M/c/K relation at offered utilisation ``rho`` with ``kappa`` = P(every slot busy):
+    (mean number in system y, the busy part of the slots G, the blocking P(full) = kappa P(j = K)).
+    y = c G + kappa m(rho), G = min(rho (1 - blocking), 1)."""
+    m_rho, top = room_shape(rho, room)
+    block = kappa * top
+    busy = min(rho * (1.0 - block), 1.0)
+    return servers * busy + kappa * m_rho * rho, busy, block
+
+
+@njit(cache=True)
+def finite_utilisation(y: float, servers: float, kappa: float, room: float, start: float) -> float:
+    """The offered utilisation rho at which ``finite_relation`` holds ``y`` in system: y(rho) rises from 0
+    (rho = 0) towards c + kappa K (rho -> infinity); solved by Newton's method inside a bisection bracket from
+    ``start``. A ``y`` at or beyond the top gives the bracket's end (a full room)."""
+    if y <= 0.0:
+        return 0.0
+    lo, hi = 0.0, max(start, 1e-3)
+    for _ in range(200):  # widen until y(hi) >= y (or the room is as full as the relation allows)
+        if finite_relation(hi, servers, kappa, room)[0] >= y or hi > 1e6:
+            break
+        lo = hi
+        hi *= 2.0
+    if hi > 1e6:
+        return hi
+    rho = min(max(start, lo), hi)
+    for _ in range(100):
+        f = finite_relation(rho, servers, kappa, room)[0] - y
+        if f > 0.0:
+            hi = rho
+        else:
+            lo = rho
+        d = 1e-7 * (1.0 + rho)
+        slope = (finite_relation(rho + d, servers, kappa, room)[0] - f - y) / d
+        nxt = rho - f / slope if slope > 0.0 else 0.5 * (lo + hi)
+        if not lo < nxt < hi:
+            nxt = 0.5 * (lo + hi)
+        if abs(nxt - rho) <= FINITE_TOL * (1.0 + rho) or hi - lo <= FINITE_TOL * (1.0 + rho):
+            return nxt
+        rho = nxt
+    return rho
+
+
+@njit(cache=True)
+def finite_fit(w_stat: float, rho_fit: float, mu: float, servers: float, room: float) -> float:
+    """``kappa`` (P(every slot busy)) at which the finite relation's waiting queue gives the stationary mean wait
+    ``w_stat`` of an admitted request at ``rho_fit``: Little, kappa m = w lambda (1 - kappa P(j = K)) with
+    lambda = c mu rho, solved for kappa: w c mu / (m / rho + w c mu P(j = K)); at most 1."""
+    m_rho, top = room_shape(rho_fit, room)
+    wc = w_stat * servers * mu
+    return min(wc / max(m_rho + wc * top, 1e-300), 1.0)
+
+
+@njit(cache=True)
+def all_busy(servers: int, rho: float, room: float) -> float:
+    """P(every slot busy) in M/M/c/K at offered utilisation ``rho`` (any, above 1 too): with Erlang B's
+    B = B(c, c rho) and S = rho + ... + rho^K, B (1 + S) / (1 + B S)."""
+    if rho <= 0.0 or servers <= 0:
+        return 0.0
+    b = erlang_b(servers, servers * rho)
+    k = max(room, 0.0)
+    if k <= 0.0:
+        return b
+    if rho > 1.0:  # divided through by S, whose rho^K overflows far above capacity: 1 / S -> 0, the ratio -> 1
+        x = math.log(rho)
+        inv_s = (1.0 - 1.0 / rho) * math.exp(-k * x) / -math.expm1(-k * x)
+        return b * (1.0 + inv_s) / (inv_s + b)
+    s = k if abs(rho - 1.0) < 1e-12 else rho * (1.0 - rho**k) / (1.0 - rho)
+    return b * (1.0 + s) / (1.0 + b * s)
+
+
+@njit(cache=True)
+def finite_step(y0: float, lam: float, mu: float, servers: float, kappa: float, room: float, duration: float):
+    """Integrate the finite-buffer flow ``dy/dt = lam (1 - P_K(y)) - mu c G(y)`` over ``duration`` s from ``y0``
+    (``lam``: the offered rate, before the room turns requests away).
+
+    It has a fixed point at every rate (``G(y*) (1 - P_K) = rho (1 - P_K)``: y* = y(rho_in) of the stationary
+    M/M/c/K relation, above capacity too), approached in ``PSFFA_SUBSTEPS`` sub-steps at the flow's secant rate
+    (as ``psffa_step`` below capacity). Returns (y at the end, mean wait of an admitted request arriving in the
+    duration: the queue ahead over the throughput, Lq(y) / (c mu G(y)), at FINITE_POINTS points of each sub-step;
+    the share of arrivals turned away: P_K(y) over the same points)."""
+    rho_in = lam / (mu * servers)
+    y_star = finite_relation(rho_in, servers, kappa, room)[0]
+    y = min(max(y0, 0.0), servers + room)
+    if duration <= 0.0:  # the queue as it is
+        rho = finite_utilisation(y, servers, kappa, room, rho_in)
+        yq, busy, p_k = finite_relation(rho, servers, kappa, room)
+        return y, max(yq - servers * busy, 0.0) / (mu * servers * max(busy, 1e-12)), p_k
+    n_sub = PSFFA_SUBSTEPS
+    h = duration / n_sub
+    rho = rho_in
+    wait = 0.0
+    block = 0.0
+    for _ in range(n_sub):
+        if abs(y_star - y) <= 1e-9 * (1.0 + y_star):  # at the fixed point (a steady step): no inversion needed
+            _, busy, p_k = finite_relation(rho_in, servers, kappa, room)
+            lq = max(y_star - servers * busy, 0.0)
+            wait += lq / (mu * servers * max(busy, 1e-12))
+            block += p_k
+            y = y_star
+            continue
+        rho = finite_utilisation(y, servers, kappa, room, rho)
+        _, busy, p_k = finite_relation(rho, servers, kappa, room)
+        f = lam * (1.0 - p_k) - mu * servers * busy
+        # (a flow that does not point at y*, where the busy part is capped at 1 far above capacity, is taken to
+        # be at its fixed point at once: the queue there is full within a fraction of the sub-step)
+        r = f / (y_star - y) if f / (y_star - y) > 0.0 else 1e3 / h
+        for j in range(FINITE_POINTS):
+            t = (j + 0.5) * h / FINITE_POINTS
+            y_t = y_star + (y - y_star) * math.exp(-r * t)
+            rho_t = finite_utilisation(y_t, servers, kappa, room, rho)
+            yt, busy_t, p_t = finite_relation(rho_t, servers, kappa, room)
+            lq = max(yt - servers * busy_t, 0.0)
+            wait += lq / (mu * servers * max(busy_t, 1e-12)) / FINITE_POINTS
+            block += p_t / FINITE_POINTS
+        y = y_star + (y - y_star) * math.exp(-r * h)
+    return y, wait / n_sub, block / n_sub
+
+
+@njit(cache=True)
+def psffa_finite_wait(
+    y0: float, lam: float, service_s: float, servers: int, w_stat: float, room: float, duration: float
+):
+    """``psffa_wait`` with the finite-buffer relation (``finite_step``): ``lam`` is the offered rate; ``kappa`` is
+    fitted to the stationary wait ``w_stat`` at the step's utilisation capped at RHO_CAP (``finite_fit``), and
+    above RHO_CAP its complement 1 - kappa (some slot idle) scaled as M/M/c/K's moves from RHO_CAP to the step's
+    utilisation (towards 0: the stationary queue above capacity is M/M/c/K's, not the one at RHO_CAP, and a room
+    fills far above capacity whatever the fitted wait; for M/M/c, kappa is then M/M/c/K's own P(every slot busy)).
+    Returns (y at the end, mean wait s of an admitted request arriving in the step, the share turned away)."""
+    if servers <= 0:
+        return 0.0, 0.0, 0.0
+    mu = 1.0 / service_s
+    c = float(servers)
+    lam = max(lam, 0.0)
+    rho_fit = min(lam / (c * mu), RHO_CAP)
+    kappa = max(finite_fit(w_stat, max(rho_fit, 1e-9), mu, c, room), 1e-12)
+    rho_in = lam / (c * mu)
+    if rho_in > RHO_CAP:
+        # the part of the time some slot is idle shrinks as M/M/c/K's does (to 0 far above capacity, where the
+        # room fills whatever the arrival and service laws)
+        idle_cap = 1.0 - all_busy(servers, RHO_CAP, room)
+        if idle_cap > 0.0:
+            kappa = 1.0 - (1.0 - kappa) * (1.0 - all_busy(servers, rho_in, room)) / idle_cap
+    return finite_step(y0, lam, mu, c, kappa, max(room, 0.0), duration)
