@@ -103,3 +103,34 @@ def test_no_variability_at_all_has_no_wait():
     """ca2 = cs2 = 0 (no variability anywhere): no stationary wait, and no factor to divide the room by."""
     w, p_wait, p_block = stationary_wait(2, 15.0, 0.1, 0.0, 0.0, 5.0)
     assert (w, p_wait) == (0.0, 0.0) and 0.0 <= p_block < 1.0
+
+
+def test_random_balancer_near_capacity_keeps_the_scaled_rooms_blocking():
+    """The env, not only the formula: 8 instances of c = 10, q = 100 behind the random balancer at utilisation 0.98
+    with lognormal cv 3. The near-capacity flow (sim/nonstationary.py) follows the queue, but the share turned
+    away is the stationary queue's with the room as K / z places: the exact M/G/10/110 turns away 2.28 % (above),
+    the M/M/10/110 room the flow knows 0.3 % (what the env gave before)."""
+    from scaling_env import EnvConfig, ServerlessScalingEnv
+
+    cfg = EnvConfig.from_dict(
+        {
+            "episode_steps": 40,
+            "workload": {"shape": {"kind": "constant", "rate_rps": 0.98 * 8 * 100.0}},
+            "instances": {"concurrency": 10, "max_queue": 100, "service_cv": 3.0, "memory_mb_per_request": 0.0},
+            "scaling": {"min_instances": 8, "max_instances": 8, "initial_instances": 8},
+            "load_balancer": {"algorithm": "random"},
+            "failures": {"mtbf_seconds": None, "memory_crash": False},
+        }
+    )
+    env = ServerlessScalingEnv(cfg)
+    env.reset(seed=1)
+    hold = cfg.scaling.scale_steps.index(0)
+    arrivals = dropped = 0.0
+    for k in range(40):
+        _, _, _, _, info = env.step(hold)
+        if k >= 4:  # after the warm-up
+            arrivals += info["arrivals"]
+            dropped += info["dropped"]
+    _, _, p_block = stationary_wait(10, 98.0, 0.1, 1.0, 9.0, 100.0)
+    assert dropped / arrivals == pytest.approx(p_block, rel=0.25)
+    assert dropped / arrivals > 0.015

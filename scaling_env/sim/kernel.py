@@ -688,7 +688,8 @@ def queue_segment(b, s, offered_rps, wsum, w_healthy, n_pool, y0, duration):
     rho_in = lam * svc / servers if servers > 0 else 0.0
     if rho_in >= FINITE_FROM and 1.0 <= room < FINITE_ROOM_MAX and algo != LEAST_OUTSTANDING:
         y, w, p_flow = psffa_finite_wait(y0, lam, svc, servers, w_stat, room, duration)
-        if algo == RANDOM:
+        if algo == RANDOM and p[b, P_SVC_CV] == 1.0:
+            # (with cv != 1 the stationary blocking already counts the room as K / z places: sim/mgc.py)
             p_block = max(p_flow - max(1.0 - 1.0 / rho_in, 0.0), 0.0)
         return w_stat, p_stat, p_block, y, w, lam * (1.0 - p_block), True
     lam_in = lam * (1.0 - p_block)
