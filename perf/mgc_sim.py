@@ -25,9 +25,13 @@ from scaling_env.sim.queueing import stationary_wait
 
 
 @njit(cache=True)
-def simulate(servers: int, lam: float, mean: float, cv: float, room: int, n: int, seed: int, warm: int):
+def simulate(
+    servers: int, lam: float, mean: float, cv: float, room: int, n: int, seed: int, warm: int, phases: int = 1
+):
     """(mean wait of admitted requests, blocking probability) of M/G/N/(N+K), lognormal service (exponential for
-    cv = 1), ``room`` < 0 for an unlimited room; the first ``warm`` arrivals are not counted."""
+    cv = 1), ``room`` < 0 for an unlimited room; the first ``warm`` arrivals are not counted. ``phases`` > 1:
+    Erlang-``phases`` gaps between arrivals (every ``phases``-th request of a Poisson stream: round robin over
+    that many instances), E_k/G/N/(N+K)."""
     np.random.seed(seed)
     free = np.zeros(servers)
     cap = servers + room if room >= 0 else 1 << 22
@@ -41,7 +45,7 @@ def simulate(servers: int, lam: float, mean: float, cv: float, room: int, n: int
     blocked = 0
     total = 0
     for k in range(n):
-        t += np.random.exponential(1.0 / lam)
+        t += np.random.exponential(1.0 / lam) if phases == 1 else np.random.gamma(phases, 1.0 / (phases * lam))
         while size > 0 and heap[0] <= t:  # pop the departures up to now
             size -= 1
             last = heap[size]

@@ -27,7 +27,46 @@ exact wait at cv 3, utilisation 0.75, N = 10, and +47 % at 0.5 (1.5 ms against 2
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 from numba import njit
+
+# the lognormal M/G/N wait's interpolation weight exp(-kappa beta), kappa = K0 + K_H ln H + K_BETA beta
+# (fitted by perf/fit_mgc.py to the exact simulation; the module docstring)
+_K0, _K_H, _K_BETA = 0.5322, 0.1851, 0.1736
+
+
+def _light_traffic_table(servers: np.ndarray, cvs: np.ndarray, points: int = 2400) -> np.ndarray:
+    """ln L(N, cv) on a grid: L = N integral_0^inf Fe(t)^N dt / s, the light-traffic ratio of the lognormal M/G/N
+    wait to the M/M/N one (Fe the stationary-excess tail of the service law, mean s; trapezoid rule in ln t)."""
+    erfc = np.frompyfunc(math.erfc, 1, 1)
+    u = np.linspace(-30.0, 14.0, points)
+    t = np.exp(u)
+    du = u[1] - u[0]
+    out = np.empty((servers.size, cvs.size))
+    for j, cv in enumerate(cvs):
+        s2 = math.log1p(cv * cv)
+        s = math.sqrt(s2)
+        # E[(S - t)+] / s for a lognormal of mean 1: Phi-bar((ln t - m - s2)/s) - t Phi-bar((ln t - m)/s), m = -s2/2
+        above = 0.5 * erfc((u - 0.5 * s2) / (s * math.sqrt(2.0))).astype(np.float64)
+        tail = 0.5 * erfc((u + 0.5 * s2) / (s * math.sqrt(2.0))).astype(np.float64)
+        log_fe = np.log(np.clip(above - t * tail, 1e-300, 1.0))
+        for i, n in enumerate(servers):
+            g = np.exp(n * log_fe + u)
+            out[i, j] = math.log(n * (g.sum() - 0.5 * (g[0] + g[-1])) * du)
+    return out
+
+
+# the table's nodes: every N up to 8, then about 25 % apart up to 1024 (above: L(1024), within 0.1 % of the limit
+# 1); cv 1-4 by 0.25, 4-10 by 0.5 (the config's bound is 10)
+LT_SERVERS = np.array(
+    [1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64, 80, 96, 128, 160, 192, 256, 384, 512, 768, 1024],
+    dtype=np.float64,
+)
+LT_CVS = np.concatenate((np.arange(1.0, 4.0, 0.25), np.arange(4.0, 10.001, 0.5)))
+LT_LOG = _light_traffic_table(LT_SERVERS, LT_CVS)
+_LT_LN_SERVERS = np.log(LT_SERVERS)
 
 
 @njit(cache=True)
@@ -39,3 +78,44 @@ def scaled_room(room: float, scale: float) -> float:
     if not scale > 0.0 or scale == 1.0 or r == 0.0:
         return r
     return r / scale
+
+
+@njit(cache=True)
+def _bracket(nodes: np.ndarray, x: float) -> tuple[int, float]:
+    """(i, f): x lies between nodes[i] and nodes[i + 1] at the fraction f (clamped at the ends)."""
+    last = nodes.size - 1
+    if x <= nodes[0]:
+        return 0, 0.0
+    if x >= nodes[last]:
+        return last - 1, 1.0
+    lo, hi = 0, last
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if nodes[mid] <= x:
+            lo = mid
+        else:
+            hi = mid
+    return lo, (x - nodes[lo]) / (nodes[lo + 1] - nodes[lo])
+
+
+@njit(cache=True)
+def lognormal_light_traffic(servers: int, cv: float) -> float:
+    """L(N, cv): the light-traffic limit of the lognormal M/G/N mean wait over the M/M/N one, from the table
+    (bilinear in ln N and cv; exact at the nodes, L(1, cv) = (1 + cv^2) / 2)."""
+    i, fi = _bracket(_LT_LN_SERVERS, math.log(max(servers, 1)))
+    j, fj = _bracket(LT_CVS, cv)
+    a = LT_LOG[i, j] * (1.0 - fj) + LT_LOG[i, j + 1] * fj
+    b = LT_LOG[i + 1, j] * (1.0 - fj) + LT_LOG[i + 1, j + 1] * fj
+    return math.exp(a * (1.0 - fi) + b * fi)
+
+
+@njit(cache=True)
+def lognormal_wait_factor(servers: int, rho: float, cv: float) -> float:
+    """The lognormal M/G/N mean wait over the M/M/N one at utilisation ``rho`` (cv >= 1; module docstring):
+    z = L + (H - L) exp(-kappa beta), H = (1 + cv^2) / 2, beta = (1 - rho) sqrt(N),
+    kappa = K0 + K_H ln H + K_BETA beta. N = 1 gives Pollaczek-Khinchine's H exactly (L = H)."""
+    h = 0.5 * (1.0 + cv * cv)
+    lt = lognormal_light_traffic(servers, cv)
+    beta = max(1.0 - rho, 0.0) * math.sqrt(max(servers, 1))
+    kappa = _K0 + _K_H * math.log(h) + _K_BETA * beta
+    return lt + (h - lt) * math.exp(-kappa * beta)
