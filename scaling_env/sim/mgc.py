@@ -18,11 +18,38 @@ changes.
 
 Checked against an exact event simulation of M/G/10/110 with lognormal service (mean 0.1 s; 4 x 6e6 arrivals
 per cell, ``perf/mgc_sim.py``): at utilisation 0.98 the wait is within 2.3 % at cv 1.5, 2 and 3 (was +41 %,
-+104 %, +284 %), the blocking 0.72 %, 1.37 %, 3.11 % against 0.71 %, 1.24 %, 2.28 %; at 0.9, cv 3: +14 % (was
-+57 %). What this does not mend: the M/G/N wait of a heavy-tailed law far from capacity, where two moments do
-not determine it (V. Gupta, J. Dai, M. Harchol-Balter, B. Zwart, "On the inapproximability of M/G/K: why two
-moments of job size distribution are not enough", Queueing Systems 64, 2010): Whitt's factor is +32 % above the
-exact wait at cv 3, utilisation 0.75, N = 10, and +47 % at 0.5 (1.5 ms against 2.2 ms).
++104 %, +284 %), the blocking 0.72 %, 1.37 %, 3.11 % against 0.71 %, 1.24 %, 2.28 %.
+
+**The lognormal's own M/G/N wait** (``lognormal_wait_factor``; cv > 1, where the request backend draws a
+lognormal). Far from capacity two moments do not determine the M/G/N wait of a heavy-tailed law (V. Gupta,
+J. Dai, M. Harchol-Balter, B. Zwart, "On the inapproximability of M/G/K: why two moments of job size distribution
+are not enough", Queueing Systems 64, 2010): Whitt's two-moment factor was +28 % to +107 % above the exact wait at
+N = 10-20, cv 1.5-3, utilisation 0.3-0.5, +38 % at N = 10, cv 3, 0.7. The factor z = W / W(M/M/N) is taken
+between its two limits, both known for the lognormal:
+
+- light traffic (D. Y. Burman, D. R. Smith, "A light-traffic theorem for multi-server queues", Mathematics of
+  Operations Research 8(1), 1983): a request waits only behind N busy slots, each with a stationary-excess
+  remainder Se, for the least of them, so z -> L = N integral_0^inf P(Se > t)^N dt / s (1 for exponential
+  service; (1 + cv^2) / 2 at N = 1; -> 1 as N grows, since the remainders' density at 0 is 1 / s whatever the
+  law); the lognormal's P(Se > t) = E[(S - t)+] / s is closed-form, and L is tabulated at import
+  (``LT_LOG``: every N up to 8, then about 25 % apart up to 1024; cv 1-10; bilinear in ln N and cv);
+- heavy traffic (J. Köllerström, "Heavy traffic theory for queues with several servers. I", J. Appl. Prob. 11,
+  1974): z -> H = (1 + cv^2) / 2;
+
+    z = L + (H - L) exp(-kappa beta),   beta = (1 - rho) sqrt(N),   kappa = K0 + K_H ln H + K_BETA beta
+
+(beta the Halfin-Whitt distance from capacity), the weight's three coefficients fitted to the exact simulation
+(``perf/fit_mgc.py``: N = 1-100, cv 1.5-3, utilisation 0.3-0.95, 4 seeds x 3-4e6 arrivals a cell, no room limit):
+rms error 2.6 %, at most 10.9 % over 100 cells (N = 20, cv 3, 0.5: a wait of 0.2 ms), against the two-moment
+factor's rms 21 % (up to +102 %). N = 1 stays Pollaczek-Khinchine's exact H. The room is then K / z places as above (z is the
+line's stretch). Round robin's E_n/M/N wait takes the same correction (the lognormal z over Whitt's two-moment
+one, ``queueing.lognormal_correction``): against an exact E_8/G/N simulation (``perf/fit_mgc.py --phases 8``)
+within 7.3 % at N = 10, cv 2-3, utilisation 0.7-0.95, +17 % / +12 % at cv 1.5 and 0.7 / 0.8 (waits of 4-14 ms).
+cv < 1 keeps Whitt's factor, cv = 1 is M/M/N itself.
+
+What this does not mend: the blocking near capacity at cv 3 (3.0 % against the exact 2.3 % at N = 10, K = 100,
+utilisation 0.98; the room as K / z places, or the M/G/N/K relation P_block = (1 - rho) Q / (1 - rho Q) from the
+unlimited queue's tail Q with an exponential wait tail, give the same 3.0 %).
 """
 
 from __future__ import annotations
