@@ -131,9 +131,10 @@ def stationary_wait(servers: int, arrival_rps: float, service_s: float, ca2: flo
     if (ca2 != 1.0 or cs2 != 1.0) and ca2 + cs2 > 0.0:
         if servers == 1 and ca2 == 1.0:  # M/G/1: Pollaczek-Khinchine's factor (below)
             z = 0.5 * (1.0 + cs2)
-        else:
-            z = whitt_phi(rho, ca2, cs2, servers) * 0.5 * (ca2 + cs2)
-        z *= lognormal_correction(rho, cs2, servers)  # cs2 > 1: the lognormal's own M/G/N wait (mgc.py)
+        elif ca2 == 1.0 and cs2 > 1.0:  # M/G/N, cs2 > 1: the lognormal's own factor (mgc.py)
+            z = lognormal_wait_factor(servers, rho, math.sqrt(cs2))
+        else:  # other arrivals: Whitt's, corrected by the lognormal's over his at Poisson arrivals for cs2 > 1
+            z = whitt_phi(rho, ca2, cs2, servers) * 0.5 * (ca2 + cs2) * lognormal_correction(rho, cs2, servers)
     # service variability stretches the waiting line z-fold: the room is K / z places of the M/M/N queue (mgc.py)
     k = scaled_room(room, z) if cs2 != 1.0 else max(room, 0.0)
     rho_k = rho**k
