@@ -96,16 +96,19 @@ def main() -> None:
     ap.add_argument("--servers", type=int, default=10)
     ap.add_argument("--room", type=int, default=100)
     ap.add_argument("--arrivals", type=float, default=6e6, help="arrivals per seed (4 seeds)")
+    ap.add_argument("--rhos", default="0.5,0.75,0.9,0.98", help="utilisations, comma-separated")
+    ap.add_argument("--seed0", type=int, default=0, help="the 4 seeds are seed0 .. seed0 + 3")
+    ap.add_argument("--finite-only", action="store_true", help="only the room given, not the unlimited queue")
     args = ap.parse_args()
     mean = 0.1
     n = int(args.arrivals)
     print("| cv | utilisation | room | wait exact s | +- | blocking exact | wait fast s | error | blocking fast |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for cv in (1.5, 2.0, 3.0):
-        for rho in (0.5, 0.75, 0.9, 0.98):
+        for rho in (float(r) for r in args.rhos.split(",")):
             lam = rho * args.servers / mean
-            for room in (-1, args.room):
-                runs = [simulate(args.servers, lam, mean, cv, room, n, seed, 20_000) for seed in range(4)]
+            for room in (args.room,) if args.finite_only else (-1, args.room):
+                runs = [simulate(args.servers, lam, mean, cv, room, n, args.seed0 + s, 20_000) for s in range(4)]
                 w = np.array([r[0] for r in runs])
                 b = np.array([r[1] for r in runs])
                 k = 1e12 if room < 0 else float(room)
