@@ -41,15 +41,16 @@ between its two limits, both known for the lognormal:
 (beta the Halfin-Whitt distance from capacity), the weight's three coefficients fitted to the exact simulation
 (``perf/fit_mgc.py``: N = 1-100, cv 1.5-3, utilisation 0.3-0.95, 4 seeds x 3-4e6 arrivals a cell, no room limit):
 rms error 2.6 %, at most 10.9 % over 100 cells (N = 20, cv 3, 0.5: a wait of 0.2 ms), against the two-moment
-factor's rms 21 % (up to +102 %). N = 1 stays Pollaczek-Khinchine's exact H. The room is then K / z places as above (z is the
-line's stretch). Round robin's E_n/M/N wait takes the same correction (the lognormal z over Whitt's two-moment
-one, ``queueing.lognormal_correction``): against an exact E_8/G/N simulation (``perf/fit_mgc.py --phases 8``)
-within 7.3 % at N = 10, cv 2-3, utilisation 0.7-0.95, +17 % / +12 % at cv 1.5 and 0.7 / 0.8 (waits of 4-14 ms).
-cv < 1 keeps Whitt's factor, cv = 1 is M/M/N itself.
+factor's rms 21 % (up to +102 %). N = 1 stays Pollaczek-Khinchine's exact H. The room is then K / z places as
+above (z is the line's stretch). Round robin's E_n/M/N wait takes the same correction (the lognormal z over
+Whitt's two-moment one, ``queueing.lognormal_correction``): against an exact E_8/G/N simulation
+(``perf/fit_mgc.py --phases 8``) within 7.3 % at N = 10, cv 2-3, utilisation 0.7-0.95, +17 % / +12 % at cv 1.5
+and 0.7 / 0.8 (waits of 4-14 ms). cv < 1 keeps Whitt's factor, cv = 1 is M/M/N itself.
 
-What this does not mend: the blocking near capacity at cv 3 (3.0 % against the exact 2.3 % at N = 10, K = 100,
-utilisation 0.98; the room as K / z places, or the M/G/N/K relation P_block = (1 - rho) Q / (1 - rho Q) from the
-unlimited queue's tail Q with an exponential wait tail, give the same 3.0 %).
+What this does not mend: the blocking under cv > 1 (3.0 % against the exact 2.2 % at N = 10, K = 100, cv 3,
+utilisation 0.98; 10.4 % against 6.5 % at K = 20; the room as K / z places, or the M/G/N/K relation
+P_block = (1 - rho) Q / (1 - rho Q) from the unlimited queue's tail Q with an exponential wait tail, give the same
+figures; docs/model.md 6.2.2).
 """
 
 from __future__ import annotations
