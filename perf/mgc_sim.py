@@ -25,9 +25,13 @@ from scaling_env.sim.queueing import stationary_wait
 
 
 @njit(cache=True)
-def simulate(servers: int, lam: float, mean: float, cv: float, room: int, n: int, seed: int, warm: int):
+def simulate(
+    servers: int, lam: float, mean: float, cv: float, room: int, n: int, seed: int, warm: int, phases: int = 1
+):
     """(mean wait of admitted requests, blocking probability) of M/G/N/(N+K), lognormal service (exponential for
-    cv = 1), ``room`` < 0 for an unlimited room; the first ``warm`` arrivals are not counted."""
+    cv = 1), ``room`` < 0 for an unlimited room; the first ``warm`` arrivals are not counted. ``phases`` > 1:
+    Erlang-``phases`` gaps between arrivals (every ``phases``-th request of a Poisson stream: round robin over
+    that many instances), E_k/G/N/(N+K)."""
     np.random.seed(seed)
     free = np.zeros(servers)
     cap = servers + room if room >= 0 else 1 << 22
@@ -41,7 +45,7 @@ def simulate(servers: int, lam: float, mean: float, cv: float, room: int, n: int
     blocked = 0
     total = 0
     for k in range(n):
-        t += np.random.exponential(1.0 / lam)
+        t += np.random.exponential(1.0 / lam) if phases == 1 else np.random.gamma(phases, 1.0 / (phases * lam))
         while size > 0 and heap[0] <= t:  # pop the departures up to now
             size -= 1
             last = heap[size]
@@ -92,16 +96,19 @@ def main() -> None:
     ap.add_argument("--servers", type=int, default=10)
     ap.add_argument("--room", type=int, default=100)
     ap.add_argument("--arrivals", type=float, default=6e6, help="arrivals per seed (4 seeds)")
+    ap.add_argument("--rhos", default="0.5,0.75,0.9,0.98", help="utilisations, comma-separated")
+    ap.add_argument("--seed0", type=int, default=0, help="the 4 seeds are seed0 .. seed0 + 3")
+    ap.add_argument("--finite-only", action="store_true", help="only the room given, not the unlimited queue")
     args = ap.parse_args()
     mean = 0.1
     n = int(args.arrivals)
     print("| cv | utilisation | room | wait exact s | +- | blocking exact | wait fast s | error | blocking fast |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for cv in (1.5, 2.0, 3.0):
-        for rho in (0.5, 0.75, 0.9, 0.98):
+        for rho in (float(r) for r in args.rhos.split(",")):
             lam = rho * args.servers / mean
-            for room in (-1, args.room):
-                runs = [simulate(args.servers, lam, mean, cv, room, n, seed, 20_000) for seed in range(4)]
+            for room in (args.room,) if args.finite_only else (-1, args.room):
+                runs = [simulate(args.servers, lam, mean, cv, room, n, args.seed0 + s, 20_000) for s in range(4)]
                 w = np.array([r[0] for r in runs])
                 b = np.array([r[1] for r in runs])
                 k = 1e12 if room < 0 else float(room)

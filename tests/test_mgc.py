@@ -8,12 +8,13 @@ import math
 
 import pytest
 
-from scaling_env.sim.mgc import scaled_room
+from scaling_env.sim.mgc import lognormal_light_traffic, lognormal_wait_factor, scaled_room
 from scaling_env.sim.queueing import (
     _whitt_scale,
     erlang_arrivals_wait,
     erlang_b,
     erlang_c,
+    lognormal_correction,
     stationary_wait,
     whitt_phi,
 )
@@ -42,12 +43,15 @@ def test_mg1k_by_hand():
 
 
 def test_unlimited_room_is_the_two_moment_wait():
-    """K -> inf: z W(M/M/N) = phi (1 + cs2) / 2 * C(N, a) / (N mu - lambda), as before the room scaling."""
+    """K -> inf: z W(M/M/N) = z C(N, a) / (N mu - lambda), as before the room scaling; z is the lognormal's own
+    M/G/N factor for cs2 > 1 (mgc.lognormal_wait_factor), Whitt's phi (1 + cs2) / 2 below."""
     n, lam, s, cs2 = 10, 75.0, 0.1, 9.0
     w, p_wait, p_block = stationary_wait(n, lam, s, 1.0, cs2, 1e12)
     c = erlang_c(n, lam * s)
-    expected = whitt_phi(0.75, 1.0, cs2, n) * 0.5 * (1.0 + cs2) * c / (n / s - lam)
+    expected = lognormal_wait_factor(n, 0.75, 3.0) * c / (n / s - lam)
     assert w == pytest.approx(expected, rel=1e-12)
+    w_low = stationary_wait(n, lam, s, 1.0, 0.25, 1e12)[0]
+    assert w_low == pytest.approx(whitt_phi(0.75, 1.0, 0.25, n) * 0.625 * c / (n / s - lam), rel=1e-12)
     assert p_wait == pytest.approx(c, rel=1e-12)
     assert p_block == 0.0
 
@@ -89,9 +93,10 @@ def test_near_capacity_against_the_exact_queue(cv, rho, wait, block):
 
 def test_round_robin_room_scaled_the_same_way():
     """E_k/M/N with service variability: the wait is the GI/M/N one at a room of K / scale, times scale
-    (scale = Whitt's GI/G/N over GI/M/N factor); the blocking and P(wait) are the GI/M/N ones at that room."""
+    (scale = Whitt's GI/G/N over GI/M/N factor times the lognormal correction of the Poisson queue); the blocking
+    and P(wait) are the GI/M/N ones at that room."""
     k, n, lam, s, cs2, room = 8, 10, 95.0 * 8, 0.1, 4.0, 100.0
-    scale = _whitt_scale(0.95, 1.0 / k, cs2, n)
+    scale = _whitt_scale(0.95, 1.0 / k, cs2, n) * lognormal_correction(0.95, cs2, n)
     assert scale > 1.5
     w, p_wait, p_block = erlang_arrivals_wait(k, n, lam / k, s, cs2, room)
     w1, p_wait1, p_block1 = erlang_arrivals_wait(k, n, lam / k, s, 1.0, room / scale)
@@ -134,3 +139,69 @@ def test_random_balancer_near_capacity_keeps_the_scaled_rooms_blocking():
     _, _, p_block = stationary_wait(10, 98.0, 0.1, 1.0, 9.0, 100.0)
     assert dropped / arrivals == pytest.approx(p_block, rel=0.25)
     assert dropped / arrivals > 0.015
+
+
+def _excess_tail(t: float, cv: float) -> float:
+    """P(Se > t) for the stationary excess of a lognormal of mean 1: E[(S - t)+] (plain closed form)."""
+    s2 = math.log(1.0 + cv * cv)
+    s = math.sqrt(s2)
+    phibar = lambda x: 0.5 * math.erfc(x / math.sqrt(2.0))  # noqa: E731
+    if t <= 0.0:
+        return 1.0
+    return phibar((math.log(t) - 0.5 * s2) / s) - t * phibar((math.log(t) + 0.5 * s2) / s)
+
+
+@pytest.mark.parametrize(("servers", "cv"), [(2, 3.0), (10, 3.0), (10, 1.5), (6, 2.0), (100, 2.0)])
+def test_light_traffic_limit_is_the_integral(servers, cv):
+    """L(N, cv) = N * integral_0^inf P(Se > t)^N dt (mean 1): an arrival waits, in light traffic, only behind N
+    busy slots, each with a stationary-excess remainder, for the least of them (Burman & Smith 1983). Checked
+    against an independent Simpson rule in t (not the module's table in ln t)."""
+    steps = 200_000
+    top = 60.0
+    h = top / steps
+    total = _excess_tail(0.0, cv) ** servers + _excess_tail(top, cv) ** servers
+    for i in range(1, steps):
+        total += (4 if i % 2 else 2) * _excess_tail(i * h, cv) ** servers
+    expected = servers * total * h / 3.0
+    assert lognormal_light_traffic(servers, cv) == pytest.approx(expected, rel=2e-3)
+
+
+def test_light_traffic_hand_cases():
+    # one slot: the mean stationary excess (1 + cv^2) / 2, Pollaczek-Khinchine's factor: 5 at cv 3, 1.625 at 1.5
+    assert lognormal_light_traffic(1, 3.0) == pytest.approx(5.0, rel=1e-9)
+    assert lognormal_light_traffic(1, 1.5) == pytest.approx(1.625, rel=1e-9)
+    # many slots: the least of N remainders is about 1/N whatever the law (their density at 0 is 1/mean)
+    assert lognormal_light_traffic(1024, 3.0) == pytest.approx(1.0, abs=0.01)
+    assert lognormal_light_traffic(5000, 3.0) == lognormal_light_traffic(1024, 3.0)
+
+
+def test_lognormal_factor_limits():
+    """z = L + (H - L) exp(-kappa beta): N = 1 is Pollaczek-Khinchine's H; at utilisation 1 (beta = 0) it is H
+    (heavy traffic: two moments suffice); far from it it tends to L."""
+    for cv in (1.5, 2.0, 3.0):
+        h = 0.5 * (1.0 + cv * cv)
+        assert lognormal_wait_factor(1, 0.5, cv) == pytest.approx(h, rel=1e-9)
+        assert lognormal_wait_factor(10, 1.0, cv) == pytest.approx(h, rel=1e-12)
+        assert lognormal_wait_factor(100, 0.1, cv) == pytest.approx(lognormal_light_traffic(100, cv), rel=1e-3)
+    # exponential service and cv < 1 keep the two-moment wait (correction 1)
+    assert lognormal_correction(0.75, 1.0, 10) == 1.0
+    assert lognormal_correction(0.75, 0.25, 10) == 1.0
+    assert lognormal_correction(0.75, 9.0, 1) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("servers", "cv", "rho", "wait", "two_moment_error"),
+    # perf/fit_mgc.py's exact simulation (perf/mgc_sim.py, no room limit, 4 seeds x 3e6 arrivals, mean 0.1 s);
+    # standard errors 1.6 %, 0.7 %, 4.1 %
+    [(10, 3.0, 0.7, 0.019972, 0.380), (10, 2.0, 0.7, 0.012634, 0.183), (100, 3.0, 0.9, 0.005466, 0.513)],
+)
+def test_mgc_wait_against_the_exact_lognormal_queue(servers, cv, rho, wait, two_moment_error):
+    """Far from the room at cv 2-3 the two-moment factor overstated the lognormal M/G/N wait (+38 %, +18 % at
+    N = 10, utilisation 0.7; +51 % at N = 100, 0.9: the pooled queue of least outstanding); now within 6 %."""
+    lam = rho * servers / 0.1
+    w, p_wait, _ = stationary_wait(servers, lam, 0.1, 1.0, cv * cv, 1e12)
+    assert w == pytest.approx(wait, rel=0.06)
+    two = whitt_phi(rho, 1.0, cv * cv, servers) * 0.5 * (1.0 + cv * cv) * erlang_c(servers, lam * 0.1)
+    two /= servers / 0.1 - lam
+    assert two / wait - 1.0 > two_moment_error * 0.9  # what the two-moment wait gave (without mgc.py's factor)
+    assert p_wait == pytest.approx(erlang_c(servers, lam * 0.1), rel=1e-9)

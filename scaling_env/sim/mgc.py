@@ -18,16 +18,83 @@ changes.
 
 Checked against an exact event simulation of M/G/10/110 with lognormal service (mean 0.1 s; 4 x 6e6 arrivals
 per cell, ``perf/mgc_sim.py``): at utilisation 0.98 the wait is within 2.3 % at cv 1.5, 2 and 3 (was +41 %,
-+104 %, +284 %), the blocking 0.72 %, 1.37 %, 3.11 % against 0.71 %, 1.24 %, 2.28 %; at 0.9, cv 3: +14 % (was
-+57 %). What this does not mend: the M/G/N wait of a heavy-tailed law far from capacity, where two moments do
-not determine it (V. Gupta, J. Dai, M. Harchol-Balter, B. Zwart, "On the inapproximability of M/G/K: why two
-moments of job size distribution are not enough", Queueing Systems 64, 2010): Whitt's factor is +32 % above the
-exact wait at cv 3, utilisation 0.75, N = 10, and +47 % at 0.5 (1.5 ms against 2.2 ms).
++104 %, +284 %), the blocking 0.72 %, 1.37 %, 3.11 % against 0.71 %, 1.24 %, 2.28 %.
+
+**The lognormal's own M/G/N wait** (``lognormal_wait_factor``; cv > 1, where the request backend draws a
+lognormal). Far from capacity two moments do not determine the M/G/N wait of a heavy-tailed law (V. Gupta,
+J. Dai, M. Harchol-Balter, B. Zwart, "On the inapproximability of M/G/K: why two moments of job size distribution
+are not enough", Queueing Systems 64, 2010): Whitt's two-moment factor was +28 % to +107 % above the exact wait at
+N = 10-20, cv 1.5-3, utilisation 0.3-0.5, +38 % at N = 10, cv 3, 0.7. The factor z = W / W(M/M/N) is taken
+between its two limits, both known for the lognormal:
+
+- light traffic (D. Y. Burman, D. R. Smith, "A light-traffic theorem for multi-server queues", Mathematics of
+  Operations Research 8(1), 1983): a request waits only behind N busy slots, each with a stationary-excess
+  remainder Se, for the least of them, so z -> L = N integral_0^inf P(Se > t)^N dt / s (1 for exponential
+  service; (1 + cv^2) / 2 at N = 1; -> 1 as N grows, since the remainders' density at 0 is 1 / s whatever the
+  law); the lognormal's P(Se > t) = E[(S - t)+] / s is closed-form, and L is tabulated at import
+  (``LT_LOG``: every N up to 8, then about 25 % apart up to 1024; cv 1-10; bilinear in ln N and cv);
+- heavy traffic (J. Köllerström, "Heavy traffic theory for queues with several servers. I", J. Appl. Prob. 11,
+  1974): z -> H = (1 + cv^2) / 2;
+
+    z = L + (H - L) exp(-kappa beta),   beta = (1 - rho) sqrt(N),   kappa = K0 + K_H ln H + K_BETA beta
+
+(beta the Halfin-Whitt distance from capacity), the weight's three coefficients fitted to the exact simulation
+(``perf/fit_mgc.py``: N = 1-100, cv 1.5-3, utilisation 0.3-0.95, 4 seeds x 3-4e6 arrivals a cell, no room limit):
+rms error 2.6 %, at most 10.9 % over 100 cells (N = 20, cv 3, 0.5: a wait of 0.2 ms), against the two-moment
+factor's rms 21 % (up to +102 %). N = 1 stays Pollaczek-Khinchine's exact H. The room is then K / z places as
+above (z is the line's stretch). Round robin's E_n/M/N wait takes the same correction (the lognormal z over
+Whitt's two-moment one, ``queueing.lognormal_correction``): against an exact E_8/G/N simulation
+(``perf/fit_mgc.py --phases 8``) within 7.3 % at N = 10, cv 2-3, utilisation 0.7-0.95, +17 % / +12 % at cv 1.5
+and 0.7 / 0.8 (waits of 4-14 ms). cv < 1 keeps Whitt's factor, cv = 1 is M/M/N itself.
+
+What this does not mend: the blocking under cv > 1 (3.0 % against the exact 2.2 % at N = 10, K = 100, cv 3,
+utilisation 0.98; 10.4 % against 6.5 % at K = 20; the room as K / z places, or the M/G/N/K relation
+P_block = (1 - rho) Q / (1 - rho Q) from the unlimited queue's tail Q with an exponential wait tail, give the same
+figures; docs/model.md 6.2.2).
 """
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 from numba import njit
+
+# the lognormal M/G/N wait's interpolation weight exp(-kappa beta), kappa = K0 + K_H ln H + K_BETA beta
+# (fitted by perf/fit_mgc.py to the exact simulation; the module docstring)
+_K0, _K_H, _K_BETA = 0.5322, 0.1851, 0.1736
+
+
+def _light_traffic_table(servers: np.ndarray, cvs: np.ndarray, points: int = 2400) -> np.ndarray:
+    """ln L(N, cv) on a grid: L = N integral_0^inf Fe(t)^N dt / s, the light-traffic ratio of the lognormal M/G/N
+    wait to the M/M/N one (Fe the stationary-excess tail of the service law, mean s; trapezoid rule in ln t)."""
+    erfc = np.frompyfunc(math.erfc, 1, 1)
+    u = np.linspace(-30.0, 14.0, points)
+    t = np.exp(u)
+    du = u[1] - u[0]
+    out = np.empty((servers.size, cvs.size))
+    for j, cv in enumerate(cvs):
+        s2 = math.log1p(cv * cv)
+        s = math.sqrt(s2)
+        # E[(S - t)+] / s for a lognormal of mean 1: Phi-bar((ln t - m - s2)/s) - t Phi-bar((ln t - m)/s), m = -s2/2
+        above = 0.5 * erfc((u - 0.5 * s2) / (s * math.sqrt(2.0))).astype(np.float64)
+        tail = 0.5 * erfc((u + 0.5 * s2) / (s * math.sqrt(2.0))).astype(np.float64)
+        log_fe = np.log(np.clip(above - t * tail, 1e-300, 1.0))
+        for i, n in enumerate(servers):
+            g = np.exp(n * log_fe + u)
+            out[i, j] = math.log(n * (g.sum() - 0.5 * (g[0] + g[-1])) * du)
+    return out
+
+
+# the table's nodes: every N up to 8, then about 25 % apart up to 1024 (above: L(1024), within 0.1 % of the limit
+# 1); cv 1-4 by 0.25, 4-10 by 0.5 (the config's bound is 10)
+LT_SERVERS = np.array(
+    [1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64, 80, 96, 128, 160, 192, 256, 384, 512, 768, 1024],
+    dtype=np.float64,
+)
+LT_CVS = np.concatenate((np.arange(1.0, 4.0, 0.25), np.arange(4.0, 10.001, 0.5)))
+LT_LOG = _light_traffic_table(LT_SERVERS, LT_CVS)
+_LT_LN_SERVERS = np.log(LT_SERVERS)
 
 
 @njit(cache=True)
@@ -39,3 +106,44 @@ def scaled_room(room: float, scale: float) -> float:
     if not scale > 0.0 or scale == 1.0 or r == 0.0:
         return r
     return r / scale
+
+
+@njit(cache=True)
+def _bracket(nodes: np.ndarray, x: float) -> tuple[int, float]:
+    """(i, f): x lies between nodes[i] and nodes[i + 1] at the fraction f (clamped at the ends)."""
+    last = nodes.size - 1
+    if x <= nodes[0]:
+        return 0, 0.0
+    if x >= nodes[last]:
+        return last - 1, 1.0
+    lo, hi = 0, last
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if nodes[mid] <= x:
+            lo = mid
+        else:
+            hi = mid
+    return lo, (x - nodes[lo]) / (nodes[lo + 1] - nodes[lo])
+
+
+@njit(cache=True)
+def lognormal_light_traffic(servers: int, cv: float) -> float:
+    """L(N, cv): the light-traffic limit of the lognormal M/G/N mean wait over the M/M/N one, from the table
+    (bilinear in ln N and cv; exact at the nodes, L(1, cv) = (1 + cv^2) / 2)."""
+    i, fi = _bracket(_LT_LN_SERVERS, math.log(max(servers, 1)))
+    j, fj = _bracket(LT_CVS, cv)
+    a = LT_LOG[i, j] * (1.0 - fj) + LT_LOG[i, j + 1] * fj
+    b = LT_LOG[i + 1, j] * (1.0 - fj) + LT_LOG[i + 1, j + 1] * fj
+    return math.exp(a * (1.0 - fi) + b * fi)
+
+
+@njit(cache=True)
+def lognormal_wait_factor(servers: int, rho: float, cv: float) -> float:
+    """The lognormal M/G/N mean wait over the M/M/N one at utilisation ``rho`` (cv >= 1; module docstring):
+    z = L + (H - L) exp(-kappa beta), H = (1 + cv^2) / 2, beta = (1 - rho) sqrt(N),
+    kappa = K0 + K_H ln H + K_BETA beta. N = 1 gives Pollaczek-Khinchine's H exactly (L = H)."""
+    h = 0.5 * (1.0 + cv * cv)
+    lt = lognormal_light_traffic(servers, cv)
+    beta = max(1.0 - rho, 0.0) * math.sqrt(max(servers, 1))
+    kappa = _K0 + _K_H * math.log(h) + _K_BETA * beta
+    return lt + (h - lt) * math.exp(-kappa * beta)

@@ -33,7 +33,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .instances import F_COHORTS, N_COHORTS
-from .mgc import scaled_room
+from .mgc import lognormal_wait_factor, scaled_room
 
 EXACT_ERLANG_MAX_SERVERS = 1000
 RHO_CAP = 0.99  # the stationary formulas are used up to this utilisation; the fluid backlog covers the rest
@@ -97,6 +97,16 @@ def whitt_phi(rho: float, ca2: float, cs2: float, servers: int) -> float:
 
 
 @njit(cache=True)
+def lognormal_correction(rho: float, cs2: float, servers: int) -> float:
+    """The lognormal M/G/N mean wait over the two-moment one (Whitt's phi (1 + cs2) / 2; Pollaczek-Khinchine's
+    (1 + cs2) / 2 at N = 1, where it is 1), for cs2 > 1 (the request backend's law there; ``mgc.py``); 1 else."""
+    if cs2 <= 1.0 or servers <= 1:
+        return 1.0
+    two_moment = whitt_phi(rho, 1.0, cs2, servers) * 0.5 * (1.0 + cs2)
+    return lognormal_wait_factor(servers, rho, math.sqrt(cs2)) / two_moment
+
+
+@njit(cache=True)
 def stationary_wait(servers: int, arrival_rps: float, service_s: float, ca2: float, cs2: float, room: float):
     """Stationary queue of N = ``servers`` slots with a waiting room of ``room`` requests, at utilisation capped
     at RHO_CAP. Returns (mean wait of admitted requests in s, their probability of waiting, blocking probability).
@@ -121,8 +131,10 @@ def stationary_wait(servers: int, arrival_rps: float, service_s: float, ca2: flo
     if (ca2 != 1.0 or cs2 != 1.0) and ca2 + cs2 > 0.0:
         if servers == 1 and ca2 == 1.0:  # M/G/1: Pollaczek-Khinchine's factor (below)
             z = 0.5 * (1.0 + cs2)
-        else:
-            z = whitt_phi(rho, ca2, cs2, servers) * 0.5 * (ca2 + cs2)
+        elif ca2 == 1.0 and cs2 > 1.0:  # M/G/N, cs2 > 1: the lognormal's own factor (mgc.py)
+            z = lognormal_wait_factor(servers, rho, math.sqrt(cs2))
+        else:  # other arrivals: Whitt's, corrected by the lognormal's over his at Poisson arrivals for cs2 > 1
+            z = whitt_phi(rho, ca2, cs2, servers) * 0.5 * (ca2 + cs2) * lognormal_correction(rho, cs2, servers)
     # service variability stretches the waiting line z-fold: the room is K / z places of the M/M/N queue (mgc.py)
     k = scaled_room(room, z) if cs2 != 1.0 else max(room, 0.0)
     rho_k = rho**k
@@ -372,7 +384,7 @@ def erlang_arrivals_wait(phases: int, servers: int, arrival_rps: float, service_
     if room < 0.5:
         loss = _takacs_sums(phases, servers, rho, -1.0)[1]  # (sigma only enters the first sum)
         return 0.0, 0.0, 1.0 / loss
-    scale = _whitt_scale(rho, 1.0 / phases, cs2, servers)
+    scale = _whitt_scale(rho, 1.0 / phases, cs2, servers) * lognormal_correction(rho, cs2, servers)
     room = scaled_room(room, scale) if cs2 != 1.0 else room  # the line stretched scale-fold (mgc.py)
     k_room = max(int(math.floor(room + 0.5)), 1)
     if k_room <= GIMK_MAX_ROOM and phases <= GIMK_MAX_PHASES:
