@@ -502,8 +502,11 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool,
         s.env_state[b, E_PSFFA] = 0.0
         s.env_state[b, E_PSFFA_N] = 0.0
         w_floor = 0.0
+        holds = False
     else:
-        w_stat, p_stat, p_block, w_floor = queue_over_step(b, s, offered_rps, wsum, w_healthy, n_pool, backlog)
+        w_stat, p_stat, p_block, w_floor, holds = queue_over_step(
+            b, s, offered_rps, wsum, w_healthy, n_pool, backlog
+        )
     w_stat = min(w_stat, dt)
     w_floor = min(w_floor, dt)  # longer waits than a step build up as fluid backlog, step by step
     r_level = 0.0 if to_booting else memory_level(b, s, hi, offered_rps, wsum, w_healthy, n_pool)
@@ -583,7 +586,18 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool,
     m[b, M_MEM_MAX] = mem_max
     m[b, M_BILLED] = billed
     m[b, M_INST_SECONDS] = inst_seconds
-    return fluid_wait_sum, queued_age, stat_served, stat_wait_sum, p_wait_sum, max_fluid_wait, w_stat, p_stat, w_floor
+    return (
+        fluid_wait_sum,
+        queued_age,
+        stat_served,
+        stat_wait_sum,
+        p_wait_sum,
+        max_fluid_wait,
+        w_stat,
+        p_stat,
+        w_floor,
+        holds,
+    )
 
 
 @njit(inline="always", **_KERNEL)
@@ -618,7 +632,8 @@ def queue_over_step(b, s, offered_rps, wsum, w_healthy, n_pool, backlog):
     (``nonstationary.psffa_wait``; docs/model.md 6.2.1). ``backlog``: the fluid queues at the step start. A step
     with a rate change inside (``rate_change``) takes its two parts one after the other, each at its own rate.
     Returns (mean wait in the stationary queue s, P(wait), P(turned away), the mean wait every served request has
-    at least s (the followed queue's; 0 for the per-step stationary one))."""
+    at least s (the followed queue's; 0 for the per-step stationary one), whether that is the mean wait of the
+    step (the finite-buffer flow's queue, in part of the step at least: it holds the fluid backlog))."""
     p = s.params
     dt = p[b, P_DT]
     y0 = s.env_state[b, E_PSFFA]
@@ -635,7 +650,7 @@ def queue_over_step(b, s, offered_rps, wsum, w_healthy, n_pool, backlog):
         rate_b = offered_rps * dt * (1.0 - rate_early) / (dt - rate_split)
         w_a, p_a, pb_a, y, wf_a, in_a, fol_a = queue_segment(b, s, rate_a, wsum, w_healthy, n_pool, y0, rate_split)
         w_b, p_b, pb_b, y, wf_b, in_b, fol_b = queue_segment(b, s, rate_b, wsum, w_healthy, n_pool, y, dt - rate_split)
-        followed = fol_a or fol_b
+        followed = max(fol_a, fol_b)
         n_a = rate_a * rate_split
         n_b = rate_b * (dt - rate_split)
         p_block = (n_a * pb_a + n_b * pb_b) / max(n_a + n_b, 1e-300)
@@ -652,20 +667,21 @@ def queue_over_step(b, s, offered_rps, wsum, w_healthy, n_pool, backlog):
         p_stat = (k_a * p_a + k_b * p_b) / max(k_a + k_b, 1e-300)
     s.env_state[b, E_PSFFA] = y
     s.env_state[b, E_PSFFA_N] = n_pool
-    if not followed:  # random and least outstanding below FINITE_FROM: the per-step stationary queue
-        return w_stat, p_stat, p_block, 0.0
+    if followed == 0:  # random and least outstanding below FINITE_FROM: the per-step stationary queue
+        return w_stat, p_stat, p_block, 0.0, False
     # y holds the whole mean queue, the fluid backlog included: the queue that requests which find no fluid
     # queue meet is what it holds beyond the fluid's (per member, at the step start)
     fluid = backlog / n_pool if n_pool > 0 else 0.0
     w_beyond = max(w * lam_in - fluid, 0.0) / lam_in if lam_in > 0.0 else 0.0
-    return w_beyond, p_stat, p_block, w
+    return w_beyond, p_stat, p_block, w, followed == 2
 
 
 @njit(inline="always", **_KERNEL)
 def queue_segment(b, s, offered_rps, wsum, w_healthy, n_pool, y0, duration):
     """6, ``queue_over_step`` over ``duration`` s at ``offered_rps``: (stationary mean wait s, P(wait),
     P(turned away), the queue at the end per member, the followed queue's mean wait s, its admitted rate per member
-    requests/s, whether the queue was followed).
+    requests/s, how the queue was followed: 0 not (the per-step stationary queue), 1 by the one-parameter flow,
+    2 by the finite-buffer flow).
 
     From utilisation FINITE_FROM on, round robin's and random's queues (with a waiting room of 1 to
     FINITE_ROOM_MAX) are followed by the finite-buffer flow (``nonstationary.psffa_finite_wait``); below it
@@ -691,15 +707,15 @@ def queue_segment(b, s, offered_rps, wsum, w_healthy, n_pool, y0, duration):
         if algo == RANDOM and p[b, P_SVC_CV] == 1.0:
             # (with cv != 1 the stationary blocking already counts the room as K / z places: sim/mgc.py)
             p_block = max(p_flow - max(1.0 - 1.0 / rho_in, 0.0), 0.0)
-        return w_stat, p_stat, p_block, y, w, lam * (1.0 - p_block), True
+        return w_stat, p_stat, p_block, y, w, lam * (1.0 - p_block), 2
     lam_in = lam * (1.0 - p_block)
     if algo != ROUND_ROBIN:
         # the per-step stationary queue (a Poisson stream per instance, or the pooled queue): its mean number in
         # system, busy slots plus Little's waiting queue, is where the flow starts if the next step is near capacity
         y = servers * min(rho_in, 1.0) * (1.0 - p_block) + w_stat * lam_in
-        return w_stat, p_stat, p_block, y / scale, w_stat, lam_in / scale, False
+        return w_stat, p_stat, p_block, y / scale, w_stat, lam_in / scale, 0
     y, w = psffa_wait(y0, lam_in, svc, servers, w_stat, room, duration)
-    return w_stat, p_stat, p_block, y, w, lam_in, True
+    return w_stat, p_stat, p_block, y, w, lam_in, 1
 
 
 @njit(inline="always", **_KERNEL)
@@ -1015,7 +1031,9 @@ def lifecycle(b, s, m, hi):
 def latency(b, s, m, waits, t_end):
     """8. Mean and p95 response time of the step's served requests (none served: the age of the queue);
     returns the backlog at the end of the step."""
-    fluid_wait_sum, queued_age, stat_served, stat_wait_sum, p_wait_sum, max_fluid_wait, w_stat, p_stat, w_floor = waits
+    fluid_wait_sum, queued_age, stat_served, stat_wait_sum, p_wait_sum, max_fluid_wait, w_stat, p_stat, w_floor, holds = (
+        waits
+    )
     svc = s.params[b, P_SVC]
     cv = s.params[b, P_SVC_CV]
     backlog = 0
@@ -1030,6 +1048,11 @@ def latency(b, s, m, waits, t_end):
         # the balancer's queue followed over steps (``queue_over_step``) holds the mean queue, fluid backlog
         # included: requests that met a fluid queue wait at least its mean (docs/model.md 6.2.1)
         mean_wait = max(mean_wait, w_floor)
+        if holds:
+            # the finite-buffer flow's queue (M/M/c/K's relation) is the mean one, the fluid backlog included:
+            # the fluid queues, deterministic, fill the room to K above capacity, where the stationary queue holds
+            # about K - 1/(rho - 1) (docs/model.md 6.2.1, "near capacity above 1")
+            mean_wait = w_floor
         p_wait = min(p_wait_sum / served, 1.0)
         lat_mean = svc + mean_wait
         lat_p95 = response_p95(svc, cv, mean_wait, p_wait)
