@@ -141,7 +141,7 @@ from .load_balancer import (
     route,
 )
 from .memory import arrivals_at_level, count_limit, draw_memory_crash, fluid_crossing, memory_slots
-from .nonstationary import FINITE_FROM, FINITE_ROOM_MAX, psffa_finite_wait, psffa_wait
+from .nonstationary import FINITE_FROM, FINITE_ROOM_MAX, psffa_finite_wait, psffa_wait, stretch_of
 from .platform import platform_action, platform_latency, platform_reset, serve_platform
 from .queueing import erlang_arrivals_wait, fifo_waits, fluid_p95, fluid_segment, response_p95, waiting_latency
 from .rng import binomial, poisson
@@ -504,9 +504,7 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool,
         w_floor = 0.0
         holds = False
     else:
-        w_stat, p_stat, p_block, w_floor, holds = queue_over_step(
-            b, s, offered_rps, wsum, w_healthy, n_pool, backlog
-        )
+        w_stat, p_stat, p_block, w_floor, holds = queue_over_step(b, s, offered_rps, wsum, w_healthy, n_pool, backlog)
     w_stat = min(w_stat, dt)
     w_floor = min(w_floor, dt)  # longer waits than a step build up as fluid backlog, step by step
     r_level = 0.0 if to_booting else memory_level(b, s, hi, offered_rps, wsum, w_healthy, n_pool)
@@ -703,7 +701,11 @@ def queue_segment(b, s, offered_rps, wsum, w_healthy, n_pool, y0, duration):
     scale = float(n_pool) if algo == LEAST_OUTSTANDING and n_pool > 0 else 1.0
     rho_in = lam * svc / servers if servers > 0 else 0.0
     if rho_in >= FINITE_FROM and 1.0 <= room < FINITE_ROOM_MAX and algo != LEAST_OUTSTANDING:
-        y, w, p_flow = psffa_finite_wait(y0, lam, svc, servers, w_stat, room, duration)
+        # arrivals and services that are not Poisson stretch the queue's law (the diffusion form): round robin's
+        # members see Erlang-n gaps
+        ca2 = 1.0 / n_pool if algo == ROUND_ROBIN and n_pool > 0 else 1.0
+        z = stretch_of(ca2, p[b, P_SVC_CV] * p[b, P_SVC_CV])
+        y, w, p_flow = psffa_finite_wait(y0, lam, svc, servers, w_stat, room, duration, z)
         if algo == RANDOM and p[b, P_SVC_CV] == 1.0:
             # (with cv != 1 the stationary blocking already counts the room as K / z places: sim/mgc.py)
             p_block = max(p_flow - max(1.0 - 1.0 / rho_in, 0.0), 0.0)
@@ -1031,9 +1033,8 @@ def lifecycle(b, s, m, hi):
 def latency(b, s, m, waits, t_end):
     """8. Mean and p95 response time of the step's served requests (none served: the age of the queue);
     returns the backlog at the end of the step."""
-    fluid_wait_sum, queued_age, stat_served, stat_wait_sum, p_wait_sum, max_fluid_wait, w_stat, p_stat, w_floor, holds = (
-        waits
-    )
+    fluid_wait_sum, queued_age, stat_served, stat_wait_sum, p_wait_sum, max_fluid_wait, w_stat, p_stat = waits[:8]
+    w_floor, holds = waits[8], waits[9]
     svc = s.params[b, P_SVC]
     cv = s.params[b, P_SVC_CV]
     backlog = 0
