@@ -82,3 +82,53 @@ def test_round_robin_at_1_02_holds_more_than_mmck_less_than_the_room():
     # full room's 1.0 s (where the fluid queues sat before)
     waits = _step_waits("round_robin", 1.02)[4:]
     assert np.all(waits > 0.70) and np.all(waits < 0.80), waits
+
+
+def _overload_step_latency(start_s: float) -> float:
+    # perf/fidelity.py's transient: 4 instances of c = 10 (capacity 400 req/s), q = 100, round robin, the rate
+    # 200 -> 600 req/s at ``start_s``; step 10 (150-165 s), seeds 1-3
+    config = {
+        "step_seconds": 15.0,
+        "episode_steps": 12,
+        "workload": {
+            "shape": {
+                "kind": "spike",
+                "base_rps": 200.0,
+                "peak_rps": 600.0,
+                "duration_seconds": 1e5,
+                "start_seconds": start_s,
+            }
+        },
+        "instances": {"concurrency": 10, "max_queue": 100, "service_seconds": 0.1, "memory_mb_per_request": 0.0},
+        "scaling": {"min_instances": 4, "max_instances": 4, "initial_instances": 4},
+        "failures": {"mtbf_seconds": None, "memory_crash": False},
+    }
+    cfg = EnvConfig.from_dict(config)
+    hold = list(cfg.scaling.scale_steps).index(0)
+    col = INFO_NAMES.index("latency_mean_s")
+    out = []
+    for seed in (1, 2, 3):
+        sim = BatchSimulator(cfg, 1, parallel=False)
+        sim.seed([seed])
+        sim.reset()
+        for _ in range(11):
+            sim.step(np.array([hold]))
+        out.append(sim.metrics[0, col])
+    return float(np.mean(out))
+
+
+def test_a_filling_queue_reports_the_wait_of_the_requests_it_serves():
+    # A queue that grows reports the FIFO wait of the requests that start service in the step, Little with the
+    # admitted rate (a request served at t arrived when the Lq(t) ahead of it had yet to arrive, at that rate), not
+    # the wait of the step's arrivals (the later ones are served in the next step). By hand, a fluid queue of 10
+    # servers at 150 req/s from empty grows at 50/s to its 98 waiting (K - 1/(rho - 1)) in 1.96 s; a request served
+    # at t waited t/3 until t = 5.88 s, 0.98 s after: a mean of 0.788 s over 15 s, against the arrivals' 0.916 s.
+    # The flow (its exponential path, 2 points a sub-step) lies between.
+    w_fit = mmck(10, 100, 0.99)[1]
+    _, w, _ = psffa_finite_wait(0.0, 150.0, 0.1, 10, w_fit, 100.0, 15.0, 1.0)
+    assert 0.788 < w < 0.916
+    # the env: the step of the rate change 200 -> 600 req/s (1.5 x capacity) reports 0.974 s (was 1.030 s), the
+    # request backend 0.976 s; off the step grid (7.5 s at each rate) 0.691 s (was 0.753 s), the reference 0.589 s
+    # (perf/fidelity.py --only transients)
+    assert _overload_step_latency(150.0) == pytest.approx(0.976, rel=0.03)
+    assert _overload_step_latency(157.5) < 0.72

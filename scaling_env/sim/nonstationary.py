@@ -262,8 +262,9 @@ def finite_step(
 
     It has a fixed point at every rate (``G(y*) (1 - P_K) = rho (1 - P_K)``: y* = y(rho_in) of the stationary
     M/M/c/K relation, above capacity too), approached in ``PSFFA_SUBSTEPS`` sub-steps at the flow's secant rate
-    (as ``psffa_step`` below capacity). Returns (y at the end, mean wait of an admitted request arriving in the
-    duration: the queue ahead over the throughput, Lq(y) / (c mu G(y)), at FINITE_POINTS points of each sub-step;
+    (as ``psffa_step`` below capacity). Returns (y at the end, mean wait: of an admitted request arriving in the
+    duration, the queue ahead over the throughput, Lq(y) / (c mu G(y)), at FINITE_POINTS points of each sub-step,
+    or where the queue grows that of a request starting service, Little with the admitted rate, Lq / (lam (1 - P_K));
     the share of arrivals turned away: P_K(y) over the same points). ``room`` and ``stretch``: ``finite_relation``'s
     (the queue holds at most c + z room)."""
     rho_in = lam / (mu * servers)
@@ -292,13 +293,19 @@ def finite_step(
         # (a flow that does not point at y*, where the busy part is capped at 1 far above capacity, is taken to
         # be at its fixed point at once: the queue there is full within a fraction of the sub-step)
         r = f / (y_star - y) if f / (y_star - y) > 0.0 else 1e3 / h
+        growing = y_star > y and lam > 0.0
         for j in range(FINITE_POINTS):
             t = (j + 0.5) * h / FINITE_POINTS
             y_t = y_star + (y - y_star) * math.exp(-r * t)
             rho_t = finite_utilisation(y_t, servers, kappa, room, rho, stretch)
             yt, busy_t, p_t = finite_relation(rho_t, servers, kappa, room, stretch)
             lq = max(yt - servers * busy_t, 0.0)
-            wait += lq / (mu * servers * max(busy_t, 1e-12)) / FINITE_POINTS
+            if growing:
+                # a growing queue: Little with the admitted rate, the FIFO wait of the requests that start service
+                # (those ahead arrived at that rate; exact for a queue that grows linearly), as psffa_step does
+                wait += lq / max(lam * (1.0 - p_t), 1e-12) / FINITE_POINTS
+            else:
+                wait += lq / (mu * servers * max(busy_t, 1e-12)) / FINITE_POINTS
             block += p_t / FINITE_POINTS
         y = y_star + (y - y_star) * math.exp(-r * h)
     return y, wait / n_sub, block / n_sub
