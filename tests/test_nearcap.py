@@ -132,3 +132,20 @@ def test_a_filling_queue_reports_the_wait_of_the_requests_it_serves():
     # (perf/fidelity.py --only transients)
     assert _overload_step_latency(150.0) == pytest.approx(0.976, rel=0.03)
     assert _overload_step_latency(157.5) < 0.72
+
+
+def test_at_capacity_a_large_room_fills_as_a_reflected_brownian_motion():
+    # utilisation 1.00, c = 10, mu = 10/s, K = 1000, Poisson arrivals (z = 1): from empty the number waiting is a
+    # driftless reflected Brownian motion of variance sigma^2 = lambda + c mu = 200/s, whose mean is
+    # sqrt(2 sigma^2 t / pi): 43.70 after 15 s, 87.40 after 60 s, 123.61 after 120 s (the flow alone, fitted to
+    # the stationary queue, jumped to 267 in the first step; the request backend under round robin with q = 1,000:
+    # 1.51 s mean wait over the grid's episode, the fast model 3.04 s before, 1.65 s now)
+    w_fit = mmck(10, 1000, 0.99)[1]
+    y = 0.0
+    waiting = []
+    for _ in range(8):
+        y, _, _ = psffa_finite_wait(y, 100.0, 0.1, 10, w_fit, 1000.0, 15.0, 1.0)
+        waiting.append(y - 10.0)
+    assert waiting[0] == pytest.approx(43.70, rel=0.03)
+    assert waiting[3] == pytest.approx(87.40, rel=0.03)
+    assert waiting[7] == pytest.approx(123.61, rel=0.03)

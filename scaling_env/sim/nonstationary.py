@@ -147,6 +147,7 @@ FINITE_FROM = 0.95  # the kernel follows the queue with this form from this util
 FINITE_ROOM_MAX = math.log(1e-6) / math.log(RHO_CAP)
 FINITE_POINTS = 2  # points per sub-step for the mean wait and blocking where the queue moves (finite_step)
 FINITE_TOL = 1e-9  # the inverse of the finite relation is solved to this relative accuracy in rho
+DIFFUSION_CAP = True  # the finite flow grows at most as a reflected Brownian motion (finite_step)
 STRETCH_MIN = 0.05  # the diffusion stretch is kept at least this (a room of at most 20 K places)
 
 
@@ -294,6 +295,18 @@ def finite_step(
         # be at its fixed point at once: the queue there is full within a fraction of the sub-step)
         r = f / (y_star - y) if f / (y_star - y) > 0.0 else 1e3 / h
         growing = y_star > y and lam > 0.0
+        if growing and DIFFUSION_CAP:
+            # near capacity the flow fills faster than the queue can (PSFFA's known overshoot at critical load):
+            # the number waiting grows at most as a reflected Brownian motion's mean does, the drift's part plus
+            # its diffusion's, E Lq(t) = sqrt(Lq0^2 + 2 sigma^2 t / pi) at zero drift (from Lq0 = 0 exact), with
+            # sigma^2 = z (lambda + c mu) (lambda ca2 + c mu cs2 at capacity); the idle slots fill freely
+            lq0 = max(y - servers * busy, 0.0)
+            grow = max(lam - mu * servers, 0.0) * h + math.sqrt(
+                lq0 * lq0 + 2.0 * stretch * (lam + mu * servers) * h / math.pi
+            )
+            y_cap = y + servers * (1.0 - busy) + grow - lq0
+            if y_cap < y_star and y_cap < y_star + (y - y_star) * math.exp(-r * h):
+                r = -math.log((y_star - y_cap) / (y_star - y)) / h
         for j in range(FINITE_POINTS):
             t = (j + 0.5) * h / FINITE_POINTS
             y_t = y_star + (y - y_star) * math.exp(-r * t)
