@@ -21,6 +21,12 @@ the inverse ``G`` is a quadratic's root. The flow is integrated over a step in a
 towards its fixed point at the flow's secant rate (exact at both ends, stable however fast the queue relaxes: a
 sub-step far longer than the relaxation time ends at the fixed point); at or above capacity, where it has no
 fixed point, by the exponential Euler rule (linearised about the sub-step's start).
+
+The finite-buffer form (``psffa_finite_wait``, a waiting room of K) has a fixed point at every rate. Its relation is
+M/M/c/K's stretched by the diffusion factor z = (ca2 + cs2) / 2 (a room of K / z places, z times its number waiting:
+the heavy-traffic reflected Brownian motion's law, J. M. Harrison, *Brownian Motion and Stochastic Flow Systems*,
+1985; W. Whitt, Operations Research 52(6), 2004), and a growing queue grows at most as that motion's mean does
+(``DIFFUSION_CAP``: PSFFA overshoots near critical load). docs/model.md 6.2.1, "Above capacity".
 """
 
 from __future__ import annotations
