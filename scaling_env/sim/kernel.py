@@ -1048,12 +1048,16 @@ def latency(b, s, m, waits, t_end):
         mean_wait = min(fluid_wait + stat_wait_sum / served, max(max_fluid_wait, w_stat))
         # the balancer's queue followed over steps (``queue_over_step``) holds the mean queue, fluid backlog
         # included: requests that met a fluid queue wait at least its mean (docs/model.md 6.2.1)
-        mean_wait = max(mean_wait, w_floor)
         if holds:
             # the finite-buffer flow's queue (M/M/c/K's relation) is the mean one, the fluid backlog included:
             # the fluid queues, deterministic, fill the room to K above capacity, where the stationary queue holds
-            # about K - 1/(rho - 1) (docs/model.md 6.2.1, "near capacity above 1")
-            mean_wait = w_floor
+            # about K - 1/(rho - 1) (docs/model.md 6.2.1, "Above capacity"). A fluid wait beyond a full room's
+            # (max_queue served at c / s) was spent where no slot served (a cold start, an outage), which the
+            # flow does not know: that part is added
+            room_wait = s.params[b, P_MAXQ] * svc / s.params[b, P_CONC]
+            mean_wait = w_floor + max(mean_wait - room_wait, 0.0)
+        else:
+            mean_wait = max(mean_wait, w_floor)
         p_wait = min(p_wait_sum / served, 1.0)
         lat_mean = svc + mean_wait
         lat_p95 = response_p95(svc, cv, mean_wait, p_wait)
