@@ -501,8 +501,7 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool,
         w_stat, p_stat, p_block = erlang_arrivals_wait(n_boot, conc, offered_rps / n_boot, svc, cs2, p[b, P_MAXQ])
         s.env_state[b, E_PSFFA] = 0.0
         s.env_state[b, E_PSFFA_N] = 0.0
-        w_floor = 0.0
-        holds = False
+        w_floor, holds = 0.0, False
     else:
         w_stat, p_stat, p_block, w_floor, holds = queue_over_step(b, s, offered_rps, wsum, w_healthy, n_pool, backlog)
     w_stat = min(w_stat, dt)
@@ -584,18 +583,8 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool,
     m[b, M_MEM_MAX] = mem_max
     m[b, M_BILLED] = billed
     m[b, M_INST_SECONDS] = inst_seconds
-    return (
-        fluid_wait_sum,
-        queued_age,
-        stat_served,
-        stat_wait_sum,
-        p_wait_sum,
-        max_fluid_wait,
-        w_stat,
-        p_stat,
-        w_floor,
-        holds,
-    )
+    fluid = (fluid_wait_sum, queued_age, stat_served, stat_wait_sum, p_wait_sum, max_fluid_wait)
+    return fluid + (w_stat, p_stat, w_floor, holds)
 
 
 @njit(inline="always", **_KERNEL)
