@@ -149,3 +149,31 @@ def test_at_capacity_a_large_room_fills_as_a_reflected_brownian_motion():
     assert waiting[0] == pytest.approx(43.70, rel=0.03)
     assert waiting[3] == pytest.approx(87.40, rel=0.03)
     assert waiting[7] == pytest.approx(123.61, rel=0.03)
+
+
+def test_round_robin_at_capacity_turns_away_the_flows_share():
+    # utilisation 1.00, c = 10, q = 100, round robin over 8 members (z = 0.5625): the flow's blocking at its fixed
+    # point is P(all busy) / (K / z + 1) = P(all busy) / 178.8, about 0.55 % of arrivals; the request backend turns
+    # away 0.54 %. The E_n/M/c/K blocking at utilisation 0.99 (the cut geometric tail) gave 0.33 %.
+    conc, n, svc = 10, 8, 0.1
+    config = {
+        "step_seconds": 15.0,
+        "episode_steps": 30,
+        "workload": {"shape": {"kind": "constant", "rate_rps": n * conc / svc}},
+        "instances": {"concurrency": conc, "max_queue": 100, "service_seconds": svc, "memory_mb_per_request": 0.0},
+        "scaling": {"min_instances": n, "max_instances": n, "initial_instances": n},
+        "load_balancer": {"algorithm": "round_robin"},
+        "failures": {"mtbf_seconds": None, "memory_crash": False},
+    }
+    cfg = EnvConfig.from_dict(config)
+    sim = BatchSimulator(cfg, 1, parallel=False)
+    sim.seed([1])
+    sim.reset()
+    hold = list(cfg.scaling.scale_steps).index(0)
+    dropped = arrivals = 0.0
+    for k in range(30):
+        sim.step(np.array([hold]))
+        if k >= 8:
+            dropped += sim.metrics[0, INFO_NAMES.index("dropped")]
+            arrivals += sim.metrics[0, INFO_NAMES.index("arrivals")]
+    assert 0.0045 < dropped / arrivals < 0.0065

@@ -143,7 +143,15 @@ from .load_balancer import (
 from .memory import arrivals_at_level, count_limit, draw_memory_crash, fluid_crossing, memory_slots
 from .nonstationary import FINITE_FROM, FINITE_ROOM_MAX, psffa_finite_wait, psffa_wait, stretch_of
 from .platform import platform_action, platform_latency, platform_reset, serve_platform
-from .queueing import erlang_arrivals_wait, fifo_waits, fluid_p95, fluid_segment, response_p95, waiting_latency
+from .queueing import (
+    GIMK_MAX_ROOM,
+    erlang_arrivals_wait,
+    fifo_waits,
+    fluid_p95,
+    fluid_segment,
+    response_p95,
+    waiting_latency,
+)
 from .rng import binomial, poisson
 from .state import (
     ARRIVAL_PARTS,
@@ -695,8 +703,12 @@ def queue_segment(b, s, offered_rps, wsum, w_healthy, n_pool, y0, duration):
         ca2 = 1.0 / n_pool if algo == ROUND_ROBIN and n_pool > 0 else 1.0
         z = stretch_of(ca2, p[b, P_SVC_CV] * p[b, P_SVC_CV])
         y, w, p_flow = psffa_finite_wait(y0, lam, svc, servers, w_stat, room, duration, z)
-        if algo == RANDOM and p[b, P_SVC_CV] == 1.0:
-            # (with cv != 1 the stationary blocking already counts the room as K / z places: sim/mgc.py)
+        if p[b, P_SVC_CV] == 1.0 and (algo == RANDOM or (room > GIMK_MAX_ROOM and rho_in <= 1.0)):
+            # the flow's blocking, less above capacity the overload's excess, which the fluid queues turn away once
+            # full (with it, the fluid queues of an overload stay short: its drops and the step after it moved
+            # away from the request backend). With cv != 1 the stationary blocking already counts the room as
+            # K / z places (sim/mgc.py); round robin keeps the exact E_n/M/c/K chain for rooms of 1..GIMK_MAX_ROOM
+            # and above capacity
             p_block = max(p_flow - max(1.0 - 1.0 / rho_in, 0.0), 0.0)
         return w_stat, p_stat, p_block, y, w, lam * (1.0 - p_block), 2
     lam_in = lam * (1.0 - p_block)
@@ -1063,6 +1075,10 @@ def latency(b, s, m, waits, t_end):
             if stat_served > 0.0:
                 bound = max(bound, response_p95(svc, cv, w_stat, p_stat))
             lat_p95 = min(lat_p95, bound)
+        if holds:  # an admitted request has at most a full room ahead of it: max_queue + c, served at c / s
+            conc = int(s.params[b, P_CONC])
+            full = s.params[b, P_MAXQ] * svc / conc
+            lat_p95 = min(lat_p95, fluid_p95(full, svc, cv, conc, s.params[b, P_MAXQ] + conc))
         # no request has waited longer than the episode has run (R = S + W <= S + t, so p95(R) <= p95(S) + t);
         # and the reported p95 is at least the mean (a p95 below the mean is possible when under 5 % of the
         # requests wait long, but the pair is reported as an upper quantile and a mean: docs/model.md 6.3)
