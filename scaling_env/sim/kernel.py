@@ -141,9 +141,17 @@ from .load_balancer import (
     route,
 )
 from .memory import arrivals_at_level, count_limit, draw_memory_crash, fluid_crossing, memory_slots
-from .nonstationary import FINITE_FROM, FINITE_ROOM_MAX, psffa_finite_wait, psffa_wait
+from .nonstationary import FINITE_FROM, FINITE_ROOM_MAX, psffa_finite_wait, psffa_wait, stretch_of
 from .platform import platform_action, platform_latency, platform_reset, serve_platform
-from .queueing import erlang_arrivals_wait, fifo_waits, fluid_p95, fluid_segment, response_p95, waiting_latency
+from .queueing import (
+    GIMK_MAX_ROOM,
+    erlang_arrivals_wait,
+    fifo_waits,
+    fluid_p95,
+    fluid_segment,
+    response_p95,
+    waiting_latency,
+)
 from .rng import binomial, poisson
 from .state import (
     ARRIVAL_PARTS,
@@ -501,9 +509,9 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool,
         w_stat, p_stat, p_block = erlang_arrivals_wait(n_boot, conc, offered_rps / n_boot, svc, cs2, p[b, P_MAXQ])
         s.env_state[b, E_PSFFA] = 0.0
         s.env_state[b, E_PSFFA_N] = 0.0
-        w_floor = 0.0
+        w_floor, holds = 0.0, False
     else:
-        w_stat, p_stat, p_block, w_floor = queue_over_step(b, s, offered_rps, wsum, w_healthy, n_pool, backlog)
+        w_stat, p_stat, p_block, w_floor, holds = queue_over_step(b, s, offered_rps, wsum, w_healthy, n_pool, backlog)
     w_stat = min(w_stat, dt)
     w_floor = min(w_floor, dt)  # longer waits than a step build up as fluid backlog, step by step
     r_level = 0.0 if to_booting else memory_level(b, s, hi, offered_rps, wsum, w_healthy, n_pool)
@@ -583,7 +591,8 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool,
     m[b, M_MEM_MAX] = mem_max
     m[b, M_BILLED] = billed
     m[b, M_INST_SECONDS] = inst_seconds
-    return fluid_wait_sum, queued_age, stat_served, stat_wait_sum, p_wait_sum, max_fluid_wait, w_stat, p_stat, w_floor
+    fluid = (fluid_wait_sum, queued_age, stat_served, stat_wait_sum, p_wait_sum, max_fluid_wait)
+    return fluid + (w_stat, p_stat, w_floor, holds)
 
 
 @njit(inline="always", **_KERNEL)
@@ -618,7 +627,8 @@ def queue_over_step(b, s, offered_rps, wsum, w_healthy, n_pool, backlog):
     (``nonstationary.psffa_wait``; docs/model.md 6.2.1). ``backlog``: the fluid queues at the step start. A step
     with a rate change inside (``rate_change``) takes its two parts one after the other, each at its own rate.
     Returns (mean wait in the stationary queue s, P(wait), P(turned away), the mean wait every served request has
-    at least s (the followed queue's; 0 for the per-step stationary one))."""
+    at least s (the followed queue's; 0 for the per-step stationary one), whether that is the mean wait of the
+    step (the finite-buffer flow's queue, in part of the step at least: it holds the fluid backlog))."""
     p = s.params
     dt = p[b, P_DT]
     y0 = s.env_state[b, E_PSFFA]
@@ -635,7 +645,7 @@ def queue_over_step(b, s, offered_rps, wsum, w_healthy, n_pool, backlog):
         rate_b = offered_rps * dt * (1.0 - rate_early) / (dt - rate_split)
         w_a, p_a, pb_a, y, wf_a, in_a, fol_a = queue_segment(b, s, rate_a, wsum, w_healthy, n_pool, y0, rate_split)
         w_b, p_b, pb_b, y, wf_b, in_b, fol_b = queue_segment(b, s, rate_b, wsum, w_healthy, n_pool, y, dt - rate_split)
-        followed = fol_a or fol_b
+        followed = max(fol_a, fol_b)
         n_a = rate_a * rate_split
         n_b = rate_b * (dt - rate_split)
         p_block = (n_a * pb_a + n_b * pb_b) / max(n_a + n_b, 1e-300)
@@ -652,20 +662,21 @@ def queue_over_step(b, s, offered_rps, wsum, w_healthy, n_pool, backlog):
         p_stat = (k_a * p_a + k_b * p_b) / max(k_a + k_b, 1e-300)
     s.env_state[b, E_PSFFA] = y
     s.env_state[b, E_PSFFA_N] = n_pool
-    if not followed:  # random and least outstanding below FINITE_FROM: the per-step stationary queue
-        return w_stat, p_stat, p_block, 0.0
+    if followed == 0:  # random and least outstanding below FINITE_FROM: the per-step stationary queue
+        return w_stat, p_stat, p_block, 0.0, False
     # y holds the whole mean queue, the fluid backlog included: the queue that requests which find no fluid
     # queue meet is what it holds beyond the fluid's (per member, at the step start)
     fluid = backlog / n_pool if n_pool > 0 else 0.0
     w_beyond = max(w * lam_in - fluid, 0.0) / lam_in if lam_in > 0.0 else 0.0
-    return w_beyond, p_stat, p_block, w
+    return w_beyond, p_stat, p_block, w, followed == 2
 
 
 @njit(inline="always", **_KERNEL)
 def queue_segment(b, s, offered_rps, wsum, w_healthy, n_pool, y0, duration):
     """6, ``queue_over_step`` over ``duration`` s at ``offered_rps``: (stationary mean wait s, P(wait),
     P(turned away), the queue at the end per member, the followed queue's mean wait s, its admitted rate per member
-    requests/s, whether the queue was followed).
+    requests/s, how the queue was followed: 0 not (the per-step stationary queue), 1 by the one-parameter flow,
+    2 by the finite-buffer flow).
 
     From utilisation FINITE_FROM on, round robin's and random's queues (with a waiting room of 1 to
     FINITE_ROOM_MAX) are followed by the finite-buffer flow (``nonstationary.psffa_finite_wait``); below it
@@ -687,19 +698,27 @@ def queue_segment(b, s, offered_rps, wsum, w_healthy, n_pool, y0, duration):
     scale = float(n_pool) if algo == LEAST_OUTSTANDING and n_pool > 0 else 1.0
     rho_in = lam * svc / servers if servers > 0 else 0.0
     if rho_in >= FINITE_FROM and 1.0 <= room < FINITE_ROOM_MAX and algo != LEAST_OUTSTANDING:
-        y, w, p_flow = psffa_finite_wait(y0, lam, svc, servers, w_stat, room, duration)
-        if algo == RANDOM and p[b, P_SVC_CV] == 1.0:
-            # (with cv != 1 the stationary blocking already counts the room as K / z places: sim/mgc.py)
+        # arrivals and services that are not Poisson stretch the queue's law (the diffusion form): round robin's
+        # members see Erlang-n gaps
+        ca2 = 1.0 / n_pool if algo == ROUND_ROBIN and n_pool > 0 else 1.0
+        z = stretch_of(ca2, p[b, P_SVC_CV] * p[b, P_SVC_CV])
+        y, w, p_flow = psffa_finite_wait(y0, lam, svc, servers, w_stat, room, duration, z)
+        if p[b, P_SVC_CV] == 1.0 and (algo == RANDOM or (room > GIMK_MAX_ROOM and rho_in <= 1.0)):
+            # the flow's blocking, less above capacity the overload's excess, which the fluid queues turn away once
+            # full (with it, the fluid queues of an overload stay short: its drops and the step after it moved
+            # away from the request backend). With cv != 1 the stationary blocking already counts the room as
+            # K / z places (sim/mgc.py); round robin keeps the exact E_n/M/c/K chain for rooms of 1..GIMK_MAX_ROOM
+            # and above capacity
             p_block = max(p_flow - max(1.0 - 1.0 / rho_in, 0.0), 0.0)
-        return w_stat, p_stat, p_block, y, w, lam * (1.0 - p_block), True
+        return w_stat, p_stat, p_block, y, w, lam * (1.0 - p_block), 2
     lam_in = lam * (1.0 - p_block)
     if algo != ROUND_ROBIN:
         # the per-step stationary queue (a Poisson stream per instance, or the pooled queue): its mean number in
         # system, busy slots plus Little's waiting queue, is where the flow starts if the next step is near capacity
         y = servers * min(rho_in, 1.0) * (1.0 - p_block) + w_stat * lam_in
-        return w_stat, p_stat, p_block, y / scale, w_stat, lam_in / scale, False
+        return w_stat, p_stat, p_block, y / scale, w_stat, lam_in / scale, 0
     y, w = psffa_wait(y0, lam_in, svc, servers, w_stat, room, duration)
-    return w_stat, p_stat, p_block, y, w, lam_in, True
+    return w_stat, p_stat, p_block, y, w, lam_in, 1
 
 
 @njit(inline="always", **_KERNEL)
@@ -1015,7 +1034,8 @@ def lifecycle(b, s, m, hi):
 def latency(b, s, m, waits, t_end):
     """8. Mean and p95 response time of the step's served requests (none served: the age of the queue);
     returns the backlog at the end of the step."""
-    fluid_wait_sum, queued_age, stat_served, stat_wait_sum, p_wait_sum, max_fluid_wait, w_stat, p_stat, w_floor = waits
+    fluid_wait_sum, queued_age, stat_served, stat_wait_sum, p_wait_sum, max_fluid_wait, w_stat, p_stat = waits[:8]
+    w_floor, holds = waits[8], waits[9]
     svc = s.params[b, P_SVC]
     cv = s.params[b, P_SVC_CV]
     backlog = 0
@@ -1029,7 +1049,16 @@ def latency(b, s, m, waits, t_end):
         mean_wait = min(fluid_wait + stat_wait_sum / served, max(max_fluid_wait, w_stat))
         # the balancer's queue followed over steps (``queue_over_step``) holds the mean queue, fluid backlog
         # included: requests that met a fluid queue wait at least its mean (docs/model.md 6.2.1)
-        mean_wait = max(mean_wait, w_floor)
+        if holds:
+            # the finite-buffer flow's queue (M/M/c/K's relation) is the mean one, the fluid backlog included:
+            # the fluid queues, deterministic, fill the room to K above capacity, where the stationary queue holds
+            # about K - 1/(rho - 1) (docs/model.md 6.2.1, "Above capacity"). A fluid wait beyond a full room's
+            # (max_queue served at c / s) was spent where no slot served (a cold start, an outage), which the
+            # flow does not know: that part is added
+            room_wait = s.params[b, P_MAXQ] * svc / s.params[b, P_CONC]
+            mean_wait = w_floor + max(mean_wait - room_wait, 0.0)
+        else:
+            mean_wait = max(mean_wait, w_floor)
         p_wait = min(p_wait_sum / served, 1.0)
         lat_mean = svc + mean_wait
         lat_p95 = response_p95(svc, cv, mean_wait, p_wait)
@@ -1046,6 +1075,10 @@ def latency(b, s, m, waits, t_end):
             if stat_served > 0.0:
                 bound = max(bound, response_p95(svc, cv, w_stat, p_stat))
             lat_p95 = min(lat_p95, bound)
+        if holds:  # an admitted request has at most a full room ahead of it: max_queue + c, served at c / s
+            conc = int(s.params[b, P_CONC])
+            full = s.params[b, P_MAXQ] * svc / conc
+            lat_p95 = min(lat_p95, fluid_p95(full, svc, cv, conc, s.params[b, P_MAXQ] + conc))
         # no request has waited longer than the episode has run (R = S + W <= S + t, so p95(R) <= p95(S) + t);
         # and the reported p95 is at least the mean (a p95 below the mean is possible when under 5 % of the
         # requests wait long, but the pair is reported as an upper quantile and a mean: docs/model.md 6.3)

@@ -21,6 +21,12 @@ the inverse ``G`` is a quadratic's root. The flow is integrated over a step in a
 towards its fixed point at the flow's secant rate (exact at both ends, stable however fast the queue relaxes: a
 sub-step far longer than the relaxation time ends at the fixed point); at or above capacity, where it has no
 fixed point, by the exponential Euler rule (linearised about the sub-step's start).
+
+The finite-buffer form (``psffa_finite_wait``, a waiting room of K) has a fixed point at every rate. Its relation is
+M/M/c/K's stretched by the diffusion factor z = (ca2 + cs2) / 2 (a room of K / z places, z times its number waiting:
+the heavy-traffic reflected Brownian motion's law, J. M. Harrison, *Brownian Motion and Stochastic Flow Systems*,
+1985; W. Whitt, Operations Research 52(6), 2004), and a growing queue grows at most as that motion's mean does
+(``DIFFUSION_CAP``: PSFFA overshoots near critical load). docs/model.md 6.2.1, "Above capacity".
 """
 
 from __future__ import annotations
@@ -147,6 +153,8 @@ FINITE_FROM = 0.95  # the kernel follows the queue with this form from this util
 FINITE_ROOM_MAX = math.log(1e-6) / math.log(RHO_CAP)
 FINITE_POINTS = 2  # points per sub-step for the mean wait and blocking where the queue moves (finite_step)
 FINITE_TOL = 1e-9  # the inverse of the finite relation is solved to this relative accuracy in rho
+DIFFUSION_CAP = True  # the finite flow grows at most as a reflected Brownian motion (finite_step)
+STRETCH_MIN = 0.05  # the diffusion stretch is kept at least this (a room of at most 20 K places)
 
 
 @njit(cache=True)
@@ -176,18 +184,23 @@ def room_shape(rho: float, room: float):
 
 
 @njit(cache=True)
-def finite_relation(rho: float, servers: float, kappa: float, room: float):
+def finite_relation(rho: float, servers: float, kappa: float, room: float, stretch: float = 1.0):
     """The stationary M/M/c/K relation at offered utilisation ``rho`` with ``kappa`` = P(every slot busy):
     (mean number in system y, the busy part of the slots G, the blocking P(full) = kappa P(j = K)).
-    y = c G + kappa m(rho), G = min(rho (1 - blocking), 1)."""
+    y = c G + kappa m(rho), G = min(rho (1 - blocking), 1).
+
+    ``stretch`` z != 1: the diffusion form for arrivals and services that are not Poisson (``stretch_of``): the
+    number waiting is z times that of M/M/c with a room of K / z places (``room`` is then K / z)."""
     m_rho, top = room_shape(rho, room)
     block = kappa * top
     busy = min(rho * (1.0 - block), 1.0)
-    return servers * busy + kappa * m_rho * rho, busy, block
+    return servers * busy + stretch * kappa * m_rho * rho, busy, block
 
 
 @njit(cache=True)
-def finite_utilisation(y: float, servers: float, kappa: float, room: float, start: float) -> float:
+def finite_utilisation(
+    y: float, servers: float, kappa: float, room: float, start: float, stretch: float = 1.0
+) -> float:
     """The offered utilisation rho at which ``finite_relation`` holds ``y`` in system: y(rho) rises from 0
     (rho = 0) towards c + kappa K (rho -> infinity); solved by Newton's method inside a bisection bracket from
     ``start``. A ``y`` at or beyond the top gives the bracket's end (a full room)."""
@@ -195,7 +208,7 @@ def finite_utilisation(y: float, servers: float, kappa: float, room: float, star
         return 0.0
     lo, hi = 0.0, max(start, 1e-3)
     for _ in range(200):  # widen until y(hi) >= y (or the room is as full as the relation allows)
-        if finite_relation(hi, servers, kappa, room)[0] >= y or hi > 1e6:
+        if finite_relation(hi, servers, kappa, room, stretch)[0] >= y or hi > 1e6:
             break
         lo = hi
         hi *= 2.0
@@ -203,13 +216,13 @@ def finite_utilisation(y: float, servers: float, kappa: float, room: float, star
         return hi
     rho = min(max(start, lo), hi)
     for _ in range(100):
-        f = finite_relation(rho, servers, kappa, room)[0] - y
+        f = finite_relation(rho, servers, kappa, room, stretch)[0] - y
         if f > 0.0:
             hi = rho
         else:
             lo = rho
         d = 1e-7 * (1.0 + rho)
-        slope = (finite_relation(rho + d, servers, kappa, room)[0] - f - y) / d
+        slope = (finite_relation(rho + d, servers, kappa, room, stretch)[0] - f - y) / d
         nxt = rho - f / slope if slope > 0.0 else 0.5 * (lo + hi)
         if not lo < nxt < hi:
             nxt = 0.5 * (lo + hi)
@@ -220,13 +233,13 @@ def finite_utilisation(y: float, servers: float, kappa: float, room: float, star
 
 
 @njit(cache=True)
-def finite_fit(w_stat: float, rho_fit: float, mu: float, servers: float, room: float) -> float:
+def finite_fit(w_stat: float, rho_fit: float, mu: float, servers: float, room: float, stretch: float = 1.0) -> float:
     """``kappa`` (P(every slot busy)) at which the finite relation's waiting queue gives the stationary mean wait
-    ``w_stat`` of an admitted request at ``rho_fit``: Little, kappa m = w lambda (1 - kappa P(j = K)) with
-    lambda = c mu rho, solved for kappa: w c mu / (m / rho + w c mu P(j = K)); at most 1."""
+    ``w_stat`` of an admitted request at ``rho_fit``: Little, z kappa m = w lambda (1 - kappa P(j = K)) with
+    lambda = c mu rho, solved for kappa: w c mu / (z m / rho + w c mu P(j = K)); at most 1."""
     m_rho, top = room_shape(rho_fit, room)
     wc = w_stat * servers * mu
-    return min(wc / max(m_rho + wc * top, 1e-300), 1.0)
+    return min(wc / max(stretch * m_rho + wc * top, 1e-300), 1.0)
 
 
 @njit(cache=True)
@@ -248,21 +261,25 @@ def all_busy(servers: int, rho: float, room: float) -> float:
 
 
 @njit(cache=True)
-def finite_step(y0: float, lam: float, mu: float, servers: float, kappa: float, room: float, duration: float):
+def finite_step(
+    y0: float, lam: float, mu: float, servers: float, kappa: float, room: float, duration: float, stretch: float = 1.0
+):
     """Integrate the finite-buffer flow ``dy/dt = lam (1 - P_K(y)) - mu c G(y)`` over ``duration`` s from ``y0``
     (``lam``: the offered rate, before the room turns requests away).
 
     It has a fixed point at every rate (``G(y*) (1 - P_K) = rho (1 - P_K)``: y* = y(rho_in) of the stationary
     M/M/c/K relation, above capacity too), approached in ``PSFFA_SUBSTEPS`` sub-steps at the flow's secant rate
-    (as ``psffa_step`` below capacity). Returns (y at the end, mean wait of an admitted request arriving in the
-    duration: the queue ahead over the throughput, Lq(y) / (c mu G(y)), at FINITE_POINTS points of each sub-step;
-    the share of arrivals turned away: P_K(y) over the same points)."""
+    (as ``psffa_step`` below capacity). Returns (y at the end, mean wait: of an admitted request arriving in the
+    duration, the queue ahead over the throughput, Lq(y) / (c mu G(y)), at FINITE_POINTS points of each sub-step,
+    or where the queue grows that of a request starting service, Little with the admitted rate, Lq / (lam (1 - P_K));
+    the share of arrivals turned away: P_K(y) over the same points). ``room`` and ``stretch``: ``finite_relation``'s
+    (the queue holds at most c + z room)."""
     rho_in = lam / (mu * servers)
-    y_star = finite_relation(rho_in, servers, kappa, room)[0]
-    y = min(max(y0, 0.0), servers + room)
+    y_star = finite_relation(rho_in, servers, kappa, room, stretch)[0]
+    y = min(max(y0, 0.0), servers + stretch * room)
     if duration <= 0.0:  # the queue as it is
-        rho = finite_utilisation(y, servers, kappa, room, rho_in)
-        yq, busy, p_k = finite_relation(rho, servers, kappa, room)
+        rho = finite_utilisation(y, servers, kappa, room, rho_in, stretch)
+        yq, busy, p_k = finite_relation(rho, servers, kappa, room, stretch)
         return y, max(yq - servers * busy, 0.0) / (mu * servers * max(busy, 1e-12)), p_k
     n_sub = PSFFA_SUBSTEPS
     h = duration / n_sub
@@ -271,25 +288,43 @@ def finite_step(y0: float, lam: float, mu: float, servers: float, kappa: float, 
     block = 0.0
     for _ in range(n_sub):
         if abs(y_star - y) <= 1e-9 * (1.0 + y_star):  # at the fixed point (a steady step): no inversion needed
-            _, busy, p_k = finite_relation(rho_in, servers, kappa, room)
+            _, busy, p_k = finite_relation(rho_in, servers, kappa, room, stretch)
             lq = max(y_star - servers * busy, 0.0)
             wait += lq / (mu * servers * max(busy, 1e-12))
             block += p_k
             y = y_star
             continue
-        rho = finite_utilisation(y, servers, kappa, room, rho)
-        _, busy, p_k = finite_relation(rho, servers, kappa, room)
+        rho = finite_utilisation(y, servers, kappa, room, rho, stretch)
+        _, busy, p_k = finite_relation(rho, servers, kappa, room, stretch)
         f = lam * (1.0 - p_k) - mu * servers * busy
         # (a flow that does not point at y*, where the busy part is capped at 1 far above capacity, is taken to
         # be at its fixed point at once: the queue there is full within a fraction of the sub-step)
         r = f / (y_star - y) if f / (y_star - y) > 0.0 else 1e3 / h
+        growing = y_star > y and lam > 0.0
+        if growing and DIFFUSION_CAP:
+            # near capacity the flow fills faster than the queue can (PSFFA's known overshoot at critical load):
+            # the number waiting grows at most as a reflected Brownian motion's mean does, the drift's part plus
+            # its diffusion's, E Lq(t) = sqrt(Lq0^2 + 2 sigma^2 t / pi) at zero drift (from Lq0 = 0 exact), with
+            # sigma^2 = z (lambda + c mu) (lambda ca2 + c mu cs2 at capacity); the idle slots fill freely
+            lq0 = max(y - servers * busy, 0.0)
+            grow = max(lam - mu * servers, 0.0) * h + math.sqrt(
+                lq0 * lq0 + 2.0 * stretch * (lam + mu * servers) * h / math.pi
+            )
+            y_cap = y + servers * (1.0 - busy) + grow - lq0
+            if y_cap < y_star and y_cap < y_star + (y - y_star) * math.exp(-r * h):
+                r = -math.log((y_star - y_cap) / (y_star - y)) / h
         for j in range(FINITE_POINTS):
             t = (j + 0.5) * h / FINITE_POINTS
             y_t = y_star + (y - y_star) * math.exp(-r * t)
-            rho_t = finite_utilisation(y_t, servers, kappa, room, rho)
-            yt, busy_t, p_t = finite_relation(rho_t, servers, kappa, room)
+            rho_t = finite_utilisation(y_t, servers, kappa, room, rho, stretch)
+            yt, busy_t, p_t = finite_relation(rho_t, servers, kappa, room, stretch)
             lq = max(yt - servers * busy_t, 0.0)
-            wait += lq / (mu * servers * max(busy_t, 1e-12)) / FINITE_POINTS
+            if growing:
+                # a growing queue: Little with the admitted rate, the FIFO wait of the requests that start service
+                # (those ahead arrived at that rate; exact for a queue that grows linearly), as psffa_step does
+                wait += lq / max(lam * (1.0 - p_t), 1e-12) / FINITE_POINTS
+            else:
+                wait += lq / (mu * servers * max(busy_t, 1e-12)) / FINITE_POINTS
             block += p_t / FINITE_POINTS
         y = y_star + (y - y_star) * math.exp(-r * h)
     return y, wait / n_sub, block / n_sub
@@ -297,21 +332,33 @@ def finite_step(y0: float, lam: float, mu: float, servers: float, kappa: float, 
 
 @njit(cache=True)
 def psffa_finite_wait(
-    y0: float, lam: float, service_s: float, servers: int, w_stat: float, room: float, duration: float
+    y0: float,
+    lam: float,
+    service_s: float,
+    servers: int,
+    w_stat: float,
+    room: float,
+    duration: float,
+    stretch: float = 1.0,
 ):
     """``psffa_wait`` with the finite-buffer relation (``finite_step``): ``lam`` is the offered rate; ``kappa`` is
     fitted to the stationary wait ``w_stat`` at the step's utilisation capped at RHO_CAP (``finite_fit``), and
     above RHO_CAP its complement 1 - kappa (some slot idle) scaled as M/M/c/K's moves from RHO_CAP to the step's
     utilisation (towards 0: the stationary queue above capacity is M/M/c/K's, not the one at RHO_CAP, and a room
     fills far above capacity whatever the fitted wait; for M/M/c, kappa is then M/M/c/K's own P(every slot busy)).
+    ``stretch`` z (``stretch_of``): arrivals or services that are not Poisson; the relation is M/M/c's with a room
+    of K / z places and z times its number waiting (the diffusion form, as ``mgc.scaled_room`` does for the
+    stationary queue), so above capacity the room holds about K - z / (rho - 1) rather than K - 1 / (rho - 1).
     Returns (y at the end, mean wait s of an admitted request arriving in the step, the share turned away)."""
     if servers <= 0:
         return 0.0, 0.0, 0.0
+    z = max(stretch, STRETCH_MIN)
+    room = max(room, 0.0) / z
     mu = 1.0 / service_s
     c = float(servers)
     lam = max(lam, 0.0)
     rho_fit = min(lam / (c * mu), RHO_CAP)
-    kappa = max(finite_fit(w_stat, max(rho_fit, 1e-9), mu, c, room), 1e-12)
+    kappa = max(finite_fit(w_stat, max(rho_fit, 1e-9), mu, c, room, z), 1e-12)
     rho_in = lam / (c * mu)
     if rho_in > RHO_CAP:
         # the part of the time some slot is idle shrinks as M/M/c/K's does (to 0 far above capacity, where the
@@ -319,4 +366,16 @@ def psffa_finite_wait(
         idle_cap = 1.0 - all_busy(servers, RHO_CAP, room)
         if idle_cap > 0.0:
             kappa = 1.0 - (1.0 - kappa) * (1.0 - all_busy(servers, rho_in, room)) / idle_cap
-    return finite_step(y0, lam, mu, c, kappa, max(room, 0.0), duration)
+    return finite_step(y0, lam, mu, c, kappa, room, duration, z)
+
+
+@njit(cache=True)
+def stretch_of(ca2: float, cs2: float) -> float:
+    """The diffusion stretch z = (ca2 + cs2) / 2 of a queue whose arrivals and services have squared coefficients
+    of variation ``ca2`` and ``cs2`` (1 for M/M/c): in the heavy-traffic limit the number waiting is a reflected
+    Brownian motion with drift lambda - c mu and variance lambda ca2 + c mu cs2, whose stationary law on a room
+    [0, K] is the truncated exponential of rate 2 (rho - 1) / (ca2 + cs2) (J. M. Harrison, *Brownian Motion and
+    Stochastic Flow Systems*, 1985; W. Whitt, "A diffusion approximation for the G/GI/n/m queue", Operations
+    Research 52(6), 2004): M/M/c's law (rate ln rho ~ rho - 1) stretched z-fold. Round robin's members see
+    Erlang-n gaps (ca2 = 1 / n)."""
+    return 0.5 * (max(ca2, 0.0) + max(cs2, 0.0))
