@@ -564,12 +564,7 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool,
                     inst_i[b, i, I_STATE] = OFF
         # a slot still booting, with nothing routed or queued to it, has nothing to do
         elif not (st == BOOTING and not to_booting and inst_f[b, i, F_SERVE] <= 0.0 and inst_i[b, i, I_BACKLOG] == 0):
-            slot_boot = to_booting
-            r_slot = r_level
-            if to_booting and inst_f[b, i, F_SPLIT] == JOINS:
-                # it joined the pool at its cold start's end after a booting member crashed (memory.boot_crash_split)
-                slot_boot = False
-                r_slot = joined_level(b, i, s, offered_rps)
+            slot_boot, r_slot = slot_mode(b, i, s, to_booting, r_level, offered_rps)
             done, lost, fail, crashed, bill, cpu, mem, waited_s, age, longest, stat_n, stat_w, p_w, t_c = serve_slot(
                 b, i, s, st, slot_boot, w_stat, p_stat, p_block, r_slot, first_crash
             )
@@ -762,13 +757,7 @@ def serve_slot(b, i, s, st, to_booting, w_stat, p_stat, p_block, r_level, first_
         count = serving_count(cpu * conc, peak_q, tau < dt - _EPS)
         fits = (p[b, P_MEM_BASE] + p[b, P_MEM_REQ] * count) / p[b, P_MEM_LIMIT] <= 1.0
         if r_level > 0.0 and st != DRAINING and fits:
-            split = inst_f[b, i, F_SPLIT]
-            if split > 0.0 and tau >= dt - _EPS and not to_booting and int(p[b, P_ALGO]) != LEAST_OUTSTANDING:
-                # its arrivals at two rates around a pool change: the crash hazard at each (docs/model.md 7)
-                m_a, m_b = split_crash_means(b, i, s, split)
-                at = draw_memory_crash_split(s.rng, b, m_a, m_b, split / dt)
-            else:
-                at = draw_memory_crash(s.rng, b, inst_i[b, i, I_ARRIVALS], r_level)
+            at = drawn_crash(b, i, s, tau, to_booting, r_level)
             if at > 0.0:
                 t_crash = dt - tau + at * tau
     if p[b, P_MEM_CRASH] > 0.5 and t_crash < 0.0 and (tau > 0.0 or to_booting):
@@ -826,6 +815,30 @@ def serve_slot(b, i, s, st, to_booting, w_stat, p_stat, p_block, r_level, first_
             inst_i[b, i, I_BACKLOG] = 0
             inst_i[b, i, I_STATE] = OFF
     return done, dropped, failed, crashed, bill, cpu, mem, waited_s, age, longest, stat_n, stat_w, p_w, t_crash
+
+
+@njit(inline="always", **_KERNEL)
+def drawn_crash(b, i, s, tau, to_booting, r_level):
+    """6, a serving slot below its memory limit: whether its count passes the limit in the step, drawn at the hazard
+    ``r_level`` per arrival (``memory.draw_memory_crash``), or at each rate when its arrivals come at two around a
+    pool change (docs/model.md 7). Returns the part of its serving time before the crash (0: none)."""
+    p, inst_f, inst_i = s.params, s.inst_f, s.inst_i
+    dt = p[b, P_DT]
+    split = inst_f[b, i, F_SPLIT]
+    if split > 0.0 and tau >= dt - _EPS and not to_booting and int(p[b, P_ALGO]) != LEAST_OUTSTANDING:
+        m_a, m_b = split_crash_means(b, i, s, split)
+        return draw_memory_crash_split(s.rng, b, m_a, m_b, split / dt)
+    return draw_memory_crash(s.rng, b, inst_i[b, i, I_ARRIVALS], r_level)
+
+
+@njit(inline="always", **_KERNEL)
+def slot_mode(b, i, s, to_booting, r_level, offered_rps):
+    """6, how a slot serves in the step: (whether it takes its arrivals as a booting slot, its memory crash hazard
+    per arrival). A slot that joined the pool at its cold start's end after a booting member crashed
+    (``memory.boot_crash_split``) serves its later arrivals as a pool member, at its own hazard."""
+    if to_booting and s.inst_f[b, i, F_SPLIT] == JOINS:
+        return False, joined_level(b, i, s, offered_rps)
+    return to_booting, r_level
 
 
 @njit(inline="always", **_KERNEL)
