@@ -604,8 +604,9 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool,
 
 @njit(inline="always", **_KERNEL)
 def memory_level(b, s, hi, offered_rps, wsum, w_healthy, n_pool):
-    """The share of the step's arrivals that find the most requests an instance's memory holds (memory.py), 0
-    without memory crashes or where the waiting room turns requests away first."""
+    """The memory crash hazard per arrival: the first passage of an instance's count past the most requests its
+    memory holds (``memory.passage_rate``; least outstanding: the share of arrivals that find it), 0 without
+    memory crashes or where the waiting room turns requests away first."""
     p, inst_i = s.params, s.inst_i
     if p[b, P_MEM_CRASH] <= 0.5:
         return 0.0
