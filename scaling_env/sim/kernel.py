@@ -140,7 +140,17 @@ from .load_balancer import (
     pool_shares,
     route,
 )
-from .memory import arrivals_at_level, count_limit, draw_memory_crash, fluid_crossing, memory_slots
+from .memory import (
+    JOINS,
+    boot_crash_split,
+    count_limit,
+    draw_memory_crash,
+    draw_memory_crash_split,
+    fluid_crossing,
+    memory_slots,
+    passage_rate,
+    serving_count,
+)
 from .nonstationary import FINITE_FROM, FINITE_ROOM_MAX, psffa_finite_wait, psffa_wait, stretch_of
 from .platform import platform_action, platform_latency, platform_reset, serve_platform
 from .queueing import (
@@ -488,6 +498,11 @@ def route_arrivals(b, s, m, hi, arrivals, pool_at_start, n_boot):
             if inst_i[b, i, I_STATE] == BOOTING:
                 inst_i[b, i, I_ARRIVALS] = share + (1 if extra > 0 else 0)
                 extra -= 1
+        if p[b, P_MEM_CRASH] > 0.5:
+            # the first to pass its memory limit takes the later requests (docs/model.md 7)
+            limit = count_limit(p[b, P_MEM_BASE], p[b, P_MEM_REQ], p[b, P_MEM_LIMIT])
+            later = int(p[b, P_ALGO]) != LEAST_OUTSTANDING
+            m[b, M_FAILED] += boot_crash_split(inst_f, inst_i, b, hi, limit, p[b, P_MAXQ], p[b, P_DT], later)
         return True
     m[b, M_DROPPED] += arrivals
     return False
@@ -557,8 +572,9 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool,
                     inst_i[b, i, I_STATE] = OFF
         # a slot still booting, with nothing routed or queued to it, has nothing to do
         elif not (st == BOOTING and not to_booting and inst_f[b, i, F_SERVE] <= 0.0 and inst_i[b, i, I_BACKLOG] == 0):
+            slot_boot, r_slot = slot_mode(b, i, s, to_booting, r_level, offered_rps)
             done, lost, fail, crashed, bill, cpu, mem, waited_s, age, longest, stat_n, stat_w, p_w, t_c = serve_slot(
-                b, i, s, st, to_booting, w_stat, p_stat, p_block, r_level, first_crash
+                b, i, s, st, slot_boot, w_stat, p_stat, p_block, r_slot, first_crash
             )
             if crashed > 0 and lo_pool and (first_crash < 0.0 or t_c < first_crash):
                 first_crash = t_c
@@ -597,8 +613,9 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool,
 
 @njit(inline="always", **_KERNEL)
 def memory_level(b, s, hi, offered_rps, wsum, w_healthy, n_pool):
-    """The share of the step's arrivals that find the most requests an instance's memory holds (memory.py), 0
-    without memory crashes or where the waiting room turns requests away first."""
+    """The memory crash hazard per arrival: the first passage of an instance's count past the most requests its
+    memory holds (``memory.passage_rate``; least outstanding: the share of arrivals that find it), 0 without
+    memory crashes or where the waiting room turns requests away first."""
     p, inst_i = s.params, s.inst_i
     if p[b, P_MEM_CRASH] <= 0.5:
         return 0.0
@@ -615,9 +632,7 @@ def memory_level(b, s, hi, offered_rps, wsum, w_healthy, n_pool):
             if inst_i[b, i, I_STATE] == WARM or inst_i[b, i, I_STATE] == BOOTING:
                 routed += inst_i[b, i, I_ARRIVALS]
         offered = routed / p[b, P_DT] * wsum / w_healthy
-    return arrivals_at_level(
-        int(p[b, P_ALGO]), offered, n_pool, wsum, w_healthy, conc, p[b, P_SVC], p[b, P_MAXQ], level
-    )
+    return passage_rate(int(p[b, P_ALGO]), offered, n_pool, wsum, w_healthy, conc, p[b, P_SVC], p[b, P_MAXQ], level)
 
 
 @njit(inline="always", **_KERNEL)
@@ -758,15 +773,19 @@ def serve_slot(b, i, s, st, to_booting, w_stat, p_stat, p_block, r_level, first_
         cpu = min(done * svc / (conc * tau), 1.0)
         mem = (p[b, P_MEM_BASE] + p[b, P_MEM_REQ] * (cpu * conc + peak_q)) / p[b, P_MEM_LIMIT]
         inst_f[b, i, F_LOAD] = cpu
-        if r_level > 0.0 and st != DRAINING and mem <= 1.0:
-            at = draw_memory_crash(s.rng, b, inst_i[b, i, I_ARRIVALS], r_level)
+        # (the sure crash's test below: in service + the queue's peak, the queue alone after a cold start)
+        count = serving_count(cpu * conc, peak_q, tau < dt - _EPS)
+        fits = (p[b, P_MEM_BASE] + p[b, P_MEM_REQ] * count) / p[b, P_MEM_LIMIT] <= 1.0
+        if r_level > 0.0 and st != DRAINING and fits:
+            at = drawn_crash(b, i, s, tau, to_booting, r_level)
             if at > 0.0:
                 t_crash = dt - tau + at * tau
     if p[b, P_MEM_CRASH] > 0.5 and t_crash < 0.0 and (tau > 0.0 or to_booting):
         # sure: the step's fluid count (in service + queue; a cold start's queue alone) passes the limit, at the
         # moment it reaches it (docs/model.md 7)
         busy = cpu * conc
-        if (p[b, P_MEM_BASE] + p[b, P_MEM_REQ] * (busy + peak_q)) / p[b, P_MEM_LIMIT] > 1.0:
+        count = serving_count(busy, peak_q, tau < dt - _EPS and tau > 0.0)
+        if (p[b, P_MEM_BASE] + p[b, P_MEM_REQ] * count) / p[b, P_MEM_LIMIT] > 1.0:
             limit = count_limit(p[b, P_MEM_BASE], p[b, P_MEM_REQ], p[b, P_MEM_LIMIT])
             t_crash = fluid_crossing(limit, segs, busy, dt)
     if first_crash >= 0.0 and t_crash >= first_crash:
@@ -816,6 +835,78 @@ def serve_slot(b, i, s, st, to_booting, w_stat, p_stat, p_block, r_level, first_
             inst_i[b, i, I_BACKLOG] = 0
             inst_i[b, i, I_STATE] = OFF
     return done, dropped, failed, crashed, bill, cpu, mem, waited_s, age, longest, stat_n, stat_w, p_w, t_crash
+
+
+@njit(inline="always", **_KERNEL)
+def drawn_crash(b, i, s, tau, to_booting, r_level):
+    """6, a serving slot below its memory limit: whether its count passes the limit in the step, drawn at the hazard
+    ``r_level`` per arrival (``memory.draw_memory_crash``), or at each rate when its arrivals come at two around a
+    pool change (docs/model.md 7). Returns the part of its serving time before the crash (0: none)."""
+    p, inst_f, inst_i = s.params, s.inst_f, s.inst_i
+    dt = p[b, P_DT]
+    split = inst_f[b, i, F_SPLIT]
+    if split > 0.0 and tau >= dt - _EPS and not to_booting and int(p[b, P_ALGO]) != LEAST_OUTSTANDING:
+        m_a, m_b = split_crash_means(b, i, s, split)
+        return draw_memory_crash_split(s.rng, b, m_a, m_b, split / dt)
+    return draw_memory_crash(s.rng, b, inst_i[b, i, I_ARRIVALS], r_level)
+
+
+@njit(inline="always", **_KERNEL)
+def slot_mode(b, i, s, to_booting, r_level, offered_rps):
+    """6, how a slot serves in the step: (whether it takes its arrivals as a booting slot, its memory crash hazard
+    per arrival). A slot that joined the pool at its cold start's end after a booting member crashed
+    (``memory.boot_crash_split``) serves its later arrivals as a pool member, at its own hazard."""
+    if to_booting and s.inst_f[b, i, F_SPLIT] == JOINS:
+        return False, joined_level(b, i, s, offered_rps)
+    return to_booting, r_level
+
+
+@njit(inline="always", **_KERNEL)
+def joined_level(b, i, s, offered_rps):
+    """6, the memory crash hazard per arrival (``memory.passage_rate``) of a slot that joined the pool at its cold
+    start's end in a step that began with none (``memory.boot_crash_split``): an instance fed at the rate it
+    takes from its join (``I_ARRIVALS`` over its serving time), round robin's phases the members then."""
+    p, inst_f, inst_i = s.params, s.inst_f, s.inst_i
+    tau = inst_f[b, i, F_SERVE]
+    if p[b, P_MEM_CRASH] <= 0.5 or tau <= 0.0 or inst_i[b, i, I_ARRIVALS] <= 0:
+        return 0.0
+    rate = inst_i[b, i, I_ARRIVALS] / tau
+    level = memory_slots(p[b, P_MEM_BASE], p[b, P_MEM_REQ], p[b, P_MEM_LIMIT])
+    k = max(int(math.floor(offered_rps / rate + 0.5)), 1)
+    return passage_rate(int(p[b, P_ALGO]), rate, k, 1.0, 1.0, int(p[b, P_CONC]), p[b, P_SVC], p[b, P_MAXQ], level)
+
+
+@njit(inline="always", **_KERNEL)
+def split_crash_means(b, i, s, split):
+    """6, the expected memory crossings (``memory.passage_rate`` per arrival) of a slot that takes its arrivals at
+    two rates around ``split`` s (``F_EARLY`` of them before): (before, after). Each part's hazard is that of an
+    instance fed at that part's rate: a pool change inside the step (a member out, or a replacement still
+    booting) loads the others more for a while, and the hazard rises far faster than the rate (the request
+    backend's 2 warm of 4 after 2 crashes are found: 0.69 crashes a step at 0.3 x 16, the step's mean rate gave
+    0.09; perf/fidelity.py --only memory)."""
+    p, inst_f, inst_i = s.params, s.inst_f, s.inst_i
+    dt = p[b, P_DT]
+    a_i = float(inst_i[b, i, I_ARRIVALS])
+    early = inst_f[b, i, F_EARLY]
+    level = memory_slots(p[b, P_MEM_BASE], p[b, P_MEM_REQ], p[b, P_MEM_LIMIT])
+    algo = int(p[b, P_ALGO])
+    conc = int(p[b, P_CONC])
+    ra = a_i * early / split
+    rb = a_i * (1.0 - early) / (dt - split) if dt - split > _EPS else 0.0
+    # round robin's phases (E_k arrivals) in each part: the members then, the step's routed rate over the part's
+    total = 0.0
+    for j in range(int(s.env_state[b, E_HI])):
+        total += inst_i[b, j, I_ARRIVALS]
+    total /= dt
+    h_a = 0.0
+    h_b = 0.0
+    if ra > 0.0:
+        k = max(int(math.floor(total / ra + 0.5)), 1)
+        h_a = passage_rate(algo, ra, k, 1.0, 1.0, conc, p[b, P_SVC], p[b, P_MAXQ], level)
+    if rb > 0.0:
+        k = max(int(math.floor(total / rb + 0.5)), 1)
+        h_b = passage_rate(algo, rb, k, 1.0, 1.0, conc, p[b, P_SVC], p[b, P_MAXQ], level)
+    return a_i * early * h_a, a_i * (1.0 - early) * h_b
 
 
 @njit(inline="always", **_KERNEL)

@@ -24,6 +24,15 @@ takes ``a`` arrivals in the step crashes in it with probability ``1 - exp(-a r_L
 Where the step's fluid count itself (in service + the fluid queue) passes the limit the crash is sure, and it
 acts at the moment the fluid count reaches the limit (``fluid_crossing``: the queue is linear in each of the
 step's fluid segments), as the request backend kills the instance the moment its count passes it.
+
+Issue 16, item 10 (``passage_rate``, ``boot_crash_split``, ``serving_count``): the crossings of a rarely reached
+level come in clumps (after one the count sits at the level and crosses again), and only the first of a clump
+crashes, so the kernel draws the crash at the first-passage hazard per arrival, ``1 / D`` with ``D`` lambda
+times the birth-death chain's mean first-passage time to L + 1 (J. Keilson, *Markov Chain Models: Rarity and
+Exponentiality*, Springer 1979), not at ``r_L`` (``arrivals_at_level``, kept as the level law); a slot whose
+arrivals come at two rates in the step (a pool change) takes the hazard at each; when every instance boots and
+the arrivals wait on them, the first to pass the limit takes the later requests and spares the others; and a
+queue built during a cold start counts once, not again as requests in service.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ import math
 
 from numba import njit
 
+from .instances import BOOTING, F_QFLUID, F_SPLIT, F_TIMER, I_ARRIVALS, I_BACKLOG, I_STATE
 from .load_balancer import LEAST_OUTSTANDING, ROUND_ROBIN, balancer_load
 from .queueing import gim_wait_probability
 from .rng import uniform
@@ -136,6 +146,113 @@ def arrivals_at_level(
     return mmck_range(conc, a, conc + room, level, level)
 
 
+PASSAGE_MAX_LEVEL = 400.0  # (E_k/M/infinity's passage sums one level law per level: above this, the M/M/c/K one)
+
+
+@njit(cache=True)
+def mmck_passage(servers: int, offered: float, level: float) -> float:
+    """The first-passage hazard per arrival of the count to ``level + 1`` in the birth-death chain M/M/c/K
+    (Poisson arrivals at rate lambda, ``min(n, c)`` servers at rate mu, offered load a = lambda / mu), started
+    low: ``1 / D`` with
+
+        D = sum_{n=0..L} S(n) / p_n,    S(n) = sum_{j<=n} p_j,
+
+    lambda times the mean first-passage time from 0 to L + 1 of a birth-death chain (the passage n -> n + 1
+    takes S(n) / (lambda p_n) on average: J. Keilson, *Markov Chain Models: Rarity and Exponentiality*,
+    Springer 1979, ch. 5; W. Feller, vol. 1, XVII). Only the ratios of the p_n enter, so the waiting room does
+    not. For a level the count rarely reaches the passage time is nearly exponential (Keilson, same book), so
+    the crossings that crash an instance come at this hazard per arrival, not at ``p_L`` (the share of arrivals
+    that find L, PASTA): those come in clumps (after one, the count sits at L and crosses again), and only the
+    first of a clump crashes. Their ratio ``p_L D`` is the clump's mean size: 1.7 at a = 6.4, L = 16 (one
+    instance at 0.4 x 16 in flight; the request backend crashes it in 33 % of its 15 s steps (100 seeds), the
+    Poisson crossings gave 45 %, this gives 30 %). Hand check: a = 1, L = 1, two servers: p = (1, 1), D = 1 + 2,
+    1/3 (mean passage 0 -> 2 of M/M/2 at lambda = mu = 1: 1 + 2 = 3 s), while p_1 = 0.4."""
+    if offered <= 0.0:
+        return 0.0
+    big = 1e300
+    p_n = 1.0  # p_n / p_0 = a^n / n! up to c, times (a / c) per level above
+    s_n = 0.0
+    d = 0.0
+    n = 0
+    while n <= level:
+        s_n += p_n
+        d += s_n / p_n
+        if d > big:
+            return 0.0
+        n += 1
+        p_n *= offered / min(n, servers)
+        if p_n <= 0.0:
+            return 0.0
+    return 1.0 / d
+
+
+@njit(cache=True)
+def geometric_passage(p_wait: float, sigma: float, above: float) -> float:
+    """Round robin's first-passage hazard per arrival to ``c + above + 1`` (``mmck_passage``'s sum) on the
+    arrival-epoch law of E_k/M/c above c: arrivals find c + i with probability P(wait) (1 - sigma) sigma^i
+    (Takacs 1962), so S(c + i) = 1 - P(wait) sigma^(i + 1). The terms below c are left out (each at most c / p_n
+    with p_n >= p_c there: a few units against the sum's ~ 1 / p_L). E_k/M/c is not a birth-death chain in its
+    count alone; the sum taken on its arrival-epoch law is the clumping correction's analogue (an approximation)."""
+    if p_wait <= 0.0 or sigma <= 0.0:
+        return 0.0
+    d = 0.0
+    i = 0.0
+    while i <= above:
+        p_i = p_wait * (1.0 - sigma) * math.pow(sigma, i)
+        if p_i <= 0.0:
+            return 0.0
+        d += (1.0 - p_wait * math.pow(sigma, i + 1.0)) / p_i
+        i += 1.0
+    return 1.0 / d
+
+
+@njit(cache=True)
+def erlang_infinite_passage(phases: int, offered: float, level: int) -> float:
+    """Round robin below its concurrency: ``mmck_passage``'s sum on E_k/M/infinity's arrival-epoch law
+    (``erlang_infinite_level`` at each level 0..L), the clumping correction's analogue (E_k/M/infinity is not a
+    birth-death chain in its count alone: an approximation)."""
+    d = 0.0
+    s_n = 0.0
+    for n in range(level + 1):
+        p_n = erlang_infinite_level(phases, offered, n)
+        if p_n <= 0.0:
+            return 0.0
+        s_n += p_n
+        d += s_n / p_n
+    return 1.0 / d if d > 0.0 else 0.0
+
+
+@njit(cache=True)
+def passage_rate(
+    algorithm: int,
+    offered_rps: float,
+    n_pool: int,
+    pool_time: float,
+    healthy_time: float,
+    conc: int,
+    svc: float,
+    maxq: float,
+    level: float,
+) -> float:
+    """The crash hazard per arrival: the first passage of an instance's count past ``level`` (``mmck_passage``),
+    in the balancer's stationary queue, where ``arrivals_at_level`` gives the share of arrivals that find
+    ``level`` (every crossing, clumps and all). Least outstanding keeps that share (the pooled queue's first
+    passage is not modelled). 0 when ``level`` is beyond the instance's room."""
+    servers, lam, _, room = balancer_load(algorithm, offered_rps, n_pool, pool_time, healthy_time, conc, maxq)
+    if algorithm == LEAST_OUTSTANDING or servers <= 0 or lam <= 0.0:
+        return arrivals_at_level(algorithm, offered_rps, n_pool, pool_time, healthy_time, conc, svc, maxq, level)
+    if level >= conc + room:  # a full waiting room turns the arrival away: the count cannot pass ``level``
+        return 0.0
+    a = lam * svc
+    if algorithm == ROUND_ROBIN and n_pool > 1 and a < conc:
+        if level >= conc:
+            p_wait, sigma = gim_wait_probability(n_pool, conc, a / conc)
+            return geometric_passage(p_wait, sigma, level - conc)
+        if a <= INFINITE_MAX_LOAD and level <= PASSAGE_MAX_LEVEL:
+            return erlang_infinite_passage(n_pool, a, int(level))
+    return mmck_passage(conc, a, level)
+
+
 INFINITE_MAX_LOAD = 16.0  # ``erlang_infinite_level``'s alternating sum loses about e^(2 a) 1e-16 of its value
 
 
@@ -195,6 +312,27 @@ def draw_memory_crash(rng, b: int, arrivals: float, r_level: float) -> float:
 
 
 @njit(cache=True)
+def draw_memory_crash_split(rng, b: int, m_a: float, m_b: float, split: float) -> float:
+    """``draw_memory_crash`` for a slot that serves all step and takes its arrivals at two rates, around a pool
+    change (or the rate change) ``split`` (a part of the step, in (0, 1)): the crossings are a Poisson stream of
+    mean ``m_a`` before it and ``m_b`` after it (each part's arrivals times the hazard at its rate). The crash
+    chance is ``1 - exp(-(m_a + m_b))`` and, given a crash, its time is the inverse transform of the piecewise
+    exponential: the cumulative hazard ``x = -ln(1 - U P)`` is reached at ``split x / m_a`` if ``x < m_a``, else
+    at ``split + (1 - split) (x - m_a) / m_b``. Returns the part of the step before the crash (0: none)."""
+    m = m_a + m_b
+    p = -math.expm1(-m)
+    if p < NEGLIGIBLE or uniform(rng, b) >= p:
+        return 0.0
+    u = uniform(rng, b)
+    x = -math.log1p(-u * p)
+    if x < m_a:
+        at = split * x / m_a
+    else:
+        at = split + (1.0 - split) * (x - m_a) / m_b if m_b > 0.0 else split
+    return min(max(at, 1e-9), 1.0)
+
+
+@njit(cache=True)
 def count_limit(base_mb: float, per_request_mb: float, limit_mb: float) -> float:
     """The count of outstanding requests (a real number, as the fluid's) above which the memory passes its limit:
     ``(limit - base) / per_request`` (inf without a per-request share). The fluid count ``n`` passes the limit when
@@ -229,7 +367,121 @@ def fluid_crossing(limit: float, segs, busy: float, dt: float) -> float:
     t = segment_crossing(limit, busy if serving_a > 0.5 else 0.0, qa, ra, la)
     if t >= 0.0:
         return t
-    t = segment_crossing(limit, busy, qb, rb, lb)
+    if serving_a < 0.5 and la > 0.0:
+        # after a cold start: the requests it serves come out of the queue it built (``serving_count``)
+        t = 0.0 if busy > limit else segment_crossing(limit, 0.0, qb, rb, lb)
+    else:
+        t = segment_crossing(limit, busy, qb, rb, lb)
     if t >= 0.0:
         return la + t
     return dt
+
+
+@njit(cache=True)
+def serving_count(busy: float, peak_q: float, after_boot: bool) -> float:
+    """The step's peak count of outstanding requests of a slot that serves (the fluid's), for the sure crash: the
+    requests in service plus the fluid queue's peak, except after a cold start in the step. A queue built while
+    the slot booted holds every request it has (none is in service yet): when it starts serving, ``min(q, c)``
+    of them go into service and the count stays ``q`` (the request backend's ``note_load`` counts in service +
+    queued, and a request moving from the queue to a server changes neither), so there the count is the larger
+    of the queue and the requests in service, not their sum. (Their sum made every replacement that booted with
+    a queue near the limit crash the moment its cold start ended.)"""
+    if after_boot:
+        return max(busy, peak_q)
+    return busy + peak_q
+
+
+JOINS = -1.0  # ``F_SPLIT`` of a slot that joins the pool at its cold start's end in a step that had none (below)
+
+
+@njit(cache=True)
+def boot_crash_split(inst_f, inst_i, b: int, hi: int, limit: float, maxq: float, dt: float, share_later: bool) -> int:
+    """A step with no pool member at its start, whose arrivals wait on the booting instances, dealt to them in
+    turn (``kernel.route_arrivals``: ``I_ARRIVALS`` holds each one's even share). The request backend deals them
+    so until the first of them passes its memory limit (``request.lifecycle.note_load``): that instance crashes,
+    becomes a (failed, not yet detected) pool member and takes the later requests (``request.loop.pick_target``
+    before ``pick_booting``), so the others stop filling and keep what they hold, below the limit; each joins the
+    pool when its cold start ends. The fast model used to go on splitting evenly, so that every booting instance
+    passed the limit at about the same moment and all crashed (docs/fidelity.md item 10).
+
+    Here the first crossing is found on the fluid path each booting slot takes in ``kernel.fluid_queue`` (its
+    queue ``q_i`` growing at ``a_i / dt`` while it boots: ``segment_crossing`` over its cold start's part of the
+    step), ``t_c = min_i t_i``, the first slot in slot order on a tie (in the request backend whichever the
+    rotation reaches first). If it comes before the step's end and before any booting slot's cold start ends
+    (a cold start that ends first makes that slot the pool member instead, which this does not model), the
+    crashing slot keeps its share (so that its fluid count reaches the limit at ``t_c`` in ``serve_slot``) and
+    each other slot keeps what came before ``t_c``, ``floor(a_i t_c / dt)`` (at most the limit, since
+    ``t_i >= t_c``). After ``t_c`` the pool is the crashed slot and the slots whose cold start has ended: with
+    ``share_later`` (round robin, random) each takes an equal part of the arrivals at each moment, the arrivals
+    coming evenly over the step, so a slot that joins at ``e_j`` takes ``sum over the pool's intervals after
+    e_j of (arrivals in the interval) / (members then)``; without it (least outstanding: the crashed member has
+    no outstanding requests and takes them all, docs/model.md 5) the crashed slot takes them all. A slot that
+    joins gets ``F_SPLIT = JOINS``: its kept requests are moved to its queue and ``I_ARRIVALS`` holds the
+    later ones, which ``kernel.serve`` serves from its cold start's end as a pool member's. The rest went to the
+    crashed slot and failed: returned, for ``M_FAILED``.
+
+    Hand check (tests/test_memory_boot.py): 4 slots booting 5 s from empty, 16 fit, 200 arrivals in a 15 s step
+    (50 each, 10/3 per s): each passes 16 at 4.8 s; the first crashes there and the others keep
+    floor(50 * 4.8 / 15) = 16; from 5 s to 15 s the pool has 4 members, each of the 3 joined ones takes a
+    quarter of those 10 s's 133.3 arrivals, floor(33.3) = 33; the crashed slot's 50 and 200 - 50 - 3 * 16 -
+    3 * 33 = 3 fail."""
+    t_c = math.inf
+    k = -1
+    e_min = math.inf
+    for i in range(hi):
+        if inst_i[b, i, I_STATE] == BOOTING:
+            inst_f[b, i, F_SPLIT] = 0.0
+    if limit >= maxq:  # a booting queue never holds more than the waiting room: it cannot pass the limit
+        return 0
+    total = 0
+    for i in range(hi):
+        if inst_i[b, i, I_STATE] != BOOTING:
+            continue
+        total += inst_i[b, i, I_ARRIVALS]
+        e = inst_f[b, i, F_TIMER]  # its cold start's remaining s (it serves from there if inside the step)
+        e_min = min(e_min, e)
+        q = float(inst_i[b, i, I_BACKLOG])
+        qf = inst_f[b, i, F_QFLUID]
+        if abs(qf - q) >= 1.0:  # (as kernel.fluid_queue)
+            qf = q
+        t = segment_crossing(limit, 0.0, qf, inst_i[b, i, I_ARRIVALS] / dt, min(e, dt))
+        if 0.0 <= t < t_c:
+            t_c = t
+            k = i
+    if k < 0 or t_c >= e_min or t_c >= dt:
+        return 0
+    rate = total / dt
+    failed = total - inst_i[b, k, I_ARRIVALS]
+    for j in range(hi):
+        if inst_i[b, j, I_STATE] != BOOTING or j == k:
+            continue
+        a = inst_i[b, j, I_ARRIVALS]
+        kept = min(int(math.floor(a * t_c / dt + 1e-9)), a)
+        e_j = inst_f[b, j, F_TIMER]
+        later = 0
+        if share_later and e_j < dt:
+            # its part of the arrivals from its join to the step's end: walk the later joins (few)
+            part = 0.0
+            t = e_j
+            while t < dt:
+                members = 1  # the crashed slot
+                nxt = dt
+                for i in range(hi):
+                    if inst_i[b, i, I_STATE] == BOOTING and i != k:
+                        e_i = inst_f[b, i, F_TIMER]
+                        if e_i <= t:
+                            members += 1
+                        elif e_i < nxt:
+                            nxt = e_i
+                part += rate * (nxt - t) / members
+                t = nxt
+            later = int(math.floor(part + 1e-9))
+        if e_j < dt:  # it joins in the step: what it kept waits in its queue, its arrivals are the later ones
+            inst_i[b, j, I_BACKLOG] += kept
+            inst_f[b, j, F_QFLUID] += kept
+            inst_f[b, j, F_SPLIT] = JOINS
+            inst_i[b, j, I_ARRIVALS] = later
+        else:
+            inst_i[b, j, I_ARRIVALS] = kept
+        failed -= kept + later
+    return max(failed, 0)
