@@ -241,6 +241,10 @@ def test_best_generalist_and_auto_experts_are_resolved_from_the_tuning_seeds(tmp
     resolved, chosen = ablation.resolve_rules(named, tuning, scenarios)
     assert resolved["residual"]["policy"] == "hpa" and "policy" not in chosen
     assert resolved["residual"]["experts"] == [files[("hpa@tuned", "a")], files[("kpa@generalist", "c")]]
+    # no experts asked for: none added
+    resolved, chosen = ablation.resolve_rules({"residual": {"policy": "best_generalist"}}, tuning, scenarios)
+    assert resolved == {"residual": {"policy": files[("kpa@generalist", "a")]}}
+    assert chosen == {"policy": "kpa@generalist"}
     plain = {"residual": {"policy": "hpa", "experts": ["kpa"]}}
     assert ablation.resolve_rules(plain, tuning, scenarios) == (plain, None)
 

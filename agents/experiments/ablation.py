@@ -277,9 +277,9 @@ def resolve_rules(
                 found.append((spec, path, []))
             if seen[key] >= 0:
                 found[seen[key]][2].append(s)
-        experts = [path for _, path, _ in found]
         chosen["experts"] = found
-    return {**sets, "residual": {**residual, "policy": policy, "experts": experts}}, chosen
+        residual = {**residual, "experts": [path for _, path, _ in found]}
+    return {**sets, "residual": {**residual, "policy": policy}}, chosen
 
 
 # ------------------------------------------------------------------------------------------ training
