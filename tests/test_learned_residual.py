@@ -280,6 +280,12 @@ def test_gate_choices_counts_each_experts_share_and_the_switches():
     assert got == {"share": [2 / 8, 2 / 8, 4 / 8], "corrected": 2 / 8, "switches": 1.0}
     assert expert_label("configs/policies/tuned/steady/kpa.yaml") == "kpa (steady)"
     assert expert_label("kpa@generalist") == "kpa@generalist"
+    from agents.experiments.gate_choices import parse_seeds
+    from scaling_env.config import ConfigError
+
+    assert parse_seeds("0-3") == [0, 1, 2, 3] and parse_seeds("5,7") == [5, 7]
+    with pytest.raises(ConfigError, match="--seeds"):
+        parse_seeds("a-b")
 
 
 def test_a_pure_gate_run_trains_and_its_choices_are_counted(files):

@@ -498,7 +498,7 @@ def markdown(results: list[dict], timings: dict[str, dict], scenarios: list[str]
             c = r["chosen"]
             text = f"`{r['variant']}`: rules chosen on the tuning seeds:"
             if "policy" in c:
-                text += f" base (expert 0) `{c['policy']}`;"
+                text += f" base (expert 0) `{c['policy']}`" + (";" if "experts" in c else "")
             if "experts" in c:
                 text += " experts " + ", ".join(
                     f"{i + 1}: `{spec}` (best on {', '.join(sc)})" for i, (spec, _, sc) in enumerate(c["experts"])

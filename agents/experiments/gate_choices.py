@@ -21,7 +21,6 @@ import numpy as np
 from scaling_env.config import ConfigError, read_yaml_mapping
 
 from .benchmark import EVALUATION_SCENARIOS
-from .console import parse_seeds
 
 
 class Recorder:
@@ -90,6 +89,21 @@ def markdown(labels: list[str], rows: list[dict]) -> str:
             f"| {r['scenario']} | {r['reward']:.1f} | {shares} | {100 * r['corrected']:.0f}% | {r['switches']:.1f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``first-last`` or a comma list of non-negative seeds; ConfigError naming ``--seeds`` otherwise."""
+    try:
+        if "-" in text:
+            first, last = (int(x) for x in text.split("-"))
+            seeds = list(range(first, last + 1))
+        else:
+            seeds = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"--seeds: expected first-last or a comma list of seeds, got {text!r}") from None
+    if not seeds or min(seeds) < 0:
+        raise ConfigError(f"--seeds: expected non-negative seeds, got {text!r}")
+    return seeds
 
 
 def main() -> None:
