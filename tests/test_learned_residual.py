@@ -220,3 +220,125 @@ def test_a_gated_run_trains_and_loads_with_its_experts(files):
         + ["residual={policy: hpa, experts: [kpa, hpa]}"],
     )
     assert result.exit_code == 2 and "must be distinct" in result.output
+
+
+# ------------------------------------------------------------------------------------------ the pure gate
+@pytest.mark.parametrize("e", [0, 2])
+def test_a_pure_gate_plays_the_expert_it_chooses_bit_for_bit(e):
+    """max_offset 0: the action is the expert, nothing else; every expert runs every step, so following expert e
+    from the first step plays e's episodes exactly (its windows saw every step)."""
+    scenario = "flash_crowd"
+    config = load_scenario(scenario).config
+    specs = [RULE, "step_scaling@tuned", "kpa@tuned"]
+    seeds = [5, 6]
+    ref = rollout(config, make_policy(specs[e], config, scenario=scenario), seeds).metrics
+
+    class Choose:
+        def reset(self, seed=None, num_envs=1) -> None:
+            pass
+
+        def act_batch(self, obs, info):
+            assert obs.shape[1] == N_OBS + 9 * len(specs)
+            return np.full(len(obs), e)
+
+    rules = [make_policy(x, config, scenario=scenario) for x in specs]
+    policy = ResidualPolicy(config, rule=rules[0], agent=Choose(), max_offset=0, experts=rules[1:])
+    assert rollout(config, policy, seeds).metrics == ref
+    base = ServerlessScalingVecEnv(len(seeds), config)
+    venv = ResidualVecEnv(base, RULE, 0, names=[scenario], experts=specs[1:])
+    assert venv.action_space.n == len(specs)
+    base.seed(seeds[0])
+    venv.reset()
+    totals = np.zeros(len(seeds))
+    for _ in range(config.episode_steps):
+        venv.step(np.full(len(seeds), e))
+        totals += base.step_rewards
+    assert totals.tolist() == [m["reward"] for m in ref]
+
+
+def test_a_fresh_pure_gate_prefers_expert_0():
+    """zero_bias on a gate without corrections favours expert 0 (the base rule): e^3 / (e^3 + E - 1)."""
+    import torch
+    from stable_baselines3 import PPO
+
+    base = ServerlessScalingVecEnv(2, load_scenario("steady").config)
+    venv = ResidualVecEnv(base, RULE, 0, names=["steady"], experts=["hpa", "kpa", "threshold"])
+    model = PPO("MlpPolicy", venv, seed=0, device="cpu", n_steps=8, batch_size=8)
+    prefer_zero_correction(model, 0, 3.0)
+    obs = torch.as_tensor(venv.reset())
+    probs = model.policy.get_distribution(obs).distribution.probs.detach().numpy()
+    np.testing.assert_allclose(probs[:, 0], np.exp(3) / (np.exp(3) + 3), atol=0.02)
+
+
+def test_gate_choices_counts_each_experts_share_and_the_switches():
+    from agents.experiments.gate_choices import choice_stats, expert_label
+
+    # 3 experts, max_offset 1 (width 3): actions (steps, episodes); episode 0: e0, e1 +1, e1, e0 -> 2 switches;
+    # episode 1: e2 four times -> none
+    actions = np.array([[1, 7], [5, 7], [4, 7], [0, 7]])
+    got = choice_stats(actions, 3, 1)
+    assert got == {"share": [2 / 8, 2 / 8, 4 / 8], "corrected": 2 / 8, "switches": 1.0}
+    assert expert_label("configs/policies/tuned/steady/kpa.yaml") == "kpa (steady)"
+    assert expert_label("kpa@generalist") == "kpa@generalist"
+    from agents.experiments.gate_choices import parse_seeds
+    from scaling_env.config import ConfigError
+
+    assert parse_seeds("0-3") == [0, 1, 2, 3] and parse_seeds("5,7") == [5, 7]
+    with pytest.raises(ConfigError, match="--seeds"):
+        parse_seeds("a-b")
+
+
+def test_a_pure_gate_run_trains_and_its_choices_are_counted(files):
+    from agents.experiments.gate_choices import gate_choices, markdown
+
+    run_dir = files["root"] / "pure_gate_run"
+    train_cli(files, run_dir, "residual={policy: hpa, max_offset: 0, experts: [kpa, threshold]}")
+    labels, rows = gate_choices(run_dir, [str(files["tiny"])], [0, 1])
+    assert labels == ["hpa", "kpa", "threshold"]
+    (row,) = rows
+    assert sum(row["share"]) == pytest.approx(1.0) and row["corrected"] == 0.0
+    assert 0 <= row["switches"] <= TINY["episode_steps"] - 1
+    assert "| 0: hpa | 1: kpa | 2: threshold |" in markdown(labels, rows)
+
+
+def test_a_held_choice_acts_for_hold_steps_in_training_and_in_evaluation():
+    """hold 4: the agent is asked every 4 steps; its choice plays 4 steps on the experts' fresh proposals; the
+    training env returns the 4 rewards summed, and the two give the same episodes."""
+    scenario = "flash_crowd"
+    config = load_scenario(scenario).config
+    specs = [RULE, "step_scaling@tuned"]
+    seeds = [5, 6]
+
+    class Alternate:  # expert 0 at the first decision, then 1, 0, ...
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def reset(self, seed=None, num_envs=1) -> None:
+            self.calls = 0
+
+        def act_batch(self, obs, info):
+            self.calls += 1
+            return np.full(len(obs), (self.calls - 1) % 2)
+
+    rules = [make_policy(x, config, scenario=scenario) for x in specs]
+    agent = Alternate()
+    policy = ResidualPolicy(config, rule=rules[0], agent=agent, max_offset=0, experts=rules[1:], hold=4)
+    ref = rollout(config, policy, seeds).metrics
+    assert agent.calls == config.episode_steps // 4
+    assert ref != rollout(config, make_policy(specs[0], config, scenario=scenario), seeds).metrics
+    base = ServerlessScalingVecEnv(len(seeds), config)
+    venv = ResidualVecEnv(base, RULE, 0, names=[scenario], experts=specs[1:], hold=4)
+    seen = []
+    venv.inner_step_hooks.append(lambda: seen.append(base.step_rewards.copy()))
+    base.seed(seeds[0])
+    venv.reset()
+    totals = np.zeros(len(seeds))
+    for k in range(config.episode_steps // 4):
+        _, rewards, dones, _ = venv.step(np.full(len(seeds), k % 2))
+        assert np.allclose(rewards, sum(seen[-3:]) + base.step_rewards)  # the 4 steps' rewards
+        totals += rewards
+    assert dones.all() and len(seen) == 3 * config.episode_steps // 4
+    # the same episodes; the VecEnv returns float32 rewards, summed here in float32 per choice
+    np.testing.assert_allclose(totals, [m["reward"] for m in ref], rtol=1e-6)
+    with pytest.raises(ValueError, match="hold"):
+        ResidualVecEnv(ServerlessScalingVecEnv(1, config), RULE, 0, names=[scenario], experts=specs[1:], hold=7)

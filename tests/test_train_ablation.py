@@ -191,3 +191,92 @@ def _fake_judge(rules: list[dict], cand: list[dict], label: str) -> dict:
         "slo": 0.0,
         "cost": {"b": {"candidate": 1.0, "rule": 1.0}},
     }
+
+
+# ------------------------------------------------------------------------------------------ rules chosen by code
+def test_the_best_generalist_is_the_best_one_setting_rule_on_the_tuning_seeds():
+    # kpa@tuned is best on both scenarios but has per-scenario settings; kpa@generalist has the best mean of the rest
+    tuning = {
+        ("a", "kpa@tuned"): -10.0,
+        ("b", "kpa@tuned"): -10.0,
+        ("a", "kpa@generalist"): -30.0,
+        ("b", "kpa@generalist"): -20.0,  # mean -25
+        ("a", "predictive@generalist"): -20.0,
+        ("b", "predictive@generalist"): -31.0,  # mean -25.5: best on a, not over both
+        ("a", "hpa"): -40.0,  # no reward on b: not a candidate
+    }
+    assert ablation.best_generalist(tuning, SCENARIOS) == "kpa@generalist"
+    with pytest.raises(ConfigError, match="one-setting rule"):
+        ablation.best_generalist({("a", "kpa@tuned"): -1.0, ("b", "kpa@tuned"): -1.0}, SCENARIOS)
+
+
+def test_best_generalist_and_auto_experts_are_resolved_from_the_tuning_seeds(tmp_path, monkeypatch):
+    def policy_file(name: str, target: float) -> str:
+        path = tmp_path / f"{name}_{target}.yaml"
+        path.write_text(f"policy: {name}\nparams: {{target_utilization: {target}}}\n")
+        return str(path)
+
+    files = {
+        ("kpa@generalist", "a"): policy_file("kpa", 0.4),
+        ("kpa@generalist", "b"): policy_file("kpa", 0.4),
+        ("kpa@generalist", "c"): policy_file("kpa", 0.4),
+        ("hpa@tuned", "a"): policy_file("hpa", 0.9),
+        ("hpa@tuned", "b"): policy_file("hpa", 0.9),  # the same setting as a's: one expert for both
+        ("hpa@tuned", "c"): policy_file("hpa", 0.5),
+    }
+    monkeypatch.setattr(ablation, "rule_file", lambda spec, s: files[(spec, s)])
+    scenarios = ["a", "b", "c"]
+    tuning = {(s, "kpa@generalist"): -20.0 for s in scenarios} | {(s, "hpa@tuned"): -10.0 for s in "ab"}
+    tuning[("c", "hpa@tuned")] = -30.0  # on c the generalist itself is best: expert 0, no new expert
+    sets = {"seed": 3, "residual": {"policy": "best_generalist", "max_offset": 0, "experts": "auto"}}
+    resolved, chosen = ablation.resolve_rules(sets, tuning, scenarios)
+    assert resolved == {
+        "seed": 3,
+        "residual": {"policy": files[("kpa@generalist", "a")], "max_offset": 0, "experts": [files[("hpa@tuned", "a")]]},
+    }
+    assert chosen == {"policy": "kpa@generalist", "experts": [("hpa@tuned", files[("hpa@tuned", "a")], ["a", "b"])]}
+    assert sets["residual"]["policy"] == "best_generalist"  # the variant itself is not changed
+    # a named rule stays as it is; only "auto" experts are chosen
+    named = {"residual": {"policy": "hpa", "experts": "auto"}}
+    resolved, chosen = ablation.resolve_rules(named, tuning, scenarios)
+    assert resolved["residual"]["policy"] == "hpa" and "policy" not in chosen
+    assert resolved["residual"]["experts"] == [files[("hpa@tuned", "a")], files[("kpa@generalist", "c")]]
+    # no experts asked for: none added
+    resolved, chosen = ablation.resolve_rules({"residual": {"policy": "best_generalist"}}, tuning, scenarios)
+    assert resolved == {"residual": {"policy": files[("kpa@generalist", "a")]}}
+    assert chosen == {"policy": "kpa@generalist"}
+    plain = {"residual": {"policy": "hpa", "experts": ["kpa"]}}
+    assert ablation.resolve_rules(plain, tuning, scenarios) == (plain, None)
+
+
+def test_a_run_trained_on_rules_the_tuning_seeds_no_longer_choose_is_not_reused(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("residual: {policy: predictive@generalist, max_offset: 2, experts: []}\n")
+    (run / "final_model.zip").write_text("x")
+    (run / "timing.json").write_text("{}")
+    assert ablation.stale_rules(run, {"residual": {"policy": "predictive@generalist", "experts": []}}) is None
+    with pytest.raises(ConfigError, match="kpa@generalist"):
+        ablation.train_variant(run, ablation.Path("x.yaml"), {"residual": {"policy": "kpa@generalist"}}, 10)
+
+
+def test_unresolved_rule_choices_are_named_in_a_training_config():
+    from agents.experiments.train_config import load_train_config
+
+    with pytest.raises(ConfigError, match="residual.policy.*tuning seeds"):
+        load_train_config(None, overrides={"residual": {"policy": "best_generalist"}})
+    with pytest.raises(ConfigError, match="residual.experts.*tuning seeds"):
+        load_train_config(None, overrides={"residual": {"policy": "hpa", "experts": "auto"}})
+    with pytest.raises(ConfigError, match="nothing to choose"):
+        load_train_config(None, overrides={"residual": {"policy": "hpa", "max_offset": 0}})
+
+
+def test_the_ablations_residuals_name_no_rule_by_hand():
+    """Every residual variant's base rule (and the gates' experts) is chosen on the tuning seeds by the code."""
+    cfg = ablation.load_ablation_config(ablation.Path("configs/train/ablation.yaml"))
+    residuals = [v for v in cfg.variants if "residual" in v.set]
+    assert len(residuals) >= 8
+    assert all(v.set["residual"]["policy"] == "best_generalist" for v in residuals)
+    gates = [v for v in residuals if "experts" in v.set["residual"]]
+    assert {v.name for v in gates} >= {"gate", "residual_gate"}
+    assert all(v.set["residual"]["experts"] == "auto" for v in gates)

@@ -116,6 +116,25 @@ def read_rows(path: Path) -> list[dict]:
         ]
 
 
+RULES_VERSION = "rules_version.txt"  # the code version the cached rule episodes and tuning rewards were made with
+
+
+def rules_cache_fresh(out: Path) -> bool:
+    """Whether the cached rule episodes and tuning rewards in ``out`` were made with this code version (the bound's
+    :func:`~agents.experiments.bound.code_version`: the simulator, the rules and their tuned settings); if not,
+    they are removed (a re-tune or a model change makes them stale) and the version is written for the new ones."""
+    from .bound import code_version
+
+    path, version = out / RULES_VERSION, code_version()
+    if path.is_file() and path.read_text().strip() == version:
+        return True
+    for name in ("rules_episodes.csv", "tuning_rewards.json"):
+        (out / name).unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(version + "\n")
+    return False
+
+
 def rule_rows(out: Path, scenarios: list[str]) -> list[dict]:
     """Every rule (default, @generalist, @tuned) and the references on the benchmark's seeds (cached)."""
     from agents.registry import with_tuned
@@ -124,7 +143,7 @@ def rule_rows(out: Path, scenarios: list[str]) -> list[dict]:
     from .benchmark import run_benchmark
 
     path = out / "rules_episodes.csv"
-    if path.is_file():
+    if rules_cache_fresh(out) and path.is_file():
         return read_rows(path)
     rows, _ = run_benchmark(with_tuned(list(RULES)), [load_scenario(s) for s in scenarios], SEEDS, progress=False)
     write_rows(path, rows)
@@ -204,20 +223,106 @@ def rule_file(spec: str, scenario: str) -> str:
         return path.as_posix()
 
 
+def best_generalist(tuning: dict[tuple[str, str], float], scenarios: list[str]) -> str:
+    """The best one-setting rule (not ``@tuned``): the best mean over ``scenarios`` of the mean rewards on the
+    tuning seeds (the verdict's choice, as in ``verdict.aggregate_rows``)."""
+    rules = [p for p in dict.fromkeys(p for _, p in tuning) if all((s, p) in tuning for s in scenarios)]
+    pool = vd.one_setting(rules)
+    if not pool:
+        raise ConfigError(f"no one-setting rule has tuning rewards on every scenario ({', '.join(scenarios)})")
+    return vd.best_over_scenarios(pool, tuning, scenarios)
+
+
+def rule_identity(spec: str) -> tuple[str, str]:
+    """What a rule spec or policy file plays: (policy name, its parameters as JSON) for a file, else the spec."""
+    from agents.registry import read_policy_file
+
+    if spec.endswith((".yaml", ".yml")):
+        name, params = read_policy_file(spec)
+        return name, json.dumps(params, sort_keys=True)
+    return spec, ""
+
+
+def resolve_rules(
+    sets: dict[str, Any], tuning: dict[tuple[str, str], float], scenarios: list[str]
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """``sets`` with ``residual.policy: best_generalist`` and ``residual.experts: auto`` replaced by the rules the
+    tuning seeds choose (never the benchmark's): the best one-setting rule (:func:`best_generalist`), and every
+    scenario's best rule (:func:`best_rule`, the residual specialists' choice), each read from its file
+    (:func:`rule_file`), without repeats (two scenarios whose best rules play the same, or the base rule, give one
+    expert). Also what was chosen ({"policy": spec, "experts": [(spec, file, [scenarios])]}), or None when
+    nothing was to be chosen."""
+    from .train_config import AUTO_EXPERTS, AUTO_GENERALIST
+
+    residual = sets.get("residual")
+    if not isinstance(residual, dict):
+        return sets, None
+    policy, experts = residual.get("policy"), residual.get("experts")
+    if policy != AUTO_GENERALIST and experts != AUTO_EXPERTS:
+        return sets, None
+    chosen: dict[str, Any] = {}
+    if policy == AUTO_GENERALIST:
+        spec = best_generalist(tuning, scenarios)
+        policy = rule_file(spec, scenarios[0])  # one setting: the same file for every scenario
+        chosen["policy"] = spec
+    if experts == AUTO_EXPERTS:
+        seen = {rule_identity(policy): -1}
+        found: list[tuple[str, str, list[str]]] = []
+        for s in scenarios:
+            spec = best_rule(tuning, s)
+            path = rule_file(spec, s)
+            key = rule_identity(path)
+            if key not in seen:
+                seen[key] = len(found)
+                found.append((spec, path, []))
+            if seen[key] >= 0:
+                found[seen[key]][2].append(s)
+        chosen["experts"] = found
+        residual = {**residual, "experts": [path for _, path, _ in found]}
+    return {**sets, "residual": {**residual, "policy": policy}}, chosen
+
+
 # ------------------------------------------------------------------------------------------ training
+def stale_rules(run_dir: Path, sets: dict[str, Any]) -> str | None:
+    """Why the run in ``run_dir`` was trained on other residual rules than ``sets`` asks for now (e.g. chosen on
+    the tuning seeds before a re-tune), or None."""
+    path = run_dir / "config.yaml"
+    want = sets.get("residual")
+    if not isinstance(want, dict) or not path.is_file():
+        return None
+    had = read_yaml_mapping(path, "training config").get("residual") or {}
+    old = (had.get("policy"), list(had.get("experts") or ()))
+    new = (want.get("policy", old[0]), list(want.get("experts") or ()))
+    if old == new:
+        return None
+    return (
+        f"{run_dir} was trained on the rules {old[0]} + experts {old[1]}, but the tuning seeds now choose "
+        f"{new[0]} + experts {new[1]}: remove the folder (or use another --out) to train on them"
+    )
+
+
 def train_variant(run_dir: Path, base: Path, sets: dict[str, Any], total_timesteps: int) -> dict[str, float]:
-    """Train (unless ``run_dir`` already holds a final model); returns the timing kept in timing.json."""
+    """Train (unless ``run_dir`` already holds a final model); returns the timing kept in timing.json.
+    ConfigError if the run there was trained on other residual rules (:func:`stale_rules`)."""
     from .train import train
     from .train_config import load_train_config
 
     timing_path = run_dir / "timing.json"
+    stale = stale_rules(run_dir, sets)
+    if stale:
+        raise ConfigError(stale)
     if (run_dir / "final_model.zip").is_file() and timing_path.is_file():
-        return json.loads(timing_path.read_text())
+        timing = json.loads(timing_path.read_text())
+        if "env_steps" not in timing:  # written before env_steps was kept: the run's config says its hold
+            residual = read_yaml_mapping(run_dir / "config.yaml", "training config").get("residual") or {}
+            timing["env_steps"] = timing["timesteps"] * int(residual.get("hold", 1))
+        return timing
     cfg = load_train_config(base, overrides={**sets, "total_timesteps": total_timesteps})
     load0, wall0, cpu0 = os.getloadavg()[0], time.perf_counter(), time.process_time()
     train(cfg, run_dir, command=f"ablation: {base} with {sets}, total_timesteps={total_timesteps}", progress_bar=False)
     timing = {
-        "timesteps": cfg.total_timesteps,
+        "timesteps": cfg.total_timesteps,  # the agent's steps; a held residual choice is hold env steps
+        "env_steps": cfg.total_timesteps * (cfg.residual.hold if cfg.residual is not None else 1),
         "wall_s": time.perf_counter() - wall0,
         "cpu_s": time.process_time() - cpu0,
         "load1_start": load0,
@@ -331,7 +436,7 @@ def markdown(results: list[dict], timings: dict[str, dict], scenarios: list[str]
     ]
     for r in results:
         t = timings.get(r["variant"], {})
-        steps = f"{t['timesteps'] / 1e6:.1f}M" if "timesteps" in t else "-"
+        steps = f"{t.get('env_steps', t.get('timesteps', 0)) / 1e6:.1f}M" if "timesteps" in t else "-"
         wall = f"{t['wall_s']:.0f} s ({t['cpu_s']:.0f} s)" if "wall_s" in t else "-"
         load = f"{t['load1_start']:.1f}-{t['load1_end']:.1f}" if "load1_start" in t else "-"
         o = {x["pool"].split(" ")[0]: x for x in r["overall"]}
@@ -389,6 +494,16 @@ def markdown(results: list[dict], timings: dict[str, dict], scenarios: list[str]
         "| best rule | " + " | ".join(f"{rule_cost[s]:.2f}" if s in rule_cost else "-" for s in scenarios) + " |"
     )
     for r in results:
+        if r.get("chosen"):  # a residual's rules chosen on the tuning seeds (policy: best_generalist, experts: auto)
+            c = r["chosen"]
+            text = f"`{r['variant']}`: rules chosen on the tuning seeds:"
+            if "policy" in c:
+                text += f" base (expert 0) `{c['policy']}`" + (";" if "experts" in c else "")
+            if "experts" in c:
+                text += " experts " + ", ".join(
+                    f"{i + 1}: `{spec}` (best on {', '.join(sc)})" for i, (spec, _, sc) in enumerate(c["experts"])
+                )
+            lines += ["", text]
         if r.get("rules"):  # the residual specialists' base rules, chosen on the tuning seeds
             lines += ["", f"`{r['variant']}` correct: " + ", ".join(f"{s}: `{p}`" for s, p in r["rules"].items())]
     return "\n".join(lines) + "\n"
@@ -466,11 +581,17 @@ def run_ablation(
             continue
         run_dir = out / "runs" / v.name
         steps = v.total_timesteps or cfg.total_timesteps
-        log(f"{v.name}: training {steps:,} steps ({v.set or 'the base recipe'})")
-        timings[v.name] = train_variant(run_dir, cfg.base, v.set, steps)
+        sets, chosen = resolve_rules(v.set, tuning, scenarios)
+        if chosen:
+            log(f"{v.name}: rules chosen on the tuning seeds: {sets['residual']['policy']} + {chosen}")
+        log(f"{v.name}: training {steps:,} steps ({sets or 'the base recipe'})")
+        timings[v.name] = train_variant(run_dir, cfg.base, sets, steps)
         rows = evaluate_run(run_dir, scenarios, f"ppo:{run_dir}")
         learned += rows
-        results.append({"variant": v.name, **judge(rules, rows, f"ppo:{run_dir}", tuning, bound)})
+        result = {"variant": v.name, **judge(rules, rows, f"ppo:{run_dir}", tuning, bound)}
+        if chosen:
+            result["chosen"] = chosen
+        results.append(result)
     if specialists and cfg.specialists is not None and (not only or "specialists" in only):
         rows, label = train_specialists(out, cfg.specialists, scenarios, "specialist", {}, cfg, timings, log)
         learned += rows
@@ -509,6 +630,7 @@ def run_ablation(
             "vs_generalist": [{"scenario": x["scenario"], **x["test"].__dict__} for x in r["vs_generalist"]],
             "cost": r["cost"],
             "rules": r.get("rules"),
+            "chosen": r.get("chosen"),
         }
         for r in results
     ]

@@ -213,7 +213,13 @@ def make_training_env(cfg: TrainConfig, scenarios: Scenarios, stats_path: Path |
     if cfg.residual is not None:
         r = cfg.residual
         venv = ResidualVecEnv(
-            base, r.policy, r.max_offset, venv=venv, names=[name for name, _ in scenarios], experts=r.experts
+            base,
+            r.policy,
+            r.max_offset,
+            venv=venv,
+            names=[name for name, _ in scenarios],
+            experts=r.experts,
+            hold=r.hold,
         )
     venv = VecMonitor(venv)
     norm = cfg.normalize
@@ -455,6 +461,7 @@ class PeriodicEval(BaseCallback):
                     agent=policy,
                     max_offset=r.max_offset,
                     experts=[make_rule(x, config, scenario=name) for x in r.experts],
+                    hold=r.hold,
                 )
             episodes = run_policy_episodes(policy, config, self.cfg.n_eval_episodes, self.cfg.eval_seed)
             rows.append({"timesteps": self.num_timesteps, "scenario": name, **summarise_episodes(episodes)})
@@ -678,7 +685,13 @@ def learn(
         base, venv, model = start
     model.set_logger(configure(str(paths.tb), ["tensorboard"] + (["stdout"] if verbose else [])))
 
-    callbacks = [StopOnInterrupt(), EpisodeMetrics(base, [name for name, _ in train])]
+    metrics = EpisodeMetrics(base, [name for name, _ in train])
+    callbacks = [StopOnInterrupt(), metrics]
+    inner = venv
+    while inner is not None:  # a held residual choice steps the env several times per agent step: count each
+        if isinstance(inner, ResidualVecEnv):
+            inner.inner_step_hooks[:] = [metrics._on_step]
+        inner = getattr(inner, "venv", None)
     if progress_bar:  # ours counts env steps up to whole rollouts (SB3's reads e.g. 32,768/20,000)
         callbacks.append(StepProgress())
     if cfg.checkpoint_freq:

@@ -149,14 +149,50 @@ class ResidualConfig(_Strict):
     scale steps ordered by change. ``zero_bias``: added to the zero-correction logit of the fresh policy, so that
     early training follows the rule (3.0: about 83 % zero correction with max_offset 2). ``experts``: more rules
     the agent may follow instead of ``policy`` (a gate: it chooses one rule per step and corrects its step; the
-    zero-correction action follows ``policy``)."""
+    zero-correction action follows ``policy``). ``max_offset: 0`` with ``experts`` is a pure gate: the agent only
+    chooses which rule acts.
+
+    ``policy: best_generalist`` and ``experts: auto`` are chosen by the ablation (agents/experiments/ablation.py,
+    ``resolve_rules``) from the rules' rewards on the tuning seeds 0-19: the best one-setting rule, and every
+    evaluation scenario's best rule; a training run needs them resolved to rules."""
 
     policy: str = Field("predictive@generalist", min_length=1, description="the rule whose steps are corrected")
-    max_offset: int = Field(2, ge=1, le=16, description="largest correction, in places of the ordered scale steps")
+    max_offset: int = Field(
+        2, ge=0, le=16, description="largest correction, in places of the ordered scale steps (0: a pure gate)"
+    )
     zero_bias: float = Field(3.0, ge=0.0, le=20.0, description="initial bias of the zero-correction logit")
     experts: tuple[str, ...] = Field(
         (), max_length=16, description="other rules (specs or policy files) the agent may choose to follow instead"
     )
+    hold: int = Field(
+        1, ge=1, le=60, description="the agent decides every hold env steps; its choice acts for all of them"
+    )
+
+    @field_validator("policy")
+    @classmethod
+    def _resolved_policy(cls, value: str) -> str:
+        if value == AUTO_GENERALIST:
+            raise ValueError(
+                f"'{AUTO_GENERALIST}' is chosen from the rules' rewards on the tuning seeds by the ablation "
+                "(python -m agents.experiments.ablation); a training run needs a rule here (e.g. kpa@generalist)"
+            )
+        return value
+
+    @field_validator("experts", mode="before")
+    @classmethod
+    def _resolved_experts(cls, value: Any) -> Any:
+        if value == AUTO_EXPERTS:
+            raise ValueError(
+                f"'{AUTO_EXPERTS}' is chosen from the rules' rewards on the tuning seeds by the ablation "
+                "(python -m agents.experiments.ablation); a training run needs a list of rules here"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _something_to_choose(self) -> ResidualConfig:
+        if self.max_offset == 0 and not self.experts:
+            raise ValueError("max_offset 0 without experts leaves the agent nothing to choose (give experts)")
+        return self
 
     @field_validator("experts")
     @classmethod
@@ -168,6 +204,9 @@ class ResidualConfig(_Strict):
 
 
 ALGOS = ("ppo", "maskable_ppo", "recurrent_ppo")
+# residual rules the ablation chooses on the tuning seeds (agents.experiments.ablation.resolve_rules)
+AUTO_GENERALIST = "best_generalist"
+AUTO_EXPERTS = "auto"
 
 
 class TrainConfig(_Strict):

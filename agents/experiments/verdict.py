@@ -298,6 +298,16 @@ def normalised(st: Setup) -> dict[tuple[str, str], dict[int, float]]:
     return out
 
 
+def one_setting(rules: Sequence[str]) -> list[str]:
+    """The rules with one setting for every scenario (not ``@tuned``), as one learned generalist has."""
+    return [p for p in rules if not p.endswith("@tuned")]
+
+
+def best_over_scenarios(pool: Sequence[str], tuning: dict[tuple[str, str], float], scenarios: Sequence[str]) -> str:
+    """The rule of ``pool`` with the best mean over ``scenarios`` of its mean reward on the tuning seeds."""
+    return max(pool, key=lambda p: np.mean([tuning[(s, p)] for s in scenarios]))
+
+
 def aggregate_rows(st: Setup, tuning: dict[tuple[str, str], float]) -> tuple[list[dict], list[dict]]:
     """Every policy's IQM of normalised scores over (scenario, seed) with its stratified-bootstrap CI, mean reward
     and SLO share; and the candidate against the best rule over all scenarios (best mean reward over the
@@ -326,12 +336,12 @@ def aggregate_rows(st: Setup, tuning: dict[tuple[str, str], float]) -> tuple[lis
         )
     full = [p for p in st.rules if all((s, p) in tuning for s in st.scenarios)]
     pools = [("any rule (per-scenario settings allowed)", full)]
-    single = [p for p in full if not p.endswith("@tuned")]  # one setting for every scenario, as one learned agent
+    single = one_setting(full)
     if single and single != full:
         pools.append(("one rule setting for all scenarios", single))
     overall = []
     for pool_name, pool in pools:
-        best = max(pool, key=lambda p: np.mean([tuning[(s, p)] for s in st.scenarios]))
+        best = best_over_scenarios(pool, tuning, st.scenarios)
         seeds = common_seeds(st.episodes, [(s, p) for s in st.scenarios for p in (st.candidate, best)])
         strata = [
             np.array([[scores[(s, st.candidate)][k] for k in seeds], [scores[(s, best)][k] for k in seeds]])

@@ -333,7 +333,14 @@ def load_ppo_policy(path: str | Path, env_config: EnvConfig, scenario: str | Non
         from .residual import ResidualVecEnv
 
         experts = residual.get("experts") or ()
-        venv = ResidualVecEnv(venv, residual["policy"], int(residual["max_offset"]), names=[scenario], experts=experts)
+        venv = ResidualVecEnv(
+            venv,
+            residual["policy"],
+            int(residual["max_offset"]),
+            names=[scenario],
+            experts=experts,
+            hold=int(residual.get("hold", 1)),
+        )
     if stats.is_file():
         vec_normalize = load_vecnormalize(stats, venv)
         vec_normalize.training = False  # frozen statistics
@@ -363,4 +370,11 @@ def load_ppo_policy(path: str | Path, env_config: EnvConfig, scenario: str | Non
     )
     rule = make_rule(residual["policy"], env_config, scenario=scenario)
     experts = [make_rule(x, env_config, scenario=scenario) for x in residual.get("experts") or ()]
-    return ResidualPolicy(env_config, rule=rule, agent=agent, max_offset=int(residual["max_offset"]), experts=experts)
+    return ResidualPolicy(
+        env_config,
+        rule=rule,
+        agent=agent,
+        max_offset=int(residual["max_offset"]),
+        experts=experts,
+        hold=int(residual.get("hold", 1)),
+    )

@@ -14,7 +14,14 @@ and the ``experts`` (a mixture of experts with a hard gate; Jacobs et al. 1991).
 windows see every step, followed or not); the action space is ``Discrete(E (2K+1))`` for E experts, action ``a``
 follows expert ``a // (2K+1)`` corrected by ``a % (2K+1) - K`` places, and the observation is followed by the
 one-hot of each expert's proposal. With no ``experts`` this is exactly the residual above (E = 1); action ``K`` is
-expert 0's step, unchanged.
+expert 0's step, unchanged. ``max_offset: 0`` is a pure gate (``Discrete(E)``: action ``e`` plays expert ``e``).
+
+Holding a choice (``residual: {hold: k}``): the agent decides every k env steps and its choice (expert and
+correction) acts for k steps, each step on the experts' fresh proposals (they still see every step); training sees
+one transition per k steps with the k rewards summed (a semi-MDP with a fixed option length: Sutton, Precup and
+Singh, "Between MDPs and semi-MDPs", Artificial Intelligence 1999; "action repeat" in Mnih et al. 2015). A per-step
+gate that deviates from expert 0 for one step is undone by expert 0 on the next (one rule's scale-in is the next
+one's scale-out), so its exploration sees little of what following another rule for a while would give.
 """
 
 from __future__ import annotations
@@ -84,8 +91,16 @@ class ResidualVecEnv(VecEnvWrapper):
         venv: Any = None,
         names: list[str] | None = None,
         experts: tuple[str, ...] | list[str] = (),
+        hold: int = 1,
     ) -> None:
         inner = base if venv is None else venv
+        self.hold = int(hold)
+        for config, name in zip(base.configs, names or [None] * len(base.configs)):
+            if config.episode_steps % self.hold:
+                raise ValueError(
+                    f"residual.hold ({self.hold}) must divide the episode's steps ({config.episode_steps}, "
+                    f"scenario {name}): a held choice would run into the next episode"
+                )
         n_obs = int(base.observation_space.shape[0])
         self.n_actions = int(base.action_space.n)
         specs = (spec, *experts)
@@ -103,6 +118,9 @@ class ResidualVecEnv(VecEnvWrapper):
         # per training scenario, its rules: expert 0 (``spec``) first
         self.rules = [[make_rule(x, c, scenario=n) for x in specs] for c, n in zip(base.configs, names)]
         self.rule_actions = np.zeros((base.num_envs, len(specs)), dtype=np.int64)
+        # called after each env step inside a held choice but the last (which the caller sees itself): e.g. the
+        # training's per-episode metrics, which read the native env's step arrays
+        self.inner_step_hooks: list[Any] = []
 
     def _propose(self, obs: np.ndarray, fresh: np.ndarray | None) -> np.ndarray:
         # the rules read the simulators' own state: after an autoreset, the new episode's first info
@@ -121,14 +139,30 @@ class ResidualVecEnv(VecEnvWrapper):
                 rule.reset(num_envs=sl.stop - sl.start)
         return self._propose(obs, None)
 
-    def step_async(self, actions: np.ndarray) -> None:
+    def _apply(self, actions: np.ndarray) -> None:
         applied = np.empty(len(self.rule_actions), dtype=np.int64)
         for config, sl in zip(self.base.configs, self.base.slices):
             applied[sl] = gated(self.rule_actions[sl], np.asarray(actions)[sl], config, self.max_offset)
         self.venv.step_async(applied)
 
+    def step_async(self, actions: np.ndarray) -> None:
+        self.actions = np.asarray(actions).copy()
+        self._apply(self.actions)
+
     def step_wait(self) -> Any:
         obs, rewards, dones, infos = self.venv.step_wait()
+        if self.hold > 1:  # the same choice for hold steps, on the experts' fresh proposals; rewards summed
+            total = np.asarray(rewards, dtype=np.float64).copy()
+            for _ in range(self.hold - 1):
+                if dones.any():
+                    raise RuntimeError("residual.hold: an episode ended inside a held choice")
+                for hook in self.inner_step_hooks:  # the step just taken, not the choice's last
+                    hook()
+                self._propose(obs, None)
+                self._apply(self.actions)
+                obs, rewards, dones, infos = self.venv.step_wait()
+                total += rewards
+            rewards = total.astype(np.asarray(rewards).dtype)
         for i in np.flatnonzero(dones):
             infos[i]["terminal_observation"] = with_proposal(
                 infos[i]["terminal_observation"][None], self.rule_actions[i : i + 1], self.n_actions
@@ -144,7 +178,14 @@ class ResidualPolicy(PolicyBase):
     Params = PolicyParams
 
     def __init__(
-        self, env_config: Any, *, rule: Any, agent: Any, max_offset: int, experts: tuple[Any, ...] | list = ()
+        self,
+        env_config: Any,
+        *,
+        rule: Any,
+        agent: Any,
+        max_offset: int,
+        experts: tuple[Any, ...] | list = (),
+        hold: int = 1,
     ) -> None:
         super().__init__(env_config)
         self.rule = rule
@@ -152,6 +193,9 @@ class ResidualPolicy(PolicyBase):
         self.agent = agent
         self.max_offset = int(max_offset)
         self.n_actions = len(self.env_config.scaling.scale_steps)
+        self.hold = int(hold)  # the agent decides every hold steps (module docstring)
+        self.steps = 0
+        self.actions: np.ndarray | None = None
 
     def bind(self, env: Any) -> None:
         for p in (*self.experts, self.agent):
@@ -163,11 +207,14 @@ class ResidualPolicy(PolicyBase):
         for rule in self.experts:
             rule.reset(seed, num_envs)
         self.agent.reset(seed, num_envs)
+        self.steps, self.actions = 0, None
 
     def act_batch(self, obs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
         proposed = np.stack([np.asarray(r.act_batch(obs, info), dtype=np.int64) for r in self.experts], axis=1)
-        actions = self.agent.act_batch(with_proposal(obs, proposed, self.n_actions), info)
-        return gated(proposed, actions, self.env_config, self.max_offset)
+        if self.actions is None or self.steps % self.hold == 0:
+            self.actions = np.asarray(self.agent.act_batch(with_proposal(obs, proposed, self.n_actions), info))
+        self.steps += 1
+        return gated(proposed, self.actions, self.env_config, self.max_offset)
 
 
 def prefer_zero_correction(model: Any, max_offset: int, bias: float) -> None:

@@ -1,0 +1,57 @@
+"""Each evaluation scenario's best tuned rule played on every scenario, on the tuning seeds: can one of them serve
+as a single setting for all scenarios (what a gate over them gains beyond picking the best one)?
+
+    python -m agents.experiments.cross_rules [--seeds 0-19]
+
+The best rule of each scenario is chosen on the tuning seeds as the ablation chooses it (``ablation.best_rule``
+over the rules' tuning rewards, computed here for the rule settings the ablation benchmarks), read from its file
+(``ablation.rule_file``); each file, and the best one-setting rule (``ablation.best_generalist``), is then run on
+every scenario on the same tuning seeds (never the benchmark's 1000-1019). Prints a Markdown table of mean rewards.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from scaling_env.config import ConfigError
+
+from . import ablation as ab
+from . import verdict as vd
+from .benchmark import EVALUATION_SCENARIOS
+from .gate_choices import parse_seeds
+
+
+def cross_table(seeds: list[int]) -> str:
+    from agents.registry import with_tuned
+
+    scenarios = list(EVALUATION_SCENARIOS)
+    rules = [p for p in with_tuned(list(ab.RULES)) if not vd.is_clairvoyant(p, scenarios[0])]
+    tuning = vd.tuning_rewards(rules, scenarios, seeds)
+    files = list(dict.fromkeys(ab.rule_file(ab.best_rule(tuning, s), s) for s in scenarios))
+    generalist = ab.best_generalist(tuning, scenarios)
+    cross = vd.tuning_rewards(files, scenarios, seeds)
+    lines = [
+        "| rule, tuning seeds | " + " | ".join(scenarios) + " | mean |",
+        "|---|" + "---:|" * (len(scenarios) + 1),
+    ]
+    for spec, table in [(f, cross) for f in files] + [(generalist, tuning)]:
+        values = [table[(s, spec)] for s in scenarios]
+        lines.append(f"| {spec} | " + " | ".join(f"{v:.1f}" for v in values) + f" | {np.mean(values):.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", default="0-19", help="first-last or a comma list (default: the tuning seeds 0-19)")
+    args = parser.parse_args()
+    try:
+        seeds = parse_seeds(args.seeds)
+    except ConfigError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    print(cross_table(seeds))
+
+
+if __name__ == "__main__":
+    main()
