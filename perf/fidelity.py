@@ -913,7 +913,7 @@ both: -0.4 % +- 2.5 % on target tracking's reward.
    +25.9 %), at 0.4: -14.3 %; -12.9 % (was -58.3 %; -50.0 %); random c = 20 at 0.4: +4.6 %; +5.9 % (was
    +37.8 %; +27.0 %), at 0.3: +12.3 %; +11.3 %, c = 10 at 0.3: -8.5 %; -7.8 % (was +2.7 %; +14.9 %); where
    crashes are certain, failed within 5 %. memory_pressure's reward error: target tracking +5.1 % -> +4.2 %
-   (+-9.0 %; crashes 117 -> 153 against 103), its tuned setting +5.3 % -> +2.7 %, HPA +1.0 % -> -0.2 %,
+   (+-9.0 %; crashes 117 -> 153 against 103), stop 23's @tuned +5.3 % -> +2.7 %, HPA +1.0 % -> -0.2 %,
    predictive@tuned +9.0 % -> +4.1 %. Still off: least outstanding (4 instances at 0.7 x 16: 22 against 10
    crashes an episode, was 24), round robin's clumps below c (E_k/M/infinity is not a birth-death chain: the
    passage sum on its arrival-epoch law is an approximation), and booting instances when a cold start ends
