@@ -219,6 +219,27 @@ def test_flap_penalty_forgets_the_last_direction_at_an_episode_end():
     assert shaped.last_penalty[0] == 1.0
 
 
+def test_slo_shaping_charges_each_violating_step_on_top_of_the_env_reward():
+    from agents.learned.shaping import FlapPenalty
+
+    # scale out, then in as far as the bounds allow: the fleet falls below the load and the steps violate the SLO
+    env = EnvConfig.from_dict({**TINY, "scaling": {**TINY["scaling"], "scale_in_cooldown_seconds": 0.0}})
+    plain = ServerlessScalingVecEnv(1, env)
+    shaped = FlapPenalty(ServerlessScalingVecEnv(1, env), slo_violation=1.5)
+    for v in (plain, shaped):
+        v.seed(5)
+        v.reset()
+    seen = set()
+    for a in [max(STEPS)] * 4 + [min(STEPS)] * 12:
+        act = np.array([STEPS.index(a)])
+        r_plain = plain.step(act)[1]
+        _, r_shaped, _, infos = shaped.step(act)
+        violated = float(infos[0]["slo_violated"])
+        seen.add(violated)
+        assert r_plain[0] - r_shaped[0] == pytest.approx(1.5 * violated, abs=1e-5)
+    assert seen == {0.0, 1.0}  # both kinds of step were checked
+
+
 def test_shaped_training_runs_and_evaluates_on_the_env_reward(files, tmp_path):
     run_dir = tmp_path / "shaped"
     train_cli(files, run_dir, "algo=maskable_ppo", "reward_shaping={blocked: 0.05, reversal: 0.2}")

@@ -209,7 +209,8 @@ def make_training_env(cfg: TrainConfig, scenarios: Scenarios, stats_path: Path |
     base = ServerlessScalingVecEnv(cfg.n_envs, [config for _, config in scenarios])
     venv: Any = base
     if cfg.reward_shaping.active:
-        venv = FlapPenalty(base, cfg.reward_shaping.blocked, cfg.reward_shaping.reversal)
+        shaping = cfg.reward_shaping
+        venv = FlapPenalty(base, shaping.blocked, shaping.reversal, shaping.slo_violation)
     if cfg.residual is not None:
         r = cfg.residual
         venv = ResidualVecEnv(

@@ -131,14 +131,16 @@ class RewardShaping(_Strict):
     ``blocked``: the action asked for a change that a cooldown blocked (``info['blocked_by_cooldown']``); the env
     charges nothing for it (``reward.weights.scaling`` scales the *applied* change), so without this a policy can
     ask to scale in on every step at no cost. ``reversal``: the applied change goes the other way from the
-    cluster's previous applied change in the episode (out after in, or in after out)."""
+    cluster's previous applied change in the episode (out after in, or in after out). ``slo_violation``: the step
+    violated the SLO (``info['slo_violated']``), on top of the env's own ``reward.weights.slo_violation``."""
 
     blocked: float = Field(0.0, ge=0.0, le=100.0, description="penalty per blocked request")
     reversal: float = Field(0.0, ge=0.0, le=100.0, description="penalty per direction reversal of applied changes")
+    slo_violation: float = Field(0.0, ge=0.0, le=100.0, description="penalty per SLO-violating step (extra)")
 
     @property
     def active(self) -> bool:
-        return self.blocked > 0 or self.reversal > 0
+        return self.blocked > 0 or self.reversal > 0 or self.slo_violation > 0
 
 
 class ResidualConfig(_Strict):

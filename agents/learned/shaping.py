@@ -1,4 +1,4 @@
-"""Training-only reward shaping against flapping: penalties for blocked requests and direction reversals.
+"""Training-only reward shaping: penalties for blocked requests, direction reversals and SLO-violating steps.
 
 The env's reward charges ``reward.weights.scaling`` on the *applied* change only, so a request that a cooldown
 blocks costs nothing: a policy trained on it may ask to scale in on almost every step (issue 15: ~182 of 240
@@ -7,7 +7,9 @@ cluster, ``blocked`` if the request was blocked by a cooldown and ``reversal`` i
 other way from the cluster's previous applied change in the episode. It wraps the native VecEnv below
 VecMonitor and VecNormalize and reads the step's metrics the VecEnv exposes (``step_metrics``: on a step that
 ends an episode, the last step's values), so it adds no work to the compiled step. The periodic evaluation,
-the benchmark and the verdict see the env's own reward.
+the benchmark and the verdict see the env's own reward. ``slo_violation`` adds to the env's own SLO term
+(``reward.weights.slo_violation`` per violating step): a policy judged at no higher SLO share than a rule's
+(issue 15) can be trained to weigh a violation more than the env's reward does.
 """
 
 from __future__ import annotations
@@ -18,18 +20,22 @@ import numpy as np
 from stable_baselines3.common.vec_env import VecEnvWrapper
 
 from scaling_env.envs.sb3 import ServerlessScalingVecEnv
-from scaling_env.fields import M_BLOCKED, M_SCALE_APPLIED
+from scaling_env.fields import M_BLOCKED, M_SCALE_APPLIED, M_SLO_VIOLATED
 
 
 class FlapPenalty(VecEnvWrapper):
-    """``reward - blocked * blocked_by_cooldown - reversal * [sign(applied) == -sign(previous applied)]``."""
+    """``reward - blocked * blocked_by_cooldown - reversal * [sign(applied) == -sign(previous applied)]
+    - slo_violation * slo_violated``."""
 
-    def __init__(self, venv: ServerlessScalingVecEnv, blocked: float = 0.0, reversal: float = 0.0) -> None:
+    def __init__(
+        self, venv: ServerlessScalingVecEnv, blocked: float = 0.0, reversal: float = 0.0, slo_violation: float = 0.0
+    ) -> None:
         if not isinstance(venv, ServerlessScalingVecEnv):
             raise TypeError("FlapPenalty wraps the native ServerlessScalingVecEnv (it reads its step_metrics)")
         super().__init__(venv)
         self.blocked = float(blocked)
         self.reversal = float(reversal)
+        self.slo_violation = float(slo_violation)
         self.last_sign = np.zeros(venv.num_envs, dtype=np.int8)  # sign of each cluster's last applied change
         self.last_penalty = np.zeros(venv.num_envs)
 
@@ -42,7 +48,9 @@ class FlapPenalty(VecEnvWrapper):
         m = self.venv.step_metrics
         sign = np.sign(m[:, M_SCALE_APPLIED]).astype(np.int8)
         reversed_ = (sign != 0) & (sign == -self.last_sign)
-        self.last_penalty = self.blocked * (m[:, M_BLOCKED] > 0) + self.reversal * reversed_
+        self.last_penalty = (
+            self.blocked * (m[:, M_BLOCKED] > 0) + self.reversal * reversed_ + self.slo_violation * m[:, M_SLO_VIOLATED]
+        )
         self.last_sign = np.where(sign != 0, sign, self.last_sign)
         self.last_sign[dones] = 0  # a new episode has no previous change
         return obs, (rewards - self.last_penalty).astype(np.float32), dones, infos
