@@ -287,8 +287,8 @@ def test_fidelity_report_script_runs_end_to_end_on_a_tiny_grid(tmp_path):
     fidelity = importlib.util.module_from_spec(spec)
     sys.modules["fidelity"] = fidelity  # (its dataclass looks its module up there)
     spec.loader.exec_module(fidelity)
-    grid = fidelity.Grid(steps=3, warm=1, seeds=(1,), rhos_c=(0.8,), concs=(2,), cvs=(2.0,), rhos_cv=(0.8,),
-                         queues=(5,), rhos_q=(0.9,), fleets=(32,), concs_fleet=(1,))  # fmt: skip
+    grid = fidelity.Grid(steps=3, warm=1, seeds=(1,), max_seeds=1, rhos_c=(0.8,), concs=(2,), cvs=(2.0,),
+                         rhos_cv=(0.8,), queues=(5,), rhos_q=(0.9,), fleets=(32,), concs_fleet=(1,))  # fmt: skip
     cells = fidelity.run_grid(grid)
     assert len(cells) == 3 + 3 + 2 + 2 and all(c["arrivals_r"] > 0 for c in cells)
     assert len(fidelity.run_grid(grid, "waiting", ("round_robin",))) == 1  # --sweep waiting --algo round_robin
@@ -298,6 +298,13 @@ def test_fidelity_report_script_runs_end_to_end_on_a_tiny_grid(tmp_path):
     text = out.read_text()
     assert "## Summary over the grid" in text and "| all three |" in text and "## Transients" in text
     assert len(list((tmp_path / "img").glob("fidelity_*.png"))) == 4
+    # seeds are added in blocks until the reference's 95 % CI is tight: not at capacity after 3 steps from empty
+    grid = fidelity.Grid(steps=3, warm=1, seeds=(1, 2), max_seeds=6)
+    config = fidelity.stationary_config("fast", "least_outstanding", 1.0, 1, 1.0, 100, 3)
+    cell = fidelity.compare_cell(config, grid, 1.0)
+    assert cell["seeds"] == 6 and cell["ci_wait_r"] > 0.05
+    parts = [{"wait": 0.2, "p95": 0.5, "drop": 0.0}, {"wait": 0.2 + 1e-4, "p95": 0.5, "drop": 0.0}]
+    assert fidelity.tight(parts, 0.8) and not fidelity.tight([parts[0], {**parts[0], "wait": 0.3}], 0.8)
 
 
 def test_a_bad_simulator_name_is_a_clear_config_error():
