@@ -571,14 +571,19 @@ def write_report(path: Path, cells, trans, scen, grid: Grid, seconds: float, qui
         "",
         "The issue's targets" + __doc__.split("The issue's targets", 1)[1].rstrip(),
         "Heat maps show the fast model's signed error in % (clipped at +-50 in colour; the number is the value).",
-        "The reference is itself a finite simulation. Near capacity its own mean wait moved between the seeds "
-        "(1, 2) and (3, 4) by up to 36 % at c = 1 (round robin at utilisation 1.00; 3-30 % in the other c = 1 "
-        "cells at 0.98-1.02) and by 0.4-27 % at c = 10 (least outstanding at 0.98 and 1.00: 24 % and 27 %; "
-        "round robin and random: under 7 %); p95 by up to 26 % (`python perf/fidelity.py --noise`). Misses of "
-        "that size in those cells are not all the fast model's.",
+        "The reference is itself a finite simulation, so each cell runs as many seeds as its reference needs: blocks "
+        f"of {len(grid.seeds)} seeds (the same seeds for both backends), added until the request backend's 95 % "
+        "confidence interval of the mean wait and the p95 is within a third of the tolerance (and of the drops "
+        f"within a third of 10 % or 0.1 % of arrivals), up to {grid.max_seeds}; the tables give the seeds and that "
+        "interval. With 2 seeds (the first reports) the reference's own near-capacity mean wait moved by up to 36 % "
+        "between seed pairs; with blocks of 8 (`python perf/fidelity.py --noise`: seeds 1-8 against 9-16) round "
+        "robin and random moved by under 3 %, least outstanding still by up to 27 % (c = 1 at 0.98) and 24 % (c = "
+        "10 at 1.00): its pooled queue near capacity fluctuates over far longer than an episode, and even at 64 "
+        "seeds its interval there is +-7 % to +-14 %.",
         "",
-        f"Each grid cell: {len(grid.seeds)} seed(s) per backend, {grid.steps} steps of 15 s, the first {grid.warm} "
-        f"left out; {N_INST} instances, service mean {SVC} s, `max_queue` 100 unless the sweep varies it.",
+        f"Each grid cell: {len(grid.seeds)} to {grid.max_seeds} seeds per backend, {grid.steps} steps of 15 s, the "
+        f"first {grid.warm} left out; {N_INST} instances, service mean {SVC} s, `max_queue` 100 unless the sweep "
+        "varies it.",
         "",
         "## Summary over the grid",
         "",
