@@ -125,6 +125,12 @@ def stationary_wait(servers: int, arrival_rps: float, service_s: float, ca2: flo
     rho = min(arrival_rps / (servers * mu), RHO_CAP)
     if rho < 1e-12:  # no queueing to speak of (and no 0/0 below)
         return 0.0, 0.0, 0.0
+    if room < 0.5:
+        # no waiting room: the Erlang loss system M/G/N/N, whose blocking is Erlang B at the offered load for any
+        # service law (insensitivity: B. A. Sevastyanov, 1957; Gross & Harris, M/G/c/c) and which has a steady
+        # state at every load, so the load is not capped (at utilisation 1.02 and 1.3, N = 80, the capped load
+        # gave 7.8 % and 23.1 % against Erlang B's 9.6 % and 25.6 % and the request backend's 9.6 % and 25.5 %)
+        return 0.0, 0.0, erlang_b(servers, arrival_rps * service_s)
     lam = rho * servers * mu
     blocking_n = erlang_b(servers, lam / mu)
     z = 1.0
@@ -382,7 +388,10 @@ def erlang_arrivals_wait(phases: int, servers: int, arrival_rps: float, service_
     if rho < 1e-12:
         return 0.0, 0.0, 0.0
     if room < 0.5:
-        loss = _takacs_sums(phases, servers, rho, -1.0)[1]  # (sigma only enters the first sum)
+        # a loss system has a steady state at every load: the offered utilisation uncapped (RHO_CAP would leave
+        # the overload's drops to the fluid excess 1 - 1/rho, 0.231 against the request backend's 0.305 at
+        # utilisation 1.3, n = 8, N = 10)
+        loss = _takacs_sums(phases, servers, arrival_rps * service_s / servers, -1.0)[1]  # (sigma: first sum only)
         return 0.0, 0.0, 1.0 / loss
     scale = _whitt_scale(rho, 1.0 / phases, cs2, servers) * lognormal_correction(rho, cs2, servers)
     room = scaled_room(room, scale) if cs2 != 1.0 else room  # the line stretched scale-fold (mgc.py)
