@@ -160,6 +160,7 @@ from .queueing import (
     fluid_p95,
     fluid_segment,
     response_p95,
+    room_wait_p95,
     waiting_latency,
 )
 from .rng import binomial, poisson
@@ -1152,22 +1153,31 @@ def latency(b, s, m, waits, t_end):
             mean_wait = max(mean_wait, w_floor)
         p_wait = min(p_wait_sum / served, 1.0)
         lat_mean = svc + mean_wait
-        lat_p95 = response_p95(svc, cv, mean_wait, p_wait)
-        if max_fluid_wait > 0.0:
+        conc = int(s.params[b, P_CONC])
+        room = s.params[b, P_MAXQ]
+        # the followed queue is the whole wait (no fluid wait beyond a full room's) and moves over its whole room
+        # within the step (near capacity the number waiting changes by about sqrt((lambda + c mu) h) ~ sqrt(2 c h /
+        # s) in h seconds: at least half the room): its requests wait for the completions ahead of them in the
+        # room, whose law follows the flow's mean (docs/model.md 6.3). A queue that moves less within a step keeps
+        # the exponential tail
+        roomed = holds and max_fluid_wait <= room * svc / conc and 8.0 * conc * s.params[b, P_DT] >= svc * room**2
+        if roomed:
+            lat_p95 = room_wait_p95(svc, cv, mean_wait, p_wait, conc, room)
+        else:
+            lat_p95 = response_p95(svc, cv, mean_wait, p_wait)
+        if max_fluid_wait > 0.0 and not roomed:
             # the p95 model has an exponential tail, but a fluid wait is at most the longest one: requests either
             # waited in a fluid queue or in the stationary queue, and the p95 of the mix is at most the larger of
             # the two groups' p95 (the second only if it has any requests). A step that turned requests away had
             # full waiting rooms: its longest waiters were behind max_queue + c requests, whose services spread
             # the wait (``fluid_p95``); otherwise (a backlog building up, a cold start) the longest waiter is
             # taken as having had nobody ahead, as at the front of a queue behind a cold start
-            conc = int(s.params[b, P_CONC])
             ahead = s.params[b, P_MAXQ] + conc if m[b, M_DROPPED] > 0 else 0.0
             bound = fluid_p95(max_fluid_wait, svc, cv, conc, ahead)
             if stat_served > 0.0:
                 bound = max(bound, response_p95(svc, cv, w_stat, p_stat))
             lat_p95 = min(lat_p95, bound)
         if holds:  # an admitted request has at most a full room ahead of it: max_queue + c, served at c / s
-            conc = int(s.params[b, P_CONC])
             full = s.params[b, P_MAXQ] * svc / conc
             lat_p95 = min(lat_p95, fluid_p95(full, svc, cv, conc, s.params[b, P_MAXQ] + conc))
         # no request has waited longer than the episode has run (R = S + W <= S + t, so p95(R) <= p95(S) + t);

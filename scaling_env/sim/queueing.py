@@ -736,6 +736,152 @@ def response_p95(service_s: float, service_cv: float, mean_wait: float, p_wait: 
     return const + t
 
 
+# Gauss-Legendre nodes and weights on [-1, 1], 12 points (Abramowitz & Stegun, Handbook of Mathematical
+# Functions, table 25.4)
+_GL_X = np.array([-0.9815606342467192, -0.9041172563704749, -0.7699026741943047, -0.5873179542866175,
+                  -0.3678314989981802, -0.1252334085114689, 0.1252334085114689, 0.3678314989981802,
+                  0.5873179542866175, 0.7699026741943047, 0.9041172563704749, 0.9815606342467192])  # fmt: skip
+_GL_W = np.array([0.0471753363865118, 0.1069393259953184, 0.1600783285433462, 0.2031674267230659,
+                  0.2334925365383548, 0.2491470458134028, 0.2491470458134028, 0.2334925365383548,
+                  0.2031674267230659, 0.1600783285433462, 0.1069393259953184, 0.0471753363865118])  # fmt: skip
+
+
+@njit(cache=True)
+def _geometric_mean(x: float, room: int) -> float:
+    """Mean of the truncated geometric law P(j) ~ exp(j x) on j = 0 .. room - 1."""
+    if abs(x) * room < 1e-4:  # near r = 1: the uniform law's mean and its first-order term
+        return 0.5 * (room - 1) + x * (room * room - 1.0) / 12.0
+    if x > 0.0:  # mirrored: j -> room - 1 - j turns ratio r into 1 / r
+        return room - 1.0 - _geometric_mean(-x, room)
+    r = math.exp(x)
+    rk = math.exp(x * room)
+    return r / (1.0 - r) - room * rk / (1.0 - rk)
+
+
+@njit(cache=True)
+def _geometric_ratio(mean_ahead: float, room: int) -> float:
+    """log r of the truncated geometric law P(j) ~ r^j on j = 0 .. room - 1 whose mean is ``mean_ahead``
+    (bisection; the mean grows with r, from 0 to room - 1)."""
+    lo, hi = -30.0, 30.0
+    for _ in range(50):
+        x = 0.5 * (lo + hi)
+        if _geometric_mean(x, room) < mean_ahead:
+            lo = x
+        else:
+            hi = x
+        if hi - lo < 1e-9:
+            break
+    return 0.5 * (lo + hi)
+
+
+@njit(cache=True)
+def _geometric_above(k: int, x: float, room: int) -> float:
+    """P(J >= k) for the truncated geometric law P(j) ~ exp(j x) on j = 0 .. room - 1."""
+    if abs(x) * room < 1e-9:
+        return (room - k) / room
+    if x < 0.0:
+        return (math.exp(k * x) - math.exp(room * x)) / (1.0 - math.exp(room * x))
+    return (1.0 - math.exp((k - room) * x)) / (1.0 - math.exp(-room * x))
+
+
+@njit(cache=True)
+def _erlang_mix_tail(x: float, theta: float, lr: float, room: int) -> float:
+    """P(W > x) for W = Erlang(J + 1, theta), J the truncated geometric law of ``_geometric_above``: the
+    probability that fewer than J + 1 completions of a Poisson(theta) stream come by x,
+    sum_k Poisson(k; theta x) P(J >= k)."""
+    if x <= 0.0:
+        return 1.0
+    lam = theta * x
+    mode = min(int(lam), room - 1)
+    log_mode = -lam + mode * math.log(lam) - math.lgamma(mode + 1.0)
+    total = 0.0
+    pmf = math.exp(log_mode)
+    k = mode
+    while k >= 0 and pmf > 1e-13:  # down from the mode (the terms fall off on both sides)
+        total += pmf * _geometric_above(k, lr, room)
+        pmf *= k / lam
+        k -= 1
+    pmf = math.exp(log_mode) * lam / (mode + 1.0)
+    k = mode + 1
+    while k < room and pmf > 1e-13:
+        total += pmf * _geometric_above(k, lr, room)
+        k += 1
+        pmf *= lam / k
+    return min(total, 1.0)
+
+
+@njit(cache=True)
+def room_wait_p95(service_s: float, service_cv: float, mean_wait: float, p_wait: float, servers: int, room: float):
+    """p95 of response time = service + wait when the waiting room of ``room`` places is what bounds the wait.
+
+    A request that waits has j = 0 .. room - 1 requests ahead in the room and waits for j + 1 completions of the
+    ``servers`` busy slots, Erlang(j + 1, servers / s) (as in M/M/c/K: Gross & Harris, *Fundamentals of Queueing
+    Theory*). Near and above capacity the number waiting is a reflected random walk on the room, whose stationary
+    law in heavy traffic is a truncated exponential (the reflected Brownian motion on [0, K]: J. M. Harrison,
+    *Brownian Motion and Stochastic Flow Systems*, 1985): j is taken geometric on 0 .. room - 1 with its ratio
+    fitted to the mean wait of the requests that wait. With an unbounded room this law is geometric and the wait
+    exponential, which is :func:`response_p95`, returned when the room's cut holds under 1e-6 of the law. The
+    service is ``service_shape``'s constant plus exponential; the tail of the sum is integrated over the
+    exponential (12-point Gauss-Legendre) and the quantile bisected.
+    """
+    k_room = int(room)
+    if mean_wait <= 0.0 or p_wait <= 0.0 or k_room < 1 or servers < 1:
+        return response_p95(service_s, service_cv, mean_wait, p_wait)
+    p = min(p_wait, 1.0)
+    theta = servers / service_s
+    mean_ahead = mean_wait / p * theta - 1.0
+    if mean_ahead <= 0.0:
+        return response_p95(service_s, service_cv, mean_wait, p_wait)
+    mean_ahead = min(mean_ahead, k_room - 1.0)
+    x = _geometric_ratio(mean_ahead, k_room)
+    if x < 0.0 and k_room * x < math.log(1e-6):
+        return response_p95(service_s, service_cv, mean_wait, p_wait)
+    const, e = service_shape(service_s, service_cv)
+
+    def tail(t: float) -> float:
+        y = t - const
+        if e <= 0.0:
+            waited = _erlang_mix_tail(y, theta, x, k_room)
+            served = 1.0 if y < 0.0 else 0.0
+        else:
+            served = math.exp(-y / e) if y > 0.0 else 1.0
+            waited = served  # P(E > y), plus the part where E <= y and W > y - E
+            if y > 0.0:
+                half = 0.5 * y
+                for n in range(12):
+                    u = half * (_GL_X[n] + 1.0)
+                    waited += half * _GL_W[n] * math.exp(-u / e) / e * _erlang_mix_tail(y - u, theta, x, k_room)
+        return (1.0 - p) * served + p * waited
+
+    # bracket: the wait is at most a full room's Erlang(room, theta), so its p95 is below that law's mean plus five
+    # of its standard deviations, plus the service's p95; regula falsi (Illinois) on the tail in between
+    lo = 0.0
+    hi = (k_room + 5.0 * math.sqrt(k_room)) / theta + response_p95(service_s, service_cv, 0.0, 0.0)
+    f_lo = tail(lo) - 0.05
+    f_hi = tail(hi) - 0.05
+    while f_hi > 0.0:
+        hi *= 2.0
+        f_hi = tail(hi) - 0.05
+    t = hi
+    side = 0
+    for _ in range(40):
+        t = (lo * f_hi - hi * f_lo) / (f_hi - f_lo)
+        f = tail(t) - 0.05
+        if abs(f) < 1e-6 or hi - lo < 1e-7 * hi:
+            break
+        if f > 0.0:
+            lo, f_lo = t, f
+            if side == 1:
+                f_hi *= 0.5
+            side = 1
+        else:
+            hi, f_hi = t, f
+            if side == -1:
+                f_lo *= 0.5
+            side = -1
+    return t
+
+
 @njit(cache=True)
 def fluid_p95(longest_wait: float, service_s: float, service_cv: float, servers: int, ahead: float) -> float:
     """p95 response time of a request that waited ``longest_wait`` s in a fluid queue served by ``servers``
