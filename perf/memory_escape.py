@@ -55,6 +55,12 @@ def stats(t: dict[str, np.ndarray], horizon: int) -> None:
     cs = t["cold_starts"][:, :horizon]
     start = np.concatenate([np.full((w.shape[0], 1), 3.0), w[:, :-1]], axis=1)  # warm at the step start
     print(f"  steps with no warm instance at the end {np.mean(w == 0):.3f}, with CPU 0 {np.mean(cpu == 0):.3f}")
+    minutes = cpu[:, : horizon // 4 * 4].reshape(cpu.shape[0], -1, 4)  # the rule's 1-minute data points
+    zeros = (minutes == 0).sum(axis=2)
+    print(
+        f"  1-minute data points above 0.5: {np.mean(minutes.mean(axis=2) > 0.5):.3f};"
+        f" minutes with 0/1/2/3/4 zero-CPU steps: {np.bincount(zeros.ravel(), minlength=5) / zeros.size}"
+    )
     for n in (1, 2, 3):
         m = start == n
         if m.any():
