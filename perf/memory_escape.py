@@ -1,0 +1,99 @@
+"""Why the request backend escapes memory_pressure's crash spiral under target tracking and the fast model does not.
+
+Issue 16 (known miss; docs/model.md section 7, "Escape from the crash spiral"). Runs the shipped scenario under
+the default ``target_tracking`` rule in both backends and prints (1) a per-step table of one seed (arrivals,
+failed, warm/booting/failed/unhealthy at the step end, crashes, CPU, the rule's action) and (2) statistics over
+the first 40 steps (10 minutes, before any escape) of a block of seeds: the share of steps with no serving
+instance, the crash rate of the instances warm at a step start, and the outcome of a replacement round (the
+step with cold starts and the one after it: how often it ends with a warm instance left).
+
+Run from the repository root (about 40 s on a 2-CPU machine)::
+
+    python perf/memory_escape.py                       # seed 1004, statistics on seeds 1000-1019
+    python perf/memory_escape.py --seed 1000 --steps 20 --seeds 40
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from agents.registry import make_policy
+from scaling_env.rollout import rollout
+from scaling_env.scenarios import load_scenario
+
+KEYS = (
+    "arrivals",
+    "failed",
+    "instances_warm",
+    "instances_booting",
+    "instances_failed",
+    "instances_unhealthy",
+    "crashes",
+    "cold_starts",
+    "cpu_utilization",
+    "scale_applied",
+)
+
+
+def run(sim: str, seeds: list[int]) -> dict[str, np.ndarray]:
+    cfg = load_scenario("memory_pressure").config.with_updates({"simulator": sim})
+    return rollout(cfg, make_policy("target_tracking", cfg), seeds, record=KEYS, parallel=False).traces
+
+
+def row(t: dict[str, np.ndarray], i: int, k: int) -> str:
+    n = [int(t[key][i, k]) for key in KEYS if key not in ("cold_starts", "cpu_utilization", "scale_applied")]
+    cpu, act = t["cpu_utilization"][i, k], int(t["scale_applied"][i, k])
+    return f"{n[0]:6d} {n[1]:6d} {n[2]:3d} {n[3]:2d} {n[4]:2d} {n[5]:2d} {n[6]:3d} {cpu:5.2f} {act:+3d}"
+
+
+def stats(t: dict[str, np.ndarray], horizon: int) -> None:
+    w = t["instances_warm"][:, :horizon]
+    c = t["crashes"][:, :horizon]
+    cpu = t["cpu_utilization"][:, :horizon]
+    cs = t["cold_starts"][:, :horizon]
+    start = np.concatenate([np.full((w.shape[0], 1), 3.0), w[:, :-1]], axis=1)  # warm at the step start
+    print(f"  steps with no warm instance at the end {np.mean(w == 0):.3f}, with CPU 0 {np.mean(cpu == 0):.3f}")
+    minutes = cpu[:, : horizon // 4 * 4].reshape(cpu.shape[0], -1, 4)  # the rule's 1-minute data points
+    zeros = (minutes == 0).sum(axis=2)
+    print(
+        f"  1-minute data points above 0.5: {np.mean(minutes.mean(axis=2) > 0.5):.3f};"
+        f" minutes with 0/1/2/3/4 zero-CPU steps: {np.bincount(zeros.ravel(), minlength=5) / zeros.size}"
+    )
+    for n in (1, 2, 3):
+        m = start == n
+        if m.any():
+            print(
+                f"  {n} warm at the step start: {m.sum():4d} steps,"
+                f" crashes per such instance {c[m].sum() / (n * m.sum()):.3f}, mean CPU {cpu[m].mean():.2f}"
+            )
+    after = np.zeros_like(cs, dtype=bool)
+    after[:, 1:] = cs[:, :-1] > 0
+    for name, m in (("step with cold starts", cs > 0), ("step after it", after)):
+        print(
+            f"  {name:22s}: {m.sum():4d} steps, crashes {c[m].mean():.2f}, warm at the end {w[m].mean():.2f},"
+            f" P(none warm) {np.mean(w[m] == 0):.3f}, P(>= 2 warm) {np.mean(w[m] >= 2):.3f}"
+        )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seed", type=int, default=1004, help="the seed of the per-step table")
+    ap.add_argument("--steps", type=int, default=26, help="steps of the per-step table")
+    ap.add_argument("--seeds", type=int, default=20, help="seeds from 1000 of the statistics")
+    ap.add_argument("--horizon", type=int, default=40, help="steps of the statistics (from the start)")
+    a = ap.parse_args()
+    seeds = sorted(set(range(1000, 1000 + a.seeds)) | {a.seed})
+    tr = {sim: run(sim, seeds) for sim in ("fast", "request")}
+    i = seeds.index(a.seed)
+    print(f"seed {a.seed}: arrivals failed warm booting failed unhealthy crashes cpu action (fast | request)")
+    for k in range(a.steps):
+        print(f"{k:3d} | {row(tr['fast'], i, k)} | {row(tr['request'], i, k)}")
+    for sim in tr:
+        print(f"{sim}: seeds 1000-{999 + a.seeds}, first {a.horizon} steps")
+        stats({key: v[: a.seeds] for key, v in tr[sim].items()}, a.horizon)
+
+
+if __name__ == "__main__":
+    main()
