@@ -39,3 +39,19 @@ def test_above_capacity_a_loss_system_turns_away_more_than_the_fluid_excess():
         excess = 1.0 - 1.0 / rho
         assert stationary_wait(10, 100.0 * rho, 0.1, 1.0, 1.0, 0.0)[2] > excess
         assert erlang_arrivals_wait(8, 10, 100.0 * rho, 0.1, 1.0, 0.0)[2] > excess
+
+
+@pytest.mark.parametrize("rho", [0.5, 1.0, 1.3])
+def test_mmck_blocking_is_the_product_form(rho):
+    from scaling_env.sim.nonstationary import mmck_blocking
+
+    # M/M/1/2 (one slot, one place): P(2 in system) = rho^2 / (1 + rho + rho^2)
+    assert mmck_blocking(1, rho, 1.0) == pytest.approx(rho**2 / (1.0 + rho + rho**2), rel=1e-12)
+
+
+def test_above_capacity_a_full_room_turns_away_at_least_the_excess():
+    from scaling_env.sim.nonstationary import mmck_blocking
+
+    # conservation: M/M/c/K serves at most c mu, so P_K >= 1 - 1/rho; c = 10, K = 100 at 1.02: 0.0224 > 0.0196
+    assert mmck_blocking(10, 1.02, 100.0) > 1.0 - 1.0 / 1.02
+    assert mmck_blocking(10, 1.02, 100.0) == pytest.approx(0.0224, abs=5e-4)

@@ -151,10 +151,19 @@ from .memory import (
     passage_rate,
     serving_count,
 )
-from .nonstationary import FINITE_FROM, FINITE_ROOM_MAX, psffa_finite_wait, psffa_wait, stretch_of
+from .nonstationary import (
+    FINITE_FROM,
+    FINITE_ROOM_MAX,
+    mmck_blocking,
+    psffa_finite_wait,
+    psffa_wait,
+    room_fill_time,
+    stretch_of,
+)
 from .platform import platform_action, platform_latency, platform_reset, serve_platform
 from .queueing import (
     GIMK_MAX_ROOM,
+    RHO_CAP,
     erlang_arrivals_wait,
     fifo_waits,
     fluid_p95,
@@ -525,9 +534,11 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool,
         w_stat, p_stat, p_block = erlang_arrivals_wait(n_boot, conc, offered_rps / n_boot, svc, cs2, p[b, P_MAXQ])
         s.env_state[b, E_PSFFA] = 0.0
         s.env_state[b, E_PSFFA_N] = 0.0
-        w_floor, holds = 0.0, False
+        w_floor, holds, busy = 0.0, False, 1.0
     else:
-        w_stat, p_stat, p_block, w_floor, holds = queue_over_step(b, s, offered_rps, wsum, w_healthy, n_pool, backlog)
+        w_stat, p_stat, p_block, w_floor, holds, busy = queue_over_step(
+            b, s, offered_rps, wsum, w_healthy, n_pool, backlog
+        )
     w_stat = min(w_stat, dt)
     w_floor = min(w_floor, dt)  # longer waits than a step build up as fluid backlog, step by step
     r_level = 0.0 if to_booting else memory_level(b, s, hi, offered_rps, wsum, w_healthy, n_pool)
@@ -579,6 +590,16 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool,
             )
             if crashed > 0 and lo_pool and (first_crash < 0.0 or t_c < first_crash):
                 first_crash = t_c
+            if busy < 1.0 and fail == 0 and not slot_boot and inst_f[b, i, F_SERVE] > 0.0:
+                # the throughput of a finite queue: its slots idle now and then even above capacity (M/M/c/K's
+                # throughput c mu rho (1 - P_K) < c mu; ``queue_over_step``'s ``busy``), while the fluid queue
+                # serves at c mu once full and turns away only the excess 1 - 1/rho: what it serves beyond that
+                # throughput is turned away (fractions carried as the fluid's, ``F_DROPC``)
+                carry = inst_f[b, i, F_DROPC] + max(done - busy * conc / svc * inst_f[b, i, F_SERVE], 0.0)
+                extra = min(int(math.floor(carry + 1e-9)), done)
+                inst_f[b, i, F_DROPC] = max(carry - extra, 0.0)
+                done -= extra
+                lost += extra
             served += done
             dropped += lost
             failed += fail
@@ -653,18 +674,23 @@ def queue_over_step(b, s, offered_rps, wsum, w_healthy, n_pool, backlog):
         y0 *= n_before / n_pool  # members that join start empty, those that leave take their queue along
     rate_split, rate_early = rate_change(b, s)
     if rate_split <= 0.0:
-        w_stat, p_stat, p_block, y, w, lam_in, followed = queue_segment(
+        w_stat, p_stat, p_block, y, w, lam_in, followed, busy = queue_segment(
             b, s, offered_rps, wsum, w_healthy, n_pool, y0, dt
         )
     else:
         rate_a = offered_rps * dt * rate_early / rate_split
         rate_b = offered_rps * dt * (1.0 - rate_early) / (dt - rate_split)
-        w_a, p_a, pb_a, y, wf_a, in_a, fol_a = queue_segment(b, s, rate_a, wsum, w_healthy, n_pool, y0, rate_split)
-        w_b, p_b, pb_b, y, wf_b, in_b, fol_b = queue_segment(b, s, rate_b, wsum, w_healthy, n_pool, y, dt - rate_split)
+        w_a, p_a, pb_a, y, wf_a, in_a, fol_a, busy_a = queue_segment(
+            b, s, rate_a, wsum, w_healthy, n_pool, y0, rate_split
+        )
+        w_b, p_b, pb_b, y, wf_b, in_b, fol_b, busy_b = queue_segment(
+            b, s, rate_b, wsum, w_healthy, n_pool, y, dt - rate_split
+        )
         followed = max(fol_a, fol_b)
         n_a = rate_a * rate_split
         n_b = rate_b * (dt - rate_split)
         p_block = (n_a * pb_a + n_b * pb_b) / max(n_a + n_b, 1e-300)
+        busy = (rate_split * busy_a + (dt - rate_split) * busy_b) / dt  # (a share of the slots' time: by duration)
         adm_a = in_a * rate_split
         adm_b = in_b * (dt - rate_split)
         lam_in = (adm_a + adm_b) / dt
@@ -679,12 +705,12 @@ def queue_over_step(b, s, offered_rps, wsum, w_healthy, n_pool, backlog):
     s.env_state[b, E_PSFFA] = y
     s.env_state[b, E_PSFFA_N] = n_pool
     if followed == 0:  # random and least outstanding below FINITE_FROM: the per-step stationary queue
-        return w_stat, p_stat, p_block, 0.0, False
+        return w_stat, p_stat, p_block, 0.0, False, busy
     # y holds the whole mean queue, the fluid backlog included: the queue that requests which find no fluid
     # queue meet is what it holds beyond the fluid's (per member, at the step start)
     fluid = backlog / n_pool if n_pool > 0 else 0.0
     w_beyond = max(w * lam_in - fluid, 0.0) / lam_in if lam_in > 0.0 else 0.0
-    return w_beyond, p_stat, p_block, w, followed == 2
+    return w_beyond, p_stat, p_block, w, followed == 2, busy
 
 
 @njit(inline="always", **_KERNEL)
@@ -726,15 +752,36 @@ def queue_segment(b, s, offered_rps, wsum, w_healthy, n_pool, y0, duration):
             # K / z places (sim/mgc.py); round robin keeps the exact E_n/M/c/K chain for rooms of 1..GIMK_MAX_ROOM
             # and above capacity
             p_block = max(p_flow - max(1.0 - 1.0 / rho_in, 0.0), 0.0)
-        return w_stat, p_stat, p_block, y, w, lam * (1.0 - p_block), 2
+        # above capacity the slots' busy share: the flow's throughput rho (1 - P_K), P_K its blocking, which
+        # follows its fill (Tipper & Sundareshan 1990): below 1 once the room is full, where the fluid queues serve
+        # at c mu and turn away only the excess 1 - 1/rho (``serve`` turns away what they serve beyond it)
+        busy = 1.0
+        if rho_in > 1.0 and p[b, P_SVC_CV] == 1.0 and (algo == RANDOM or room > GIMK_MAX_ROOM):
+            busy = min(rho_in * (1.0 - p_flow), 1.0)
+        return w_stat, p_stat, p_block, y, w, lam * (1.0 - p_block), 2, busy
+    busy = 1.0
+    if (
+        rho_in > RHO_CAP
+        and room >= 0.5
+        and p[b, P_SVC_CV] == 1.0
+        and room_fill_time(room, lam, servers, 1.0 / svc) <= duration
+    ):
+        # a room that fills within the step is at its steady state each step: M/M/c/K's blocking at the step's own
+        # load, not at RHO_CAP (least outstanding's pooled room of n q = 40 at utilisation 1.02: 3.1 % against the
+        # request backend's 3.0 %, where the capped load and the fluid excess gave 2.0 %); as the flow's above:
+        # the excess 1 - 1/rho is left to the fluid queues, and the busy share below 1 to ``serve``
+        p_k = mmck_blocking(servers, rho_in, room)
+        p_block = max(p_block, p_k - max(1.0 - 1.0 / rho_in, 0.0))
+        if rho_in > 1.0:
+            busy = min(rho_in * (1.0 - p_k), 1.0)
     lam_in = lam * (1.0 - p_block)
     if algo != ROUND_ROBIN:
         # the per-step stationary queue (a Poisson stream per instance, or the pooled queue): its mean number in
         # system, busy slots plus Little's waiting queue, is where the flow starts if the next step is near capacity
         y = servers * min(rho_in, 1.0) * (1.0 - p_block) + w_stat * lam_in
-        return w_stat, p_stat, p_block, y / scale, w_stat, lam_in / scale, 0
+        return w_stat, p_stat, p_block, y / scale, w_stat, lam_in / scale, 0, busy
     y, w = psffa_wait(y0, lam_in, svc, servers, w_stat, room, duration)
-    return w_stat, p_stat, p_block, y, w, lam_in, 1
+    return w_stat, p_stat, p_block, y, w, lam_in, 1, busy
 
 
 @njit(inline="always", **_KERNEL)

@@ -379,3 +379,36 @@ def stretch_of(ca2: float, cs2: float) -> float:
     Research 52(6), 2004): M/M/c's law (rate ln rho ~ rho - 1) stretched z-fold. Round robin's members see
     Erlang-n gaps (ca2 = 1 / n)."""
     return 0.5 * (max(ca2, 0.0) + max(cs2, 0.0))
+
+
+@njit(cache=True)
+def mmck_blocking(servers: int, rho: float, room: float) -> float:
+    """The blocking of M/M/c/K (c = ``servers`` slots, a waiting room of K = ``room``) at offered utilisation
+    ``rho``, any (above 1 too: a finite queue has a steady state at every load): P(c + K in system) =
+    B rho^K / (1 + B S), B = Erlang B(c, c rho), S = rho + ... + rho^K (the product form; Gross & Harris,
+    *Fundamentals of Queueing Theory*, M/M/c/K). Above 1 it is divided through by rho^K (no overflow):
+    B / (rho^-K + B (1 - rho^-K) / (1 - 1/rho)), which tends to 1 - 1/rho as K grows."""
+    if rho <= 0.0 or servers <= 0:
+        return 0.0
+    b = erlang_b(servers, servers * rho)
+    k = max(room, 0.0)
+    if k <= 0.0:
+        return b
+    if rho > 1.0:
+        inv_k = math.exp(-k * math.log(rho))
+        return b / (inv_k + b * (1.0 - inv_k) / (1.0 - 1.0 / rho))
+    s = k if abs(rho - 1.0) < 1e-12 else rho * (1.0 - rho**k) / (1.0 - rho)
+    return b * rho**k / (1.0 + b * s)
+
+
+@njit(cache=True)
+def room_fill_time(room: float, lam: float, servers: float, mu: float) -> float:
+    """The time a waiting room of ``room`` places takes to fill to half (M/M/c/K's mean at utilisation 1) from
+    empty near capacity: the driftless reflected Brownian motion's mean sqrt(2 sigma^2 t / pi) reaches K / 2 at
+    t = pi K^2 / (8 sigma^2), sigma^2 = lambda + c mu (J. M. Harrison, *Brownian Motion and Stochastic Flow
+    Systems*, 1985; as ``DIFFUSION_CAP``). A queue whose room fills within a step is at its steady state in
+    every step, so its stationary blocking holds at the step's own load (no RHO_CAP)."""
+    var = max(lam, 0.0) + servers * mu
+    if var <= 0.0:
+        return math.inf
+    return math.pi * room * room / (8.0 * var)
