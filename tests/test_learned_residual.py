@@ -299,6 +299,22 @@ def test_a_pure_gate_run_trains_and_its_choices_are_counted(files):
     assert sum(row["share"]) == pytest.approx(1.0) and row["corrected"] == 0.0
     assert 0 <= row["switches"] <= TINY["episode_steps"] - 1
     assert "| 0: hpa | 1: kpa | 2: threshold |" in markdown(labels, rows)
+    assert 0 < row["fleet"] and 0 <= row["slo"] <= 1
+
+
+def test_each_expert_followed_alone_inside_the_gate_plays_that_expert(files):
+    """gate_choices --alone: forcing the gate to follow expert k on every step (all experts in shadow) gives
+    expert k's own episodes, reward for reward; and the forced choice is k, not always expert 0."""
+    from agents.experiments.gate_choices import alone_markdown, followed_alone
+
+    run_dir = files["root"] / "pure_gate_alone"
+    train_cli(files, run_dir, "residual={policy: hpa, max_offset: 0, experts: [kpa, threshold]}")
+    config = load_scenario(str(files["tiny"])).config
+    got = followed_alone(run_dir, str(files["tiny"]), [0, 1])
+    want = [rollout(config, make_policy(x, config), [0, 1]).metrics for x in ("hpa", "kpa", "threshold")]
+    assert [g["reward"] for g in got] == pytest.approx([np.mean([m["reward"] for m in w]) for w in want], abs=1e-9)
+    assert len({round(g["fleet"], 9) for g in got}) > 1  # the three rules hold different fleets here
+    assert "| 2: threshold alone |" in alone_markdown(["hpa", "kpa", "threshold"], {"tiny": got})
 
 
 def test_a_held_choice_acts_for_hold_steps_in_training_and_in_evaluation():
