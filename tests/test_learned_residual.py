@@ -358,3 +358,53 @@ def test_a_held_choice_acts_for_hold_steps_in_training_and_in_evaluation():
     np.testing.assert_allclose(totals, [m["reward"] for m in ref], rtol=1e-6)
     with pytest.raises(ValueError, match="hold"):
         ResidualVecEnv(ServerlessScalingVecEnv(1, config), RULE, 0, names=[scenario], experts=specs[1:], hold=7)
+
+
+class _Desired:
+    """A rule's shadow state as sync_experts sees it: a desired count and the memory of a coarser step."""
+
+    def __init__(self, desired: list[int]) -> None:
+        self.desired = np.array(desired, dtype=np.int64)
+        self.rounded_from = np.array([5, 5], dtype=np.int64)
+
+
+def test_sync_tells_only_the_experts_that_did_not_act_what_the_applied_step_reaches():
+    from agents.learned.residual import sync_experts
+
+    config = load_scenario("steady").config  # scale steps (-8, -4, -2, -1, 0, 1, 2, 4, 8), fleet 1..64
+    acting, shadow, no_state = _Desired([99, 99]), _Desired([40, 3]), object()
+    # two clusters at 10 instances: cluster 0 applies +8 (index 8), cluster 1 applies -2 (index 2)
+    applied = np.array([8, 2])
+    proposals = np.array([[8, 5, 4], [2, 2, 4]])  # expert 0 proposed the applied step in both; expert 1 only in 1
+    sync_experts([acting, shadow, no_state], proposals, applied, np.array([10, 10]), config)
+    assert acting.desired.tolist() == [99, 99] and acting.rounded_from.tolist() == [5, 5]
+    assert shadow.desired.tolist() == [18, 3]  # 10 + 8 where it did not act; its own count where it did
+    assert shadow.rounded_from.tolist() == [-1, 5]
+
+
+def test_sync_keeps_a_shadowing_step_scaling_expert_on_the_real_fleet():
+    """Without sync the flash-crowd step-scaling expert's own count drifts from the fleet kpa@generalist runs."""
+    sc = load_scenario("steady")
+
+    class Always0:
+        def reset(self, seed=None, num_envs=1):
+            pass
+
+        def act_batch(self, obs, info):
+            return np.zeros(len(obs), dtype=np.int64)
+
+    gaps = {}
+    for sync in (False, True):
+        step = make_policy("configs/policies/tuned/flash_crowd/step_scaling.yaml", sc.config, scenario=sc.name)
+        policy = ResidualPolicy(
+            sc.config,
+            rule=make_policy("kpa@generalist", sc.config, scenario=sc.name),
+            agent=Always0(),
+            max_offset=0,
+            experts=[step],
+            sync=sync,
+        )
+        rollout(sc.config, policy, [0, 1], parallel=False)
+        fleet = policy.experts[0].desired  # kpa acted every step: its last target is the fleet it asked for
+        gaps[sync] = float(np.mean(np.abs(step.desired - fleet)))
+    assert gaps[True] <= 1.0 < gaps[False]

@@ -221,6 +221,7 @@ def make_training_env(cfg: TrainConfig, scenarios: Scenarios, stats_path: Path |
             names=[name for name, _ in scenarios],
             experts=r.experts,
             hold=r.hold,
+            sync=r.sync,
         )
     venv = VecMonitor(venv)
     norm = cfg.normalize
@@ -463,6 +464,7 @@ class PeriodicEval(BaseCallback):
                     max_offset=r.max_offset,
                     experts=[make_rule(x, config, scenario=name) for x in r.experts],
                     hold=r.hold,
+                    sync=r.sync,
                 )
             episodes = run_policy_episodes(policy, config, self.cfg.n_eval_episodes, self.cfg.eval_seed)
             rows.append({"timesteps": self.num_timesteps, "scenario": name, **summarise_episodes(episodes)})

@@ -169,6 +169,9 @@ class ResidualConfig(_Strict):
     hold: int = Field(
         1, ge=1, le=60, description="the agent decides every hold env steps; its choice acts for all of them"
     )
+    sync: bool = Field(
+        False, description="tell the experts that did not act the count the applied step reaches (residual.py)"
+    )
 
     @field_validator("policy")
     @classmethod

@@ -340,6 +340,7 @@ def load_ppo_policy(path: str | Path, env_config: EnvConfig, scenario: str | Non
             names=[scenario],
             experts=experts,
             hold=int(residual.get("hold", 1)),
+            sync=bool(residual.get("sync", False)),
         )
     if stats.is_file():
         vec_normalize = load_vecnormalize(stats, venv)
@@ -377,4 +378,5 @@ def load_ppo_policy(path: str | Path, env_config: EnvConfig, scenario: str | Non
         max_offset=int(residual["max_offset"]),
         experts=experts,
         hold=int(residual.get("hold", 1)),
+        sync=bool(residual.get("sync", False)),
     )

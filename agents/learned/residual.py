@@ -22,6 +22,15 @@ one transition per k steps with the k rewards summed (a semi-MDP with a fixed op
 Singh, "Between MDPs and semi-MDPs", Artificial Intelligence 1999; "action repeat" in Mnih et al. 2015). A per-step
 gate that deviates from expert 0 for one step is undone by expert 0 on the next (one rule's scale-in is the next
 one's scale-out), so its exploration sees little of what following another rule for a while would give.
+
+Syncing the experts that did not act (``residual: {sync: true}``): a rule that keeps its own desired count between
+steps (step scaling adds its adjustment to it, threshold waits for the fleet to reach it; Amazon EC2 Auto Scaling,
+"Step and simple scaling policies": the adjustment applies to the *current* capacity) drifts from the real fleet while
+another expert acts: on the tuning seeds of steady the flash-crowd step-scaling expert's desired count was 41
+instances off the real fleet when shadowing (28 even while acting, from earlier shadowing). With ``sync`` every expert
+whose proposal was not the applied step is told the count the applied step reaches (its ``desired``, and its memory of
+a coarser step accepted earlier is dropped), as if it had decided that step itself. KPA/HPA-style rules recompute
+their count from the metrics each step and are unchanged by it.
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ from scaling_env.config import EnvConfig
 from scaling_env.envs.info import batch_info
 from scaling_env.envs.sb3 import ServerlessScalingVecEnv
 
+from ..actions import controlled_count, counts_reached
 from ..base import PolicyBase, PolicyParams
 
 
@@ -73,6 +83,24 @@ def gated(proposals: np.ndarray, actions: np.ndarray, config: EnvConfig, max_off
     return corrected(followed, actions % width, config, max_offset)
 
 
+def sync_experts(
+    rules: list[Any], proposals: np.ndarray, applied: np.ndarray, current: np.ndarray, config: EnvConfig
+) -> None:
+    """Tell each rule whose proposal (a column of ``proposals``, shape (n, E)) is not the ``applied`` action the
+    count that action reaches from ``current`` (module docstring, ``sync``): its ``desired`` becomes that count and
+    its memory of a coarser step (``rounded_from``) is dropped. Rules without a ``desired`` array are left alone."""
+    reached = counts_reached(np.asarray(current, dtype=np.int64), config, np.asarray(applied, dtype=np.int64))
+    for e, rule in enumerate(rules):
+        desired = getattr(rule, "desired", None)
+        if not isinstance(desired, np.ndarray) or desired.shape != reached.shape:
+            continue
+        other = proposals[:, e] != applied
+        desired[other] = reached[other]
+        rounded_from = getattr(rule, "rounded_from", None)
+        if isinstance(rounded_from, np.ndarray):
+            rounded_from[other] = -1
+
+
 def make_rule(spec: str, config: EnvConfig, scenario: str | None = None) -> Any:
     from ..registry import make_policy
 
@@ -92,9 +120,11 @@ class ResidualVecEnv(VecEnvWrapper):
         names: list[str] | None = None,
         experts: tuple[str, ...] | list[str] = (),
         hold: int = 1,
+        sync: bool = False,
     ) -> None:
         inner = base if venv is None else venv
         self.hold = int(hold)
+        self.sync = bool(sync)
         for config, name in zip(base.configs, names or [None] * len(base.configs)):
             if config.episode_steps % self.hold:
                 raise ValueError(
@@ -118,14 +148,16 @@ class ResidualVecEnv(VecEnvWrapper):
         # per training scenario, its rules: expert 0 (``spec``) first
         self.rules = [[make_rule(x, c, scenario=n) for x in specs] for c, n in zip(base.configs, names)]
         self.rule_actions = np.zeros((base.num_envs, len(specs)), dtype=np.int64)
+        self.current = np.zeros(base.num_envs, dtype=np.int64)  # each cluster's fleet when the rules proposed
         # called after each env step inside a held choice but the last (which the caller sees itself): e.g. the
         # training's per-episode metrics, which read the native env's step arrays
         self.inner_step_hooks: list[Any] = []
 
     def _propose(self, obs: np.ndarray, fresh: np.ndarray | None) -> np.ndarray:
         # the rules read the simulators' own state: after an autoreset, the new episode's first info
-        for rules, sim, sl in zip(self.rules, self.base.sims, self.base.slices):
+        for rules, sim, sl, config in zip(self.rules, self.base.sims, self.base.slices, self.base.configs):
             info = batch_info(sim.metrics, sim.reward_parts)
+            self.current[sl] = controlled_count(info, config)
             for e, rule in enumerate(rules):
                 if fresh is not None and fresh[sl].all():
                     rule.reset(num_envs=sl.stop - sl.start)
@@ -143,6 +175,9 @@ class ResidualVecEnv(VecEnvWrapper):
         applied = np.empty(len(self.rule_actions), dtype=np.int64)
         for config, sl in zip(self.base.configs, self.base.slices):
             applied[sl] = gated(self.rule_actions[sl], np.asarray(actions)[sl], config, self.max_offset)
+        if self.sync:
+            for rules, config, sl in zip(self.rules, self.base.configs, self.base.slices):
+                sync_experts(rules, self.rule_actions[sl], applied[sl], self.current[sl], config)
         self.venv.step_async(applied)
 
     def step_async(self, actions: np.ndarray) -> None:
@@ -186,8 +221,10 @@ class ResidualPolicy(PolicyBase):
         max_offset: int,
         experts: tuple[Any, ...] | list = (),
         hold: int = 1,
+        sync: bool = False,
     ) -> None:
         super().__init__(env_config)
+        self.sync = bool(sync)  # tell the experts that did not act what the applied step reaches (module docstring)
         self.rule = rule
         self.experts = [rule, *experts]  # the gate's choices, expert 0 the rule
         self.agent = agent
@@ -214,7 +251,10 @@ class ResidualPolicy(PolicyBase):
         if self.actions is None or self.steps % self.hold == 0:
             self.actions = np.asarray(self.agent.act_batch(with_proposal(obs, proposed, self.n_actions), info))
         self.steps += 1
-        return gated(proposed, self.actions, self.env_config, self.max_offset)
+        applied = gated(proposed, self.actions, self.env_config, self.max_offset)
+        if self.sync:
+            sync_experts(self.experts, proposed, applied, controlled_count(info, self.env_config), self.env_config)
+        return applied
 
 
 def prefer_zero_correction(model: Any, max_offset: int, bias: float) -> None:
