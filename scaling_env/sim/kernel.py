@@ -518,6 +518,29 @@ def route_arrivals(b, s, m, hi, arrivals, pool_at_start, n_boot):
     return False
 
 
+@njit(inline="always", **_KERNEL)
+def beyond_throughput(b, i, s, done, rate):
+    """The requests slot ``i`` served beyond a finite queue's throughput ``rate`` requests/s over its serving time,
+    to be turned away: its slots idle now and then even above capacity (M/M/c/K's throughput c mu rho (1 - P_K) <
+    c mu; ``queue_over_step``'s ``busy``), while the fluid queue serves at c mu once full and turns away only the
+    excess 1 - 1/rho (fractions carried as the fluid's, ``F_DROPC``)."""
+    carry = s.inst_f[b, i, F_DROPC] + max(done - rate * s.inst_f[b, i, F_SERVE], 0.0)
+    extra = min(int(math.floor(carry + 1e-9)), done)
+    s.inst_f[b, i, F_DROPC] = max(carry - extra, 0.0)
+    return extra
+
+
+@njit(inline="always", **_KERNEL)
+def record_usage(b, m, cpu_sum, mem_sum, n_serving, cpu_max, mem_max, billed, inst_seconds):
+    """The step's CPU and memory (mean over the slots that served, and the largest) and its billing."""
+    m[b, M_CPU] = cpu_sum / n_serving if n_serving > 0 else 0.0
+    m[b, M_MEM] = mem_sum / n_serving if n_serving > 0 else 0.0
+    m[b, M_CPU_MAX] = cpu_max
+    m[b, M_MEM_MAX] = mem_max
+    m[b, M_BILLED] = billed
+    m[b, M_INST_SECONDS] = inst_seconds
+
+
 @njit(**_KERNEL)
 def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool, backlog):
     """6. Serving and billing of every slot. Returns the waits of the step's served requests: (fluid wait
@@ -554,11 +577,7 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool,
     mem_max = 0.0
     n_serving = 0
     inst_seconds = 0.0
-    billed = 0
-    served = 0
-    dropped = 0
-    failed = 0
-    crashes = 0
+    billed = served = dropped = failed = crashes = 0
     # least outstanding: a member that crashed has no outstanding requests and takes nearly every later request
     # until it is found (docs/model.md 5), so the others' counts stop growing: a memory crash in the step stops
     # the later ones of the other members (the first in slot order when they come at the same moment)
@@ -591,13 +610,7 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool,
             if crashed > 0 and lo_pool and (first_crash < 0.0 or t_c < first_crash):
                 first_crash = t_c
             if busy < 1.0 and fail == 0 and not slot_boot and inst_f[b, i, F_SERVE] > 0.0:
-                # the throughput of a finite queue: its slots idle now and then even above capacity (M/M/c/K's
-                # throughput c mu rho (1 - P_K) < c mu; ``queue_over_step``'s ``busy``), while the fluid queue
-                # serves at c mu once full and turns away only the excess 1 - 1/rho: what it serves beyond that
-                # throughput is turned away (fractions carried as the fluid's, ``F_DROPC``)
-                carry = inst_f[b, i, F_DROPC] + max(done - busy * conc / svc * inst_f[b, i, F_SERVE], 0.0)
-                extra = min(int(math.floor(carry + 1e-9)), done)
-                inst_f[b, i, F_DROPC] = max(carry - extra, 0.0)
+                extra = beyond_throughput(b, i, s, done, busy * conc / svc)
                 done -= extra
                 lost += extra
             served += done
@@ -623,12 +636,7 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool,
     m[b, M_DROPPED] += dropped
     m[b, M_FAILED] += failed
     m[b, M_CRASHES] += crashes
-    m[b, M_CPU] = cpu_sum / n_serving if n_serving > 0 else 0.0
-    m[b, M_MEM] = mem_sum / n_serving if n_serving > 0 else 0.0
-    m[b, M_CPU_MAX] = cpu_max
-    m[b, M_MEM_MAX] = mem_max
-    m[b, M_BILLED] = billed
-    m[b, M_INST_SECONDS] = inst_seconds
+    record_usage(b, m, cpu_sum, mem_sum, n_serving, cpu_max, mem_max, billed, inst_seconds)
     fluid = (fluid_wait_sum, queued_age, stat_served, stat_wait_sum, p_wait_sum, max_fluid_wait)
     return fluid + (w_stat, p_stat, w_floor, holds)
 
