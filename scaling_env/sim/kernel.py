@@ -170,6 +170,7 @@ from .queueing import (
     fluid_segment,
     response_p95,
     room_wait_p95,
+    transient_wait_p95,
     waiting_latency,
 )
 from .rng import binomial, poisson
@@ -1219,10 +1220,17 @@ def latency(b, s, m, waits, t_end):
         # s) in h seconds: at least half the room): its requests wait for the completions ahead of them in the
         # room, whose law follows the flow's mean (docs/model.md 6.3). A queue that moves less within a step keeps
         # the exponential tail
-        roomed = holds and max_fluid_wait <= room * svc / conc and 8.0 * conc * s.params[b, P_DT] >= svc * room**2
-        if roomed:
+        # the stationary law, within a step; a queue that moves less follows the law of a walk started empty, which
+        # reaches the stationary one only after about room^2 / var s (``transient_wait_p95``). Above capacity the
+        # fluid queues serve at most the busy share rho (1 - P_K) (``beyond_throughput``), so a full room's fluid
+        # wait can exceed room s / c by 1 / (rho (1 - P_K)): up to 1.25 times is still the room's wait
+        roomed = holds and max_fluid_wait <= 1.25 * room * svc / conc
+        lat_p95 = -1.0
+        if roomed and 8.0 * conc * s.params[b, P_DT] < svc * room**2:
+            lat_p95 = transient_wait_p95(svc, cv, mean_wait, conc, room, *walk_of(b, s, m, conc, svc, cv))
+        if roomed and lat_p95 < 0.0:
             lat_p95 = room_wait_p95(svc, cv, mean_wait, p_wait, conc, room)
-        else:
+        elif not roomed:
             lat_p95 = response_p95(svc, cv, mean_wait, p_wait)
         if max_fluid_wait > 0.0 and not roomed:
             # the p95 model has an exponential tail, but a fluid wait is at most the longest one: requests either
@@ -1253,6 +1261,17 @@ def latency(b, s, m, waits, t_end):
     m[b, M_LAT_P95] = lat_p95
     m[b, M_BACKLOG] = backlog
     return backlog
+
+
+@njit(inline="always", **_KERNEL)
+def walk_of(b, s, m, conc, svc, cv):
+    """The drift (requests/s) and variance per s of a member's number in queue near capacity: lambda - c / s and
+    lambda ca^2 + (c / s) cs^2, with the step's arrivals spread over the pool the balancer followed (round robin's
+    members see Erlang-n gaps, ca^2 = 1 / n; random's Poisson, 1)."""
+    n_pool = s.env_state[b, E_PSFFA_N]
+    lam = m[b, M_ARRIVALS] / s.params[b, P_DT] / n_pool if n_pool > 0.0 else 0.0
+    ca2 = 1.0 / n_pool if int(s.params[b, P_ALGO]) == ROUND_ROBIN and n_pool > 0.0 else 1.0
+    return lam - conc / svc, lam * ca2 + conc / svc * cv * cv
 
 
 @njit(**_KERNEL)

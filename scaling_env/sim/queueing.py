@@ -886,6 +886,122 @@ def room_wait_p95(service_s: float, service_cv: float, mean_wait: float, p_wait:
 
 
 @njit(cache=True)
+def _rbm_survival(x: float, t: float, drift: float, var: float) -> float:
+    """P(R(t) > x) for the reflected Brownian motion R started at 0 with ``drift`` and variance ``var`` per s:
+    R(t) has the law of the running maximum of the free motion, Phi-bar((x - m t) / sd) + exp(2 m x / v)
+    Phi-bar((x + m t) / sd), sd = sqrt(v t) (Harrison 1985, section 1.8; Abate & Whitt 1987)."""
+    sd = math.sqrt(var * t) * math.sqrt(2.0)
+    a = 0.5 * math.erfc((x - drift * t) / sd)
+    tail = 0.5 * math.erfc((x + drift * t) / sd)
+    if tail <= 0.0:
+        return a
+    return min(a + math.exp(min(2.0 * drift * x / var + math.log(tail), 0.0)), 1.0)
+
+
+@njit(cache=True)
+def _rbm_room_mean(t: float, drift: float, var: float, room: float) -> float:
+    """E[R(t) | R(t) < room] for ``_rbm_survival``'s law (two 12-point Gauss-Legendre panels over the part of
+    [0, room] that holds all but 1e-15 of it)."""
+    s_room = _rbm_survival(room, t, drift, var)
+    if s_room >= 1.0 - 1e-12:
+        return room
+    top = min(room, max(drift * t, 0.0) + 8.0 * math.sqrt(var * t))
+    half = 0.25 * top
+    total = 0.0
+    for panel in range(2):
+        mid = half * (2.0 * panel + 1.0)
+        for n in range(12):
+            total += _GL_W[n] * (_rbm_survival(mid + half * _GL_X[n], t, drift, var) - s_room)
+    return total * half / (1.0 - s_room)
+
+
+@njit(cache=True)
+def transient_wait_p95(
+    service_s: float, service_cv: float, mean_wait: float, servers: int, room: float, drift: float, var: float
+) -> float:
+    """p95 of response time = service + wait when the number waiting is a reflected random walk on the room that
+    started empty and has not reached its stationary law (``room_wait_p95``) within the step.
+
+    In heavy traffic the number in queue is the reflected Brownian motion with the walk's ``drift`` (arrival rate
+    less service rate, requests/s) and variance ``var`` (lambda ca^2 + c mu cs^2 per s: the GI/G/c diffusion;
+    Whitt, *Stochastic-Process Limits*, 2002, ch. 9); started empty its law at time t is ``_rbm_survival``'s. Its
+    age t is fitted so that its mean below the room (the admitted requests') is the flow's mean number ahead,
+    mean_wait c / s, and a request behind R waits R s / c. The service is ``service_shape``'s constant plus
+    exponential, integrated over (12-point Gauss-Legendre), and the quantile found by regula falsi. Returns -1
+    where no age fits (a mean at or beyond the stationary law's, or a queue that grows above capacity): the
+    caller then takes the stationary law (``room_wait_p95``).
+    """
+    theta = servers / service_s
+    target = mean_wait * theta
+    if target <= 0.0 or room < 1.0 or var <= 0.0 or target >= 0.9 * (room - 1.0):
+        # (a nearly full room, well above capacity: its wait is a full room's, whose spread is the services ahead,
+        # which this continuous law leaves out: ``room_wait_p95`` and the caller's full-room cap)
+        return -1.0
+    # ages from a fraction of a request's diffusion time to many times the room's (the walk crosses the room in
+    # about room^2 / var s): the admitted mean grows with the age from 0
+    lo = math.log(1e-4 / var)
+    hi = math.log(100.0 * room * room / var + 100.0 * room / max(abs(drift), 1e-9))
+    if _rbm_room_mean(math.exp(hi), drift, var, room) <= target:
+        return -1.0
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        if _rbm_room_mean(math.exp(mid), drift, var, room) < target:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-4:
+            break
+    t = math.exp(0.5 * (lo + hi))
+    s_room = _rbm_survival(room, t, drift, var)
+    const, e = service_shape(service_s, service_cv)
+
+    def waited(w: float) -> float:  # P(W > w) of an admitted request
+        x = w * theta
+        if x >= room:
+            return 0.0
+        return max(_rbm_survival(x, t, drift, var) - s_room, 0.0) / (1.0 - s_room)
+
+    def tail(t_resp: float) -> float:
+        y = t_resp - const
+        if y < 0.0:
+            return 1.0
+        if e <= 0.0:
+            return waited(y)
+        total = math.exp(-y / e)  # P(E > y), plus the part where E <= y and W > y - E
+        half = 0.5 * y
+        for n in range(12):
+            u = half * (_GL_X[n] + 1.0)
+            total += half * _GL_W[n] * math.exp(-u / e) / e * waited(y - u)
+        return total
+
+    lo_t = 0.0
+    hi_t = room / theta + response_p95(service_s, service_cv, 0.0, 0.0)
+    f_lo = tail(lo_t) - 0.05
+    f_hi = tail(hi_t) - 0.05
+    while f_hi > 0.0:
+        hi_t *= 2.0
+        f_hi = tail(hi_t) - 0.05
+    r = hi_t
+    side = 0
+    for _ in range(40):
+        r = (lo_t * f_hi - hi_t * f_lo) / (f_hi - f_lo)
+        f = tail(r) - 0.05
+        if abs(f) < 1e-6 or hi_t - lo_t < 1e-7 * hi_t:
+            break
+        if f > 0.0:
+            lo_t, f_lo = r, f
+            if side == 1:
+                f_hi *= 0.5
+            side = 1
+        else:
+            hi_t, f_hi = r, f
+            if side == -1:
+                f_lo *= 0.5
+            side = -1
+    return r
+
+
+@njit(cache=True)
 def fluid_p95(longest_wait: float, service_s: float, service_cv: float, servers: int, ahead: float) -> float:
     """p95 response time of a request that waited ``longest_wait`` s in a fluid queue served by ``servers``
     slots behind ``ahead`` requests. The fluid wait is deterministic, but the time for the k requests ahead to
