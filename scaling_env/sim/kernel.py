@@ -679,36 +679,48 @@ def queue_over_step(b, s, offered_rps, wsum, w_healthy, n_pool, backlog):
     dt = p[b, P_DT]
     y0 = s.env_state[b, E_PSFFA]
     n_before = s.env_state[b, E_PSFFA_N]
-    if n_pool > 0 and n_before > 0.0:
-        y0 *= n_before / n_pool  # members that join start empty, those that leave take their queue along
     rate_split, rate_early = rate_change(b, s)
-    if rate_split <= 0.0:
+    join, n_join, w_join = pool_join(b, s, dt, n_pool) if rate_split <= 0.0 else (0.0, 0, 0.0)
+    m_a = n_pool - n_join  # the members before the join
+    if m_a > 0 and n_before > 0.0:
+        y0 *= n_before / m_a  # members that join start empty, those that leave take their queue along
+    if rate_split <= 0.0 and join <= 0.0:
         w_stat, p_stat, p_block, y, w, lam_in, followed, busy = queue_segment(
             b, s, offered_rps, wsum, w_healthy, n_pool, y0, dt
         )
     else:
-        rate_a = offered_rps * dt * rate_early / rate_split
-        rate_b = offered_rps * dt * (1.0 - rate_early) / (dt - rate_split)
-        w_a, p_a, pb_a, y, wf_a, in_a, fol_a, busy_a = queue_segment(
-            b, s, rate_a, wsum, w_healthy, n_pool, y0, rate_split
-        )
-        w_b, p_b, pb_b, y, wf_b, in_b, fol_b, busy_b = queue_segment(
-            b, s, rate_b, wsum, w_healthy, n_pool, y, dt - rate_split
-        )
+        # two parts one after the other: at a rate change each at its own rate; at a join (members whose boot ends
+        # inside the step, ``pool_join``) the members before it at the whole step's rate, then the whole pool (the
+        # joiners start empty: the queue per member is spread over them). Taking the step's members at their mean
+        # pool time instead kept a queue that drained after a scale-out for the whole step (2 -> 4 instances at
+        # 300 req/s and capacity 100 each: utilisation 1.125 all step, so the next step still carried a full
+        # room's wait in the flow while the fluid queues were empty)
+        split = rate_split if rate_split > 0.0 else join
+        rate_a = offered_rps * dt * rate_early / rate_split if rate_split > 0.0 else offered_rps
+        rate_b = offered_rps * dt * (1.0 - rate_early) / (dt - rate_split) if rate_split > 0.0 else offered_rps
+        ws_a, wh_a = (wsum, w_healthy) if rate_split > 0.0 else (wsum - w_join, w_healthy - w_join)
+        ws_b, wh_b = (wsum, w_healthy) if rate_split > 0.0 else (ws_a + n_join, wh_a + n_join)
+        w_a, p_a, pb_a, y, wf_a, in_a, fol_a, busy_a = queue_segment(b, s, rate_a, ws_a, wh_a, m_a, y0, split)
+        # (1 without a join: the per-member rates of both parts are over the same pool)
+        share_a = m_a / n_pool if n_pool > 0 else 1.0
+        y *= share_a
+        w_b, p_b, pb_b, y, wf_b, in_b, fol_b, busy_b = queue_segment(b, s, rate_b, ws_b, wh_b, n_pool, y, dt - split)
+        rate_split = split
         followed = max(fol_a, fol_b)
         n_a = rate_a * rate_split
         n_b = rate_b * (dt - rate_split)
         p_block = (n_a * pb_a + n_b * pb_b) / max(n_a + n_b, 1e-300)
         busy = (rate_split * busy_a + (dt - rate_split) * busy_b) / dt  # (a share of the slots' time: by duration)
-        adm_a = in_a * rate_split
+        adm_a = in_a * rate_split * share_a
         adm_b = in_b * (dt - rate_split)
         lam_in = (adm_a + adm_b) / dt
         w = (adm_a * wf_a + adm_b * wf_b) / max(adm_a + adm_b, 1e-300)
         # the stationary queue is that of the requests that find no fluid backlog: those of a part at or above
         # capacity wait in the backlog (``fluid_queue_split``), so it is the part(s) below capacity
-        cap = n_pool * int(p[b, P_CONC]) / p[b, P_SVC]
-        k_a = n_a if rate_a < cap or rate_b >= cap else 0.0
-        k_b = n_b if rate_b < cap or rate_a >= cap else 0.0
+        cap_b = (ws_b if join > 0.0 else n_pool) * int(p[b, P_CONC]) / p[b, P_SVC]
+        cap_a = ws_a * int(p[b, P_CONC]) / p[b, P_SVC] if join > 0.0 else cap_b
+        k_a = n_a if rate_a < cap_a or rate_b >= cap_b else 0.0
+        k_b = n_b if rate_b < cap_b or rate_a >= cap_a else 0.0
         w_stat = (k_a * w_a + k_b * w_b) / max(k_a + k_b, 1e-300)
         p_stat = (k_a * p_a + k_b * p_b) / max(k_a + k_b, 1e-300)
     s.env_state[b, E_PSFFA] = y
@@ -720,6 +732,26 @@ def queue_over_step(b, s, offered_rps, wsum, w_healthy, n_pool, backlog):
     fluid = backlog / n_pool if n_pool > 0 else 0.0
     w_beyond = max(w * lam_in - fluid, 0.0) / lam_in if lam_in > 0.0 else 0.0
     return w_beyond, p_stat, p_block, w, followed == 2, busy
+
+
+@njit(inline="always", **_KERNEL)
+def pool_join(b, s, dt, n_pool):
+    """6, members whose boot ends inside the step (``pool_time``: booting with a pool time): (the mean moment s
+    from the step start at which they join the pool, 0 if none or if no member serves before it; how many; their
+    pool time, instance-steps)."""
+    inst_f, inst_i = s.inst_f, s.inst_i
+    n = 0
+    w = 0.0
+    for i in range(int(s.env_state[b, E_HI])):
+        if inst_i[b, i, I_STATE] == BOOTING and inst_f[b, i, F_WEIGHT] > 0.0:
+            n += 1
+            w += inst_f[b, i, F_WEIGHT]
+    if n == 0 or n >= n_pool:
+        return 0.0, 0, 0.0
+    join = dt * (1.0 - w / n)
+    if join <= _EPS or join >= dt - _EPS:
+        return 0.0, 0, 0.0
+    return join, n, w
 
 
 @njit(inline="always", **_KERNEL)
