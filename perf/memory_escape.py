@@ -7,10 +7,16 @@ the first 40 steps (10 minutes, before any escape) of a block of seeds: the shar
 instance, the crash rate of the instances warm at a step start, and the outcome of a replacement round (the
 step with cold starts and the one after it: how often it ends with a warm instance left).
 
+``--rounds`` instead holds the initial 3 instances (no scaling, so that no seed escapes and every cold start is a
+replacement) and classifies each replacement round, the step in which replacements boot, by the pool it meets
+(replacements, warm and crashed-undetected members at the step start) and counts the replacements warm at its end
+(docs/model.md 7: the replacements drawn on their own).
+
 Run from the repository root (about 40 s on a 2-CPU machine)::
 
     python perf/memory_escape.py                       # seed 1004, statistics on seeds 1000-1019
     python perf/memory_escape.py --seed 1000 --steps 20 --seeds 40
+    python perf/memory_escape.py --rounds --seeds 80   # replacement rounds, seeds 1000-1079, first 40 steps
 """
 
 from __future__ import annotations
@@ -20,8 +26,11 @@ import argparse
 import numpy as np
 
 from agents.registry import make_policy
+from scaling_env.fields import M_COLD_STARTS
 from scaling_env.rollout import rollout
 from scaling_env.scenarios import load_scenario
+from scaling_env.sim.instances import BOOTING, FAILED, I_STATE, WARM
+from scaling_env.sim.simulator import BatchSimulator
 
 KEYS = (
     "arrivals",
@@ -77,13 +86,57 @@ def stats(t: dict[str, np.ndarray], horizon: int) -> None:
         )
 
 
+def rounds(sim: str, seeds: list[int], horizon: int) -> None:
+    """Replacement rounds under a held fleet of 3: per pool at the round (replacements, warm, crashed members),
+    how often at least one / two replacements are warm at the round's end. The fast model launches a replacement
+    at the end of the detection step (booting at the next step's start); the request backend at the detection,
+    the next step's start (its cold starts count in that step): the round is the step the replacements boot in."""
+    cfg = load_scenario("memory_pressure").config.with_updates({"simulator": sim})
+    bs = BatchSimulator(cfg, num_envs=len(seeds), parallel=False)
+    bs.seed(seeds)
+    bs.reset()
+    hold = np.full(len(seeds), list(cfg.scaling.scale_steps).index(0), dtype=np.int64)
+    out: dict[tuple[int, int, int], list[int]] = {}
+    for _ in range(horizon):
+        st0 = bs.inst_i[:, :, I_STATE].copy()
+        bs.step(hold)
+        st1 = bs.inst_i[:, :, I_STATE]
+        for b in range(len(seeds)):
+            warm = int((st0[b] == WARM).sum())
+            if sim == "fast":
+                reps = st0[b] == BOOTING
+                n, crashed = int(reps.sum()), int((st0[b] == FAILED).sum())
+                survived = int((st1[b][reps] == WARM).sum())
+            else:  # (members found at the step start are FAILED at it and UNHEALTHY at its end)
+                n = int(bs.metrics[b, M_COLD_STARTS])
+                crashed = int(((st0[b] == FAILED) & (st1[b] == FAILED)).sum())
+                survived = int(((st0[b] != WARM) & (st1[b] == WARM)).sum())
+            if n > 0:
+                out.setdefault((n, warm, crashed), []).append(survived)
+    total = sum(len(v) for v in out.values())
+    print(f"{sim}: seeds {seeds[0]}-{seeds[-1]}, first {horizon} steps, fleet held at 3: {total} replacement rounds")
+    for key in sorted(out, key=lambda k: -len(out[k]))[:6]:
+        v = np.array(out[key])
+        print(
+            f"  {key[0]} replacements, {key[1]} warm, {key[2]} crashed in the pool: {len(v):4d} rounds,"
+            f" >= 1 replacement warm at the end {np.mean(v >= 1):.3f}, >= 2 {np.mean(v >= 2):.3f}"
+        )
+    v = np.concatenate([np.array(x) for x in out.values()])
+    print(f"  all: >= 1 replacement warm at the end {np.mean(v >= 1):.3f}, >= 2 {np.mean(v >= 2):.3f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=1004, help="the seed of the per-step table")
     ap.add_argument("--steps", type=int, default=26, help="steps of the per-step table")
     ap.add_argument("--seeds", type=int, default=20, help="seeds from 1000 of the statistics")
     ap.add_argument("--horizon", type=int, default=40, help="steps of the statistics (from the start)")
+    ap.add_argument("--rounds", action="store_true", help="the replacement rounds of a fleet held at 3 (above)")
     a = ap.parse_args()
+    if a.rounds:
+        for sim in ("fast", "request"):
+            rounds(sim, list(range(1000, 1000 + a.seeds)), a.horizon)
+        return
     seeds = sorted(set(range(1000, 1000 + a.seeds)) | {a.seed})
     tr = {sim: run(sim, seeds) for sim in ("fast", "request")}
     i = seeds.index(a.seed)

@@ -144,8 +144,10 @@ from .memory import (
     JOINS,
     boot_crash_split,
     count_limit,
+    draw_join_crash,
     draw_memory_crash,
     draw_memory_crash_split,
+    escape_probability,
     fluid_crossing,
     memory_slots,
     passage_rate,
@@ -604,9 +606,9 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool,
                     inst_i[b, i, I_STATE] = OFF
         # a slot still booting, with nothing routed or queued to it, has nothing to do
         elif not (st == BOOTING and not to_booting and inst_f[b, i, F_SERVE] <= 0.0 and inst_i[b, i, I_BACKLOG] == 0):
-            slot_boot, r_slot = slot_mode(b, i, s, to_booting, r_level, offered_rps)
+            slot_boot, r_slot, quick, quick_at = slot_mode(b, i, s, st, to_booting, r_level, offered_rps)
             done, lost, fail, crashed, bill, cpu, mem, waited_s, age, longest, stat_n, stat_w, p_w, t_c = serve_slot(
-                b, i, s, st, slot_boot, w_stat, p_stat, p_block, r_slot, first_crash
+                b, i, s, st, slot_boot, w_stat, p_stat, p_block, r_slot, first_crash, quick, quick_at
             )
             if crashed > 0 and lo_pool and (first_crash < 0.0 or t_c < first_crash):
                 first_crash = t_c
@@ -830,7 +832,7 @@ def queue_segment(b, s, offered_rps, wsum, w_healthy, n_pool, y0, duration):
 
 
 @njit(inline="always", **_KERNEL)
-def serve_slot(b, i, s, st, to_booting, w_stat, p_stat, p_block, r_level, first_crash):
+def serve_slot(b, i, s, st, to_booting, w_stat, p_stat, p_block, r_level, first_crash, quick, quick_at):
     """6, one slot that serves, boots with requests, or drains: its fluid queue over the step, the waits of its
     served requests, memory, a memory crash and the end of a drain. A memory crash is certain when the step's
     count (in service + the fluid queue's peak; a cold start's queue alone) passes the limit, at the moment the
@@ -839,7 +841,9 @@ def serve_slot(b, i, s, st, to_booting, w_stat, p_stat, p_block, r_level, first_
     serves its part of the step before the crash, and the rest of its requests (its drops included) fail.
 
     ``first_crash`` (s from the step start, -1: none): under least outstanding, the moment another member crashed
-    in the step; a crash of this one at or after it does not happen (``serve``).
+    in the step; a crash of this one at or after it does not happen (``serve``). ``quick``, ``quick_at``: a slot
+    that joins the pool in the step with a count near its limit crashes at once (at that part of its serving time)
+    with probability ``quick`` (``slot_mode``, ``memory.draw_join_crash``).
 
     Returns (served, dropped, failed, crashed, billed s, CPU, memory (-1 if it did not serve), fluid wait of its
     served requests request-s, age of its queue request-s, longest fluid wait s, requests served through the
@@ -869,8 +873,8 @@ def serve_slot(b, i, s, st, to_booting, w_stat, p_stat, p_block, r_level, first_
         # (the sure crash's test below: in service + the queue's peak, the queue alone after a cold start)
         count = serving_count(cpu * conc, peak_q, tau < dt - _EPS)
         fits = (p[b, P_MEM_BASE] + p[b, P_MEM_REQ] * count) / p[b, P_MEM_LIMIT] <= 1.0
-        if r_level > 0.0 and st != DRAINING and fits:
-            at = drawn_crash(b, i, s, tau, to_booting, r_level)
+        if (r_level > 0.0 or quick > 0.0) and st != DRAINING and fits:
+            at = drawn_crash(b, i, s, tau, to_booting, r_level, quick, quick_at)
             if at > 0.0:
                 t_crash = dt - tau + at * tau
     if p[b, P_MEM_CRASH] > 0.5 and t_crash < 0.0 and (tau > 0.0 or to_booting):
@@ -931,42 +935,70 @@ def serve_slot(b, i, s, st, to_booting, w_stat, p_stat, p_block, r_level, first_
 
 
 @njit(inline="always", **_KERNEL)
-def drawn_crash(b, i, s, tau, to_booting, r_level):
+def drawn_crash(b, i, s, tau, to_booting, r_level, quick, quick_at):
     """6, a serving slot below its memory limit: whether its count passes the limit in the step, drawn at the hazard
     ``r_level`` per arrival (``memory.draw_memory_crash``), or at each rate when its arrivals come at two around a
-    pool change (docs/model.md 7). Returns the part of its serving time before the crash (0: none)."""
+    pool change (docs/model.md 7), or, for a slot that joins the pool in the step near its limit, with the chance
+    ``quick`` of a crash at once (``memory.draw_join_crash``). Returns the part of its serving time before the
+    crash (0: none)."""
     p, inst_f, inst_i = s.params, s.inst_f, s.inst_i
     dt = p[b, P_DT]
     split = inst_f[b, i, F_SPLIT]
     if split > 0.0 and tau >= dt - _EPS and not to_booting and int(p[b, P_ALGO]) != LEAST_OUTSTANDING:
         m_a, m_b = split_crash_means(b, i, s, split)
         return draw_memory_crash_split(s.rng, b, m_a, m_b, split / dt)
+    if quick > 0.0:
+        return draw_join_crash(s.rng, b, inst_i[b, i, I_ARRIVALS], r_level, quick, quick_at)
     return draw_memory_crash(s.rng, b, inst_i[b, i, I_ARRIVALS], r_level)
 
 
 @njit(inline="always", **_KERNEL)
-def slot_mode(b, i, s, to_booting, r_level, offered_rps):
+def slot_mode(b, i, s, st, to_booting, r_level, offered_rps):
     """6, how a slot serves in the step: (whether it takes its arrivals as a booting slot, its memory crash hazard
-    per arrival). A slot that joined the pool at its cold start's end after a booting member crashed
-    (``memory.boot_crash_split``) serves its later arrivals as a pool member, at its own hazard."""
+    per arrival, the chance of a crash at once and its part of the serving time). A slot whose cold start ends in
+    the step joins the pool then and is drawn on its own (``joined_level``): one that joined after a booting
+    member crashed (``memory.boot_crash_split``) serves its later arrivals as a pool member; one that joins a pool
+    with members (round robin, random) takes its arrivals at its own rate from its join, not at the pool's mean
+    rate over its time (which counts the cold start, when the members at the step start took every request)."""
     if to_booting and s.inst_f[b, i, F_SPLIT] == JOINS:
-        return False, joined_level(b, i, s, offered_rps)
-    return to_booting, r_level
+        h, quick, quick_at = joined_level(b, i, s, offered_rps)
+        return False, h, quick, quick_at
+    if (
+        not to_booting
+        and st == BOOTING
+        and r_level > 0.0
+        and s.inst_f[b, i, F_SERVE] < s.params[b, P_DT] - _EPS
+        and int(s.params[b, P_ALGO]) != LEAST_OUTSTANDING
+    ):
+        h, quick, quick_at = joined_level(b, i, s, offered_rps)
+        return False, h, quick, quick_at
+    return to_booting, r_level, 0.0, 0.0
 
 
 @njit(inline="always", **_KERNEL)
 def joined_level(b, i, s, offered_rps):
-    """6, the memory crash hazard per arrival (``memory.passage_rate``) of a slot that joined the pool at its cold
-    start's end in a step that began with none (``memory.boot_crash_split``): an instance fed at the rate it
-    takes from its join (``I_ARRIVALS`` over its serving time), round robin's phases the members then."""
+    """6, the memory crash of a slot that joins the pool at its cold start's end in the step: (its hazard per
+    arrival (``memory.passage_rate``), the chance that it crashes at once, when, as a part of its serving time).
+    Each replacement is drawn on its own: fed at the rate it takes from its join (``I_ARRIVALS`` over its serving
+    time), round robin's phases the members then; it starts serving with the requests it kept while it booted
+    (its queue: ``memory.serving_count``), so from a count near its limit its first moments cross far more often
+    than the stationary hazard says (a passage from low): ``memory.escape_probability``, the chance that it
+    passes the limit before its count falls back to its stationary bulk, at about the time its arrivals take to
+    lift the count the rest of the way (``(L + 1 - q) / rate``)."""
     p, inst_f, inst_i = s.params, s.inst_f, s.inst_i
     tau = inst_f[b, i, F_SERVE]
     if p[b, P_MEM_CRASH] <= 0.5 or tau <= 0.0 or inst_i[b, i, I_ARRIVALS] <= 0:
-        return 0.0
+        return 0.0, 0.0, 0.0
     rate = inst_i[b, i, I_ARRIVALS] / tau
     level = memory_slots(p[b, P_MEM_BASE], p[b, P_MEM_REQ], p[b, P_MEM_LIMIT])
+    conc = int(p[b, P_CONC])
+    svc = p[b, P_SVC]
     k = max(int(math.floor(offered_rps / rate + 0.5)), 1)
-    return passage_rate(int(p[b, P_ALGO]), rate, k, 1.0, 1.0, int(p[b, P_CONC]), p[b, P_SVC], p[b, P_MAXQ], level)
+    h = passage_rate(int(p[b, P_ALGO]), rate, k, 1.0, 1.0, conc, svc, p[b, P_MAXQ], level)
+    q0 = float(inst_i[b, i, I_BACKLOG])
+    quick = escape_probability(conc, rate * svc, q0, level) if level < conc + p[b, P_MAXQ] else 0.0
+    quick_at = max(level + 1.0 - q0, 1.0) / (rate * tau)
+    return h, quick, quick_at
 
 
 @njit(inline="always", **_KERNEL)

@@ -33,6 +33,11 @@ Exponentiality*, Springer 1979), not at ``r_L`` (``arrivals_at_level``, kept as 
 arrivals come at two rates in the step (a pool change) takes the hazard at each; when every instance boots and
 the arrivals wait on them, the first to pass the limit takes the later requests and spares the others; and a
 queue built during a cold start counts once, not again as requests in service.
+
+Issue 16, the escape from memory_pressure's crash spiral (``escape_probability``, ``draw_join_crash``): a
+replacement whose cold start ends in the step is drawn on its own, at the rate it takes from its join and from
+the count it joins with: the gambler's-ruin chance of its birth-death chain passing the limit before it falls
+back to its bulk (Karlin & Taylor 1975), then the stationary first-passage hazard.
 """
 
 from __future__ import annotations
@@ -333,6 +338,65 @@ def draw_memory_crash_split(rng, b: int, m_a: float, m_b: float, split: float) -
 
 
 @njit(cache=True)
+def escape_probability(servers: int, offered: float, start: float, level: float) -> float:
+    """The chance that the count of outstanding requests of an instance that starts serving with ``start`` of
+    them passes ``level`` (reaches ``level + 1``) before it falls back to the bulk of its stationary law, the
+    level ``m = floor(a)`` (a = lambda / mu, its offered load; ``level - 1`` at most): 0 if it starts at or
+    below ``m``. The count as the birth-death chain M/M/c (arrivals at rate lambda, ``min(n, c)`` servers at
+    rate mu), the gambler's-ruin law of a birth-death chain,
+
+        P_start(hit L + 1 before m) = sum_{j=m..start-1} rho_j / sum_{j=m..L} rho_j,
+        rho_m = 1,  rho_j = rho_(j-1) min(j, c) / a
+
+    (S. Karlin and H. M. Taylor, *A First Course in Stochastic Processes*, 2nd ed., Academic Press 1975, ch. 4,
+    section 7; W. Feller, *An Introduction to Probability Theory*, vol. 1, ch. XIV). This is the part of the
+    first passage that the stationary hazard (``passage_rate``, a passage from low) leaves out: a replacement that
+    kept ``L`` requests while the first booting instance crashed (``boot_crash_split``) joins the pool at its
+    limit, and its first arrival before a completion crashes it. Hand check: one server, a = 1 (the fair random
+    walk), m = 1: from 3, L = 4: (rho_1 + rho_2) / (rho_1 + .. + rho_4) = 2/4. Round robin's smoother arrivals
+    (Erlang-k gaps) cross less often: the Poisson chain is an upper bound there."""
+    if offered <= 0.0 or start <= 0.0:
+        return 0.0
+    m = min(math.floor(offered), level - 1.0)
+    n0 = math.floor(start + 1e-9)
+    if n0 <= m:
+        return 0.0
+    if n0 > level:
+        return 1.0
+    rho = 1.0
+    below = 0.0
+    total = 0.0
+    j = m
+    while j <= level:
+        if j > m:
+            rho *= min(j, servers) / offered
+        if j < n0:
+            below += rho
+        total += rho
+        j += 1.0
+    return below / total
+
+
+@njit(cache=True)
+def draw_join_crash(rng, b: int, arrivals: float, hazard: float, quick: float, quick_at: float) -> float:
+    """``draw_memory_crash`` for an instance that joins the pool in the step with a count near its limit: it
+    crashes at once (at the part ``quick_at`` of its serving time) with probability ``quick``
+    (``escape_probability``), else its count falls back to the bulk and it crashes at the stationary hazard
+    ``hazard`` per arrival as any member: P = quick + (1 - quick) (1 - exp(-arrivals hazard)). With ``quick = 0``
+    it is ``draw_memory_crash``, draw for draw. Returns the part of its serving time before the crash (0: none)."""
+    m = arrivals * hazard
+    p_slow = -math.expm1(-m)
+    p = quick + (1.0 - quick) * p_slow
+    if p < NEGLIGIBLE or uniform(rng, b) >= p:
+        return 0.0
+    u = uniform(rng, b)
+    if u * p < quick:
+        return min(max(quick_at, 1e-9), 1.0)
+    v = (u * p - quick) / (1.0 - quick)  # uniform on [0, p_slow): the slow crash's inverse transform
+    return min(max(-math.log1p(-v) / m, 1e-9), 1.0)
+
+
+@njit(cache=True)
 def count_limit(base_mb: float, per_request_mb: float, limit_mb: float) -> float:
     """The count of outstanding requests (a real number, as the fluid's) above which the memory passes its limit:
     ``(limit - base) / per_request`` (inf without a per-request share). The fluid count ``n`` passes the limit when
@@ -410,9 +474,10 @@ def boot_crash_split(inst_f, inst_i, b: int, hi: int, limit: float, maxq: float,
     rotation reaches first). If it comes before the step's end and before any booting slot's cold start ends
     (a cold start that ends first makes that slot the pool member instead, which this does not model), the
     crashing slot keeps its share (so that its fluid count reaches the limit at ``t_c`` in ``serve_slot``) and
-    each other slot keeps what came before ``t_c``, ``floor(a_i t_c / dt)`` (at most the limit, since
-    ``t_i >= t_c``). After ``t_c`` the pool is the crashed slot and the slots whose cold start has ended: with
-    ``share_later`` (round robin, random) each takes an equal part of the arrivals at each moment, the arrivals
+    each other slot keeps what came before ``t_c``, the nearest whole count to ``a_i t_c / dt`` (at most the
+    limit: in the request backend, dealt in turn, each holds ``L`` when the first takes its ``L + 1``-th). After
+    ``t_c`` the pool is the crashed slot and the slots whose cold start has ended: with ``share_later`` (round
+    robin, random) each takes an equal part of the arrivals at each moment, the arrivals
     coming evenly over the step, so a slot that joins at ``e_j`` takes ``sum over the pool's intervals after
     e_j of (arrivals in the interval) / (members then)``; without it (least outstanding: the crashed member has
     no outstanding requests and takes them all, docs/model.md 5) the crashed slot takes them all. A slot that
@@ -456,7 +521,10 @@ def boot_crash_split(inst_f, inst_i, b: int, hi: int, limit: float, maxq: float,
         if inst_i[b, j, I_STATE] != BOOTING or j == k:
             continue
         a = inst_i[b, j, I_ARRIVALS]
-        kept = min(int(math.floor(a * t_c / dt + 1e-9)), a)
+        # dealt in turn, the others hold as many as the crashed one had when it passed the limit: the nearest
+        # whole count of their (equal, +-1) shares, at most the limit (floor'd, a share one request smaller kept
+        # one less than the request backend's L)
+        kept = min(int(math.floor(a * t_c / dt + 0.5)), int(math.floor(limit + 1e-9)), a)
         e_j = inst_f[b, j, F_TIMER]
         later = 0
         if share_later and e_j < dt:
