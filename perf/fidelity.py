@@ -751,9 +751,17 @@ arrivals against 0.305), 300; the p95 of a wait bounded by the waiting room (ite
 docs/model.md 6.4.1), 305; above capacity the fluid queues serve at most the finite queue's busy share rho (1 -
 P_K), so a full room turns away M/M/c/K's share, not only the excess 1 - 1/rho (random at 1.02, c = 10: 0.0193
 -> 0.0221 of arrivals against 0.0230), 311; random's queue entering the flow at exactly 0.95 (a rounding had kept
-it on the per-step queue: c = 1 wait -23 % -> +0 %), 312 now. Per sweep, stop 24 (2 seeds) -> now: utilisation x
-concurrency 164 -> 182 of 198, service variability 53 -> 60 of 75, waiting room 48 -> 54 of 60, fleet size 16 of
-16. Still open (37 cells): least outstanding near capacity (11 cells: the per-step pooled queue's wait -20 % to
+it on the per-step queue: c = 1 wait -23 % -> +0 %), 312 at stop 25. **Stop 26**: the p95 of a near-capacity
+queue that has not reached its stationary law (`queueing.transient_wait_p95`, docs/model.md 6.4.2: the reflected
+Brownian motion started empty, its age fitted to the flow's mean; round robin at 1.00, c = 1 -19 % -> +10 %,
+random at 0.95, c = 1 -12 % -> +1 %), and a full room's fluid wait up to 1.25 K s / c counted as the room's
+(random at 1.02, c = 20 +17 % -> +0 %): 315 (p95 333 -> 337; no held cell lost). Also at stop 26, outside the
+grid: members whose boot ends inside a step split the followed queue at their join (`kernel.pool_join`, docs/model.md
+6.2.1: the cold-start transient's next step 0.282 s -> 0.105 s against 0.105 s, its join step 0.915 s -> 0.793 s
+against 0.790 s), and memory_pressure's replacements drawn one by one (below). Stop 25's per sweep, stop 24 (2
+seeds) -> stop 25: utilisation x concurrency 164 -> 182 of 198, service variability 53 -> 60 of 75, waiting room
+48 -> 54 of 60, fleet size 16 of 16. Still open at stop 25 (37 cells; stop 26 fixed the last two p95 items of this
+list and moved the room of 1,000's round-robin p95 to +19 %): least outstanding near capacity (11 cells: the per-step pooled queue's wait -20 % to
 -41 % at 1.00 and its p95 +11 % to +28 % at c = 1-2 for 0.95-0.98; the exact birth-death transient of the pooled
 M/M/nc/nK queue from empty is within 0.3-6 % of the reference at 1.00, so following the pooled queue with that
 relaxation is the fix; the reference's own CI there is +-7 % to +-14 % even at 64 seeds); the drops under service
@@ -970,7 +978,7 @@ reward error inside or near its CI. failure_storm now holds too (80 seeds: -0.6 
 against 0.311): with the benchmark's 20 its SLO share was 0.322 against 0.300, the crash streams' noise (over 96
 seeds, 1000-1095, the fast model's reward error was +12.6 % before issue 16 with crashes at the step start, -2.9 %
 with crashes at mid-step and -0.5 % with the crash time drawn in the step as the request backend draws it).
-**memory_pressure under target tracking misses** (80 seeds: +11.1 % +- 7.0 %, SLO share 0.998 against 0.900; the
+**memory_pressure under target tracking missed at stop 25** (fixed at stop 26, see the end of this paragraph; 80 seeds: +11.1 % +- 7.0 %, SLO share 0.998 against 0.900; the
 20 seeds had hidden it at +4.2 % +- 9.0 %): in 9 of the 80 seeds the request backend escapes the memory-crash
 spiral (reward about -200 to -340, SLO share 0.10-0.19, the fleet scaled out to about 7 instances) and the fast
 model never does. Diagnosis (docs/model.md 7, "Known miss"; `python perf/memory_escape.py`): target tracking
@@ -980,6 +988,11 @@ rule never scales out; in the request backend the replacements' crashes spread o
 the gaps (replacement rounds ending with at least 2 warm instances: 4.5 % against 0.3 %), so data points pass
 0.5 and it scales out. The fix it calls for: each replacement's boot end and kept queue drawn on its own, not
 at the mean (`boot_crash_split`, the pool-change split). Under the HPA both spiral on every seed (-0.2 %).
+**Stop 26** built it (docs/model.md 7): a replacement is drawn at the rate it takes from its join and from the
+count it joins with, the gambler's-ruin chance of its birth-death chain passing the limit before falling back
+(Karlin & Taylor 1975; `memory.escape_probability`). Per-seed rollouts, seeds 1000-1079: reward +11.1 % -> +0.9 %
++- 9.4 %, SLO share 0.914 against 0.900, escapes 10 of 80 against the request backend's 9; under the HPA +0.1 %
+(the table above is this run's).
 
 10. **Memory crashes** (found while checking the benchmark; `python perf/fidelity.py --only memory`, seeds
    1000-1019): `memory_pressure` (48 MB per request on a 1 GB instance with 256 MB base: at most 16 requests in
