@@ -761,7 +761,8 @@ grid: members whose boot ends inside a step split the followed queue at their jo
 against 0.790 s), and memory_pressure's replacements drawn one by one (below). Stop 25's per sweep, stop 24 (2
 seeds) -> stop 25: utilisation x concurrency 164 -> 182 of 198, service variability 53 -> 60 of 75, waiting room
 48 -> 54 of 60, fleet size 16 of 16. Still open at stop 25 (37 cells; stop 26 fixed the last two p95 items of this
-list and moved the room of 1,000's round-robin p95 to +19 %): least outstanding near capacity (11 cells: the per-step pooled queue's wait -20 % to
+list and moved the room of 1,000's round-robin p95 to +19 %): least outstanding near capacity (11 cells: the per-step
+pooled queue's wait -20 % to
 -41 % at 1.00 and its p95 +11 % to +28 % at c = 1-2 for 0.95-0.98; the exact birth-death transient of the pooled
 M/M/nc/nK queue from empty is within 0.3-6 % of the reference at 1.00, so following the pooled queue with that
 relaxation is the fix; the reference's own CI there is +-7 % to +-14 % even at 64 seeds); the drops under service
@@ -978,7 +979,8 @@ reward error inside or near its CI. failure_storm now holds too (80 seeds: -0.6 
 against 0.311): with the benchmark's 20 its SLO share was 0.322 against 0.300, the crash streams' noise (over 96
 seeds, 1000-1095, the fast model's reward error was +12.6 % before issue 16 with crashes at the step start, -2.9 %
 with crashes at mid-step and -0.5 % with the crash time drawn in the step as the request backend draws it).
-**memory_pressure under target tracking missed at stop 25** (fixed at stop 26, see the end of this paragraph; 80 seeds: +11.1 % +- 7.0 %, SLO share 0.998 against 0.900; the
+**memory_pressure under target tracking missed at stop 25** (fixed at stop 26, see the end of this paragraph; 80
+seeds: +11.1 % +- 7.0 %, SLO share 0.998 against 0.900; the
 20 seeds had hidden it at +4.2 % +- 9.0 %): in 9 of the 80 seeds the request backend escapes the memory-crash
 spiral (reward about -200 to -340, SLO share 0.10-0.19, the fleet scaled out to about 7 instances) and the fast
 model never does. Diagnosis (docs/model.md 7, "Known miss"; `python perf/memory_escape.py`): target tracking
