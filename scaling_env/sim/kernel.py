@@ -527,7 +527,42 @@ def beyond_throughput(b, i, s, done, rate):
     to be turned away: its slots idle now and then even above capacity (M/M/c/K's throughput c mu rho (1 - P_K) <
     c mu; ``queue_over_step``'s ``busy``), while the fluid queue serves at c mu once full and turns away only the
     excess 1 - 1/rho (fractions carried as the fluid's, ``F_DROPC``)."""
-    carry = s.inst_f[b, i, F_DROPC] + max(done - rate * s.inst_f[b, i, F_SERVE], 0.0)
+    return turn_away(b, i, s, done, max(done - rate * s.inst_f[b, i, F_SERVE], 0.0))
+
+
+@njit(inline="always", **_KERNEL)
+def room_drops(b, i, s, done, lost, fills, p_fill, busy):
+    """6, the requests slot ``i`` turns away from its ``done`` served ones above capacity, beyond the ``lost`` its
+    room's binomial draw and its fluid queue's overflow turned away: while its fluid queue fills (``fills``, at the
+    step start, and it did not fill in the step) the rest of ``p_fill`` of its arrivals (docs/model.md 6.2.3);
+    otherwise what it served beyond the slots' ``busy`` share of its capacity (``beyond_throughput``)."""
+    p = s.params
+    if fills and s.inst_f[b, i, F_QFLUID] < p[b, P_MAXQ] - 1e-6:
+        return turn_away(b, i, s, done, max(p_fill * s.inst_i[b, i, I_ARRIVALS] - lost, 0.0))
+    if busy < 1.0:
+        return beyond_throughput(b, i, s, done, busy * int(p[b, P_CONC]) / p[b, P_SVC])
+    return 0
+
+
+@njit(inline="always", **_KERNEL)
+def filling(b, i, s, n_pool):
+    """Whether slot ``i``'s fluid queue is still filling at the step start (above capacity): below the waiting room
+    by more than its step's arrivals' own spread, sqrt(ca2 arrivals) (ca2 = 1 / n under round robin, 1 under
+    random). Such a slot turns away ``queue_segment``'s ``p_fill`` of its arrivals (``serve``); one at or near
+    the room turns away the overload's excess through its fluid queue and what it serves beyond the queue's
+    throughput (``beyond_throughput``). (A fluid queue that dipped below a full room only by its arrivals' spread
+    refills and overflows again: counted as filling, it turned away the blocking twice, +7 % to +11 % at
+    utilisation 1.02 under random; docs/model.md 6.2.3.)"""
+    p = s.params
+    ca2 = 1.0 / n_pool if int(p[b, P_ALGO]) == ROUND_ROBIN and n_pool > 0 else 1.0
+    return s.inst_f[b, i, F_QFLUID] < p[b, P_MAXQ] - math.sqrt(ca2 * s.inst_i[b, i, I_ARRIVALS]) - 1e-6
+
+
+@njit(inline="always", **_KERNEL)
+def turn_away(b, i, s, done, amount):
+    """``amount`` of slot ``i``'s ``done`` served requests turned away instead, in whole requests (at most
+    ``done``; the fraction carried over steps with its fluid drops', ``F_DROPC``). Returns how many."""
+    carry = s.inst_f[b, i, F_DROPC] + amount
     extra = min(int(math.floor(carry + 1e-9)), done)
     s.inst_f[b, i, F_DROPC] = max(carry - extra, 0.0)
     return extra
@@ -561,8 +596,9 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool,
         s.env_state[b, E_PSFFA] = 0.0
         s.env_state[b, E_PSFFA_N] = 0.0
         w_floor, holds, busy = 0.0, False, 1.0
+        p_fill = p_block
     else:
-        w_stat, p_stat, p_block, w_floor, holds, busy = queue_over_step(
+        w_stat, p_stat, p_block, w_floor, holds, busy, p_fill = queue_over_step(
             b, s, offered_rps, wsum, w_healthy, n_pool, backlog
         )
     w_stat = min(w_stat, dt)
@@ -607,13 +643,14 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool,
         # a slot still booting, with nothing routed or queued to it, has nothing to do
         elif not (st == BOOTING and not to_booting and inst_f[b, i, F_SERVE] <= 0.0 and inst_i[b, i, I_BACKLOG] == 0):
             slot_boot, r_slot, quick, quick_at = slot_mode(b, i, s, st, to_booting, r_level, offered_rps)
+            fills = p_fill > p_block and filling(b, i, s, n_pool)
             done, lost, fail, crashed, bill, cpu, mem, waited_s, age, longest, stat_n, stat_w, p_w, t_c = serve_slot(
                 b, i, s, st, slot_boot, w_stat, p_stat, p_block, r_slot, first_crash, quick, quick_at
             )
             if crashed > 0 and lo_pool and (first_crash < 0.0 or t_c < first_crash):
                 first_crash = t_c
-            if busy < 1.0 and fail == 0 and not slot_boot and inst_f[b, i, F_SERVE] > 0.0:
-                extra = beyond_throughput(b, i, s, done, busy * conc / svc)
+            if fail == 0 and not slot_boot and inst_f[b, i, F_SERVE] > 0.0:
+                extra = room_drops(b, i, s, done, lost, fills, p_fill, busy)
                 done -= extra
                 lost += extra
             served += done
@@ -687,7 +724,7 @@ def queue_over_step(b, s, offered_rps, wsum, w_healthy, n_pool, backlog):
     if m_a > 0 and n_before > 0.0:
         y0 *= n_before / m_a  # members that join start empty, those that leave take their queue along
     if rate_split <= 0.0 and join <= 0.0:
-        w_stat, p_stat, p_block, y, w, lam_in, followed, busy = queue_segment(
+        w_stat, p_stat, p_block, y, w, lam_in, followed, busy, p_fill = queue_segment(
             b, s, offered_rps, wsum, w_healthy, n_pool, y0, dt
         )
     else:
@@ -702,16 +739,19 @@ def queue_over_step(b, s, offered_rps, wsum, w_healthy, n_pool, backlog):
         rate_b = offered_rps * dt * (1.0 - rate_early) / (dt - rate_split) if rate_split > 0.0 else offered_rps
         ws_a, wh_a = (wsum, w_healthy) if rate_split > 0.0 else (wsum - w_join, w_healthy - w_join)
         ws_b, wh_b = (wsum, w_healthy) if rate_split > 0.0 else (ws_a + n_join, wh_a + n_join)
-        w_a, p_a, pb_a, y, wf_a, in_a, fol_a, busy_a = queue_segment(b, s, rate_a, ws_a, wh_a, m_a, y0, split)
+        w_a, p_a, pb_a, y, wf_a, in_a, fol_a, busy_a, pf_a = queue_segment(b, s, rate_a, ws_a, wh_a, m_a, y0, split)
         # (1 without a join: the per-member rates of both parts are over the same pool)
         share_a = m_a / n_pool if n_pool > 0 else 1.0
         y *= share_a
-        w_b, p_b, pb_b, y, wf_b, in_b, fol_b, busy_b = queue_segment(b, s, rate_b, ws_b, wh_b, n_pool, y, dt - split)
+        w_b, p_b, pb_b, y, wf_b, in_b, fol_b, busy_b, pf_b = queue_segment(
+            b, s, rate_b, ws_b, wh_b, n_pool, y, dt - split
+        )
         rate_split = split
         followed = max(fol_a, fol_b)
         n_a = rate_a * rate_split
         n_b = rate_b * (dt - rate_split)
         p_block = (n_a * pb_a + n_b * pb_b) / max(n_a + n_b, 1e-300)
+        p_fill = (n_a * pf_a + n_b * pf_b) / max(n_a + n_b, 1e-300)
         busy = (rate_split * busy_a + (dt - rate_split) * busy_b) / dt  # (a share of the slots' time: by duration)
         adm_a = in_a * rate_split * share_a
         adm_b = in_b * (dt - rate_split)
@@ -728,12 +768,12 @@ def queue_over_step(b, s, offered_rps, wsum, w_healthy, n_pool, backlog):
     s.env_state[b, E_PSFFA] = y
     s.env_state[b, E_PSFFA_N] = n_pool
     if followed == 0:  # random and least outstanding below FINITE_FROM: the per-step stationary queue
-        return w_stat, p_stat, p_block, 0.0, False, busy
+        return w_stat, p_stat, p_block, 0.0, False, busy, p_fill
     # y holds the whole mean queue, the fluid backlog included: the queue that requests which find no fluid
     # queue meet is what it holds beyond the fluid's (per member, at the step start)
     fluid = backlog / n_pool if n_pool > 0 else 0.0
     w_beyond = max(w * lam_in - fluid, 0.0) / lam_in if lam_in > 0.0 else 0.0
-    return w_beyond, p_stat, p_block, w, followed == 2, busy
+    return w_beyond, p_stat, p_block, w, followed == 2, busy, p_fill
 
 
 @njit(inline="always", **_KERNEL)
@@ -761,14 +801,18 @@ def queue_segment(b, s, offered_rps, wsum, w_healthy, n_pool, y0, duration):
     """6, ``queue_over_step`` over ``duration`` s at ``offered_rps``: (stationary mean wait s, P(wait),
     P(turned away), the queue at the end per member, the followed queue's mean wait s, its admitted rate per member
     requests/s, how the queue was followed: 0 not (the per-step stationary queue), 1 by the one-parameter flow,
-    2 by the finite-buffer flow).
+    2 by the finite-buffer flow, the slots' busy share (``beyond_throughput``), the share of arrivals a slot whose
+    fluid queue is still filling turns away (``filling``; P(turned away) otherwise)).
 
     From utilisation FINITE_FROM on, round robin's and random's queues (with a waiting room of 1 to
     FINITE_ROOM_MAX) are followed by the finite-buffer flow (``nonstationary.psffa_finite_wait``); below it
     round robin's by the one-parameter flow (``psffa_wait``), while random keeps the per-step stationary queue (its
     mean number in system is the state the flow starts from). Random's blocking is the flow's, less the
     overload's excess ``1 - 1 / rho`` that the fluid queues turn away once full; round robin keeps its
-    E_n/M/c/K blocking (Erlang-n gaps block less than the flow's M/M/c/K). Least outstanding keeps the per-step
+    E_n/M/c/K blocking (Erlang-n gaps block less than the flow's M/M/c/K), but for a room above GIMK_MAX_ROOM its
+    flow's below capacity. Above capacity both (round robin's room above GIMK_MAX_ROOM) turn away the flow's whole
+    blocking beyond what their fluid queues do: the busy share and the filling slots' ``p_fill`` (docs/model.md
+    6.2.1, 6.2.3). Least outstanding keeps the per-step
     stationary pooled queue: its room of n q fills by diffusion far slower than the flow relaxes (followed, it
     overshot the reference by +50 % to +170 % at utilisation 1.00, c <= 10; docs/model.md 6.2.1)."""
     p = s.params
@@ -792,20 +836,32 @@ def queue_segment(b, s, offered_rps, wsum, w_healthy, n_pool, y0, duration):
         ca2 = 1.0 / n_pool if algo == ROUND_ROBIN and n_pool > 0 else 1.0
         z = stretch_of(ca2, p[b, P_SVC_CV] * p[b, P_SVC_CV])
         y, w, p_flow = psffa_finite_wait(y0, lam, svc, servers, w_stat, room, duration, z)
-        if p[b, P_SVC_CV] == 1.0 and (algo == RANDOM or (room > GIMK_MAX_ROOM and rho_in <= 1.0)):
+        busy = 1.0
+        p_fill = p_block
+        if p[b, P_SVC_CV] == 1.0 and (algo == RANDOM or room > GIMK_MAX_ROOM):
             # the flow's blocking, less above capacity the overload's excess, which the fluid queues turn away once
             # full (with it, the fluid queues of an overload stay short: its drops and the step after it moved
             # away from the request backend). With cv != 1 the stationary blocking already counts the room as
             # K / z places (sim/mgc.py); round robin keeps the exact E_n/M/c/K chain for rooms of 1..GIMK_MAX_ROOM
-            # and above capacity
-            p_block = max(p_flow - max(1.0 - 1.0 / rho_in, 0.0), 0.0)
-        # above capacity the slots' busy share: the flow's throughput rho (1 - P_K), P_K its blocking, which
-        # follows its fill (Tipper & Sundareshan 1990): below 1 once the room is full, where the fluid queues serve
-        # at c mu and turn away only the excess 1 - 1/rho (``serve`` turns away what they serve beyond it)
-        busy = 1.0
-        if rho_in > 1.0 and p[b, P_SVC_CV] == 1.0 and (algo == RANDOM or room > GIMK_MAX_ROOM):
-            busy = min(rho_in * (1.0 - p_flow), 1.0)
-        return w_stat, p_stat, p_block, y, w, lam * (1.0 - p_block), 2, busy
+            # and above capacity (the flow's there moved noisy_trace's SLO share from 0.178 to 0.180, reference 0.171)
+            if algo == RANDOM or rho_in <= 1.0:
+                p_block = max(p_flow - max(1.0 - 1.0 / rho_in, 0.0), 0.0)
+            p_fill = p_block
+            if rho_in > 1.0:
+                # above capacity the slots' busy share: the flow's throughput rho (1 - P_K), P_K its blocking, which
+                # follows its fill (Tipper & Sundareshan 1990): below 1 once the room is full, where the fluid queues
+                # serve at c mu and turn away only the excess 1 - 1/rho (``serve`` turns away what they serve beyond
+                # it). A slot whose fluid queue is not full turns away ``p_fill`` of its arrivals (``serve``): near
+                # capacity the room's fluctuations fill it long before the deterministic fluid queue does, which
+                # carries only the arrivals' part of them (drawn per step) and leaves out the services', the share
+                # cs2 / (ca2 + cs2) = 1 / (ca2 + 1) of the diffusion variance; only where the fluid queue fills the
+                # room slower than the fluctuations half fill it (``room_fill_time``: within about 5 % of capacity
+                # for a room of 100), not in an overload's burst, where the fluid's drift fills it first
+                # (docs/model.md 6.2.3)
+                busy = min(rho_in * (1.0 - p_flow), 1.0)
+                if room * svc > (lam * svc - servers) * room_fill_time(room, lam, servers, 1.0 / svc):
+                    p_fill = p_block + (p_flow - p_block) / (ca2 + 1.0)
+        return w_stat, p_stat, p_block, y, w, lam * (1.0 - p_block), 2, busy, p_fill
     busy = 1.0
     if (
         rho_in > RHO_CAP
@@ -826,9 +882,9 @@ def queue_segment(b, s, offered_rps, wsum, w_healthy, n_pool, y0, duration):
         # the per-step stationary queue (a Poisson stream per instance, or the pooled queue): its mean number in
         # system, busy slots plus Little's waiting queue, is where the flow starts if the next step is near capacity
         y = servers * min(rho_in, 1.0) * (1.0 - p_block) + w_stat * lam_in
-        return w_stat, p_stat, p_block, y / scale, w_stat, lam_in / scale, 0, busy
+        return w_stat, p_stat, p_block, y / scale, w_stat, lam_in / scale, 0, busy, p_block
     y, w = psffa_wait(y0, lam_in, svc, servers, w_stat, room, duration)
-    return w_stat, p_stat, p_block, y, w, lam_in, 1, busy
+    return w_stat, p_stat, p_block, y, w, lam_in, 1, busy, p_block
 
 
 @njit(inline="always", **_KERNEL)
