@@ -1052,7 +1052,10 @@ def joined_level(b, i, s, offered_rps):
     k = max(int(math.floor(offered_rps / rate + 0.5)), 1)
     h = passage_rate(int(p[b, P_ALGO]), rate, k, 1.0, 1.0, conc, svc, p[b, P_MAXQ], level)
     q0 = float(inst_i[b, i, I_BACKLOG])
-    quick = escape_probability(conc, rate * svc, q0, level) if level < conc + p[b, P_MAXQ] else 0.0
+    # the escape is decided in its first moments: at the rate right after its join where it is known (a slot that
+    # joined beside a crashed booting one, before the next joins: ``memory.boot_crash_split``'s ``F_EARLY``)
+    first = inst_f[b, i, F_EARLY] if inst_f[b, i, F_SPLIT] == JOINS and inst_f[b, i, F_EARLY] > 0.0 else rate
+    quick = escape_probability(conc, first * svc, q0, level) if level < conc + p[b, P_MAXQ] else 0.0
     quick_at = max(level + 1.0 - q0, 1.0) / (rate * tau)
     return h, quick, quick_at
 

@@ -46,7 +46,7 @@ import math
 
 from numba import njit
 
-from .instances import BOOTING, F_QFLUID, F_SPLIT, F_TIMER, I_ARRIVALS, I_BACKLOG, I_STATE
+from .instances import BOOTING, F_EARLY, F_QFLUID, F_SPLIT, F_TIMER, I_ARRIVALS, I_BACKLOG, I_STATE
 from .load_balancer import LEAST_OUTSTANDING, ROUND_ROBIN, balancer_load
 from .queueing import gim_wait_probability
 from .rng import uniform
@@ -481,7 +481,8 @@ def boot_crash_split(inst_f, inst_i, b: int, hi: int, limit: float, maxq: float,
     coming evenly over the step, so a slot that joins at ``e_j`` takes ``sum over the pool's intervals after
     e_j of (arrivals in the interval) / (members then)``; without it (least outstanding: the crashed member has
     no outstanding requests and takes them all, docs/model.md 5) the crashed slot takes them all. A slot that
-    joins gets ``F_SPLIT = JOINS``: its kept requests are moved to its queue and ``I_ARRIVALS`` holds the
+    joins gets ``F_SPLIT = JOINS`` and ``F_EARLY`` = its rate right after its join (requests/s, the members
+    then): its kept requests are moved to its queue and ``I_ARRIVALS`` holds the
     later ones, which ``kernel.serve`` serves from its cold start's end as a pool member's. The rest went to the
     crashed slot and failed: returned, for ``M_FAILED``.
 
@@ -496,6 +497,7 @@ def boot_crash_split(inst_f, inst_i, b: int, hi: int, limit: float, maxq: float,
     for i in range(hi):
         if inst_i[b, i, I_STATE] == BOOTING:
             inst_f[b, i, F_SPLIT] = 0.0
+            inst_f[b, i, F_EARLY] = 0.0
     if limit >= maxq:  # a booting queue never holds more than the waiting room: it cannot pass the limit
         return 0
     total = 0
@@ -531,6 +533,7 @@ def boot_crash_split(inst_f, inst_i, b: int, hi: int, limit: float, maxq: float,
             # its part of the arrivals from its join to the step's end: walk the later joins (few)
             part = 0.0
             t = e_j
+            first = 0.0
             while t < dt:
                 members = 1  # the crashed slot
                 nxt = dt
@@ -542,8 +545,11 @@ def boot_crash_split(inst_f, inst_i, b: int, hi: int, limit: float, maxq: float,
                         elif e_i < nxt:
                             nxt = e_i
                 part += rate * (nxt - t) / members
+                if first <= 0.0:
+                    first = rate / members
                 t = nxt
             later = int(math.floor(part + 1e-9))
+            inst_f[b, j, F_EARLY] = first  # (its rate right after its join: ``kernel.joined_level``'s escape)
         if e_j < dt:  # it joins in the step: what it kept waits in its queue, its arrivals are the later ones
             inst_i[b, j, I_BACKLOG] += kept
             inst_f[b, j, F_QFLUID] += kept
