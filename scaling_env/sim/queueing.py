@@ -810,6 +810,81 @@ def _erlang_mix_tail(x: float, theta: float, lr: float, room: int) -> float:
     return min(total, 1.0)
 
 
+_ROOM_LAW = 0  # the wait of a request that waits: ``room_wait_p95``'s Erlang mixture over a truncated geometric
+_RBM_LAW = 1  # ``transient_wait_p95``'s reflected Brownian motion from empty, below the room
+
+
+@njit(cache=True)
+def _wait_tail(w, law, theta, ratio, k_room, room, age, drift, var, s_room):
+    """P(W > w) of a request that waits, under ``law`` (``_ROOM_LAW``: ``_erlang_mix_tail`` with the geometric
+    ``ratio`` on ``k_room`` places; ``_RBM_LAW``: R / theta, R the reflected motion at ``age`` below ``room``,
+    ``s_room`` its mass at or above the room)."""
+    if law == _ROOM_LAW:
+        return _erlang_mix_tail(w, theta, ratio, k_room)
+    x = w * theta
+    if x >= room:
+        return 0.0
+    return max(_rbm_survival(x, age, drift, var) - s_room, 0.0) / (1.0 - s_room)
+
+
+@njit(cache=True)
+def _response_tail(t, const, e, p, law, theta, ratio, k_room, room, age, drift, var, s_room):
+    """P(response > t) for a service of constant ``const`` plus an exponential of mean ``e`` (``service_shape``)
+    and a wait that is 0 with probability 1 - ``p`` and ``_wait_tail``'s otherwise: the sum's tail integrated over
+    the exponential (12-point Gauss-Legendre)."""
+    y = t - const
+    if y < 0.0:
+        return (1.0 - p) + p
+    if e <= 0.0:
+        served = 0.0
+        waited = _wait_tail(y, law, theta, ratio, k_room, room, age, drift, var, s_room)
+    else:
+        served = math.exp(-y / e) if y > 0.0 else 1.0
+        waited = served  # P(E > y), plus the part where E <= y and W > y - E
+        if y > 0.0:
+            half = 0.5 * y
+            for n in range(12):
+                u = half * (_GL_X[n] + 1.0)
+                waited += (
+                    half
+                    * _GL_W[n]
+                    * math.exp(-u / e)
+                    / e
+                    * _wait_tail(y - u, law, theta, ratio, k_room, room, age, drift, var, s_room)
+                )
+    return (1.0 - p) * served + p * waited
+
+
+@njit(cache=True)
+def _response_p95_between(hi, const, e, p, law, theta, ratio, k_room, room, age, drift, var, s_room):
+    """The 95th percentile of ``_response_tail``'s law, found by regula falsi (Illinois) between 0 and ``hi``
+    (doubled until the tail there is below 5 %)."""
+    lo = 0.0
+    f_lo = _response_tail(lo, const, e, p, law, theta, ratio, k_room, room, age, drift, var, s_room) - 0.05
+    f_hi = _response_tail(hi, const, e, p, law, theta, ratio, k_room, room, age, drift, var, s_room) - 0.05
+    while f_hi > 0.0:
+        hi *= 2.0
+        f_hi = _response_tail(hi, const, e, p, law, theta, ratio, k_room, room, age, drift, var, s_room) - 0.05
+    r = hi
+    side = 0
+    for _ in range(40):
+        r = (lo * f_hi - hi * f_lo) / (f_hi - f_lo)
+        f = _response_tail(r, const, e, p, law, theta, ratio, k_room, room, age, drift, var, s_room) - 0.05
+        if abs(f) < 1e-6 or hi - lo < 1e-7 * hi:
+            break
+        if f > 0.0:
+            lo, f_lo = r, f
+            if side == 1:
+                f_hi *= 0.5
+            side = 1
+        else:
+            hi, f_hi = r, f
+            if side == -1:
+                f_lo *= 0.5
+            side = -1
+    return r
+
+
 @njit(cache=True)
 def room_wait_p95(service_s: float, service_cv: float, mean_wait: float, p_wait: float, servers: int, room: float):
     """p95 of response time = service + wait when the waiting room of ``room`` places is what bounds the wait.
@@ -840,49 +915,10 @@ def room_wait_p95(service_s: float, service_cv: float, mean_wait: float, p_wait:
     if x < 0.0 and k_room * x < math.log(1e-6):
         return response_p95(service_s, service_cv, mean_wait, p_wait)
     const, e = service_shape(service_s, service_cv)
-
-    def tail(t: float) -> float:
-        y = t - const
-        if e <= 0.0:
-            waited = _erlang_mix_tail(y, theta, x, k_room)
-            served = 1.0 if y < 0.0 else 0.0
-        else:
-            served = math.exp(-y / e) if y > 0.0 else 1.0
-            waited = served  # P(E > y), plus the part where E <= y and W > y - E
-            if y > 0.0:
-                half = 0.5 * y
-                for n in range(12):
-                    u = half * (_GL_X[n] + 1.0)
-                    waited += half * _GL_W[n] * math.exp(-u / e) / e * _erlang_mix_tail(y - u, theta, x, k_room)
-        return (1.0 - p) * served + p * waited
-
-    # bracket: the wait is at most a full room's Erlang(room, theta), so its p95 is below that law's mean plus five
-    # of its standard deviations, plus the service's p95; regula falsi (Illinois) on the tail in between
-    lo = 0.0
+    # the wait is at most a full room's Erlang(room, theta), so its p95 is below that law's mean plus five of its
+    # standard deviations, plus the service's p95
     hi = (k_room + 5.0 * math.sqrt(k_room)) / theta + response_p95(service_s, service_cv, 0.0, 0.0)
-    f_lo = tail(lo) - 0.05
-    f_hi = tail(hi) - 0.05
-    while f_hi > 0.0:
-        hi *= 2.0
-        f_hi = tail(hi) - 0.05
-    t = hi
-    side = 0
-    for _ in range(40):
-        t = (lo * f_hi - hi * f_lo) / (f_hi - f_lo)
-        f = tail(t) - 0.05
-        if abs(f) < 1e-6 or hi - lo < 1e-7 * hi:
-            break
-        if f > 0.0:
-            lo, f_lo = t, f
-            if side == 1:
-                f_hi *= 0.5
-            side = 1
-        else:
-            hi, f_hi = t, f
-            if side == -1:
-                f_lo *= 0.5
-            side = -1
-    return t
+    return _response_p95_between(hi, const, e, p, _ROOM_LAW, theta, x, k_room, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 
 @njit(cache=True)
@@ -954,51 +990,8 @@ def transient_wait_p95(
     t = math.exp(0.5 * (lo + hi))
     s_room = _rbm_survival(room, t, drift, var)
     const, e = service_shape(service_s, service_cv)
-
-    def waited(w: float) -> float:  # P(W > w) of an admitted request
-        x = w * theta
-        if x >= room:
-            return 0.0
-        return max(_rbm_survival(x, t, drift, var) - s_room, 0.0) / (1.0 - s_room)
-
-    def tail(t_resp: float) -> float:
-        y = t_resp - const
-        if y < 0.0:
-            return 1.0
-        if e <= 0.0:
-            return waited(y)
-        total = math.exp(-y / e)  # P(E > y), plus the part where E <= y and W > y - E
-        half = 0.5 * y
-        for n in range(12):
-            u = half * (_GL_X[n] + 1.0)
-            total += half * _GL_W[n] * math.exp(-u / e) / e * waited(y - u)
-        return total
-
-    lo_t = 0.0
-    hi_t = room / theta + response_p95(service_s, service_cv, 0.0, 0.0)
-    f_lo = tail(lo_t) - 0.05
-    f_hi = tail(hi_t) - 0.05
-    while f_hi > 0.0:
-        hi_t *= 2.0
-        f_hi = tail(hi_t) - 0.05
-    r = hi_t
-    side = 0
-    for _ in range(40):
-        r = (lo_t * f_hi - hi_t * f_lo) / (f_hi - f_lo)
-        f = tail(r) - 0.05
-        if abs(f) < 1e-6 or hi_t - lo_t < 1e-7 * hi_t:
-            break
-        if f > 0.0:
-            lo_t, f_lo = r, f
-            if side == 1:
-                f_hi *= 0.5
-            side = 1
-        else:
-            hi_t, f_hi = r, f
-            if side == -1:
-                f_lo *= 0.5
-            side = -1
-    return r
+    hi = room / theta + response_p95(service_s, service_cv, 0.0, 0.0)
+    return _response_p95_between(hi, const, e, 1.0, _RBM_LAW, theta, 0.0, 0, room, t, drift, var, s_room)
 
 
 @njit(cache=True)
