@@ -743,6 +743,7 @@ def queue_over_step(b, s, offered_rps, wsum, w_healthy, n_pool, backlog):
         # (1 without a join: the per-member rates of both parts are over the same pool)
         share_a = m_a / n_pool if n_pool > 0 else 1.0
         y *= share_a
+        y_b = y
         w_b, p_b, pb_b, y, wf_b, in_b, fol_b, busy_b, pf_b = queue_segment(
             b, s, rate_b, ws_b, wh_b, n_pool, y, dt - split
         )
@@ -756,7 +757,23 @@ def queue_over_step(b, s, offered_rps, wsum, w_healthy, n_pool, backlog):
         adm_a = in_a * rate_split * share_a
         adm_b = in_b * (dt - rate_split)
         lam_in = (adm_a + adm_b) / dt
-        w = (adm_a * wf_a + adm_b * wf_b) / max(adm_a + adm_b, 1e-300)
+        if join > 0.0:
+            # a join: the flow spreads the queue of the members before it over the joiners, so its second part's
+            # wait is an arrival's in that pooled queue, not what those members serve (their own queues first);
+            # weighted by what each part admits, the step's latency is within 1-3 % of the request backend (cold
+            # starts of 20-50 s, 250-300 req/s on 2 -> 4 instances), by what each serves 3-10 % below it
+            w = (adm_a * wf_a + adm_b * wf_b) / max(adm_a + adm_b, 1e-300)
+        else:
+            # a rate change: the followed queue's mean wait of the requests served in the step (the env's latency
+            # is by the step a request completes in), ``served_in_part``. Weighted by what each part admits, the
+            # overloaded part's requests still queued at its end counted (200 -> 600 req/s at 7.5 s of a 15 s
+            # step, capacity 400: the step's mean latency 0.691 s against 0.614 s in an exact event simulation)
+            conc = int(p[b, P_CONC])
+            cap = conc / p[b, P_SVC]  # what a member's slots serve, requests/s
+            lq0, lq_a, lq_b = max(y0 - conc, 0.0), max(y_b - conc, 0.0), max(y - conc, 0.0)
+            done_a, sum_a = served_in_part(adm_a, wf_a, lq0, lq_a, cap * busy_a * split, lq0 / cap, fol_a)
+            done_b, sum_b = served_in_part(adm_b, wf_b, lq_a, lq_b, cap * busy_b * (dt - split), lq_a / cap, fol_b)
+            w = (sum_a + sum_b) / max(done_a + done_b, 1e-300)
         # the stationary queue is that of the requests that find no fluid backlog: those of a part at or above
         # capacity wait in the backlog (``fluid_queue_split``), so it is the part(s) below capacity
         cap_b = (ws_b if join > 0.0 else n_pool) * int(p[b, P_CONC]) / p[b, P_SVC]
@@ -774,6 +791,26 @@ def queue_over_step(b, s, offered_rps, wsum, w_healthy, n_pool, backlog):
     fluid = backlog / n_pool if n_pool > 0 else 0.0
     w_beyond = max(w * lam_in - fluid, 0.0) / lam_in if lam_in > 0.0 else 0.0
     return w_beyond, p_stat, p_block, w, followed == 2, busy, p_fill
+
+
+@njit(inline="always", **_KERNEL)
+def served_in_part(admitted, wait, lq_start, lq_end, capacity, w_old, followed):
+    """6, (the requests a part of the step serves per member, the sum of their waits s), for the step's followed
+    mean wait by completion (the env's latency is by the step a request completes in). ``lq_start``, ``lq_end``:
+    the followed number waiting per member at the part's start and end; ``wait`` the part's followed mean wait
+    (``queue_segment``), ``w_old`` that of the requests waiting at its start, ``capacity`` what its slots can serve.
+
+    - A queue that grows: ``finite_step``'s wait is that of the requests that start service, at most ``capacity``.
+    - Otherwise first the requests waiting at the start that the part drains (first in, first out: they waited
+      ``w_old``), then its arrivals (``wait`` is an arrival's), up to ``capacity``. A queue not followed (the
+      per-step stationary one) is steady."""
+    if followed != 0 and lq_end > lq_start:
+        done = min(admitted, capacity)
+        return done, done * wait
+    drained = lq_start - lq_end if followed != 0 else 0.0
+    done = min(admitted + drained, capacity)
+    old = min(drained, done)
+    return done, old * w_old + (done - old) * wait
 
 
 @njit(inline="always", **_KERNEL)
