@@ -4,6 +4,8 @@ against; the other experts are the other best rules and the best generalist rule
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -164,3 +166,38 @@ def test_a_gate_specialist_holding_expert_0_plays_its_scenarios_tuned_rule_bit_f
         _, rewards, _, _ = venv.step(np.zeros(len(seeds), dtype=np.int64))
         totals += rewards
     np.testing.assert_allclose(totals, [m["reward"] for m in ref], rtol=1e-5)
+
+
+def test_an_arm_is_chosen_per_scenario_on_the_tuning_seeds_only(tmp_path, monkeypatch):
+    from agents.experiments import pick_arm
+
+    assert pick_arm.choose({"h16": -30.0, "h4": -29.5}) == "h4"
+    assert pick_arm.choose({"h16": -30.0, "h4": -30.0}) == "h16"  # the first listed on a tie
+    arms = [tmp_path / "h16", tmp_path / "h4"]
+    for arm in arms:
+        (arm / "tuning_rewards.json").parent.mkdir()
+        (arm / "tuning_rewards.json").write_text(f'{{"from": "{arm.name}"}}')
+        for s in "ab":
+            run = arm / "runs" / f"gate_specialist_{s}"
+            run.mkdir(parents=True)
+            (run / "final_model.zip").write_text(f"{arm.name} {s}")
+    rewards = {("h16", "a"): -10.0, ("h4", "a"): -12.0, ("h16", "b"): -20.0, ("h4", "b"): -19.0}
+    seen = []
+
+    def fake_reward(run_dir, scenario, seeds):
+        seen.append(seeds)
+        return rewards[(run_dir.parent.parent.name, scenario)]
+
+    monkeypatch.setattr(pick_arm, "tuning_reward", fake_reward)
+    out = tmp_path / "chosen"
+    with pytest.raises(ConfigError, match="tuning seeds"):
+        pick_arm.pick_arms(out, arms, ["a", "b"], "gate_specialist", [0, 1000])
+    with pytest.raises(ConfigError, match="no trained gate_specialist_c"):
+        pick_arm.pick_arms(out, arms, ["c"], "gate_specialist", [0, 1])
+    selection = pick_arm.pick_arms(out, arms, ["a", "b"], "gate_specialist", list(range(20)), log=lambda *_: None)
+    assert {s: x["chosen"] for s, x in selection.items()} == {"a": str(arms[0]), "b": str(arms[1])}
+    assert seen == [list(range(20))] * 4
+    assert (out / "runs/gate_specialist_a/final_model.zip").read_text() == "h16 a"
+    assert (out / "runs/gate_specialist_b/final_model.zip").read_text() == "h4 b"
+    assert (out / "tuning_rewards.json").read_text() == '{"from": "h16"}'  # the rules' cache, from the first arm
+    assert json.loads((out / "selection.json").read_text())["scenarios"]["b"]["tuning_rewards"][str(arms[1])] == -19.0
