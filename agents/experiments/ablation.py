@@ -191,16 +191,14 @@ def rule_tuning(out: Path, rows: list[dict], scenarios: list[str]) -> dict[tuple
     return tuning
 
 
-def bound_rows(scenarios: list[str], cache_path: Path, version: str | None = None) -> list[dict]:
-    """The bound's (``hindsight``) episodes on the benchmark's seeds from the planner cache, for this code version
-    (or ``version``: another checkout's, e.g. one whose simulator differs from this one's only by a change that
-    keeps the dynamics bit for bit; ``--bound-version``); ConfigError with the command that computes them if any
-    is missing."""
+def bound_rows(scenarios: list[str], cache_path: Path) -> list[dict]:
+    """The bound's (``hindsight``) episodes on the benchmark's seeds from the planner cache, for this code version;
+    ConfigError with the command that computes them if any is missing."""
     from scaling_env.scenarios import load_scenario
 
     from .bound import BOUND_POLICY, cache_key, cached_episodes, code_version, load_cache, no_bound_line, planner_params
 
-    cache, version = load_cache(cache_path), version or code_version()
+    cache, version = load_cache(cache_path), code_version()
     rows, missing = [], []
     for name in scenarios:
         config = load_scenario(name).config
@@ -673,7 +671,6 @@ def run_ablation(
     log: Any = print,
     bound_cache: Path | None = Path("results/planner/cache.json"),
     specialist_scenarios: list[str] | None = None,
-    bound_version: str | None = None,
 ) -> str:
     scenarios = list(EVALUATION_SCENARIOS)
     out.mkdir(parents=True, exist_ok=True)
@@ -685,7 +682,7 @@ def run_ablation(
     log(f"rules on the benchmark seeds (cached in {out / 'rules_episodes.csv'})")
     rules = rule_rows(out, scenarios)
     tuning = rule_tuning(out, rules, scenarios)
-    bounds = bound_rows(scenarios, bound_cache, bound_version) if bound_cache is not None else []
+    bounds = bound_rows(scenarios, bound_cache) if bound_cache is not None else []
     bound = {(r["scenario"], int(r["seed"])): float(r["cost_usd"]) for r in bounds}
     timings: dict[str, dict] = {}
     results, learned = [], []
@@ -781,11 +778,6 @@ def main() -> None:
     parser.add_argument("--no-specialists", action="store_true")
     parser.add_argument("--bound-cache", type=Path, default=Path("results/planner/cache.json"))
     parser.add_argument("--no-bound", action="store_true", help="judge without the bound (costs over it shown as '-')")
-    parser.add_argument(
-        "--bound-version",
-        help="read the bound cached for this code version (another checkout's: only where the simulators differ "
-        "by a change that keeps the dynamics bit for bit)",
-    )
     parser.add_argument("--total-timesteps", type=int, help="override the variants' budget")
     parser.add_argument("--specialist-timesteps", type=int, help="override the specialists' budget")
     parser.add_argument(
@@ -812,7 +804,6 @@ def main() -> None:
             only=only,
             specialists=not args.no_specialists,
             bound_cache=None if args.no_bound else args.bound_cache,
-            bound_version=args.bound_version,
             specialist_scenarios=chosen,
         )
         print(text)
