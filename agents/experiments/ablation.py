@@ -22,6 +22,11 @@ With ``residual_specialists`` set, each specialist config is also trained as a r
 best rule (chosen on the tuning seeds, as the verdict chooses it: :func:`best_rule`; a ``@tuned`` setting is read
 from the scenario's tuned file, :func:`rule_file`) and judged as ``ppo:<out>/residual_specialists``, on the
 scenarios trained (``--only residual_specialists --specialist-scenarios steady,diurnal``: a few of them).
+With ``gate_specialists`` set, each specialist config is also trained as a gate (agents/learned/residual.py,
+``max_offset: 0``) whose expert 0 is its scenario's best rule (the rule the specialist is judged against, so a gate
+that always holds its base plays exactly that rule) and whose other experts are the other scenarios' best rules
+and the best generalist rule (:func:`gate_specialist_sets`), and judged as ``ppo:<out>/gate_specialists``
+(``--only gate_specialists``, ``--specialist-scenarios`` as above).
 
 The cost target ("cost within 1.1x of the bound") uses the bound, the ``hindsight`` planner
 (``agents/experiments/bound.py``: clairvoyant of the episode's random draws), read from its cache
@@ -43,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from scaling_env.config import ConfigError, format_validation_error, read_yaml_mapping
 from scaling_env.episode_stats import METRIC_NAMES
@@ -75,6 +80,30 @@ class ResidualSpecialists(BaseModel):
     timesteps: int = Field(1_000_000, ge=1, description="each residual specialist's budget")
 
 
+class GateSpecialists(BaseModel):
+    """Gate specialists: each scenario's specialist config trained as a gate over the tuned rules, expert 0 its
+    scenario's best rule (chosen on the tuning seeds, :func:`best_rule`), the others every other scenario's best rule
+    and (``generalist``) the best one-setting rule, without repeats (:func:`gate_specialist_sets`). ``hold``: the
+    gate decides every ``hold`` env steps (residual.hold); ``timesteps`` is in env steps (the agent takes
+    ``timesteps // hold``); ``set``: more training config values (e.g. the observation, the evaluation cadence and
+    the rollout length, which count agent steps and so depend on ``hold``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    hold: int = Field(16, ge=1, le=60, description="the gate decides every hold env steps")
+    zero_bias: float = Field(0.0, ge=0.0, le=20.0, description="initial bias of expert 0's logit (0: uniform)")
+    timesteps: int = Field(1_000_000, ge=1, description="each gate specialist's budget in env steps")
+    generalist: bool = Field(True, description="the best one-setting rule is one of the experts")
+    set: dict[str, Any] = Field(default_factory=dict, description="training config values over the specialist's")
+
+    @model_validator(mode="after")
+    def _no_residual_in_set(self) -> GateSpecialists:
+        if "residual" in self.set:
+            raise ValueError(
+                "set: residual is made by the ablation (hold, zero_bias here; rules from the tuning seeds)"
+            )
+        return self
+
+
 class AblationConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     base: Path = Path("configs/train/ppo.yaml")
@@ -83,6 +112,7 @@ class AblationConfig(BaseModel):
     specialists: Path | None = None
     specialist_timesteps: int = Field(1_000_000, ge=1)
     residual_specialists: ResidualSpecialists | None = None
+    gate_specialists: GateSpecialists | None = None
 
 
 def load_ablation_config(path: Path) -> AblationConfig:
@@ -282,6 +312,43 @@ def resolve_rules(
     return {**sets, "residual": {**residual, "policy": policy}}, chosen
 
 
+def gate_specialist_sets(
+    gs: GateSpecialists, tuning: dict[tuple[str, str], float], scenarios: list[str], trained: list[str]
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Per trained scenario, its gate specialist's training values (``gs.set`` with ``residual``) and what was
+    chosen on the tuning seeds ({"policy": spec, "experts": [(spec, file)]}). Expert 0 (``residual.policy``, the
+    zero action) is the scenario's best rule (:func:`best_rule`, read from its file: :func:`rule_file`); the other
+    experts are the best one-setting rule (with ``gs.generalist``; :func:`best_generalist`) and every evaluation
+    scenario's best rule, in the order of ``scenarios``, each once: a rule that plays what an earlier one plays
+    (:func:`rule_identity`, e.g. two scenarios' identical tuned settings, or the base itself) is left out."""
+    sets: dict[str, dict[str, Any]] = {}
+    chosen: dict[str, dict[str, Any]] = {}
+    candidates = [(best_rule(tuning, s), s) for s in scenarios]
+    if gs.generalist:
+        candidates.insert(0, (best_generalist(tuning, scenarios), scenarios[0]))
+    for s in trained:
+        spec = best_rule(tuning, s)
+        policy = rule_file(spec, s)
+        seen = {rule_identity(policy)}
+        experts: list[tuple[str, str]] = []
+        for other, where in candidates:
+            path = rule_file(other, where)
+            key = rule_identity(path)
+            if key not in seen:
+                seen.add(key)
+                experts.append((other, path))
+        residual = {
+            "policy": policy,
+            "max_offset": 0,
+            "zero_bias": gs.zero_bias,
+            "experts": [path for _, path in experts],
+            "hold": gs.hold,
+        }
+        sets[s] = {**gs.set, "residual": residual}
+        chosen[s] = {"policy": spec, "experts": experts}
+    return sets, chosen
+
+
 # ------------------------------------------------------------------------------------------ training
 def stale_rules(run_dir: Path, sets: dict[str, Any]) -> str | None:
     """Why the run in ``run_dir`` was trained on other residual rules than ``sets`` asks for now (e.g. chosen on
@@ -370,12 +437,11 @@ def judge(
     agg, overall = vd.aggregate_rows(st, tuning)
     generalist = next((o["rule"] for o in overall if o["pool"].startswith("one rule")), overall[0]["rule"])
 
-    def cost_ratio(s: str, p: str) -> float:
-        return float(
-            np.mean(
-                [r["cost_usd"] / bound[(s, int(r["seed"]))] for r in rows if r["scenario"] == s and r["policy"] == p]
-            )
-        )
+    def cost_ratio(s: str, p: str) -> float:  # nan without the bound (--no-bound)
+        mine = [r for r in rows if r["scenario"] == s and r["policy"] == p]
+        if any((s, int(r["seed"])) not in bound for r in mine):
+            return float("nan")
+        return float(np.mean([r["cost_usd"] / bound[(s, int(r["seed"]))] for r in mine]))
 
     cost = {
         s: {"candidate": cost_ratio(s, label), "rule": cost_ratio(s, x["rule"])}
@@ -486,12 +552,12 @@ def markdown(results: list[dict], timings: dict[str, dict], scenarios: list[str]
         cost = r["cost"]
         lines.append(
             f"| `{r['variant']}` | "
-            + " | ".join(f"{cost[s]['candidate']:.2f}" if s in cost else "-" for s in scenarios)
+            + " | ".join(_ratio(cost[s]["candidate"]) if s in cost else "-" for s in scenarios)
             + " |"
         )
     rule_cost = {s: c["rule"] for r in results for s, c in r["cost"].items()}
     lines.append(
-        "| best rule | " + " | ".join(f"{rule_cost[s]:.2f}" if s in rule_cost else "-" for s in scenarios) + " |"
+        "| best rule | " + " | ".join(_ratio(rule_cost[s]) if s in rule_cost else "-" for s in scenarios) + " |"
     )
     for r in results:
         if r.get("chosen"):  # a residual's rules chosen on the tuning seeds (policy: best_generalist, experts: auto)
@@ -506,7 +572,49 @@ def markdown(results: list[dict], timings: dict[str, dict], scenarios: list[str]
             lines += ["", text]
         if r.get("rules"):  # the residual specialists' base rules, chosen on the tuning seeds
             lines += ["", f"`{r['variant']}` correct: " + ", ".join(f"{s}: `{p}`" for s, p in r["rules"].items())]
+        if r.get("gates"):  # the gate specialists' rules, chosen on the tuning seeds
+            lines += ["", f"`{r['variant']}`: rules chosen on the tuning seeds (expert 0 first):"]
+            lines += [
+                f"- {s}: `{g['policy']}`; " + ", ".join(f"`{expert_name(spec, path)}`" for spec, path in g["experts"])
+                for s, g in r["gates"].items()
+            ]
+    for r in results:
+        if r["variant"].endswith("specialists"):
+            lines += ["", *detail_table(r)]
     return "\n".join(lines) + "\n"
+
+
+def _ratio(x: float) -> str:
+    """A cost over the bound, "-" without the bound."""
+    return "-" if np.isnan(x) else f"{x:.2f}"
+
+
+def expert_name(spec: str, path: str) -> str:
+    """``kpa@tuned`` read from ``configs/policies/tuned/steady/kpa.yaml`` -> ``kpa@tuned (steady)``."""
+    return f"{spec} ({Path(path).parent.name})" if spec.endswith("@tuned") else spec
+
+
+def detail_table(r: dict) -> list[str]:
+    """A specialist kind's scenarios against their best rules: reward difference [95 % CI], p, SLO shares and
+    costs over the bound (candidate / rule), and the win rule's call (a win needs p < 0.05, a positive difference
+    and an SLO share not higher)."""
+    lines = [
+        f"`{r['variant']}` against each scenario's best rule:",
+        "",
+        "| scenario | rule | reward diff [95 % CI] | p | SLO share (spec. / rule) | cost / bound (spec. / rule) "
+        "| call |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for x in r["per_scenario"]:
+        t, cost = x["test"], r["cost"].get(x["scenario"], {})
+        win = t.p_value < vd.ALPHA and t.mean_diff > 0 and x["slo"] <= x["rule_slo"]
+        call = "win" if win else "loss" if t.p_value < vd.ALPHA and t.mean_diff < 0 else "tie"
+        costs = f"{_ratio(cost['candidate'])} / {_ratio(cost['rule'])}" if cost else "-"
+        lines.append(
+            f"| {x['scenario']} | `{x['rule']}` | {_ci(t)} | {t.p_value:.3g} | {100 * x['slo']:.2f}% / "
+            f"{100 * x['rule_slo']:.2f}% | {costs} | {call} |"
+        )
+    return lines
 
 
 def _iqm_diff(o: dict | None) -> str:
@@ -530,7 +638,7 @@ def train_specialists(
 ) -> tuple[list[dict], str]:
     """Train (unless done) and evaluate one ``kind`` specialist per scenario (``folder/<scenario>.yaml`` with
     ``sets[scenario]``), each on its own scenario only; (their rows under one label, the label)."""
-    label, rows, wall, cpu, loads = f"ppo:{out}/{kind}s", [], 0.0, 0.0, []
+    label, rows, wall, cpu, loads, env_steps = f"ppo:{out}/{kind}s", [], 0.0, 0.0, [], 0
     steps = steps or cfg.specialist_timesteps
     for s in scenarios:
         path = folder / f"{s}.yaml"
@@ -540,11 +648,13 @@ def train_specialists(
         log(f"{kind} {s}: training {steps:,} steps")
         t = train_variant(run_dir, path, sets.get(s, {}), steps)
         wall, cpu = wall + t["wall_s"], cpu + t["cpu_s"]
+        env_steps += int(t.get("env_steps", t["timesteps"]))
         loads += [t["load1_start"], t["load1_end"]]
         timings[f"{kind}_{s}"] = t
         rows += [dict(r, policy=label) for r in evaluate_run(run_dir, [s], "x")]
     timings[f"{kind}s"] = {
         "timesteps": steps * len(scenarios),
+        "env_steps": env_steps,
         "wall_s": wall,
         "cpu_s": cpu,
         "load1_start": min(loads),
@@ -559,7 +669,7 @@ def run_ablation(
     only: list[str] | None = None,
     specialists: bool = True,
     log: Any = print,
-    bound_cache: Path = Path("results/planner/cache.json"),
+    bound_cache: Path | None = Path("results/planner/cache.json"),
     specialist_scenarios: list[str] | None = None,
 ) -> str:
     scenarios = list(EVALUATION_SCENARIOS)
@@ -572,7 +682,7 @@ def run_ablation(
     log(f"rules on the benchmark seeds (cached in {out / 'rules_episodes.csv'})")
     rules = rule_rows(out, scenarios)
     tuning = rule_tuning(out, rules, scenarios)
-    bounds = bound_rows(scenarios, bound_cache)
+    bounds = bound_rows(scenarios, bound_cache) if bound_cache is not None else []
     bound = {(r["scenario"], int(r["seed"])): float(r["cost_usd"]) for r in bounds}
     timings: dict[str, dict] = {}
     results, learned = [], []
@@ -611,6 +721,18 @@ def run_ablation(
         learned += rows
         mine = [r for r in rules if r["scenario"] in chosen]  # judged on the scenarios trained
         results.append({"variant": "residual_specialists", "rules": chosen, **judge(mine, rows, label, tuning, bound)})
+    gs = cfg.gate_specialists
+    if specialists and gs is not None and cfg.specialists is not None and (not only or "gate_specialists" in only):
+        trained = specialist_scenarios or scenarios
+        sets, gates = gate_specialist_sets(gs, tuning, scenarios, trained)
+        for s in trained:
+            log(f"gate specialist {s}: expert 0 {gates[s]['policy']} (best on tuning seeds), {sets[s]['residual']}")
+        rows, label = train_specialists(
+            out, cfg.specialists, trained, "gate_specialist", sets, cfg, timings, log, max(gs.timesteps // gs.hold, 1)
+        )
+        learned += rows
+        mine = [r for r in rules if r["scenario"] in trained]  # judged on the scenarios trained
+        results.append({"variant": "gate_specialists", "gates": gates, **judge(mine, rows, label, tuning, bound)})
     everything = rules + learned
     add_oracle_ratio(everything)
     write_rows(out / "episodes.csv", everything)
@@ -625,12 +747,20 @@ def run_ablation(
             "slo": r["slo"],
             "timing": timings.get(r["variant"]),
             "per_scenario": [
-                {"scenario": x["scenario"], "rule": x["rule"], **x["test"].__dict__} for x in r["per_scenario"]
+                {
+                    "scenario": x["scenario"],
+                    "rule": x["rule"],
+                    "slo": x.get("slo"),
+                    "rule_slo": x.get("rule_slo"),
+                    **x["test"].__dict__,
+                }
+                for x in r["per_scenario"]
             ],
             "vs_generalist": [{"scenario": x["scenario"], **x["test"].__dict__} for x in r["vs_generalist"]],
             "cost": r["cost"],
             "rules": r.get("rules"),
             "chosen": r.get("chosen"),
+            "gates": r.get("gates"),
         }
         for r in results
     ]
@@ -642,13 +772,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, default=Path("configs/train/ablation.yaml"))
     parser.add_argument("--out", type=Path, default=Path("results/ablation"))
-    parser.add_argument("--only", help="comma-separated variant names (and/or 'specialists')")
+    parser.add_argument(
+        "--only", help="comma-separated variant names (and/or specialists, residual_specialists, gate_specialists)"
+    )
     parser.add_argument("--no-specialists", action="store_true")
     parser.add_argument("--bound-cache", type=Path, default=Path("results/planner/cache.json"))
+    parser.add_argument("--no-bound", action="store_true", help="judge without the bound (costs over it shown as '-')")
     parser.add_argument("--total-timesteps", type=int, help="override the variants' budget")
     parser.add_argument("--specialist-timesteps", type=int, help="override the specialists' budget")
     parser.add_argument(
-        "--specialist-scenarios", help="comma-separated scenarios: train and judge the residual specialists of these"
+        "--specialist-scenarios",
+        help="comma-separated scenarios: train and judge the residual (or gate) specialists of these",
     )
     args = parser.parse_args()
     try:
@@ -669,7 +803,7 @@ def main() -> None:
             args.out,
             only=only,
             specialists=not args.no_specialists,
-            bound_cache=args.bound_cache,
+            bound_cache=None if args.no_bound else args.bound_cache,
             specialist_scenarios=chosen,
         )
         print(text)
