@@ -157,6 +157,7 @@ from .nonstationary import (
     FINITE_FROM,
     FINITE_ROOM_MAX,
     mmck_blocking,
+    pooled_transient_wait,
     psffa_finite_wait,
     psffa_wait,
     room_fill_time,
@@ -174,6 +175,7 @@ from .queueing import (
     room_wait_p95,
     transient_wait_p95,
     waiting_latency,
+    window_wait_p95,
 )
 from .rng import binomial, poisson
 from .state import (
@@ -849,9 +851,11 @@ def queue_segment(b, s, offered_rps, wsum, w_healthy, n_pool, y0, duration):
     E_n/M/c/K blocking (Erlang-n gaps block less than the flow's M/M/c/K), but for a room above GIMK_MAX_ROOM its
     flow's below capacity. Above capacity both (round robin's room above GIMK_MAX_ROOM) turn away the flow's whole
     blocking beyond what their fluid queues do: the busy share and the filling slots' ``p_fill`` (docs/model.md
-    6.2.1, 6.2.3). Least outstanding keeps the per-step
-    stationary pooled queue: its room of n q fills by diffusion far slower than the flow relaxes (followed, it
-    overshot the reference by +50 % to +170 % at utilisation 1.00, c <= 10; docs/model.md 6.2.1)."""
+    6.2.1, 6.2.3). Least outstanding's pooled queue is not followed by the flow: its room of n q fills by diffusion
+    far slower than the flow relaxes (followed, it overshot the reference by +50 % to +170 % at utilisation 1.00,
+    c <= 10; docs/model.md 6.2.1); from FINITE_FROM on its number waiting is the reflected Brownian motion from
+    empty, capped at its steady state (``pooled_transient_wait``, docs/model.md 6.2.4), below it the per-step
+    stationary pooled queue."""
     p = s.params
     algo = int(p[b, P_ALGO])
     conc = int(p[b, P_CONC])
@@ -915,6 +919,15 @@ def queue_segment(b, s, offered_rps, wsum, w_healthy, n_pool, y0, duration):
         if rho_in > 1.0:
             busy = min(rho_in * (1.0 - p_k), 1.0)
     lam_in = lam * (1.0 - p_block)
+    if algo == LEAST_OUTSTANDING and rho_in >= FINITE_FROM * (1.0 - _EPS) and room >= 1.0:
+        # least outstanding near capacity: the pooled queue from empty, its number waiting followed as the
+        # reflected Brownian motion up to its steady state (``pooled_transient_wait``; docs/model.md 6.2.4); it is
+        # the whole wait (the fluid backlog included), as the finite-buffer flow's is for the others
+        in_service = servers * min(rho_in, 1.0) * (1.0 - p_block)
+        count0 = max(y0 * scale - in_service, 0.0)
+        cs2 = p[b, P_SVC_CV] * p[b, P_SVC_CV]
+        w, q1 = pooled_transient_wait(count0, lam, svc, servers, cs2, room, duration, w_stat)
+        return w_stat, p_stat, p_block, (in_service + q1) / scale, w, lam_in / scale, 2, busy, p_block
     if algo != ROUND_ROBIN:
         # the per-step stationary queue (a Poisson stream per instance, or the pooled queue): its mean number in
         # system, busy slots plus Little's waiting queue, is where the flow starts if the next step is near capacity
@@ -1386,10 +1399,20 @@ def latency(b, s, m, waits, t_end):
         # wait can exceed room s / c by 1 / (rho (1 - P_K)): up to 1.25 times is still the room's wait
         roomed = holds and max_fluid_wait <= 1.25 * room * svc / conc
         lat_p95 = -1.0
-        if roomed and 8.0 * conc * s.params[b, P_DT] < svc * room**2:
-            lat_p95 = transient_wait_p95(svc, cv, mean_wait, conc, room, *walk_of(b, s, m, conc, svc, cv))
+        # (least outstanding's followed queue is the pooled one: n c slots and a room of n q; docs/model.md 6.2.4)
+        pool = s.env_state[b, E_PSFFA_N] if int(s.params[b, P_ALGO]) == LEAST_OUTSTANDING else 1.0
+        slots = max(int(conc * max(pool, 1.0) + 0.5), conc)
+        room_p = room * max(pool, 1.0)
+        if roomed and pool > 1.0:
+            # one pooled queue: a step's requests meet its level in that episode, spread by the walk within the
+            # step, not the law across episodes (``window_wait_p95``); a queue that relaxes within the step (below
+            # capacity) has the motion's exponential steady law, every request waiting (docs/model.md 6.2.4)
+            spread = walk_of(b, s, m, slots, svc, cv)[1] * s.params[b, P_DT] / 6.0
+            lat_p95 = min(window_wait_p95(svc, cv, mean_wait, slots, spread), response_p95(svc, cv, mean_wait, 1.0))
+        elif roomed and 8.0 * slots * s.params[b, P_DT] < svc * room_p**2:
+            lat_p95 = transient_wait_p95(svc, cv, mean_wait, slots, room_p, *walk_of(b, s, m, slots, svc, cv))
         if roomed and lat_p95 < 0.0:
-            lat_p95 = room_wait_p95(svc, cv, mean_wait, p_wait, conc, room)
+            lat_p95 = room_wait_p95(svc, cv, mean_wait, p_wait, slots, room_p)
         elif not roomed:
             lat_p95 = response_p95(svc, cv, mean_wait, p_wait)
         if max_fluid_wait > 0.0 and not roomed:
@@ -1427,9 +1450,12 @@ def latency(b, s, m, waits, t_end):
 def walk_of(b, s, m, conc, svc, cv):
     """The drift (requests/s) and variance per s of a member's number in queue near capacity: lambda - c / s and
     lambda ca^2 + (c / s) cs^2, with the step's arrivals spread over the pool the balancer followed (round robin's
-    members see Erlang-n gaps, ca^2 = 1 / n; random's Poisson, 1)."""
+    members see Erlang-n gaps, ca^2 = 1 / n; random's Poisson, 1); least outstanding's pooled queue takes them
+    all, ``conc`` its pooled slots."""
     n_pool = s.env_state[b, E_PSFFA_N]
     lam = m[b, M_ARRIVALS] / s.params[b, P_DT] / n_pool if n_pool > 0.0 else 0.0
+    if int(s.params[b, P_ALGO]) == LEAST_OUTSTANDING:  # the pooled queue: conc is its n c slots (``latency``)
+        lam = m[b, M_ARRIVALS] / s.params[b, P_DT]
     ca2 = 1.0 / n_pool if int(s.params[b, P_ALGO]) == ROUND_ROBIN and n_pool > 0.0 else 1.0
     return lam - conc / svc, lam * ca2 + conc / svc * cv * cv
 

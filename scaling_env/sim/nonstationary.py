@@ -35,7 +35,7 @@ import math
 
 from numba import njit
 
-from .queueing import RHO_CAP, erlang_b
+from .queueing import RHO_CAP, _geometric_mean, erlang_b, rbm_limit, rbm_step_wait
 
 PSFFA_SUBSTEPS = 4
 WAIT_POINTS = 4  # points per sub-step for the mean wait where the queue moves (psffa_step)
@@ -412,3 +412,55 @@ def room_fill_time(room: float, lam: float, servers: float, mu: float) -> float:
     if var <= 0.0:
         return math.inf
     return math.pi * room * room / (8.0 * var)
+
+
+@njit(cache=True)
+def pooled_transient_wait(
+    count0: float, lam: float, service_s: float, servers: int, cs2: float, room: float, duration: float, w_stat: float
+):
+    """Least outstanding's pooled queue near capacity (``servers`` = n c slots, a room of n q) over ``duration`` s
+    from ``count0`` waiting: (the admitted requests' mean wait s, the mean number waiting at the end).
+
+    The pooled room fills by diffusion far slower than a step (n q = 800 at q = 100: pi K^2 / (8 sigma^2), 250 s
+    at c = 1, ``room_fill_time``), so the queue that started empty is not at its steady state within an episode.
+    Its number waiting is followed as the reflected Brownian motion from empty (``queueing.rbm_step_wait``, age
+    fitted each step to the carried count), at most the steady state it tends to: ``w_stat`` (the stationary
+    pooled queue times the JSQ factors, ``load_balancer.balancer_queue``) below RHO_CAP, and from RHO_CAP on, where
+    ``w_stat`` is held at RHO_CAP, the larger of it and the steady state at the true load: M/M/c/K's
+    (``mmck_wait``) with exponential services, otherwise the motion reflected at both ends of the room
+    (``queueing.rbm_limit``: uniform at capacity, exponential tilted towards the top above it). The motion from
+    empty overshoots M/M/c's steady state below capacity (its limit var / (2 |drift|) ~ 1 / (1 - rho) leaves out
+    Erlang C's P(wait)), hence the cap; it rises monotonically to it from empty. A room that fills within the step
+    (``room_fill_time`` at most ``duration``) is at the steady state: the cap alone.
+
+    Against the exact birth-death chain of M/M/N/(N + K) from empty (``perf/lo_transient.py``, 8 instances, 15 s
+    steps, steps 4-47): within 6 % at utilisation 1.00 (c = 1-10, q = 100 and 1000), 10 % at 1.02, and the chain's
+    own steady state where it is reached (0.95, 0.98, small rooms). docs/model.md 6.2.4.
+    """
+    theta = servers / service_s
+    if theta <= 0.0 or lam <= 0.0:
+        return 0.0, 0.0
+    rho = lam / theta
+    cap = w_stat
+    if rho >= RHO_CAP and cs2 == 1.0:
+        cap = max(w_stat, mmck_wait(servers, rho, room, service_s))
+    elif rho >= RHO_CAP:
+        cap = max(w_stat, rbm_limit(lam - theta, lam + theta * cs2, room) / theta)
+    if room_fill_time(room, lam, servers, 1.0 / service_s) <= duration:
+        return cap, cap * theta
+    w, q1 = rbm_step_wait(count0, lam, service_s, servers, cs2, room, duration)
+    return min(w, cap), min(q1, cap * theta)
+
+
+@njit(cache=True)
+def mmck_wait(servers: int, rho: float, room: float, service_s: float) -> float:
+    """The admitted requests' mean wait s in M/M/c/K at offered utilisation ``rho`` (any, above 1 too): with
+    every slot busy (``all_busy``) the number waiting j = 0 .. K has the truncated geometric law rho^j, so
+    Lq = P(all busy) E[j], and Little's law over the admitted rate, W = Lq / (c rho mu (1 - P_K)) (the product
+    form; Gross & Harris, *Fundamentals of Queueing Theory*, M/M/c/K)."""
+    k = int(math.floor(room + 0.5))
+    if rho <= 0.0 or servers <= 0 or k <= 0:
+        return 0.0
+    lq = all_busy(servers, rho, float(k)) * _geometric_mean(math.log(rho), k + 1)
+    admitted = servers * rho / service_s * (1.0 - mmck_blocking(servers, rho, float(k)))
+    return lq / max(admitted, 1e-300)

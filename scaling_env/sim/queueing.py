@@ -746,6 +746,11 @@ _GL_W = np.array([0.0471753363865118, 0.1069393259953184, 0.1600783285433462, 0.
                   0.2031674267230659, 0.1600783285433462, 0.1069393259953184, 0.0471753363865118])  # fmt: skip
 
 
+# 4 points (the same table)
+_GL4_X = np.array([-0.8611363115940526, -0.3399810435848563, 0.3399810435848563, 0.8611363115940526])
+_GL4_W = np.array([0.3478548451374538, 0.6521451548625461, 0.6521451548625461, 0.3478548451374538])
+
+
 @njit(cache=True)
 def _geometric_mean(x: float, room: int) -> float:
     """Mean of the truncated geometric law P(j) ~ exp(j x) on j = 0 .. room - 1."""
@@ -992,6 +997,172 @@ def transient_wait_p95(
     const, e = service_shape(service_s, service_cv)
     hi = room / theta + response_p95(service_s, service_cv, 0.0, 0.0)
     return _response_p95_between(hi, const, e, 1.0, _RBM_LAW, theta, 0.0, 0, room, t, drift, var, s_room)
+
+
+@njit(cache=True)
+def rbm_limit(drift: float, var: float, room: float) -> float:
+    """The mean of the reflected Brownian motion on [0, ``room``] (reflected at both ends) in its steady state:
+    the exponential law at rate 2 drift / var truncated to the room (Harrison 1985, section 5.6), uniform at
+    zero drift. It is also the limit of ``_rbm_room_mean`` as the age grows below capacity (drift <= 0)."""
+    if room <= 0.0:
+        return 0.0
+    a = 2.0 * drift / var
+    x = a * room
+    if abs(x) < 1e-6:
+        return 0.5 * room * (1.0 + x / 6.0)
+    if x > 0.0:  # mirrored: j -> room - j turns the rate a into -a
+        return room - rbm_limit(-drift, var, room)
+    return -1.0 / a - room / math.expm1(-x)
+
+
+@njit(cache=True)
+def rbm_age(count: float, drift: float, var: float, room: float) -> float:
+    """The age t at which the reflected Brownian motion from empty (``_rbm_survival``) has ``count`` as its mean
+    below ``room`` (``_rbm_room_mean``): 0 for an empty queue, inf at or beyond the limit. Regula
+    falsi (Illinois) in log t from the driftless motion's t = pi count^2 / (2 var) (its mean sqrt(2 var t / pi)). The
+    limit is ``rbm_limit``'s below capacity and the room above it (the motion below the room, not reflected there,
+    crowds against it)."""
+    if count <= 0.0 or var <= 0.0:
+        return 0.0
+    if count >= 0.999 * (room if drift > 0.0 else rbm_limit(drift, var, room)):
+        return math.inf
+    guess = math.log(0.5 * math.pi * count * count / var)
+    lo = guess - 1.0
+    f_lo = _rbm_room_mean(math.exp(lo), drift, var, room) - count
+    while f_lo > 0.0:
+        lo -= 2.0
+        f_lo = _rbm_room_mean(math.exp(lo), drift, var, room) - count
+    hi = guess + 1.0
+    f_hi = _rbm_room_mean(math.exp(hi), drift, var, room) - count
+    while f_hi < 0.0 and hi < guess + 40.0:
+        hi += 2.0
+        f_hi = _rbm_room_mean(math.exp(hi), drift, var, room) - count
+    if f_hi < 0.0:
+        return math.inf
+    x = hi
+    side = 0
+    for _ in range(30):
+        x = (lo * f_hi - hi * f_lo) / (f_hi - f_lo)
+        f = _rbm_room_mean(math.exp(x), drift, var, room) - count
+        if abs(f) < 1e-4 * count or hi - lo < 1e-5:
+            break
+        if f < 0.0:
+            lo, f_lo = x, f
+            if side == -1:
+                f_hi *= 0.5
+            side = -1
+        else:
+            hi, f_hi = x, f
+            if side == 1:
+                f_lo *= 0.5
+            side = 1
+    return math.exp(x)
+
+
+@njit(cache=True)
+def rbm_step_wait(count0: float, lam: float, service_s: float, servers: int, cs2: float, room: float, duration: float):
+    """One step of a queue of ``servers`` slots fed at ``lam`` requests/s, whose number waiting near capacity is
+    the reflected Brownian motion from empty (``_rbm_survival``; drift lambda - c mu, variance lambda + c mu cs2 per
+    s: the M/G/c diffusion, Whitt, *Stochastic-Process Limits*, 2002, ch. 9; J. M. Harrison, *Brownian Motion and
+    Stochastic Flow Systems*, 1985) kept below ``room`` (the admitted requests' law is the motion's below it,
+    as ``transient_wait_p95``). Its age is fitted to the mean number waiting at the step start ``count0``
+    (``rbm_age``), so a queue carried from a step at another rate goes on from where it was, and advanced by
+    ``duration`` s. Returns (the admitted requests' mean wait over the step s: the time average, weighted by the
+    share admitted, of the mean number waiting over c mu (Little), the mean number waiting at the end)."""
+    theta = servers / service_s
+    if theta <= 0.0 or lam <= 0.0 or duration <= 0.0:
+        return 0.0, 0.0
+    drift = lam - theta
+    var = lam + theta * cs2
+    t0 = rbm_age(count0, drift, var, room)
+    if t0 == math.inf:
+        q = room if drift > 0.0 else rbm_limit(drift, var, room)
+        return q / theta, q
+    # the mean over [t0, t0 + duration] in s = sqrt(t) (the mean grows as sqrt(t) from empty: nearly linear in s),
+    # with 4-point Gauss-Legendre (exact for the driftless motion's s^2 integrand; 12 points moved the grid's
+    # least outstanding cells' waits by under 0.1 %); each point weighted by dt = 2 s ds and the share admitted
+    # 1 - P(R > room)
+    s0 = math.sqrt(t0)
+    s1 = math.sqrt(t0 + duration)
+    half = 0.5 * (s1 - s0)
+    num = 0.0
+    den = 0.0
+    for n in range(4):
+        sp = s0 + half * (_GL4_X[n] + 1.0)
+        t = sp * sp
+        # (at least 1e-9: above capacity a room full all step admits next to nothing at every point, and the
+        # admitted few then see the room's mean)
+        adm = max(1.0 - _rbm_survival(room, t, drift, var), 1e-9)
+        w = _GL4_W[n] * 2.0 * sp * adm
+        num += w * _rbm_room_mean(t, drift, var, room)
+        den += w
+    q1 = _rbm_room_mean(t0 + duration, drift, var, room)
+    return num / max(den, 1e-300) / theta, q1
+
+
+@njit(cache=True)
+def window_wait_p95(service_s: float, service_cv: float, mean_wait: float, servers: int, spread: float) -> float:
+    """p95 of response time = service + wait over one step of one queue whose level moves less within the step
+    than across episodes (least outstanding's pooled queue near capacity: one queue, not n independent ones).
+
+    The step's requests meet the level the queue has in that step: its mean count m = mean_wait c / s, spread by
+    the walk over the step (``spread``: the variance of a Brownian path about its time average over a window of h
+    s is var h / 6) and by the services ahead of each request (an Erlang of m stages: variance m in requests). The
+    number ahead is taken as normal with that variance, cut at 0, and a request behind R waits R s / c; the
+    service is ``service_shape``'s constant plus exponential (12-point Gauss-Legendre), the quantile by regula
+    falsi. The p95 averaged over episodes is that of the level's mean (the level enters linearly), not the
+    ensemble's law across episodes (``transient_wait_p95``), which spreads the waits by how far the episodes'
+    queues lie apart. docs/model.md 6.2.4."""
+    theta = servers / service_s
+    const, e = service_shape(service_s, service_cv)
+    m = max(mean_wait, 0.0) * theta
+    sd = math.sqrt(max(spread, 0.0) + m)
+    if theta <= 0.0 or sd <= 0.0:
+        return response_p95(service_s, service_cv, mean_wait, 1.0 if mean_wait > 0.0 else 0.0)
+
+    def waited(w: float) -> float:  # P(W > w), W = max(N(m, sd^2), 0) / theta
+        if w < 0.0:
+            return 1.0
+        return 0.5 * math.erfc((w * theta - m) / (sd * math.sqrt(2.0)))
+
+    def tail(t_resp: float) -> float:
+        y = t_resp - const
+        if y < 0.0:
+            return 1.0
+        if e <= 0.0:
+            return waited(y)
+        total = math.exp(-y / e)
+        half = 0.5 * y
+        for n in range(12):
+            u = half * (_GL_X[n] + 1.0)
+            total += half * _GL_W[n] * math.exp(-u / e) / e * waited(y - u)
+        return total
+
+    lo_t = 0.0
+    hi_t = (m + 3.0 * sd) / theta + response_p95(service_s, service_cv, 0.0, 0.0)
+    f_lo = tail(lo_t) - 0.05
+    f_hi = tail(hi_t) - 0.05
+    while f_hi > 0.0:
+        hi_t *= 2.0
+        f_hi = tail(hi_t) - 0.05
+    r = hi_t
+    side = 0
+    for _ in range(40):
+        r = (lo_t * f_hi - hi_t * f_lo) / (f_hi - f_lo)
+        f = tail(r) - 0.05
+        if abs(f) < 1e-6 or hi_t - lo_t < 1e-7 * hi_t:
+            break
+        if f > 0.0:
+            lo_t, f_lo = r, f
+            if side == 1:
+                f_hi *= 0.5
+            side = 1
+        else:
+            hi_t, f_hi = r, f
+            if side == -1:
+                f_lo *= 0.5
+            side = -1
+    return r
 
 
 @njit(cache=True)
