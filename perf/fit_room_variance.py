@@ -5,6 +5,7 @@ Run from the repository root::
 
     python perf/fit_room_variance.py --fit     # T_A, T_P (about 1-2 minutes on one CPU)
     python perf/fit_room_variance.py --grid    # the grid's cells: exact episode drops against the model's
+    python perf/fit_room_variance.py --table   # mgc.variance_ratio against a Monte Carlo count variance
 
 ``--fit``: for each (servers N, room K) and cv 2 and 3 at utilisation 0.98 the stationary blocking of the FIFO
 M/G/N/(N+K) queue with lognormal service of mean 0.1 s (``perf/mgc_sim.simulate``, 2 seeds); the stretch z_b
@@ -187,10 +188,40 @@ def grid(reps: int) -> None:
                 )
 
 
+@njit(cache=True)
+def window_counts(cv: float, t: float, windows: int, seed: int) -> np.ndarray:
+    """Renewals of the lognormal law (mean 1) in ``windows`` consecutive windows of ``t``, after a burn-in of 1e4."""
+    np.random.seed(seed)
+    sig = math.sqrt(math.log(1.0 + cv * cv))
+    mu = -0.5 * sig * sig
+    nxt = 0.0
+    while nxt < 1e4:
+        nxt += math.exp(mu + sig * np.random.standard_normal())
+    nxt -= 1e4
+    out = np.zeros(windows)
+    for w in range(windows):
+        end = (w + 1) * t
+        while nxt < end:
+            out[w] += 1.0
+            nxt += math.exp(mu + sig * np.random.standard_normal())
+    return out
+
+
+def table() -> None:
+    print("| cv | t | Monte Carlo Var N_e(t) / (cs2 t) | mgc.variance_ratio | error |")
+    print("|---:|---:|---:|---:|---:|")
+    for cv in (1.5, 2.0, 3.0):
+        for t in (3.0, 10.0, 30.0, 100.0, 300.0):
+            mc = window_counts(cv, t, int(4e7 / t), 11).var() / (t * cv * cv)
+            r = variance_ratio(cv, t)
+            print(f"| {cv} | {t:g} | {mc:.4f} | {r:.4f} | {r / mc - 1:+.1%} |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--fit", action="store_true", help="fit the time scale's T_A, T_P")
     ap.add_argument("--grid", action="store_true", help="the fidelity grid's drop cells against the exact queue")
+    ap.add_argument("--table", action="store_true", help="the variance ratio's table against Monte Carlo")
     ap.add_argument("--arrivals", type=float, default=4e6, help="--fit: arrivals per seed (2 seeds)")
     ap.add_argument("--reps", type=int, default=400, help="--grid: episodes of one instance per cell")
     args = ap.parse_args()
@@ -198,6 +229,8 @@ def main() -> None:
         fit(args.arrivals)
     if args.grid:
         grid(args.reps)
+    if args.table:
+        table()
 
 
 if __name__ == "__main__":

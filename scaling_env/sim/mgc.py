@@ -59,7 +59,7 @@ services (K^2 / N: Harrison's K^2 / sigma^2 with sigma^2 ~ N mu, the room's fluc
 by ``perf/fit_room_variance.py`` to an exact event simulation of M/G/N/(N+K) over N = 1-30, K = 20-300, cv 2
 and 3, utilisation 0.98, least squares of the log blocking: rms 3.5 %, every cell within 5.4 % but K = 300, cv 2,
 -11 %), the blocking is that of the room of K / z_b places (Cox, *Renewal Theory*, 1962, for Var N_e),
-z_b = (ca2 + cs2 r) / 2, r = VARIANCE_RATIO(cv, t): at N = 10, K = 100, utilisation 0.98-1.02, within 8 % of the
+z_b = (ca2 + cs2 r) / 2, r = VARIANCE_RATIO(cv, t): at N = 10, K = 100, utilisation 0.98-1.02, within 6 % of the
 exact episode drops at cv 1.5, 2, 3 for Poisson and Erlang-8 arrivals alike (``kernel.queue_segment``). The
 time scale is a fit, not a derivation; only the lognormal's table exists (the request backend's law for cv > 1).
 """
@@ -207,8 +207,9 @@ def renewal_variance_ratio(f: np.ndarray, times: np.ndarray) -> np.ndarray:
 
 def _variance_ratio_table(cvs: np.ndarray, times: np.ndarray, step: float = _RV_STEP) -> np.ndarray:
     """``renewal_variance_ratio`` of the lognormal service law (mean 1) at each cv > 1 and t (mean services), the
-    law rounded up to the lattice ``step`` (1 for cv <= 1). Step 0.1 is within 0.3 % of step 0.02 at cv 1.5-3,
-    t = 3-1000, and within 1 % of a Monte Carlo estimate (4e7 lognormal gaps)."""
+    law rounded up to the lattice ``step`` (1 for cv <= 1). The table, read by ``variance_ratio``, is within 1 % of
+    a Monte Carlo estimate (4e7 lognormal gaps) at cv 1.5-3, t = 10-300, 1.8 % at cv 3, t = 3
+    (``perf/fit_room_variance.py --table``)."""
     size = 4 * (int(math.ceil(times[-1] * 1.2 / step)) + 2)
     out = np.ones((cvs.size, times.size))
     for i, cv in enumerate(cvs):
