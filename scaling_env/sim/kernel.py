@@ -153,6 +153,7 @@ from .memory import (
     passage_rate,
     serving_count,
 )
+from .mgc import blocking_stretch
 from .nonstationary import (
     FINITE_FROM,
     FINITE_ROOM_MAX,
@@ -851,7 +852,9 @@ def queue_segment(b, s, offered_rps, wsum, w_healthy, n_pool, y0, duration):
     E_n/M/c/K blocking (Erlang-n gaps block less than the flow's M/M/c/K), but for a room above GIMK_MAX_ROOM its
     flow's below capacity. Above capacity both (round robin's room above GIMK_MAX_ROOM) turn away the flow's whole
     blocking beyond what their fluid queues do: the busy share and the filling slots' ``p_fill`` (docs/model.md
-    6.2.1, 6.2.3). Least outstanding's pooled queue is not followed by the flow: its room of n q fills by diffusion
+    6.2.1, 6.2.3). With lognormal service (cv > 1) both turn away the flow's blocking with the room as K / z_b
+    places (``mgc.blocking_stretch``: the services' count variance over the room's time scale; docs/model.md
+    6.2.5). Least outstanding's pooled queue is not followed by the flow: its room of n q fills by diffusion
     far slower than the flow relaxes (followed, it overshot the reference by +50 % to +170 % at utilisation 1.00,
     c <= 10; docs/model.md 6.2.1); from FINITE_FROM on its number waiting is the reflected Brownian motion from
     empty, capped at its steady state (``pooled_transient_wait``, docs/model.md 6.2.4), below it the per-step
@@ -882,9 +885,10 @@ def queue_segment(b, s, offered_rps, wsum, w_healthy, n_pool, y0, duration):
         if p[b, P_SVC_CV] == 1.0 and (algo == RANDOM or room > GIMK_MAX_ROOM):
             # the flow's blocking, less above capacity the overload's excess, which the fluid queues turn away once
             # full (with it, the fluid queues of an overload stay short: its drops and the step after it moved
-            # away from the request backend). With cv != 1 the stationary blocking already counts the room as
-            # K / z places (sim/mgc.py); round robin keeps the exact E_n/M/c/K chain for rooms of 1..GIMK_MAX_ROOM
-            # and above capacity (the flow's there moved noisy_trace's SLO share from 0.178 to 0.180, reference 0.171)
+            # away from the request backend). With cv > 1 the blocking is the flow's at z_b (below; cv < 1 keeps
+            # the stationary one, the room as K / z places, sim/mgc.py); round robin keeps the exact E_n/M/c/K
+            # chain for rooms of 1..GIMK_MAX_ROOM and above capacity (the flow's there moved noisy_trace's SLO
+            # share from 0.178 to 0.180, reference 0.171)
             if algo == RANDOM or rho_in <= 1.0:
                 p_block = max(p_flow - max(1.0 - 1.0 / rho_in, 0.0), 0.0)
             p_fill = p_block
@@ -902,6 +906,16 @@ def queue_segment(b, s, offered_rps, wsum, w_healthy, n_pool, y0, duration):
                 busy = min(rho_in * (1.0 - p_flow), 1.0)
                 if room * svc > (lam * svc - servers) * room_fill_time(room, lam, servers, 1.0 / svc):
                     p_fill = p_block + (p_flow - p_block) / (ca2 + 1.0)
+        elif p[b, P_SVC_CV] > 1.0:
+            # lognormal service (cv > 1): the blocking is the flow's with the room as K / z_b places, z_b the
+            # stretch of the services' count variance over the room's time scale, below the long-run cs2 of z
+            # (``mgc.blocking_stretch``; with the stationary K / z room the grid's drops at utilisation 0.98 and
+            # 1.02 were off by -26 % to +94 %). It is the whole blocking above capacity too: it is at least the
+            # overload's excess 1 - 1/rho (a finite queue serves at most c mu), so the fluid queues do not fill the
+            # room and turn away nothing more (docs/model.md 6.2.5)
+            z_b = blocking_stretch(ca2, servers, room, p[b, P_SVC_CV])
+            p_block = psffa_finite_wait(y0, lam, svc, servers, w_stat, room, duration, z_b)[2]
+            p_fill = p_block
         return w_stat, p_stat, p_block, y, w, lam * (1.0 - p_block), 2, busy, p_fill
     busy = 1.0
     if (

@@ -47,10 +47,21 @@ Whitt's two-moment one, ``queueing.lognormal_correction``): against an exact E_8
 (``perf/fit_mgc.py --phases 8``) within 7.3 % at N = 10, cv 2-3, utilisation 0.7-0.95, +17 % / +12 % at cv 1.5
 and 0.7 / 0.8 (waits of 4-14 ms). cv < 1 keeps Whitt's factor, cv = 1 is M/M/N itself.
 
-What this does not mend: the blocking under cv > 1 (3.0 % against the exact 2.2 % at N = 10, K = 100, cv 3,
-utilisation 0.98; 10.4 % against 6.5 % at K = 20; the room as K / z places, or the M/G/N/K relation
-P_block = (1 - rho) Q / (1 - rho Q) from the unlimited queue's tail Q with an exponential wait tail, give the same
-figures; docs/model.md 6.2.2).
+**The blocking under cv > 1** (``blocking_stretch``; docs/model.md 6.2.5). The room as K / z places overstates
+the blocking of a lognormal queue (3.0 % against the exact 2.2 % at N = 10, K = 100, cv 3, utilisation 0.98;
+10.4 % against 6.5 % at K = 20): the diffusion's variance c mu cs2 per unit of time is the services' count
+variance in the long run, Var N(t) ~ cs2 t / s (W. L. Smith, "Renewal theory and its ramifications", J. Royal
+Stat. Soc. B 20, 1958), which a heavy-tailed law approaches slowly (the next term involves E[S^3] = s^3 (1 +
+cv^2)^3). Over the time in which a room fills and empties the services' variance is the smaller Var N_e(t)
+of the stationary renewal process of the service law (``VARIANCE_RATIO``: Var N_e(t) / (cs2 t / s), tabulated at
+import from its renewal function, ``_variance_ratio_table``); with the time scale t = T_A (K^2 / N)^T_P mean
+services (K^2 / N: Harrison's K^2 / sigma^2 with sigma^2 ~ N mu, the room's fluctuation time; T_A, T_P fitted
+by ``perf/fit_room_variance.py`` to an exact event simulation of M/G/N/(N+K) over N = 1-30, K = 20-300, cv 2
+and 3, utilisation 0.98, least squares of the log blocking: rms 3.5 %, every cell within 5.4 % but K = 300, cv 2,
+-11 %), the blocking is that of the room of K / z_b places (Cox, *Renewal Theory*, 1962, for Var N_e),
+z_b = (ca2 + cs2 r) / 2, r = VARIANCE_RATIO(cv, t): at N = 10, K = 100, utilisation 0.98-1.02, within 6 % of the
+exact episode drops at cv 1.5, 2, 3 for Poisson and Erlang-8 arrivals alike (``kernel.queue_segment``). The
+time scale is a fit, not a derivation; only the lognormal's table exists (the request backend's law for cv > 1).
 """
 
 from __future__ import annotations
@@ -147,3 +158,94 @@ def lognormal_wait_factor(servers: int, rho: float, cv: float) -> float:
     beta = max(1.0 - rho, 0.0) * math.sqrt(max(servers, 1))
     kappa = _K0 + _K_H * math.log(h) + _K_BETA * beta
     return lt + (h - lt) * math.exp(-kappa * beta)
+
+
+# the blocking's time scale t = T_A (K^2 / N)^T_P mean services (fitted by perf/fit_room_variance.py; module
+# docstring, docs/model.md 6.2.5)
+T_A, T_P = 0.44, 0.68
+# the variance ratio's table: the lattice step (in mean services) of its renewal function, and its time nodes
+_RV_STEP = 0.1
+RV_TIMES = np.exp(np.linspace(0.0, math.log(1000.0), 22))
+_RV_LN_TIMES = np.log(RV_TIMES)
+
+
+@njit(cache=True)
+def _lognormal_lattice(cv: float, step: float, size: int) -> np.ndarray:
+    """The lognormal service law of mean 1 (coefficient of variation ``cv``) on the lattice step, 2 step, ...:
+    P((j - 1) step < S <= j step) at j (the law's tail beyond the last point put on it)."""
+    s = math.sqrt(math.log1p(cv * cv))
+    f = np.zeros(size)
+    below = 0.0
+    for j in range(1, size):
+        cdf = 0.5 * math.erfc(-(math.log(j * step) + 0.5 * s * s) / (s * math.sqrt(2.0)))
+        f[j] = cdf - below
+        below = cdf
+    f[size - 1] += 1.0 - below
+    return f
+
+
+def renewal_variance_ratio(f: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Var N_e(t) / (cs2 t / m) of the stationary renewal process whose gaps take the lattice law ``f`` (f[j] =
+    P(gap = j) on 0, 1, 2, ..., f[0] = 0; m, cs2 its mean and squared coefficient of variation) at t = ``times``
+    mean gaps: with u_d the renewal sequence (P(a renewal at d | one at 0), u = f + f * u, solved by FFT with the
+    sequences damped by r^d, r^size = 1e-16, against wrap-around; ``f`` at least 4 times the longest window),
+    Var N_e(n) = n / m + (2 / m) sum_{d < n} (n - d) u_d - (n / m)^2 (D. R. Cox, *Renewal Theory*, 1962, ch. 4),
+    which tends to cs2 n / m as n grows. (Geometric gaps, the Bernoulli process: 1 at every t.)"""
+    size = f.size
+    k = np.arange(size, dtype=np.float64)
+    mean = float((k * f).sum())
+    cs2 = float((k * k * f).sum()) / (mean * mean) - 1.0
+    n = np.maximum(np.rint(np.asarray(times) * mean).astype(np.int64), 2)
+    n_max = int(n.max()) + 1
+    damp = 10.0 ** (-16.0 * k / size)
+    u = np.fft.irfft(1.0 / (1.0 - np.fft.rfft(f * damp)), size)[:n_max] / damp[:n_max]
+    u[0] = 0.0
+    pairs = np.cumsum(np.cumsum(u))
+    var = n / mean + 2.0 / mean * pairs[n - 1] - (n / mean) ** 2
+    return var / (n * cs2 / mean)
+
+
+def _variance_ratio_table(cvs: np.ndarray, times: np.ndarray, step: float = _RV_STEP) -> np.ndarray:
+    """``renewal_variance_ratio`` of the lognormal service law (mean 1) at each cv > 1 and t (mean services), the
+    law rounded up to the lattice ``step`` (1 for cv <= 1). The table, read by ``variance_ratio``, is within 1 % of
+    a Monte Carlo estimate (4e7 lognormal gaps) at cv 1.5-3, t = 10-300, 1.8 % at cv 3, t = 3
+    (``perf/fit_room_variance.py --table``)."""
+    size = 4 * (int(math.ceil(times[-1] * 1.2 / step)) + 2)
+    out = np.ones((cvs.size, times.size))
+    for i, cv in enumerate(cvs):
+        if cv > 1.0:
+            out[i] = renewal_variance_ratio(_lognormal_lattice(float(cv), step, size), times)
+    return out
+
+
+VARIANCE_RATIO = _variance_ratio_table(LT_CVS, RV_TIMES)
+
+
+@njit(cache=True)
+def variance_ratio(cv: float, t: float) -> float:
+    """Var N_e(t) / (cs2 t / s): the share of the long-run count variance of the lognormal services (``cv`` > 1)
+    that they have over t mean services, from the table (bilinear in cv and ln t); 1 for cv <= 1; beyond the last
+    node the renewal variance's asymptotic form cs2 t + const (Smith 1958): 1 - (1 - r_last) t_last / t."""
+    if cv <= 1.0:
+        return 1.0
+    j, fj = _bracket(LT_CVS, cv)
+    last = RV_TIMES.size - 1
+    if t >= RV_TIMES[last]:
+        r_last = VARIANCE_RATIO[j, last] * (1.0 - fj) + VARIANCE_RATIO[j + 1, last] * fj
+        return 1.0 - (1.0 - r_last) * RV_TIMES[last] / t
+    i, fi = _bracket(_RV_LN_TIMES, math.log(max(t, 1e-12)))
+    a = VARIANCE_RATIO[j, i] * (1.0 - fj) + VARIANCE_RATIO[j + 1, i] * fj
+    c = VARIANCE_RATIO[j, i + 1] * (1.0 - fj) + VARIANCE_RATIO[j + 1, i + 1] * fj
+    return a * (1.0 - fi) + c * fi
+
+
+@njit(cache=True)
+def blocking_stretch(ca2: float, servers: int, room: float, cv: float) -> float:
+    """The stretch z_b = (ca2 + cs2 r) / 2 whose room of ``room`` / z_b M/M/N places gives the blocking of a queue
+    of ``servers`` slots with lognormal service (``cv`` > 1) and arrivals of squared coefficient ``ca2``: r the
+    services' variance share over the room's time scale t = T_A (K^2 / N)^T_P mean services (``variance_ratio``;
+    module docstring). cv <= 1: the diffusion stretch (ca2 + cv^2) / 2 as it is."""
+    cs2 = cv * cv
+    if cv > 1.0 and servers > 0 and room > 0.0:
+        cs2 *= variance_ratio(cv, T_A * (room * room / servers) ** T_P)
+    return 0.5 * (max(ca2, 0.0) + cs2)
