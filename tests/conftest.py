@@ -119,3 +119,57 @@ __all__ = [
     "shared_traces_dir",
     "require_traces",
 ]
+
+
+# ------------------------------------------------------------------------------------------ fidelity grid cells
+# the fidelity grid's fleet (perf/fidelity.py): 8 instances, a room of 100 each, 0.1 s service, 48 steps of 15 s;
+# its figures are taken after a warm-up of 4 steps
+CELL_INSTANCES, CELL_ROOM, CELL_SVC, CELL_STEP, CELL_STEPS, CELL_WARM = 8, 100, 0.1, 15.0, 48, 4
+
+
+def cell_drop_share(algo: str, conc: int, rho: float, cv: float, seeds) -> tuple[float, float]:
+    """The fast model's drops in a fidelity grid cell over the steps after the warm-up, as a share of the
+    arrivals, and the largest conservation gap (arrivals - served - dropped - failed - queue at the end, requests)
+    of any episode."""
+    from scaling_env.fields import INFO_NAMES
+    from scaling_env.sim.simulator import BatchSimulator
+
+    cfg = EnvConfig.from_dict(
+        {
+            "simulator": "fast",
+            "step_seconds": CELL_STEP,
+            "episode_steps": CELL_STEPS,
+            "workload": {"shape": {"kind": "constant", "rate_rps": rho * CELL_INSTANCES * conc / CELL_SVC}},
+            "instances": {
+                "concurrency": conc,
+                "max_queue": CELL_ROOM,
+                "service_seconds": CELL_SVC,
+                "service_cv": cv,
+                "memory_mb_per_request": 0.0,
+            },
+            "scaling": {
+                "min_instances": CELL_INSTANCES,
+                "max_instances": CELL_INSTANCES,
+                "initial_instances": CELL_INSTANCES,
+            },
+            "load_balancer": {"algorithm": algo},
+            "failures": {"mtbf_seconds": None, "memory_crash": False},
+        }
+    )
+    col = {name: i for i, name in enumerate(INFO_NAMES)}
+    hold = list(cfg.scaling.scale_steps).index(0)
+    dropped = arrivals = 0.0
+    gap = 0.0
+    for seed in seeds:
+        sim = BatchSimulator(cfg, 1, parallel=False)
+        sim.seed([seed])
+        sim.reset()
+        rows = np.zeros((CELL_STEPS, len(INFO_NAMES)))
+        for k in range(CELL_STEPS):
+            sim.step(np.array([hold]))
+            rows[k] = sim.metrics[0]
+        dropped += rows[CELL_WARM:, col["dropped"]].sum()
+        arrivals += rows[CELL_WARM:, col["arrivals"]].sum()
+        out = rows[:, col["served"]].sum() + rows[:, col["dropped"]].sum() + rows[:, col["failed"]].sum()
+        gap = max(gap, abs(rows[:, col["arrivals"]].sum() - out - rows[-1, col["backlog"]]))
+    return dropped / arrivals, gap

@@ -14,11 +14,9 @@ import math
 
 import numpy as np
 import pytest
+from conftest import cell_drop_share
 
-from scaling_env import EnvConfig
-from scaling_env.fields import INFO_NAMES
 from scaling_env.sim.mgc import T_A, T_P, blocking_stretch, renewal_variance_ratio, variance_ratio
-from scaling_env.sim.simulator import BatchSimulator
 
 SVC = 0.1
 N_INST = 8
@@ -76,43 +74,8 @@ def test_blocking_stretch_by_hand():
 
 
 def fast_drop_share(algo: str, rho: float, cv: float, seeds=range(1, 5)) -> tuple[float, float]:
-    """The fast model's drops over the steps after the warm-up, as a share of the arrivals, and the largest
-    conservation gap (arrivals - served - dropped - failed - queue at the end, requests) of any episode."""
-    cfg = EnvConfig.from_dict(
-        {
-            "simulator": "fast",
-            "step_seconds": STEP,
-            "episode_steps": STEPS,
-            "workload": {"shape": {"kind": "constant", "rate_rps": rho * N_INST * CONC / SVC}},
-            "instances": {
-                "concurrency": CONC,
-                "max_queue": ROOM,
-                "service_seconds": SVC,
-                "service_cv": cv,
-                "memory_mb_per_request": 0.0,
-            },
-            "scaling": {"min_instances": N_INST, "max_instances": N_INST, "initial_instances": N_INST},
-            "load_balancer": {"algorithm": algo},
-            "failures": {"mtbf_seconds": None, "memory_crash": False},
-        }
-    )
-    col = {name: i for i, name in enumerate(INFO_NAMES)}
-    hold = list(cfg.scaling.scale_steps).index(0)
-    dropped = arrivals = 0.0
-    gap = 0.0
-    for seed in seeds:
-        sim = BatchSimulator(cfg, 1, parallel=False)
-        sim.seed([seed])
-        sim.reset()
-        rows = np.zeros((STEPS, len(INFO_NAMES)))
-        for k in range(STEPS):
-            sim.step(np.array([hold]))
-            rows[k] = sim.metrics[0]
-        dropped += rows[WARM:, col["dropped"]].sum()
-        arrivals += rows[WARM:, col["arrivals"]].sum()
-        out = rows[:, col["served"]].sum() + rows[:, col["dropped"]].sum() + rows[:, col["failed"]].sum()
-        gap = max(gap, abs(rows[:, col["arrivals"]].sum() - out - rows[-1, col["backlog"]]))
-    return dropped / arrivals, gap
+    """``conftest.cell_drop_share`` at c = 10 (the service-variability sweep's cells)."""
+    return cell_drop_share(algo, CONC, rho, cv, seeds)
 
 
 @pytest.mark.parametrize(

@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import cell_drop_share
 from scipy.sparse import csr_matrix, diags
 from scipy.sparse.linalg import expm_multiply
-
-from scaling_env import EnvConfig
-from scaling_env.fields import INFO_NAMES
-from scaling_env.sim.simulator import BatchSimulator
 
 SVC = 0.1
 N_INST = 8
@@ -78,43 +75,8 @@ def test_the_chain_settles_at_the_product_form():
 
 
 def fast_drop_share(algo: str, conc: int, rho: float, seeds=range(1, 9)) -> tuple[float, float]:
-    """The fast model's drops over the steps after the warm-up, as a share of the arrivals, and the largest
-    conservation gap (arrivals - served - dropped - failed - queue growth, requests) of any episode."""
-    cfg = EnvConfig.from_dict(
-        {
-            "simulator": "fast",
-            "step_seconds": STEP,
-            "episode_steps": STEPS,
-            "workload": {"shape": {"kind": "constant", "rate_rps": rho * N_INST * conc / SVC}},
-            "instances": {
-                "concurrency": conc,
-                "max_queue": ROOM,
-                "service_seconds": SVC,
-                "service_cv": 1.0,
-                "memory_mb_per_request": 0.0,
-            },
-            "scaling": {"min_instances": N_INST, "max_instances": N_INST, "initial_instances": N_INST},
-            "load_balancer": {"algorithm": algo},
-            "failures": {"mtbf_seconds": None, "memory_crash": False},
-        }
-    )
-    col = {name: i for i, name in enumerate(INFO_NAMES)}
-    hold = list(cfg.scaling.scale_steps).index(0)
-    dropped = arrivals = 0.0
-    gap = 0.0
-    for seed in seeds:
-        sim = BatchSimulator(cfg, 1, parallel=False)
-        sim.seed([seed])
-        sim.reset()
-        rows = np.zeros((STEPS, len(INFO_NAMES)))
-        for k in range(STEPS):
-            sim.step(np.array([hold]))
-            rows[k] = sim.metrics[0]
-        dropped += rows[WARM:, col["dropped"]].sum()
-        arrivals += rows[WARM:, col["arrivals"]].sum()
-        out = rows[:, col["served"]].sum() + rows[:, col["dropped"]].sum() + rows[:, col["failed"]].sum()
-        gap = max(gap, abs(rows[:, col["arrivals"]].sum() - out - rows[-1, col["backlog"]]))
-    return dropped / arrivals, gap
+    """``conftest.cell_drop_share`` with exponential service (cv = 1)."""
+    return cell_drop_share(algo, conc, rho, 1.0, seeds)
 
 
 @pytest.mark.parametrize(

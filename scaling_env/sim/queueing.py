@@ -817,23 +817,31 @@ def _erlang_mix_tail(x: float, theta: float, lr: float, room: int) -> float:
 
 _ROOM_LAW = 0  # the wait of a request that waits: ``room_wait_p95``'s Erlang mixture over a truncated geometric
 _RBM_LAW = 1  # ``transient_wait_p95``'s reflected Brownian motion from empty, below the room
+_NORMAL_LAW = 2  # ``window_wait_p95``'s level within a step, normal and cut at 0
 
 
 @njit(cache=True)
-def _wait_tail(w, law, theta, ratio, k_room, room, age, drift, var, s_room):
-    """P(W > w) of a request that waits, under ``law`` (``_ROOM_LAW``: ``_erlang_mix_tail`` with the geometric
-    ``ratio`` on ``k_room`` places; ``_RBM_LAW``: R / theta, R the reflected motion at ``age`` below ``room``,
-    ``s_room`` its mass at or above the room)."""
+def _wait_tail(w, law, theta, k_room, x1, x2, x3, x4, x5):
+    """P(W > w) of a request that waits, under ``law``, with its parameters ``x1`` .. ``x5``:
+
+    - ``_ROOM_LAW``: ``_erlang_mix_tail`` with the geometric ratio ``x1`` on ``k_room`` places;
+    - ``_RBM_LAW``: R / theta, R the reflected motion at age ``x2`` (drift ``x3``, variance ``x4``) below the room
+      ``x1``, ``x5`` its mass at or above the room;
+    - ``_NORMAL_LAW``: max(N(``x1``, ``x2``^2), 0) / theta."""
     if law == _ROOM_LAW:
-        return _erlang_mix_tail(w, theta, ratio, k_room)
+        return _erlang_mix_tail(w, theta, x1, k_room)
+    if law == _NORMAL_LAW:
+        if w < 0.0:
+            return 1.0
+        return 0.5 * math.erfc((w * theta - x1) / (x2 * math.sqrt(2.0)))
     x = w * theta
-    if x >= room:
+    if x >= x1:
         return 0.0
-    return max(_rbm_survival(x, age, drift, var) - s_room, 0.0) / (1.0 - s_room)
+    return max(_rbm_survival(x, x2, x3, x4) - x5, 0.0) / (1.0 - x5)
 
 
 @njit(cache=True)
-def _response_tail(t, const, e, p, law, theta, ratio, k_room, room, age, drift, var, s_room):
+def _response_tail(t, const, e, p, law, theta, k_room, x1, x2, x3, x4, x5):
     """P(response > t) for a service of constant ``const`` plus an exponential of mean ``e`` (``service_shape``)
     and a wait that is 0 with probability 1 - ``p`` and ``_wait_tail``'s otherwise: the sum's tail integrated over
     the exponential (12-point Gauss-Legendre)."""
@@ -842,7 +850,7 @@ def _response_tail(t, const, e, p, law, theta, ratio, k_room, room, age, drift, 
         return (1.0 - p) + p
     if e <= 0.0:
         served = 0.0
-        waited = _wait_tail(y, law, theta, ratio, k_room, room, age, drift, var, s_room)
+        waited = _wait_tail(y, law, theta, k_room, x1, x2, x3, x4, x5)
     else:
         served = math.exp(-y / e) if y > 0.0 else 1.0
         waited = served  # P(E > y), plus the part where E <= y and W > y - E
@@ -851,30 +859,26 @@ def _response_tail(t, const, e, p, law, theta, ratio, k_room, room, age, drift, 
             for n in range(12):
                 u = half * (_GL_X[n] + 1.0)
                 waited += (
-                    half
-                    * _GL_W[n]
-                    * math.exp(-u / e)
-                    / e
-                    * _wait_tail(y - u, law, theta, ratio, k_room, room, age, drift, var, s_room)
+                    half * _GL_W[n] * math.exp(-u / e) / e * _wait_tail(y - u, law, theta, k_room, x1, x2, x3, x4, x5)
                 )
     return (1.0 - p) * served + p * waited
 
 
 @njit(cache=True)
-def _response_p95_between(hi, const, e, p, law, theta, ratio, k_room, room, age, drift, var, s_room):
+def _response_p95_between(hi, const, e, p, law, theta, k_room, x1, x2, x3, x4, x5):
     """The 95th percentile of ``_response_tail``'s law, found by regula falsi (Illinois) between 0 and ``hi``
     (doubled until the tail there is below 5 %)."""
     lo = 0.0
-    f_lo = _response_tail(lo, const, e, p, law, theta, ratio, k_room, room, age, drift, var, s_room) - 0.05
-    f_hi = _response_tail(hi, const, e, p, law, theta, ratio, k_room, room, age, drift, var, s_room) - 0.05
+    f_lo = _response_tail(lo, const, e, p, law, theta, k_room, x1, x2, x3, x4, x5) - 0.05
+    f_hi = _response_tail(hi, const, e, p, law, theta, k_room, x1, x2, x3, x4, x5) - 0.05
     while f_hi > 0.0:
         hi *= 2.0
-        f_hi = _response_tail(hi, const, e, p, law, theta, ratio, k_room, room, age, drift, var, s_room) - 0.05
+        f_hi = _response_tail(hi, const, e, p, law, theta, k_room, x1, x2, x3, x4, x5) - 0.05
     r = hi
     side = 0
     for _ in range(40):
         r = (lo * f_hi - hi * f_lo) / (f_hi - f_lo)
-        f = _response_tail(r, const, e, p, law, theta, ratio, k_room, room, age, drift, var, s_room) - 0.05
+        f = _response_tail(r, const, e, p, law, theta, k_room, x1, x2, x3, x4, x5) - 0.05
         if abs(f) < 1e-6 or hi - lo < 1e-7 * hi:
             break
         if f > 0.0:
@@ -923,7 +927,7 @@ def room_wait_p95(service_s: float, service_cv: float, mean_wait: float, p_wait:
     # the wait is at most a full room's Erlang(room, theta), so its p95 is below that law's mean plus five of its
     # standard deviations, plus the service's p95
     hi = (k_room + 5.0 * math.sqrt(k_room)) / theta + response_p95(service_s, service_cv, 0.0, 0.0)
-    return _response_p95_between(hi, const, e, p, _ROOM_LAW, theta, x, k_room, 0.0, 0.0, 0.0, 0.0, 0.0)
+    return _response_p95_between(hi, const, e, p, _ROOM_LAW, theta, k_room, x, 0.0, 0.0, 0.0, 0.0)
 
 
 @njit(cache=True)
@@ -996,7 +1000,7 @@ def transient_wait_p95(
     s_room = _rbm_survival(room, t, drift, var)
     const, e = service_shape(service_s, service_cv)
     hi = room / theta + response_p95(service_s, service_cv, 0.0, 0.0)
-    return _response_p95_between(hi, const, e, 1.0, _RBM_LAW, theta, 0.0, 0, room, t, drift, var, s_room)
+    return _response_p95_between(hi, const, e, 1.0, _RBM_LAW, theta, 0, room, t, drift, var, s_room)
 
 
 @njit(cache=True)
@@ -1120,49 +1124,8 @@ def window_wait_p95(service_s: float, service_cv: float, mean_wait: float, serve
     if theta <= 0.0 or sd <= 0.0:
         return response_p95(service_s, service_cv, mean_wait, 1.0 if mean_wait > 0.0 else 0.0)
 
-    def waited(w: float) -> float:  # P(W > w), W = max(N(m, sd^2), 0) / theta
-        if w < 0.0:
-            return 1.0
-        return 0.5 * math.erfc((w * theta - m) / (sd * math.sqrt(2.0)))
-
-    def tail(t_resp: float) -> float:
-        y = t_resp - const
-        if y < 0.0:
-            return 1.0
-        if e <= 0.0:
-            return waited(y)
-        total = math.exp(-y / e)
-        half = 0.5 * y
-        for n in range(12):
-            u = half * (_GL_X[n] + 1.0)
-            total += half * _GL_W[n] * math.exp(-u / e) / e * waited(y - u)
-        return total
-
-    lo_t = 0.0
-    hi_t = (m + 3.0 * sd) / theta + response_p95(service_s, service_cv, 0.0, 0.0)
-    f_lo = tail(lo_t) - 0.05
-    f_hi = tail(hi_t) - 0.05
-    while f_hi > 0.0:
-        hi_t *= 2.0
-        f_hi = tail(hi_t) - 0.05
-    r = hi_t
-    side = 0
-    for _ in range(40):
-        r = (lo_t * f_hi - hi_t * f_lo) / (f_hi - f_lo)
-        f = tail(r) - 0.05
-        if abs(f) < 1e-6 or hi_t - lo_t < 1e-7 * hi_t:
-            break
-        if f > 0.0:
-            lo_t, f_lo = r, f
-            if side == 1:
-                f_hi *= 0.5
-            side = 1
-        else:
-            hi_t, f_hi = r, f
-            if side == -1:
-                f_lo *= 0.5
-            side = -1
-    return r
+    hi = (m + 3.0 * sd) / theta + response_p95(service_s, service_cv, 0.0, 0.0)
+    return _response_p95_between(hi, const, e, 1.0, _NORMAL_LAW, theta, 0, m, sd, 0.0, 0.0, 0.0)
 
 
 @njit(cache=True)
