@@ -770,7 +770,26 @@ variability (round robin +84 % / +94 % at 0.98 with cv 1.5 / 2: the K/z room ove
 -26 % at 1.02); drops at 1.02 with c = 1-2 (-13 % to -52 %: the deterministic fluid queue fills a room of 100 in
 250-500 s, the reference's far sooner by its fluctuations); least outstanding's small rooms at 1.02 (wait +37 %,
 +53 %); the room of 1,000's p95 at 1.00 (round robin -40 %, least outstanding -28 %); round robin's p95 at c = 1
-and 1.00 (-19 %: a queue that moves less than half its room in a step keeps the exponential tail). By mechanism,
+and 1.00 (-19 %: a queue that moves less than half its room in a step keeps the exponential tail). **Stop 27**,
+each measured on the whole grid: drops while a waiting room fills just above capacity (docs/model.md 6.2.3: a
+filling slot turns away the flow's blocking beyond its room's draw, the share 1 / (ca2 + 1) the deterministic fluid
+queues leave out; round robin at 1.02, c = 1 / 2 -52 % / -20 % -> +1 % / +4 %, random -26 % / -13 % -> -1 % / +3
+%), 319; least outstanding's pooled queue followed from 0.95 on as a reflected Brownian motion from empty, capped at
+its steady state, with a p95 spread by how far the queue moves within the step (docs/model.md 6.2.4; 14 cells,
+e.g. c = 2 at 1.00 wait -41 % -> -8 %, p95 -35 % -> -14 %; the room of 1,000 at 1.00 -40 % -> -3 %; q = 5 at
+1.02 +53 % -> 0 %), 333; the room's blocking under lognormal service from the flow with the room's stretch z_b,
+the services' count variance over the time the room takes to fill (docs/model.md 6.2.5; every drop cell of the
+service-variability sweep, e.g. round robin at 0.98, cv 2 +94 % -> -3 %), **344 of 349**. Still open (5 cells):
+least outstanding at 1.00, c = 1 (wait +23 %; the exact pooled M/M/8/808 chain from empty is itself 22 % above
+the reference there, whose CI is +-13 %: join-the-shortest-queue at c = 1 is not the pooled queue); least
+outstanding at 1.02, c = 2 (p95 -15 %, drops -10 %, both just outside); least outstanding at 0.98, c = 10, cv 3
+(wait +16 %: the stationary M/G/N wait with the JSQ factors); round robin at 0.75, c = 10, cv 1.5 (wait +15 %);
+round robin's room of 1,000 at 1.00 (p95 +19 %: the grid's 8 members' levels are 8 draws of the walk's law, whose
+empirical 95th percentile is below the law's; Blom's order statistic fixed it but broke 0.95, docs/model.md
+6.4.2). Outside the grid at stop 27: the step of a rate change inside it weighs each part's wait by what it serves
+(`kernel.served_in_part`; the off-grid transient's step 0.691 s -> 0.626 s; an exact event simulation,
+`python perf/rate_change_des.py`, gives 0.614 s, the request backend 0.589 s because it integrates the rate
+over 1 s sub-intervals and so spreads the jump at 157.5 s over [157, 158)). By mechanism,
 with the fix each
 miss calls for (or got):
 
