@@ -837,6 +837,51 @@ def pool_join(b, s, dt, n_pool):
 
 
 @njit(inline="always", **_KERNEL)
+def flow_blocking(b, s, algo, ca2, p_block, p_flow, rho_in, lam, servers, room, y0, w_stat, duration):
+    """6, ``queue_segment``'s round robin and random on the finite-buffer flow (``p_flow``: its blocking over the
+    part): (P(turned away) by the room's draw, the slots' busy share, the share a filling slot turns away)."""
+    p = s.params
+    svc = p[b, P_SVC]
+    busy = 1.0
+    p_fill = p_block
+    if p[b, P_SVC_CV] == 1.0 and (algo == RANDOM or room > GIMK_MAX_ROOM):
+        # the flow's blocking, less above capacity the overload's excess, which the fluid queues turn away once
+        # full (with it, the fluid queues of an overload stay short: its drops and the step after it moved
+        # away from the request backend). With cv > 1 the blocking is the flow's at z_b (below; cv < 1 keeps
+        # the stationary one, the room as K / z places, sim/mgc.py); round robin keeps the exact E_n/M/c/K
+        # chain for rooms of 1..GIMK_MAX_ROOM and above capacity (the flow's there moved noisy_trace's SLO
+        # share from 0.178 to 0.180, reference 0.171)
+        if algo == RANDOM or rho_in <= 1.0:
+            p_block = max(p_flow - max(1.0 - 1.0 / rho_in, 0.0), 0.0)
+        p_fill = p_block
+        if rho_in > 1.0:
+            # above capacity the slots' busy share: the flow's throughput rho (1 - P_K), P_K its blocking, which
+            # follows its fill (Tipper & Sundareshan 1990): below 1 once the room is full, where the fluid queues
+            # serve at c mu and turn away only the excess 1 - 1/rho (``serve`` turns away what they serve beyond
+            # it). A slot whose fluid queue is not full turns away ``p_fill`` of its arrivals (``serve``): near
+            # capacity the room's fluctuations fill it long before the deterministic fluid queue does, which
+            # carries only the arrivals' part of them (drawn per step) and leaves out the services', the share
+            # cs2 / (ca2 + cs2) = 1 / (ca2 + 1) of the diffusion variance; only where the fluid queue fills the
+            # room slower than the fluctuations half fill it (``room_fill_time``: within about 5 % of capacity
+            # for a room of 100), not in an overload's burst, where the fluid's drift fills it first
+            # (docs/model.md 6.2.3)
+            busy = min(rho_in * (1.0 - p_flow), 1.0)
+            if room * svc > (lam * svc - servers) * room_fill_time(room, lam, servers, 1.0 / svc):
+                p_fill = p_block + (p_flow - p_block) / (ca2 + 1.0)
+    elif p[b, P_SVC_CV] > 1.0:
+        # lognormal service (cv > 1): the blocking is the flow's with the room as K / z_b places, z_b the
+        # stretch of the services' count variance over the room's time scale, below the long-run cs2 of z
+        # (``mgc.blocking_stretch``; with the stationary K / z room the grid's drops at utilisation 0.98 and
+        # 1.02 were off by -26 % to +94 %). It is the whole blocking above capacity too: it is at least the
+        # overload's excess 1 - 1/rho (a finite queue serves at most c mu), so the fluid queues do not fill the
+        # room and turn away nothing more (docs/model.md 6.2.5)
+        z_b = blocking_stretch(ca2, servers, room, p[b, P_SVC_CV])
+        p_block = psffa_finite_wait(y0, lam, svc, servers, w_stat, room, duration, z_b)[2]
+        p_fill = p_block
+    return p_block, busy, p_fill
+
+
+@njit(inline="always", **_KERNEL)
 def queue_segment(b, s, offered_rps, wsum, w_healthy, n_pool, y0, duration):
     """6, ``queue_over_step`` over ``duration`` s at ``offered_rps``: (stationary mean wait s, P(wait),
     P(turned away), the queue at the end per member, the followed queue's mean wait s, its admitted rate per member
@@ -880,42 +925,9 @@ def queue_segment(b, s, offered_rps, wsum, w_healthy, n_pool, y0, duration):
         ca2 = 1.0 / n_pool if algo == ROUND_ROBIN and n_pool > 0 else 1.0
         z = stretch_of(ca2, p[b, P_SVC_CV] * p[b, P_SVC_CV])
         y, w, p_flow = psffa_finite_wait(y0, lam, svc, servers, w_stat, room, duration, z)
-        busy = 1.0
-        p_fill = p_block
-        if p[b, P_SVC_CV] == 1.0 and (algo == RANDOM or room > GIMK_MAX_ROOM):
-            # the flow's blocking, less above capacity the overload's excess, which the fluid queues turn away once
-            # full (with it, the fluid queues of an overload stay short: its drops and the step after it moved
-            # away from the request backend). With cv > 1 the blocking is the flow's at z_b (below; cv < 1 keeps
-            # the stationary one, the room as K / z places, sim/mgc.py); round robin keeps the exact E_n/M/c/K
-            # chain for rooms of 1..GIMK_MAX_ROOM and above capacity (the flow's there moved noisy_trace's SLO
-            # share from 0.178 to 0.180, reference 0.171)
-            if algo == RANDOM or rho_in <= 1.0:
-                p_block = max(p_flow - max(1.0 - 1.0 / rho_in, 0.0), 0.0)
-            p_fill = p_block
-            if rho_in > 1.0:
-                # above capacity the slots' busy share: the flow's throughput rho (1 - P_K), P_K its blocking, which
-                # follows its fill (Tipper & Sundareshan 1990): below 1 once the room is full, where the fluid queues
-                # serve at c mu and turn away only the excess 1 - 1/rho (``serve`` turns away what they serve beyond
-                # it). A slot whose fluid queue is not full turns away ``p_fill`` of its arrivals (``serve``): near
-                # capacity the room's fluctuations fill it long before the deterministic fluid queue does, which
-                # carries only the arrivals' part of them (drawn per step) and leaves out the services', the share
-                # cs2 / (ca2 + cs2) = 1 / (ca2 + 1) of the diffusion variance; only where the fluid queue fills the
-                # room slower than the fluctuations half fill it (``room_fill_time``: within about 5 % of capacity
-                # for a room of 100), not in an overload's burst, where the fluid's drift fills it first
-                # (docs/model.md 6.2.3)
-                busy = min(rho_in * (1.0 - p_flow), 1.0)
-                if room * svc > (lam * svc - servers) * room_fill_time(room, lam, servers, 1.0 / svc):
-                    p_fill = p_block + (p_flow - p_block) / (ca2 + 1.0)
-        elif p[b, P_SVC_CV] > 1.0:
-            # lognormal service (cv > 1): the blocking is the flow's with the room as K / z_b places, z_b the
-            # stretch of the services' count variance over the room's time scale, below the long-run cs2 of z
-            # (``mgc.blocking_stretch``; with the stationary K / z room the grid's drops at utilisation 0.98 and
-            # 1.02 were off by -26 % to +94 %). It is the whole blocking above capacity too: it is at least the
-            # overload's excess 1 - 1/rho (a finite queue serves at most c mu), so the fluid queues do not fill the
-            # room and turn away nothing more (docs/model.md 6.2.5)
-            z_b = blocking_stretch(ca2, servers, room, p[b, P_SVC_CV])
-            p_block = psffa_finite_wait(y0, lam, svc, servers, w_stat, room, duration, z_b)[2]
-            p_fill = p_block
+        p_block, busy, p_fill = flow_blocking(
+            b, s, algo, ca2, p_block, p_flow, rho_in, lam, servers, room, y0, w_stat, duration
+        )
         return w_stat, p_stat, p_block, y, w, lam * (1.0 - p_block), 2, busy, p_fill
     busy = 1.0
     if (
