@@ -211,6 +211,29 @@ def test_auto_kernel_settles_on_the_faster_kernel(monkeypatch, slow):
     assert calls[fast] > 188
 
 
+def test_auto_kernel_is_not_held_back_by_the_threaded_kernels_slow_start(monkeypatch):
+    # the threaded kernel's first calls are slow (its thread pool starts: 30 ms against 1.2 ms later at B = 1024);
+    # blended into its running mean, they kept it above the serial kernel's for hundreds of calls, so the default
+    # stepped serially at half the threaded speed. A probe's time now replaces the stale mean.
+    calls = {"threaded": 0, "serial": 0}
+
+    def threaded(*args):
+        calls["threaded"] += 1
+        time.sleep(0.03 if calls["threaded"] <= 3 else 0.002)
+
+    def serial(*args):
+        calls["serial"] += 1
+        time.sleep(0.004)
+
+    monkeypatch.setattr(threads, "step_batch_parallel", threaded)
+    monkeypatch.setattr(threads, "step_batch", serial)
+    auto = threads.AutoKernel()
+    for _ in range(200):
+        auto()
+    assert auto.threads
+    assert calls["threaded"] > 170
+
+
 def test_auto_kernel_gives_the_same_trajectories_as_either_kernel():
     cfg = EnvConfig.from_dict({"episode_steps": 30, "failures": {"mtbf_seconds": 200.0}})
     out = []

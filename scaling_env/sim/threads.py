@@ -61,7 +61,11 @@ class AutoKernel:
         elapsed = time.perf_counter() - t0
         if self._seen[threads]:
             old = self.seconds[threads]
-            self.seconds[threads] = elapsed if old is None else (1.0 - SMOOTHING) * old + SMOOTHING * elapsed
+            # a probe's time replaces the other kernel's stale mean: blended into it, the threaded kernel's slow
+            # second and third calls (its thread pool starting) kept its mean above the serial one's for
+            # hundreds of calls, so a B = 1024 batch stepped serially at about half the threaded speed
+            fresh = old is None or probe
+            self.seconds[threads] = elapsed if fresh else (1.0 - SMOOTHING) * old + SMOOTHING * elapsed
         self._seen[threads] = True
         if probe:
             self._decide()
