@@ -35,7 +35,7 @@ for path in (str(REPO), str(REPO / "perf")):
     if path not in sys.path:
         sys.path.insert(0, path)
 
-from mgc_sim import simulate  # noqa: E402
+from mgc_sim import heap_pop, heap_push, simulate  # noqa: E402
 
 from scaling_env.sim.mgc import T_A, T_P, blocking_stretch, variance_ratio  # noqa: E402
 from scaling_env.sim.nonstationary import mmck_blocking, psffa_finite_wait, stretch_of  # noqa: E402
@@ -122,20 +122,7 @@ def episode_drops(servers, lam, cv, room, horizon, start, reps, seed, phases):
             if t >= horizon:
                 break
             while size > 0 and heap[0] <= t:  # departures up to now (a binary heap)
-                size -= 1
-                last = heap[size]
-                i = 0
-                while True:
-                    left = 2 * i + 1
-                    if left >= size:
-                        break
-                    j = left if (left + 1 >= size or heap[left] <= heap[left + 1]) else left + 1
-                    if heap[j] < last:
-                        heap[i] = heap[j]
-                        i = j
-                    else:
-                        break
-                heap[i] = last
+                size = heap_pop(heap, size)
             counted = t >= start
             arrived += counted
             if size >= cap:
@@ -147,16 +134,7 @@ def episode_drops(servers, lam, cv, room, horizon, start, reps, seed, phases):
                     k = j
             d = max(t, free[k]) + math.exp(mu_ln + sig * np.random.standard_normal())
             free[k] = d
-            i = size
-            size += 1
-            while i > 0:
-                parent = (i - 1) // 2
-                if heap[parent] > d:
-                    heap[i] = heap[parent]
-                    i = parent
-                else:
-                    break
-            heap[i] = d
+            size = heap_push(heap, size, d)
     return dropped / max(arrived, 1)
 
 

@@ -25,6 +25,41 @@ from scaling_env.sim.queueing import stationary_wait
 
 
 @njit(cache=True)
+def heap_pop(heap: np.ndarray, size: int) -> int:
+    """Remove the smallest of the binary min-heap ``heap[:size]``; returns the new size."""
+    size -= 1
+    last = heap[size]
+    i = 0
+    while True:
+        left = 2 * i + 1
+        if left >= size:
+            break
+        j = left if (left + 1 >= size or heap[left] <= heap[left + 1]) else left + 1
+        if heap[j] < last:
+            heap[i] = heap[j]
+            i = j
+        else:
+            break
+    heap[i] = last
+    return size
+
+
+@njit(cache=True)
+def heap_push(heap: np.ndarray, size: int, value: float) -> int:
+    """Add ``value`` to the binary min-heap ``heap[:size]``; returns the new size."""
+    i = size
+    while i > 0:
+        parent = (i - 1) // 2
+        if heap[parent] > value:
+            heap[i] = heap[parent]
+            i = parent
+        else:
+            break
+    heap[i] = value
+    return size + 1
+
+
+@njit(cache=True)
 def simulate(
     servers: int, lam: float, mean: float, cv: float, room: int, n: int, seed: int, warm: int, phases: int = 1
 ):
@@ -47,20 +82,7 @@ def simulate(
     for k in range(n):
         t += np.random.exponential(1.0 / lam) if phases == 1 else np.random.gamma(phases, 1.0 / (phases * lam))
         while size > 0 and heap[0] <= t:  # pop the departures up to now
-            size -= 1
-            last = heap[size]
-            i = 0
-            while True:
-                left = 2 * i + 1
-                if left >= size:
-                    break
-                j = left if (left + 1 >= size or heap[left] <= heap[left + 1]) else left + 1
-                if heap[j] < last:
-                    heap[i] = heap[j]
-                    i = j
-                else:
-                    break
-            heap[i] = last
+            size = heap_pop(heap, size)
         s = np.random.exponential(mean) if cv == 1.0 else math.exp(mu_ln + sig * np.random.standard_normal())
         if k >= warm:
             total += 1
@@ -75,16 +97,7 @@ def simulate(
         start = max(t, free[j])
         d = start + s
         free[j] = d
-        i = size
-        size += 1
-        while i > 0:
-            parent = (i - 1) // 2
-            if heap[parent] > d:
-                heap[i] = heap[parent]
-                i = parent
-            else:
-                break
-        heap[i] = d
+        size = heap_push(heap, size, d)
         if k >= warm:
             admitted += 1
             wait_sum += start - t
