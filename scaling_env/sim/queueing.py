@@ -33,7 +33,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .instances import F_COHORTS, N_COHORTS
-from .mgc import lognormal_wait_factor, scaled_room
+from .mgc import erlang_lognormal_factor, lognormal_wait_factor, scaled_room
 
 EXACT_ERLANG_MAX_SERVERS = 1000
 RHO_CAP = 0.99  # the stationary formulas are used up to this utilisation; the fluid backlog covers the rest
@@ -394,6 +394,8 @@ def erlang_arrivals_wait(phases: int, servers: int, arrival_rps: float, service_
         loss = _takacs_sums(phases, servers, arrival_rps * service_s / servers, -1.0)[1]  # (sigma: first sum only)
         return 0.0, 0.0, 1.0 / loss
     scale = _whitt_scale(rho, 1.0 / phases, cs2, servers) * lognormal_correction(rho, cs2, servers)
+    if cs2 > 1.0:  # the lognormal's E_k/G/N correction over the Poisson one (mgc.erlang_lognormal_factor)
+        scale *= erlang_lognormal_factor(phases, servers, rho, math.sqrt(cs2))
     room = scaled_room(room, scale) if cs2 != 1.0 else room  # the line stretched scale-fold (mgc.py)
     k_room = max(int(math.floor(room + 0.5)), 1)
     if k_room <= GIMK_MAX_ROOM and phases <= GIMK_MAX_PHASES:
