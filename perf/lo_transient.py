@@ -8,8 +8,8 @@ Salz 1978), one pooled queue of N = n c slots with a room of K = n q, started em
 - ``exact``: the birth-death chain's forward equations from empty (a lazy uniformised chain, step 1 / (2 Lambda));
 - ``rbm``: the kernel's law (``queueing.rbm_step_wait``): the waiting count as an RBM from empty whose age is fitted
   each step to the count carried from the last step;
-- ``model``: that motion capped at the stationary pooled queue (``nonstationary.pooled_transient_wait``, the
-  kernel's law);
+- ``model``: the kernel's law (``nonstationary.pooled_transient_wait``): the motion reflected at the room's top
+  too (``queueing.drbm_step_wait``, lo28), capped at the stationary pooled queue;
 - ``stat``: the stationary chain (what a per-step stationary queue gives at the true load).
 
 Run: ``python perf/lo_transient.py`` (about a minute); it prints one line per case: the means over steps 4-47 (the

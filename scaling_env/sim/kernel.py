@@ -130,6 +130,7 @@ from .instances import (
     launch,
     scale_in,
 )
+from .jsq import window_variance_share
 from .load_balancer import (
     LEAST_OUTSTANDING,
     RANDOM,
@@ -952,7 +953,10 @@ def queue_segment(b, s, offered_rps, wsum, w_healthy, n_pool, y0, duration):
         in_service = servers * min(rho_in, 1.0) * (1.0 - p_block)
         count0 = max(y0 * scale - in_service, 0.0)
         cs2 = p[b, P_SVC_CV] * p[b, P_SVC_CV]
-        w, q1 = pooled_transient_wait(count0, lam, svc, servers, cs2, room, duration, w_stat)
+        # (its steady state with lognormal service: the services' count variance over the queue's relaxation
+        # time, ``jsq.window_variance_share``)
+        w_cap = w_stat * window_variance_share(servers, rho_in, p[b, P_SVC_CV])
+        w, q1 = pooled_transient_wait(count0, lam, svc, servers, cs2, room, duration, w_cap)
         return w_stat, p_stat, p_block, (in_service + q1) / scale, w, lam_in / scale, 2, busy, p_block
     if algo != ROUND_ROBIN:
         # the per-step stationary queue (a Poisson stream per instance, or the pooled queue): its mean number in

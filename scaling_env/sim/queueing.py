@@ -1160,3 +1160,96 @@ def waiting_latency(service_s: float, age_sum: float, backlog: int, t_end: float
         lat = service_s + min(age_sum / backlog, t_end)
         return lat, lat
     return 0.0, 0.0
+
+
+@njit(cache=True)
+def drbm_mean(t: float, drift: float, var: float, room: float) -> float:
+    """The mean at time t of the reflected Brownian motion on [0, ``room``] (reflected at both ends: a full room
+    turns arrivals away and the count stays at the top, where ``_rbm_room_mean`` only leaves out the motion's
+    part above it) started empty, by its spectral expansion (the regulated motion's generator with Neumann
+    conditions: eigenvalues var (a^2 + k_n^2) / 2, k_n = n pi / room, a = drift / var; eigenfunctions
+    exp(-a x) (cos k_n x + a / k_n sin k_n x); V. Linetsky, "On the transition densities for reflected diffusions",
+    Adv. Appl. Probab. 37, 2005; Harrison 1985, section 5.6 for its limit):
+
+        E_0 R(t) = rbm_limit - sum_n exp(-var (a^2 + k_n^2) t / 2) 2 k_n^2 (1 - (-1)^n exp(a room))
+                                   / (room (a^2 + k_n^2)^2).
+
+    While the top is out of reach (P(free motion > room) < 1e-12) it is the one-sided motion's mean; where the
+    drift up is steep (a room > 20: the series' terms cancel in floating point) the one-sided motion's mean
+    below the room (``_rbm_room_mean``; such a room fills within a few of its own diffusion times)."""
+    if t <= 0.0 or var <= 0.0:
+        return 0.0
+    if room <= 0.0:
+        return 0.0
+    a = drift / var
+    if _rbm_survival(room, t, drift, var) < 1e-12 or a * room > 20.0:
+        return _rbm_room_mean(t, drift, var, room)
+    total = 0.0
+    up = math.exp(a * room)
+    for n in range(1, 100000):
+        k = n * math.pi / room
+        e = var * (a * a + k * k) * 0.5 * t
+        if e - max(a * room, 0.0) > 40.0:
+            break
+        sign = 1.0 if n % 2 == 0 else -1.0
+        d = a * a + k * k
+        total += math.exp(-e) * 2.0 * k * k * (1.0 - sign * up) / (room * d * d)
+    return min(max(rbm_limit(drift, var, room) - total, 0.0), room)
+
+
+@njit(cache=True)
+def drbm_age(count: float, drift: float, var: float, room: float) -> float:
+    """The age t at which the two-sided motion from empty (``drbm_mean``) has the mean ``count``: 0 for an empty
+    queue, inf at or beyond its limit (``rbm_limit``). Bisection in log t from the driftless motion's
+    t = pi count^2 / (2 var)."""
+    if count <= 0.0 or var <= 0.0:
+        return 0.0
+    if count >= 0.999 * rbm_limit(drift, var, room):
+        return math.inf
+    guess = math.log(0.5 * math.pi * count * count / var)
+    lo = guess - 1.0
+    while drbm_mean(math.exp(lo), drift, var, room) > count:
+        lo -= 2.0
+    hi = guess + 1.0
+    while drbm_mean(math.exp(hi), drift, var, room) < count:
+        hi += 2.0
+        if hi > guess + 40.0:
+            return math.inf
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if drbm_mean(math.exp(mid), drift, var, room) < count:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-7:
+            break
+    return math.exp(0.5 * (lo + hi))
+
+
+@njit(cache=True)
+def drbm_step_wait(count0: float, lam: float, service_s: float, servers: int, cs2: float, room: float, duration: float):
+    """``rbm_step_wait`` with the motion reflected at the room's top too (``drbm_mean``, ``drbm_age``): the
+    pooled queue of least outstanding near capacity, whose room of n q is reached within an episode above
+    capacity. Returns (the mean wait over the step s: the time average of the mean number waiting over c mu, by
+    Little; the mean number waiting at the end)."""
+    theta = servers / service_s
+    if theta <= 0.0 or lam <= 0.0 or duration <= 0.0:
+        return 0.0, 0.0
+    drift = lam - theta
+    var = lam + theta * cs2
+    t0 = drbm_age(count0, drift, var, room)
+    if t0 == math.inf:
+        q = rbm_limit(drift, var, room)
+        return q / theta, q
+    s0 = math.sqrt(t0)
+    s1 = math.sqrt(t0 + duration)
+    half = 0.5 * (s1 - s0)
+    num = 0.0
+    den = 0.0
+    for n in range(4):
+        sp = s0 + half * (_GL4_X[n] + 1.0)
+        w = _GL4_W[n] * 2.0 * sp
+        num += w * drbm_mean(sp * sp, drift, var, room)
+        den += w
+    q1 = drbm_mean(t0 + duration, drift, var, room)
+    return num / max(den, 1e-300) / theta, q1
