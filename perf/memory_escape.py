@@ -17,11 +17,17 @@ Run from the repository root (about 40 s on a 2-CPU machine)::
     python perf/memory_escape.py                       # seed 1004, statistics on seeds 1000-1019
     python perf/memory_escape.py --seed 1000 --steps 20 --seeds 40
     python perf/memory_escape.py --rounds --seeds 80   # replacement rounds, seeds 1000-1079, first 40 steps
+    python perf/memory_escape.py --episodes --seeds 400  # whole episodes: escapes, reward, SLO share (~4 min)
+
+``--episodes`` runs whole episodes of seeds 1000.. in both backends (target tracking; ``--policy hpa`` for the
+HPA) and prints the escapes (an episode whose SLO violation share is below 0.5: the rule scaled out and the crashes
+stopped), the mean reward and SLO violation share, and the paired 95 % CI of their fast-minus-request difference.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 
 import numpy as np
 
@@ -125,6 +131,36 @@ def rounds(sim: str, seeds: list[int], horizon: int) -> None:
     print(f"  all: >= 1 replacement warm at the end {np.mean(v >= 1):.3f}, >= 2 {np.mean(v >= 2):.3f}")
 
 
+def episodes(seeds: list[int], policy: str, ref: str | None = None) -> None:
+    """Whole episodes in both backends, paired per seed: escapes (SLO violation share < 0.5), reward, SLO share."""
+    out = {}
+    for sim in ("fast", "request"):
+        cache = f"{ref}.{policy}.{seeds[0]}-{seeds[-1]}.npz" if ref and sim == "request" else None
+        if cache and os.path.exists(cache):  # (the request backend's episodes do not change with the fast model)
+            with np.load(cache) as z:
+                out[sim] = {k: z[k] for k in z.files}
+            continue
+        cfg = load_scenario("memory_pressure").config.with_updates({"simulator": sim})
+        runs = rollout(cfg, make_policy(policy, cfg), seeds, parallel=False).metrics
+        out[sim] = {k: np.array([m[k] for m in runs]) for k in ("reward", "slo_violation_share")}
+        if cache:
+            np.savez(cache, **out[sim])
+    print(f"memory_pressure under {policy}, seeds {seeds[0]}-{seeds[-1]} ({len(seeds)})")
+    for sim, m in out.items():
+        esc = m["slo_violation_share"] < 0.5
+        print(
+            f"  {sim:8s} escapes {esc.sum():4d} ({esc.mean():.3f}), reward {m['reward'].mean():9.1f},"
+            f" SLO share {m['slo_violation_share'].mean():.3f}"
+        )
+    both = (out["fast"]["slo_violation_share"] < 0.5) & (out["request"]["slo_violation_share"] < 0.5)
+    print(f"  escapes in both {both.sum()}")
+    for key in ("reward", "slo_violation_share"):
+        f, r = out["fast"][key], out["request"][key]
+        d = f - r
+        ci = 1.96 * d.std(ddof=1) / np.sqrt(len(d))
+        print(f"  {key}: error {d.mean() / abs(r.mean()):+.1%} +- {ci / abs(r.mean()):.1%} (paired 95 % CI)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=1004, help="the seed of the per-step table")
@@ -132,7 +168,13 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=20, help="seeds from 1000 of the statistics")
     ap.add_argument("--horizon", type=int, default=40, help="steps of the statistics (from the start)")
     ap.add_argument("--rounds", action="store_true", help="the replacement rounds of a fleet held at 3 (above)")
+    ap.add_argument("--episodes", action="store_true", help="whole episodes: escapes, reward, SLO share (above)")
+    ap.add_argument("--policy", default="target_tracking", help="the rule of --episodes")
+    ap.add_argument("--ref", help="--episodes: keep the request backend's episodes in files with this prefix")
     a = ap.parse_args()
+    if a.episodes:
+        episodes(list(range(1000, 1000 + a.seeds)), a.policy, a.ref)
+        return
     if a.rounds:
         for sim in ("fast", "request"):
             rounds(sim, list(range(1000, 1000 + a.seeds)), a.horizon)
