@@ -198,3 +198,17 @@ def test_round_robin_members_crash_at_the_erlang_passage():
         )
         m = first_step(config, seeds, 0)
         assert np.mean(m[:, COL["crashes"]]) / 3 == pytest.approx(law, abs=se), simulator
+
+
+def test_a_replacement_that_crashes_at_its_join_reports_a_busy_server():
+    """Two instances boot 5 s from empty under 250 requests/s (random): the first passes 16 at 0.128 s and crashes,
+    the other keeps 16 and joins at 5 s beside it, taking 125/s against the 100/s its 10 servers complete, so its
+    fluid count rises from the limit: it crashes at its join. The request backend puts 10 of its 16 in service and
+    serves them until the crash (an arrival before a completion: 125 / 225 of the time at once, else a little
+    later, its 10 servers busy throughout): the step's CPU reads 10 / 10 = 1. The fast model reported no server
+    (CPU 0) before; now min(q, c) / c = 1."""
+    seeds = list(range(6000, 6040))
+    for simulator in ("fast", "request"):
+        m = first_step(fleet(simulator, 250.0, 0, 5.0, False), seeds, 2)
+        assert np.all(m[:, COL["crashes"]] == 2), simulator
+        assert np.mean(m[:, COL["cpu_utilization"]]) == pytest.approx(1.0, abs=0.05), simulator

@@ -38,18 +38,22 @@ Issue 16, the escape from memory_pressure's crash spiral (``escape_probability``
 replacement whose cold start ends in the step is drawn on its own, at the rate it takes from its join and from
 the count it joins with: the gambler's-ruin chance of its birth-death chain passing the limit before it falls
 back to its bulk (Karlin & Taylor 1975), then the stationary first-passage hazard.
+
+Issue 16 (mem28, ``erlang_passage``): round robin's first-passage hazard is the exact one of E_k/M/c, the mean
+first passage of the (count, arrival phase) chain (Neuts 1981), not the birth-death sum on its arrival-epoch law
+(``geometric_passage``, ``erlang_infinite_passage``: 26-49 % too high at memory_pressure's load; kept for the
+record and their tests).
 """
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 from numba import njit
 
 from .instances import BOOTING, F_EARLY, F_QFLUID, F_SPLIT, F_TIMER, I_ARRIVALS, I_BACKLOG, I_STATE
 from .load_balancer import LEAST_OUTSTANDING, ROUND_ROBIN, balancer_load
-from .queueing import gim_wait_probability
+from .queueing import _stack_doubles, gim_wait_probability
 from .rng import uniform
 
 NEGLIGIBLE = 1e-6  # a per-step crash chance below this is not drawn (``draw_memory_crash``)
@@ -152,8 +156,6 @@ def arrivals_at_level(
     return mmck_range(conc, a, conc + room, level, level)
 
 
-
-
 @njit(cache=True)
 def mmck_passage(servers: int, offered: float, level: float) -> float:
     """The first-passage hazard per arrival of the count to ``level + 1`` in the birth-death chain M/M/c/K
@@ -197,7 +199,8 @@ def geometric_passage(p_wait: float, sigma: float, above: float) -> float:
     arrival-epoch law of E_k/M/c above c: arrivals find c + i with probability P(wait) (1 - sigma) sigma^i
     (Takacs 1962), so S(c + i) = 1 - P(wait) sigma^(i + 1). The terms below c are left out (each at most c / p_n
     with p_n >= p_c there: a few units against the sum's ~ 1 / p_L). E_k/M/c is not a birth-death chain in its
-    count alone; the sum taken on its arrival-epoch law is the clumping correction's analogue (an approximation)."""
+    count alone; the sum taken on its arrival-epoch law is the clumping correction's analogue (an approximation,
+    26-49 % above the exact passage at a = 6.7-8, c = 10, L = 16: ``erlang_passage`` replaces it)."""
     if p_wait <= 0.0 or sigma <= 0.0:
         return 0.0
     d = 0.0
@@ -283,8 +286,9 @@ def erlang_passage(phases: int, servers: int, offered: float, level: float) -> f
     if k > PHASES_MAX:
         k = PHASES_MAX
     up = k * offered
-    prev = np.zeros(k)  # t_(n-1)(j)
-    alphas = np.zeros(k)
+    prev = _stack_doubles(_PHASES_BUFFER)  # t_(n-1)(j), then alpha_j of the level in hand (no allocation)
+    for j in range(k):
+        prev[j] = 0.0
     total = 0.0
     n = 0
     while n <= level:
@@ -293,18 +297,19 @@ def erlang_passage(phases: int, servers: int, offered: float, level: float) -> f
         alpha = 0.0  # alpha_k = 0: the up step from phase k - 1 reaches the level above
         for j in range(k - 1, -1, -1):
             alpha = (1.0 + up * alpha + d * prev[j]) / (up + d)
-            alphas[j] = alpha
+            prev[j] = alpha
         x = alpha / r**k  # x = alpha_0 + (1 - r^k) x
         if not x < 1e300:
             return 0.0
         total += x
         for j in range(k):
-            prev[j] = alphas[j] + (1.0 - r ** (k - j)) * x
+            prev[j] += (1.0 - r ** (k - j)) * x
         n += 1
     return 1.0 / (offered * total)
 
 
 PHASES_MAX = 256  # (Erlang-k with more phases than this is all but deterministic: taken as 256)
+_PHASES_BUFFER = PHASES_MAX  # ``erlang_passage``'s scratch, one double a phase, on the stack
 
 
 INFINITE_MAX_LOAD = 16.0  # ``erlang_infinite_level``'s alternating sum loses about e^(2 a) 1e-16 of its value
