@@ -18,6 +18,7 @@ Run from the repository root (about 40 s on a 2-CPU machine)::
     python perf/memory_escape.py --seed 1000 --steps 20 --seeds 40
     python perf/memory_escape.py --rounds --seeds 80   # replacement rounds, seeds 1000-1079, first 40 steps
     python perf/memory_escape.py --episodes --seeds 400  # whole episodes: escapes, reward, SLO share (~4 min)
+    python perf/memory_escape.py --pi                    # the escape chance pi for Erlang-k arrivals (exact chain)
 
 ``--episodes`` runs whole episodes of seeds 1000.. in both backends (target tracking; ``--policy hpa`` for the
 HPA) and prints the escapes (an episode whose SLO violation share is below 0.5: the rule scaled out and the crashes
@@ -158,7 +159,48 @@ def episodes(seeds: list[int], policy: str, ref: str | None = None) -> None:
         f, r = out["fast"][key], out["request"][key]
         d = f - r
         ci = 1.96 * d.std(ddof=1) / np.sqrt(len(d))
-        print(f"  {key}: error {d.mean() / abs(r.mean()):+.1%} +- {ci / abs(r.mean()):.1%} (paired 95 % CI)")
+        # (fast - request) / request, as perf/fidelity.py's: + is a more negative reward, a larger SLO share
+        print(f"  {key}: error {d.mean() / r.mean():+.1%} +- {ci / abs(r.mean()):.1%} (paired 95 % CI)")
+
+
+def pi_erlang(k: int, c: int, a: float, level: int, q0: int, phase: int = -1) -> float:
+    """The chance that the count of an instance fed every k-th request of a Poisson stream (Erlang-k gaps, offered
+    load ``a``, ``c`` exponential servers) passes ``level`` before it falls back to its bulk ``m = floor(a)``, from
+    ``q0`` at arrival phase ``phase`` (-1: uniform over the k phases, a place in the rotation taken at random): the
+    first-step equations of the (count, phase) chain (Neuts 1981) solved densely. k = 1 is
+    ``memory.escape_probability``'s gambler's ruin."""
+    m = min(int(np.floor(a)), level - 1)
+    if q0 <= m:
+        return 0.0
+    size = (level - m) * k
+    mat = np.eye(size)
+    rhs = np.zeros(size)
+    for n in range(m + 1, level + 1):
+        for j in range(k):
+            r = (n - m - 1) * k + j
+            up, down = k * a, min(n, c)
+            if j < k - 1:
+                mat[r, r + 1] -= up / (up + down)
+            elif n == level:
+                rhs[r] += up / (up + down)
+            else:
+                mat[r, r + 1] -= up / (up + down)  # (n + 1, 0) follows (n, k - 1)
+            if n - 1 > m:
+                mat[r, r - k] -= down / (up + down)
+    u = np.linalg.solve(mat, rhs)
+    at = u[(q0 - m - 1) * k : (q0 - m) * k]
+    return float(at.mean() if phase < 0 else at[phase])
+
+
+def pi_table() -> None:
+    """memory_pressure's instance (c = 10, 16 fit): pi for Poisson (k = 1) and Erlang-k arrivals, from the limit
+    (a replacement that kept 16 while booting) and from 12."""
+    print("pi(q0): k = 1, 2, 3, 4 (uniform arrival phase; phase 0 = just after an arrival)")
+    for a in (4.0, 5.0, 6.5, 6.7, 8.0):
+        for q0 in (16, 12):
+            row = " ".join(f"{pi_erlang(k, 10, a, 16, q0):.4f}" for k in (1, 2, 3, 4))
+            ph0 = " ".join(f"{pi_erlang(k, 10, a, 16, q0, 0):.4f}" for k in (1, 2, 3, 4))
+            print(f"  a = {a:3.1f}, q0 = {q0}: {row}   phase 0: {ph0}")
 
 
 def main() -> None:
@@ -171,7 +213,11 @@ def main() -> None:
     ap.add_argument("--episodes", action="store_true", help="whole episodes: escapes, reward, SLO share (above)")
     ap.add_argument("--policy", default="target_tracking", help="the rule of --episodes")
     ap.add_argument("--ref", help="--episodes: keep the request backend's episodes in files with this prefix")
+    ap.add_argument("--pi", action="store_true", help="the escape chance for Erlang-k arrivals (above)")
     a = ap.parse_args()
+    if a.pi:
+        pi_table()
+        return
     if a.episodes:
         episodes(list(range(1000, 1000 + a.seeds)), a.policy, a.ref)
         return
