@@ -17,11 +17,18 @@ Run from the repository root (about 40 s on a 2-CPU machine)::
     python perf/memory_escape.py                       # seed 1004, statistics on seeds 1000-1019
     python perf/memory_escape.py --seed 1000 --steps 20 --seeds 40
     python perf/memory_escape.py --rounds --seeds 80   # replacement rounds, seeds 1000-1079, first 40 steps
+    python perf/memory_escape.py --episodes --seeds 400  # whole episodes: escapes, reward, SLO share (~4 min)
+    python perf/memory_escape.py --pi                    # the escape chance pi for Erlang-k arrivals (exact chain)
+
+``--episodes`` runs whole episodes of seeds 1000.. in both backends (target tracking; ``--policy hpa`` for the
+HPA) and prints the escapes (an episode whose SLO violation share is below 0.5: the rule scaled out and the crashes
+stopped), the mean reward and SLO violation share, and the paired 95 % CI of their fast-minus-request difference.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 
 import numpy as np
 
@@ -125,6 +132,77 @@ def rounds(sim: str, seeds: list[int], horizon: int) -> None:
     print(f"  all: >= 1 replacement warm at the end {np.mean(v >= 1):.3f}, >= 2 {np.mean(v >= 2):.3f}")
 
 
+def episodes(seeds: list[int], policy: str, ref: str | None = None) -> None:
+    """Whole episodes in both backends, paired per seed: escapes (SLO violation share < 0.5), reward, SLO share."""
+    out = {}
+    for sim in ("fast", "request"):
+        cache = f"{ref}.{policy}.{seeds[0]}-{seeds[-1]}.npz" if ref and sim == "request" else None
+        if cache and os.path.exists(cache):  # (the request backend's episodes do not change with the fast model)
+            with np.load(cache) as z:
+                out[sim] = {k: z[k] for k in z.files}
+            continue
+        cfg = load_scenario("memory_pressure").config.with_updates({"simulator": sim})
+        runs = rollout(cfg, make_policy(policy, cfg), seeds, parallel=False).metrics
+        out[sim] = {k: np.array([m[k] for m in runs]) for k in ("reward", "slo_violation_share")}
+        if cache:
+            np.savez(cache, **out[sim])
+    print(f"memory_pressure under {policy}, seeds {seeds[0]}-{seeds[-1]} ({len(seeds)})")
+    for sim, m in out.items():
+        esc = m["slo_violation_share"] < 0.5
+        print(
+            f"  {sim:8s} escapes {esc.sum():4d} ({esc.mean():.3f}), reward {m['reward'].mean():9.1f},"
+            f" SLO share {m['slo_violation_share'].mean():.3f}"
+        )
+    both = (out["fast"]["slo_violation_share"] < 0.5) & (out["request"]["slo_violation_share"] < 0.5)
+    print(f"  escapes in both {both.sum()}")
+    for key in ("reward", "slo_violation_share"):
+        f, r = out["fast"][key], out["request"][key]
+        d = f - r
+        ci = 1.96 * d.std(ddof=1) / np.sqrt(len(d))
+        # (fast - request) / request, as perf/fidelity.py's: + is a more negative reward, a larger SLO share
+        print(f"  {key}: error {d.mean() / r.mean():+.1%} +- {ci / abs(r.mean()):.1%} (paired 95 % CI)")
+
+
+def pi_erlang(k: int, c: int, a: float, level: int, q0: int, phase: int = -1) -> float:
+    """The chance that the count of an instance fed every k-th request of a Poisson stream (Erlang-k gaps, offered
+    load ``a``, ``c`` exponential servers) passes ``level`` before it falls back to its bulk ``m = floor(a)``, from
+    ``q0`` at arrival phase ``phase`` (-1: uniform over the k phases, a place in the rotation taken at random): the
+    first-step equations of the (count, phase) chain (Neuts 1981) solved densely. k = 1 is
+    ``memory.escape_probability``'s gambler's ruin."""
+    m = min(int(np.floor(a)), level - 1)
+    if q0 <= m:
+        return 0.0
+    size = (level - m) * k
+    mat = np.eye(size)
+    rhs = np.zeros(size)
+    for n in range(m + 1, level + 1):
+        for j in range(k):
+            r = (n - m - 1) * k + j
+            up, down = k * a, min(n, c)
+            if j < k - 1:
+                mat[r, r + 1] -= up / (up + down)
+            elif n == level:
+                rhs[r] += up / (up + down)
+            else:
+                mat[r, r + 1] -= up / (up + down)  # (n + 1, 0) follows (n, k - 1)
+            if n - 1 > m:
+                mat[r, r - k] -= down / (up + down)
+    u = np.linalg.solve(mat, rhs)
+    at = u[(q0 - m - 1) * k : (q0 - m) * k]
+    return float(at.mean() if phase < 0 else at[phase])
+
+
+def pi_table() -> None:
+    """memory_pressure's instance (c = 10, 16 fit): pi for Poisson (k = 1) and Erlang-k arrivals, from the limit
+    (a replacement that kept 16 while booting) and from 12."""
+    print("pi(q0): k = 1, 2, 3, 4 (uniform arrival phase; phase 0 = just after an arrival)")
+    for a in (4.0, 5.0, 6.5, 6.7, 8.0):
+        for q0 in (16, 12):
+            row = " ".join(f"{pi_erlang(k, 10, a, 16, q0):.4f}" for k in (1, 2, 3, 4))
+            ph0 = " ".join(f"{pi_erlang(k, 10, a, 16, q0, 0):.4f}" for k in (1, 2, 3, 4))
+            print(f"  a = {a:3.1f}, q0 = {q0}: {row}   phase 0: {ph0}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=1004, help="the seed of the per-step table")
@@ -132,7 +210,17 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=20, help="seeds from 1000 of the statistics")
     ap.add_argument("--horizon", type=int, default=40, help="steps of the statistics (from the start)")
     ap.add_argument("--rounds", action="store_true", help="the replacement rounds of a fleet held at 3 (above)")
+    ap.add_argument("--episodes", action="store_true", help="whole episodes: escapes, reward, SLO share (above)")
+    ap.add_argument("--policy", default="target_tracking", help="the rule of --episodes")
+    ap.add_argument("--ref", help="--episodes: keep the request backend's episodes in files with this prefix")
+    ap.add_argument("--pi", action="store_true", help="the escape chance for Erlang-k arrivals (above)")
     a = ap.parse_args()
+    if a.pi:
+        pi_table()
+        return
+    if a.episodes:
+        episodes(list(range(1000, 1000 + a.seeds)), a.policy, a.ref)
+        return
     if a.rounds:
         for sim in ("fast", "request"):
             rounds(sim, list(range(1000, 1000 + a.seeds)), a.horizon)

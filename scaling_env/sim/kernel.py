@@ -1027,7 +1027,12 @@ def serve_slot(b, i, s, st, to_booting, w_stat, p_stat, p_block, r_level, first_
         # served evenly over its serving time: what it would have completed after the crash fails; a request is
         # turned away only at a count of c + max_queue, past the limit, so its drops all come after the crash
         served_part = max(t_crash - (dt - tau), 0.0) / tau if tau > 0.0 else 0.0
-        if served_part <= 0.0 and mem >= 0.0:  # crashed before it served: no CPU or memory sample of a server
+        if served_part <= 0.0 and mem >= 0.0 and q > 0 and t_crash >= dt - tau - 1e-6:
+            # it crashed at its join, with requests kept from its cold start: the request backend puts min(q, c) of
+            # them in service and serves them for an instant before the crash, a server's sample of that instant
+            cpu = min(q, conc) / conc
+            inst_f[b, i, F_LOAD] = cpu
+        elif served_part <= 0.0 and mem >= 0.0:  # crashed before it served: no CPU or memory sample of a server
             cpu = 0.0
             mem = -1.0
             inst_f[b, i, F_LOAD] = 0.0

@@ -38,6 +38,11 @@ Issue 16, the escape from memory_pressure's crash spiral (``escape_probability``
 replacement whose cold start ends in the step is drawn on its own, at the rate it takes from its join and from
 the count it joins with: the gambler's-ruin chance of its birth-death chain passing the limit before it falls
 back to its bulk (Karlin & Taylor 1975), then the stationary first-passage hazard.
+
+Issue 16 (mem28, ``erlang_passage``): round robin's first-passage hazard is the exact one of E_k/M/c, the mean
+first passage of the (count, arrival phase) chain (Neuts 1981), not the birth-death sum on its arrival-epoch law
+(``geometric_passage``, ``erlang_infinite_passage``: 26-49 % too high at memory_pressure's load; kept for the
+record and their tests).
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ from numba import njit
 
 from .instances import BOOTING, F_EARLY, F_QFLUID, F_SPLIT, F_TIMER, I_ARRIVALS, I_BACKLOG, I_STATE
 from .load_balancer import LEAST_OUTSTANDING, ROUND_ROBIN, balancer_load
-from .queueing import gim_wait_probability
+from .queueing import _stack_doubles, gim_wait_probability
 from .rng import uniform
 
 NEGLIGIBLE = 1e-6  # a per-step crash chance below this is not drawn (``draw_memory_crash``)
@@ -151,9 +156,6 @@ def arrivals_at_level(
     return mmck_range(conc, a, conc + room, level, level)
 
 
-PASSAGE_MAX_LEVEL = 400.0  # (E_k/M/infinity's passage sums one level law per level: above this, the M/M/c/K one)
-
-
 @njit(cache=True)
 def mmck_passage(servers: int, offered: float, level: float) -> float:
     """The first-passage hazard per arrival of the count to ``level + 1`` in the birth-death chain M/M/c/K
@@ -197,7 +199,8 @@ def geometric_passage(p_wait: float, sigma: float, above: float) -> float:
     arrival-epoch law of E_k/M/c above c: arrivals find c + i with probability P(wait) (1 - sigma) sigma^i
     (Takacs 1962), so S(c + i) = 1 - P(wait) sigma^(i + 1). The terms below c are left out (each at most c / p_n
     with p_n >= p_c there: a few units against the sum's ~ 1 / p_L). E_k/M/c is not a birth-death chain in its
-    count alone; the sum taken on its arrival-epoch law is the clumping correction's analogue (an approximation)."""
+    count alone; the sum taken on its arrival-epoch law is the clumping correction's analogue (an approximation,
+    26-49 % above the exact passage at a = 6.7-8, c = 10, L = 16: ``erlang_passage`` replaces it)."""
     if p_wait <= 0.0 or sigma <= 0.0:
         return 0.0
     d = 0.0
@@ -249,13 +252,64 @@ def passage_rate(
     if level >= conc + room:  # a full waiting room turns the arrival away: the count cannot pass ``level``
         return 0.0
     a = lam * svc
-    if algorithm == ROUND_ROBIN and n_pool > 1 and a < conc:
-        if level >= conc:
-            p_wait, sigma = gim_wait_probability(n_pool, conc, a / conc)
-            return geometric_passage(p_wait, sigma, level - conc)
-        if a <= INFINITE_MAX_LOAD and level <= PASSAGE_MAX_LEVEL:
-            return erlang_infinite_passage(n_pool, a, int(level))
+    if algorithm == ROUND_ROBIN and n_pool > 1:
+        return erlang_passage(n_pool, conc, a, level)
     return mmck_passage(conc, a, level)
+
+
+@njit(cache=True)
+def erlang_passage(phases: int, servers: int, offered: float, level: float) -> float:
+    """Round robin's first-passage hazard per arrival of an instance's count to ``level + 1``, exactly: the
+    instance takes every k-th request of a Poisson stream (k = ``phases``, the members), Erlang-k gaps of mean
+    1 / lambda, and serves with ``min(n, c)`` exponential servers (E_k/M/c). Its state is (count n, arrival phase
+    j = 0..k-1), a level-structured Markov chain (M. F. Neuts, *Matrix-Geometric Solutions in Stochastic Models*,
+    Johns Hopkins 1981, ch. 3: the phase-type arrival process), and the hazard is ``1 / (lambda T)`` with ``T``
+    its mean first-passage time from (0, 0) to the level L + 1 (J. Keilson, *Markov Chain Models: Rarity and
+    Exponentiality*, 1979: a rarely reached level's passage time is nearly exponential). An upward step only
+    comes from phase k - 1 and enters the level above at phase 0, so ``T = sum_n t_n(0)``, with ``t_n(j)`` the
+    mean time from (n, j) to level n + 1, and first-step analysis (rates k lambda up a phase, d = min(n, c) mu
+    down a level, keeping the phase) gives, with ``x = t_n(0)``,
+
+        t_n(j) = (1 + k lambda t_n(j + 1) + d (t_(n-1)(j) + x)) / (k lambda + d),   t_n(k) = 0,
+
+    linear in ``x``: t_n(j) = alpha_j + beta_j x, solved from j = k - 1 down to 0 (O(k) a level, O(k L) in all;
+    ``1 - beta_0 = (k lambda / (k lambda + d))^k`` in closed form, so no cancellation). For k = 1 it is the
+    birth-death sum of ``mmck_passage``. It replaces the birth-death sum on E_k/M/c's arrival-epoch law
+    (``geometric_passage``, ``erlang_infinite_passage``, kept for the record), which overstated the hazard of
+    memory_pressure's instance (c = 10, L = 16) at a = 6.7 by 26 % (k = 2) to 40 % (k = 4): one step of 3 warm
+    members at 200 requests/s crashed 0.349 of them a step, the request backend 0.276 (600 seeds). Time in
+    service times (mu = 1, lambda = a). Hand check: k = 2, c = 1, a = 1, L = 0: t_0(1) = 1/2, t_0(0) = 1/2 + 1/2
+    = 1, h = 1 (one arrival); L = 1: see tests/test_memory_escape.py."""
+    if offered <= 0.0:
+        return 0.0
+    k = max(phases, 1)
+    if k > PHASES_MAX:
+        k = PHASES_MAX
+    up = k * offered
+    prev = _stack_doubles(_PHASES_BUFFER)  # t_(n-1)(j), then alpha_j of the level in hand (no allocation)
+    for j in range(k):
+        prev[j] = 0.0
+    total = 0.0
+    n = 0
+    while n <= level:
+        d = float(min(n, servers))
+        r = up / (up + d)
+        alpha = 0.0  # alpha_k = 0: the up step from phase k - 1 reaches the level above
+        for j in range(k - 1, -1, -1):
+            alpha = (1.0 + up * alpha + d * prev[j]) / (up + d)
+            prev[j] = alpha
+        x = alpha / r**k  # x = alpha_0 + (1 - r^k) x
+        if not x < 1e300:
+            return 0.0
+        total += x
+        for j in range(k):
+            prev[j] += (1.0 - r ** (k - j)) * x
+        n += 1
+    return 1.0 / (offered * total)
+
+
+PHASES_MAX = 256  # (Erlang-k with more phases than this is all but deterministic: taken as 256)
+_PHASES_BUFFER = PHASES_MAX  # ``erlang_passage``'s scratch, one double a phase, on the stack
 
 
 INFINITE_MAX_LOAD = 16.0  # ``erlang_infinite_level``'s alternating sum loses about e^(2 a) 1e-16 of its value
