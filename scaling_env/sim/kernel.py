@@ -173,6 +173,7 @@ from .queueing import (
     fifo_waits,
     fluid_p95,
     fluid_segment,
+    members_wait_p95,
     response_p95,
     room_wait_p95,
     transient_wait_p95,
@@ -1445,7 +1446,15 @@ def latency(b, s, m, waits, t_end):
             spread = walk_of(b, s, m, slots, svc, cv)[1] * s.params[b, P_DT] / 6.0
             lat_p95 = min(window_wait_p95(svc, cv, mean_wait, slots, spread), response_p95(svc, cv, mean_wait, 1.0))
         elif roomed and 8.0 * slots * s.params[b, P_DT] < svc * room_p**2:
-            lat_p95 = transient_wait_p95(svc, cv, mean_wait, slots, room_p, *walk_of(b, s, m, slots, svc, cv))
+            drift, var = walk_of(b, s, m, slots, svc, cv)
+            if int(s.params[b, P_ALGO]) == ROUND_ROBIN:
+                # the step pools its members' completions: members far apart (against how far each moves within
+                # the step) give the top member's level, not the law's p95 (``members_wait_p95``; docs/model.md
+                # 6.4.3)
+                n_members = s.env_state[b, E_PSFFA_N]
+                lat_p95 = members_wait_p95(svc, cv, mean_wait, slots, room_p, drift, var, n_members, s.params[b, P_DT])
+            else:
+                lat_p95 = transient_wait_p95(svc, cv, mean_wait, slots, room_p, drift, var)
         if roomed and lat_p95 < 0.0:
             lat_p95 = room_wait_p95(svc, cv, mean_wait, p_wait, slots, room_p)
         elif not roomed:

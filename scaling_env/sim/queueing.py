@@ -870,17 +870,23 @@ def _response_tail(t, const, e, p, law, theta, k_room, x1, x2, x3, x4, x5):
 def _response_p95_between(hi, const, e, p, law, theta, k_room, x1, x2, x3, x4, x5):
     """The 95th percentile of ``_response_tail``'s law, found by regula falsi (Illinois) between 0 and ``hi``
     (doubled until the tail there is below 5 %)."""
+    return _response_quantile_between(0.05, hi, const, e, p, law, theta, k_room, x1, x2, x3, x4, x5)
+
+
+@njit(cache=True)
+def _response_quantile_between(tail, hi, const, e, p, law, theta, k_room, x1, x2, x3, x4, x5):
+    """The quantile of ``_response_tail``'s law with ``tail`` of it above, as ``_response_p95_between``."""
     lo = 0.0
-    f_lo = _response_tail(lo, const, e, p, law, theta, k_room, x1, x2, x3, x4, x5) - 0.05
-    f_hi = _response_tail(hi, const, e, p, law, theta, k_room, x1, x2, x3, x4, x5) - 0.05
+    f_lo = _response_tail(lo, const, e, p, law, theta, k_room, x1, x2, x3, x4, x5) - tail
+    f_hi = _response_tail(hi, const, e, p, law, theta, k_room, x1, x2, x3, x4, x5) - tail
     while f_hi > 0.0:
         hi *= 2.0
-        f_hi = _response_tail(hi, const, e, p, law, theta, k_room, x1, x2, x3, x4, x5) - 0.05
+        f_hi = _response_tail(hi, const, e, p, law, theta, k_room, x1, x2, x3, x4, x5) - tail
     r = hi
     side = 0
     for _ in range(40):
         r = (lo * f_hi - hi * f_lo) / (f_hi - f_lo)
-        f = _response_tail(r, const, e, p, law, theta, k_room, x1, x2, x3, x4, x5) - 0.05
+        f = _response_tail(r, const, e, p, law, theta, k_room, x1, x2, x3, x4, x5) - tail
         if abs(f) < 1e-6 or hi - lo < 1e-7 * hi:
             break
         if f > 0.0:
@@ -984,6 +990,19 @@ def transient_wait_p95(
         # (a nearly full room, well above capacity: its wait is a full room's, whose spread is the services ahead,
         # which this continuous law leaves out: ``room_wait_p95`` and the caller's full-room cap)
         return -1.0
+    t = _rbm_fit_age(target, drift, var, room)
+    if t < 0.0:
+        return -1.0
+    s_room = _rbm_survival(room, t, drift, var)
+    const, e = service_shape(service_s, service_cv)
+    hi = room / theta + response_p95(service_s, service_cv, 0.0, 0.0)
+    return _response_p95_between(hi, const, e, 1.0, _RBM_LAW, theta, 0, room, t, drift, var, s_room)
+
+
+@njit(cache=True)
+def _rbm_fit_age(target: float, drift: float, var: float, room: float) -> float:
+    """The age t at which ``_rbm_room_mean`` is ``target`` (bisected on log t), or -1 if none is (the mean at
+    many times the room's crossing time is still below it)."""
     # ages from a fraction of a request's diffusion time to many times the room's (the walk crosses the room in
     # about room^2 / var s): the admitted mean grows with the age from 0
     lo = math.log(1e-4 / var)
@@ -998,11 +1017,76 @@ def transient_wait_p95(
             hi = mid
         if hi - lo < 1e-4:
             break
-    t = math.exp(0.5 * (lo + hi))
+    return math.exp(0.5 * (lo + hi))
+
+
+@njit(cache=True)
+def _rbm_room_variance(t: float, drift: float, var: float, room: float, mean: float) -> float:
+    """Var[R(t) | R(t) < room] for ``_rbm_survival``'s law, ``mean`` its ``_rbm_room_mean``: E[R^2 | R < room] =
+    integral of 2 x (P(R > x) - P(R > room)) over [0, room] / P(R < room), on ``_rbm_room_mean``'s panels."""
+    s_room = _rbm_survival(room, t, drift, var)
+    if s_room >= 1.0 - 1e-12:
+        return 0.0
+    top = min(room, max(drift * t, 0.0) + 8.0 * math.sqrt(var * t))
+    half = 0.25 * top
+    total = 0.0
+    for panel in range(2):
+        mid = half * (2.0 * panel + 1.0)
+        for n in range(12):
+            x = mid + half * _GL_X[n]
+            total += _GL_W[n] * 2.0 * x * (_rbm_survival(x, t, drift, var) - s_room)
+    return max(total * half / (1.0 - s_room) - mean * mean, 0.0)
+
+
+@njit(cache=True)
+def members_tail(members: float, spread_var: float, within_var: float) -> float:
+    """The tail share at which the law of one member's number waiting is read for the 95th percentile of the step's
+    pooled completions when ``members`` queues each follow that law independently (round robin near capacity).
+
+    The pooled completions of n members that each hold a near-point mass (their levels far apart against how far
+    each moves within the step) have as 95th percentile the r-th lowest member's level, r = ceil(0.95 n), whose
+    mean is about the law's quantile at (r - 3/8) / (n + 1/4) (G. Blom, *Statistical Estimates and Transformed
+    Beta-Variables*, 1958): for 8 members the top one, at 0.924 rather than 0.95. Members that each move over the
+    law within the step pool to the law itself (0.95). The two are blended by the share of the law's variance
+    ``spread_var`` that is between members: 1 - ``within_var`` / ``spread_var``, the within-step variance of a walk
+    about its step mean being var h / 6 (docs/model.md 6.4.3)."""
+    if members < 1.0 or spread_var <= 0.0:
+        return 0.05
+    n = int(members + 0.5)
+    r = math.ceil(0.95 * n - 1e-9)
+    blom = (r - 0.375) / (n + 0.25)
+    share = min(max(1.0 - within_var / spread_var, 0.0), 1.0)
+    return 0.05 + share * (1.0 - blom - 0.05)
+
+
+@njit(cache=True)
+def members_wait_p95(
+    service_s: float,
+    service_cv: float,
+    mean_wait: float,
+    servers: int,
+    room: float,
+    drift: float,
+    var: float,
+    members: float,
+    window: float,
+) -> float:
+    """``transient_wait_p95`` for the step's pooled completions of ``members`` independent queues (round robin's
+    members), each following the walk's law from empty: that law's quantile at ``members_tail``'s tail share, the
+    within-step variance var ``window`` / 6. Returns -1 where ``transient_wait_p95`` does."""
+    theta = servers / service_s
+    target = mean_wait * theta
+    if target <= 0.0 or room < 1.0 or var <= 0.0 or target >= 0.9 * (room - 1.0):
+        return -1.0
+    t = _rbm_fit_age(target, drift, var, room)
+    if t < 0.0:
+        return -1.0
+    spread = _rbm_room_variance(t, drift, var, room, _rbm_room_mean(t, drift, var, room))
+    tail = members_tail(members, spread, var * window / 6.0)
     s_room = _rbm_survival(room, t, drift, var)
     const, e = service_shape(service_s, service_cv)
     hi = room / theta + response_p95(service_s, service_cv, 0.0, 0.0)
-    return _response_p95_between(hi, const, e, 1.0, _RBM_LAW, theta, 0, room, t, drift, var, s_room)
+    return _response_quantile_between(tail, hi, const, e, 1.0, _RBM_LAW, theta, 0, room, t, drift, var, s_room)
 
 
 @njit(cache=True)
