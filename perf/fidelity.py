@@ -804,7 +804,22 @@ empirical 95th percentile is below the law's; Blom's order statistic fixed it bu
 6.4.2). Outside the grid at stop 27: the step of a rate change inside it weighs each part's wait by what it serves
 (`kernel.served_in_part`; the off-grid transient's step 0.691 s -> 0.626 s; an exact event simulation,
 `python perf/rate_change_des.py`, gives 0.614 s, the request backend 0.589 s because it integrates the rate
-over 1 s sub-intervals and so spreads the jump at 157.5 s over [157, 158)). By mechanism,
+over 1 s sub-intervals and so spreads the jump at 157.5 s over [157, 158)). **Stop 28**, each measured on the
+whole grid: round robin's E_n/G/N wait under lognormal service with a factor of its own for Erlang-n arrivals
+(`mgc.erlang_lognormal_factor`, fitted to the exact E_8/G/N queue, docs/model.md 6.2.2: c = 10, cv 1.5 at 0.75
++15 % -> +0 %); least outstanding's pooled count as a Brownian motion reflected at the room's top too
+(`queueing.drbm_step_wait`, within 2 % of the exact chain at 1.00-1.02; 1.02, c = 2 p95 -15 % -> -7 %) and its
+steady-state cap under lognormal service taking the services' count variance over the queue's relaxation time
+(`jsq.window_variance_share`; 0.98, c = 10, cv 3 wait +16 % -> +8 %), docs/model.md 6.2.4; round robin's p95 in
+the walk-from-empty regime read at the members' order statistic, blended by how far a member moves within the
+step against the spread between members (`queueing.members_wait_p95`, docs/model.md 6.4.3; the room of 1,000 at
+1.00 +19 % -> +14 %): **347 of 349**, no held cell lost. Still open (2 cells): least outstanding at 1.00, c = 1
+(wait +24 %: the reference behaves like the pooled motion with about two thirds of its variance, and the mean of
+64 episodes of the pooled motion falls as low as the reference's only 0.6 % of the time, `python
+perf/lo_critical_spread.py`; join-the-shortest-queue's heavy-traffic result predicts the full pooled variance, so
+no citable correction was found); least outstanding at 1.02, c = 2 (drops -10.4 %: they come from each
+instance's fluid queue; the two-sided motion's overflow would give 1.49 % against 1.56 %, but 0.86 % against
+0.66 % at c = 1, so it is not wired in). By mechanism,
 with the fix each
 miss calls for (or got):
 
@@ -1027,8 +1042,24 @@ at the mean (`boot_crash_split`, the pool-change split). Under the HPA both spir
 **Stop 26** built it (docs/model.md 7): a replacement is drawn at the rate it takes from its join and from the
 count it joins with, the gambler's-ruin chance of its birth-death chain passing the limit before falling back
 (Karlin & Taylor 1975; `memory.escape_probability`). Per-seed rollouts, seeds 1000-1079: reward +11.1 % -> +0.9 %
-+- 9.4 %, SLO share 0.914 against 0.900, escapes 10 of 80 against the request backend's 9; under the HPA +0.1 %
-(the table above is this run's).
++- 9.4 %, SLO share 0.914 against 0.900, escapes 10 of 80 against the request backend's 9; under the HPA +0.1 %.
+**Stop 28: the 80 seeds had been lucky.** The rows' request episodes are now kept per seed in the reference cache
+and the memory_pressure row runs up to 1,000 seeds (the rest up to 200). On stop 27's final model, seeds
+1000-1999: reward +10.5 % +- 3.4 %, SLO share 0.906 against 0.818; escapes (SLO share below 0.5) 105 of 960
+against the request backend's 198: a miss. mem28 found its cause in round robin's crash hazard, not in the
+escape chance `pi` (from a replacement's count at the limit, Poisson and Erlang-k arrivals give the same `pi`,
+0.670 against 0.671 at a = 6.7, k = 3): the stationary first passage of the birth-death chain is 26-49 % too
+high for a member whose arrivals are Erlang-k (3 warm members at 200/s: 0.349 crashed a step against the
+request backend's 0.276). Now it is the exact first passage of the (count, arrival phase) chain
+(`memory.erlang_passage`; M. F. Neuts, *Matrix-Geometric Solutions in Stochastic Models*, 1981; 0.274 against
+0.276), and a replacement that crashes as it joins reports a busy server, as the request backend does (docs/model.md
+7, "Round robin's hazard, exactly"). On the 1,000 seeds: reward -4.4 % +- 4.0 %, SLO share 0.789 against 0.818
+(-3.6 %): both within 5 %, but the reward's CI reaches -8.4 %; the fast model now escapes slightly more often
+(23.5 % of 800 seeds against 19.8 %; the lead: a round with one warm, one crashed member and one replacement
+leaves a survivor in 0.575 of rounds against 0.447). `--only memory` (seeds 1000-1019): the tuned rules' rows
+moved to within 1.4 % (target tracking +7.5 % -> +1.2 %, predictive +14.6 % -> +1.4 %), but one fixed-fleet hand
+configuration got worse, round robin c = 20 at 0.4 x 16: failed share -14 % -> -63 % (1.3 crashes an episode
+against 3.1: the crashes that follow a first one). The table above is this run's.
 
 10. **Memory crashes** (found while checking the benchmark; `python perf/fidelity.py --only memory`, seeds
    1000-1019): `memory_pressure` (48 MB per request on a 1 GB instance with 256 MB base: at most 16 requests in
