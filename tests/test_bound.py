@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -118,3 +119,16 @@ def test_platform_scenarios_have_no_bound_and_no_command_to_compute_one(tmp_path
     notes = bound.add_bounds(summarise(rows), rows, configs, [7, 8], tmp_path / "cache.json")
     assert notes[0].startswith("no cached bound for steady on") and "daily_provisioned" not in notes[0]
     assert notes[1] == "no bound for the platform-mode scenarios (daily_provisioned): the planner scales a pool"
+
+
+def test_a_replayed_trace_is_keyed_by_its_contents_not_its_path(tmp_path):
+    cfg = load_scenario("noisy_trace").config
+    source = Path(cfg.workload.shape.path)
+    copy = tmp_path / "elsewhere" / source.name
+    copy.parent.mkdir()
+    copy.write_bytes(source.read_bytes())
+    moved = cfg.with_updates({"workload": {"shape": {"path": str(copy)}}})
+    params = bound.planner_params(cfg)
+    assert bound.cache_key("noisy_trace", moved, params, "v1") == bound.cache_key("noisy_trace", cfg, params, "v1")
+    copy.write_bytes(source.read_bytes() + b"\n")  # other contents: another key
+    assert bound.cache_key("noisy_trace", moved, params, "v1") != bound.cache_key("noisy_trace", cfg, params, "v1")

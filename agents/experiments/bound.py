@@ -63,9 +63,25 @@ def planner_params(config: EnvConfig) -> str:
     return make_policy(BOUND_POLICY, config).params.model_dump_json()
 
 
+def config_text(config: EnvConfig) -> str:
+    """The config as JSON for the cache key, a replayed trace named by its contents rather than its path (a
+    scenario's trace path is absolute, so the same trace in another checkout or clone would miss the cache)."""
+    shape = config.workload.shape
+    path = getattr(shape, "path", None) if getattr(shape, "kind", None) == "trace" else None
+    if not path:
+        return config.model_dump_json()
+    try:
+        contents = hashlib.sha1(Path(path).read_bytes()).hexdigest()
+    except OSError:  # a missing trace fails when the scenario runs, with its own message
+        return config.model_dump_json()
+    data = config.model_dump(mode="json")
+    data["workload"]["shape"]["path"] = f"sha1:{contents}"
+    return json.dumps(data, sort_keys=True)
+
+
 def cache_key(scenario: str, config: EnvConfig, params: str, version: str) -> str:
     """``scenario | config digest | planner parameters | code version`` (the seed is the key inside an entry)."""
-    config_digest = hashlib.sha1(config.model_dump_json().encode()).hexdigest()[:12]
+    config_digest = hashlib.sha1(config_text(config).encode()).hexdigest()[:12]
     return f"{scenario}|{config_digest}|{params}|{version}"
 
 
