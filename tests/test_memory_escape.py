@@ -212,3 +212,10 @@ def test_a_replacement_that_crashes_at_its_join_reports_a_busy_server():
         m = first_step(fleet(simulator, 250.0, 0, 5.0, False), seeds, 2)
         assert np.all(m[:, COL["crashes"]] == 2), simulator
         assert np.mean(m[:, COL["cpu_utilization"]]) == pytest.approx(1.0, abs=0.05), simulator
+
+
+def test_erlang_passage_at_a_vanishing_load_is_zero_not_an_error():
+    # k lambda / (k lambda + d) underflows to 0 when raised to the k-th power (hypothesis found it: 12 members at
+    # 4.7e-28 requests/s): the level is out of reach, the hazard 0, no division by zero
+    assert erlang_passage(12, 1, 4.7e-28, 42.0) == 0.0
+    assert 0.0 < erlang_passage(12, 1, 0.05, 3.0) < erlang_passage(12, 1, 0.5, 3.0)

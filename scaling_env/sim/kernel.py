@@ -1015,13 +1015,7 @@ def serve_slot(b, i, s, st, to_booting, w_stat, p_stat, p_block, r_level, first_
             if at > 0.0:
                 t_crash = dt - tau + at * tau
     if p[b, P_MEM_CRASH] > 0.5 and t_crash < 0.0 and (tau > 0.0 or to_booting):
-        # sure: the step's fluid count (in service + queue; a cold start's queue alone) passes the limit, at the
-        # moment it reaches it (docs/model.md 7)
-        busy = cpu * conc
-        count = serving_count(busy, peak_q, tau < dt - _EPS and tau > 0.0)
-        if (p[b, P_MEM_BASE] + p[b, P_MEM_REQ] * count) / p[b, P_MEM_LIMIT] > 1.0:
-            limit = count_limit(p[b, P_MEM_BASE], p[b, P_MEM_REQ], p[b, P_MEM_LIMIT])
-            t_crash = fluid_crossing(limit, segs, busy, dt)
+        t_crash = sure_crash(p, b, cpu * conc, peak_q, tau, segs, dt)
     if first_crash >= 0.0 and t_crash >= first_crash:
         t_crash = -1.0
     if t_crash >= 0.0:
@@ -1074,6 +1068,17 @@ def serve_slot(b, i, s, st, to_booting, w_stat, p_stat, p_block, r_level, first_
             inst_i[b, i, I_BACKLOG] = 0
             inst_i[b, i, I_STATE] = OFF
     return done, dropped, failed, crashed, bill, cpu, mem, waited_s, age, longest, stat_n, stat_w, p_w, t_crash
+
+
+@njit(inline="always", **_KERNEL)
+def sure_crash(p, b, busy, peak_q, tau, segs, dt):
+    """A sure memory crash: the step's fluid count (``busy`` in service + the queue's peak; a cold start's queue
+    alone) passes the limit, at the moment it reaches it (docs/model.md 7); -1 if it stays within."""
+    count = serving_count(busy, peak_q, tau < dt - _EPS and tau > 0.0)
+    if (p[b, P_MEM_BASE] + p[b, P_MEM_REQ] * count) / p[b, P_MEM_LIMIT] > 1.0:
+        limit = count_limit(p[b, P_MEM_BASE], p[b, P_MEM_REQ], p[b, P_MEM_LIMIT])
+        return fluid_crossing(limit, segs, busy, dt)
+    return -1.0
 
 
 @njit(inline="always", **_KERNEL)

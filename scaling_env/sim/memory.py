@@ -298,7 +298,10 @@ def erlang_passage(phases: int, servers: int, offered: float, level: float) -> f
         for j in range(k - 1, -1, -1):
             alpha = (1.0 + up * alpha + d * prev[j]) / (up + d)
             prev[j] = alpha
-        x = alpha / r**k  # x = alpha_0 + (1 - r^k) x
+        rk = r**k
+        if rk == 0.0:  # (k lambda / (k lambda + d))^k underflows: the level is out of reach at this load
+            return 0.0
+        x = alpha / rk  # x = alpha_0 + (1 - r^k) x
         if not x < 1e300:
             return 0.0
         total += x
