@@ -1053,8 +1053,8 @@ high for a member whose arrivals are Erlang-k (3 warm members at 200/s: 0.349 cr
 request backend's 0.276). Now it is the exact first passage of the (count, arrival phase) chain
 (`memory.erlang_passage`; M. F. Neuts, *Matrix-Geometric Solutions in Stochastic Models*, 1981; 0.274 against
 0.276), and a replacement that crashes as it joins reports a busy server, as the request backend does (docs/model.md
-7, "Round robin's hazard, exactly"). On the 1,000 seeds: reward -4.4 % +- 4.0 %, SLO share 0.789 against 0.818
-(-3.6 %): both within 5 %, but the reward's CI reaches -8.4 %; the fast model now escapes slightly more often
+7, "Round robin's hazard, exactly"). On the 1,000 seeds: reward -4.4 % +- 3.9 %, SLO share 0.789 against 0.818
+(-3.6 %): both within 5 %, but the reward's CI reaches -8.3 %; the fast model now escapes slightly more often
 (23.5 % of 800 seeds against 19.8 %; the lead: a round with one warm, one crashed member and one replacement
 leaves a survivor in 0.575 of rounds against 0.447). `--only memory` (seeds 1000-1019): the tuned rules' rows
 moved to within 1.4 % (target tracking +7.5 % -> +1.2 %, predictive +14.6 % -> +1.4 %), but one fixed-fleet hand
