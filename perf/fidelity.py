@@ -61,7 +61,12 @@ class Grid:
     # within a third of the target's tolerance, up to ``max_seeds``: with 2 seeds the reference's own near-capacity
     # mean wait moved by up to 36 % between seed pairs, and with 8 least outstanding's still by up to 27 %
     seeds: tuple[int, ...] = tuple(range(1, 9))
-    max_seeds: int = 64
+    # every cell may run up to ``base_seeds``; past that, up to ``max_seeds`` while the reference's seeds stay within
+    # ``request_budget`` simulated arrivals (a rule blind to the fast model): at 64 seeds least outstanding's interval
+    # near capacity was still +-7 % to +-14 %, and at 1.00, c = 1 the 8 blocks of 64 seeds ranged 1.93-2.38 s
+    base_seeds: int = 64
+    max_seeds: int = 512
+    request_budget: float = 6.0e7
     rhos_c: tuple[float, ...] = (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 1.0, 1.02, 1.1, 1.3)
     concs: tuple[int, ...] = (1, 2, 5, 10, 20, 50)
     cvs: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0, 3.0)
@@ -73,7 +78,7 @@ class Grid:
 
 
 QUICK = Grid(
-    steps=16, warm=2, seeds=(1,), max_seeds=1, rhos_c=(0.5, 0.9, 1.0, 1.3), concs=(1, 10), cvs=(1.0, 3.0),
+    steps=16, warm=2, seeds=(1,), base_seeds=1, max_seeds=1, rhos_c=(0.5, 0.9, 1.0, 1.3), concs=(1, 10), cvs=(1.0, 3.0),
     rhos_cv=(0.75,), queues=(5, 100), rhos_q=(0.9, 1.02), fleets=(32,), concs_fleet=(1, 10),
 )  # fmt: skip
 ALGOS = ("round_robin", "least_outstanding", "random")
@@ -175,11 +180,17 @@ def tight(parts: list[dict[str, float]], rho: float) -> bool:
 
 def compare_cell(config: dict, grid: Grid, rho: float) -> dict[str, float]:
     """Both backends' means over the same seeds: the reference's first block of ``grid.seeds``, then further blocks
-    (the next seeds) until :func:`tight` or ``grid.max_seeds``."""
+    (the next seeds) until :func:`tight`, ``grid.max_seeds``, or past ``grid.base_seeds`` the arrivals budget."""
     request = {**config, "simulator": "request"}
     seeds = list(grid.seeds)
     ref = [summary_of(request, s, grid) for s in seeds]
-    while len(seeds) + len(grid.seeds) <= grid.max_seeds and not tight(ref, rho):
+
+    def room_for_block() -> bool:
+        n = len(seeds) + len(grid.seeds)
+        arrivals = float(np.mean([p["arrivals"] for p in ref]))
+        return n <= grid.max_seeds and (n <= grid.base_seeds or n * arrivals <= grid.request_budget)
+
+    while room_for_block() and not tight(ref, rho):
         block = [s + len(seeds) for s in grid.seeds]
         ref += [summary_of(request, s, grid) for s in block]
         seeds += block
@@ -613,12 +624,14 @@ def write_report(path: Path, cells, trans, scen, grid: Grid, seconds: float, qui
         "The reference is itself a finite simulation, so each cell runs as many seeds as its reference needs: blocks "
         f"of {len(grid.seeds)} seeds (the same seeds for both backends), added until the request backend's 95 % "
         "confidence interval of the mean wait and the p95 is within a third of the tolerance (and of the drops "
-        f"within a third of 10 % or 0.1 % of arrivals), up to {grid.max_seeds}; the tables give the seeds and that "
-        "interval. With 2 seeds (the first reports) the reference's own near-capacity mean wait moved by up to 36 % "
-        "between seed pairs; with blocks of 8 (`python perf/fidelity.py --noise`: seeds 1-8 against 9-16) round "
+        f"within a third of 10 % or 0.1 % of arrivals), up to {grid.base_seeds}, and past that up to "
+        f"{grid.max_seeds} while the reference's seeds stay within {grid.request_budget:.0e} simulated arrivals (a "
+        "rule blind to the fast model); the tables give the seeds and that interval. With 2 seeds (the first "
+        "reports) the reference's own near-capacity mean wait moved by up to 36 % between seed pairs; with "
+        "blocks of 8 (`python perf/fidelity.py --noise`: seeds 1-8 against 9-16) round "
         "robin and random moved by under 3 %, least outstanding still by up to 27 % (c = 1 at 0.98) and 24 % (c = "
         "10 at 1.00): its pooled queue near capacity fluctuates over far longer than an episode, and even at 64 "
-        "seeds its interval there is +-7 % to +-14 %.",
+        "seeds its interval there was +-7 % to +-14 % (stop 29 added the budgeted seeds past 64).",
         "",
         f"Each grid cell: {len(grid.seeds)} to {grid.max_seeds} seeds per backend, {grid.steps} steps of 15 s, the "
         f"first {grid.warm} left out; {N_INST} instances, service mean {SVC} s, `max_queue` 100 unless the sweep "

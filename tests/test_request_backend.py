@@ -303,6 +303,10 @@ def test_fidelity_report_script_runs_end_to_end_on_a_tiny_grid(tmp_path):
     config = fidelity.stationary_config("fast", "least_outstanding", 1.0, 1, 1.0, 100, 3)
     cell = fidelity.compare_cell(config, grid, 1.0)
     assert cell["seeds"] == 6 and cell["ci_wait_r"] > 0.05
+    # past base_seeds, further blocks only while the reference's arrivals stay within the budget
+    for budget, expect in ((1.0, 4), (1e12, 10)):
+        grid = fidelity.Grid(steps=3, warm=1, seeds=(1, 2), base_seeds=4, max_seeds=10, request_budget=budget)
+        assert fidelity.compare_cell(config, grid, 1.0)["seeds"] == expect
     parts = [{"wait": 0.2, "p95": 0.5, "drop": 0.0}, {"wait": 0.2 + 1e-4, "p95": 0.5, "drop": 0.0}]
     assert fidelity.tight(parts, 0.8) and not fidelity.tight([parts[0], {**parts[0], "wait": 0.3}], 0.8)
 
