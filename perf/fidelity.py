@@ -826,13 +826,25 @@ steady-state cap under lognormal service taking the services' count variance ove
 (`jsq.window_variance_share`; 0.98, c = 10, cv 3 wait +16 % -> +8 %), docs/model.md 6.2.4; round robin's p95 in
 the walk-from-empty regime read at the members' order statistic, blended by how far a member moves within the
 step against the spread between members (`queueing.members_wait_p95`, docs/model.md 6.4.3; the room of 1,000 at
-1.00 +19 % -> +14 %): **347 of 349**, no held cell lost. Still open (2 cells): least outstanding at 1.00, c = 1
-(wait +24 %: the reference behaves like the pooled motion with about two thirds of its variance, and the mean of
-64 episodes of the pooled motion falls as low as the reference's only 0.6 % of the time, `python
-perf/lo_critical_spread.py`; join-the-shortest-queue's heavy-traffic result predicts the full pooled variance, so
-no citable correction was found); least outstanding at 1.02, c = 2 (drops -10.4 %: they come from each
-instance's fluid queue; the two-sided motion's overflow would give 1.49 % against 1.56 %, but 0.86 % against
-0.66 % at c = 1, so it is not wired in). By mechanism,
+1.00 +19 % -> +14 %): **347 of 349**, no held cell lost, with two least outstanding cells open (1.00, c = 1 wait
++24 %; 1.02, c = 2 drops -10.4 %). **Stop 29: both were the reference's noise.** A cell stopped at 64 seeds even
+where the reference's CI was still +-13 %; now, past 64, blocks are added up to 512 seeds while the reference's
+seeds stay within 6e7 simulated arrivals (`Grid.request_budget`, a rule blind to the fast model; 91 cells had
+stopped at 64 untight). Least outstanding at 1.00, c = 1: the reference's wait was 1.931 s on seeds 1-64 and is
+2.189 +- 0.105 s on seeds 1-512 (its eight blocks of 64 range 1.93-2.38 s; `python perf/reference_seeds.py
+least_outstanding 1.0 1`), so the fast model's 2.393 s is +10 %, not +24 %, and lo28's "two thirds of the pooled
+variance" was that first block. At 1.02, c = 2 the reference drops 1.50 % on 512 seeds (1.56 % on 64): -7 %.
+More seeds also moved three drop cells out, each by 0.1-0.3 points of arrivals beyond the 0.1 % floor: least
+outstanding at 1.02, c = 1 (-16 %: 0.69 % against 0.82 % on 512 seeds, 0.66 % on 64), random at 1.00, c = 1
+(+16 %: 0.92 % against 0.80 %) and c = 2 (+12 %: 1.03 % against 0.91 %): **346 of 349**. What was tried for
+them: the two-sided motion's overflow at the room's top (its upper regulator, var / 2 times the transition
+density at the top by the spectral series of `drbm_mean`) matches the reference from true time: random 0.82 /
+0.93 / 0.95 % at c = 1 / 2 / 5 against 0.80 / 0.91 / 0.97 %, round robin and random at 0.98-1.02 within a few %,
+least outstanding 0.86 / 1.49 % against 0.82 / 1.51 %. Wired in with its age fitted to the carried count it
+moved nothing for random (the flow's blocking at the same count is the motion's to 1 %: the flow's count runs
+5 % ahead of the exact M/M/1/101 chain over the first 4 minutes, and without the per-instance fluid queues the
+flow's blocking from empty is 0.85 %, so about half the +16 % comes from those queues, fed by each instance's drawn
+arrivals) and overshot least outstanding at 1.02, c = 1 (+21 %); not kept. By mechanism,
 with the fix each
 miss calls for (or got):
 
