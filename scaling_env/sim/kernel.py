@@ -536,14 +536,16 @@ def beyond_throughput(b, i, s, done, rate):
 
 
 @njit(inline="always", **_KERNEL)
-def room_drops(b, i, s, done, lost, fills, p_fill, busy):
+def room_drops(b, i, s, done, lost, fills, p_fill, p_block, busy):
     """6, the requests slot ``i`` turns away from its ``done`` served ones above capacity, beyond the ``lost`` its
     room's binomial draw and its fluid queue's overflow turned away: while its fluid queue fills (``fills``, at the
-    step start, and it did not fill in the step) the rest of ``p_fill`` of its arrivals (docs/model.md 6.2.3);
+    step start, and it did not fill in the step) the fill share ``p_fill - p_block`` of its arrivals on top of
+    the draw's ``p_block`` (docs/model.md 6.2.3: the expected rest; p_fill a less the draw's realisation,
+    max(p_fill a - X, 0), is on average more, and made random's drops jump by a third as the load crossed 1);
     otherwise what it served beyond the slots' ``busy`` share of its capacity (``beyond_throughput``)."""
     p = s.params
     if fills and s.inst_f[b, i, F_QFLUID] < p[b, P_MAXQ] - 1e-6:
-        return turn_away(b, i, s, done, max(p_fill * s.inst_i[b, i, I_ARRIVALS] - lost, 0.0))
+        return turn_away(b, i, s, done, (p_fill - p_block) * s.inst_i[b, i, I_ARRIVALS])
     if busy < 1.0:
         return beyond_throughput(b, i, s, done, busy * int(p[b, P_CONC]) / p[b, P_SVC])
     return 0
@@ -655,7 +657,7 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool,
             if crashed > 0 and lo_pool and (first_crash < 0.0 or t_c < first_crash):
                 first_crash = t_c
             if fail == 0 and not slot_boot and inst_f[b, i, F_SERVE] > 0.0:
-                extra = room_drops(b, i, s, done, lost, fills, p_fill, busy)
+                extra = room_drops(b, i, s, done, lost, fills, p_fill, p_block, busy)
                 done -= extra
                 lost += extra
             served += done
