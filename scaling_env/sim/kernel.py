@@ -586,6 +586,34 @@ def record_usage(b, m, cpu_sum, mem_sum, n_serving, cpu_max, mem_max, billed, in
     m[b, M_INST_SECONDS] = inst_seconds
 
 
+@njit(inline="always", **_KERNEL)
+def pool_blocking(b, s, hi, p_block, excess):
+    """6, the share of arrivals each serving slot's room draw turns away when ``p_block`` is the flow's blocking
+    less the overload's ``excess`` 1 - 1/rho (``queue_segment``: random's, and round robin's with a room above
+    GIMK_MAX_ROOM below capacity): less what the slots' fluid queues, fed by the arrivals as drawn, would overflow
+    with all of them (``fluid_segment`` over the serving time) beyond that excess, which they turn away once full
+    by design. A slot whose fluid queue is full turns away its overflow whatever its draw; counted on top, those
+    overflows raised random's drops at utilisation 1.00 by about 7 % (c = 1-2; docs/model.md 6.2.3)."""
+    p, inst_f, inst_i = s.params, s.inst_f, s.inst_i
+    cap_rps = int(p[b, P_CONC]) / p[b, P_SVC]
+    maxq = p[b, P_MAXQ]
+    total = 0
+    over = 0.0
+    for i in range(hi):
+        st = inst_i[b, i, I_STATE]
+        tau = inst_f[b, i, F_SERVE]
+        a_i = inst_i[b, i, I_ARRIVALS]
+        if (st == WARM or st == BOOTING) and tau > 0.0 and a_i > 0:
+            total += a_i
+            qf = inst_f[b, i, F_QFLUID]
+            if abs(qf - inst_i[b, i, I_BACKLOG]) >= 1.0:  # (as ``fluid_queue`` restarts it)
+                qf = float(inst_i[b, i, I_BACKLOG])
+            over += fluid_segment(qf, a_i / tau - cap_rps, tau, maxq)[2]
+    if total == 0:
+        return p_block
+    return max(p_block - max(over / total - excess, 0.0), 0.0)
+
+
 @njit(**_KERNEL)
 def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool, backlog):
     """6. Serving and billing of every slot. Returns the waits of the step's served requests: (fluid wait
@@ -605,9 +633,13 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool,
         w_floor, holds, busy = 0.0, False, 1.0
         p_fill = p_block
     else:
-        w_stat, p_stat, p_block, w_floor, holds, busy, p_fill = queue_over_step(
+        w_stat, p_stat, p_block, w_floor, holds, busy, p_fill, excess = queue_over_step(
             b, s, offered_rps, wsum, w_healthy, n_pool, backlog
         )
+        if excess >= 0.0 and p_block > 1e-12:
+            p_pool = pool_blocking(b, s, hi, p_block, excess)
+            p_fill -= p_block - p_pool  # (the filling slots' share beyond it as before)
+            p_block = p_pool
     w_stat = min(w_stat, dt)
     w_floor = min(w_floor, dt)  # longer waits than a step build up as fluid backlog, step by step
     r_level = 0.0 if to_booting else memory_level(b, s, hi, offered_rps, wsum, w_healthy, n_pool)
@@ -731,7 +763,7 @@ def queue_over_step(b, s, offered_rps, wsum, w_healthy, n_pool, backlog):
     if m_a > 0 and n_before > 0.0:
         y0 *= n_before / m_a  # members that join start empty, those that leave take their queue along
     if rate_split <= 0.0 and join <= 0.0:
-        w_stat, p_stat, p_block, y, w, lam_in, followed, busy, p_fill = queue_segment(
+        w_stat, p_stat, p_block, y, w, lam_in, followed, busy, p_fill, excess = queue_segment(
             b, s, offered_rps, wsum, w_healthy, n_pool, y0, dt
         )
     else:
@@ -746,12 +778,14 @@ def queue_over_step(b, s, offered_rps, wsum, w_healthy, n_pool, backlog):
         rate_b = offered_rps * dt * (1.0 - rate_early) / (dt - rate_split) if rate_split > 0.0 else offered_rps
         ws_a, wh_a = (wsum, w_healthy) if rate_split > 0.0 else (wsum - w_join, w_healthy - w_join)
         ws_b, wh_b = (wsum, w_healthy) if rate_split > 0.0 else (ws_a + n_join, wh_a + n_join)
-        w_a, p_a, pb_a, y, wf_a, in_a, fol_a, busy_a, pf_a = queue_segment(b, s, rate_a, ws_a, wh_a, m_a, y0, split)
+        w_a, p_a, pb_a, y, wf_a, in_a, fol_a, busy_a, pf_a, ex_a = queue_segment(
+            b, s, rate_a, ws_a, wh_a, m_a, y0, split
+        )
         # (1 without a join: the per-member rates of both parts are over the same pool)
         share_a = m_a / n_pool if n_pool > 0 else 1.0
         y *= share_a
         y_b = y
-        w_b, p_b, pb_b, y, wf_b, in_b, fol_b, busy_b, pf_b = queue_segment(
+        w_b, p_b, pb_b, y, wf_b, in_b, fol_b, busy_b, pf_b, ex_b = queue_segment(
             b, s, rate_b, ws_b, wh_b, n_pool, y, dt - split
         )
         rate_split = split
@@ -760,6 +794,7 @@ def queue_over_step(b, s, offered_rps, wsum, w_healthy, n_pool, backlog):
         n_b = rate_b * (dt - rate_split)
         p_block = (n_a * pb_a + n_b * pb_b) / max(n_a + n_b, 1e-300)
         p_fill = (n_a * pf_a + n_b * pf_b) / max(n_a + n_b, 1e-300)
+        excess = (n_a * ex_a + n_b * ex_b) / max(n_a + n_b, 1e-300) if min(ex_a, ex_b) >= 0.0 else -1.0
         busy = (rate_split * busy_a + (dt - rate_split) * busy_b) / dt  # (a share of the slots' time: by duration)
         adm_a = in_a * rate_split * share_a
         adm_b = in_b * (dt - rate_split)
@@ -792,12 +827,12 @@ def queue_over_step(b, s, offered_rps, wsum, w_healthy, n_pool, backlog):
     s.env_state[b, E_PSFFA] = y
     s.env_state[b, E_PSFFA_N] = n_pool
     if followed == 0:  # random and least outstanding below FINITE_FROM: the per-step stationary queue
-        return w_stat, p_stat, p_block, 0.0, False, busy, p_fill
+        return w_stat, p_stat, p_block, 0.0, False, busy, p_fill, excess
     # y holds the whole mean queue, the fluid backlog included: the queue that requests which find no fluid
     # queue meet is what it holds beyond the fluid's (per member, at the step start)
     fluid = backlog / n_pool if n_pool > 0 else 0.0
     w_beyond = max(w * lam_in - fluid, 0.0) / lam_in if lam_in > 0.0 else 0.0
-    return w_beyond, p_stat, p_block, w, followed == 2, busy, p_fill
+    return w_beyond, p_stat, p_block, w, followed == 2, busy, p_fill, excess
 
 
 @njit(inline="always", **_KERNEL)
@@ -932,7 +967,13 @@ def queue_segment(b, s, offered_rps, wsum, w_healthy, n_pool, y0, duration):
         p_block, busy, p_fill = flow_blocking(
             b, s, algo, ca2, p_block, p_flow, rho_in, lam, servers, room, y0, w_stat, duration
         )
-        return w_stat, p_stat, p_block, y, w, lam * (1.0 - p_block), 2, busy, p_fill
+        # (random's blocking, and below capacity round robin's with a room above GIMK_MAX_ROOM, is the flow's whole
+        # P_K less the overload's excess, and the fluid queues' overflow beyond that excess is part of it:
+        # ``pool_blocking``)
+        excess = -1.0
+        if p[b, P_SVC_CV] == 1.0 and (algo == RANDOM or (room > GIMK_MAX_ROOM and rho_in <= 1.0)):
+            excess = max(1.0 - 1.0 / rho_in, 0.0)
+        return w_stat, p_stat, p_block, y, w, lam * (1.0 - p_block), 2, busy, p_fill, excess
     busy = 1.0
     if (
         rho_in > RHO_CAP
@@ -960,14 +1001,14 @@ def queue_segment(b, s, offered_rps, wsum, w_healthy, n_pool, y0, duration):
         # time, ``jsq.window_variance_share``)
         w_cap = w_stat * window_variance_share(servers, rho_in, p[b, P_SVC_CV])
         w, q1 = pooled_transient_wait(count0, lam, svc, servers, cs2, room, duration, w_cap)
-        return w_stat, p_stat, p_block, (in_service + q1) / scale, w, lam_in / scale, 2, busy, p_block
+        return w_stat, p_stat, p_block, (in_service + q1) / scale, w, lam_in / scale, 2, busy, p_block, -1.0
     if algo != ROUND_ROBIN:
         # the per-step stationary queue (a Poisson stream per instance, or the pooled queue): its mean number in
         # system, busy slots plus Little's waiting queue, is where the flow starts if the next step is near capacity
         y = servers * min(rho_in, 1.0) * (1.0 - p_block) + w_stat * lam_in
-        return w_stat, p_stat, p_block, y / scale, w_stat, lam_in / scale, 0, busy, p_block
+        return w_stat, p_stat, p_block, y / scale, w_stat, lam_in / scale, 0, busy, p_block, -1.0
     y, w = psffa_wait(y0, lam_in, svc, servers, w_stat, room, duration)
-    return w_stat, p_stat, p_block, y, w, lam_in, 1, busy, p_block
+    return w_stat, p_stat, p_block, y, w, lam_in, 1, busy, p_block, -1.0
 
 
 @njit(inline="always", **_KERNEL)
