@@ -842,12 +842,14 @@ outstanding at 1.02, c = 1 (-16 %: 0.69 % against 0.82 % on 512 seeds, 0.66 % on
 1.0001, now by 2-7 %); and where the room's blocking is the flow's `P_K` less the overload's excess, the draw's
 share is less what the slots' fluid queues overflow beyond that excess (`kernel.pool_blocking`: each takes its
 instance's drawn arrivals, and a full one turns away its overflow whatever the draw, a fluctuation `P_K` already
-counts): random at 1.00, c = 1 +16 % -> +9 %, c = 2 +12.5 % -> +3.5 %: **348 of 349**, none lost. Still open:
-least outstanding at 1.02, c = 1, drops -16 %. Its drops are its members' fluid queues', which fill the room only
-after 500 s (0.2 requests/s each); the two-sided motion's overflow at the room's top (its upper regulator: var / 2
-times the transition density at the top, by the spectral series of `drbm_mean`) gives 0.86 % from true time
-against 0.82 % (c = 2: 1.49 % against 1.51 %), but as the draw's share, with its age fitted to the carried count
-and the fluid queues' overflow on top, +19 % (0.98 %); not kept. By mechanism,
+counts): random at 1.00, c = 1 +16 % -> +9 %, c = 2 +12.5 % -> +3.5 %. And least outstanding's drops near
+capacity had been its members' fluid queues' alone, which fill the room only after 500 s at 1.02 (0.2 requests/s
+each); the pooled count's fluctuations reach it from about 180 s on. The two-sided motion's overflow at the room's
+top (`queueing.drbm_overflow`, its upper regulator: var / 2 times the transition density at the top, by the
+spectral series of `drbm_mean`) gives 0.86 % from true time against 0.82 % (c = 2: 1.49 % against 1.51 %); the
+slots still filling now turn away its services' share beyond `p_block`, as round robin's and random's do
+(`p_fill`): c = 1 -16 % -> -2 %, c = 2 -6 % -> -2.5 % (taken whole as the draw's share, with the fluid queues'
+overflow on top, it gave +19 %). **349 of 349**, none lost. By mechanism,
 with the fix each
 miss calls for (or got):
 

@@ -131,3 +131,17 @@ def test_at_capacity_the_fluid_queues_overflow_is_part_of_the_blocking(conc):
     assert share == pytest.approx(exact, rel=0.10)
     assert share > exact  # (the flow's own count runs ahead of the chain's from empty: docs/model.md 6.2.3)
     assert gap == 0.0
+
+
+def test_least_outstandings_pooled_room_turns_away_its_motions_fluctuations():
+    # Least outstanding's 8 members at c = 1 share one pooled room of 800 (n q) near capacity. At utilisation 1.02
+    # its members' fluid queues fill their rooms only after 500 s (0.2 requests/s each), while the pooled count's
+    # fluctuations reach the top from about 180 s on: over seconds 60-720 the pooled M/M/8/808 chain from empty
+    # (this file's chain) turns away 0.00852 (the request backend's join-shortest-queue 0.0082 on 512 seeds). The
+    # fluid queues alone gave 0.0067 (-21 %); now the slots still filling turn away the services' share of what the
+    # followed motion pushes back at the top (``queueing.drbm_step_blocking``): 0.0080 on these 128 seeds.
+    exact = transient_blocking(81.6, 10.0, 8, 800, 1, WARM * STEP, STEPS * STEP)
+    assert exact == pytest.approx(0.00852, abs=1e-4)
+    share, gap = cell_drop_share("least_outstanding", 1, 1.02, 1.0, range(1, 129))
+    assert share == pytest.approx(exact, rel=0.12)
+    assert gap == 0.0

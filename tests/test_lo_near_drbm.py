@@ -11,7 +11,15 @@ import numpy as np
 import pytest
 
 from scaling_env.sim.nonstationary import pooled_transient_wait, room_fill_time
-from scaling_env.sim.queueing import _rbm_room_mean, drbm_age, drbm_mean, drbm_step_wait, rbm_limit
+from scaling_env.sim.queueing import (
+    _rbm_room_mean,
+    drbm_age,
+    drbm_mean,
+    drbm_overflow,
+    drbm_step_blocking,
+    drbm_step_wait,
+    rbm_limit,
+)
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_lo_near_capacity import _chain_waits  # noqa: E402
@@ -65,3 +73,33 @@ def test_follows_the_exact_chain_above_capacity():
     _, q_b = drbm_step_wait(q_a, *args, 15.0)
     _, q_30 = drbm_step_wait(0.0, *args, 30.0)
     assert q_b == pytest.approx(q_30, rel=1e-4)
+
+
+def test_overflow_at_the_top_settles_at_the_stationary_density():
+    # the upper regulator grows at var / 2 times the density at the top: uniform 1 / K at zero drift, and
+    # 2 a / (1 - exp(-2 a K)) with a = drift / var otherwise (the truncated exponential law, Harrison 1985 5.6)
+    var, k = 20.0, 101.0
+    assert drbm_overflow(5e4, 5e4 + 100.0, 0.0, var, k) == pytest.approx(100.0 * var / (2.0 * k), rel=1e-9)
+    drift = 0.2
+    a = drift / var
+    rate = 0.5 * var * 2.0 * a / (1.0 - math.exp(-2.0 * a * k))
+    assert drbm_overflow(5e4, 5e4 + 100.0, drift, var, k) == pytest.approx(100.0 * rate, rel=1e-9)
+    # additive over time, and nothing while the top is out of reach
+    for d in (-0.3, 0.0, 0.2):
+        whole = drbm_overflow(100.0, 700.0, d, var, k)
+        assert drbm_overflow(100.0, 300.0, d, var, k) + drbm_overflow(300.0, 700.0, d, var, k) == pytest.approx(whole)
+    assert drbm_overflow(0.0, 1.0, 0.0, var, k) == 0.0
+    # a steep drift up: the series cancels in floating point, left to the caller
+    assert drbm_overflow(10.0, 20.0, 5.0, var, k) == -1.0
+
+
+def test_overflow_from_empty_against_the_exact_chain():
+    # M/M/1/101 from empty at utilisation 1 (lambda = mu = 10): the chain turns away 0.00811 of the arrivals over
+    # seconds 60-720 (tests/test_drops_fill.py's chain); the motion on [0, 101] with variance lambda + mu, 0.00824
+    share = drbm_overflow(60.0, 720.0, 0.0, 20.0, 101.0) / (10.0 * 660.0)
+    assert share == pytest.approx(0.00824, abs=5e-5)
+    # and as a step's share from a carried count: the age fitted to it (drbm_age) gives the same overflow
+    t0 = 300.0
+    count = drbm_mean(t0, 0.0, 20.0, 101.0)
+    step = drbm_step_blocking(count, 10.0, 0.1, 1, 1.0, 1.0, 101.0, 15.0)
+    assert step == pytest.approx(drbm_overflow(t0, t0 + 15.0, 0.0, 20.0, 101.0) / 150.0, rel=1e-3)

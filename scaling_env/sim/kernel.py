@@ -169,6 +169,7 @@ from .platform import platform_action, platform_latency, platform_reset, serve_p
 from .queueing import (
     GIMK_MAX_ROOM,
     RHO_CAP,
+    drbm_step_blocking,
     erlang_arrivals_wait,
     fifo_waits,
     fluid_p95,
@@ -1001,7 +1002,16 @@ def queue_segment(b, s, offered_rps, wsum, w_healthy, n_pool, y0, duration):
         # time, ``jsq.window_variance_share``)
         w_cap = w_stat * window_variance_share(servers, rho_in, p[b, P_SVC_CV])
         w, q1 = pooled_transient_wait(count0, lam, svc, servers, cs2, room, duration, w_cap)
-        return w_stat, p_stat, p_block, (in_service + q1) / scale, w, lam_in / scale, 2, busy, p_block, -1.0
+        p_fill = p_block
+        if room_fill_time(room, lam, servers, 1.0 / svc) > duration:
+            # the pooled room fills from the count's fluctuations: what the followed motion turns away at the
+            # room's top (``queueing.drbm_step_blocking``) beyond ``p_block``, the part the members' fluid queues
+            # leave out (they take the arrivals as drawn but serve evenly: the services' share cs2 / (1 + cs2) of
+            # the diffusion variance), is turned away by the slots whose fluid queue still fills (docs/model.md 6.2.3)
+            p_top = drbm_step_blocking(count0, lam, svc, servers, 1.0, cs2, room, duration)
+            if p_top > p_block:
+                p_fill = p_block + (p_top - p_block) * cs2 / (1.0 + cs2)
+        return w_stat, p_stat, p_block, (in_service + q1) / scale, w, lam_in / scale, 2, busy, p_fill, -1.0
     if algo != ROUND_ROBIN:
         # the per-step stationary queue (a Poisson stream per instance, or the pooled queue): its mean number in
         # system, busy slots plus Little's waiting queue, is where the flow starts if the next step is near capacity

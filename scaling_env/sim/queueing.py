@@ -1337,3 +1337,62 @@ def drbm_step_wait(count0: float, lam: float, service_s: float, servers: int, cs
         den += w
     q1 = drbm_mean(t0 + duration, drift, var, room)
     return num / max(den, 1e-300) / theta, q1
+
+
+@njit(cache=True)
+def drbm_overflow(t0: float, t1: float, drift: float, var: float, room: float) -> float:
+    """What the two-sided motion on [0, ``room``] started empty pushes back at its top over [t0, t1]: the expected
+    increase of its upper regulator (local time), the requests a full room turns away. Its rate is var / 2 times
+    the transition density at the top, p(t, 0, room) (the motion's generator has Neumann conditions; density by the
+    eigenfunctions of ``drbm_mean``, Linetsky 2005):
+
+        p(t, 0, room) = 2 a / (1 - exp(-2 a room))
+                        + sum_n (-1)^n exp(a room) 2 k_n^2 / (room (a^2 + k_n^2)) exp(-var (a^2 + k_n^2) t / 2),
+
+    a = drift / var, k_n = n pi / room (1 / room + 2 / room sum_n (-1)^n exp(-var k_n^2 t / 2) at zero drift), whose
+    time integral is term by term. -1 where the drift up is steep (a room > 20: the terms cancel in floating point,
+    as in ``drbm_mean``)."""
+    if t1 <= t0 or var <= 0.0 or room <= 0.0:
+        return 0.0
+    a = drift / var
+    if a * room > 20.0:
+        return -1.0
+    if _rbm_survival(room, t1, drift, var) < 1e-12:
+        return 0.0  # the top is out of reach within [t0, t1]
+    x = -2.0 * a * room
+    stat = 1.0 / room if abs(x) < 1e-9 else 2.0 * a / -math.expm1(x)
+    total = stat * (t1 - t0)
+    up = math.exp(a * room)
+    for n in range(1, 4000):
+        k = n * math.pi / room
+        d = a * a + k * k
+        lam_n = 0.5 * var * d
+        term = up * 2.0 * k * k / (room * d) * (math.exp(-lam_n * t0) - math.exp(-lam_n * t1)) / lam_n
+        total += term if n % 2 == 0 else -term
+        if lam_n * t0 > 40.0 + max(a * room, 0.0):
+            break
+    return 0.5 * var * max(total, 0.0)
+
+
+@njit(cache=True)
+def drbm_step_blocking(
+    count0: float, lam: float, service_s: float, servers: int, ca2: float, cs2: float, room: float, duration: float
+) -> float:
+    """The share of a step's arrivals that a queue of ``servers`` slots fed at ``lam`` requests/s turns away from its
+    waiting room of ``room`` places near capacity, its number waiting the two-sided reflected motion (drift
+    lambda - c mu, variance lambda ca2 + c mu cs2 per s: the GI/G/c diffusion, Whitt 2002, ch. 9; Harrison 1985)
+    whose age is fitted to the number waiting at the step start ``count0`` (``drbm_age``): ``drbm_overflow`` over
+    the step divided by its arrivals. -1 where ``drbm_overflow`` is (a steep drift up) or the count is at the
+    motion's limit (the caller keeps its own blocking)."""
+    theta = servers / service_s
+    if theta <= 0.0 or lam <= 0.0 or duration <= 0.0 or room <= 0.0:
+        return 0.0
+    drift = lam - theta
+    var = lam * ca2 + theta * cs2
+    if drift / var * room > 20.0:
+        return -1.0
+    t0 = drbm_age(count0, drift, var, room)
+    if t0 == math.inf:
+        return -1.0
+    over = drbm_overflow(t0, t0 + duration, drift, var, room)
+    return -1.0 if over < 0.0 else min(over / (lam * duration), 1.0)
