@@ -109,6 +109,7 @@ from .instances import (
     F_PRE_CRASH,
     F_QFLUID,
     F_SERVE,
+    F_SHARE,
     F_SPLIT,
     F_TIMER,
     F_WEIGHT,
@@ -142,7 +143,10 @@ from .load_balancer import (
     route,
 )
 from .memory import (
+    _LAW_BUFFER,
+    _LONE_BUFFER,
     JOINS,
+    LONE_STATES,
     boot_crash_split,
     count_limit,
     draw_join_crash,
@@ -150,6 +154,8 @@ from .memory import (
     draw_memory_crash_split,
     escape_probability,
     fluid_crossing,
+    lone_escape,
+    lone_part,
     memory_slots,
     passage_rate,
     serving_count,
@@ -169,6 +175,7 @@ from .platform import platform_action, platform_latency, platform_reset, serve_p
 from .queueing import (
     GIMK_MAX_ROOM,
     RHO_CAP,
+    _stack_doubles,
     erlang_arrivals_wait,
     fifo_waits,
     fluid_p95,
@@ -647,7 +654,7 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool,
                     inst_i[b, i, I_STATE] = OFF
         # a slot still booting, with nothing routed or queued to it, has nothing to do
         elif not (st == BOOTING and not to_booting and inst_f[b, i, F_SERVE] <= 0.0 and inst_i[b, i, I_BACKLOG] == 0):
-            slot_boot, r_slot, quick, quick_at = slot_mode(b, i, s, st, to_booting, r_level, offered_rps)
+            slot_boot, r_slot, quick, quick_at = slot_mode(b, i, s, st, to_booting, r_level, offered_rps, hi)
             fills = p_fill > p_block and filling(b, i, s, n_pool)
             done, lost, fail, crashed, bill, cpu, mem, waited_s, age, longest, stat_n, stat_w, p_w, t_c = serve_slot(
                 b, i, s, st, slot_boot, w_stat, p_stat, p_block, r_slot, first_crash, quick, quick_at
@@ -1100,7 +1107,7 @@ def drawn_crash(b, i, s, tau, to_booting, r_level, quick, quick_at):
 
 
 @njit(inline="always", **_KERNEL)
-def slot_mode(b, i, s, st, to_booting, r_level, offered_rps):
+def slot_mode(b, i, s, st, to_booting, r_level, offered_rps, hi):
     """6, how a slot serves in the step: (whether it takes its arrivals as a booting slot, its memory crash hazard
     per arrival, the chance of a crash at once and its part of the serving time). A slot whose cold start ends in
     the step joins the pool then and is drawn on its own (``joined_level``): one that joined after a booting
@@ -1118,6 +1125,8 @@ def slot_mode(b, i, s, st, to_booting, r_level, offered_rps):
         and int(s.params[b, P_ALGO]) != LEAST_OUTSTANDING
     ):
         h, quick, quick_at = joined_level(b, i, s, offered_rps)
+        if h > 0.0 or quick > 0.0:
+            h, quick, quick_at = lone_parts(b, i, s, hi, h, quick, quick_at)
         return False, h, quick, quick_at
     return to_booting, r_level, 0.0, 0.0
 
@@ -1149,6 +1158,118 @@ def joined_level(b, i, s, offered_rps):
     quick = escape_probability(conc, first * svc, q0, level) if level < conc + p[b, P_MAXQ] else 0.0
     quick_at = max(level + 1.0 - q0, 1.0) / (rate * tau)
     return h, quick, quick_at
+
+
+@njit(inline="always", **_KERNEL)
+def routed_interval(inst_f, b, j, dt):
+    """6, the pool interval [start, end) of slot j as the step's arrivals were routed (``pool_time``,
+    ``load_balancer.pool_shares``), whatever happened to it since in the serve phase (a member that crashed in
+    it stays in the pool until found): a slot that serves in the step (warm, or its cold start ends in it) from
+    ``dt - F_SERVE`` to the end, one failed at the start until it is found (``F_WEIGHT`` of the step)."""
+    tau = inst_f[b, j, F_SERVE]
+    if tau > 0.0:
+        return dt - tau, dt
+    return 0.0, inst_f[b, j, F_WEIGHT] * dt
+
+
+@njit(**_KERNEL)  # (not inlined: its scratch on its own stack frame, used in the rare steps that need it)
+def lone_parts(b, i, s, hi, h, quick, quick_at):
+    """6, a slot that joins a pool with members (round robin, random) at its cold start's end while the pool
+    changes again later in the step (another cold start ends, or a failed member is found): until the last such
+    change its rate moves at each (the first of several replacements to boot takes 1/k of the requests until the
+    next joins, 1/(k + 1) after), and the hazard rises far faster than the rate. In the request backend a
+    replacement that boots 0.3 s before the other of a pair beside a crashed member takes every second request
+    (memory_pressure at 207 requests/s: a = 10.35 on its 10 servers) and passes the limit in those 0.3 s in 13 %
+    of rounds (1.0 s: 79 %); drawn at its mean rate (before) the pair kept 1.205 warm against the request
+    backend's 1.114 (4,000 seeds) and the exact chain's 1.109. Its count is followed exactly through those parts,
+    from the count it joins with (``memory.lone_part``: the (count, phase) chain, each part at its members' rate
+    and phases, the phase re-dealt at each change), which gives the chance of a crash in them and its count at
+    the last change; from there it is drawn as any joiner: the chance that the count passes the limit before it
+    falls back to its bulk (``memory.lone_escape``, the (count, phase) chain's gambler's ruin), then the
+    stationary hazard over its later arrivals. Returns (hazard per arrival, chance of a crash at once, its part
+    of the serving time) for ``memory.draw_join_crash``: ``quick`` the crash in the lone parts or the escape
+    after them, the hazard scaled to the later arrivals; the inputs unchanged where the pool does not change
+    after the join or the chain is too large (``memory.LONE_STATES``, ``LONE_WORK``)."""
+    p, inst_f, inst_i = s.params, s.inst_f, s.inst_i
+    dt = p[b, P_DT]
+    tau = inst_f[b, i, F_SERVE]
+    share = inst_f[b, i, F_SHARE]
+    arrivals = float(inst_i[b, i, I_ARRIVALS])
+    algo = int(p[b, P_ALGO])
+    if share <= 0.0 or arrivals <= 0.0 or tau <= 0.0:
+        return h, quick, quick_at
+    join = routed_interval(inst_f, b, i, dt)[0]
+    # the pool's changes after the join: (start of each part, members in it); few per step
+    last = join
+    t = join
+    while t < dt - 1e-9:
+        nxt = dt
+        for j in range(hi):
+            if inst_f[b, j, F_WEIGHT] > 0.0:
+                start, end = routed_interval(inst_f, b, j, dt)
+                if start > t + 1e-9:
+                    nxt = min(nxt, start)
+                if end > t + 1e-9:
+                    nxt = min(nxt, end)
+        if nxt < dt - 1e-9:
+            last = nxt
+        t = nxt
+    if last <= join + 1e-9:
+        return h, quick, quick_at
+    level = int(memory_slots(p[b, P_MEM_BASE], p[b, P_MEM_REQ], p[b, P_MEM_LIMIT]))
+    conc = int(p[b, P_CONC])
+    svc = p[b, P_SVC]
+    per_share = arrivals / (share * dt)  # the pool's arrival rate as this slot was routed (requests/s)
+    if level + 1 > LONE_STATES:
+        return h, quick, quick_at
+    law = _stack_doubles(_LAW_BUFFER)
+    scratch = _stack_doubles(_LONE_BUFFER)
+    for n in range(level + 1):
+        law[n] = 0.0
+    law[min(int(inst_i[b, i, I_BACKLOG]), level)] = 1.0
+    crashed = 0.0
+    t = join
+    members = 1
+    while t < dt - 1e-9:
+        nxt = dt
+        members = 0
+        for j in range(hi):
+            if inst_f[b, j, F_WEIGHT] > 0.0:
+                start, end = routed_interval(inst_f, b, j, dt)
+                if start <= t + 1e-9 and end > t + 1e-9:
+                    members += 1
+                if start > t + 1e-9:
+                    nxt = min(nxt, start)
+                if end > t + 1e-9:
+                    nxt = min(nxt, end)
+        members = max(members, 1)
+        if t >= last - 1e-9:
+            break
+        k = members if algo == ROUND_ROBIN else 1
+        part = lone_part(law, scratch, k, conc, per_share / members * svc, level, (nxt - t) / svc)
+        if part < 0.0:
+            return h, quick, quick_at
+        crashed += part  # (the law's mass absorbed in the part: the chance of a crash in it)
+        t = nxt
+    rate_b = per_share / members
+    k_b = members if algo == ROUND_ROBIN else 1
+    alive = 0.0
+    mean_n = 0.0
+    for n in range(level + 1):
+        alive += law[n]
+        mean_n += n * law[n]
+    if alive <= 0.0:
+        return 0.0, 1.0, 0.5 * (last - join) / tau
+    esc = lone_escape(law, scratch, k_b, conc, rate_b * svc, level)
+    if esc < 0.0:
+        return h, quick, quick_at
+    esc /= alive
+    h_b = passage_rate(algo, rate_b, k_b, 1.0, 1.0, conc, svc, p[b, P_MAXQ], level)
+    q = crashed + alive * esc
+    f1 = (last - join) / tau
+    f_esc = f1 + max(level + 1.0 - mean_n / alive, 1.0) / (rate_b * tau)
+    at = (crashed * 0.5 * f1 + alive * esc * f_esc) / q if q > 0.0 else quick_at
+    return h_b * rate_b * (dt - last) / arrivals, min(q, 1.0), at
 
 
 @njit(inline="always", **_KERNEL)
