@@ -163,3 +163,30 @@ def test_the_first_of_two_replacements_to_boot_crashes_at_its_larger_share():
     assert fast.mean() == pytest.approx(law, abs=4 * fast.std() / math.sqrt(len(seeds)))
     request = replacements_warm(two_replacements("request", 0.25), seeds[:1000])
     assert request.mean() == pytest.approx(law, abs=4 * request.std() / math.sqrt(1000))
+
+
+def test_a_member_beside_a_scale_out_counts_the_new_slots_in_its_phases():
+    """One warm member and one crashed by an outage at t = 0 (round robin at 150/s), a scale-out of 1 booting 2 s:
+    the warm one takes every second request for 2 s (a = 7.5, E_2), every third after (a = 5, E_3), and crashes
+    with 1 - exp(-(150 h_2 + 650 h_3)) (``erlang_passage``; ``kernel.split_crash_means``): survives 0.746. The
+    phases were counted over the slots up to the step's stored bound, which a scale-out of this step passes (it
+    is set at the step's end), so the new slot's arrivals were left out: k = 1, the Poisson hazard, 0.567 of
+    2,000 seeds survived; the request backend 0.766."""
+    from scaling_env.sim.memory import erlang_passage
+
+    law = math.exp(-(150 * erlang_passage(2, C, 7.5, 16.0) + 650 * erlang_passage(3, C, 5.0, 16.0)))
+    assert law == pytest.approx(0.746, abs=0.001)
+    config = two_replacements("fast", 0.0).with_updates(
+        {
+            "workload": {"shape": {"kind": "constant", "rate_rps": 150.0}},
+            "scaling": {"initial_instances": 2, "scale_steps": [0, 1]},
+            "failures": {"outages": [{"time_seconds": 0.0, "fraction": 0.5}]},
+        }
+    )
+    seeds = list(range(63000, 65000))
+    sim = BatchSimulator(config, len(seeds), parallel=False)
+    sim.seed(seeds)
+    sim.reset()
+    sim.step(np.ones(len(seeds), dtype=np.int64))
+    warm = (np.asarray(sim.inst_i[:, :2, I_STATE]) == WARM).sum(axis=1)  # (the crashed one stays failed)
+    assert warm.mean() == pytest.approx(law, abs=4 * math.sqrt(law * (1 - law) / len(seeds)))

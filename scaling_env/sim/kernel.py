@@ -657,7 +657,7 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool,
             slot_boot, r_slot, quick, quick_at = slot_mode(b, i, s, st, to_booting, r_level, offered_rps, hi)
             fills = p_fill > p_block and filling(b, i, s, n_pool)
             done, lost, fail, crashed, bill, cpu, mem, waited_s, age, longest, stat_n, stat_w, p_w, t_c = serve_slot(
-                b, i, s, st, slot_boot, w_stat, p_stat, p_block, r_slot, first_crash, quick, quick_at
+                b, i, s, st, slot_boot, w_stat, p_stat, p_block, r_slot, first_crash, quick, quick_at, hi
             )
             if crashed > 0 and lo_pool and (first_crash < 0.0 or t_c < first_crash):
                 first_crash = t_c
@@ -976,7 +976,7 @@ def queue_segment(b, s, offered_rps, wsum, w_healthy, n_pool, y0, duration):
 
 
 @njit(inline="always", **_KERNEL)
-def serve_slot(b, i, s, st, to_booting, w_stat, p_stat, p_block, r_level, first_crash, quick, quick_at):
+def serve_slot(b, i, s, st, to_booting, w_stat, p_stat, p_block, r_level, first_crash, quick, quick_at, hi):
     """6, one slot that serves, boots with requests, or drains: its fluid queue over the step, the waits of its
     served requests, memory, a memory crash and the end of a drain. A memory crash is certain when the step's
     count (in service + the fluid queue's peak; a cold start's queue alone) passes the limit, at the moment the
@@ -1018,7 +1018,7 @@ def serve_slot(b, i, s, st, to_booting, w_stat, p_stat, p_block, r_level, first_
         count = serving_count(cpu * conc, peak_q, tau < dt - _EPS)
         fits = (p[b, P_MEM_BASE] + p[b, P_MEM_REQ] * count) / p[b, P_MEM_LIMIT] <= 1.0
         if (r_level > 0.0 or quick > 0.0) and st != DRAINING and fits:
-            at = drawn_crash(b, i, s, tau, to_booting, r_level, quick, quick_at)
+            at = drawn_crash(b, i, s, tau, to_booting, r_level, quick, quick_at, hi)
             if at > 0.0:
                 t_crash = dt - tau + at * tau
     if p[b, P_MEM_CRASH] > 0.5 and t_crash < 0.0 and (tau > 0.0 or to_booting):
@@ -1089,7 +1089,7 @@ def sure_crash(p, b, busy, peak_q, tau, segs, dt):
 
 
 @njit(inline="always", **_KERNEL)
-def drawn_crash(b, i, s, tau, to_booting, r_level, quick, quick_at):
+def drawn_crash(b, i, s, tau, to_booting, r_level, quick, quick_at, hi):
     """6, a serving slot below its memory limit: whether its count passes the limit in the step, drawn at the hazard
     ``r_level`` per arrival (``memory.draw_memory_crash``), or at each rate when its arrivals come at two around a
     pool change (docs/model.md 7), or, for a slot that joins the pool in the step near its limit, with the chance
@@ -1099,7 +1099,7 @@ def drawn_crash(b, i, s, tau, to_booting, r_level, quick, quick_at):
     dt = p[b, P_DT]
     split = inst_f[b, i, F_SPLIT]
     if split > 0.0 and tau >= dt - _EPS and not to_booting and int(p[b, P_ALGO]) != LEAST_OUTSTANDING:
-        m_a, m_b = split_crash_means(b, i, s, split)
+        m_a, m_b = split_crash_means(b, i, s, split, hi)
         return draw_memory_crash_split(s.rng, b, m_a, m_b, split / dt)
     if quick > 0.0:
         return draw_join_crash(s.rng, b, inst_i[b, i, I_ARRIVALS], r_level, quick, quick_at)
@@ -1292,7 +1292,7 @@ def lone_parts(b, i, s, hi, h, quick, quick_at, joins):
 
 
 @njit(inline="always", **_KERNEL)
-def split_crash_means(b, i, s, split):
+def split_crash_means(b, i, s, split, hi):
     """6, the expected memory crossings (``memory.passage_rate`` per arrival) of a slot that takes its arrivals at
     two rates around ``split`` s (``F_EARLY`` of them before): (before, after). Each part's hazard is that of an
     instance fed at that part's rate: a pool change inside the step (a member out, or a replacement still
@@ -1310,7 +1310,7 @@ def split_crash_means(b, i, s, split):
     rb = a_i * (1.0 - early) / (dt - split) if dt - split > _EPS else 0.0
     # round robin's phases (E_k arrivals) in each part: the members then, the step's routed rate over the part's
     total = 0.0
-    for j in range(int(s.env_state[b, E_HI])):
+    for j in range(hi):  # (not ``E_HI``: it is set at the step's end, before this step's launches)
         total += inst_i[b, j, I_ARRIVALS]
     total /= dt
     h_a = 0.0
