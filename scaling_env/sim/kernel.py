@@ -109,6 +109,7 @@ from .instances import (
     F_PRE_CRASH,
     F_QFLUID,
     F_SERVE,
+    F_SHARE,
     F_SPLIT,
     F_TIMER,
     F_WEIGHT,
@@ -142,7 +143,10 @@ from .load_balancer import (
     route,
 )
 from .memory import (
+    _LAW_BUFFER,
+    _LONE_BUFFER,
     JOINS,
+    LONE_STATES,
     boot_crash_split,
     count_limit,
     draw_join_crash,
@@ -150,6 +154,8 @@ from .memory import (
     draw_memory_crash_split,
     escape_probability,
     fluid_crossing,
+    lone_escape,
+    lone_part,
     memory_slots,
     passage_rate,
     serving_count,
@@ -169,6 +175,7 @@ from .platform import platform_action, platform_latency, platform_reset, serve_p
 from .queueing import (
     GIMK_MAX_ROOM,
     RHO_CAP,
+    _stack_doubles,
     drbm_step_blocking,
     erlang_arrivals_wait,
     fifo_waits,
@@ -682,10 +689,10 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool,
                     inst_i[b, i, I_STATE] = OFF
         # a slot still booting, with nothing routed or queued to it, has nothing to do
         elif not (st == BOOTING and not to_booting and inst_f[b, i, F_SERVE] <= 0.0 and inst_i[b, i, I_BACKLOG] == 0):
-            slot_boot, r_slot, quick, quick_at = slot_mode(b, i, s, st, to_booting, r_level, offered_rps)
+            slot_boot, r_slot, quick, quick_at = slot_mode(b, i, s, st, to_booting, r_level, offered_rps, hi)
             fills = p_fill > p_block and filling(b, i, s, n_pool)
             done, lost, fail, crashed, bill, cpu, mem, waited_s, age, longest, stat_n, stat_w, p_w, t_c = serve_slot(
-                b, i, s, st, slot_boot, w_stat, p_stat, p_block, r_slot, first_crash, quick, quick_at
+                b, i, s, st, slot_boot, w_stat, p_stat, p_block, r_slot, first_crash, quick, quick_at, hi
             )
             if crashed > 0 and lo_pool and (first_crash < 0.0 or t_c < first_crash):
                 first_crash = t_c
@@ -1022,7 +1029,7 @@ def queue_segment(b, s, offered_rps, wsum, w_healthy, n_pool, y0, duration):
 
 
 @njit(inline="always", **_KERNEL)
-def serve_slot(b, i, s, st, to_booting, w_stat, p_stat, p_block, r_level, first_crash, quick, quick_at):
+def serve_slot(b, i, s, st, to_booting, w_stat, p_stat, p_block, r_level, first_crash, quick, quick_at, hi):
     """6, one slot that serves, boots with requests, or drains: its fluid queue over the step, the waits of its
     served requests, memory, a memory crash and the end of a drain. A memory crash is certain when the step's
     count (in service + the fluid queue's peak; a cold start's queue alone) passes the limit, at the moment the
@@ -1064,7 +1071,7 @@ def serve_slot(b, i, s, st, to_booting, w_stat, p_stat, p_block, r_level, first_
         count = serving_count(cpu * conc, peak_q, tau < dt - _EPS)
         fits = (p[b, P_MEM_BASE] + p[b, P_MEM_REQ] * count) / p[b, P_MEM_LIMIT] <= 1.0
         if (r_level > 0.0 or quick > 0.0) and st != DRAINING and fits:
-            at = drawn_crash(b, i, s, tau, to_booting, r_level, quick, quick_at)
+            at = drawn_crash(b, i, s, tau, to_booting, r_level, quick, quick_at, hi)
             if at > 0.0:
                 t_crash = dt - tau + at * tau
     if p[b, P_MEM_CRASH] > 0.5 and t_crash < 0.0 and (tau > 0.0 or to_booting):
@@ -1135,7 +1142,7 @@ def sure_crash(p, b, busy, peak_q, tau, segs, dt):
 
 
 @njit(inline="always", **_KERNEL)
-def drawn_crash(b, i, s, tau, to_booting, r_level, quick, quick_at):
+def drawn_crash(b, i, s, tau, to_booting, r_level, quick, quick_at, hi):
     """6, a serving slot below its memory limit: whether its count passes the limit in the step, drawn at the hazard
     ``r_level`` per arrival (``memory.draw_memory_crash``), or at each rate when its arrivals come at two around a
     pool change (docs/model.md 7), or, for a slot that joins the pool in the step near its limit, with the chance
@@ -1145,7 +1152,7 @@ def drawn_crash(b, i, s, tau, to_booting, r_level, quick, quick_at):
     dt = p[b, P_DT]
     split = inst_f[b, i, F_SPLIT]
     if split > 0.0 and tau >= dt - _EPS and not to_booting and int(p[b, P_ALGO]) != LEAST_OUTSTANDING:
-        m_a, m_b = split_crash_means(b, i, s, split)
+        m_a, m_b = split_crash_means(b, i, s, split, hi)
         return draw_memory_crash_split(s.rng, b, m_a, m_b, split / dt)
     if quick > 0.0:
         return draw_join_crash(s.rng, b, inst_i[b, i, I_ARRIVALS], r_level, quick, quick_at)
@@ -1153,7 +1160,7 @@ def drawn_crash(b, i, s, tau, to_booting, r_level, quick, quick_at):
 
 
 @njit(inline="always", **_KERNEL)
-def slot_mode(b, i, s, st, to_booting, r_level, offered_rps):
+def slot_mode(b, i, s, st, to_booting, r_level, offered_rps, hi):
     """6, how a slot serves in the step: (whether it takes its arrivals as a booting slot, its memory crash hazard
     per arrival, the chance of a crash at once and its part of the serving time). A slot whose cold start ends in
     the step joins the pool then and is drawn on its own (``joined_level``): one that joined after a booting
@@ -1162,6 +1169,8 @@ def slot_mode(b, i, s, st, to_booting, r_level, offered_rps):
     rate over its time (which counts the cold start, when the members at the step start took every request)."""
     if to_booting and s.inst_f[b, i, F_SPLIT] == JOINS:
         h, quick, quick_at = joined_level(b, i, s, offered_rps)
+        if h > 0.0 or quick > 0.0:
+            h, quick, quick_at = lone_parts(b, i, s, hi, h, quick, quick_at, True)
         return False, h, quick, quick_at
     if (
         not to_booting
@@ -1171,6 +1180,8 @@ def slot_mode(b, i, s, st, to_booting, r_level, offered_rps):
         and int(s.params[b, P_ALGO]) != LEAST_OUTSTANDING
     ):
         h, quick, quick_at = joined_level(b, i, s, offered_rps)
+        if h > 0.0 or quick > 0.0:
+            h, quick, quick_at = lone_parts(b, i, s, hi, h, quick, quick_at, False)
         return False, h, quick, quick_at
     return to_booting, r_level, 0.0, 0.0
 
@@ -1205,7 +1216,136 @@ def joined_level(b, i, s, offered_rps):
 
 
 @njit(inline="always", **_KERNEL)
-def split_crash_means(b, i, s, split):
+def routed_interval(inst_f, b, j, dt):
+    """6, the pool interval [start, end) of slot j as the step's arrivals were routed (``pool_time``,
+    ``load_balancer.pool_shares``), whatever happened to it since in the serve phase (a member that crashed in
+    it stays in the pool until found): a slot that serves in the step (warm, or its cold start ends in it) from
+    ``dt - F_SERVE`` to the end, one failed at the start until it is found (``F_WEIGHT`` of the step)."""
+    tau = inst_f[b, j, F_SERVE]
+    if tau > 0.0:
+        return dt - tau, dt
+    return 0.0, inst_f[b, j, F_WEIGHT] * dt
+
+
+@njit(inline="always", **_KERNEL)
+def pool_change(b, s, hi, t, dt, joins):
+    """6, the pool at ``t`` s into the step as its arrivals were routed: (members then, at least 1; the next change
+    after ``t``, ``dt`` if none). ``joins``: a step whose arrivals waited on booting instances until one crashed
+    (``memory.boot_crash_split``): the crashed one and the slots whose cold start has ended (``F_SPLIT = JOINS``,
+    joining at ``dt - F_SERVE``); else every slot's ``routed_interval``."""
+    inst_f = s.inst_f
+    members = 1 if joins else 0
+    nxt = dt
+    for j in range(hi):
+        if joins:
+            if inst_f[b, j, F_SPLIT] == JOINS:
+                e = dt - inst_f[b, j, F_SERVE]
+                if e <= t + 1e-9:
+                    members += 1
+                elif e < nxt:
+                    nxt = e
+        elif inst_f[b, j, F_WEIGHT] > 0.0:
+            start, end = routed_interval(inst_f, b, j, dt)
+            if start <= t + 1e-9 and end > t + 1e-9:
+                members += 1
+            if start > t + 1e-9:
+                nxt = min(nxt, start)
+            if end > t + 1e-9:
+                nxt = min(nxt, end)
+    return max(members, 1), nxt
+
+
+@njit(**_KERNEL)  # (not inlined: its scratch on its own stack frame, used in the rare steps that need it)
+def lone_parts(b, i, s, hi, h, quick, quick_at, joins):
+    """6, a slot that joins a pool with members (round robin, random) at its cold start's end while the pool
+    changes again later in the step (another cold start ends, or a failed member is found): until the last such
+    change its rate moves at each (the first of several replacements to boot takes 1/k of the requests until the
+    next joins, 1/(k + 1) after), and the hazard rises far faster than the rate. In the request backend a
+    replacement that boots 0.3 s before the other of a pair beside a crashed member takes every second request
+    (memory_pressure at 207 requests/s: a = 10.35 on its 10 servers) and passes the limit in those 0.3 s in 13 %
+    of rounds (1.0 s: 79 %); drawn at its mean rate (before) the pair kept 1.205 warm against the request
+    backend's 1.114 (4,000 seeds) and the exact chain's 1.109. Its count is followed exactly through those parts,
+    from the count it joins with (``memory.lone_part``: the (count, phase) chain, each part at its members' rate
+    and phases, the phase re-dealt at each change), which gives the chance of a crash in them and its count at
+    the last change; from there it is drawn as any joiner: the chance that the count passes the limit before it
+    falls back to its bulk (``memory.lone_escape``, the (count, phase) chain's gambler's ruin), then the
+    stationary hazard over its later arrivals. Returns (hazard per arrival, chance of a crash at once, its part
+    of the serving time) for ``memory.draw_join_crash``: ``quick`` the crash in the lone parts or the escape
+    after them, the hazard scaled to the later arrivals; the inputs unchanged where the pool does not change
+    after the join or the chain is too large (``memory.LONE_STATES``, ``LONE_WORK``). ``joins``: a slot that joins a
+    booting pool's crashed member (``memory.boot_crash_split``, ``F_SPLIT = JOINS``) from the count it kept (near
+    the limit), the pool the crashed one and the joined ones (``pool_change``): the first of three to boot takes
+    every second request until the next joins (3 booting, no pool: replacements warm 0.288 -> 0.264 against the
+    request backend's 0.270 at memory_pressure's step 4, 20,000 seeds)."""
+    p, inst_f, inst_i = s.params, s.inst_f, s.inst_i
+    dt = p[b, P_DT]
+    tau = inst_f[b, i, F_SERVE]
+    share = inst_f[b, i, F_SHARE]
+    arrivals = float(inst_i[b, i, I_ARRIVALS])
+    algo = int(p[b, P_ALGO])
+    if (share <= 0.0 and not joins) or arrivals <= 0.0 or tau <= 0.0:
+        return h, quick, quick_at
+    join = dt - tau if joins else routed_interval(inst_f, b, i, dt)[0]
+    # the pool's changes after the join (few per step); the pool's rate over the slot's parts
+    last = join
+    t = join
+    spread = 0.0  # sum over its parts of (length / members): its arrivals over the pool's rate
+    while t < dt - 1e-9:
+        members, nxt = pool_change(b, s, hi, t, dt, joins)
+        spread += (nxt - t) / members
+        if nxt < dt - 1e-9:
+            last = nxt
+        t = nxt
+    if last <= join + 1e-9 or spread <= 0.0:
+        return h, quick, quick_at
+    level = int(memory_slots(p[b, P_MEM_BASE], p[b, P_MEM_REQ], p[b, P_MEM_LIMIT]))
+    conc = int(p[b, P_CONC])
+    svc = p[b, P_SVC]
+    # the pool's arrival rate as this slot was routed (requests/s; a booting pool's: its even parts' rate)
+    per_share = arrivals / spread if joins else arrivals / (share * dt)
+    if level + 1 > LONE_STATES:
+        return h, quick, quick_at
+    law = _stack_doubles(_LAW_BUFFER)
+    scratch = _stack_doubles(_LONE_BUFFER)
+    for n in range(level + 1):
+        law[n] = 0.0
+    law[min(int(inst_i[b, i, I_BACKLOG]), level)] = 1.0
+    crashed = 0.0
+    t = join
+    members = 1
+    while t < dt - 1e-9:
+        members, nxt = pool_change(b, s, hi, t, dt, joins)
+        if t >= last - 1e-9:
+            break
+        k = members if algo == ROUND_ROBIN else 1
+        part = lone_part(law, scratch, k, conc, per_share / members * svc, level, (nxt - t) / svc)
+        if part < 0.0:
+            return h, quick, quick_at
+        crashed += part  # (the law's mass absorbed in the part: the chance of a crash in it)
+        t = nxt
+    rate_b = per_share / members
+    k_b = members if algo == ROUND_ROBIN else 1
+    alive = 0.0
+    mean_n = 0.0
+    for n in range(level + 1):
+        alive += law[n]
+        mean_n += n * law[n]
+    if alive <= 0.0:
+        return 0.0, 1.0, 0.5 * (last - join) / tau
+    esc = lone_escape(law, scratch, k_b, conc, rate_b * svc, level)
+    if esc < 0.0:
+        return h, quick, quick_at
+    esc /= alive
+    h_b = passage_rate(algo, rate_b, k_b, 1.0, 1.0, conc, svc, p[b, P_MAXQ], level)
+    q = crashed + alive * esc
+    f1 = (last - join) / tau
+    f_esc = f1 + max(level + 1.0 - mean_n / alive, 1.0) / (rate_b * tau)
+    at = (crashed * 0.5 * f1 + alive * esc * f_esc) / q if q > 0.0 else quick_at
+    return h_b * rate_b * (dt - last) / arrivals, min(q, 1.0), at
+
+
+@njit(inline="always", **_KERNEL)
+def split_crash_means(b, i, s, split, hi):
     """6, the expected memory crossings (``memory.passage_rate`` per arrival) of a slot that takes its arrivals at
     two rates around ``split`` s (``F_EARLY`` of them before): (before, after). Each part's hazard is that of an
     instance fed at that part's rate: a pool change inside the step (a member out, or a replacement still
@@ -1223,7 +1363,7 @@ def split_crash_means(b, i, s, split):
     rb = a_i * (1.0 - early) / (dt - split) if dt - split > _EPS else 0.0
     # round robin's phases (E_k arrivals) in each part: the members then, the step's routed rate over the part's
     total = 0.0
-    for j in range(int(s.env_state[b, E_HI])):
+    for j in range(hi):  # (not ``E_HI``: it is set at the step's end, before this step's launches)
         total += inst_i[b, j, I_ARRIVALS]
     total /= dt
     h_a = 0.0

@@ -616,3 +616,150 @@ def boot_crash_split(inst_f, inst_i, b: int, hi: int, limit: float, maxq: float,
             inst_i[b, j, I_ARRIVALS] = kept
         failed -= kept + later
     return max(failed, 0)
+
+
+LONE_STATES = 512  # (count, phase) states ``lone_part`` / ``lone_escape`` hold on the stack: (L + 1) k at most
+LONE_WORK = 4_000_000  # state updates ``lone_part`` may spend (a chain past it is left to the mean-rate law)
+_LONE_BUFFER = 3 * LONE_STATES + 3  # (``lone_part``'s three vectors, the absorbed state in each)
+_ESCAPE_BUFFER = 2 * LONE_STATES  # (``lone_escape``'s alpha and beta; ``_LONE_BUFFER`` holds them too)
+_LAW_BUFFER = LONE_STATES  # a count law over 0..L (L + 1 <= LONE_STATES)
+
+
+@njit(cache=True)
+def lone_part(law, scratch, phases: int, servers: int, offered: float, level: int, span: float) -> float:
+    """The count of an instance through a part of its step at one arrival rate, exactly: it takes every k-th
+    request of a Poisson stream (k = ``phases``; 1: a Poisson stream) of ``offered`` requests per service time
+    and serves with ``min(n, c)`` exponential servers, so its state (count n, arrival phase j) is a Markov
+    chain (Neuts 1981, as ``erlang_passage``), here absorbed when the count passes ``level``. ``law[0..level]``
+    is the count's law at the part's start, the arrival phase uniform (its place in the rotation taken at
+    random: a pool change re-deals the rotation); it is overwritten with the law at the part's end (summed over
+    phases, the mass not absorbed), and the absorbed mass (the chance of a crash in the part) is returned; -1 if
+    the chain is larger than ``LONE_STATES`` or the work than ``LONE_WORK`` (``law`` then unchanged). ``span``
+    in service times. Solved by uniformization (A. Jensen, "Markoff chains as an aid in the study of Markoff
+    processes", Skandinavisk Aktuarietidskrift 36, 1953; W. K. Grassmann, "Transient solutions in Markovian
+    queueing systems", Computers & Operations Research 4, 1977): with ``Lam`` the largest exit rate and
+    ``P = I + Q / Lam``, ``v(t) = sum_m e^(-Lam t) (Lam t)^m / m! v(0) P^m``, over sub-spans of ``Lam t <= 40``
+    (no underflow of ``e^(-Lam t)``), each summed until the Poisson weights left are below 1e-13."""
+    k = max(phases, 1)
+    size = (level + 1) * k
+    if size > LONE_STATES or span <= 0.0 or offered < 0.0:
+        return -1.0 if size > LONE_STATES else 0.0
+    up = k * offered
+    lam = up + min(level, servers)
+    x_all = lam * span
+    n_sub = max(int(math.ceil(x_all / 40.0)), 1)
+    x = x_all / n_sub
+    terms = int(x + 12.0 * math.sqrt(x) + 30.0)
+    if n_sub * terms * (size + 1) > LONE_WORK:
+        return -1.0
+    v = scratch  # v at 0, the next iterate at size + 1, the Poisson-weighted sum at 2 (size + 1)
+    w = scratch
+    wo = size + 1
+    ao = 2 * (size + 1)
+    for n in range(level + 1):
+        for j in range(k):
+            v[n * k + j] = law[n] / k
+    v[size] = 0.0
+    for _ in range(n_sub):
+        weight = math.exp(-x)
+        cum = weight
+        for s in range(size + 1):
+            w[ao + s] = weight * v[s]
+        m = 0
+        while cum < 1.0 - 1e-13 and m < terms:
+            for s in range(size + 1):
+                w[wo + s] = 0.0
+            w[wo + size] = v[size]
+            for s in range(size):
+                mass = v[s]
+                if mass == 0.0:
+                    continue
+                n = s // k
+                j = s - n * k
+                d = float(min(n, servers))
+                w[wo + s] += mass * (1.0 - (up + d) / lam)
+                if j < k - 1 or n < level:  # (a phase, or from phase k - 1 to (n + 1, 0): the next index)
+                    w[wo + s + 1] += mass * up / lam
+                else:
+                    w[wo + size] += mass * up / lam
+                if n > 0:
+                    w[wo + s - k] += mass * d / lam
+            m += 1
+            weight *= x / m
+            cum += weight
+            for s in range(size + 1):
+                v[s] = w[wo + s]
+                w[ao + s] += weight * v[s]
+        for s in range(size + 1):
+            v[s] = w[ao + s]
+    for n in range(level + 1):
+        t = 0.0
+        for j in range(k):
+            t += v[n * k + j]
+        law[n] = t
+    return min(max(v[size], 0.0), 1.0)
+
+
+@njit(cache=True)
+def lone_escape(law, scratch, phases: int, servers: int, offered: float, level: int) -> float:
+    """``sum_n law[n] u(n)``: the chance that the count of an instance that starts with the count law ``law``
+    (a sub-probability over 0..``level``; the arrival phase uniform) passes ``level`` before it falls back to its
+    stationary bulk ``m = floor(a)`` (``escape_probability``'s gambler's ruin) when it takes every k-th request
+    of a Poisson stream (k = ``phases``; Erlang-k gaps, round robin) of ``offered`` per service time: the
+    first-step equations of the (count, phase) chain (Neuts 1981). An upward step leaves from phase k - 1 and
+    enters the level above at phase 0, so each level's ``u(n, j)`` is affine in ``x = u(n + 1, 0)``,
+    ``u(n, j) = alpha_n(j) + beta_n(j) x``, solved from ``n = m + 1`` (where ``u(m, .) = 0``) up, with rates
+    k lambda (a phase) and d = min(n, c) (a completion, the phase kept):
+
+        u(n, j) = (k lambda u(n, j + 1) + d (alpha_(n-1)(j) + beta_(n-1)(j) y)) / (k lambda + d),
+        u(n, k) = x,   y = u(n, 0),
+
+    then ``u(level, j) = alpha + beta`` (x = 1: passing the level) and down. k = 1 is ``escape_probability``.
+    -1 if the chain is larger than ``LONE_STATES``."""
+    k = max(phases, 1)
+    if offered <= 0.0:
+        return 0.0
+    m = int(min(math.floor(offered), level - 1.0))
+    if m < 0:
+        m = 0
+    size = (level - m) * k
+    if size > LONE_STATES:
+        return -1.0
+    up = k * offered
+    al = scratch  # alpha_n(j) at (n - m - 1) k + j, beta_n(j) at LONE_STATES + the same
+    bo = LONE_STATES
+    for n in range(m + 1, level + 1):
+        d = float(min(n, servers))
+        a_j, b_j, c_j = 0.0, 0.0, 1.0  # u(n, k) = x
+        r = (n - m - 1) * k
+        # first pass: A_0, B_0, C_0 (the coefficients of u(n, 0) in 1, y, x)
+        for j in range(k - 1, -1, -1):
+            pa = al[r - k + j] if n > m + 1 else 0.0
+            pb = al[bo + r - k + j] if n > m + 1 else 0.0
+            a_j = (up * a_j + d * pa) / (up + d)
+            b_j = (up * b_j + d * pb) / (up + d)
+            c_j = up * c_j / (up + d)
+        den = 1.0 - b_j
+        if not den > 1e-300:
+            return 1.0
+        y_a = a_j / den  # y = y_a + y_c x
+        y_c = c_j / den
+        a_j, b_j, c_j = 0.0, 0.0, 1.0
+        for j in range(k - 1, -1, -1):
+            pa = al[r - k + j] if n > m + 1 else 0.0
+            pb = al[bo + r - k + j] if n > m + 1 else 0.0
+            a_j = (up * a_j + d * pa) / (up + d)
+            b_j = (up * b_j + d * pb) / (up + d)
+            c_j = up * c_j / (up + d)
+            al[r + j] = a_j + b_j * y_a
+            al[bo + r + j] = c_j + b_j * y_c
+    total = 0.0
+    x = 1.0
+    for n in range(level, m, -1):
+        r = (n - m - 1) * k
+        mean = 0.0
+        for j in range(k):
+            mean += al[r + j] + al[bo + r + j] * x
+        total += law[n] * min(max(mean / k, 0.0), 1.0)
+        x = al[r] + al[bo + r] * x
+    return total
