@@ -595,13 +595,16 @@ def record_usage(b, m, cpu_sum, mem_sum, n_serving, cpu_max, mem_max, billed, in
 
 
 @njit(inline="always", **_KERNEL)
-def pool_blocking(b, s, hi, p_block, excess):
+def pool_blocking(b, s, hi, p_block, p_fill, excess):
     """6, the share of arrivals each serving slot's room draw turns away when ``p_block`` is the flow's blocking
     less the overload's ``excess`` 1 - 1/rho (``queue_segment``: random's, and round robin's with a room above
     GIMK_MAX_ROOM below capacity): less what the slots' fluid queues, fed by the arrivals as drawn, would overflow
     with all of them (``fluid_segment`` over the serving time) beyond that excess, which they turn away once full
     by design. A slot whose fluid queue is full turns away its overflow whatever its draw; counted on top, those
-    overflows raised random's drops at utilisation 1.00 by about 7 % (c = 1-2; docs/model.md 6.2.3)."""
+    overflows raised random's drops at utilisation 1.00 by about 7 % (c = 1-2; docs/model.md 6.2.3). Returns
+    (``p_block``, ``p_fill``), the filling slots' share beyond ``p_block`` kept; as given where ``excess`` < 0."""
+    if excess < 0.0 or p_block <= 1e-12:
+        return p_block, p_fill
     p, inst_f, inst_i = s.params, s.inst_f, s.inst_i
     cap_rps = int(p[b, P_CONC]) / p[b, P_SVC]
     maxq = p[b, P_MAXQ]
@@ -618,8 +621,9 @@ def pool_blocking(b, s, hi, p_block, excess):
                 qf = float(inst_i[b, i, I_BACKLOG])
             over += fluid_segment(qf, a_i / tau - cap_rps, tau, maxq)[2]
     if total == 0:
-        return p_block
-    return max(p_block - max(over / total - excess, 0.0), 0.0)
+        return p_block, p_fill
+    p_pool = max(p_block - max(over / total - excess, 0.0), 0.0)
+    return p_pool, p_fill - (p_block - p_pool)
 
 
 @njit(**_KERNEL)
@@ -642,12 +646,9 @@ def serve(b, s, m, hi, to_booting, offered_rps, n_boot, wsum, w_healthy, n_pool,
         p_fill = p_block
     else:
         w_stat, p_stat, p_block, w_floor, holds, busy, p_fill, excess = queue_over_step(
-            b, s, offered_rps, wsum, w_healthy, n_pool, backlog
+            b, s, offered_rps, wsum, w_healthy, n_pool, backlog, hi
         )
-        if excess >= 0.0 and p_block > 1e-12:
-            p_pool = pool_blocking(b, s, hi, p_block, excess)
-            p_fill -= p_block - p_pool  # (the filling slots' share beyond it as before)
-            p_block = p_pool
+        p_block, p_fill = pool_blocking(b, s, hi, p_block, p_fill, excess)
     w_stat = min(w_stat, dt)
     w_floor = min(w_floor, dt)  # longer waits than a step build up as fluid backlog, step by step
     r_level = 0.0 if to_booting else memory_level(b, s, hi, offered_rps, wsum, w_healthy, n_pool)
@@ -753,7 +754,7 @@ def memory_level(b, s, hi, offered_rps, wsum, w_healthy, n_pool):
 
 
 @njit(inline="always", **_KERNEL)
-def queue_over_step(b, s, offered_rps, wsum, w_healthy, n_pool, backlog):
+def queue_over_step(b, s, offered_rps, wsum, w_healthy, n_pool, backlog, hi):
     """6, the balancer's stationary queue (``load_balancer.balancer_queue``) followed over time: its mean number
     in system is carried from step to step by the pointwise stationary fluid-flow approximation
     (``nonstationary.psffa_wait``; docs/model.md 6.2.1). ``backlog``: the fluid queues at the step start. A step
@@ -766,7 +767,7 @@ def queue_over_step(b, s, offered_rps, wsum, w_healthy, n_pool, backlog):
     y0 = s.env_state[b, E_PSFFA]
     n_before = s.env_state[b, E_PSFFA_N]
     rate_split, rate_early = rate_change(b, s)
-    join, n_join, w_join = pool_join(b, s, dt, n_pool) if rate_split <= 0.0 else (0.0, 0, 0.0)
+    join, n_join, w_join = pool_join(b, s, dt, n_pool, hi) if rate_split <= 0.0 else (0.0, 0, 0.0)
     m_a = n_pool - n_join  # the members before the join
     if m_a > 0 and n_before > 0.0:
         y0 *= n_before / m_a  # members that join start empty, those that leave take their queue along
@@ -864,14 +865,14 @@ def served_in_part(admitted, wait, lq_start, lq_end, capacity, w_old, followed):
 
 
 @njit(inline="always", **_KERNEL)
-def pool_join(b, s, dt, n_pool):
+def pool_join(b, s, dt, n_pool, hi):
     """6, members whose boot ends inside the step (``pool_time``: booting with a pool time): (the mean moment s
     from the step start at which they join the pool, 0 if none or if no member serves before it; how many; their
     pool time, instance-steps)."""
     inst_f, inst_i = s.inst_f, s.inst_i
     n = 0
     w = 0.0
-    for i in range(int(s.env_state[b, E_HI])):
+    for i in range(hi):  # (the step's bound: E_HI is set at its end, so it leaves out this step's scale-outs)
         if inst_i[b, i, I_STATE] == BOOTING and inst_f[b, i, F_WEIGHT] > 0.0:
             n += 1
             w += inst_f[b, i, F_WEIGHT]
