@@ -8,7 +8,9 @@ Run from the repository root::
 1. The arguments: one run of ``--episodes`` episodes of the default config (one cluster, the CPU rule of
    ``perf/bench_step.py`` on the metrics row, or the hold action) in a subprocess with ``NUMBA_DISABLE_JIT=1``,
    which records every call of ``queueing.erlang_arrivals_wait`` (the E_n/M/c queue of round robin),
-   ``queueing.gim_wait_probability`` and ``nonstationary.psffa_wait`` (the followed queue, PSFFA) that the step makes.
+   ``queueing.gim_wait_probability``, ``nonstationary.psffa_wait`` (the followed queue, PSFFA) and
+   ``queueing.room_wait_p95`` (the p95 of a wait bounded by the room: rare, about 40 us a call at stop 28) that the
+   step makes.
 2. The times, compiled: each function called on the recorded arguments in a compiled loop (best of ``--repeats``
    windows, ns per call), ``erlang_sigma`` and ``_takacs_sums`` on the same (servers, phases, utilisation); and
    the serial kernel alone (``BatchSimulator``'s compiled call, hold action, best of ``--repeats`` windows) at
@@ -47,7 +49,12 @@ def record(episodes: int, policy: str, out: str) -> None:
     from scaling_env.fields import INFO_NAMES
     from scaling_env.sim.simulator import BatchSimulator
 
-    calls: dict[str, list] = {"erlang_arrivals_wait": [], "gim_wait_probability": [], "psffa_wait": []}
+    calls: dict[str, list] = {
+        "erlang_arrivals_wait": [],
+        "gim_wait_probability": [],
+        "psffa_wait": [],
+        "room_wait_p95": [],
+    }
 
     def recorder(name, fn):
         def wrapped(*args):
@@ -61,6 +68,7 @@ def record(episodes: int, policy: str, out: str) -> None:
     kernel.erlang_arrivals_wait = eaw
     queueing.gim_wait_probability = recorder("gim_wait_probability", queueing.gim_wait_probability)
     kernel.psffa_wait = recorder("psffa_wait", kernel.psffa_wait)
+    kernel.room_wait_p95 = recorder("room_wait_p95", kernel.room_wait_p95)
 
     config = EnvConfig()
     sim = BatchSimulator(config, 1, parallel=False)
@@ -128,7 +136,12 @@ def time_parts(recorded: dict, repeats: int) -> dict[str, float]:
         y, w = psffa_wait(a[i, 0], a[i, 1], a[i, 2], int(a[i, 3]), a[i, 4], a[i, 5], a[i, 6])
         return y + w
 
+    @njit
+    def row_room(a, extra, i):
+        return q.room_wait_p95(a[i, 0], a[i, 1], a[i, 2], a[i, 3], int(a[i, 4]), a[i, 5])
+
     e, g, p = recorded["erlang_arrivals_wait"], recorded["gim_wait_probability"], recorded["psffa_wait"]
+    room = recorded.get("room_wait_p95", np.zeros((0, 6)))
     sigma = np.array([q.erlang_sigma(int(r[0]), r[2]) for r in g])
     none = np.zeros(1)
     parts = (
@@ -137,6 +150,7 @@ def time_parts(recorded: dict, repeats: int) -> dict[str, float]:
         ("erlang_sigma", row_sigma, g, none),
         ("_takacs_sums", row_takacs, g, sigma),
         ("psffa_wait", row_psffa, p, none),
+        ("room_wait_p95", row_room, room, none),
     )
     return {name: best_ns(repeat_rows, (row, a, extra), len(a), repeats) for name, row, a, extra in parts if len(a)}
 

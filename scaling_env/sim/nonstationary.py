@@ -62,7 +62,12 @@ def psffa_arrival_wait(y: float, mu: float, servers: float, kappa: float) -> flo
     ``kappa / (c mu (1 - rho))``: the stationary wait (Little's ``Lq / lambda``) at a fixed point, finite while
     a queue drains with few arrivals, and ``kappa / (c mu)`` as it empties. At a full utilisation (``G = 1``,
     far beyond ``c``) the queue ahead is ``y - c``."""
-    rho, _ = psffa_utilisation(y, servers, kappa)
+    return _arrival_wait_at(psffa_utilisation(y, servers, kappa)[0], y, mu, servers, kappa)
+
+
+@njit(cache=True)
+def _arrival_wait_at(rho: float, y: float, mu: float, servers: float, kappa: float) -> float:
+    """``psffa_arrival_wait`` at ``y`` given its utilisation ``rho`` = G(``y``) (``psffa_step`` has it already)."""
     if rho < 1.0:
         return kappa / (mu * servers * (1.0 - rho))
     return max(y - servers, 0.0) / (mu * servers)
@@ -112,7 +117,7 @@ def psffa_step(y0: float, lam: float, mu: float, servers: float, kappa: float, c
             # tests/test_waits.py)
             wait += max(y_mean - servers * rho_m, 0.0) / lam * h
         elif abs(y_end - y) <= 1e-9 * (1.0 + y):
-            wait += psffa_arrival_wait(y_mean, mu, servers, kappa) * h  # (a steady sub-step: most of them)
+            wait += _arrival_wait_at(rho_m, y_mean, mu, servers, kappa) * h  # (a steady sub-step: most of them)
         else:
             # the wait is far from linear in y (a draining queue's falls from y / (c mu) to about nothing within
             # the sub-step): the mean over WAIT_POINTS midpoints of the sub-step's exponential path

@@ -791,27 +791,59 @@ def _geometric_above(k: int, x: float, room: int) -> float:
     return (1.0 - math.exp((k - room) * x)) / (1.0 - math.exp(-room * x))
 
 
-@njit(cache=True)
-def _erlang_mix_tail(x: float, theta: float, lr: float, room: int) -> float:
+_ROOM_TABLE = 2048  # rooms up to this keep ``_erlang_mix_tail``'s P(J >= k) and lgamma(k + 1) for the root find
+_ROOM_SCRATCH = 2 * _ROOM_TABLE
+
+
+@njit(cache=True, error_model="numpy")
+def _erlang_mix_tail(x: float, theta: float, lr: float, room: int, scratch) -> float:
     """P(W > x) for W = Erlang(J + 1, theta), J the truncated geometric law of ``_geometric_above``: the
     probability that fewer than J + 1 completions of a Poisson(theta) stream come by x,
-    sum_k Poisson(k; theta x) P(J >= k)."""
+    sum_k Poisson(k; theta x) P(J >= k).
+
+    ``scratch`` (``_ROOM_SCRATCH`` doubles, set to -1 by the caller; used for rooms up to ``_ROOM_TABLE``) keeps
+    P(J >= k) at [k] and lgamma(k + 1) at [``_ROOM_TABLE`` + k] once computed, for the root find's next
+    evaluations with the same law: the same values from the same calls, so the same bits, with no exp per term
+    (both are >= 0, so -1 marks one not yet computed). Divisors: lam > 0 (x > 0 and theta > 0), the room's sums."""
     if x <= 0.0:
         return 1.0
     lam = theta * x
     mode = min(int(lam), room - 1)
-    log_mode = -lam + mode * math.log(lam) - math.lgamma(mode + 1.0)
+    kept = room <= _ROOM_TABLE
+    if kept:
+        lg = scratch[_ROOM_TABLE + mode]
+        if lg < 0.0:
+            lg = math.lgamma(mode + 1.0)
+            scratch[_ROOM_TABLE + mode] = lg
+    else:
+        lg = math.lgamma(mode + 1.0)
+    log_mode = -lam + mode * math.log(lam) - lg
     total = 0.0
-    pmf = math.exp(log_mode)
+    at_mode = math.exp(log_mode)
+    pmf = at_mode
     k = mode
     while k >= 0 and pmf > 1e-13:  # down from the mode (the terms fall off on both sides)
-        total += pmf * _geometric_above(k, lr, room)
+        if kept:
+            above = scratch[k]
+            if above < 0.0:
+                above = _geometric_above(k, lr, room)
+                scratch[k] = above
+        else:
+            above = _geometric_above(k, lr, room)
+        total += pmf * above
         pmf *= k / lam
         k -= 1
-    pmf = math.exp(log_mode) * lam / (mode + 1.0)
+    pmf = at_mode * lam / (mode + 1.0)
     k = mode + 1
     while k < room and pmf > 1e-13:
-        total += pmf * _geometric_above(k, lr, room)
+        if kept:
+            above = scratch[k]
+            if above < 0.0:
+                above = _geometric_above(k, lr, room)
+                scratch[k] = above
+        else:
+            above = _geometric_above(k, lr, room)
+        total += pmf * above
         k += 1
         pmf *= lam / k
     return min(total, 1.0)
@@ -823,7 +855,7 @@ _NORMAL_LAW = 2  # ``window_wait_p95``'s level within a step, normal and cut at 
 
 
 @njit(cache=True)
-def _wait_tail(w, law, theta, k_room, x1, x2, x3, x4, x5):
+def _wait_tail(w, law, theta, k_room, x1, x2, x3, x4, x5, scratch):
     """P(W > w) of a request that waits, under ``law``, with its parameters ``x1`` .. ``x5``:
 
     - ``_ROOM_LAW``: ``_erlang_mix_tail`` with the geometric ratio ``x1`` on ``k_room`` places;
@@ -831,7 +863,7 @@ def _wait_tail(w, law, theta, k_room, x1, x2, x3, x4, x5):
       ``x1``, ``x5`` its mass at or above the room;
     - ``_NORMAL_LAW``: max(N(``x1``, ``x2``^2), 0) / theta."""
     if law == _ROOM_LAW:
-        return _erlang_mix_tail(w, theta, x1, k_room)
+        return _erlang_mix_tail(w, theta, x1, k_room, scratch)
     if law == _NORMAL_LAW:
         if w < 0.0:
             return 1.0
@@ -843,7 +875,7 @@ def _wait_tail(w, law, theta, k_room, x1, x2, x3, x4, x5):
 
 
 @njit(cache=True)
-def _response_tail(t, const, e, p, law, theta, k_room, x1, x2, x3, x4, x5):
+def _response_tail(t, const, e, p, law, theta, k_room, x1, x2, x3, x4, x5, scratch):
     """P(response > t) for a service of constant ``const`` plus an exponential of mean ``e`` (``service_shape``)
     and a wait that is 0 with probability 1 - ``p`` and ``_wait_tail``'s otherwise: the sum's tail integrated over
     the exponential (12-point Gauss-Legendre)."""
@@ -852,7 +884,7 @@ def _response_tail(t, const, e, p, law, theta, k_room, x1, x2, x3, x4, x5):
         return (1.0 - p) + p
     if e <= 0.0:
         served = 0.0
-        waited = _wait_tail(y, law, theta, k_room, x1, x2, x3, x4, x5)
+        waited = _wait_tail(y, law, theta, k_room, x1, x2, x3, x4, x5, scratch)
     else:
         served = math.exp(-y / e) if y > 0.0 else 1.0
         waited = served  # P(E > y), plus the part where E <= y and W > y - E
@@ -860,33 +892,32 @@ def _response_tail(t, const, e, p, law, theta, k_room, x1, x2, x3, x4, x5):
             half = 0.5 * y
             for n in range(12):
                 u = half * (_GL_X[n] + 1.0)
-                waited += (
-                    half * _GL_W[n] * math.exp(-u / e) / e * _wait_tail(y - u, law, theta, k_room, x1, x2, x3, x4, x5)
-                )
+                w_tail = _wait_tail(y - u, law, theta, k_room, x1, x2, x3, x4, x5, scratch)
+                waited += half * _GL_W[n] * math.exp(-u / e) / e * w_tail
     return (1.0 - p) * served + p * waited
 
 
 @njit(cache=True)
-def _response_p95_between(hi, const, e, p, law, theta, k_room, x1, x2, x3, x4, x5):
+def _response_p95_between(hi, const, e, p, law, theta, k_room, x1, x2, x3, x4, x5, scratch):
     """The 95th percentile of ``_response_tail``'s law, found by regula falsi (Illinois) between 0 and ``hi``
     (doubled until the tail there is below 5 %)."""
-    return _response_quantile_between(0.05, hi, const, e, p, law, theta, k_room, x1, x2, x3, x4, x5)
+    return _response_quantile_between(0.05, hi, const, e, p, law, theta, k_room, x1, x2, x3, x4, x5, scratch)
 
 
 @njit(cache=True)
-def _response_quantile_between(tail, hi, const, e, p, law, theta, k_room, x1, x2, x3, x4, x5):
+def _response_quantile_between(tail, hi, const, e, p, law, theta, k_room, x1, x2, x3, x4, x5, scratch):
     """The quantile of ``_response_tail``'s law with ``tail`` of it above, as ``_response_p95_between``."""
     lo = 0.0
-    f_lo = _response_tail(lo, const, e, p, law, theta, k_room, x1, x2, x3, x4, x5) - tail
-    f_hi = _response_tail(hi, const, e, p, law, theta, k_room, x1, x2, x3, x4, x5) - tail
+    f_lo = _response_tail(lo, const, e, p, law, theta, k_room, x1, x2, x3, x4, x5, scratch) - tail
+    f_hi = _response_tail(hi, const, e, p, law, theta, k_room, x1, x2, x3, x4, x5, scratch) - tail
     while f_hi > 0.0:
         hi *= 2.0
-        f_hi = _response_tail(hi, const, e, p, law, theta, k_room, x1, x2, x3, x4, x5) - tail
+        f_hi = _response_tail(hi, const, e, p, law, theta, k_room, x1, x2, x3, x4, x5, scratch) - tail
     r = hi
     side = 0
     for _ in range(40):
         r = (lo * f_hi - hi * f_lo) / (f_hi - f_lo)
-        f = _response_tail(r, const, e, p, law, theta, k_room, x1, x2, x3, x4, x5) - tail
+        f = _response_tail(r, const, e, p, law, theta, k_room, x1, x2, x3, x4, x5, scratch) - tail
         if abs(f) < 1e-6 or hi - lo < 1e-7 * hi:
             break
         if f > 0.0:
@@ -935,7 +966,12 @@ def room_wait_p95(service_s: float, service_cv: float, mean_wait: float, p_wait:
     # the wait is at most a full room's Erlang(room, theta), so its p95 is below that law's mean plus five of its
     # standard deviations, plus the service's p95
     hi = (k_room + 5.0 * math.sqrt(k_room)) / theta + response_p95(service_s, service_cv, 0.0, 0.0)
-    return _response_p95_between(hi, const, e, p, _ROOM_LAW, theta, k_room, x, 0.0, 0.0, 0.0, 0.0)
+    scratch = _stack_doubles(_ROOM_SCRATCH)  # (the mixture's terms, kept across the root find's evaluations)
+    if k_room <= _ROOM_TABLE:
+        for k in range(k_room):
+            scratch[k] = -1.0
+            scratch[_ROOM_TABLE + k] = -1.0
+    return _response_p95_between(hi, const, e, p, _ROOM_LAW, theta, k_room, x, 0.0, 0.0, 0.0, 0.0, scratch)
 
 
 @njit(cache=True)
@@ -996,7 +1032,7 @@ def transient_wait_p95(
     s_room = _rbm_survival(room, t, drift, var)
     const, e = service_shape(service_s, service_cv)
     hi = room / theta + response_p95(service_s, service_cv, 0.0, 0.0)
-    return _response_p95_between(hi, const, e, 1.0, _RBM_LAW, theta, 0, room, t, drift, var, s_room)
+    return _response_p95_between(hi, const, e, 1.0, _RBM_LAW, theta, 0, room, t, drift, var, s_room, _stack_doubles(1))
 
 
 @njit(cache=True)
@@ -1086,7 +1122,9 @@ def members_wait_p95(
     s_room = _rbm_survival(room, t, drift, var)
     const, e = service_shape(service_s, service_cv)
     hi = room / theta + response_p95(service_s, service_cv, 0.0, 0.0)
-    return _response_quantile_between(tail, hi, const, e, 1.0, _RBM_LAW, theta, 0, room, t, drift, var, s_room)
+    return _response_quantile_between(
+        tail, hi, const, e, 1.0, _RBM_LAW, theta, 0, room, t, drift, var, s_room, _stack_doubles(1)
+    )
 
 
 @njit(cache=True)
@@ -1211,7 +1249,7 @@ def window_wait_p95(service_s: float, service_cv: float, mean_wait: float, serve
         return response_p95(service_s, service_cv, mean_wait, 1.0 if mean_wait > 0.0 else 0.0)
 
     hi = (m + 3.0 * sd) / theta + response_p95(service_s, service_cv, 0.0, 0.0)
-    return _response_p95_between(hi, const, e, 1.0, _NORMAL_LAW, theta, 0, m, sd, 0.0, 0.0, 0.0)
+    return _response_p95_between(hi, const, e, 1.0, _NORMAL_LAW, theta, 0, m, sd, 0.0, 0.0, 0.0, _stack_doubles(1))
 
 
 @njit(cache=True)
