@@ -57,3 +57,28 @@ def test_a_room_the_law_does_not_reach_gives_the_exponential_tail():
     assert room_wait_p95(0.1, 1.0, 0.05, 1.0, 10, 1000.0) == pytest.approx(response_p95(0.1, 1.0, 0.05, 1.0))
     # half the requests served at once, the other half waiting as before: a lower p95
     assert room_wait_p95(0.1, 1.0, 0.15, 0.5, 10, 100.0) < room_wait_p95(0.1, 1.0, 0.3, 1.0, 10, 100.0)
+
+
+def test_the_closed_form_part_by_hand():
+    """One place in the room (J = 0): the wait is Exp(theta) and E + W the hypoexponential law, whose tail is
+    (theta e^(-mu y) - mu e^(-theta y)) / (theta - mu); ``_room_exp_part`` is that less P(W > y) = e^(-theta y).
+    theta = 100, mu = 10, y = 0.05: (60.653066 - 0.067379) / 90 - 0.006738 = 0.666436"""
+    from numba import njit
+
+    from scaling_env.sim import queueing as q
+
+    @njit
+    def part(y, theta, rate, room, x):
+        scratch = q._stack_doubles(6144)
+        ok = q._room_weights(x, room, math.log(theta / (theta - rate)), scratch)
+        return q._room_exp_part(y, theta, rate, room, scratch) if ok else -1.0
+
+    assert q._ROOM_SCRATCH <= 6144
+    y = 0.05
+    hand = (100.0 * math.exp(-0.5) - 10.0 * math.exp(-5.0)) / 90.0 - math.exp(-5.0)
+    assert hand == pytest.approx(0.666436, abs=1e-6)
+    assert part(y, 100.0, 10.0, 1, 0.0) == pytest.approx(hand, rel=1e-13)
+    # two places, uniform (r = 1): the mean of the one-place value and the Erlang(2) one, whose exp part is
+    # e^(-mu y) (theta / delta)^2 P(Poisson(delta y) >= 2), delta = 90
+    two = math.exp(-0.5) * (100.0 / 90.0) ** 2 * (1.0 - math.exp(-4.5) * (1.0 + 4.5))
+    assert part(y, 100.0, 10.0, 2, 0.0) == pytest.approx(0.5 * (hand + two), rel=1e-13)

@@ -792,7 +792,7 @@ def _geometric_above(k: int, x: float, room: int) -> float:
 
 
 _ROOM_TABLE = 2048  # rooms up to this keep ``_erlang_mix_tail``'s P(J >= k) and lgamma(k + 1) for the root find
-_ROOM_SCRATCH = 2 * _ROOM_TABLE
+_ROOM_SCRATCH = 3 * _ROOM_TABLE  # (the third part: ``_room_weights``' cumulative weights A(k))
 
 
 @njit(cache=True, error_model="numpy")
@@ -849,9 +849,78 @@ def _erlang_mix_tail(x: float, theta: float, lr: float, room: int, scratch) -> f
     return min(total, 1.0)
 
 
+_ROOM_WEIGHT_MAX = 20.0  # the closed form's weights P(J = j) (theta / delta)^(j + 1) up to e^20 (else quadrature)
+
+
+@njit(cache=True)
+def _room_weights(x: float, room: int, lr: float, scratch) -> bool:
+    """``_room_exp_part``'s cumulative weights A(k) = sum_{j < k} P(J = j) r^(j + 1) (r = e^``lr``, J the truncated
+    geometric law of ``_geometric_above``) at scratch[2 ``_ROOM_TABLE`` + k], k = 1 .. room (A(0) = 0). Returns
+    False (nothing usable) where a weight exceeds e^``_ROOM_WEIGHT_MAX`` (then the sum cancels too much: the
+    caller keeps the quadrature)."""
+    if abs(x) * room < 1e-9:
+        log_c = -math.log(room)
+        shift = 0.0
+    elif x < 0.0:  # P(J = j) = e^(j x) (1 - e^x) / (1 - e^(room x))
+        log_c = math.log(-math.expm1(x)) - math.log(-math.expm1(room * x))
+        shift = 0.0
+    else:  # mirrored, P(J = j) = e^((j - room + 1) x) (1 - e^-x) / (1 - e^(-room x))
+        log_c = math.log(-math.expm1(-x)) - math.log(-math.expm1(-room * x))
+        shift = -(room - 1.0) * x
+    base = 2 * _ROOM_TABLE
+    total = 0.0
+    scratch[base] = 0.0
+    for j in range(room):
+        log_w = j * (x + lr) + lr + log_c + shift
+        if log_w > _ROOM_WEIGHT_MAX:
+            return False
+        total += math.exp(log_w)
+        scratch[base + j + 1] = total
+    return True
+
+
+@njit(cache=True, error_model="numpy")
+def _room_exp_part(y: float, theta: float, rate: float, room: int, scratch) -> float:
+    """P(E + W > y) - P(W > y) for E exponential at ``rate`` and W = Erlang(J + 1, theta) (``_erlang_mix_tail``),
+    theta > rate, in closed form: integrating the Erlang density against P(E > y - w),
+
+        sum_j P(J = j) e^(-rate y) (theta / delta)^(j + 1) P(Poisson(delta y) >= j + 1),  delta = theta - rate,
+
+    = e^(-rate y) sum_k Poisson(k; delta y) A(min(k, room)) with ``_room_weights``' A (in ``scratch``), summed from
+    the mode outwards until the terms fall below 1e-17 of the sum (all terms are positive). Divisors: lam > 0."""
+    lam = (theta - rate) * y
+    if lam <= 0.0:
+        return 0.0
+    base = 2 * _ROOM_TABLE
+    mode = int(lam)
+    log_mode = -lam + mode * math.log(lam) - math.lgamma(mode + 1.0) - rate * y
+    at_mode = math.exp(log_mode)
+    total = 0.0
+    pmf = at_mode
+    k = mode
+    while k >= 1:
+        term = pmf * scratch[base + min(k, room)]
+        total += term
+        if term <= 1e-17 * total:
+            break
+        pmf *= k / lam
+        k -= 1
+    pmf = at_mode * lam / (mode + 1.0)
+    k = mode + 1
+    while True:
+        term = pmf * scratch[base + min(k, room)]
+        total += term
+        if term <= 1e-17 * total or pmf <= 0.0:
+            break
+        k += 1
+        pmf *= lam / k
+    return total
+
+
 _ROOM_LAW = 0  # the wait of a request that waits: ``room_wait_p95``'s Erlang mixture over a truncated geometric
 _RBM_LAW = 1  # ``transient_wait_p95``'s reflected Brownian motion from empty, below the room
 _NORMAL_LAW = 2  # ``window_wait_p95``'s level within a step, normal and cut at 0
+_ROOM_CLOSED_LAW = 3  # ``_ROOM_LAW`` with the service's exponential part in closed form (``_room_exp_part``)
 
 
 @njit(cache=True)
@@ -882,6 +951,12 @@ def _response_tail(t, const, e, p, law, theta, k_room, x1, x2, x3, x4, x5, scrat
     y = t - const
     if y < 0.0:
         return (1.0 - p) + p
+    if law == _ROOM_CLOSED_LAW:  # (e > 0 and theta > 1 / e: ``room_wait_p95``)
+        if y <= 0.0:
+            return 1.0
+        served = math.exp(-y / e)
+        waited = _erlang_mix_tail(y, theta, x1, k_room, scratch) + _room_exp_part(y, theta, 1.0 / e, k_room, scratch)
+        return (1.0 - p) * served + p * min(waited, 1.0)
     if e <= 0.0:
         served = 0.0
         waited = _wait_tail(y, law, theta, k_room, x1, x2, x3, x4, x5, scratch)
@@ -944,8 +1019,11 @@ def room_wait_p95(service_s: float, service_cv: float, mean_wait: float, p_wait:
     *Brownian Motion and Stochastic Flow Systems*, 1985): j is taken geometric on 0 .. room - 1 with its ratio
     fitted to the mean wait of the requests that wait. With an unbounded room this law is geometric and the wait
     exponential, which is :func:`response_p95`, returned when the room's cut holds under 1e-6 of the law. The
-    service is ``service_shape``'s constant plus exponential; the tail of the sum is integrated over the
-    exponential (12-point Gauss-Legendre) and the quantile bisected.
+    service is ``service_shape``'s constant plus exponential; the tail of the sum is in closed form where the
+    completions are faster than the service's exponential part (theta e > 1, the Erlang-exponential convolution:
+    ``_room_exp_part``; S. M. Ross, *Introduction to Probability Models*, the hypoexponential law), otherwise
+    integrated over the exponential (12-point Gauss-Legendre), and the quantile found by regula falsi. The closed
+    form is exact where the quadrature errs by up to 1e-3 of the p95 (cv >= 2, c = 32, rooms of 5-20).
     """
     k_room = int(room)
     if mean_wait <= 0.0 or p_wait <= 0.0 or k_room < 1 or servers < 1:
@@ -967,11 +1045,16 @@ def room_wait_p95(service_s: float, service_cv: float, mean_wait: float, p_wait:
     # standard deviations, plus the service's p95
     hi = (k_room + 5.0 * math.sqrt(k_room)) / theta + response_p95(service_s, service_cv, 0.0, 0.0)
     scratch = _stack_doubles(_ROOM_SCRATCH)  # (the mixture's terms, kept across the root find's evaluations)
+    law = _ROOM_LAW
     if k_room <= _ROOM_TABLE:
         for k in range(k_room):
             scratch[k] = -1.0
             scratch[_ROOM_TABLE + k] = -1.0
-    return _response_p95_between(hi, const, e, p, _ROOM_LAW, theta, k_room, x, 0.0, 0.0, 0.0, 0.0, scratch)
+        # the service's exponential part in closed form where the waiting requests' completions are the faster
+        # (theta > 1 / e; otherwise, or where the weights grow too large, the quadrature)
+        if e > 0.0 and theta * e > 1.0 and _room_weights(x, k_room, math.log(theta / (theta - 1.0 / e)), scratch):
+            law = _ROOM_CLOSED_LAW
+    return _response_p95_between(hi, const, e, p, law, theta, k_room, x, 0.0, 0.0, 0.0, 0.0, scratch)
 
 
 @njit(cache=True)
