@@ -1089,7 +1089,19 @@ request backend's 0.276). Now it is the exact first passage of the (count, arriv
 leaves a survivor in 0.575 of rounds against 0.447). `--only memory` (seeds 1000-1019): the tuned rules' rows
 moved to within 1.4 % (target tracking +7.5 % -> +1.2 %, predictive +14.6 % -> +1.4 %), but one fixed-fleet hand
 configuration got worse, round robin c = 20 at 0.4 x 16: failed share -14 % -> -63 % (1.3 crashes an episode
-against 3.1: the crashes that follow a first one). The table above is this run's.
+against 3.1: the crashes that follow a first one). **Stop 29 (mem29):** the escape is decided in the first 12
+steps (target tracking scales out at step 12 exactly when its first three 1-minute CPU points are above 0.5, and
+then 93 % of episodes escape in both backends), so the share of seeds with three such minutes measures it on
+20,000 seeds (`python perf/memory_escape.py --breach`): fast 0.260 against the request backend's 0.224. Stop 28's
+lead (a round with one warm, one crashed member and one replacement) matched on 3,600 rounds; the miss was the
+rounds with two replacements, whose cold starts end at different times, so the first to boot takes every second
+request until the other does (past saturation at this load) and was drawn at its mean rate. Now its count is
+followed exactly through those parts (`memory.lone_part`, uniformization of the (count, phase) chain; Jensen 1953)
+and its escape solved on that chain (`memory.lone_escape`): a pair keeps 1.105 warm (exact 1.109, request 1.114),
+onset 0.260 -> 0.245. And round robin's phases now count this step's scale-outs (`split_crash_means` had looped to
+the stale `E_HI`): a warm member beside a new slot survives 0.755 (request 0.766, was 0.567). On the final model
+the row reads reward -3.1 % +- 3.9 %, SLO share 0.799 against 0.818: the point estimates within 5 %, the reward's
+CI still reaching -7.0 %. The table above is this run's.
 
 10. **Memory crashes** (found while checking the benchmark; `python perf/fidelity.py --only memory`, seeds
    1000-1019): `memory_pressure` (48 MB per request on a 1 GB instance with 256 MB base: at most 16 requests in
