@@ -430,17 +430,21 @@ def stratify(row: dict, metrics: dict[str, list[dict]], used: list[int], base: E
 
 
 def scenario_tight(fast: list[dict], request: list[dict]) -> bool:
-    """Whether the seeds so far decide the row: for the reward and the SLO share, the paired 95 % CI of the
-    fast-minus-request difference (same seeds) is within a third of the target (5 % of the request backend's value;
-    for the SLO share at least 0.005) and lies wholly inside or wholly outside it."""
-    out = []
-    for key, floor in (("reward", 0.0), ("slo_violation_share", 0.005)):
-        diff = np.array([f[key] - r[key] for f, r in zip(fast, request, strict=True)])
-        target = max(0.05 * abs(float(np.mean([r[key] for r in request]))), floor)
-        ci = 1.96 * diff.std(ddof=1) / np.sqrt(len(diff))
-        gap = abs(float(diff.mean()))
-        out.append(ci <= target / 3 and (gap + ci <= target or gap - ci > target))
-    return all(out)
+    """Whether the paired 95 % CI of the fast-minus-request difference (same seeds) is within a third of the target
+    (5 % of the request backend's reward; 5 % of its SLO share, or 0.005 where that share is small). The rule sees
+    the difference's spread, never its mean, so where a row stops does not depend on whether it agrees."""
+    return all(
+        ci <= target / 3
+        for ci, target in (row_precision(fast, request, key) for key in ("reward", "slo_violation_share"))
+    )
+
+
+def row_precision(fast: list[dict], request: list[dict], key: str) -> tuple[float, float]:
+    """The paired 95 % half-width of the fast-minus-request difference of ``key`` and the target it is judged by."""
+    diff = np.array([f[key] - r[key] for f, r in zip(fast, request, strict=True)])
+    floor = 0.005 if key == "slo_violation_share" else 0.0
+    target = max(0.05 * abs(float(np.mean([r[key] for r in request]))), floor)
+    return float(1.96 * diff.std(ddof=1) / np.sqrt(len(diff))), target
 
 
 def scenarios(seeds) -> list[dict]:
@@ -482,10 +486,9 @@ def scenarios(seeds) -> list[dict]:
                 row[simulator] = {k: float(np.mean([m[k] for m in runs])) for k in runs[0]}
             # half-width of the paired 95 % CI of the reward difference (same seeds, both backends), so a reader
             # can tell a miss from the seeds' noise
-            diff = np.array([f["reward"] - r["reward"] for f, r in zip(metrics["fast"], metrics["request"])])
-            row["reward_ci"] = float(1.96 * diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else float("nan")
-            diff = np.array([f["slo_violation_share"] - r["slo_violation_share"] for f, r in zip(*metrics.values())])
-            row["slo_ci"] = float(1.96 * diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else float("nan")
+            for key, field in (("reward", "reward_ci"), ("slo_violation_share", "slo_ci")):
+                many = len(used) > 1
+                row[field] = row_precision(metrics["fast"], metrics["request"], key)[0] if many else float("nan")
             row["seeds"] = len(used)
             if spec == "target_tracking" and name in SCENARIO_STRATA:
                 stratify(row, metrics, used, base, spec)
@@ -640,6 +643,38 @@ def summary_lines(cells: list[dict]) -> list[str]:
     return lines
 
 
+def close_calls(cells: list[dict]) -> list[str]:
+    """Cells that hold on the point estimate but whose reference's 95 % CI reaches past the tolerance: undecided
+    under the stricter reading the scenario rows use (the whole CI inside the target)."""
+    rows = []
+    for c in cells:
+        tol = tolerance(c["rho"])
+        out = []
+        if c["ok_wait"] and c["e_wait"] != 0 and abs(c["e_wait"]) + c["ci_wait_r"] > tol:
+            out.append(f"wait {pct(c['e_wait'])} +-{100 * c['ci_wait_r']:.1f} %")
+        if c["ok_p95"] and abs(c["e_p95"]) + c["ci_p95_r"] > tol:
+            out.append(f"p95 {pct(c['e_p95'])} +-{100 * c['ci_p95_r']:.1f} %")
+        d_drop = c["drop_f"] - c["drop_r"]
+        if c["ok_drop"] and abs(d_drop) + c["ci_drop_r"] > max(0.1 * c["drop_r"], 0.001):
+            out.append(
+                f"drops {100 * c['drop_f']:.2f} % against {100 * c['drop_r']:.2f} % +-{100 * c['ci_drop_r']:.2f}"
+            )
+        if out:
+            rows.append(
+                f"| {c['algo']} | {c['rho']} | {c['conc']} | {c['cv']} | {c['maxq']} | {int(c['seeds'])} | "
+                f"{'; '.join(out)} |"
+            )
+    head = [
+        f"Close calls: {len(rows)} cells hold on the point estimate while the reference's 95 % CI reaches past the "
+        "tolerance (the fast model's own seed noise not counted), so a stricter reading, the whole CI inside, "
+        "would leave them undecided:",
+        "",
+        "| balancer | utilisation | c | cv | room | seeds | error, reference's 95 % CI |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    return head + rows if rows else ["Close calls: none (every cell's reference CI lies inside the tolerance)."]
+
+
 def transient_lines(rows: list[dict]) -> list[str]:
     lines = [
         "| case | backend | served | dropped | failed | mean latency s | cost USD | shown step: dropped | failed "
@@ -662,17 +697,24 @@ def scenario_lines(rows: list[dict]) -> list[str]:
     lines = [
         "| scenario | seeds | reward fast | reward request | error | 95 % CI of the error (paired; stratified: below) "
         "| cost fast | cost request | error | SLO share fast | SLO share request | difference, 95 % CI "
-        "| holds (reward, SLO share within 5 % with the CI) |",
+        "| holds (reward, SLO share within 5 %) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
+    close: list[str] = []
     for row in rows:
         f, r = row["fast"], row["request"]
         e_rew = rel(f["reward"], r["reward"])
-        # holds: the error's whole 95 % CI within the target (the SLO share's within 5 % or 0.005, if larger)
+        # holds (y): the error within the target (the SLO share's within 5 % or 0.005, if larger) and measured to a
+        # 95 % CI within a third of it; ? where the error is within but its CI is wider
         d_slo = f["slo_violation_share"] - r["slo_violation_share"]
-        in_rew = abs(f["reward"] - r["reward"]) + row["reward_ci"] <= 0.05 * abs(r["reward"])
-        in_slo = abs(d_slo) + row["slo_ci"] <= max(0.05 * abs(r["slo_violation_share"]), 0.005)
-        ok = ("y" if in_rew else "**n**") + ("y" if in_slo else "**n**")
+        ok = ""
+        for gap, ci, target in (
+            (abs(f["reward"] - r["reward"]), row["reward_ci"], 0.05 * abs(r["reward"])),
+            (abs(d_slo), row["slo_ci"], max(0.05 * abs(r["slo_violation_share"]), 0.005)),
+        ):
+            ok += "**n**" if gap > target else ("y" if ci <= target / 3 else "?")
+            if gap <= target < gap + ci:
+                close.append(f"{row['scenario']} ({'reward' if len(ok) == 1 else 'SLO share'})")
         seeds = f"{row.get('seeds', '')}"
         if "prefixes" in row:
             seeds += f" + {row['prefixes']:,} prefixes (stratified)"
@@ -682,6 +724,16 @@ def scenario_lines(rows: list[dict]) -> list[str]:
             f"{r['cost_usd']:.3f} | {pct(rel(f['cost_usd'], r['cost_usd']))} | {f['slo_violation_share']:.3f} | "
             f"{r['slo_violation_share']:.3f} | {d_slo:+.3f} +-{row['slo_ci']:.3f} | {ok} |"
         )
+    lines += [
+        "",
+        "A row holds (y) when its error is within the target and its 95 % CI within a third of the target (? where "
+        "the CI is wider). "
+        + (
+            f"Close calls, whose CI reaches past the target: {', '.join(close)}."
+            if close
+            else "Close calls: none (every CI lies inside the target)."
+        ),
+    ]
     for row in rows:
         if "prefixes" not in row:
             continue
@@ -769,6 +821,8 @@ def write_report(path: Path, cells, trans, scen, grid: Grid, seconds: float, qui
         "",
         *summary_lines(cells),
         "",
+        *close_calls(cells),
+        "",
         DISCUSSION.strip(),
         "",
     ]
@@ -791,10 +845,10 @@ def write_report(path: Path, cells, trans, scen, grid: Grid, seconds: float, qui
         "## Scenarios end to end (target-tracking rule; memory_pressure also under the HPA)",
         "",
         f"Seeds from 1000 on in blocks of {len(SCENARIO_SEEDS)} (the benchmark's evaluation seeds first), added until "
-        "the paired 95 % CI of the reward and SLO-share differences is within a third of the target and lies wholly "
-        f"inside or outside it, up to {SCENARIO_MAX_SEEDS} (memory_pressure under target tracking, whose episodes "
+        "the paired 95 % CI of the reward and SLO-share differences is within a third of the target (a rule blind "
+        f"to the error itself), up to {SCENARIO_MAX_SEEDS} (memory_pressure under target tracking, whose episodes "
         "either escape the crash spiral or not, always reaches it and is stratified as well: below the table). "
-        "A row holds when the whole 95 % CI of its error is within the target. With `--reference-cache` the request "
+        "With `--reference-cache` the request "
         "backend's episodes are kept per seed, so a re-run after a change to the fast model re-runs only the fast "
         "backend.",
         "",
@@ -1245,10 +1299,10 @@ are tested in tests/test_fidelity_strata.py). On stop 29's model: reward -1.9 % 
 the fast model against its 0.245 on 20,000, and 0.218 against 0.224 in the request backend. What remains is the
 onset, 0.245 against 0.224 (the fast model escapes a tenth more often), and the escaped episodes' reward, -460
 against -383 (not analysed yet); the mean over both strata is within 5 % with its CI. Also at stop
-30: a row holds only when the whole 95 % CI of its error is within the target (it was the point estimate), and the
-rows add seeds up to 1,000 until the CI lies wholly inside or outside it: steady 200 -> 220 seeds, failure_storm 200 ->
-620, noisy_trace 200 -> 360 (its SLO share +0.006 +- 0.002 against a target of 0.0087, the closest of all rows). The
-table above is this run's.
+30: a row holds (y) only when its CI is within a third of the target too (it had shown y on the point estimate
+alone; ? now marks a row whose CI is wider), the rows' cap is 1,000 seeds for all (was 200: steady, failure_storm
+and noisy_trace had stopped there untight), and the report lists the close calls, rows and grid cells that hold on
+the point estimate while their CI reaches past the target. The table above is this run's.
 
 10. **Memory crashes** (found while checking the benchmark; `python perf/fidelity.py --only memory`, seeds
    1000-1019): `memory_pressure` (48 MB per request on a 1 GB instance with 256 MB base: at most 16 requests in
