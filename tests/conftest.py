@@ -121,6 +121,21 @@ __all__ = [
 ]
 
 
+# ------------------------------------------------------------------------------------------ the fidelity report
+@pytest.fixture
+def fidelity():
+    """perf/fidelity.py (a script, not a package module), loaded afresh for each test: tests may set its globals."""
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parents[1] / "perf" / "fidelity.py"
+    spec = importlib.util.spec_from_file_location("fidelity", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["fidelity"] = module  # (its dataclass looks its module up there)
+    spec.loader.exec_module(module)
+    return module
+
+
 # ------------------------------------------------------------------------------------------ fidelity grid cells
 # the fidelity grid's fleet (perf/fidelity.py): 8 instances, a room of 100 each, 0.1 s service, 48 steps of 15 s;
 # its figures are taken after a warm-up of 4 steps

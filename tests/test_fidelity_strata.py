@@ -8,27 +8,11 @@ prefix being the episode's own first steps.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 
-def _fidelity():
-    path = Path(__file__).resolve().parents[1] / "perf" / "fidelity.py"
-    spec = importlib.util.spec_from_file_location("fidelity", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["fidelity"] = module  # (its dataclass looks its module up there)
-    spec.loader.exec_module(module)
-    return module
-
-
-fidelity = _fidelity()
-
-
-def test_stratified_mean_by_hand():
+def test_stratified_mean_by_hand(fidelity):
     # strata weights from the population: 3 of 4 in stratum 0, 1 in stratum 1 -> 0.75, 0.25
     # stratum means 1 and 12 -> mean 0.75 * 1 + 0.25 * 12 = 3.75
     # variance: 0.75^2 * s0^2 / 2 + 0.25^2 * s1^2 / 2 with s0^2 = 2 and s1^2 = 8 -> 0.5625 + 0.25 = 0.8125,
@@ -40,12 +24,12 @@ def test_stratified_mean_by_hand():
     assert var == pytest.approx(6.484375)
 
 
-def test_stratified_mean_needs_two_values_per_stratum():
+def test_stratified_mean_needs_two_values_per_stratum(fidelity):
     with pytest.raises(ValueError, match="fewer than two"):
         fidelity.stratified_mean(np.array([0.0, 2.0, 10.0]), np.array([0, 0, 1]), np.array([0, 1]))
 
 
-def test_stratified_mean_is_unbiased_and_its_variance_holds():
+def test_stratified_mean_is_unbiased_and_its_variance_holds(fidelity):
     # a bimodal episode reward like memory_pressure's: escape (p 0.22, about -400) or not (about -2,600), the
     # stratum predicting the escape 93 % of the time; 200 full episodes, 2,000 prefixes, 2,000 repetitions
     rng = np.random.default_rng(7)
@@ -72,7 +56,7 @@ def test_stratified_mean_is_unbiased_and_its_variance_holds():
     assert est.var() < 0.5 * np.var(plain)  # and it is what the strata buy over the plain mean
 
 
-def test_prefix_is_the_episodes_own_first_steps():
+def test_prefix_is_the_episodes_own_first_steps(fidelity):
     from agents.registry import make_policy
     from scaling_env.rollout import rollout
     from scaling_env.scenarios import load_scenario

@@ -276,17 +276,8 @@ def test_invariants_hold_on_every_step_of_the_request_backend(data, seed, action
     check_episode(EnvConfig.from_dict(data), seed, actions, waits=request_waits)
 
 
-def test_fidelity_report_script_runs_end_to_end_on_a_tiny_grid(tmp_path):
+def test_fidelity_report_script_runs_end_to_end_on_a_tiny_grid(tmp_path, fidelity):
     # perf/fidelity.py regenerates docs/fidelity.md; here on one cell per sweep and one transient
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "perf" / "fidelity.py"
-    spec = importlib.util.spec_from_file_location("fidelity", path)
-    fidelity = importlib.util.module_from_spec(spec)
-    sys.modules["fidelity"] = fidelity  # (its dataclass looks its module up there)
-    spec.loader.exec_module(fidelity)
     grid = fidelity.Grid(steps=3, warm=1, seeds=(1,), max_seeds=1, rhos_c=(0.8,), concs=(2,), cvs=(2.0,),
                          rhos_cv=(0.8,), queues=(5,), rhos_q=(0.9,), fleets=(32,), concs_fleet=(1,))  # fmt: skip
     cells = fidelity.run_grid(grid)

@@ -273,16 +273,7 @@ def test_vector_env_and_sb3_vec_env_agree_with_the_single_env():
 
 
 # ------------------------------------------------------------------------------------------ fidelity report
-def test_fidelity_platform_section_compares_both_backends_under_a_platform_baseline():
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "perf" / "fidelity.py"
-    spec = importlib.util.spec_from_file_location("fidelity", path)
-    fidelity = importlib.util.module_from_spec(spec)
-    sys.modules["fidelity"] = fidelity  # (its dataclass looks its module up there)
-    spec.loader.exec_module(fidelity)
+def test_fidelity_platform_section_compares_both_backends_under_a_platform_baseline(fidelity):
     fidelity.PLATFORM_SCENARIOS = ("sparse_bursts",)
     fidelity.PLATFORM_POLICIES = ("fixed_keep_alive", "provisioned_tracking")  # the second cannot run there
     rows = fidelity.platform_scenarios((1,))
