@@ -1299,11 +1299,11 @@ are tested in tests/test_fidelity_strata.py). On stop 29's model: reward -1.9 % 
 the fast model against its 0.245 on 20,000, and 0.218 against 0.224 in the request backend. What remains is the
 onset, 0.245 against 0.224 (the fast model escapes a tenth more often), and the scaled-out stratum's reward, -460
 against -383: 8 % of those episodes fail to escape in the fast model against 5 % (an escaped episode itself scores
--286 against -272 on average, its failed share 2.4 % against 2.2 %); the mean over both strata is within 5 % with its CI. Also at stop
-30: a row holds (y) only when its CI is within a third of the target too (it had shown y on the point estimate
-alone; ? now marks a row whose CI is wider), the rows' cap is 1,000 seeds for all (was 200: steady, failure_storm
-and noisy_trace had stopped there untight), and the report lists the close calls, rows and grid cells that hold on
-the point estimate while their CI reaches past the target. The table above is this run's.
+-286 against -272 on average, its failed share 2.4 % against 2.2 %); the mean over both strata is within 5 % with
+its CI. Also at stop 30: a row holds (y) only when its CI is within a third of the target too (it had shown y on the
+point estimate alone; ? now marks a row whose CI is wider), the rows' cap is 1,000 seeds for all (was 200: steady,
+failure_storm and noisy_trace had stopped there untight), and the report lists the close calls, rows and grid cells
+that hold on the point estimate while their CI reaches past the target. The table above is this run's.
 
 10. **Memory crashes** (found while checking the benchmark; `python perf/fidelity.py --only memory`, seeds
    1000-1019): `memory_pressure` (48 MB per request on a 1 GB instance with 256 MB base: at most 16 requests in
