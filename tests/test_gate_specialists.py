@@ -68,6 +68,29 @@ def test_a_gate_specialists_expert_0_is_its_scenarios_best_rule_and_the_experts_
     assert sets["b"]["residual"]["hold"] == 16 and sets["b"]["residual"]["zero_bias"] == 0.0  # the defaults
 
 
+def test_a_gate_specialists_nearest_experts_are_its_scenarios_next_best_rules(rules, tmp_path, monkeypatch):
+    files, tuning = rules
+    more = {
+        ("hpa@tuned", "a"): _policy_file(tmp_path, "hpa", 0.7),
+        ("kpa@default", "a"): _policy_file(tmp_path, "kpa", 0.9),  # plays a's base: left out
+        ("hpa@default", "a"): _policy_file(tmp_path, "hpa", 0.6),
+    }
+    monkeypatch.setattr(ablation, "rule_file", lambda spec, s: {**files, **more}[(spec, s)])
+    # a's rules on the tuning seeds: kpa@tuned -10 (the base), kpa@default -10.5 (the base's setting), hpa@tuned
+    # -11, kpa@generalist -20, hpa@default -25
+    tuning = tuning | {("a", "hpa@tuned"): -11.0, ("a", "kpa@default"): -10.5, ("a", "hpa@default"): -25.0}
+    one = ablation.GateSpecialists(nearest=1, generalist=False)
+    sets, chosen = ablation.gate_specialist_sets(one, tuning, ["a", "b", "c"], ["a"])
+    assert sets["a"]["residual"]["policy"] == files[("kpa@tuned", "a")]
+    assert chosen["a"]["experts"] == [("hpa@tuned", more[("hpa@tuned", "a")])]
+    two = ablation.GateSpecialists(nearest=2, generalist=False)
+    sets, _ = ablation.gate_specialist_sets(two, tuning, ["a", "b", "c"], ["a"])
+    assert sets["a"]["residual"]["experts"] == [more[("hpa@tuned", "a")], files[("kpa@generalist", "a")]]
+    with_generalist = ablation.GateSpecialists(nearest=1)  # the generalist first, then the nearest one
+    sets, _ = ablation.gate_specialist_sets(with_generalist, tuning, ["a", "b", "c"], ["a"])
+    assert sets["a"]["residual"]["experts"] == [files[("kpa@generalist", "a")], more[("hpa@tuned", "a")]]
+
+
 def test_a_gate_specialists_residual_is_not_set_by_hand(tmp_path):
     with pytest.raises(ValueError, match="residual is made by the ablation"):
         ablation.GateSpecialists(set={"residual": {"policy": "kpa"}})

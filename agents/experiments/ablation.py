@@ -83,7 +83,8 @@ class ResidualSpecialists(BaseModel):
 class GateSpecialists(BaseModel):
     """Gate specialists: each scenario's specialist config trained as a gate over the tuned rules, expert 0 its
     scenario's best rule (chosen on the tuning seeds, :func:`best_rule`), the others every other scenario's best rule
-    and (``generalist``) the best one-setting rule, without repeats (:func:`gate_specialist_sets`). ``hold``: the
+    and (``generalist``) the best one-setting rule, without repeats (:func:`gate_specialist_sets`); with ``nearest``
+    k > 0, the others are instead the scenario's own k next-best rules on the tuning seeds. ``hold``: the
     gate decides every ``hold`` env steps (residual.hold); ``timesteps`` is in env steps (the agent takes
     ``timesteps // hold``); ``set``: more training config values (e.g. the observation, the evaluation cadence and
     the rollout length, which count agent steps and so depend on ``hold``)."""
@@ -93,6 +94,9 @@ class GateSpecialists(BaseModel):
     zero_bias: float = Field(0.0, ge=0.0, le=20.0, description="initial bias of expert 0's logit (0: uniform)")
     timesteps: int = Field(1_000_000, ge=1, description="each gate specialist's budget in env steps")
     generalist: bool = Field(True, description="the best one-setting rule is one of the experts")
+    nearest: int = Field(
+        0, ge=0, le=16, description="0: the other scenarios' best rules; k: the scenario's k next-best rules instead"
+    )
     set: dict[str, Any] = Field(default_factory=dict, description="training config values over the specialist's")
 
     @model_validator(mode="after")
@@ -320,21 +324,28 @@ def gate_specialist_sets(
     zero action) is the scenario's best rule (:func:`best_rule`, read from its file: :func:`rule_file`); the other
     experts are the best one-setting rule (with ``gs.generalist``; :func:`best_generalist`) and every evaluation
     scenario's best rule, in the order of ``scenarios``, each once: a rule that plays what an earlier one plays
-    (:func:`rule_identity`, e.g. two scenarios' identical tuned settings, or the base itself) is left out."""
+    (:func:`rule_identity`, e.g. two scenarios' identical tuned settings, or the base itself) is left out. With
+    ``gs.nearest`` k > 0 the scenario's own rules take the place of the other scenarios' best ones: its k best rules
+    on the tuning seeds after the base (the same order as :func:`best_rule`'s, each read from the scenario's file),
+    distinct from the base and from each other (a smaller expert set, of the rules closest to the base)."""
     sets: dict[str, dict[str, Any]] = {}
     chosen: dict[str, dict[str, Any]] = {}
-    candidates = [(best_rule(tuning, s), s) for s in scenarios]
-    if gs.generalist:
-        candidates.insert(0, (best_generalist(tuning, scenarios), scenarios[0]))
+    generalist = [(best_generalist(tuning, scenarios), scenarios[0])] if gs.generalist else []
+    others = [(best_rule(tuning, s), s) for s in scenarios]
     for s in trained:
         spec = best_rule(tuning, s)
         policy = rule_file(spec, s)
         seen = {rule_identity(policy)}
         experts: list[tuple[str, str]] = []
+        if gs.nearest:
+            ranked = sorted((p for t, p in tuning if t == s), key=lambda p: -tuning[(s, p)])
+            candidates, limit = generalist + [(p, s) for p in ranked], len(generalist) + gs.nearest
+        else:
+            candidates, limit = generalist + others, len(generalist) + len(others)
         for other, where in candidates:
             path = rule_file(other, where)
             key = rule_identity(path)
-            if key not in seen:
+            if key not in seen and len(experts) < limit:
                 seen.add(key)
                 experts.append((other, path))
         residual = {
