@@ -104,7 +104,7 @@ def test_the_ablation_trains_gate_specialists_on_the_chosen_rules(rules, tmp_pat
     files, tuning = rules
     trained: dict[str, tuple] = {}
 
-    def fake_train(run_dir, base, sets, steps):
+    def fake_train(run_dir, base, sets, steps, base_only=False):
         trained[run_dir.name] = (base.name, sets, steps)
         timing = {"timesteps": steps, "env_steps": 16 * steps, "wall_s": 1.0, "cpu_s": 1.0}
         return {**timing, "load1_start": 0.5, "load1_end": 0.7}
@@ -224,3 +224,19 @@ def test_an_arm_is_chosen_per_scenario_on_the_tuning_seeds_only(tmp_path, monkey
     assert (out / "runs/gate_specialist_b/final_model.zip").read_text() == "h4 b"
     assert (out / "tuning_rewards.json").read_text() == '{"from": "h16"}'  # the rules' cache, from the first arm
     assert json.loads((out / "selection.json").read_text())["scenarios"]["b"]["tuning_rewards"][str(arms[1])] == -19.0
+
+
+def test_a_folder_assembled_by_pick_arm_keeps_each_runs_experts_but_checks_its_base(tmp_path):
+    run = tmp_path / "runs" / "gate_specialist_a"
+    run.mkdir(parents=True)
+    experts = ["configs/policies/tuned/a/kpa.yaml", "configs/policies/tuned/generalist/predictive.yaml"]
+    run.joinpath("config.yaml").write_text(
+        json.dumps({"residual": {"policy": "configs/policies/tuned/a/hpa.yaml", "experts": experts}})
+    )
+    base = "configs/policies/tuned/a/hpa.yaml"
+    other = {"residual": {"policy": base, "experts": ["configs/policies/tuned/b/x.yaml"]}}
+    assert "trained on the rules" in ablation.stale_rules(run, other)
+    assert ablation.stale_rules(run, other, base_only=True) is None  # an arm's own experts
+    rebased = {"residual": {**other["residual"], "policy": "configs/policies/tuned/a/kpa.yaml"}}
+    assert "trained on the rules" in ablation.stale_rules(run, rebased, base_only=True)  # the base must agree
+    assert ablation.run_experts(run) == [("kpa@tuned", experts[0]), ("predictive@generalist", experts[1])]

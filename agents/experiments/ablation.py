@@ -361,9 +361,10 @@ def gate_specialist_sets(
 
 
 # ------------------------------------------------------------------------------------------ training
-def stale_rules(run_dir: Path, sets: dict[str, Any]) -> str | None:
+def stale_rules(run_dir: Path, sets: dict[str, Any], base_only: bool = False) -> str | None:
     """Why the run in ``run_dir`` was trained on other residual rules than ``sets`` asks for now (e.g. chosen on
-    the tuning seeds before a re-tune), or None."""
+    the tuning seeds before a re-tune), or None. ``base_only``: only the base rule (expert 0) must agree, the
+    experts are the run's own (a folder assembled by ``pick_arm`` from arms with other expert sets)."""
     path = run_dir / "config.yaml"
     want = sets.get("residual")
     if not isinstance(want, dict) or not path.is_file():
@@ -371,7 +372,7 @@ def stale_rules(run_dir: Path, sets: dict[str, Any]) -> str | None:
     had = read_yaml_mapping(path, "training config").get("residual") or {}
     old = (had.get("policy"), list(had.get("experts") or ()))
     new = (want.get("policy", old[0]), list(want.get("experts") or ()))
-    if old == new:
+    if old == new or (base_only and old[0] == new[0]):
         return None
     return (
         f"{run_dir} was trained on the rules {old[0]} + experts {old[1]}, but the tuning seeds now choose "
@@ -379,14 +380,29 @@ def stale_rules(run_dir: Path, sets: dict[str, Any]) -> str | None:
     )
 
 
-def train_variant(run_dir: Path, base: Path, sets: dict[str, Any], total_timesteps: int) -> dict[str, float]:
+def run_experts(run_dir: Path) -> list[tuple[str, str]]:
+    """A trained gate's experts as (spec, file), read from its config: ``configs/policies/tuned/<s>/<name>.yaml``
+    is ``<name>@tuned`` (``<name>@generalist`` from the generalist folder); another file is its own spec."""
+    residual = read_yaml_mapping(run_dir / "config.yaml", "training config").get("residual") or {}
+    out = []
+    for path in residual.get("experts") or ():
+        p = Path(path)
+        tuned = p.parent.parent.name == "tuned"
+        spec = f"{p.stem}@{'generalist' if p.parent.name == 'generalist' else 'tuned'}" if tuned else str(path)
+        out.append((spec, str(path)))
+    return out
+
+
+def train_variant(
+    run_dir: Path, base: Path, sets: dict[str, Any], total_timesteps: int, base_only: bool = False
+) -> dict[str, float]:
     """Train (unless ``run_dir`` already holds a final model); returns the timing kept in timing.json.
-    ConfigError if the run there was trained on other residual rules (:func:`stale_rules`)."""
+    ConfigError if the run there was trained on other residual rules (:func:`stale_rules`, with ``base_only``)."""
     from .train import train
     from .train_config import load_train_config
 
     timing_path = run_dir / "timing.json"
-    stale = stale_rules(run_dir, sets)
+    stale = stale_rules(run_dir, sets, base_only)
     if stale:
         raise ConfigError(stale)
     if (run_dir / "final_model.zip").is_file() and timing_path.is_file():
@@ -648,16 +664,18 @@ def train_specialists(
     steps: int | None = None,
 ) -> tuple[list[dict], str]:
     """Train (unless done) and evaluate one ``kind`` specialist per scenario (``folder/<scenario>.yaml`` with
-    ``sets[scenario]``), each on its own scenario only; (their rows under one label, the label)."""
+    ``sets[scenario]``), each on its own scenario only; (their rows under one label, the label). In a folder
+    assembled by ``pick_arm`` (``selection.json``) a run keeps its arm's experts: only its base rule is checked."""
     label, rows, wall, cpu, loads, env_steps = f"ppo:{out}/{kind}s", [], 0.0, 0.0, [], 0
     steps = steps or cfg.specialist_timesteps
+    assembled = (out / "selection.json").is_file()
     for s in scenarios:
         path = folder / f"{s}.yaml"
         if not path.is_file():
             raise ConfigError(f"{path}: no specialist config for scenario {s}")
         run_dir = out / "runs" / f"{kind}_{s}"
         log(f"{kind} {s}: training {steps:,} steps")
-        t = train_variant(run_dir, path, sets.get(s, {}), steps)
+        t = train_variant(run_dir, path, sets.get(s, {}), steps, base_only=assembled)
         wall, cpu = wall + t["wall_s"], cpu + t["cpu_s"]
         env_steps += int(t.get("env_steps", t["timesteps"]))
         loads += [t["load1_start"], t["load1_end"]]
@@ -742,6 +760,8 @@ def run_ablation(
             out, cfg.specialists, trained, "gate_specialist", sets, cfg, timings, log, max(gs.timesteps // gs.hold, 1)
         )
         learned += rows
+        if (out / "selection.json").is_file():  # assembled by pick_arm: each run's own experts
+            gates = {s: {**g, "experts": run_experts(out / "runs" / f"gate_specialist_{s}")} for s, g in gates.items()}
         mine = [r for r in rules if r["scenario"] in trained]  # judged on the scenarios trained
         results.append({"variant": "gate_specialists", "gates": gates, **judge(mine, rows, label, tuning, bound)})
     everything = rules + learned
