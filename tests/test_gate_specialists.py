@@ -68,6 +68,29 @@ def test_a_gate_specialists_expert_0_is_its_scenarios_best_rule_and_the_experts_
     assert sets["b"]["residual"]["hold"] == 16 and sets["b"]["residual"]["zero_bias"] == 0.0  # the defaults
 
 
+def test_a_gate_specialists_nearest_experts_are_its_scenarios_next_best_rules(rules, tmp_path, monkeypatch):
+    files, tuning = rules
+    more = {
+        ("hpa@tuned", "a"): _policy_file(tmp_path, "hpa", 0.7),
+        ("kpa@default", "a"): _policy_file(tmp_path, "kpa", 0.9),  # plays a's base: left out
+        ("hpa@default", "a"): _policy_file(tmp_path, "hpa", 0.6),
+    }
+    monkeypatch.setattr(ablation, "rule_file", lambda spec, s: {**files, **more}[(spec, s)])
+    # a's rules on the tuning seeds: kpa@tuned -10 (the base), kpa@default -10.5 (the base's setting), hpa@tuned
+    # -11, kpa@generalist -20, hpa@default -25
+    tuning = tuning | {("a", "hpa@tuned"): -11.0, ("a", "kpa@default"): -10.5, ("a", "hpa@default"): -25.0}
+    one = ablation.GateSpecialists(nearest=1, generalist=False)
+    sets, chosen = ablation.gate_specialist_sets(one, tuning, ["a", "b", "c"], ["a"])
+    assert sets["a"]["residual"]["policy"] == files[("kpa@tuned", "a")]
+    assert chosen["a"]["experts"] == [("hpa@tuned", more[("hpa@tuned", "a")])]
+    two = ablation.GateSpecialists(nearest=2, generalist=False)
+    sets, _ = ablation.gate_specialist_sets(two, tuning, ["a", "b", "c"], ["a"])
+    assert sets["a"]["residual"]["experts"] == [more[("hpa@tuned", "a")], files[("kpa@generalist", "a")]]
+    with_generalist = ablation.GateSpecialists(nearest=1)  # the generalist first, then the nearest one
+    sets, _ = ablation.gate_specialist_sets(with_generalist, tuning, ["a", "b", "c"], ["a"])
+    assert sets["a"]["residual"]["experts"] == [files[("kpa@generalist", "a")], more[("hpa@tuned", "a")]]
+
+
 def test_a_gate_specialists_residual_is_not_set_by_hand(tmp_path):
     with pytest.raises(ValueError, match="residual is made by the ablation"):
         ablation.GateSpecialists(set={"residual": {"policy": "kpa"}})
@@ -81,7 +104,7 @@ def test_the_ablation_trains_gate_specialists_on_the_chosen_rules(rules, tmp_pat
     files, tuning = rules
     trained: dict[str, tuple] = {}
 
-    def fake_train(run_dir, base, sets, steps):
+    def fake_train(run_dir, base, sets, steps, base_only=False):
         trained[run_dir.name] = (base.name, sets, steps)
         timing = {"timesteps": steps, "env_steps": 16 * steps, "wall_s": 1.0, "cpu_s": 1.0}
         return {**timing, "load1_start": 0.5, "load1_end": 0.7}
@@ -201,3 +224,19 @@ def test_an_arm_is_chosen_per_scenario_on_the_tuning_seeds_only(tmp_path, monkey
     assert (out / "runs/gate_specialist_b/final_model.zip").read_text() == "h4 b"
     assert (out / "tuning_rewards.json").read_text() == '{"from": "h16"}'  # the rules' cache, from the first arm
     assert json.loads((out / "selection.json").read_text())["scenarios"]["b"]["tuning_rewards"][str(arms[1])] == -19.0
+
+
+def test_a_folder_assembled_by_pick_arm_keeps_each_runs_experts_but_checks_its_base(tmp_path):
+    run = tmp_path / "runs" / "gate_specialist_a"
+    run.mkdir(parents=True)
+    experts = ["configs/policies/tuned/a/kpa.yaml", "configs/policies/tuned/generalist/predictive.yaml"]
+    run.joinpath("config.yaml").write_text(
+        json.dumps({"residual": {"policy": "configs/policies/tuned/a/hpa.yaml", "experts": experts}})
+    )
+    base = "configs/policies/tuned/a/hpa.yaml"
+    other = {"residual": {"policy": base, "experts": ["configs/policies/tuned/b/x.yaml"]}}
+    assert "trained on the rules" in ablation.stale_rules(run, other)
+    assert ablation.stale_rules(run, other, base_only=True) is None  # an arm's own experts
+    rebased = {"residual": {**other["residual"], "policy": "configs/policies/tuned/a/kpa.yaml"}}
+    assert "trained on the rules" in ablation.stale_rules(run, rebased, base_only=True)  # the base must agree
+    assert ablation.run_experts(run) == [("kpa@tuned", experts[0]), ("predictive@generalist", experts[1])]

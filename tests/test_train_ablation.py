@@ -135,7 +135,7 @@ def test_a_zero_correction_residual_specialist_is_its_scenarios_tuned_rule_bit_f
 def test_the_ablation_trains_residual_specialists_on_the_chosen_rules(tmp_path, monkeypatch):
     trained: dict[str, tuple] = {}
 
-    def fake_train(run_dir, base, sets, steps):
+    def fake_train(run_dir, base, sets, steps, base_only=False):
         trained[run_dir.name] = (base.name, sets, steps)
         return {"timesteps": steps, "wall_s": 1.0, "cpu_s": 1.0, "load1_start": 0.5, "load1_end": 0.5}
 

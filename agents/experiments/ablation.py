@@ -83,7 +83,8 @@ class ResidualSpecialists(BaseModel):
 class GateSpecialists(BaseModel):
     """Gate specialists: each scenario's specialist config trained as a gate over the tuned rules, expert 0 its
     scenario's best rule (chosen on the tuning seeds, :func:`best_rule`), the others every other scenario's best rule
-    and (``generalist``) the best one-setting rule, without repeats (:func:`gate_specialist_sets`). ``hold``: the
+    and (``generalist``) the best one-setting rule, without repeats (:func:`gate_specialist_sets`); with ``nearest``
+    k > 0, the others are instead the scenario's own k next-best rules on the tuning seeds. ``hold``: the
     gate decides every ``hold`` env steps (residual.hold); ``timesteps`` is in env steps (the agent takes
     ``timesteps // hold``); ``set``: more training config values (e.g. the observation, the evaluation cadence and
     the rollout length, which count agent steps and so depend on ``hold``)."""
@@ -93,6 +94,9 @@ class GateSpecialists(BaseModel):
     zero_bias: float = Field(0.0, ge=0.0, le=20.0, description="initial bias of expert 0's logit (0: uniform)")
     timesteps: int = Field(1_000_000, ge=1, description="each gate specialist's budget in env steps")
     generalist: bool = Field(True, description="the best one-setting rule is one of the experts")
+    nearest: int = Field(
+        0, ge=0, le=16, description="0: the other scenarios' best rules; k: the scenario's k next-best rules instead"
+    )
     set: dict[str, Any] = Field(default_factory=dict, description="training config values over the specialist's")
 
     @model_validator(mode="after")
@@ -320,21 +324,28 @@ def gate_specialist_sets(
     zero action) is the scenario's best rule (:func:`best_rule`, read from its file: :func:`rule_file`); the other
     experts are the best one-setting rule (with ``gs.generalist``; :func:`best_generalist`) and every evaluation
     scenario's best rule, in the order of ``scenarios``, each once: a rule that plays what an earlier one plays
-    (:func:`rule_identity`, e.g. two scenarios' identical tuned settings, or the base itself) is left out."""
+    (:func:`rule_identity`, e.g. two scenarios' identical tuned settings, or the base itself) is left out. With
+    ``gs.nearest`` k > 0 the scenario's own rules take the place of the other scenarios' best ones: its k best rules
+    on the tuning seeds after the base (the same order as :func:`best_rule`'s, each read from the scenario's file),
+    distinct from the base and from each other (a smaller expert set, of the rules closest to the base)."""
     sets: dict[str, dict[str, Any]] = {}
     chosen: dict[str, dict[str, Any]] = {}
-    candidates = [(best_rule(tuning, s), s) for s in scenarios]
-    if gs.generalist:
-        candidates.insert(0, (best_generalist(tuning, scenarios), scenarios[0]))
+    generalist = [(best_generalist(tuning, scenarios), scenarios[0])] if gs.generalist else []
+    others = [(best_rule(tuning, s), s) for s in scenarios]
     for s in trained:
         spec = best_rule(tuning, s)
         policy = rule_file(spec, s)
         seen = {rule_identity(policy)}
         experts: list[tuple[str, str]] = []
+        if gs.nearest:
+            ranked = sorted((p for t, p in tuning if t == s), key=lambda p: -tuning[(s, p)])
+            candidates, limit = generalist + [(p, s) for p in ranked], len(generalist) + gs.nearest
+        else:
+            candidates, limit = generalist + others, len(generalist) + len(others)
         for other, where in candidates:
             path = rule_file(other, where)
             key = rule_identity(path)
-            if key not in seen:
+            if key not in seen and len(experts) < limit:
                 seen.add(key)
                 experts.append((other, path))
         residual = {
@@ -350,9 +361,10 @@ def gate_specialist_sets(
 
 
 # ------------------------------------------------------------------------------------------ training
-def stale_rules(run_dir: Path, sets: dict[str, Any]) -> str | None:
+def stale_rules(run_dir: Path, sets: dict[str, Any], base_only: bool = False) -> str | None:
     """Why the run in ``run_dir`` was trained on other residual rules than ``sets`` asks for now (e.g. chosen on
-    the tuning seeds before a re-tune), or None."""
+    the tuning seeds before a re-tune), or None. ``base_only``: only the base rule (expert 0) must agree, the
+    experts are the run's own (a folder assembled by ``pick_arm`` from arms with other expert sets)."""
     path = run_dir / "config.yaml"
     want = sets.get("residual")
     if not isinstance(want, dict) or not path.is_file():
@@ -360,7 +372,7 @@ def stale_rules(run_dir: Path, sets: dict[str, Any]) -> str | None:
     had = read_yaml_mapping(path, "training config").get("residual") or {}
     old = (had.get("policy"), list(had.get("experts") or ()))
     new = (want.get("policy", old[0]), list(want.get("experts") or ()))
-    if old == new:
+    if old == new or (base_only and old[0] == new[0]):
         return None
     return (
         f"{run_dir} was trained on the rules {old[0]} + experts {old[1]}, but the tuning seeds now choose "
@@ -368,14 +380,29 @@ def stale_rules(run_dir: Path, sets: dict[str, Any]) -> str | None:
     )
 
 
-def train_variant(run_dir: Path, base: Path, sets: dict[str, Any], total_timesteps: int) -> dict[str, float]:
+def run_experts(run_dir: Path) -> list[tuple[str, str]]:
+    """A trained gate's experts as (spec, file), read from its config: ``configs/policies/tuned/<s>/<name>.yaml``
+    is ``<name>@tuned`` (``<name>@generalist`` from the generalist folder); another file is its own spec."""
+    residual = read_yaml_mapping(run_dir / "config.yaml", "training config").get("residual") or {}
+    out = []
+    for path in residual.get("experts") or ():
+        p = Path(path)
+        tuned = p.parent.parent.name == "tuned"
+        spec = f"{p.stem}@{'generalist' if p.parent.name == 'generalist' else 'tuned'}" if tuned else str(path)
+        out.append((spec, str(path)))
+    return out
+
+
+def train_variant(
+    run_dir: Path, base: Path, sets: dict[str, Any], total_timesteps: int, base_only: bool = False
+) -> dict[str, float]:
     """Train (unless ``run_dir`` already holds a final model); returns the timing kept in timing.json.
-    ConfigError if the run there was trained on other residual rules (:func:`stale_rules`)."""
+    ConfigError if the run there was trained on other residual rules (:func:`stale_rules`, with ``base_only``)."""
     from .train import train
     from .train_config import load_train_config
 
     timing_path = run_dir / "timing.json"
-    stale = stale_rules(run_dir, sets)
+    stale = stale_rules(run_dir, sets, base_only)
     if stale:
         raise ConfigError(stale)
     if (run_dir / "final_model.zip").is_file() and timing_path.is_file():
@@ -637,16 +664,18 @@ def train_specialists(
     steps: int | None = None,
 ) -> tuple[list[dict], str]:
     """Train (unless done) and evaluate one ``kind`` specialist per scenario (``folder/<scenario>.yaml`` with
-    ``sets[scenario]``), each on its own scenario only; (their rows under one label, the label)."""
+    ``sets[scenario]``), each on its own scenario only; (their rows under one label, the label). In a folder
+    assembled by ``pick_arm`` (``selection.json``) a run keeps its arm's experts: only its base rule is checked."""
     label, rows, wall, cpu, loads, env_steps = f"ppo:{out}/{kind}s", [], 0.0, 0.0, [], 0
     steps = steps or cfg.specialist_timesteps
+    assembled = (out / "selection.json").is_file()
     for s in scenarios:
         path = folder / f"{s}.yaml"
         if not path.is_file():
             raise ConfigError(f"{path}: no specialist config for scenario {s}")
         run_dir = out / "runs" / f"{kind}_{s}"
         log(f"{kind} {s}: training {steps:,} steps")
-        t = train_variant(run_dir, path, sets.get(s, {}), steps)
+        t = train_variant(run_dir, path, sets.get(s, {}), steps, base_only=assembled)
         wall, cpu = wall + t["wall_s"], cpu + t["cpu_s"]
         env_steps += int(t.get("env_steps", t["timesteps"]))
         loads += [t["load1_start"], t["load1_end"]]
@@ -731,6 +760,8 @@ def run_ablation(
             out, cfg.specialists, trained, "gate_specialist", sets, cfg, timings, log, max(gs.timesteps // gs.hold, 1)
         )
         learned += rows
+        if (out / "selection.json").is_file():  # assembled by pick_arm: each run's own experts
+            gates = {s: {**g, "experts": run_experts(out / "runs" / f"gate_specialist_{s}")} for s, g in gates.items()}
         mine = [r for r in rules if r["scenario"] in trained]  # judged on the scenarios trained
         results.append({"variant": "gate_specialists", "gates": gates, **judge(mine, rows, label, tuning, bound)})
     everything = rules + learned
