@@ -439,11 +439,16 @@ def scenario_tight(fast: list[dict], request: list[dict]) -> bool:
     )
 
 
+def row_target(key: str, reference: float) -> float:
+    """The issue's target for a scenario row's ``key``: 5 % of the request backend's value (the SLO share's at
+    least 0.005, where that share is small)."""
+    return max(0.05 * abs(reference), 0.005 if key == "slo_violation_share" else 0.0)
+
+
 def row_precision(fast: list[dict], request: list[dict], key: str) -> tuple[float, float]:
     """The paired 95 % half-width of the fast-minus-request difference of ``key`` and the target it is judged by."""
     diff = np.array([f[key] - r[key] for f, r in zip(fast, request, strict=True)])
-    floor = 0.005 if key == "slo_violation_share" else 0.0
-    target = max(0.05 * abs(float(np.mean([r[key] for r in request]))), floor)
+    target = row_target(key, float(np.mean([r[key] for r in request])))
     return float(1.96 * diff.std(ddof=1) / np.sqrt(len(diff))), target
 
 
@@ -709,8 +714,8 @@ def scenario_lines(rows: list[dict]) -> list[str]:
         d_slo = f["slo_violation_share"] - r["slo_violation_share"]
         ok = ""
         for gap, ci, target in (
-            (abs(f["reward"] - r["reward"]), row["reward_ci"], 0.05 * abs(r["reward"])),
-            (abs(d_slo), row["slo_ci"], max(0.05 * abs(r["slo_violation_share"]), 0.005)),
+            (abs(f["reward"] - r["reward"]), row["reward_ci"], row_target("reward", r["reward"])),
+            (abs(d_slo), row["slo_ci"], row_target("slo_violation_share", r["slo_violation_share"])),
         ):
             ok += "**n**" if gap > target else ("y" if ci <= target / 3 else "?")
             if gap <= target < gap + ci:
