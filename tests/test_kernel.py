@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import time
 from pathlib import Path
 
 import numpy as np
@@ -189,14 +188,35 @@ def test_default_kernel_choice_by_batch_size_and_cpus(monkeypatch):
     assert threads.choose_kernel(4096, None) is threads.step_batch
 
 
+class FakeClock:
+    """Stands in for ``threads.time``: the fake kernels advance it by their nominal time, so the tests of the
+    kernel choice do not depend on how busy the machine is (``time.sleep`` overshoots under load)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(threads, "time", fake)
+    return fake
+
+
 @pytest.mark.parametrize("slow", ["threaded", "serial"])
-def test_auto_kernel_settles_on_the_faster_kernel(monkeypatch, slow):
+def test_auto_kernel_settles_on_the_faster_kernel(monkeypatch, clock, slow):
     calls = {"threaded": 0, "serial": 0}
 
     def fake(name, seconds):
         def kernel(*args):
             calls[name] += 1
-            time.sleep(seconds)
+            clock.sleep(seconds)
 
         return kernel
 
@@ -211,7 +231,7 @@ def test_auto_kernel_settles_on_the_faster_kernel(monkeypatch, slow):
     assert calls[fast] > 188
 
 
-def test_auto_kernel_is_not_held_back_by_the_threaded_kernels_slow_start(monkeypatch):
+def test_auto_kernel_is_not_held_back_by_the_threaded_kernels_slow_start(monkeypatch, clock):
     # the threaded kernel's first calls are slow (its thread pool starts: 30 ms against 1.2 ms later at B = 1024);
     # blended into its running mean, they kept it above the serial kernel's for hundreds of calls, so the default
     # stepped serially at half the threaded speed. A probe's time now replaces the stale mean.
@@ -219,11 +239,11 @@ def test_auto_kernel_is_not_held_back_by_the_threaded_kernels_slow_start(monkeyp
 
     def threaded(*args):
         calls["threaded"] += 1
-        time.sleep(0.03 if calls["threaded"] <= 3 else 0.002)
+        clock.sleep(0.03 if calls["threaded"] <= 3 else 0.002)
 
     def serial(*args):
         calls["serial"] += 1
-        time.sleep(0.004)
+        clock.sleep(0.004)
 
     monkeypatch.setattr(threads, "step_batch_parallel", threaded)
     monkeypatch.setattr(threads, "step_batch", serial)
