@@ -1,6 +1,8 @@
 """The fidelity report: the fast model against the request-level backend (``simulator: request``).
 
-Run from the repository root (about 5-10 minutes on one core)::
+Run from the repository root. Without a reference cache it takes hours on one core (the request backend runs up to
+512 seeds per grid cell and 1,000 memory_pressure episodes of about 9 s each); with ``--reference-cache`` holding
+the request backend's figures for this grid, about 2 minutes::
 
     python perf/fidelity.py                    # writes docs/fidelity.md and docs/img/fidelity_*.png
     python perf/fidelity.py --quick            # a smaller grid and fewer seeds, to try it out (not for the docs)
