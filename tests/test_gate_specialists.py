@@ -191,6 +191,85 @@ def test_a_gate_specialist_holding_expert_0_plays_its_scenarios_tuned_rule_bit_f
     np.testing.assert_allclose(totals, [m["reward"] for m in ref], rtol=1e-5)
 
 
+@pytest.mark.parametrize("shaped", [False, True])
+def test_the_paired_baseline_subtracts_expert_0s_own_run_on_the_same_seeds(shaped):
+    """residual.paired_base: holding expert 0 earns exactly 0 every step (same seeds, same draws, over an autoreset
+    and with the shaping wrapper on both); following another expert earns its episode reward minus expert 0's,
+    each as a plain rollout of that rule on those seeds gives it."""
+    from agents.learned.residual import PairedBase, ResidualVecEnv
+    from agents.learned.shaping import FlapPenalty
+    from agents.registry import make_policy
+    from scaling_env.envs.sb3 import ServerlessScalingVecEnv
+    from scaling_env.rollout import rollout
+    from scaling_env.scenarios import load_scenario
+
+    scenario = "flash_crowd"
+    config = load_scenario(scenario).config
+    base = ablation.rule_file("predictive@tuned", scenario)
+    other = ablation.rule_file("kpa@tuned", scenario)
+    seeds = [11, 12, 13]
+    wrap = (lambda env: FlapPenalty(env, 0.5, 0.5, 0.0)) if shaped else None
+
+    def paired_env() -> tuple[ResidualVecEnv, int]:
+        native = ServerlessScalingVecEnv(len(seeds), config)
+        venv = ResidualVecEnv(
+            native,
+            base,
+            0,
+            venv=None if wrap is None else wrap(native),
+            names=[scenario],
+            experts=[other],
+            hold=4,
+            paired=PairedBase(native, base, [scenario], wrap),
+        )
+        venv.seed(seeds[0])  # as SB3 seeds it: the wrapper passes the clusters' seeds on to the copy
+        venv.reset()
+        return venv, config.episode_steps // 4
+
+    venv, decisions = paired_env()
+    for _ in range(2 * decisions):  # two episodes: the copy's rule starts afresh at the autoreset
+        _, rewards, _, _ = venv.step(np.zeros(len(seeds), dtype=np.int64))
+        assert rewards.tolist() == [0.0] * len(seeds)
+    if shaped:
+        return
+    venv, decisions = paired_env()
+    totals = np.zeros(len(seeds))
+    for _ in range(decisions):
+        _, rewards, dones, _ = venv.step(np.ones(len(seeds), dtype=np.int64))
+        totals += rewards
+    assert dones.all()
+    own = [m["reward"] for m in rollout(config, make_policy(other, config), seeds).metrics]
+    ref = [m["reward"] for m in rollout(config, make_policy(base, config), seeds).metrics]
+    np.testing.assert_allclose(totals, np.subtract(own, ref), rtol=1e-5, atol=1e-3)
+    assert np.abs(totals).min() > 0.1  # the two rules differ on every seed
+
+
+def test_paired_base_reaches_the_training_env_only_when_asked(rules):
+    from agents.experiments.train import make_training_env
+    from agents.experiments.train_config import TrainConfig
+    from scaling_env.scenarios import load_scenario
+
+    gs = ablation.GateSpecialists(paired_base=True)
+    _, tuning = rules
+    sets, _ = ablation.gate_specialist_sets(gs, tuning, ["a", "b"], ["a"])
+    assert sets["a"]["residual"]["paired_base"] is True
+    plain, _ = ablation.gate_specialist_sets(ablation.GateSpecialists(), tuning, ["a", "b"], ["a"])
+    assert "paired_base" not in plain["a"]["residual"]  # a run trained before the option keeps its config
+    scenarios = [("steady", load_scenario("steady").config)]
+    for paired in (False, True):
+        cfg = TrainConfig(
+            scenarios=["steady"],
+            n_envs=2,
+            ppo={"n_steps": 8, "batch_size": 16},
+            residual={"policy": "kpa", "max_offset": 0, "experts": ["hpa"], "paired_base": paired},
+        )
+        native, venv = make_training_env(cfg, scenarios)
+        inner = venv
+        while not hasattr(inner, "paired"):
+            inner = inner.venv
+        assert (inner.paired is not None) is paired
+
+
 def test_an_arm_is_chosen_per_scenario_on_the_tuning_seeds_only(tmp_path, monkeypatch):
     from agents.experiments import pick_arm
 

@@ -97,6 +97,9 @@ class GateSpecialists(BaseModel):
     nearest: int = Field(
         0, ge=0, le=16, description="0: the other scenarios' best rules; k: the scenario's k next-best rules instead"
     )
+    paired_base: bool = Field(
+        False, description="train on the reward minus expert 0's on a copy of the clusters (residual.paired_base)"
+    )
     set: dict[str, Any] = Field(default_factory=dict, description="training config values over the specialist's")
 
     @model_validator(mode="after")
@@ -355,6 +358,8 @@ def gate_specialist_sets(
             "experts": [path for _, path in experts],
             "hold": gs.hold,
         }
+        if gs.paired_base:  # only when asked: a run folder trained before the option keeps its config
+            residual["paired_base"] = True
         sets[s] = {**gs.set, "residual": residual}
         chosen[s] = {"policy": spec, "experts": experts}
     return sets, chosen

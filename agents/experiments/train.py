@@ -80,7 +80,7 @@ from ..learned.ppo import (
     manifest_path,
     vecnormalize_path,
 )
-from ..learned.residual import ResidualPolicy, ResidualVecEnv, make_rule, prefer_zero_correction
+from ..learned.residual import PairedBase, ResidualPolicy, ResidualVecEnv, make_rule, prefer_zero_correction
 from ..learned.shaping import FlapPenalty
 from .evaluate import load_scenario_configs, run_policy_episodes
 from .progress import StepProgress
@@ -208,20 +208,27 @@ def make_training_env(cfg: TrainConfig, scenarios: Scenarios, stats_path: Path |
     statistics (a resume); ConfigError names the file if they are missing but needed, or unreadable."""
     base = ServerlessScalingVecEnv(cfg.n_envs, [config for _, config in scenarios])
     venv: Any = base
-    if cfg.reward_shaping.active:
-        shaping = cfg.reward_shaping
-        venv = FlapPenalty(base, shaping.blocked, shaping.reversal, shaping.slo_violation)
+    shaping = cfg.reward_shaping
+    wrap = (
+        (lambda env: FlapPenalty(env, shaping.blocked, shaping.reversal, shaping.slo_violation))
+        if shaping.active
+        else None
+    )
+    if wrap is not None:
+        venv = wrap(base)
     if cfg.residual is not None:
         r = cfg.residual
+        names = [name for name, _ in scenarios]
         venv = ResidualVecEnv(
             base,
             r.policy,
             r.max_offset,
             venv=venv,
-            names=[name for name, _ in scenarios],
+            names=names,
             experts=r.experts,
             hold=r.hold,
             sync=r.sync,
+            paired=PairedBase(base, r.policy, names, wrap) if r.paired_base else None,
         )
     venv = VecMonitor(venv)
     norm = cfg.normalize

@@ -172,6 +172,10 @@ class ResidualConfig(_Strict):
     sync: bool = Field(
         False, description="tell the experts that did not act the count the applied step reaches (residual.py)"
     )
+    paired_base: bool = Field(
+        False,
+        description="train on the reward minus what the rule alone earns on a copy of the same clusters (residual.py)",
+    )
 
     @field_validator("policy")
     @classmethod

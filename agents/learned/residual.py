@@ -31,6 +31,15 @@ instances off the real fleet when shadowing (28 even while acting, from earlier 
 whose proposal was not the applied step is told the count the applied step reaches (its ``desired``, and its memory of
 a coarser step accepted earlier is dropped), as if it had decided that step itself. KPA/HPA-style rules recompute
 their count from the metrics each step and are unchanged by it.
+
+A paired baseline in training (``residual: {paired_base: true}``): the agent's reward each env step is its own minus
+what expert 0 alone earns on a copy of the same clusters (:class:`PairedBase`: the same configs and seeds, so every
+episode draws the same settings at reset, and the same random numbers until the two fleets first differ). Expert 0's
+reward does not depend on the agent's actions, so the policy gradient's expectation is unchanged (a baseline that
+does not depend on the action; Williams 1992, Greensmith, Bartlett and Baxter 2004), while the variance of returns
+shared by both runs (when a flash crowd or a failure burst hits, drawn per episode) cancels: the paired comparison
+the verdict makes (per-seed reward differences), made per step in training. Evaluation and the benchmark use the
+env's own reward; the training's episode returns (VecMonitor) become the gains over expert 0.
 """
 
 from __future__ import annotations
@@ -121,6 +130,7 @@ class ResidualVecEnv(VecEnvWrapper):
         experts: tuple[str, ...] | list[str] = (),
         hold: int = 1,
         sync: bool = False,
+        paired: PairedBase | None = None,
     ) -> None:
         inner = base if venv is None else venv
         self.hold = int(hold)
@@ -152,6 +162,7 @@ class ResidualVecEnv(VecEnvWrapper):
         # called after each env step inside a held choice but the last (which the caller sees itself): e.g. the
         # training's per-episode metrics, which read the native env's step arrays
         self.inner_step_hooks: list[Any] = []
+        self.paired = paired  # expert 0 alone on a copy of the clusters: its rewards are subtracted (docstring)
 
     def _propose(self, obs: np.ndarray, fresh: np.ndarray | None) -> np.ndarray:
         # the rules read the simulators' own state: after an autoreset, the new episode's first info
@@ -164,8 +175,16 @@ class ResidualVecEnv(VecEnvWrapper):
                 self.rule_actions[sl, e] = rule.act_batch(obs[sl], info)
         return with_proposal(obs, self.rule_actions, self.n_actions)
 
+    def seed(self, seed: Any = None) -> Any:
+        seeds = self.venv.seed(seed)
+        if self.paired is not None:  # the copy gets the very seeds the clusters got (None would draw others)
+            self.paired.seed(list(seeds))
+        return seeds
+
     def reset(self) -> np.ndarray:
         obs = self.venv.reset()
+        if self.paired is not None:
+            self.paired.reset()
         for rules, sl in zip(self.rules, self.base.slices):
             for rule in rules:
                 rule.reset(num_envs=sl.stop - sl.start)
@@ -184,8 +203,15 @@ class ResidualVecEnv(VecEnvWrapper):
         self.actions = np.asarray(actions).copy()
         self._apply(self.actions)
 
-    def step_wait(self) -> Any:
+    def _inner_step(self) -> Any:
         obs, rewards, dones, infos = self.venv.step_wait()
+        if self.paired is not None:
+            rewards = np.asarray(rewards, dtype=np.float64) - self.paired.step(dones)
+        return obs, rewards, dones, infos
+
+    def step_wait(self) -> Any:
+        obs, rewards, dones, infos = self._inner_step()
+        dtype = np.float32
         if self.hold > 1:  # the same choice for hold steps, on the experts' fresh proposals; rewards summed
             total = np.asarray(rewards, dtype=np.float64).copy()
             for _ in range(self.hold - 1):
@@ -195,14 +221,53 @@ class ResidualVecEnv(VecEnvWrapper):
                     hook()
                 self._propose(obs, None)
                 self._apply(self.actions)
-                obs, rewards, dones, infos = self.venv.step_wait()
+                obs, rewards, dones, infos = self._inner_step()
                 total += rewards
-            rewards = total.astype(np.asarray(rewards).dtype)
+            rewards = total
+        rewards = np.asarray(rewards).astype(dtype)
         for i in np.flatnonzero(dones):
             infos[i]["terminal_observation"] = with_proposal(
                 infos[i]["terminal_observation"][None], self.rule_actions[i : i + 1], self.n_actions
             )[0]
         return self._propose(obs, dones), rewards, dones, infos
+
+
+class PairedBase:
+    """Expert 0 (``spec``) alone on a copy of ``base``'s clusters, stepped beside them: :meth:`step` returns its
+    step rewards, which the paired baseline subtracts from the agent's (module docstring). ``wrap``: the reward
+    wrapper the training env has (e.g. FlapPenalty), applied to the copy too, so both rewards are the same sum."""
+
+    def __init__(self, base: ServerlessScalingVecEnv, spec: str, names: list[str] | None = None, wrap: Any = None):
+        self.env = ServerlessScalingVecEnv([sl.stop - sl.start for sl in base.slices], base.configs)
+        self.venv = self.env if wrap is None else wrap(self.env)
+        names = names or [None] * len(base.configs)
+        self.rules = [make_rule(spec, c, scenario=n) for c, n in zip(base.configs, names)]
+        self.obs: np.ndarray | None = None
+
+    def seed(self, seeds: Any) -> None:
+        self.env.seed(seeds)
+
+    def reset(self) -> None:
+        self.obs = self.venv.reset()
+        for rule, sl in zip(self.rules, self.env.slices):
+            rule.reset(num_envs=sl.stop - sl.start)
+
+    def step(self, dones: np.ndarray) -> np.ndarray:
+        """Expert 0's rewards (float64) for one env step; ``dones``, the training clusters' episode ends this step,
+        must be the copy's too (both run episodes of the same fixed length from the same resets)."""
+        if self.obs is None:
+            raise RuntimeError("paired_base: step before reset")
+        actions = np.empty(self.env.num_envs, dtype=np.int64)
+        for rule, sim, sl in zip(self.rules, self.env.sims, self.env.slices):
+            actions[sl] = rule.act_batch(self.obs[sl], batch_info(sim.metrics, sim.reward_parts))
+        self.venv.step_async(actions)
+        self.obs, rewards, ends, _ = self.venv.step_wait()
+        if not np.array_equal(ends, dones):
+            raise RuntimeError("paired_base: the copy's episodes ended at other steps than the training clusters'")
+        for rule, sl in zip(self.rules, self.env.slices):
+            if ends[sl].all():
+                rule.reset(num_envs=sl.stop - sl.start)
+        return np.asarray(rewards, dtype=np.float64)
 
 
 class ResidualPolicy(PolicyBase):
