@@ -211,7 +211,6 @@ class ResidualVecEnv(VecEnvWrapper):
 
     def step_wait(self) -> Any:
         obs, rewards, dones, infos = self._inner_step()
-        dtype = np.float32
         if self.hold > 1:  # the same choice for hold steps, on the experts' fresh proposals; rewards summed
             total = np.asarray(rewards, dtype=np.float64).copy()
             for _ in range(self.hold - 1):
@@ -224,7 +223,7 @@ class ResidualVecEnv(VecEnvWrapper):
                 obs, rewards, dones, infos = self._inner_step()
                 total += rewards
             rewards = total
-        rewards = np.asarray(rewards).astype(dtype)
+        rewards = np.asarray(rewards).astype(np.float32)  # as the native VecEnv returns them
         for i in np.flatnonzero(dones):
             infos[i]["terminal_observation"] = with_proposal(
                 infos[i]["terminal_observation"][None], self.rule_actions[i : i + 1], self.n_actions
