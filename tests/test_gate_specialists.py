@@ -268,6 +268,13 @@ def test_paired_base_reaches_the_training_env_only_when_asked(rules):
         while not hasattr(inner, "paired"):
             inner = inner.venv
         assert (inner.paired is not None) is paired
+    # sim_threads reaches the copy too
+    cfg = cfg.model_copy(update={"sim_threads": True})
+    native, venv = make_training_env(cfg, scenarios)
+    inner = venv
+    while not hasattr(inner, "paired"):
+        inner = inner.venv
+    assert native.sims[0].parallel and inner.paired.env.sims[0].parallel
 
 
 def test_an_arm_is_chosen_per_scenario_on_the_tuning_seeds_only(tmp_path, monkeypatch):

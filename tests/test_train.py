@@ -14,6 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 from agents.experiments.cli import app
+from agents.experiments.evaluate import load_scenario_configs
 from agents.experiments.train_config import load_train_config
 from scaling_env import EnvConfig
 from scaling_env.config import ConfigError
@@ -212,6 +213,60 @@ def test_same_seed_gives_the_same_first_rollout(files, tmp_path):
     assert not np.array_equal(a, c)
 
 
+def test_sim_threads_change_the_kernel_and_not_the_training(files, tmp_path):
+    from agents.experiments.train import make_training_env, read_evaluations, train
+    from agents.experiments.train_config import TrainConfig
+
+    cfg = TrainConfig(scenarios=("train_diurnal", "train_steady"), n_envs=4, sim_threads=True, ppo={"batch_size": 64})
+    base, _ = make_training_env(cfg, load_scenario_configs(cfg.scenarios))
+    assert all(sim.parallel for sim in base.sims)
+    base, _ = make_training_env(cfg.model_copy(update={"sim_threads": False}), load_scenario_configs(cfg.scenarios))
+    assert not any(sim.parallel for sim in base.sims)
+
+    models = []
+    for threads in (False, True):
+        cfg = load_train_config(files["config"], overrides={"sim_threads": threads})
+        model, root = train(cfg, tmp_path / str(threads), progress_bar=False)
+        models.append((model, read_evaluations(root / "evaluations.csv")))
+    (a, rows_a), (b, rows_b) = models
+    np.testing.assert_array_equal(a.rollout_buffer.rewards, b.rollout_buffer.rewards)
+    for x, y in zip(a.policy.parameters(), b.policy.parameters()):
+        np.testing.assert_array_equal(x.detach().numpy(), y.detach().numpy())
+    assert rows_a == rows_b
+
+
+def test_a_run_stopped_before_its_schedule_ends_is_the_first_part_of_the_longer_run(files, tmp_path):
+    # schedule_timesteps 512, total_timesteps 256: step for step the first half of a 512-step run (the learning
+    # rate falls over 512 steps), not a 256-step run (where it falls twice as fast)
+    from stable_baselines3 import PPO
+
+    from agents.experiments.train import read_evaluations, train
+
+    def run(name: str, **overrides) -> Path:
+        cfg = load_train_config(
+            files["config"], overrides=overrides, sets=["ppo.learning_rate={schedule: linear, start: 1e-3, end: 0}"]
+        )
+        train(cfg, tmp_path / name, progress_bar=False)
+        return tmp_path / name
+
+    def params(path: Path) -> list[np.ndarray]:
+        return [p.detach().numpy().copy() for p in PPO.load(path, device="cpu").policy.parameters()]
+
+    part, whole, short = run("part", schedule_timesteps=512), run("whole", total_timesteps=512), run("short")
+    assert PPO.load(part / "final_model.zip", device="cpu").num_timesteps == 256 + 4  # one vector step more
+    # a checkpoint is written during a rollout's last step, before training on it: 384's follows training on 256
+    for a, b in zip(params(part / "final_model.zip"), params(whole / "checkpoints" / "rl_model_384_steps.zip")):
+        np.testing.assert_array_equal(a, b)
+    assert any(
+        not np.array_equal(a, b) for a, b in zip(params(part / "final_model.zip"), params(short / "final_model.zip"))
+    )
+    rows = read_evaluations(part / "evaluations.csv")
+    assert [r["timesteps"] for r in rows] == [128, 256]
+    assert rows == [r for r in read_evaluations(whole / "evaluations.csv") if r["timesteps"] <= 256]
+    tags = scalar_tags_and_steps(part / "tb")
+    assert max(tags["train/learning_rate"]) == 256
+
+
 def test_maskable_ppo_trains_and_acts_within_the_masks(files, tmp_path):
     from agents.learned.ppo import load_ppo_policy
     from scaling_env import ServerlessScalingVectorEnv
@@ -259,6 +314,7 @@ def test_maskable_ppo_trains_and_acts_within_the_masks(files, tmp_path):
         (["--set", "eval_seed=1000"], "kept for the benchmark"),
         (["--set", "n_envs=1", "--set", "ppo.n_steps=1", "--set", "ppo.batch_size=2"], "too short for PPO"),
         (["--set", "ppo.batch_size=1000"], "larger than a rollout"),
+        (["--set", "schedule_timesteps=128"], "schedule_timesteps (128) is below total_timesteps (256)"),
         (["--set", "ppo.learning_rate={schedule: cosine, start: 1}"], "ppo.learning_rate"),
         (["--set", "novalue"], "novalue"),
         (["--algo", "dqn"], "algo"),

@@ -22,10 +22,12 @@ def steps_to_run(asked: int, done: int, rollout: int) -> int:
 
 
 class StepProgress(BaseCallback):
-    """A rich progress bar of env steps (all clusters), advanced at every vector step."""
+    """A rich progress bar of env steps (all clusters), advanced at every vector step; ``stop``: where training
+    stops if before the end of SB3's ``learn`` (``StopAt``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, stop: int | None = None) -> None:
         super().__init__()
+        self.stop = stop
         self._bar: Progress | None = None
         self._task = 0
         self._start = 0
@@ -33,6 +35,8 @@ class StepProgress(BaseCallback):
     def _on_training_start(self) -> None:
         rollout = self.model.n_envs * self.model.n_steps
         asked = int(self.locals["total_timesteps"])  # SB3's learn() target, counted from num_timesteps 0
+        if self.stop is not None:
+            asked = min(asked, self.stop)
         self._start = self.model.num_timesteps
         total = steps_to_run(asked, self._start, rollout)
         what = "env steps"

@@ -206,7 +206,8 @@ def make_training_env(cfg: TrainConfig, scenarios: Scenarios, stats_path: Path |
 
     The clusters are split evenly among the training scenarios. ``stats_path``: continue these VecNormalize
     statistics (a resume); ConfigError names the file if they are missing but needed, or unreadable."""
-    base = ServerlessScalingVecEnv(cfg.n_envs, [config for _, config in scenarios])
+    parallel = True if cfg.sim_threads else None  # None: the simulator's own choice (serial below 256 clusters)
+    base = ServerlessScalingVecEnv(cfg.n_envs, [config for _, config in scenarios], parallel=parallel)
     venv: Any = base
     shaping = cfg.reward_shaping
     wrap = (
@@ -228,7 +229,7 @@ def make_training_env(cfg: TrainConfig, scenarios: Scenarios, stats_path: Path |
             experts=r.experts,
             hold=r.hold,
             sync=r.sync,
-            paired=PairedBase(base, r.policy, names, wrap) if r.paired_base else None,
+            paired=PairedBase(base, r.policy, names, wrap, parallel=parallel) if r.paired_base else None,
         )
     venv = VecMonitor(venv)
     norm = cfg.normalize
@@ -358,6 +359,23 @@ class StopOnInterrupt(BaseCallback):
         if _INTERRUPTS:
             raise KeyboardInterrupt
         return True
+
+
+class StopAt(BaseCallback):
+    """Ends training before its schedules end (``schedule_timesteps`` > ``total_timesteps``): at the first step
+    of the first rollout that starts at or after ``stop`` steps, so the rollout that crosses ``stop`` is still
+    trained on, as SB3 does at the end of ``learn`` (the step counter then reads one vector step more)."""
+
+    def __init__(self, stop: int) -> None:
+        super().__init__()
+        self.stop = stop
+        self.stopping = False
+
+    def _on_rollout_start(self) -> None:
+        self.stopping = self.num_timesteps >= self.stop
+
+    def _on_step(self) -> bool:
+        return not self.stopping
 
 
 def _due(num_timesteps: int, n_envs: int, every_calls: int) -> bool:
@@ -677,8 +695,8 @@ def learn(
     verbose: int = 0,
 ) -> Any:
     """Build the model on the training envs (or continue ``start``: (base env, wrapped env, model) of a loaded
-    checkpoint) and train it up to ``cfg.total_timesteps``; checkpoints, evaluations, TensorBoard and the final
-    model go to ``paths``.
+    checkpoint) and train it up to ``cfg.total_timesteps`` (its schedules over ``cfg.horizon``); checkpoints,
+    evaluations, TensorBoard and the final model go to ``paths``.
 
     Ctrl-C saves a checkpoint (Ctrl-C is held back while any checkpoint or best model is written) and then
     raises KeyboardInterrupt, only once it is saved; if it cannot be saved, ConfigError says so instead."""
@@ -702,15 +720,17 @@ def learn(
         if isinstance(inner, ResidualVecEnv):
             inner.inner_step_hooks[:] = [metrics._on_step]
         inner = getattr(inner, "venv", None)
+    if cfg.horizon > cfg.total_timesteps:  # SB3 runs the schedules over learn()'s budget: stop early instead
+        callbacks.append(StopAt(cfg.total_timesteps))
     if progress_bar:  # ours counts env steps up to whole rollouts (SB3's reads e.g. 32,768/20,000)
-        callbacks.append(StepProgress())
+        callbacks.append(StepProgress(cfg.total_timesteps))
     if cfg.checkpoint_freq:
         callbacks.append(Checkpoints(cfg, paths))
     if cfg.eval_freq:
         callbacks.append(PeriodicEval(evals, cfg, paths, verbose=verbose))
     try:
         model.learn(
-            cfg.total_timesteps - model.num_timesteps,
+            cfg.horizon - model.num_timesteps,
             callback=CallbackList(callbacks),
             reset_num_timesteps=start is None,
             progress_bar=False,

@@ -249,6 +249,13 @@ class TrainConfig(_Strict):
     )
     n_envs: int = Field(128, ge=1, le=65536, description="clusters stepped together")
     total_timesteps: int = Field(4_000_000, ge=1, description="env steps over all clusters")
+    schedule_timesteps: int | None = Field(
+        None,
+        ge=1,
+        description="env steps the schedules (learning_rate, clip_range) run over, when training stops before "
+        "they end, at total_timesteps: the run is then the first part of a schedule_timesteps run, step for step "
+        "(default: total_timesteps)",
+    )
     seed: int = Field(0, ge=0, description="training cluster i is seeded seed + i (below the benchmark's seeds)")
     n_eval_episodes: int = Field(20, ge=1, le=100_000, description="evaluation episodes per scenario")
     eval_seed: int = Field(
@@ -259,6 +266,12 @@ class TrainConfig(_Strict):
     normalize: NormalizeConfig = Field(default_factory=NormalizeConfig)
     ppo: PPOParams = Field(default_factory=PPOParams)
     torch_threads: int = Field(1, ge=1, le=256, description="torch intra-op threads")
+    sim_threads: bool = Field(
+        False,
+        description="step each training scenario's clusters with the simulator's threaded kernel (numba prange) "
+        "even when they are fewer than 256: bit-identical results, faster while a CPU is free, slower when the "
+        "machine is busy (default: the simulator's choice, serial below 256 clusters)",
+    )
     device: Literal["cpu", "cuda", "auto"] = "cpu"
 
     @field_validator("scenarios", "eval_scenarios", mode="before")
@@ -333,6 +346,21 @@ class TrainConfig(_Strict):
                 lines = format_validation_error(exc, "env_overrides", EnvConfig).splitlines()[1:]
                 raise ValueError("; ".join("env_overrides." + line.strip() for line in lines)) from None
         return self
+
+    @model_validator(mode="after")
+    def _schedule_covers_training(self) -> TrainConfig:
+        if self.schedule_timesteps is not None and self.schedule_timesteps < self.total_timesteps:
+            raise ValueError(
+                f"schedule_timesteps ({self.schedule_timesteps:,}) is below total_timesteps "
+                f"({self.total_timesteps:,}): the schedules would end before training does; raise it or leave it "
+                "unset (the schedules then run over total_timesteps)"
+            )
+        return self
+
+    @property
+    def horizon(self) -> int:
+        """The env steps the schedules run over (``schedule_timesteps``, else ``total_timesteps``)."""
+        return self.schedule_timesteps or self.total_timesteps
 
     @model_validator(mode="after")
     def _rollout_size(self) -> TrainConfig:

@@ -234,10 +234,19 @@ class ResidualVecEnv(VecEnvWrapper):
 class PairedBase:
     """Expert 0 (``spec``) alone on a copy of ``base``'s clusters, stepped beside them: :meth:`step` returns its
     step rewards, which the paired baseline subtracts from the agent's (module docstring). ``wrap``: the reward
-    wrapper the training env has (e.g. FlapPenalty), applied to the copy too, so both rewards are the same sum."""
+    wrapper the training env has (e.g. FlapPenalty), applied to the copy too, so both rewards are the same sum.
+    ``parallel``: the simulator's kernel choice, as for the training env (bit-identical either way)."""
 
-    def __init__(self, base: ServerlessScalingVecEnv, spec: str, names: list[str] | None = None, wrap: Any = None):
-        self.env = ServerlessScalingVecEnv([sl.stop - sl.start for sl in base.slices], base.configs)
+    def __init__(
+        self,
+        base: ServerlessScalingVecEnv,
+        spec: str,
+        names: list[str] | None = None,
+        wrap: Any = None,
+        parallel: bool | None = None,
+    ):
+        counts = [sl.stop - sl.start for sl in base.slices]
+        self.env = ServerlessScalingVecEnv(counts, base.configs, parallel=parallel)
         self.venv = self.env if wrap is None else wrap(self.env)
         names = names or [None] * len(base.configs)
         self.rules = [make_rule(spec, c, scenario=n) for c, n in zip(base.configs, names)]
