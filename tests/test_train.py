@@ -236,8 +236,9 @@ def test_sim_threads_change_the_kernel_and_not_the_training(files, tmp_path):
 
 
 def test_a_run_stopped_before_its_schedule_ends_is_the_first_part_of_the_longer_run(files, tmp_path):
-    # schedule_timesteps 512, total_timesteps 256: step for step the first half of a 512-step run (the learning
-    # rate falls over 512 steps), not a 256-step run (where it falls twice as fast)
+    # schedule_timesteps 512, total_timesteps 200: step for step the first rollouts of a 512-step run (the learning
+    # rate falls over 512 steps), not a 256-step run (where it falls twice as fast); 200 is inside the second
+    # rollout of 128 steps, which is still trained on, as SB3 trains on the rollout that crosses its total
     from stable_baselines3 import PPO
 
     from agents.experiments.train import read_evaluations, train
@@ -252,7 +253,8 @@ def test_a_run_stopped_before_its_schedule_ends_is_the_first_part_of_the_longer_
     def params(path: Path) -> list[np.ndarray]:
         return [p.detach().numpy().copy() for p in PPO.load(path, device="cpu").policy.parameters()]
 
-    part, whole, short = run("part", schedule_timesteps=512), run("whole", total_timesteps=512), run("short")
+    part = run("part", total_timesteps=200, schedule_timesteps=512)
+    whole, short = run("whole", total_timesteps=512), run("short")
     assert PPO.load(part / "final_model.zip", device="cpu").num_timesteps == 256 + 4  # one vector step more
     # a checkpoint is written during a rollout's last step, before training on it: 384's follows training on 256
     for a, b in zip(params(part / "final_model.zip"), params(whole / "checkpoints" / "rl_model_384_steps.zip")):
@@ -265,6 +267,12 @@ def test_a_run_stopped_before_its_schedule_ends_is_the_first_part_of_the_longer_
     assert rows == [r for r in read_evaluations(whole / "evaluations.csv") if r["timesteps"] <= 256]
     tags = scalar_tags_and_steps(part / "tb")
     assert max(tags["train/learning_rate"]) == 256
+    # a resume may continue up to schedule_timesteps, not past it
+    result = runner.invoke(app, ["train", "--resume", str(part), "--total-timesteps", "1024", "--no-progress"])
+    assert result.exit_code == 2 and "past the run's schedule_timesteps (512)" in result.output, result.output
+    result = runner.invoke(app, ["train", "--resume", str(part), "--total-timesteps", "512", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert PPO.load(part / "final_model.zip", device="cpu").num_timesteps == 260 + 2 * 128  # whole rollouts
 
 
 def test_maskable_ppo_trains_and_acts_within_the_masks(files, tmp_path):

@@ -364,7 +364,10 @@ class StopOnInterrupt(BaseCallback):
 class StopAt(BaseCallback):
     """Ends training before its schedules end (``schedule_timesteps`` > ``total_timesteps``): at the first step
     of the first rollout that starts at or after ``stop`` steps, so the rollout that crosses ``stop`` is still
-    trained on, as SB3 does at the end of ``learn`` (the step counter then reads one vector step more)."""
+    trained on, as SB3 does at the end of ``learn``. That step is collected and not trained on: the step counter
+    and the last checkpoint read one vector step more, and an evaluation or checkpoint due at it is written (the
+    longer run writes the same). A resume continues the schedules, with fresh episodes, so it is not the longer
+    run step for step."""
 
     def __init__(self, stop: int) -> None:
         super().__init__()
@@ -816,6 +819,14 @@ def resume(
     if not paths.config.is_file():
         raise ConfigError(f"{run_dir}: not a run folder (no {paths.config.name})")
     with output_lock(paths.root, "run folder"), interrupts_noted():
+        saved = read_run_config(paths.config)
+        if total_timesteps is not None and saved.schedule_timesteps is not None:
+            if total_timesteps > saved.schedule_timesteps:
+                raise ConfigError(
+                    f"{run_dir}: --total-timesteps {total_timesteps:,} is past the run's schedule_timesteps "
+                    f"({saved.schedule_timesteps:,}), where its schedules end; it can continue up to "
+                    f"{saved.schedule_timesteps:,} steps"
+                )
         overrides = {"total_timesteps": total_timesteps} if total_timesteps is not None else None
         cfg = read_run_config(paths.config, overrides=overrides)
         train_scenarios, eval_scenarios = read_scenarios(paths.scenarios)
