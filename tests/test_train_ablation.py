@@ -249,6 +249,60 @@ def test_best_generalist_and_auto_experts_are_resolved_from_the_tuning_seeds(tmp
     assert ablation.resolve_rules(plain, tuning, scenarios) == (plain, None)
 
 
+def test_auto_at_slo_experts_earn_more_at_no_higher_slo_share_than_the_policy(monkeypatch):
+    """Per scenario the best tuning reward among rules whose tuning SLO share is at most the generalist rule's."""
+    # a one-setting rule has one file, a @tuned rule one per scenario
+    monkeypatch.setattr(ablation, "rule_file", lambda spec, s: spec if "@generalist" in spec else f"{s}/{spec}")
+    monkeypatch.setattr(ablation, "rule_identity", lambda path: path)
+    scenarios = ["a", "b", "c"]
+    # (reward, SLO share) on the tuning seeds; kpa@generalist is the best one-setting rule (mean -20)
+    cells = {
+        ("a", "kpa@generalist"): (-20.0, 0.02),
+        ("b", "kpa@generalist"): (-20.0, 0.01),
+        ("c", "kpa@generalist"): (-20.0, 0.03),
+        ("a", "hpa@generalist"): (-25.0, 0.00),
+        ("b", "hpa@generalist"): (-25.0, 0.00),
+        ("c", "hpa@generalist"): (-25.0, 0.00),
+        ("a", "kpa@tuned"): (-10.0, 0.05),  # a's best reward, at a higher SLO share: not chosen
+        ("a", "hpa@tuned"): (-15.0, 0.02),  # a's best at the generalist's share (equal counts): chosen
+        ("b", "kpa@tuned"): (-10.0, 0.005),  # b's best reward is also below the share: chosen, as by "auto"
+        ("c", "kpa@tuned"): (-5.0, 0.04),  # c: nothing earns more at 3 % or less: the generalist (no expert)
+    }
+    tuning = {k: v[0] for k, v in cells.items()}
+    slo = {k: v[1] for k, v in cells.items()}
+    sets = {"residual": {"policy": "best_generalist", "max_offset": 0, "experts": "auto_at_slo"}}
+    resolved, chosen = ablation.resolve_rules(sets, tuning, scenarios, slo)
+    assert chosen == {
+        "policy": "kpa@generalist",
+        "experts": [("hpa@tuned", "a/hpa@tuned", ["a"]), ("kpa@tuned", "b/kpa@tuned", ["b"])],
+        "at_slo": True,
+    }
+    assert resolved["residual"] == {
+        "policy": "kpa@generalist",
+        "max_offset": 0,
+        "experts": ["a/hpa@tuned", "b/kpa@tuned"],
+    }
+    # "auto" on the same rewards takes a's and c's best reward whatever their SLO share
+    auto = {"residual": {"policy": "best_generalist", "max_offset": 0, "experts": "auto"}}
+    assert [e[0] for e in ablation.resolve_rules(auto, tuning, scenarios)[1]["experts"]] == ["kpa@tuned"] * 3
+    # the reference is residual.policy when it is named; a rule without tuning SLO shares is refused by name
+    named = {"residual": {"policy": "hpa@generalist", "max_offset": 0, "experts": "auto_at_slo"}}
+    # (hpa@generalist at 0 %: nothing else qualifies, and its own file is not a second expert)
+    assert ablation.resolve_rules(named, tuning, scenarios, slo) == (
+        {"residual": {**named["residual"], "experts": []}},
+        {"experts": [], "at_slo": True},
+    )
+    slo[("b", "hpa@tuned")], tuning[("b", "hpa@tuned")] = 0.0, -24.0
+    assert ablation.resolve_rules(named, tuning, scenarios, slo)[1] == {
+        "experts": [("hpa@tuned", "b/hpa@tuned", ["b"])],
+        "at_slo": True,
+    }
+    with pytest.raises(ConfigError, match="'hpa'.*tuning seeds of a"):
+        ablation.resolve_rules({"residual": {"policy": "hpa", "experts": "auto_at_slo"}}, tuning, scenarios, slo)
+    with pytest.raises(ConfigError, match="SLO shares"):
+        ablation.resolve_rules(sets, tuning, scenarios)
+
+
 def test_a_run_trained_on_rules_the_tuning_seeds_no_longer_choose_is_not_reused(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
@@ -267,6 +321,8 @@ def test_unresolved_rule_choices_are_named_in_a_training_config():
         load_train_config(None, overrides={"residual": {"policy": "best_generalist"}})
     with pytest.raises(ConfigError, match="residual.experts.*tuning seeds"):
         load_train_config(None, overrides={"residual": {"policy": "hpa", "experts": "auto"}})
+    with pytest.raises(ConfigError, match="residual.experts.*'auto_at_slo'.*tuning seeds"):
+        load_train_config(None, overrides={"residual": {"policy": "hpa", "experts": "auto_at_slo"}})
     with pytest.raises(ConfigError, match="nothing to choose"):
         load_train_config(None, overrides={"residual": {"policy": "hpa", "max_offset": 0}})
 
@@ -279,4 +335,4 @@ def test_the_ablations_residuals_name_no_rule_by_hand():
     assert all(v.set["residual"]["policy"] == "best_generalist" for v in residuals)
     gates = [v for v in residuals if "experts" in v.set["residual"]]
     assert {v.name for v in gates} >= {"gate", "residual_gate"}
-    assert all(v.set["residual"]["experts"] == "auto" for v in gates)
+    assert all(v.set["residual"]["experts"] in ("auto", "auto_at_slo") for v in gates)

@@ -165,7 +165,7 @@ def rules_cache_fresh(out: Path) -> bool:
     path, version = out / RULES_VERSION, code_version()
     if path.is_file() and path.read_text().strip() == version:
         return True
-    for name in ("rules_episodes.csv", "tuning_rewards.json"):
+    for name in ("rules_episodes.csv", "tuning_rewards.json", "tuning_slo.json"):
         (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     path.write_text(version + "\n")
@@ -196,6 +196,20 @@ def rule_tuning(out: Path, rows: list[dict], scenarios: list[str]) -> dict[tuple
     tuning = vd.tuning_rewards(specs, scenarios, TUNING_SEEDS)
     path.write_text(json.dumps({f"{s}|{p}": v for (s, p), v in tuning.items()}, indent=1))
     return tuning
+
+
+def rule_tuning_slo(
+    out: Path, tuning: dict[tuple[str, str], float], scenarios: list[str]
+) -> dict[tuple[str, str], float]:
+    """The same rules' mean SLO-violation shares on the tuning seeds (cached; computed only when a variant's experts
+    are ``auto_at_slo``)."""
+    path = out / "tuning_slo.json"
+    if path.is_file():
+        return {tuple(k.split("|")): v for k, v in json.loads(path.read_text()).items()}  # type: ignore[misc]
+    specs = list(dict.fromkeys(p for _, p in tuning))
+    slo = vd.tuning_rewards(specs, scenarios, TUNING_SEEDS, metric="slo_violation_share")
+    path.write_text(json.dumps({f"{s}|{p}": v for (s, p), v in slo.items()}, indent=1))
+    return slo
 
 
 def bound_rows(scenarios: list[str], cache_path: Path) -> list[dict]:
@@ -244,6 +258,22 @@ def best_rule(tuning: dict[tuple[str, str], float], scenario: str) -> str:
     return max(rules, key=lambda p: tuning[(scenario, p)])
 
 
+def best_rule_at_slo(
+    tuning: dict[tuple[str, str], float], slo: dict[tuple[str, str], float], scenario: str, reference: str
+) -> str:
+    """The scenario's best rule (highest mean reward on the tuning seeds) among those whose mean SLO share there is
+    no higher than ``reference``'s: the rule that would beat ``reference`` by the verdict's reading of a win (more
+    reward at no higher SLO share), or ``reference`` itself if none earns more."""
+    if (scenario, reference) not in slo:
+        raise ConfigError(
+            f"experts 'auto_at_slo' compare SLO shares with residual.policy ({reference!r}), which has none on the "
+            f"tuning seeds of {scenario} (give best_generalist or a rule spec such as predictive@generalist)"
+        )
+    limit = slo[(scenario, reference)]
+    rules = [p for s, p in tuning if s == scenario and slo[(s, p)] <= limit]
+    return max(rules, key=lambda p: tuning[(scenario, p)])
+
+
 def rule_file(spec: str, scenario: str) -> str:
     """``spec`` as the residual reads it on any training family: a ``@tuned`` or ``@generalist`` setting is its
     file (``@tuned``: the benchmark ``scenario``'s; a training family has no tuned files of its own), relative to
@@ -281,32 +311,45 @@ def rule_identity(spec: str) -> tuple[str, str]:
 
 
 def resolve_rules(
-    sets: dict[str, Any], tuning: dict[tuple[str, str], float], scenarios: list[str]
+    sets: dict[str, Any],
+    tuning: dict[tuple[str, str], float],
+    scenarios: list[str],
+    slo: dict[tuple[str, str], float] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """``sets`` with ``residual.policy: best_generalist`` and ``residual.experts: auto`` replaced by the rules the
     tuning seeds choose (never the benchmark's): the best one-setting rule (:func:`best_generalist`), and every
     scenario's best rule (:func:`best_rule`, the residual specialists' choice), each read from its file
     (:func:`rule_file`), without repeats (two scenarios whose best rules play the same, or the base rule, give one
-    expert). Also what was chosen ({"policy": spec, "experts": [(spec, file, [scenarios])]}), or None when
-    nothing was to be chosen."""
-    from .train_config import AUTO_EXPERTS, AUTO_GENERALIST
+    expert). ``experts: auto_at_slo`` takes every scenario's best rule at no higher SLO share than the policy's
+    (:func:`best_rule_at_slo`; ``slo``: the rules' SLO shares on the tuning seeds). Also what was chosen
+    ({"policy": spec, "experts": [(spec, file, [scenarios])]}), or None when nothing was to be chosen."""
+    from .train_config import AUTO_EXPERTS, AUTO_EXPERTS_AT_SLO, AUTO_GENERALIST
 
     residual = sets.get("residual")
     if not isinstance(residual, dict):
         return sets, None
     policy, experts = residual.get("policy"), residual.get("experts")
-    if policy != AUTO_GENERALIST and experts != AUTO_EXPERTS:
+    if policy != AUTO_GENERALIST and experts not in (AUTO_EXPERTS, AUTO_EXPERTS_AT_SLO):
         return sets, None
     chosen: dict[str, Any] = {}
+    reference = policy
     if policy == AUTO_GENERALIST:
-        spec = best_generalist(tuning, scenarios)
+        spec = reference = best_generalist(tuning, scenarios)
         policy = rule_file(spec, scenarios[0])  # one setting: the same file for every scenario
         chosen["policy"] = spec
-    if experts == AUTO_EXPERTS:
-        seen = {rule_identity(policy): -1}
+    if experts in (AUTO_EXPERTS, AUTO_EXPERTS_AT_SLO):
+        if experts == AUTO_EXPERTS_AT_SLO and slo is None:
+            raise ConfigError("experts 'auto_at_slo' need the rules' SLO shares on the tuning seeds")
+        # a named one-setting policy plays what its file plays (not a second expert of the same rule)
+        one_setting = policy.endswith("@generalist") and "@" in policy
+        seen = {rule_identity(rule_file(policy, scenarios[0]) if one_setting else policy): -1}
         found: list[tuple[str, str, list[str]]] = []
         for s in scenarios:
-            spec = best_rule(tuning, s)
+            if experts == AUTO_EXPERTS_AT_SLO:
+                assert slo is not None
+                spec = best_rule_at_slo(tuning, slo, s, reference)
+            else:
+                spec = best_rule(tuning, s)
             path = rule_file(spec, s)
             key = rule_identity(path)
             if key not in seen:
@@ -315,6 +358,8 @@ def resolve_rules(
             if seen[key] >= 0:
                 found[seen[key]][2].append(s)
         chosen["experts"] = found
+        if experts == AUTO_EXPERTS_AT_SLO:
+            chosen["at_slo"] = True
         residual = {**residual, "experts": [path for _, path, _ in found]}
     return {**sets, "residual": {**residual, "policy": policy}}, chosen
 
@@ -598,8 +643,9 @@ def markdown(results: list[dict], timings: dict[str, dict], scenarios: list[str]
             if "policy" in c:
                 text += f" base (expert 0) `{c['policy']}`" + (";" if "experts" in c else "")
             if "experts" in c:
+                best = "best at no higher SLO share than expert 0" if c.get("at_slo") else "best"
                 text += " experts " + ", ".join(
-                    f"{i + 1}: `{spec}` (best on {', '.join(sc)})" for i, (spec, _, sc) in enumerate(c["experts"])
+                    f"{i + 1}: `{spec}` ({best} on {', '.join(sc)})" for i, (spec, _, sc) in enumerate(c["experts"])
                 )
             lines += ["", text]
         if r.get("rules"):  # the residual specialists' base rules, chosen on the tuning seeds
@@ -725,7 +771,9 @@ def run_ablation(
             continue
         run_dir = out / "runs" / v.name
         steps = v.total_timesteps or cfg.total_timesteps
-        sets, chosen = resolve_rules(v.set, tuning, scenarios)
+        at_slo = isinstance(v.set.get("residual"), dict) and v.set["residual"].get("experts") == "auto_at_slo"
+        slo = rule_tuning_slo(out, tuning, scenarios) if at_slo else None
+        sets, chosen = resolve_rules(v.set, tuning, scenarios, slo)
         if chosen:
             log(f"{v.name}: rules chosen on the tuning seeds: {sets['residual']['policy']} + {chosen}")
         log(f"{v.name}: training {steps:,} steps ({sets or 'the base recipe'})")

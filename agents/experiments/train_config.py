@@ -156,7 +156,9 @@ class ResidualConfig(_Strict):
 
     ``policy: best_generalist`` and ``experts: auto`` are chosen by the ablation (agents/experiments/ablation.py,
     ``resolve_rules``) from the rules' rewards on the tuning seeds 0-19: the best one-setting rule, and every
-    evaluation scenario's best rule; a training run needs them resolved to rules."""
+    evaluation scenario's best rule; ``experts: auto_at_slo`` takes every scenario's best rule among those whose SLO
+    share there is no higher than ``policy``'s (the verdict's "win at no higher SLO share"). A training run needs
+    them resolved to rules."""
 
     policy: str = Field("predictive@generalist", min_length=1, description="the rule whose steps are corrected")
     max_offset: int = Field(
@@ -190,9 +192,9 @@ class ResidualConfig(_Strict):
     @field_validator("experts", mode="before")
     @classmethod
     def _resolved_experts(cls, value: Any) -> Any:
-        if value == AUTO_EXPERTS:
+        if value in (AUTO_EXPERTS, AUTO_EXPERTS_AT_SLO):
             raise ValueError(
-                f"'{AUTO_EXPERTS}' is chosen from the rules' rewards on the tuning seeds by the ablation "
+                f"'{value}' is chosen from the rules' rewards on the tuning seeds by the ablation "
                 "(python -m agents.experiments.ablation); a training run needs a list of rules here"
             )
         return value
@@ -216,6 +218,7 @@ ALGOS = ("ppo", "maskable_ppo", "recurrent_ppo")
 # residual rules the ablation chooses on the tuning seeds (agents.experiments.ablation.resolve_rules)
 AUTO_GENERALIST = "best_generalist"
 AUTO_EXPERTS = "auto"
+AUTO_EXPERTS_AT_SLO = "auto_at_slo"
 
 
 class TrainConfig(_Strict):

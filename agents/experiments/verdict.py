@@ -185,9 +185,10 @@ def short(spec: str) -> str:
 
 
 def tuning_rewards(
-    specs: list[str], scenarios: list[str], seeds: list[int], traces_dir: str | None = None
+    specs: list[str], scenarios: list[str], seeds: list[int], traces_dir: str | None = None, metric: str = "reward"
 ) -> dict[tuple[str, str], float]:
-    """{(scenario, spec): mean episode reward on the tuning ``seeds``}, each (scenario, spec) one batch."""
+    """{(scenario, spec): mean episode reward (or another episode ``metric``, e.g. ``slo_violation_share``) on the
+    tuning ``seeds``}, each (scenario, spec) one batch."""
     from agents.registry import make_policy
     from scaling_env.rollout import rollout
     from scaling_env.scenarios import load_scenario
@@ -197,7 +198,7 @@ def tuning_rewards(
         sc = load_scenario(name, traces_dir)
         for spec in specs:
             run = rollout(sc.config, make_policy(spec, sc.config, scenario=sc.name), seeds, parallel=False)
-            out[(name, spec)] = float(np.mean([m["reward"] for m in run.metrics]))
+            out[(name, spec)] = float(np.mean([m[metric] for m in run.metrics]))
     return out
 
 
