@@ -303,6 +303,24 @@ def test_auto_at_slo_experts_earn_more_at_no_higher_slo_share_than_the_policy(mo
         ablation.resolve_rules(sets, tuning, scenarios)
 
 
+def test_the_rules_slo_shares_are_computed_once_and_dropped_with_a_new_code_version(tmp_path, monkeypatch):
+    calls = []
+
+    def fake(specs, scenarios, seeds, traces_dir=None, metric="reward"):
+        calls.append((specs, metric, seeds))
+        return {(s, p): 0.01 for s in scenarios for p in specs}
+
+    monkeypatch.setattr(ablation.vd, "tuning_rewards", fake)
+    tuning = {("a", "kpa@generalist"): -1.0, ("a", "hpa@tuned"): -2.0, ("b", "kpa@generalist"): -3.0}
+    slo = ablation.rule_tuning_slo(tmp_path, tuning, ["a", "b"])
+    assert calls == [(["kpa@generalist", "hpa@tuned"], "slo_violation_share", ablation.TUNING_SEEDS)]
+    assert slo[("b", "hpa@tuned")] == 0.01
+    assert ablation.rule_tuning_slo(tmp_path, tuning, ["a", "b"]) == slo and len(calls) == 1  # read from the cache
+    (tmp_path / ablation.RULES_VERSION).write_text("another code version\n")
+    assert not ablation.rules_cache_fresh(tmp_path)
+    assert not (tmp_path / "tuning_slo.json").exists()
+
+
 def test_a_run_trained_on_rules_the_tuning_seeds_no_longer_choose_is_not_reused(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
