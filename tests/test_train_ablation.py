@@ -251,9 +251,16 @@ def test_best_generalist_and_auto_experts_are_resolved_from_the_tuning_seeds(tmp
 
 def test_auto_at_slo_experts_earn_more_at_no_higher_slo_share_than_the_policy(monkeypatch):
     """Per scenario the best tuning reward among rules whose tuning SLO share is at most the generalist rule's."""
-    # a one-setting rule has one file, a @tuned rule one per scenario
-    monkeypatch.setattr(ablation, "rule_file", lambda spec, s: spec if "@generalist" in spec else f"{s}/{spec}")
-    monkeypatch.setattr(ablation, "rule_identity", lambda path: path)
+    # a one-setting rule has one file, a @tuned rule one per scenario; a spec and its file play the same rule
+    monkeypatch.setattr(
+        ablation, "rule_file", lambda spec, s: f"generalist/{spec}.yaml" if "@generalist" in spec else f"{s}/{spec}"
+    )
+    # a file plays its (policy, params); a spec that is not a file is only itself (as ablation.rule_identity)
+    monkeypatch.setattr(
+        ablation,
+        "rule_identity",
+        lambda path: ("file", path.removeprefix("generalist/").removesuffix(".yaml")) if "/" in path else (path, ""),
+    )
     scenarios = ["a", "b", "c"]
     # (reward, SLO share) on the tuning seeds; kpa@generalist is the best one-setting rule (mean -20)
     cells = {
@@ -278,7 +285,7 @@ def test_auto_at_slo_experts_earn_more_at_no_higher_slo_share_than_the_policy(mo
         "at_slo": True,
     }
     assert resolved["residual"] == {
-        "policy": "kpa@generalist",
+        "policy": "generalist/kpa@generalist.yaml",
         "max_offset": 0,
         "experts": ["a/hpa@tuned", "b/kpa@tuned"],
     }
@@ -301,6 +308,25 @@ def test_auto_at_slo_experts_earn_more_at_no_higher_slo_share_than_the_policy(mo
         ablation.resolve_rules({"residual": {"policy": "hpa", "experts": "auto_at_slo"}}, tuning, scenarios, slo)
     with pytest.raises(ConfigError, match="SLO shares"):
         ablation.resolve_rules(sets, tuning, scenarios)
+    # no policy: the training config's default rule is the reference
+    with pytest.raises(ConfigError, match="'predictive@generalist'.*tuning seeds of a"):
+        ablation.resolve_rules({"residual": {"max_offset": 0, "experts": "auto_at_slo"}}, tuning, scenarios, slo)
+    del slo[("a", "kpa@tuned")]  # a hand-copied cache that does not match the tuning rewards
+    with pytest.raises(ConfigError, match="tuning_slo.json has no SLO share of kpa@tuned on a"):
+        ablation.resolve_rules(sets, tuning, scenarios, slo)
+
+
+def test_tuning_rewards_average_the_metric_asked_for():
+    from agents.registry import make_policy
+    from scaling_env.rollout import rollout
+    from scaling_env.scenarios import load_scenario
+
+    sc = load_scenario("flash_crowd")
+    run = rollout(sc.config, make_policy("kpa@generalist", sc.config, scenario=sc.name), [0, 1], parallel=False)
+    for metric in ("reward", "slo_violation_share"):
+        got = ablation.vd.tuning_rewards(["kpa@generalist"], ["flash_crowd"], [0, 1], metric=metric)
+        assert got == {("flash_crowd", "kpa@generalist"): float(np.mean([m[metric] for m in run.metrics]))}
+    assert 0 < got[("flash_crowd", "kpa@generalist")] < 1  # a share, not a reward
 
 
 def test_the_rules_slo_shares_are_computed_once_and_dropped_with_a_new_code_version(tmp_path, monkeypatch):

@@ -270,6 +270,12 @@ def best_rule_at_slo(
             f"tuning seeds of {scenario} (give best_generalist or a rule spec such as predictive@generalist)"
         )
     limit = slo[(scenario, reference)]
+    missing = [p for s, p in tuning if s == scenario and (s, p) not in slo]
+    if missing:
+        raise ConfigError(
+            f"tuning_slo.json has no SLO share of {missing[0]} on {scenario} (it does not match tuning_rewards.json; "
+            "delete both to recompute them)"
+        )
     rules = [p for s, p in tuning if s == scenario and slo[(s, p)] <= limit]
     return max(rules, key=lambda p: tuning[(scenario, p)])
 
@@ -323,12 +329,14 @@ def resolve_rules(
     expert). ``experts: auto_at_slo`` takes every scenario's best rule at no higher SLO share than the policy's
     (:func:`best_rule_at_slo`; ``slo``: the rules' SLO shares on the tuning seeds). Also what was chosen
     ({"policy": spec, "experts": [(spec, file, [scenarios])]}), or None when nothing was to be chosen."""
-    from .train_config import AUTO_EXPERTS, AUTO_EXPERTS_AT_SLO, AUTO_GENERALIST
+    from .train_config import AUTO_EXPERTS, AUTO_EXPERTS_AT_SLO, AUTO_GENERALIST, ResidualConfig
 
     residual = sets.get("residual")
     if not isinstance(residual, dict):
         return sets, None
-    policy, experts = residual.get("policy"), residual.get("experts")
+    # an unset policy is the training config's default rule
+    policy = residual.get("policy", ResidualConfig.model_fields["policy"].default)
+    experts = residual.get("experts")
     if policy != AUTO_GENERALIST and experts not in (AUTO_EXPERTS, AUTO_EXPERTS_AT_SLO):
         return sets, None
     chosen: dict[str, Any] = {}
@@ -341,7 +349,7 @@ def resolve_rules(
         if experts == AUTO_EXPERTS_AT_SLO and slo is None:
             raise ConfigError("experts 'auto_at_slo' need the rules' SLO shares on the tuning seeds")
         # a named one-setting policy plays what its file plays (not a second expert of the same rule)
-        one_setting = policy.endswith("@generalist") and "@" in policy
+        one_setting = policy.endswith("@generalist")
         seen = {rule_identity(rule_file(policy, scenarios[0]) if one_setting else policy): -1}
         found: list[tuple[str, str, list[str]]] = []
         for s in scenarios:

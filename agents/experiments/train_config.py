@@ -194,7 +194,7 @@ class ResidualConfig(_Strict):
     def _resolved_experts(cls, value: Any) -> Any:
         if value in (AUTO_EXPERTS, AUTO_EXPERTS_AT_SLO):
             raise ValueError(
-                f"'{value}' is chosen from the rules' rewards on the tuning seeds by the ablation "
+                f"'{value}' is chosen from the rules' rewards (and SLO shares) on the tuning seeds by the ablation "
                 "(python -m agents.experiments.ablation); a training run needs a list of rules here"
             )
         return value
