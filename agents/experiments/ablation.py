@@ -187,15 +187,19 @@ def rule_rows(out: Path, scenarios: list[str]) -> list[dict]:
     return rows
 
 
-def rule_tuning(out: Path, rows: list[dict], scenarios: list[str]) -> dict[tuple[str, str], float]:
-    """The rules' mean rewards on the tuning seeds (cached), where the best rule is chosen."""
-    path = out / "tuning_rewards.json"
+def _cached_tuning(path: Path, specs: list[str], scenarios: list[str], metric: str) -> dict[tuple[str, str], float]:
+    """{(scenario, spec): mean ``metric`` on the tuning seeds}, read from ``path`` or computed and written there."""
     if path.is_file():
         return {tuple(k.split("|")): v for k, v in json.loads(path.read_text()).items()}  # type: ignore[misc]
+    values = vd.tuning_rewards(specs, scenarios, TUNING_SEEDS, metric=metric)
+    path.write_text(json.dumps({f"{s}|{p}": v for (s, p), v in values.items()}, indent=1))
+    return values
+
+
+def rule_tuning(out: Path, rows: list[dict], scenarios: list[str]) -> dict[tuple[str, str], float]:
+    """The rules' mean rewards on the tuning seeds (cached), where the best rule is chosen."""
     specs = [p for p in dict.fromkeys(r["policy"] for r in rows) if not vd.is_clairvoyant(p, scenarios[0])]
-    tuning = vd.tuning_rewards(specs, scenarios, TUNING_SEEDS)
-    path.write_text(json.dumps({f"{s}|{p}": v for (s, p), v in tuning.items()}, indent=1))
-    return tuning
+    return _cached_tuning(out / "tuning_rewards.json", specs, scenarios, "reward")
 
 
 def rule_tuning_slo(
@@ -203,13 +207,8 @@ def rule_tuning_slo(
 ) -> dict[tuple[str, str], float]:
     """The same rules' mean SLO-violation shares on the tuning seeds (cached; computed only when a variant's experts
     are ``auto_at_slo``)."""
-    path = out / "tuning_slo.json"
-    if path.is_file():
-        return {tuple(k.split("|")): v for k, v in json.loads(path.read_text()).items()}  # type: ignore[misc]
     specs = list(dict.fromkeys(p for _, p in tuning))
-    slo = vd.tuning_rewards(specs, scenarios, TUNING_SEEDS, metric="slo_violation_share")
-    path.write_text(json.dumps({f"{s}|{p}": v for (s, p), v in slo.items()}, indent=1))
-    return slo
+    return _cached_tuning(out / "tuning_slo.json", specs, scenarios, "slo_violation_share")
 
 
 def bound_rows(scenarios: list[str], cache_path: Path) -> list[dict]:
