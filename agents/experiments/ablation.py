@@ -759,6 +759,8 @@ def run_ablation(
     bound_cache: Path | None = Path("results/planner/cache.json"),
     specialist_scenarios: list[str] | None = None,
 ) -> str:
+    from .train_config import AUTO_EXPERTS_AT_SLO
+
     scenarios = list(EVALUATION_SCENARIOS)
     out.mkdir(parents=True, exist_ok=True)
     machine_path = out / "machine.json"
@@ -778,7 +780,7 @@ def run_ablation(
             continue
         run_dir = out / "runs" / v.name
         steps = v.total_timesteps or cfg.total_timesteps
-        at_slo = isinstance(v.set.get("residual"), dict) and v.set["residual"].get("experts") == "auto_at_slo"
+        at_slo = isinstance(v.set.get("residual"), dict) and v.set["residual"].get("experts") == AUTO_EXPERTS_AT_SLO
         slo = rule_tuning_slo(out, tuning, scenarios) if at_slo else None
         sets, chosen = resolve_rules(v.set, tuning, scenarios, slo)
         if chosen:
