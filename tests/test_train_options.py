@@ -64,6 +64,8 @@ def train_cli(files: dict[str, Path], run_dir: Path, *sets: str) -> None:
         (["algo=recurrent_ppo", "recurrent={lstm_size: 8}"], "recurrent.lstm_size: unknown key"),
         (["reward_shaping.blocked=-0.1"], "reward_shaping.blocked"),
         (["reward_shaping={flaps: 1}"], "reward_shaping.flaps: unknown key"),
+        (["reward_shaping={slo_violation_from: 64}"], "slo_violation_from is set but slo_violation is 0"),
+        (["reward_shaping={slo_violation: 1.0, slo_violation_from: -1}"], "reward_shaping.slo_violation_from"),
         (["env_overrides={scaling: {max_instances: 0}}"], "env_overrides.scaling.max_instances"),
         (["env_overrides={observaton: {}}"], "env_overrides.observaton: unknown key"),
         (["algo=dqn"], "recurrent_ppo"),  # the error lists the choices
@@ -238,6 +240,45 @@ def test_slo_shaping_charges_each_violating_step_on_top_of_the_env_reward():
         seen.add(violated)
         assert r_plain[0] - r_shaped[0] == pytest.approx(1.5 * violated, abs=1e-5)
     assert seen == {0.0, 1.0}  # both kinds of step were checked
+
+
+def test_the_slo_penalty_starts_at_its_step_on_the_clusters_and_on_the_paired_copy():
+    """reward_shaping.slo_violation_from: both FlapPenalty wrappers (the training clusters' and expert 0's copy,
+    so the paired difference stays one shaped sum) charge 0 before the step and the penalty from it on."""
+    from types import SimpleNamespace
+
+    from stable_baselines3.common.logger import Logger
+
+    from agents.experiments.train import SloPenaltyFrom, make_training_env
+    from scaling_env.scenarios import load_scenario
+
+    cfg = TrainConfig(
+        scenarios=["steady"],
+        n_envs=2,
+        ppo={"n_steps": 8, "batch_size": 16},
+        residual={"policy": "kpa", "max_offset": 0, "experts": ["hpa"], "paired_base": True},
+        reward_shaping={"slo_violation": 3.0, "slo_violation_from": 100},
+    )
+    native, venv = make_training_env(cfg, [("steady", load_scenario("steady").config)])
+    callback = SloPenaltyFrom(venv, 3.0, 100)
+    assert len(callback.shapers) == 2 and {s.venv is native for s in callback.shapers} == {True, False}
+    model = SimpleNamespace(num_timesteps=0, logger=Logger(folder=None, output_formats=[]), get_env=lambda: venv)
+    callback.init_callback(model)
+    for steps, want in [(0, 0.0), (99, 0.0), (100, 3.0), (5000, 3.0)]:
+        model.num_timesteps = steps
+        callback.on_rollout_start()
+        assert [s.slo_violation for s in callback.shapers] == [want, want], steps
+
+
+def test_a_late_slo_penalty_trains_and_logs_when_it_starts(files, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run_dir = tmp_path / "late"
+    # two rollouts of 4 x 32 steps: the first without the penalty, the second (from step 128) with it
+    train_cli(files, run_dir, "reward_shaping={slo_violation: 1.5, slo_violation_from: 128}")
+    events = EventAccumulator(str(next((run_dir / "tb").rglob("events.out.tfevents*")).parent))
+    events.Reload()
+    assert [e.value for e in events.Scalars("train/slo_penalty")] == [0.0, 1.5]
 
 
 def test_shaped_training_runs_and_evaluates_on_the_env_reward(files, tmp_path):

@@ -381,6 +381,45 @@ class StopAt(BaseCallback):
         return not self.stopping
 
 
+class SloPenaltyFrom(BaseCallback):
+    """Switches the training-only SLO penalty on once ``start`` agent steps are done
+    (``reward_shaping.slo_violation_from``): before, every :class:`FlapPenalty` below the model (the training
+    clusters' and the paired copy's alike) charges 0 per violating step. Read at each rollout's start from the
+    step counter, so a resumed run switches at the same step."""
+
+    def __init__(self, venv: Any, penalty: float, start: int) -> None:
+        super().__init__()
+        self.shapers = flap_penalties(venv)
+        if not self.shapers:
+            raise RuntimeError("slo_violation_from: the training env has no FlapPenalty to switch")
+        self.penalty = penalty
+        self.start = start
+
+    def _on_rollout_start(self) -> None:
+        on = self.model.num_timesteps >= self.start
+        for shaper in self.shapers:
+            shaper.slo_violation = self.penalty if on else 0.0
+        self.logger.record("train/slo_penalty", self.penalty if on else 0.0)
+
+    def _on_step(self) -> bool:
+        return True
+
+
+def flap_penalties(venv: Any) -> list[FlapPenalty]:
+    """Every FlapPenalty in the wrapper chain below ``venv``, the paired copy's included."""
+    found: list[FlapPenalty] = []
+    todo = [venv]
+    while todo:
+        inner = todo.pop()
+        if isinstance(inner, FlapPenalty) and all(inner is not f for f in found):  # reachable by two paths
+            found.append(inner)
+        paired = getattr(inner, "paired", None)
+        for nxt in (getattr(inner, "venv", None), getattr(paired, "venv", None)):
+            if nxt is not None:
+                todo.append(nxt)
+    return found
+
+
 def _due(num_timesteps: int, n_envs: int, every_calls: int) -> bool:
     """Whether a periodic task runs at this step: every ``every_calls`` calls counted from step 0, so a
     resumed run keeps the cadence of the run it continues (a fresh run: every ``every_calls``-th call)."""
@@ -723,6 +762,9 @@ def learn(
         if isinstance(inner, ResidualVecEnv):
             inner.inner_step_hooks[:] = [metrics._on_step]
         inner = getattr(inner, "venv", None)
+    shaping = cfg.reward_shaping
+    if shaping.slo_violation_from > 0:
+        callbacks.append(SloPenaltyFrom(venv, shaping.slo_violation, shaping.slo_violation_from))
     if cfg.horizon > cfg.total_timesteps:  # SB3 runs the schedules over learn()'s budget: stop early instead
         callbacks.append(StopAt(cfg.total_timesteps))
     if progress_bar:  # ours counts env steps up to whole rollouts (SB3's reads e.g. 32,768/20,000)

@@ -132,11 +132,20 @@ class RewardShaping(_Strict):
     charges nothing for it (``reward.weights.scaling`` scales the *applied* change), so without this a policy can
     ask to scale in on every step at no cost. ``reversal``: the applied change goes the other way from the
     cluster's previous applied change in the episode (out after in, or in after out). ``slo_violation``: the step
-    violated the SLO (``info['slo_violated']``), on top of the env's own ``reward.weights.slo_violation``."""
+    violated the SLO (``info['slo_violated']``), on top of the env's own ``reward.weights.slo_violation``.
+    ``slo_violation_from``: the SLO penalty starts once training has taken this many agent steps (the unit of
+    ``total_timesteps``); before, it is 0, so the policy first learns the env's own reward (issue 15, rl34)."""
 
     blocked: float = Field(0.0, ge=0.0, le=100.0, description="penalty per blocked request")
     reversal: float = Field(0.0, ge=0.0, le=100.0, description="penalty per direction reversal of applied changes")
     slo_violation: float = Field(0.0, ge=0.0, le=100.0, description="penalty per SLO-violating step (extra)")
+    slo_violation_from: int = Field(0, ge=0, description="agent steps of training before the SLO penalty starts")
+
+    @model_validator(mode="after")
+    def _from_needs_a_penalty(self) -> RewardShaping:
+        if self.slo_violation_from > 0 and self.slo_violation == 0:
+            raise ValueError("slo_violation_from is set but slo_violation is 0: there is no penalty to start")
+        return self
 
     @property
     def active(self) -> bool:
