@@ -71,6 +71,24 @@ def test_bad_ablation_configs_are_named(tmp_path):
     ] == ("baseline")
 
 
+def test_a_variants_seeds_add_one_variant_per_training_seed(tmp_path):
+    path = tmp_path / "a.yaml"
+    path.write_text("variants: [{name: g, set: {hold: 4}, seeds: [400, 200], total_timesteps: 8}, {name: h}]\n")
+    got = [(v.name, v.set, v.total_timesteps) for v in ablation.load_ablation_config(path).variants]
+    assert got == [
+        ("g", {"hold": 4}, 8),
+        ("g_seed400", {"hold": 4, "seed": 400}, 8),
+        ("g_seed200", {"hold": 4, "seed": 200}, 8),
+        ("h", {}, None),
+    ]
+    path.write_text("variants: [{name: g, seeds: [200, 200]}]\n")
+    with pytest.raises(ConfigError, match=r"variants.0.seeds: Value error, repeated seeds \(got \[200, 200\]\)"):
+        ablation.load_ablation_config(path)
+    path.write_text("variants: [{name: g, seeds: [200]}, {name: g_seed200}]\n")
+    with pytest.raises(ConfigError, match="repeated names"):
+        ablation.load_ablation_config(path)
+
+
 def test_the_bound_comes_from_the_planner_cache_or_the_command_is_named(tmp_path, monkeypatch):
     from agents.experiments import bound as bd
 

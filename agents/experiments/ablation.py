@@ -45,10 +45,10 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from scaling_env.config import ConfigError, format_validation_error, read_yaml_mapping
 from scaling_env.episode_stats import METRIC_NAMES
@@ -67,6 +67,24 @@ class Variant(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     set: dict[str, Any] = Field(default_factory=dict, description="training config values over the base")
     total_timesteps: int | None = Field(None, ge=1, description="this variant's budget (default: the ablation's)")
+    seeds: list[Annotated[int, Field(ge=0)]] = Field(
+        default_factory=list, description="more training seeds: each adds the variant <name>_seed<N> with seed: N"
+    )
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError("repeated seeds")
+        return seeds
+
+    def expanded(self) -> list[Variant]:
+        """This variant, then one per extra training seed (its set with ``seed`` replaced), in the listed order."""
+        more = [
+            Variant(name=f"{self.name}_seed{s}", set={**self.set, "seed": s}, total_timesteps=self.total_timesteps)
+            for s in self.seeds
+        ]
+        return [self.model_copy(update={"seeds": []}), *more]
 
 
 class ResidualSpecialists(BaseModel):
@@ -128,6 +146,7 @@ def load_ablation_config(path: Path) -> AblationConfig:
         cfg = AblationConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, str(path), AblationConfig)) from None
+    cfg = cfg.model_copy(update={"variants": [x for v in cfg.variants for x in v.expanded()]})
     names = [v.name for v in cfg.variants]
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: variants: repeated names {names}")
