@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from stable_baselines3.common.vec_env import VecFrameStack, VecMonitor, VecNormalize
+from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecMonitor, VecNormalize
 from typer.testing import CliRunner
 
 from agents.experiments.cli import app
@@ -65,6 +65,7 @@ def train_cli(files: dict[str, Path], run_dir: Path, *sets: str) -> None:
         (["reward_shaping.blocked=-0.1"], "reward_shaping.blocked"),
         (["reward_shaping={flaps: 1}"], "reward_shaping.flaps: unknown key"),
         (["reward_shaping={slo_violation_from: 64}"], "slo_violation_from is set but slo_violation is 0"),
+        (["normalize={reward: false, reward_per_family: true}"], "reward_per_family needs reward: true"),
         (["reward_shaping={slo_violation: 1.0, slo_violation_from: -1}"], "reward_shaping.slo_violation_from"),
         (["env_overrides={scaling: {max_instances: 0}}"], "env_overrides.scaling.max_instances"),
         (["env_overrides={observaton: {}}"], "env_overrides.observaton: unknown key"),
@@ -324,3 +325,88 @@ def test_the_v1_observation_trains_through_env_overrides(files, tmp_path):
     assert (policy.n_obs, policy.n_stack) == (N_OBS + N_HISTORY, 2)
     # on the v0 scenario config the run's overrides are merged back in: the model never sees v0 observations
     assert load_ppo_policy(run_dir, EnvConfig.from_dict(TINY)).env_config == config
+
+
+# ----------------------------------------------------------------------------------------- per-family returns
+class Scripted(VecEnv):
+    """A VecEnv whose clusters earn scripted rewards (row t at step t) and end episodes every 5 steps."""
+
+    def __init__(self, rewards: np.ndarray) -> None:
+        from gymnasium import spaces
+
+        super().__init__(rewards.shape[1], spaces.Box(-1.0, 1.0, (1,), np.float32), spaces.Discrete(2))
+        self.rewards, self.t = rewards, 0
+
+    def reset(self) -> np.ndarray:
+        return np.zeros((self.num_envs, 1), np.float32)
+
+    def step_async(self, actions: np.ndarray) -> None:
+        pass
+
+    def step_wait(self):
+        r = self.rewards[self.t]
+        self.t += 1
+        dones = np.full(self.num_envs, self.t % 5 == 0)
+        return self.reset(), r.copy(), dones, [{} for _ in range(self.num_envs)]
+
+    def close(self) -> None:
+        pass
+
+    def get_attr(self, name, indices=None):
+        return [getattr(self, name)] * self.num_envs
+
+    def set_attr(self, name, value, indices=None):
+        setattr(self, name, value)
+
+    def env_method(self, name, *args, indices=None, **kwargs):
+        return [None] * self.num_envs
+
+    def env_is_wrapped(self, wrapper_class, indices=None):
+        return [False] * self.num_envs
+
+
+def test_per_family_normalisation_scales_each_family_as_its_own_vecnormalize_would():
+    """Clusters [a, a, b, b] with families 0, 0, 1, 1: each family's normalised rewards equal, bit for bit, those
+    of a plain VecNormalize over that family's clusters alone; their scales differ 100x as the rewards do."""
+    from agents.learned.family_normalize import FamilyVecNormalize
+
+    rng = np.random.default_rng(0)
+    rewards = rng.normal(size=(40, 4)) * np.array([1.0, 1.0, 100.0, 100.0])
+    kw = {"norm_obs": False, "gamma": 0.9}
+    fam = FamilyVecNormalize(Scripted(rewards), np.array([0, 0, 1, 1]), **kw)
+    alone = [VecNormalize(Scripted(rewards[:, :2]), **kw), VecNormalize(Scripted(rewards[:, 2:]), **kw)]
+    pooled = VecNormalize(Scripted(rewards), **kw)
+    for v in (fam, *alone, pooled):
+        v.reset()
+    act = np.zeros(4, dtype=np.int64)
+    for _ in range(40):
+        got = fam.step(act)[1]
+        want = np.concatenate([alone[0].step(act[:2])[1], alone[1].step(act[2:])[1]])
+        np.testing.assert_array_equal(got, want)
+        assert not np.array_equal(pooled.step(act)[1], got)  # one pooled scale is not the same
+    np.testing.assert_allclose(fam.unnormalize_reward(got), rewards[-1], rtol=1e-6)
+    scale = fam.reward_scale()
+    assert scale[0] == scale[1] and scale[2] == scale[3] and 30 < scale[2] / scale[0] < 300
+
+
+def test_per_family_normalisation_is_built_by_scenario_and_saved_with_its_statistics(tmp_path):
+    from agents.experiments.train import make_training_env
+    from agents.learned.family_normalize import FamilyVecNormalize
+    from agents.learned.ppo import load_vecnormalize
+    from scaling_env.scenarios import load_scenario
+
+    scenarios = [(s, load_scenario(s).config) for s in ("steady", "diurnal")]
+    ppo = {"n_steps": 8, "batch_size": 16}
+    cfg = TrainConfig(scenarios=["steady", "diurnal"], n_envs=4, ppo=ppo, normalize={"reward_per_family": True})
+    _, venv = make_training_env(cfg, scenarios)
+    assert isinstance(venv, FamilyVecNormalize) and venv.groups.tolist() == [0, 0, 1, 1]
+    venv.reset()
+    for _ in range(20):
+        venv.step(np.full(4, 2, dtype=np.int64))
+    path = tmp_path / "vecnormalize.pkl"
+    venv.save(str(path))
+    loaded = load_vecnormalize(path, make_training_env(cfg, scenarios)[1].venv)
+    assert isinstance(loaded, FamilyVecNormalize) and loaded.groups.tolist() == [0, 0, 1, 1]
+    assert [r.var for r in loaded.family_rms] == [r.var for r in venv.family_rms]
+    _, plain = make_training_env(TrainConfig(scenarios=["steady", "diurnal"], n_envs=4, ppo=ppo), scenarios)
+    assert type(plain) is VecNormalize

@@ -71,6 +71,7 @@ from scaling_env.files import (
     write_manifest,
 )
 
+from ..learned.family_normalize import FamilyVecNormalize
 from ..learned.ppo import (
     PPOPolicy,
     algo_class,
@@ -242,14 +243,20 @@ def make_training_env(cfg: TrainConfig, scenarios: Scenarios, stats_path: Path |
         venv = load_vecnormalize(stats_path, venv)
         venv.training = True
     elif norm.obs or norm.reward:
-        venv = VecNormalize(
-            venv,
+        kwargs = dict(
             norm_obs=norm.obs,
             norm_reward=norm.reward,
             clip_obs=norm.clip_obs,
             clip_reward=norm.clip_reward,
             gamma=cfg.ppo.gamma,
         )
+        if norm.reward_per_family:  # each training scenario's clusters form one family
+            groups = np.empty(base.num_envs, dtype=np.int64)
+            for g, sl in enumerate(base.slices):
+                groups[sl] = g
+            venv = FamilyVecNormalize(venv, groups, **kwargs)
+        else:
+            venv = VecNormalize(venv, **kwargs)
     if cfg.frame_stack > 1:
         venv = VecFrameStack(venv, cfg.frame_stack)
     return base, venv

@@ -107,6 +107,15 @@ class NormalizeConfig(_Strict):
     reward: bool = True
     clip_obs: float = Field(10.0, gt=0.0)
     clip_reward: float = Field(10.0, gt=0.0)
+    reward_per_family: bool = Field(
+        False, description="the return's scale kept per training scenario (agents/learned/family_normalize.py)"
+    )
+
+    @model_validator(mode="after")
+    def _per_family_needs_reward(self) -> NormalizeConfig:
+        if self.reward_per_family and not self.reward:
+            raise ValueError("reward_per_family needs reward: true (it is how the reward is normalised)")
+        return self
 
 
 class RecurrentConfig(_Strict):
