@@ -87,6 +87,13 @@ def test_a_variants_seeds_add_one_variant_per_training_seed(tmp_path):
     path.write_text("variants: [{name: g, seeds: [200]}, {name: g_seed200}]\n")
     with pytest.raises(ConfigError, match="repeated names"):
         ablation.load_ablation_config(path)
+    for bad, message in [("[true]", "variants.0.seeds.0"), ("[-1]", "variants.0.seeds.0"), ('"x"', "seeds")]:
+        path.write_text(f"variants: [{{name: g, seeds: {bad}}}]\n")
+        with pytest.raises(ConfigError, match=message):
+            ablation.load_ablation_config(path)
+    path.write_text("variants: [{name: g, set: {seed: 7}, seeds: [7]}]\n")
+    with pytest.raises(ConfigError, match="the variant's own seed"):
+        ablation.load_ablation_config(path)
 
 
 def test_the_bound_comes_from_the_planner_cache_or_the_command_is_named(tmp_path, monkeypatch):

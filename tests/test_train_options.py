@@ -67,6 +67,7 @@ def train_cli(files: dict[str, Path], run_dir: Path, *sets: str) -> None:
         (["reward_shaping={slo_violation_from: 64}"], "slo_violation_from is set but slo_violation is 0"),
         (["normalize={reward: false, reward_per_family: true}"], "reward_per_family needs reward: true"),
         (["reward_shaping={slo_violation: 1.0, slo_violation_from: -1}"], "reward_shaping.slo_violation_from"),
+        (["reward_shaping={slo_violation: 1.0, slo_violation_from: 256}"], "the SLO penalty would never start"),
         (["env_overrides={scaling: {max_instances: 0}}"], "env_overrides.scaling.max_instances"),
         (["env_overrides={observaton: {}}"], "env_overrides.observaton: unknown key"),
         (["algo=dqn"], "recurrent_ppo"),  # the error lists the choices
@@ -387,6 +388,8 @@ def test_per_family_normalisation_scales_each_family_as_its_own_vecnormalize_wou
     np.testing.assert_allclose(fam.unnormalize_reward(got), rewards[-1], rtol=1e-6)
     scale = fam.reward_scale()
     assert scale[0] == scale[1] and scale[2] == scale[3] and 30 < scale[2] / scale[0] < 300
+    with pytest.raises(ValueError, match="every family 0..n-1 with a cluster"):
+        FamilyVecNormalize(Scripted(rewards), np.array([0, 0, 2, 2]), **kw)
 
 
 def test_per_family_normalisation_is_built_by_scenario_and_saved_with_its_statistics(tmp_path):
@@ -407,6 +410,10 @@ def test_per_family_normalisation_is_built_by_scenario_and_saved_with_its_statis
     venv.save(str(path))
     loaded = load_vecnormalize(path, make_training_env(cfg, scenarios)[1].venv)
     assert isinstance(loaded, FamilyVecNormalize) and loaded.groups.tolist() == [0, 0, 1, 1]
-    assert [r.var for r in loaded.family_rms] == [r.var for r in venv.family_rms]
+    steady, diurnal = (r.var for r in venv.family_rms)
+    assert min(r.count for r in venv.family_rms) > 20 and diurnal > 10 * steady  # updated, per family
+    assert [r.var for r in loaded.family_rms] == [steady, diurnal]
+    x = np.array([1.0, -1.0, 5.0, -5.0])
+    np.testing.assert_array_equal(loaded.normalize_reward(x), venv.normalize_reward(x))
     _, plain = make_training_env(TrainConfig(scenarios=["steady", "diurnal"], n_envs=4, ppo=ppo), scenarios)
     assert type(plain) is VecNormalize

@@ -67,7 +67,7 @@ class Variant(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     set: dict[str, Any] = Field(default_factory=dict, description="training config values over the base")
     total_timesteps: int | None = Field(None, ge=1, description="this variant's budget (default: the ablation's)")
-    seeds: list[Annotated[int, Field(ge=0)]] = Field(
+    seeds: list[Annotated[int, Field(ge=0, strict=True)]] = Field(
         default_factory=list, description="more training seeds: each adds the variant <name>_seed<N> with seed: N"
     )
 
@@ -77,6 +77,12 @@ class Variant(BaseModel):
         if len(set(seeds)) != len(seeds):
             raise ValueError("repeated seeds")
         return seeds
+
+    @model_validator(mode="after")
+    def _not_its_own_seed(self) -> Variant:
+        if "seed" in self.set and self.set["seed"] in self.seeds:
+            raise ValueError(f"seeds: {self.set['seed']} is the variant's own seed (set.seed)")
+        return self
 
     def expanded(self) -> list[Variant]:
         """This variant, then one per extra training seed (its set with ``seed`` replaced), in the listed order."""

@@ -389,10 +389,11 @@ class StopAt(BaseCallback):
 
 
 class SloPenaltyFrom(BaseCallback):
-    """Switches the training-only SLO penalty on once ``start`` agent steps are done
-    (``reward_shaping.slo_violation_from``): before, every :class:`FlapPenalty` below the model (the training
-    clusters' and the paired copy's alike) charges 0 per violating step. Read at each rollout's start from the
-    step counter, so a resumed run switches at the same step."""
+    """Switches the training-only SLO penalty on from the first rollout that starts at or after ``start`` agent
+    steps (``reward_shaping.slo_violation_from``), so that no rollout mixes the two rewards in its returns; before,
+    every :class:`FlapPenalty` below the model (the training clusters' and the paired copy's alike) charges 0 per
+    violating step. With 128 clusters and ``n_steps: 8`` a rollout is 1,024 agent steps: 62,500 switches at
+    63,488. A resumed run counts its rollouts from the checkpoint, so it may switch up to a rollout earlier."""
 
     def __init__(self, venv: Any, penalty: float, start: int) -> None:
         super().__init__()
@@ -413,17 +414,17 @@ class SloPenaltyFrom(BaseCallback):
 
 
 def flap_penalties(venv: Any) -> list[FlapPenalty]:
-    """Every FlapPenalty in the wrapper chain below ``venv``, the paired copy's included."""
+    """Every FlapPenalty in the wrapper chain below ``venv``, the paired copy's included (found on the wrapper
+    that owns it: SB3's wrappers pass an unknown attribute such as ``paired`` on to the env they wrap)."""
     found: list[FlapPenalty] = []
-    todo = [venv]
-    while todo:
-        inner = todo.pop()
-        if isinstance(inner, FlapPenalty) and all(inner is not f for f in found):  # reachable by two paths
+    inner = venv
+    while inner is not None:
+        if isinstance(inner, FlapPenalty):
             found.append(inner)
-        paired = getattr(inner, "paired", None)
-        for nxt in (getattr(inner, "venv", None), getattr(paired, "venv", None)):
-            if nxt is not None:
-                todo.append(nxt)
+        paired = vars(inner).get("paired")
+        if paired is not None and isinstance(paired.venv, FlapPenalty):
+            found.append(paired.venv)
+        inner = vars(inner).get("venv")
     return found
 
 

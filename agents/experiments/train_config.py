@@ -384,6 +384,16 @@ class TrainConfig(_Strict):
         return self.schedule_timesteps or self.total_timesteps
 
     @model_validator(mode="after")
+    def _penalty_starts_in_training(self) -> TrainConfig:
+        start = self.reward_shaping.slo_violation_from
+        if start >= self.total_timesteps:
+            raise ValueError(
+                f"reward_shaping.slo_violation_from ({start:,}) is not below total_timesteps "
+                f"({self.total_timesteps:,}): the SLO penalty would never start"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _rollout_size(self) -> TrainConfig:
         rollout = self.ppo.n_steps * self.n_envs
         if rollout < 2:

@@ -26,9 +26,13 @@ class FamilyVecNormalize(VecNormalize):
     def __init__(self, venv: Any, groups: np.ndarray, **kwargs: Any) -> None:
         super().__init__(venv, **kwargs)
         self.groups = np.asarray(groups, dtype=np.int64)
-        if self.groups.shape != (self.num_envs,) or self.groups.min() < 0:
-            raise ValueError(f"groups: one family index >= 0 per cluster ({self.num_envs}), got {groups!r}")
-        self.family_rms = [RunningMeanStd(shape=()) for _ in range(int(self.groups.max()) + 1)]
+        n = int(self.groups.max()) + 1 if self.groups.size else 0
+        if self.groups.shape != (self.num_envs,) or not np.array_equal(np.unique(self.groups), np.arange(n)):
+            raise ValueError(
+                f"groups: one family index per cluster ({self.num_envs}), every family 0..n-1 with a cluster; "
+                f"got {groups!r}"
+            )
+        self.family_rms = [RunningMeanStd(shape=()) for _ in range(n)]
 
     def _update_reward(self, reward: np.ndarray) -> None:
         self.returns = self.returns * self.gamma + reward
