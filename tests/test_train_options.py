@@ -283,6 +283,18 @@ def test_a_late_slo_penalty_trains_and_logs_when_it_starts(files, tmp_path):
     assert [e.value for e in events.Scalars("train/slo_penalty")] == [0.0, 1.5]
 
 
+def test_a_held_gate_s_training_episodes_count_every_env_step(files, tmp_path):
+    """learn() hooks the episode metrics into the ResidualVecEnv, which steps the env 4 times per agent step here:
+    the logged training episodes have all 16 steps of TINY's episode, not the agent's 4."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run_dir = tmp_path / "held"
+    train_cli(files, run_dir, "residual={policy: kpa, max_offset: 0, experts: [hpa], hold: 4}")
+    events = EventAccumulator(str(next((run_dir / "tb").rglob("events.out.tfevents*")).parent))
+    events.Reload()
+    assert {e.value for e in events.Scalars("episode/steps")} == {16.0}
+
+
 def test_shaped_training_runs_and_evaluates_on_the_env_reward(files, tmp_path):
     run_dir = tmp_path / "shaped"
     train_cli(files, run_dir, "algo=maskable_ppo", "reward_shaping={blocked: 0.05, reversal: 0.2}")

@@ -413,18 +413,25 @@ class SloPenaltyFrom(BaseCallback):
         return True
 
 
-def flap_penalties(venv: Any) -> list[FlapPenalty]:
-    """Every FlapPenalty in the wrapper chain below ``venv``, the paired copy's included (found on the wrapper
-    that owns it: SB3's wrappers pass an unknown attribute such as ``paired`` on to the env they wrap)."""
-    found: list[FlapPenalty] = []
+def wrapper_chain(venv: Any) -> Iterator[Any]:
+    """``venv`` and every env it wraps, outermost first (each wrapper's own ``venv``: SB3's wrappers pass an
+    unknown attribute on to the env they wrap, so ``getattr`` would answer for an inner one)."""
     inner = venv
     while inner is not None:
+        yield inner
+        inner = vars(inner).get("venv")
+
+
+def flap_penalties(venv: Any) -> list[FlapPenalty]:
+    """Every FlapPenalty in the wrapper chain below ``venv``, the paired copy's included (on the wrapper that
+    owns ``paired``)."""
+    found: list[FlapPenalty] = []
+    for inner in wrapper_chain(venv):
         if isinstance(inner, FlapPenalty):
             found.append(inner)
         paired = vars(inner).get("paired")
         if paired is not None and isinstance(paired.venv, FlapPenalty):
             found.append(paired.venv)
-        inner = vars(inner).get("venv")
     return found
 
 
@@ -765,11 +772,9 @@ def learn(
 
     metrics = EpisodeMetrics(base, [name for name, _ in train])
     callbacks = [StopOnInterrupt(), metrics]
-    inner = venv
-    while inner is not None:  # a held residual choice steps the env several times per agent step: count each
+    for inner in wrapper_chain(venv):  # a held residual choice steps the env several times per agent step: count each
         if isinstance(inner, ResidualVecEnv):
             inner.inner_step_hooks[:] = [metrics._on_step]
-        inner = getattr(inner, "venv", None)
     shaping = cfg.reward_shaping
     if shaping.slo_violation_from > 0:
         callbacks.append(SloPenaltyFrom(venv, shaping.slo_violation, shaping.slo_violation_from))
