@@ -341,6 +341,101 @@ def test_auto_at_slo_experts_earn_more_at_no_higher_slo_share_than_the_policy(mo
         ablation.resolve_rules(sets, tuning, scenarios, slo)
 
 
+def test_auto_at_slo_robust_adds_a_rule_with_a_significantly_lower_slo_share(monkeypatch):
+    """auto_at_slo_robust: auto_at_slo's experts, plus per scenario the best rule that beats the policy by a paired
+    test on the tuning seeds (more reward, p < 0.05) with the whole 95 % CI of its SLO-share difference below 0."""
+    monkeypatch.setattr(
+        ablation, "rule_file", lambda spec, s: f"generalist/{spec}.yaml" if "@generalist" in spec else f"{s}/{spec}"
+    )
+    monkeypatch.setattr(
+        ablation,
+        "rule_identity",
+        lambda path: ("file", path.removeprefix("generalist/").removesuffix(".yaml")) if "/" in path else (path, ""),
+    )
+    scenarios = ["a", "b"]
+    noise = np.array([0.5, -0.5, 0.25, -0.25, 0.0, 0.1, -0.1, 0.3, -0.3, 0.0])  # per-seed spread, mean 0
+
+    def cell(reward: float, slo: float, slo_noise: float = 0.002) -> dict[str, list[float]]:
+        return {"reward": list(reward + noise), "slo_violation_share": list(slo + slo_noise * noise / 0.5)}
+
+    per_seed = {
+        ("a", "kpa@generalist"): cell(-20.0, 0.020, 0.0),
+        ("b", "kpa@generalist"): cell(-20.0, 0.020, 0.0),
+        # a: hpa@tuned earns most at a share lower by a hair (auto_at_slo's choice, not significant);
+        # kpa@tuned earns less at a share lower by 0.01 (significant): both are experts
+        ("a", "hpa@tuned"): cell(-10.0, 0.0199),
+        ("a", "kpa@tuned"): cell(-12.0, 0.010),
+        ("a", "step@tuned"): cell(-11.0, 0.030),  # more reward, higher share: neither
+        # b: significantly lower share but not more reward (p >= 0.05): no robust expert; hpa@tuned as auto_at_slo
+        ("b", "hpa@tuned"): cell(-15.0, 0.0199),
+        ("b", "kpa@tuned"): {"reward": list(-20.0 + 3 * noise[::-1] + 0.05), "slo_violation_share": [0.0] * 10},
+    }
+    tuning = {k: float(np.mean(v["reward"])) for k, v in per_seed.items()}
+    slo = {k: float(np.mean(v["slo_violation_share"])) for k, v in per_seed.items()}
+    sets = {"residual": {"policy": "best_generalist", "max_offset": 0, "experts": "auto_at_slo_robust"}}
+    resolved, chosen = ablation.resolve_rules(sets, tuning, scenarios, slo, per_seed)
+    assert chosen == {
+        "policy": "kpa@generalist",
+        "experts": [
+            ("hpa@tuned", "a/hpa@tuned", ["a"]),
+            ("kpa@tuned", "a/kpa@tuned", ["a"]),
+            ("hpa@tuned", "b/hpa@tuned", ["b"]),
+        ],
+        "at_slo": True,
+        "robust": {"a": "kpa@tuned"},
+    }
+    assert resolved["residual"]["experts"] == ["a/hpa@tuned", "a/kpa@tuned", "b/hpa@tuned"]
+    # auto_at_slo on the same numbers: without a's robust expert
+    at_slo = {"residual": {**sets["residual"], "experts": "auto_at_slo"}}
+    assert [e[1] for e in ablation.resolve_rules(at_slo, tuning, scenarios, slo)[1]["experts"]] == [
+        "a/hpa@tuned",
+        "b/hpa@tuned",
+    ]
+    # the robust pick is also the at-SLO pick: one expert, named for both
+    per_seed[("a", "kpa@tuned")] = cell(-9.0, 0.010)
+    tuning[("a", "kpa@tuned")], slo[("a", "kpa@tuned")] = (
+        -9.0,
+        float(np.mean(per_seed[("a", "kpa@tuned")]["slo_violation_share"])),
+    )
+    _, chosen = ablation.resolve_rules(sets, tuning, scenarios, slo, per_seed)
+    assert chosen["experts"][0] == ("kpa@tuned", "a/kpa@tuned", ["a"]) and len(chosen["experts"]) == 2
+    assert chosen["robust"] == {"a": "kpa@tuned"}
+    with pytest.raises(ConfigError, match="episodes per tuning seed"):
+        ablation.resolve_rules(sets, tuning, scenarios, slo)
+    with pytest.raises(ConfigError, match="'hpa'.*no episodes on the tuning seeds of a"):
+        ablation.best_rule_robust(per_seed, "a", "hpa")
+
+
+def test_the_rules_per_seed_episodes_match_their_means_and_are_cached(tmp_path, monkeypatch):
+    from agents.registry import make_policy
+    from scaling_env.rollout import rollout
+    from scaling_env.scenarios import load_scenario
+
+    sc = load_scenario("flash_crowd")
+    run = rollout(sc.config, make_policy("kpa@generalist", sc.config, scenario=sc.name), [0, 1], parallel=False)
+    got = ablation.vd.tuning_episodes(["kpa@generalist"], ["flash_crowd"], [0, 1], ("reward", "slo_violation_share"))
+    assert got == {
+        ("flash_crowd", "kpa@generalist"): {
+            "reward": [m["reward"] for m in run.metrics],
+            "slo_violation_share": [m["slo_violation_share"] for m in run.metrics],
+        }
+    }
+    calls = []
+
+    def fake(specs, scenarios, seeds, metrics=("reward",), traces_dir=None):
+        calls.append((specs, metrics, seeds))
+        return {(s, p): {m: [0.5] * len(seeds) for m in metrics} for s in scenarios for p in specs}
+
+    monkeypatch.setattr(ablation.vd, "tuning_episodes", fake)
+    tuning = {("a", "kpa@generalist"): -1.0, ("a", "hpa@tuned"): -2.0, ("b", "kpa@generalist"): -3.0}
+    per_seed = ablation.rule_tuning_seeds(tmp_path, tuning, ["a", "b"])
+    assert calls == [(["kpa@generalist", "hpa@tuned"], ("reward", "slo_violation_share"), ablation.TUNING_SEEDS)]
+    assert ablation.rule_tuning_seeds(tmp_path, tuning, ["a", "b"]) == per_seed and len(calls) == 1  # the cache
+    (tmp_path / ablation.RULES_VERSION).write_text("another code version\n")
+    assert not ablation.rules_cache_fresh(tmp_path)
+    assert not (tmp_path / "tuning_seeds.json").exists()
+
+
 def test_tuning_rewards_average_the_metric_asked_for():
     from agents.registry import make_policy
     from scaling_env.rollout import rollout
@@ -392,6 +487,8 @@ def test_unresolved_rule_choices_are_named_in_a_training_config():
         load_train_config(None, overrides={"residual": {"policy": "hpa", "experts": "auto"}})
     with pytest.raises(ConfigError, match="residual.experts.*'auto_at_slo'.*tuning seeds"):
         load_train_config(None, overrides={"residual": {"policy": "hpa", "experts": "auto_at_slo"}})
+    with pytest.raises(ConfigError, match="residual.experts.*'auto_at_slo_robust'.*tuning seeds"):
+        load_train_config(None, overrides={"residual": {"policy": "hpa", "experts": "auto_at_slo_robust"}})
     with pytest.raises(ConfigError, match="nothing to choose"):
         load_train_config(None, overrides={"residual": {"policy": "hpa", "max_offset": 0}})
 
@@ -404,4 +501,39 @@ def test_the_ablations_residuals_name_no_rule_by_hand():
     assert all(v.set["residual"]["policy"] == "best_generalist" for v in residuals)
     gates = [v for v in residuals if "experts" in v.set["residual"]]
     assert {v.name for v in gates} >= {"gate", "residual_gate"}
-    assert all(v.set["residual"]["experts"] in ("auto", "auto_at_slo") for v in gates)
+    assert all(v.set["residual"]["experts"] in ("auto", "auto_at_slo", "auto_at_slo_robust") for v in gates)
+
+
+def test_cross_rules_all_marks_the_settings_that_earn_more_at_no_higher_slo_share(tmp_path, monkeypatch):
+    from agents.experiments import cross_rules
+
+    for name in ("steady/kpa", "memory_pressure/hpa"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / f"{name}.yaml").write_text("policy: x\n")
+    monkeypatch.setattr(cross_rules, "TUNED_DIR", tmp_path)
+    monkeypatch.setattr(cross_rules, "EVALUATION_SCENARIOS", ("steady", "memory_pressure"))
+    monkeypatch.setattr(cross_rules.ab, "best_generalist", lambda tuning, scenarios: "g@generalist")
+    monkeypatch.setattr(cross_rules.vd, "tuning_rewards", lambda *a, **k: {})
+    steady_kpa, memory_hpa = (
+        (tmp_path / "steady/kpa.yaml").as_posix(),
+        (tmp_path / "memory_pressure/hpa.yaml").as_posix(),
+    )
+    # (reward per seed, SLO share per seed) on two seeds
+    cells = {
+        ("steady", "g@generalist"): ([-10.0, -12.0], [0.004, 0.004]),
+        ("memory_pressure", "g@generalist"): ([-20.0, -20.0], [0.02, 0.02]),
+        ("steady", steady_kpa): ([-8.0, -8.0], [0.0, 0.008]),  # +3 at the same share: marked
+        ("memory_pressure", steady_kpa): ([-900.0, -1100.0], [0.8, 0.9]),  # catastrophic
+        ("steady", memory_hpa): ([-5.0, -5.0], [0.01, 0.01]),  # +6 at a higher share: not marked
+        ("memory_pressure", memory_hpa): ([-19.0, -20.0], [0.01, 0.02]),  # +0.5 at a lower share: marked
+    }
+
+    def episodes(specs, scenarios, seeds, metrics=("reward",), traces_dir=None):
+        assert seeds == [0, 1] and metrics == ("reward", "slo_violation_share")
+        return {(s, p): dict(zip(metrics, cells[(s, p)])) for s in scenarios for p in specs}
+
+    monkeypatch.setattr(cross_rules.vd, "tuning_episodes", episodes)
+    lines = cross_rules.all_tuned_table([0, 1]).splitlines()
+    assert lines[2] == "| g@generalist | -11.0 (0.40%) | -20.0 (2.00%) |"
+    assert lines[3] == "| memory_pressure/hpa | +6.0 (1.00%) | +0.5 (1.50%)* |"
+    assert lines[4] == "| steady/kpa | +3.0 (0.40%)* | -980.0 (85.00%) |"

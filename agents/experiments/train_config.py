@@ -175,8 +175,9 @@ class ResidualConfig(_Strict):
     ``policy: best_generalist`` and ``experts: auto`` are chosen by the ablation (agents/experiments/ablation.py,
     ``resolve_rules``) from the rules' rewards on the tuning seeds 0-19: the best one-setting rule, and every
     evaluation scenario's best rule; ``experts: auto_at_slo`` takes every scenario's best rule among those whose SLO
-    share there is no higher than ``policy``'s (the verdict's "win at no higher SLO share"). A training run needs
-    them resolved to rules."""
+    share there is no higher than ``policy``'s (the verdict's "win at no higher SLO share"), and
+    ``auto_at_slo_robust`` adds each scenario's best rule that beats ``policy`` at a significantly lower SLO share
+    (paired tests on the tuning seeds). A training run needs them resolved to rules."""
 
     policy: str = Field("predictive@generalist", min_length=1, description="the rule whose steps are corrected")
     max_offset: int = Field(
@@ -210,7 +211,7 @@ class ResidualConfig(_Strict):
     @field_validator("experts", mode="before")
     @classmethod
     def _resolved_experts(cls, value: Any) -> Any:
-        if value in (AUTO_EXPERTS, AUTO_EXPERTS_AT_SLO):
+        if value in (AUTO_EXPERTS, AUTO_EXPERTS_AT_SLO, AUTO_EXPERTS_AT_SLO_ROBUST):
             raise ValueError(
                 f"'{value}' is chosen from the rules' rewards (and SLO shares) on the tuning seeds by the ablation "
                 "(python -m agents.experiments.ablation); a training run needs a list of rules here"
@@ -237,6 +238,7 @@ ALGOS = ("ppo", "maskable_ppo", "recurrent_ppo")
 AUTO_GENERALIST = "best_generalist"
 AUTO_EXPERTS = "auto"
 AUTO_EXPERTS_AT_SLO = "auto_at_slo"
+AUTO_EXPERTS_AT_SLO_ROBUST = "auto_at_slo_robust"
 
 
 class TrainConfig(_Strict):

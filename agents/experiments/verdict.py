@@ -189,6 +189,19 @@ def tuning_rewards(
 ) -> dict[tuple[str, str], float]:
     """{(scenario, spec): mean episode reward (or another episode ``metric``, e.g. ``slo_violation_share``) on the
     tuning ``seeds``}, each (scenario, spec) one batch."""
+    per_seed = tuning_episodes(specs, scenarios, seeds, (metric,), traces_dir)
+    return {key: float(np.mean(values[metric])) for key, values in per_seed.items()}
+
+
+def tuning_episodes(
+    specs: list[str],
+    scenarios: list[str],
+    seeds: list[int],
+    metrics: tuple[str, ...] = ("reward",),
+    traces_dir: str | None = None,
+) -> dict[tuple[str, str], dict[str, list[float]]]:
+    """{(scenario, spec): {metric: its value per seed, in the order of ``seeds``}} on the tuning ``seeds``, each
+    (scenario, spec) one batch: what a paired test on the tuning seeds needs."""
     from agents.registry import make_policy
     from scaling_env.rollout import rollout
     from scaling_env.scenarios import load_scenario
@@ -198,7 +211,7 @@ def tuning_rewards(
         sc = load_scenario(name, traces_dir)
         for spec in specs:
             run = rollout(sc.config, make_policy(spec, sc.config, scenario=sc.name), seeds, parallel=False)
-            out[(name, spec)] = float(np.mean([m[metric] for m in run.metrics]))
+            out[(name, spec)] = {m: [float(e[m]) for e in run.metrics] for m in metrics}
     return out
 
 
