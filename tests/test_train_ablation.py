@@ -385,6 +385,12 @@ def test_auto_at_slo_robust_adds_a_rule_with_a_significantly_lower_slo_share(mon
         "robust": {"a": "kpa@tuned"},
     }
     assert resolved["residual"]["experts"] == ["a/hpa@tuned", "a/kpa@tuned", "b/hpa@tuned"]
+    # the report names the robust pick as such
+    rules = rows("oracle", 10.0) + rows("hpa@tuned", 0.0)
+    out = ablation.judge(rules, rows("ppo:x", 0.0), "ppo:x", {(x, "hpa@tuned"): -50.0 for x in SCENARIOS}, {})
+    text = ablation.markdown([{"variant": "v", **out, "chosen": chosen}], {}, SCENARIOS, {})
+    assert "2: `kpa@tuned` (chosen at no higher SLO share than expert 0 on a)" in text
+    assert "of these, the best at a significantly lower SLO share (paired test): a: `kpa@tuned`" in text
     # auto_at_slo on the same numbers: without a's robust expert
     at_slo = {"residual": {**sets["residual"], "experts": "auto_at_slo"}}
     assert [e[1] for e in ablation.resolve_rules(at_slo, tuning, scenarios, slo)[1]["experts"]] == [

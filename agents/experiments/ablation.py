@@ -738,11 +738,13 @@ def markdown(results: list[dict], timings: dict[str, dict], scenarios: list[str]
                 text += f" base (expert 0) `{c['policy']}`" + (";" if "experts" in c else "")
             if "experts" in c:
                 best = "best at no higher SLO share than expert 0" if c.get("at_slo") else "best"
+                if "robust" in c:  # an expert may be a scenario's robust pick, not its best at no higher share
+                    best = "chosen at no higher SLO share than expert 0"
                 text += " experts " + ", ".join(
                     f"{i + 1}: `{spec}` ({best} on {', '.join(sc)})" for i, (spec, _, sc) in enumerate(c["experts"])
                 )
                 if c.get("robust"):
-                    text += "; of these, at a significantly lower SLO share (paired test): " + ", ".join(
+                    text += "; of these, the best at a significantly lower SLO share (paired test): " + ", ".join(
                         f"{s}: `{spec}`" for s, spec in c["robust"].items()
                     )
             lines += ["", text]
