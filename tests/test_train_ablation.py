@@ -366,6 +366,8 @@ def test_auto_at_slo_robust_adds_a_rule_with_a_significantly_lower_slo_share(mon
         ("a", "hpa@tuned"): cell(-10.0, 0.0199),
         ("a", "kpa@tuned"): cell(-12.0, 0.010),
         ("a", "step@tuned"): cell(-11.0, 0.030),  # more reward, higher share: neither
+        ("a", "tt@tuned"): cell(-14.0, 0.008),  # robust too, but earns less than kpa@tuned: not chosen
+        ("b", "cheap@tuned"): cell(-30.0, 0.005),  # a much lower share but less reward (p < 0.05): not robust
         # b: significantly lower share but not more reward (p >= 0.05): no robust expert; hpa@tuned as auto_at_slo
         ("b", "hpa@tuned"): cell(-15.0, 0.0199),
         ("b", "kpa@tuned"): {"reward": list(-20.0 + 3 * noise[::-1] + 0.05), "slo_violation_share": [0.0] * 10},
@@ -390,7 +392,7 @@ def test_auto_at_slo_robust_adds_a_rule_with_a_significantly_lower_slo_share(mon
     out = ablation.judge(rules, rows("ppo:x", 0.0), "ppo:x", {(x, "hpa@tuned"): -50.0 for x in SCENARIOS}, {})
     text = ablation.markdown([{"variant": "v", **out, "chosen": chosen}], {}, SCENARIOS, {})
     assert "2: `kpa@tuned` (chosen at no higher SLO share than expert 0 on a)" in text
-    assert "of these, the best at a significantly lower SLO share (paired test): a: `kpa@tuned`" in text
+    assert "the best with more reward at a significantly lower SLO share (paired tests): a: `kpa@tuned`" in text
     # auto_at_slo on the same numbers: without a's robust expert
     at_slo = {"residual": {**sets["residual"], "experts": "auto_at_slo"}}
     assert [e[1] for e in ablation.resolve_rules(at_slo, tuning, scenarios, slo)[1]["experts"]] == [
@@ -409,7 +411,11 @@ def test_auto_at_slo_robust_adds_a_rule_with_a_significantly_lower_slo_share(mon
     with pytest.raises(ConfigError, match="episodes per tuning seed"):
         ablation.resolve_rules(sets, tuning, scenarios, slo)
     with pytest.raises(ConfigError, match="'hpa'.*no episodes on the tuning seeds of a"):
-        ablation.best_rule_robust(per_seed, "a", "hpa")
+        ablation.best_rule_robust(per_seed, tuning, "a", "hpa")
+    with pytest.raises(ConfigError, match="tuning_seeds.json has no episodes of step@tuned on a"):
+        ablation.best_rule_robust(
+            {k: v for k, v in per_seed.items() if k != ("a", "step@tuned")}, tuning, "a", "kpa@generalist"
+        )
 
 
 def test_the_rules_per_seed_episodes_match_their_means_and_are_cached(tmp_path, monkeypatch):
@@ -540,6 +546,6 @@ def test_cross_rules_all_marks_the_settings_that_earn_more_at_no_higher_slo_shar
 
     monkeypatch.setattr(cross_rules.vd, "tuning_episodes", episodes)
     lines = cross_rules.all_tuned_table([0, 1]).splitlines()
-    assert lines[2] == "| g@generalist | -11.0 (0.40%) | -20.0 (2.00%) |"
+    assert lines[2] == "| g@generalist | -11.0 (0.40%) | -20.0 (2.00%) |"  # its own reward
     assert lines[3] == "| memory_pressure/hpa | +6.0 (1.00%) | +0.5 (1.50%)* |"
     assert lines[4] == "| steady/kpa | +3.0 (0.40%)* | -980.0 (85.00%) |"

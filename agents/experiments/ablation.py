@@ -231,7 +231,7 @@ def rule_tuning_slo(
     out: Path, tuning: dict[tuple[str, str], float], scenarios: list[str]
 ) -> dict[tuple[str, str], float]:
     """The same rules' mean SLO-violation shares on the tuning seeds (cached; computed only when a variant's experts
-    are ``auto_at_slo``)."""
+    are ``auto_at_slo`` or ``auto_at_slo_robust``)."""
     specs = list(dict.fromkeys(p for _, p in tuning))
     return _cached_tuning(out / "tuning_slo.json", specs, scenarios, "slo_violation_share")
 
@@ -243,7 +243,7 @@ def rule_tuning_seeds(
     only when a variant's experts are ``auto_at_slo_robust``, whose choice is a paired test)."""
     path = out / "tuning_seeds.json"
     if path.is_file():
-        return {tuple(k.split("|")): v for k, v in json.loads(path.read_text()).items()}  # type: ignore[misc]
+        return {tuple(k.split("|", 1)): v for k, v in json.loads(path.read_text()).items()}  # type: ignore[misc]
     specs = list(dict.fromkeys(p for _, p in tuning))
     values = vd.tuning_episodes(specs, scenarios, TUNING_SEEDS, ("reward", "slo_violation_share"))
     path.write_text(json.dumps({f"{s}|{p}": v for (s, p), v in values.items()}, indent=1))
@@ -297,14 +297,18 @@ def best_rule(tuning: dict[tuple[str, str], float], scenario: str) -> str:
 
 
 def best_rule_at_slo(
-    tuning: dict[tuple[str, str], float], slo: dict[tuple[str, str], float], scenario: str, reference: str
+    tuning: dict[tuple[str, str], float],
+    slo: dict[tuple[str, str], float],
+    scenario: str,
+    reference: str,
+    word: str = "auto_at_slo",
 ) -> str:
     """The scenario's best rule (highest mean reward on the tuning seeds) among those whose mean SLO share there is
     no higher than ``reference``'s: the rule that would beat ``reference`` by the verdict's reading of a win (more
     reward at no higher SLO share), or ``reference`` itself if none earns more."""
     if (scenario, reference) not in slo:
         raise ConfigError(
-            f"experts 'auto_at_slo' compare SLO shares with residual.policy ({reference!r}), which has none on the "
+            f"experts {word!r} compare SLO shares with residual.policy ({reference!r}), which has none on the "
             f"tuning seeds of {scenario} (give best_generalist or a rule spec such as predictive@generalist)"
         )
     limit = slo[(scenario, reference)]
@@ -319,27 +323,38 @@ def best_rule_at_slo(
 
 
 def best_rule_robust(
-    per_seed: dict[tuple[str, str], dict[str, list[float]]], scenario: str, reference: str
+    per_seed: dict[tuple[str, str], dict[str, list[float]]],
+    tuning: dict[tuple[str, str], float],
+    scenario: str,
+    reference: str,
 ) -> str | None:
-    """The scenario's best rule (highest mean reward on the tuning seeds) among those that beat ``reference`` there
-    by the verdict's paired test (higher reward, p < 0.05) at a significantly lower SLO share (the 95 % CI of the
-    per-seed SLO-share difference wholly below 0), or None. A share lower by a hair on the tuning seeds (noisy_trace's
-    ``hpa@tuned``: 2.19 % against 2.21 %) says little about other seeds; this choice asks for evidence."""
+    """The scenario's best rule (highest mean reward on the tuning seeds, the first of equals in ``tuning``'s order,
+    as :func:`best_rule`) among those that beat ``reference`` there by the verdict's paired test (more reward,
+    p < 0.05) at a significantly lower SLO share (the 95 % CI of the per-seed SLO-share difference wholly below 0), or
+    None. A share lower by a hair on the tuning seeds (noisy_trace's ``hpa@tuned``: 2.19 % against 2.21 %) says
+    little about other seeds; this choice asks for evidence. ``per_seed`` must hold every rule of ``tuning``."""
+    missing = [p for s, p in tuning if s == scenario and (s, p) not in per_seed]
+    if missing:
+        raise ConfigError(
+            f"tuning_seeds.json has no episodes of {missing[0]} on {scenario} (it does not match tuning_rewards.json; "
+            "delete tuning_rewards.json, tuning_slo.json and tuning_seeds.json to recompute them)"
+        )
     if (scenario, reference) not in per_seed:
         raise ConfigError(
             f"experts 'auto_at_slo_robust' compare with residual.policy ({reference!r}), which has no episodes on the "
             f"tuning seeds of {scenario} (give best_generalist or a rule spec such as predictive@generalist)"
         )
     ref = per_seed[(scenario, reference)]
-    found = []
-    for (s, p), v in per_seed.items():
+    found: list[str] = []
+    for s, p in tuning:
         if s != scenario or p == reference:
             continue
+        v = per_seed[(s, p)]
         reward = vd.paired_test(np.asarray(v["reward"]), np.asarray(ref["reward"]))
         slo = vd.paired_test(np.asarray(v["slo_violation_share"]), np.asarray(ref["slo_violation_share"]))
         if reward.p_value < vd.ALPHA and reward.mean_diff > 0 and slo.ci_high < 0:
-            found.append((reward.mean_diff, p))
-    return max(found)[1] if found else None
+            found.append(p)
+    return max(found, key=lambda p: tuning[(scenario, p)]) if found else None
 
 
 def rule_file(spec: str, scenario: str) -> str:
@@ -432,13 +447,13 @@ def resolve_rules(
         for s in scenarios:
             if at_slo:
                 assert slo is not None
-                picks = [best_rule_at_slo(tuning, slo, s, reference)]
+                picks = [best_rule_at_slo(tuning, slo, s, reference, experts)]
             else:
                 picks = [best_rule(tuning, s)]
             if experts == AUTO_EXPERTS_AT_SLO_ROBUST:
                 assert per_seed is not None
-                extra = best_rule_robust(per_seed, s, reference)
-                if extra is not None:
+                extra = best_rule_robust(per_seed, tuning, s, reference)
+                if extra is not None and seen.get(rule_identity(rule_file(extra, s))) != -1:  # not the base itself
                     robust[s] = extra
                     picks.append(extra)
             for spec in picks:
@@ -744,8 +759,9 @@ def markdown(results: list[dict], timings: dict[str, dict], scenarios: list[str]
                     f"{i + 1}: `{spec}` ({best} on {', '.join(sc)})" for i, (spec, _, sc) in enumerate(c["experts"])
                 )
                 if c.get("robust"):
-                    text += "; of these, the best at a significantly lower SLO share (paired test): " + ", ".join(
-                        f"{s}: `{spec}`" for s, spec in c["robust"].items()
+                    text += (
+                        "; of these, the best with more reward at a significantly lower SLO share (paired tests): "
+                        + ", ".join(f"{s}: `{spec}`" for s, spec in c["robust"].items())
                     )
             lines += ["", text]
         if r.get("rules"):  # the residual specialists' base rules, chosen on the tuning seeds
