@@ -274,18 +274,22 @@ def test_best_generalist_and_auto_experts_are_resolved_from_the_tuning_seeds(tmp
     assert ablation.resolve_rules(plain, tuning, scenarios) == (plain, None)
 
 
-def test_auto_at_slo_experts_earn_more_at_no_higher_slo_share_than_the_policy(monkeypatch):
-    """Per scenario the best tuning reward among rules whose tuning SLO share is at most the generalist rule's."""
-    # a one-setting rule has one file, a @tuned rule one per scenario; a spec and its file play the same rule
+@pytest.fixture
+def fake_rule_files(monkeypatch):
+    """A one-setting rule has one file, a @tuned rule one per scenario; a spec and its file play the same rule; a
+    file plays its (policy, params), a spec that is not a file is only itself (as ablation.rule_identity)."""
     monkeypatch.setattr(
         ablation, "rule_file", lambda spec, s: f"generalist/{spec}.yaml" if "@generalist" in spec else f"{s}/{spec}"
     )
-    # a file plays its (policy, params); a spec that is not a file is only itself (as ablation.rule_identity)
     monkeypatch.setattr(
         ablation,
         "rule_identity",
         lambda path: ("file", path.removeprefix("generalist/").removesuffix(".yaml")) if "/" in path else (path, ""),
     )
+
+
+def test_auto_at_slo_experts_earn_more_at_no_higher_slo_share_than_the_policy(fake_rule_files):
+    """Per scenario the best tuning reward among rules whose tuning SLO share is at most the generalist rule's."""
     scenarios = ["a", "b", "c"]
     # (reward, SLO share) on the tuning seeds; kpa@generalist is the best one-setting rule (mean -20)
     cells = {
@@ -341,17 +345,9 @@ def test_auto_at_slo_experts_earn_more_at_no_higher_slo_share_than_the_policy(mo
         ablation.resolve_rules(sets, tuning, scenarios, slo)
 
 
-def test_auto_at_slo_robust_adds_a_rule_with_a_significantly_lower_slo_share(monkeypatch):
+def test_auto_at_slo_robust_adds_a_rule_with_a_significantly_lower_slo_share(fake_rule_files):
     """auto_at_slo_robust: auto_at_slo's experts, plus per scenario the best rule that beats the policy by a paired
     test on the tuning seeds (more reward, p < 0.05) with the whole 95 % CI of its SLO-share difference below 0."""
-    monkeypatch.setattr(
-        ablation, "rule_file", lambda spec, s: f"generalist/{spec}.yaml" if "@generalist" in spec else f"{s}/{spec}"
-    )
-    monkeypatch.setattr(
-        ablation,
-        "rule_identity",
-        lambda path: ("file", path.removeprefix("generalist/").removesuffix(".yaml")) if "/" in path else (path, ""),
-    )
     scenarios = ["a", "b"]
     noise = np.array([0.5, -0.5, 0.25, -0.25, 0.0, 0.1, -0.1, 0.3, -0.3, 0.0])  # per-seed spread, mean 0
 
