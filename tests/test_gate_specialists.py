@@ -91,6 +91,18 @@ def test_a_gate_specialists_nearest_experts_are_its_scenarios_next_best_rules(ru
     assert sets["a"]["residual"]["experts"] == [files[("kpa@generalist", "a")], more[("hpa@tuned", "a")]]
 
 
+def test_own_scenario_gate_specialists_train_on_their_evaluation_scenario(rules):
+    files, tuning = rules
+    own = ablation.GateSpecialists(own_scenario=True, set={"seed": 3})
+    sets, _ = ablation.gate_specialist_sets(own, tuning, ["a", "b", "c"], ["a", "b"])
+    assert sets["a"]["scenarios"] == ["a"] and sets["b"]["scenarios"] == ["b"]
+    assert sets["b"]["residual"]["policy"] == files[("hpa@tuned", "b")] and sets["b"]["seed"] == 3
+    sets, _ = ablation.gate_specialist_sets(ablation.GateSpecialists(), tuning, ["a", "b", "c"], ["a"])
+    assert "scenarios" not in sets["a"]  # by default the specialist config's training family
+    with pytest.raises(ValueError, match="scenarios contradicts own_scenario"):
+        ablation.GateSpecialists(own_scenario=True, set={"scenarios": ["a"]})
+
+
 def test_a_gate_specialists_residual_is_not_set_by_hand(tmp_path):
     with pytest.raises(ValueError, match="residual is made by the ablation"):
         ablation.GateSpecialists(set={"residual": {"policy": "kpa"}})

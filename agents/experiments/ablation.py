@@ -108,7 +108,8 @@ class GateSpecialists(BaseModel):
     """Gate specialists: each scenario's specialist config trained as a gate over the tuned rules, expert 0 its
     scenario's best rule (chosen on the tuning seeds, :func:`best_rule`), the others every other scenario's best rule
     and (``generalist``) the best one-setting rule, without repeats (:func:`gate_specialist_sets`); with ``nearest``
-    k > 0, the others are instead the scenario's own k next-best rules on the tuning seeds. ``hold``: the
+    k > 0, the others are instead the scenario's own k next-best rules on the tuning seeds. ``own_scenario``: each
+    trains on its evaluation scenario (other seeds than the benchmark's) instead of its family. ``hold``: the
     gate decides every ``hold`` env steps (residual.hold); ``timesteps`` is in env steps (the agent takes
     ``timesteps // hold``); ``set``: more training config values (e.g. the observation, the evaluation cadence and
     the rollout length, which count agent steps and so depend on ``hold``)."""
@@ -124,6 +125,10 @@ class GateSpecialists(BaseModel):
     paired_base: bool = Field(
         False, description="train on the reward minus expert 0's on a copy of the clusters (residual.paired_base)"
     )
+    own_scenario: bool = Field(
+        False,
+        description="train each on its evaluation scenario itself (other seeds), not on its training family",
+    )
     set: dict[str, Any] = Field(default_factory=dict, description="training config values over the specialist's")
 
     @model_validator(mode="after")
@@ -132,6 +137,8 @@ class GateSpecialists(BaseModel):
             raise ValueError(
                 "set: residual is made by the ablation (hold, zero_bias here; rules from the tuning seeds)"
             )
+        if self.own_scenario and "scenarios" in self.set:
+            raise ValueError("set: scenarios contradicts own_scenario (each specialist trains on its own scenario)")
         return self
 
 
@@ -515,6 +522,8 @@ def gate_specialist_sets(
         if gs.paired_base:  # only when asked: a run folder trained before the option keeps its config
             residual["paired_base"] = True
         sets[s] = {**gs.set, "residual": residual}
+        if gs.own_scenario:  # the rules' footing: tuned on this scenario (seeds 0-19), never on the benchmark's
+            sets[s]["scenarios"] = [s]
         chosen[s] = {"policy": spec, "experts": experts}
     return sets, chosen
 
