@@ -238,7 +238,7 @@ def rule_tuning_slo(
     out: Path, tuning: dict[tuple[str, str], float], scenarios: list[str]
 ) -> dict[tuple[str, str], float]:
     """The same rules' mean SLO-violation shares on the tuning seeds (cached; computed only when a variant's experts
-    are ``auto_at_slo`` or ``auto_at_slo_robust``)."""
+    are ``auto_at_slo``; ``auto_at_slo_robust`` takes them from :func:`rule_tuning_seeds`)."""
     specs = list(dict.fromkeys(p for _, p in tuning))
     return _cached_tuning(out / "tuning_slo.json", specs, scenarios, "slo_violation_share")
 
@@ -900,8 +900,11 @@ def run_ablation(
         steps = v.total_timesteps or cfg.total_timesteps
         asked = v.set["residual"].get("experts") if isinstance(v.set.get("residual"), dict) else None
         at_slo = asked in (AUTO_EXPERTS_AT_SLO, AUTO_EXPERTS_AT_SLO_ROBUST)
-        slo = rule_tuning_slo(out, tuning, scenarios) if at_slo else None
         per_seed = rule_tuning_seeds(out, tuning, scenarios) if asked == AUTO_EXPERTS_AT_SLO_ROBUST else None
+        if per_seed is not None:  # the mean shares follow from the per-seed ones (the same rollouts)
+            slo = {k: float(np.mean(v["slo_violation_share"])) for k, v in per_seed.items()}
+        else:
+            slo = rule_tuning_slo(out, tuning, scenarios) if at_slo else None
         sets, chosen = resolve_rules(v.set, tuning, scenarios, slo, per_seed)
         if chosen:
             log(f"{v.name}: rules chosen on the tuning seeds: {sets['residual']['policy']} + {chosen}")
