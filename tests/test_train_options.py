@@ -3,6 +3,8 @@ env overrides; each validated, trained end to end for a few hundred steps and us
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -429,3 +431,151 @@ def test_per_family_normalisation_is_built_by_scenario_and_saved_with_its_statis
     np.testing.assert_array_equal(loaded.normalize_reward(x), venv.normalize_reward(x))
     _, plain = make_training_env(TrainConfig(scenarios=["steady", "diurnal"], n_envs=4, ppo=ppo), scenarios)
     assert type(plain) is VecNormalize
+
+
+# ----------------------------------------------------------------------------------------- adaptive SLO penalty
+def test_lagrange_step_by_hand():
+    """gaps in percentage points: 100 (0.010 - 0.9 * 0.005) = +0.55, 100 (0.002 - 0.9 * 0.004) = -0.16,
+    100 (0.30 - 0.9 * 0.30) = +3; times lr 2 on penalties 1, 1, 5; the last clipped at 10, none below 0."""
+    from agents.learned.shaping import lagrange_step
+
+    got = lagrange_step(
+        np.array([1.0, 1.0, 5.0, 0.1]),
+        np.array([0.010, 0.002, 0.30, 0.0]),
+        np.array([0.005, 0.004, 0.30, 0.5]),
+        lr=2.0,
+        margin=0.1,
+        high=10.0,
+    )
+    np.testing.assert_allclose(got, [2.1, 0.68, 10.0, 0.0])
+
+
+@pytest.mark.parametrize(
+    ("shaping", "residual", "message"),
+    [
+        ({"slo_lagrangian": {"lr": 1.0}}, None, "slo_lagrangian needs residual: {paired_base: true}"),
+        (
+            {"slo_lagrangian": {"lr": 1.0}},
+            {"policy": "kpa", "max_offset": 0, "experts": ["hpa"]},
+            "slo_lagrangian needs residual: {paired_base: true}",
+        ),
+        ({"slo_violation": 1.0, "slo_violation_from": 8, "slo_lagrangian": {"lr": 1.0}}, None, "choose one"),
+        ({"slo_lagrangian": {"lr": 0.0}}, None, "slo_lagrangian.lr"),
+        ({"slo_lagrangian": {"lr": 1.0, "margin": 1.0}}, None, "slo_lagrangian.margin"),
+        ({"slo_lagrangian": {}}, None, "slo_lagrangian.lr"),
+    ],
+)
+def test_bad_lagrangian_settings_are_named(shaping, residual, message):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        TrainConfig(reward_shaping=shaping, residual=residual, total_timesteps=64)
+
+
+def test_flap_penalty_counts_each_cluster_s_violating_steps_and_charges_per_cluster_penalties():
+    from agents.learned.shaping import FlapPenalty
+
+    config = EnvConfig.from_dict({**TINY, "reward": {"slo_p95_seconds": 0.05}})  # a tight SLO: violations happen
+    plain, shaped = ServerlessScalingVecEnv(3, config), FlapPenalty(ServerlessScalingVecEnv(3, config))
+    shaped.slo_violation = np.array([0.0, 2.0, 5.0])
+    plain.seed(3), shaped.seed(3)
+    plain.reset(), shaped.reset()
+    want = np.zeros(3)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        act = rng.integers(0, len(STEPS), 3)
+        plain.step_async(act), shaped.step_async(act)
+        (_, r_plain, _, infos), (_, r_shaped, _, _) = plain.step_wait(), shaped.step_wait()
+        violated = np.array([float(i["slo_violated"]) for i in infos])
+        want += violated
+        np.testing.assert_allclose(r_plain - r_shaped, [0.0, 2.0, 5.0] * violated, atol=1e-5)
+    assert want.sum() > 0
+    counts, steps = shaped.take_violations()
+    np.testing.assert_array_equal(counts, want)
+    assert steps == 20
+    counts, steps = shaped.take_violations()  # counted afresh
+    assert steps == 0 and not counts.any()
+
+
+def lagrangian_env():
+    from agents.experiments.train import make_training_env
+    from scaling_env.scenarios import load_scenario
+
+    cfg = TrainConfig(
+        scenarios=["steady", "diurnal"],
+        n_envs=4,
+        ppo={"n_steps": 8, "batch_size": 32},
+        residual={"policy": "kpa", "max_offset": 0, "experts": ["hpa"], "paired_base": True},
+        reward_shaping={"slo_violation": 1.0, "slo_lagrangian": {"lr": 2.0, "margin": 0.5, "max": 4.0}},
+    )
+    scenarios = [(n, load_scenario(n).config) for n in ("steady", "diurnal")]
+    return cfg, *make_training_env(cfg, scenarios)
+
+
+def test_the_lagrangian_moves_each_scenario_s_penalty_on_both_copies():
+    """Two scenarios of two clusters each; 10 counted steps. steady: agent 1 + 0 violating steps (share 0.05),
+    the copy 2 + 2 (0.2): gap 100 (0.05 - 0.5 * 0.2) = -5, penalty 1 - 10 -> 0. diurnal: agent 3 + 3 (0.3), the
+    copy 1 + 1 (0.1): gap +25, 1 + 50 -> 4 (max)."""
+    from types import SimpleNamespace
+
+    from stable_baselines3.common.logger import Logger
+
+    from agents.experiments.train import SloLagrangianUpdate, shaping_state
+
+    cfg, native, venv = lagrangian_env()
+    callback = SloLagrangianUpdate(venv, native, ["steady", "diurnal"], cfg.reward_shaping.slo_lagrangian)
+    assert callback.agent.venv is native and callback.paired.venv is not native
+    model = SimpleNamespace(num_timesteps=0, logger=Logger(folder=None, output_formats=[]), get_env=lambda: venv)
+    callback.init_callback(model)
+    callback.on_rollout_start()  # nothing counted yet: the penalties stay at slo_violation
+    for shaper in (callback.agent, callback.paired):
+        np.testing.assert_array_equal(shaper.slo_violation, [1.0] * 4)
+    callback.agent.violations[:] = [1, 0, 3, 3]
+    callback.paired.violations[:] = [2, 2, 1, 1]
+    callback.agent.counted_steps = callback.paired.counted_steps = 10
+    callback.on_rollout_start()
+    for shaper in (callback.agent, callback.paired):
+        np.testing.assert_allclose(shaper.slo_violation, [0.0, 0.0, 4.0, 4.0])
+    assert shaping_state(venv) == {"slo_penalty": [0.0, 0.0, 4.0, 4.0]}
+    assert not callback.agent.violations.any() and callback.agent.counted_steps == 0
+    callback.agent.counted_steps = 3  # the copy stepped other times: refused
+    with pytest.raises(RuntimeError, match="paired copy stepped other times"):
+        callback.on_rollout_start()
+
+
+def test_a_lagrangian_run_logs_its_penalties_and_resumes_them_from_the_checkpoint(files, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from agents.experiments.train import (
+        RunPaths,
+        flap_penalties,
+        load_checkpoint,
+        load_scenario_configs,
+        read_run_config,
+        with_env_overrides,
+    )
+
+    run_dir = tmp_path / "lagrangian"
+    train_cli(
+        files,
+        run_dir,
+        "residual={policy: kpa, max_offset: 0, experts: [hpa], paired_base: true}",
+        # a tight SLO (violations happen) and a target of a tenth of the copy's share: the penalty rises
+        "reward_shaping={slo_violation: 1.0, slo_lagrangian: {lr: 50.0, max: 7.0, margin: 0.9}}",
+        "env_overrides={reward: {slo_p95_seconds: 0.05}}",
+        "checkpoint_freq=256",
+    )
+    events = EventAccumulator(str(next((run_dir / "tb").rglob("events.out.tfevents*")).parent))
+    events.Reload()
+    name = files["tiny"].stem
+    logged = [e.value for e in events.Scalars(f"slo_lagrangian/{name}_penalty")]
+    assert logged[0] == 1.0 and len(logged) == 2  # two rollouts; the first before any count
+    manifest = next((run_dir / "checkpoints").glob("*.json"))
+    saved = json.loads(manifest.read_text())["slo_penalty"]
+    assert len(saved) == 4 and len(set(saved)) == 1 and 1.0 < saved[0] <= 7.0 and saved[0] == logged[1]
+    cfg = read_run_config(run_dir / "config.yaml")
+    paths = RunPaths(run_dir)
+    train = with_env_overrides(cfg, load_scenario_configs(cfg.scenarios))
+    _, venv, _ = load_checkpoint(cfg, paths, 256, train)
+    shapers = flap_penalties(venv)
+    assert len(shapers) == 2 and all(list(s.slo_violation) == saved for s in shapers)

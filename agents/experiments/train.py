@@ -82,7 +82,7 @@ from ..learned.ppo import (
     vecnormalize_path,
 )
 from ..learned.residual import PairedBase, ResidualPolicy, ResidualVecEnv, make_rule, prefer_zero_correction
-from ..learned.shaping import FlapPenalty
+from ..learned.shaping import FlapPenalty, lagrange_step
 from .evaluate import load_scenario_configs, run_policy_episodes
 from .progress import StepProgress
 from .tables import summarise_episodes
@@ -308,7 +308,7 @@ def save_checkpoint(model: Any, paths: RunPaths) -> Path:
     except ManifestError:
         pass
     paths.manifest(steps).unlink(missing_ok=True)  # a stale manifest must not vouch for the new files
-    save_snapshot(model, model_path, stats_path, paths.manifest(steps))
+    save_snapshot(model, model_path, stats_path, paths.manifest(steps), **shaping_state(model.get_env()))
     return model_path
 
 
@@ -411,6 +411,84 @@ class SloPenaltyFrom(BaseCallback):
 
     def _on_step(self) -> bool:
         return True
+
+
+class SloLagrangianUpdate(BaseCallback):
+    """The adaptive SLO penalty (``reward_shaping.slo_lagrangian``, :class:`SloLagrangian`): at the start of every
+    rollout after the first, each training scenario's penalty moves by the gap between the agent's SLO share and
+    its target (expert 0's on the paired copy, less the margin) over the previous rollout's env steps
+    (:func:`lagrange_step`); the training clusters' FlapPenalty and the paired copy's charge the same per-cluster
+    penalties, so the paired reward stays the difference of two equally shaped rewards. The penalties are kept in
+    every checkpoint's manifest (``slo_penalty``), so a resumed run continues them."""
+
+    def __init__(self, venv: Any, base: ServerlessScalingVecEnv, names: list[str], settings: Any) -> None:
+        super().__init__()
+        self.agent, self.paired = paired_shapers(venv)
+        self.slices = list(base.slices)
+        self.names = names
+        self.settings = settings
+        start = np.broadcast_to(np.asarray(self.agent.slo_violation, dtype=np.float64), (base.num_envs,))
+        self.penalty = np.array([start[sl.start] for sl in self.slices])  # per scenario (a resume: the saved ones)
+        self._apply()
+
+    def _apply(self) -> None:
+        per_cluster = np.empty(sum(sl.stop - sl.start for sl in self.slices))
+        for p, sl in zip(self.penalty, self.slices):
+            per_cluster[sl] = p
+        self.agent.slo_violation = per_cluster
+        self.paired.slo_violation = per_cluster.copy()
+
+    def _on_rollout_start(self) -> None:
+        (agent, steps), (paired, paired_steps) = self.agent.take_violations(), self.paired.take_violations()
+        if steps != paired_steps:
+            raise RuntimeError("slo_lagrangian: the paired copy stepped other times than the training clusters")
+        if steps:
+            share = np.array([agent[sl].sum() / (steps * (sl.stop - sl.start)) for sl in self.slices])
+            base_share = np.array([paired[sl].sum() / (steps * (sl.stop - sl.start)) for sl in self.slices])
+            s = self.settings
+            self.penalty = lagrange_step(self.penalty, share, base_share, s.lr, s.margin, s.max)
+            self._apply()
+            for name, a, b in zip(self.names, share, base_share):
+                self.logger.record(f"slo_lagrangian/{name}_share_gap", a - b)
+        for name, p in zip(self.names, self.penalty):
+            self.logger.record(f"slo_lagrangian/{name}_penalty", float(p))
+
+    def _on_step(self) -> bool:
+        return True
+
+
+def paired_shapers(venv: Any) -> tuple[FlapPenalty, FlapPenalty]:
+    """(the training clusters' FlapPenalty, the paired copy's) below ``venv``; RuntimeError if either is missing."""
+    agent = paired = None
+    for inner in wrapper_chain(venv):
+        if isinstance(inner, FlapPenalty) and agent is None:
+            agent = inner
+        pair = vars(inner).get("paired")
+        if pair is not None and isinstance(pair.venv, FlapPenalty):
+            paired = pair.venv
+    if agent is None or paired is None:
+        raise RuntimeError("slo_lagrangian: the training env needs a FlapPenalty on its clusters and its paired copy")
+    return agent, paired
+
+
+def shaping_state(venv: Any) -> dict[str, Any]:
+    """What a checkpoint keeps of the reward shaping: the per-cluster SLO penalties of an adaptive run."""
+    for inner in wrapper_chain(venv):
+        if isinstance(inner, FlapPenalty) and np.ndim(inner.slo_violation) == 1:
+            return {"slo_penalty": [float(x) for x in inner.slo_violation]}
+    return {}
+
+
+def restore_shaping(venv: Any, values: dict[str, Any], source: Path) -> None:
+    """Give the FlapPenalties below ``venv`` (the paired copy's too) the SLO penalties a checkpoint kept."""
+    if "slo_penalty" not in values:
+        return
+    penalty = np.asarray(values["slo_penalty"], dtype=np.float64)
+    shapers = flap_penalties(venv)
+    if penalty.shape != (venv.num_envs,) or not shapers:
+        raise ConfigError(f"{source}: slo_penalty does not fit this run's {venv.num_envs} training clusters")
+    for shaper in shapers:
+        shaper.slo_violation = penalty.copy()
 
 
 def wrapper_chain(venv: Any) -> Iterator[Any]:
@@ -727,10 +805,10 @@ def load_checkpoint(cfg: TrainConfig, paths: RunPaths, steps: int, train: Scenar
     """(base env, wrapped env, model) from the checkpoint at ``steps``, or ConfigError saying what is wrong
     with it (incomplete, damaged, missing statistics). A run written before checkpoints had manifests (none in
     its folder) is checked by loading its files instead."""
-    if not paths.legacy_checkpoints():
-        check_manifest(paths.manifest(steps))
+    values = {} if paths.legacy_checkpoints() else check_manifest(paths.manifest(steps))
     model_path, stats_path = paths.checkpoint(steps)
     base, venv = make_training_env(cfg, train, stats_path=stats_path)
+    restore_shaping(venv, values, paths.manifest(steps))
     kwargs = cfg.algo_kwargs()
     # the config's schedules replace the pickled ones (the same, unless the code that made them changed)
     schedules = {k: kwargs[k] for k in ("learning_rate", "clip_range")}
@@ -778,6 +856,8 @@ def learn(
     shaping = cfg.reward_shaping
     if shaping.slo_violation_from > 0:
         callbacks.append(SloPenaltyFrom(venv, shaping.slo_violation, shaping.slo_violation_from))
+    if shaping.slo_lagrangian is not None:
+        callbacks.append(SloLagrangianUpdate(venv, base, [name for name, _ in train], shaping.slo_lagrangian))
     if cfg.horizon > cfg.total_timesteps:  # SB3 runs the schedules over learn()'s budget: stop early instead
         callbacks.append(StopAt(cfg.total_timesteps))
     if progress_bar:  # ours counts env steps up to whole rollouts (SB3's reads e.g. 32,768/20,000)

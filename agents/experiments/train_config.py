@@ -133,6 +133,22 @@ class RecurrentConfig(_Strict):
         return self
 
 
+class SloLagrangian(_Strict):
+    """A per-scenario SLO penalty that adapts during training (a Lagrange multiplier per training scenario; the
+    penalty form of PPO-Lagrangian: Ray, Achiam and Amodei, "Benchmarking Safe Exploration in Deep Reinforcement
+    Learning", 2019). The constraint is the verdict's "no higher SLO share" against expert 0 of a paired residual:
+    on each training scenario, the agent's share of SLO-violating steps at most ``(1 - margin)`` times what expert
+    0 alone has on the paired copy of the same clusters. At the start of every rollout each scenario's penalty
+    becomes ``clip(penalty + lr * gap, 0, max)``, the gap in percentage points over the previous rollout's env steps
+    (agents/learned/shaping.py, :func:`lagrange_step`); it starts at ``reward_shaping.slo_violation``."""
+
+    lr: float = Field(gt=0.0, le=1000.0, description="penalty change per percentage point of share gap, per rollout")
+    max: float = Field(30.0, gt=0.0, le=100.0, description="largest penalty per SLO-violating step")
+    margin: float = Field(
+        0.0, ge=0.0, lt=1.0, description="aim below expert 0's share by this fraction of it (0: at most equal)"
+    )
+
+
 class RewardShaping(_Strict):
     """Penalties added to the env's reward during training only, against flapping (the periodic evaluation, the
     benchmark and the verdict use the env's reward). Each is in the env's reward units, per step.
@@ -149,16 +165,23 @@ class RewardShaping(_Strict):
     reversal: float = Field(0.0, ge=0.0, le=100.0, description="penalty per direction reversal of applied changes")
     slo_violation: float = Field(0.0, ge=0.0, le=100.0, description="penalty per SLO-violating step (extra)")
     slo_violation_from: int = Field(0, ge=0, description="agent steps of training before the SLO penalty starts")
+    slo_lagrangian: SloLagrangian | None = Field(
+        None, description="adapt the SLO penalty per training scenario to keep the SLO share at expert 0's"
+    )
 
     @model_validator(mode="after")
     def _from_needs_a_penalty(self) -> RewardShaping:
         if self.slo_violation_from > 0 and self.slo_violation == 0:
             raise ValueError("slo_violation_from is set but slo_violation is 0: there is no penalty to start")
+        if self.slo_violation_from > 0 and self.slo_lagrangian is not None:
+            raise ValueError(
+                "slo_violation_from and slo_lagrangian: choose one (the adaptive penalty sets itself from the start)"
+            )
         return self
 
     @property
     def active(self) -> bool:
-        return self.blocked > 0 or self.reversal > 0 or self.slo_violation > 0
+        return self.blocked > 0 or self.reversal > 0 or self.slo_violation > 0 or self.slo_lagrangian is not None
 
 
 class ResidualConfig(_Strict):
@@ -356,6 +379,15 @@ class TrainConfig(_Strict):
     def _residual_algo(self) -> TrainConfig:
         if self.residual is not None and self.algo == "maskable_ppo":
             raise ValueError("residual with algo: maskable_ppo: the env's masks are over steps, not corrections")
+        return self
+
+    @model_validator(mode="after")
+    def _lagrangian_needs_a_pair(self) -> TrainConfig:
+        if self.reward_shaping.slo_lagrangian is not None and (self.residual is None or not self.residual.paired_base):
+            raise ValueError(
+                "reward_shaping.slo_lagrangian needs residual: {paired_base: true}: its constraint is expert 0's SLO "
+                "share on the paired copy of the training clusters"
+            )
         return self
 
     @model_validator(mode="after")
