@@ -1,0 +1,148 @@
+"""Choose among trainings of one recipe with different seeds by the score that already chose each one's best
+model (its periodic evaluation on the selection seeds 1,000,000+), and show what that choice gives on the
+benchmark: the chosen run's verdict, and over every set of ``k`` of the runs, what choosing the best of ``k``
+would have given (the distribution a recipe "train k seeds, keep the best on the selection seeds" has).
+
+    python -m agents.experiments.pick_seed ARM_OUT [ARM_OUT ...] [--k 2]
+
+Each ``ARM_OUT`` is an ablation folder holding one judged run (``python -m agents.experiments.ablation --only
+<variant>_seed<N> --no-specialists --out ARM_OUT``): ``runs/<variant>/best_model.json`` gives the selection score
+(``mean_reward``: the mean over the evaluation scenarios of the mean episode reward on the selection seeds) and
+``episodes.csv`` the benchmark episodes of the run and of the rules. No episode is rolled out here and no
+benchmark seed takes part in the choice: the benchmark's verdict only reports what the choice gave. The verdict is
+the ablation's "vs best generalist" (paired t-test per scenario; a win needs p < 0.05, a higher mean reward and an
+SLO share no higher than the rule's), against the best one-setting rule on the tuning seeds 0-19.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from scaling_env.config import ConfigError
+
+from . import verdict as vd
+from .ablation import best_generalist
+from .benchmark import EVALUATION_SCENARIOS
+
+
+def arm_run(arm: Path) -> Path:
+    """The one run folder of an ablation folder (``runs/<variant>``); ConfigError if there is none or several."""
+    runs = sorted(p for p in (arm / "runs").glob("*") if p.is_dir()) if (arm / "runs").is_dir() else []
+    if len(runs) != 1:
+        raise ConfigError(f"{arm}: expected one run in {arm / 'runs'}, found {len(runs)}")
+    return runs[0]
+
+
+def selection_score(run: Path) -> float:
+    """The run's best model's score on the selection seeds (``best_model.json``: ``mean_reward``)."""
+    path = run / "best_model.json"
+    try:
+        return float(json.loads(path.read_text())["mean_reward"])
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: missing (the run has no best model: not trained, or trained without eval)"
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path}: no mean_reward ({exc})") from None
+
+
+def verdict_vs_generalist(arm: Path, run: Path, scenarios: list[str]) -> dict[str, dict]:
+    """Per scenario: the run's paired comparison with the best generalist rule on the benchmark's episodes, and
+    whether it is a win, a tie or a loss (as the ablation's table counts them)."""
+    tuning_path = arm / "tuning_rewards.json"
+    if not tuning_path.is_file():
+        raise ConfigError(f"{tuning_path}: missing (the rules' tuning rewards the ablation cached)")
+    tuning = {tuple(k.split("|")): v for k, v in json.loads(tuning_path.read_text()).items()}
+    generalist = best_generalist(tuning, scenarios)  # type: ignore[arg-type]
+    episodes = vd.read_episodes(arm / "episodes.csv")
+    label = f"ppo:{arm}/runs/{run.name}"
+    if not any(p == label for _, p in episodes):
+        raise ConfigError(f"{arm / 'episodes.csv'}: no episodes of {label} (judge the run first)")
+    out = {}
+    for s in scenarios:
+        seeds = vd.common_seeds(episodes, [(s, label), (s, generalist)])
+        a = np.array([episodes[(s, label)][k][0] for k in seeds])
+        b = np.array([episodes[(s, generalist)][k][0] for k in seeds])
+        slo = float(np.mean([episodes[(s, label)][k][1] for k in seeds]))
+        rule_slo = float(np.mean([episodes[(s, generalist)][k][1] for k in seeds]))
+        t = vd.paired_test(a, b)
+        win = t.p_value < vd.ALPHA and t.mean_diff > 0 and slo <= rule_slo
+        loss = t.p_value < vd.ALPHA and t.mean_diff < 0
+        out[s] = {
+            "diff": t.mean_diff,
+            "slo": slo,
+            "rule_slo": rule_slo,
+            "outcome": "W" if win else "L" if loss else "T",
+        }
+    return {"generalist": generalist, "scenarios": out}  # type: ignore[dict-item]
+
+
+def wtl(v: dict) -> str:
+    c = Counter(x["outcome"] for x in v["scenarios"].values())
+    return f"{c['W']}/{c['T']}/{c['L']}"
+
+
+def best_of(scores: dict[str, float], arms: tuple[str, ...]) -> str:
+    """The arm of ``arms`` with the highest selection score (the first listed on a tie)."""
+    return max(arms, key=lambda a: (scores[a], -arms.index(a)))
+
+
+def report(arms: list[Path], k: int, scenarios: list[str]) -> str:
+    if not 1 <= k <= len(arms):
+        raise ConfigError(f"--k {k}: choose between 1 and the number of arms ({len(arms)})")
+    runs = {str(a): arm_run(a) for a in arms}
+    scores = {a: selection_score(r) for a, r in runs.items()}
+    verdicts = {a: verdict_vs_generalist(Path(a), r, scenarios) for a, r in runs.items()}
+    generalists = {v["generalist"] for v in verdicts.values()}
+    if len(generalists) != 1:
+        raise ConfigError(f"the arms were judged against different generalist rules: {sorted(generalists)}")
+    lines = [
+        f"Against `{generalists.pop()}` on the benchmark seeds; selection score: the run's best model's mean reward on "
+        "the selection seeds 1,000,000+ (its own periodic evaluation).",
+        "",
+        "| arm | run | selection score | " + " | ".join(scenarios) + " | W/T/L |",
+        "|---|---|---:|" + "---:|" * len(scenarios) + "---|",
+    ]
+    for a in sorted(scores, key=lambda a: -scores[a]):
+        cells = []
+        for s in scenarios:
+            x = verdicts[a]["scenarios"][s]
+            cell = f"{x['diff']:+.1f} ({100 * x['slo']:.2f}%)"
+            cells.append(f"**{cell}**" if x["outcome"] == "W" else f"*{cell}*" if x["outcome"] == "L" else cell)
+        lines.append(f"| {a} | {runs[a].name} | {scores[a]:.2f} | " + " | ".join(cells) + f" | {wtl(verdicts[a])} |")
+    subsets = list(itertools.combinations(list(runs), k))
+    chosen = Counter(best_of(scores, sub) for sub in subsets)
+    outcomes = Counter()
+    for a, n in chosen.items():
+        outcomes[wtl(verdicts[a])] += n
+    lines += [
+        "",
+        f"Best of {k} by selection score, over all {len(subsets)} sets of {k} of these {len(runs)} runs: "
+        + ", ".join(f"{o} in {n}" for o, n in sorted(outcomes.items(), key=lambda x: -x[1]))
+        + f"; the chosen run overall (best of all {len(runs)}): {best_of(scores, tuple(runs))} ("
+        + wtl(verdicts[best_of(scores, tuple(runs))])
+        + ").",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("arms", type=Path, nargs="+")
+    parser.add_argument("--k", type=int, default=2, help="runs per set: the best of k (default 2)")
+    parser.add_argument("--scenarios", default=",".join(EVALUATION_SCENARIOS))
+    args = parser.parse_args()
+    try:
+        print(report(args.arms, args.k, args.scenarios.split(",")))
+    except ConfigError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
+if __name__ == "__main__":
+    main()
