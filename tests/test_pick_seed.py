@@ -72,6 +72,9 @@ def test_best_of_k_picks_by_selection_score_never_by_the_benchmark(arms):
         (lambda a: (a / "runs" / "gate_one" / "best_model.json").write_text("{}"), "no mean_reward"),
         (lambda a: (a / "runs" / "extra").mkdir(), "expected one run"),
         (lambda a: (a / "tuning_rewards.json").unlink(), "tuning_rewards.json: missing"),
+        (lambda a: (a / "tuning_rewards.json").write_text("{not json"), "tuning_rewards.json: not the rules'"),
+        (lambda a: (a / "episodes.csv").unlink(), "episodes.csv: cannot read"),
+        (lambda a: (a / "episodes.csv").write_text("policy,scenario\nx,a\n"), "episodes.csv, line 2"),
     ],
 )
 def test_a_damaged_arm_is_named(arms, damage, message):
@@ -87,3 +90,15 @@ def test_bad_k_and_an_unjudged_run_are_errors_from_the_command_line(arms, monkey
     monkeypatch.setattr("sys.argv", ["pick_seed", *map(str, arms), "--scenarios", "a,b"])
     with pytest.raises(SystemExit, match="no episodes of ppo:.*gate_renamed"):
         pick_seed.main()
+
+
+def test_an_arm_spelled_another_way_is_found_and_a_repeated_arm_refused(arms, monkeypatch):
+    """The episodes name the run by the ablation's --out as typed (absolute here); a relative spelling of the same
+    folder finds it; the same arm twice is an error, not a silent set of one."""
+    monkeypatch.chdir(arms[0].parent)
+    relative = [Path(a.name) for a in arms]
+    assert pick_seed.report(relative, 2, ["a", "b"]) == pick_seed.report(arms, 2, ["a", "b"]).replace(
+        f"{arms[0].parent}/", ""
+    )
+    with pytest.raises(ConfigError, match="listed twice"):
+        pick_seed.report([arms[0], relative[0]], 1, ["a", "b"])

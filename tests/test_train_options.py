@@ -463,6 +463,7 @@ def test_lagrange_step_by_hand():
         ({"slo_lagrangian": {"lr": 0.0}}, None, "slo_lagrangian.lr"),
         ({"slo_lagrangian": {"lr": 1.0, "margin": 1.0}}, None, "slo_lagrangian.margin"),
         ({"slo_lagrangian": {}}, None, "slo_lagrangian.lr"),
+        ({"slo_violation": 12.0, "slo_lagrangian": {"lr": 1.0, "max": 10.0}}, None, "above slo_lagrangian.max"),
     ],
 )
 def test_bad_lagrangian_settings_are_named(shaping, residual, message):
@@ -506,16 +507,17 @@ def lagrangian_env():
         n_envs=4,
         ppo={"n_steps": 8, "batch_size": 32},
         residual={"policy": "kpa", "max_offset": 0, "experts": ["hpa"], "paired_base": True},
-        reward_shaping={"slo_violation": 1.0, "slo_lagrangian": {"lr": 2.0, "margin": 0.5, "max": 4.0}},
+        reward_shaping={"slo_violation": 1.0, "slo_lagrangian": {"lr": 0.1, "margin": 0.5, "max": 4.0}},
     )
     scenarios = [(n, load_scenario(n).config) for n in ("steady", "diurnal")]
     return cfg, *make_training_env(cfg, scenarios)
 
 
 def test_the_lagrangian_moves_each_scenario_s_penalty_on_both_copies():
-    """Two scenarios of two clusters each; 10 counted steps. steady: agent 1 + 0 violating steps (share 0.05),
-    the copy 2 + 2 (0.2): gap 100 (0.05 - 0.5 * 0.2) = -5, penalty 1 - 10 -> 0. diurnal: agent 3 + 3 (0.3), the
-    copy 1 + 1 (0.1): gap +25, 1 + 50 -> 4 (max)."""
+    """Two scenarios of two clusters each; 10 counted steps; lr 0.1, margin 0.5, max 4. steady: agent 1 + 0
+    violating steps (share 0.05), the copy 2 + 2 (0.2): gap 100 (0.05 - 0.5 * 0.2) = -5, penalty 1 - 0.5 = 0.5.
+    diurnal: agent 3 + 3 (0.3), the copy 1 + 1 (0.1): gap +25, 1 + 2.5 = 3.5. Then again: 0.5 - 0.5 = 0 and
+    3.5 + 2.5 -> 4 (max)."""
     from types import SimpleNamespace
 
     from stable_baselines3.common.logger import Logger
@@ -530,14 +532,15 @@ def test_the_lagrangian_moves_each_scenario_s_penalty_on_both_copies():
     callback.on_rollout_start()  # nothing counted yet: the penalties stay at slo_violation
     for shaper in (callback.agent, callback.paired):
         np.testing.assert_array_equal(shaper.slo_violation, [1.0] * 4)
-    callback.agent.violations[:] = [1, 0, 3, 3]
-    callback.paired.violations[:] = [2, 2, 1, 1]
-    callback.agent.counted_steps = callback.paired.counted_steps = 10
-    callback.on_rollout_start()
-    for shaper in (callback.agent, callback.paired):
-        np.testing.assert_allclose(shaper.slo_violation, [0.0, 0.0, 4.0, 4.0])
-    assert shaping_state(venv) == {"slo_penalty": [0.0, 0.0, 4.0, 4.0]}
-    assert not callback.agent.violations.any() and callback.agent.counted_steps == 0
+    for want in ([0.5, 0.5, 3.5, 3.5], [0.0, 0.0, 4.0, 4.0]):
+        callback.agent.violations[:] = [1, 0, 3, 3]
+        callback.paired.violations[:] = [2, 2, 1, 1]
+        callback.agent.counted_steps = callback.paired.counted_steps = 10
+        callback.on_rollout_start()
+        for shaper in (callback.agent, callback.paired):
+            np.testing.assert_allclose(shaper.slo_violation, want)
+        assert shaping_state(venv) == {"slo_penalty": pytest.approx(want)}
+        assert not callback.agent.violations.any() and callback.agent.counted_steps == 0
     callback.agent.counted_steps = 3  # the copy stepped other times: refused
     with pytest.raises(RuntimeError, match="paired copy stepped other times"):
         callback.on_rollout_start()
@@ -548,6 +551,7 @@ def test_a_lagrangian_run_logs_its_penalties_and_resumes_them_from_the_checkpoin
 
     from agents.experiments.train import (
         RunPaths,
+        SloLagrangianUpdate,
         flap_penalties,
         load_checkpoint,
         load_scenario_configs,
@@ -561,7 +565,7 @@ def test_a_lagrangian_run_logs_its_penalties_and_resumes_them_from_the_checkpoin
         run_dir,
         "residual={policy: kpa, max_offset: 0, experts: [hpa], paired_base: true}",
         # a tight SLO (violations happen) and a target of a tenth of the copy's share: the penalty rises
-        "reward_shaping={slo_violation: 1.0, slo_lagrangian: {lr: 50.0, max: 7.0, margin: 0.9}}",
+        "reward_shaping={slo_violation: 1.0, slo_lagrangian: {lr: 0.05, max: 50.0, margin: 0.9}}",
         "env_overrides={reward: {slo_p95_seconds: 0.05}}",
         "checkpoint_freq=256",
     )
@@ -572,10 +576,14 @@ def test_a_lagrangian_run_logs_its_penalties_and_resumes_them_from_the_checkpoin
     assert logged[0] == 1.0 and len(logged) == 2  # two rollouts; the first before any count
     manifest = next((run_dir / "checkpoints").glob("*.json"))
     saved = json.loads(manifest.read_text())["slo_penalty"]
-    assert len(saved) == 4 and len(set(saved)) == 1 and 1.0 < saved[0] <= 7.0 and saved[0] == logged[1]
+    assert len(saved) == 4 and len(set(saved)) == 1 and 1.0 < saved[0] < 50.0  # moved, not clipped
+    assert saved[0] == pytest.approx(logged[1], rel=1e-6)
     cfg = read_run_config(run_dir / "config.yaml")
     paths = RunPaths(run_dir)
     train = with_env_overrides(cfg, load_scenario_configs(cfg.scenarios))
-    _, venv, _ = load_checkpoint(cfg, paths, 256, train)
+    native, venv, _ = load_checkpoint(cfg, paths, 256, train)
     shapers = flap_penalties(venv)
     assert len(shapers) == 2 and all(list(s.slo_violation) == saved for s in shapers)
+    # the resumed run's callback continues from the saved penalties, not from slo_violation
+    callback = SloLagrangianUpdate(venv, native, [name], cfg.reward_shaping.slo_lagrangian)
+    assert list(callback.penalty) == saved[:1]

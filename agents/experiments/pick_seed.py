@@ -58,12 +58,20 @@ def verdict_vs_generalist(arm: Path, run: Path, scenarios: list[str]) -> dict[st
     tuning_path = arm / "tuning_rewards.json"
     if not tuning_path.is_file():
         raise ConfigError(f"{tuning_path}: missing (the rules' tuning rewards the ablation cached)")
-    tuning = {tuple(k.split("|")): v for k, v in json.loads(tuning_path.read_text()).items()}
-    generalist = best_generalist(tuning, scenarios)  # type: ignore[arg-type]
-    episodes = vd.read_episodes(arm / "episodes.csv")
-    label = f"ppo:{arm}/runs/{run.name}"
-    if not any(p == label for _, p in episodes):
-        raise ConfigError(f"{arm / 'episodes.csv'}: no episodes of {label} (judge the run first)")
+    try:
+        tuning = {tuple(k.split("|")): v for k, v in json.loads(tuning_path.read_text()).items()}
+    except (OSError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"{tuning_path}: not the rules' tuning rewards ({exc})") from None
+    try:
+        episodes = vd.read_episodes(arm / "episodes.csv")
+    except vd.VerdictError as exc:
+        raise ConfigError(str(exc)) from None
+    label = run_label(episodes, run)
+    if label is None:
+        raise ConfigError(f"{arm / 'episodes.csv'}: no episodes of ppo:<...>/runs/{run.name} (judge the run first)")
+    # the generalist as the ablation chose it: over every scenario the run was judged on
+    judged = list(dict.fromkeys(s for s, p in episodes if p == label))
+    generalist = best_generalist(tuning, judged)  # type: ignore[arg-type]
     out = {}
     for s in scenarios:
         seeds = vd.common_seeds(episodes, [(s, label), (s, generalist)])
@@ -83,6 +91,16 @@ def verdict_vs_generalist(arm: Path, run: Path, scenarios: list[str]) -> dict[st
     return {"generalist": generalist, "scenarios": out}  # type: ignore[dict-item]
 
 
+def run_label(episodes: vd.Episodes, run: Path) -> str | None:
+    """The episodes' policy label of ``run`` (``ppo:<the ablation's --out as typed>/runs/<name>``), matched by the
+    folder it names, however the arm's path is spelled here."""
+    for _, p in episodes:
+        prefix, _, path = p.partition(":")
+        if prefix == "ppo" and Path(path).name == run.name and Path(path).resolve() == run.resolve():
+            return p
+    return None
+
+
 def wtl(v: dict) -> str:
     c = Counter(x["outcome"] for x in v["scenarios"].values())
     return f"{c['W']}/{c['T']}/{c['L']}"
@@ -94,6 +112,8 @@ def best_of(scores: dict[str, float], arms: tuple[str, ...]) -> str:
 
 
 def report(arms: list[Path], k: int, scenarios: list[str]) -> str:
+    if len({a.resolve() for a in arms}) != len(arms):
+        raise ConfigError("an arm is listed twice: " + ", ".join(str(a) for a in arms))
     if not 1 <= k <= len(arms):
         raise ConfigError(f"--k {k}: choose between 1 and the number of arms ({len(arms)})")
     runs = {str(a): arm_run(a) for a in arms}

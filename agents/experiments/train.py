@@ -448,7 +448,7 @@ class SloLagrangianUpdate(BaseCallback):
             s = self.settings
             self.penalty = lagrange_step(self.penalty, share, base_share, s.lr, s.margin, s.max)
             self._apply()
-            for name, a, b in zip(self.names, share, base_share):
+            for name, a, b in zip(self.names, share, base_share):  # the raw gap (fractions), before the margin
                 self.logger.record(f"slo_lagrangian/{name}_share_gap", a - b)
         for name, p in zip(self.names, self.penalty):
             self.logger.record(f"slo_lagrangian/{name}_penalty", float(p))
@@ -483,7 +483,10 @@ def restore_shaping(venv: Any, values: dict[str, Any], source: Path) -> None:
     """Give the FlapPenalties below ``venv`` (the paired copy's too) the SLO penalties a checkpoint kept."""
     if "slo_penalty" not in values:
         return
-    penalty = np.asarray(values["slo_penalty"], dtype=np.float64)
+    try:
+        penalty = np.asarray(values["slo_penalty"], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{source}: slo_penalty is not a list of numbers") from None
     shapers = flap_penalties(venv)
     if penalty.shape != (venv.num_envs,) or not shapers:
         raise ConfigError(f"{source}: slo_penalty does not fit this run's {venv.num_envs} training clusters")

@@ -173,6 +173,11 @@ class RewardShaping(_Strict):
     def _from_needs_a_penalty(self) -> RewardShaping:
         if self.slo_violation_from > 0 and self.slo_violation == 0:
             raise ValueError("slo_violation_from is set but slo_violation is 0: there is no penalty to start")
+        if self.slo_lagrangian is not None and self.slo_violation > self.slo_lagrangian.max:
+            raise ValueError(
+                f"slo_violation ({self.slo_violation}) is above slo_lagrangian.max ({self.slo_lagrangian.max}): the "
+                "adaptive penalty starts at slo_violation and never exceeds max"
+            )
         if self.slo_violation_from > 0 and self.slo_lagrangian is not None:
             raise ValueError(
                 "slo_violation_from and slo_lagrangian: choose one (the adaptive penalty sets itself from the start)"
