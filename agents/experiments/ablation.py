@@ -642,14 +642,7 @@ def judge(
         s: {"candidate": cost_ratio(s, label), "rule": cost_ratio(s, x["rule"])}
         for s, x in zip(st.scenarios, per_scenario)
     }
-    vs_general = []
-    for s in st.scenarios:
-        seeds = vd.common_seeds(episodes, [(s, label), (s, generalist)])
-        a = np.array([episodes[(s, label)][k][0] for k in seeds])
-        b = np.array([episodes[(s, generalist)][k][0] for k in seeds])
-        slo_a = float(np.mean([episodes[(s, label)][k][1] for k in seeds]))
-        slo_b = float(np.mean([episodes[(s, generalist)][k][1] for k in seeds]))
-        vs_general.append({"scenario": s, "test": vd.paired_test(a, b), "slo": slo_a, "rule_slo": slo_b})
+    vs_general = [paired_vs(episodes, s, label, generalist) for s in st.scenarios]
     me = next(r for r in agg if r["policy"] == label)
     return {
         "label": label,
@@ -662,6 +655,24 @@ def judge(
         "slo": me["slo"],
         "cost": cost,
     }
+
+
+def paired_vs(episodes: vd.Episodes, scenario: str, label: str, rule: str) -> dict[str, Any]:
+    """``label`` against ``rule`` on ``scenario``'s common seeds: the paired test of episode rewards and both mean
+    SLO shares."""
+    seeds = vd.common_seeds(episodes, [(scenario, label), (scenario, rule)])
+    a = np.array([episodes[(scenario, label)][k][0] for k in seeds])
+    b = np.array([episodes[(scenario, rule)][k][0] for k in seeds])
+    slo_a = float(np.mean([episodes[(scenario, label)][k][1] for k in seeds]))
+    slo_b = float(np.mean([episodes[(scenario, rule)][k][1] for k in seeds]))
+    return {"scenario": scenario, "test": vd.paired_test(a, b), "slo": slo_a, "rule_slo": slo_b}
+
+
+def win_tie_loss(test: vd.PairedTest, slo: float, rule_slo: float) -> str:
+    """ "W" (p < 0.05, a positive difference, an SLO share not higher), "L" (p < 0.05, negative) or "T"."""
+    if test.p_value < vd.ALPHA and test.mean_diff > 0 and slo <= rule_slo:
+        return "W"
+    return "L" if test.p_value < vd.ALPHA and test.mean_diff < 0 else "T"
 
 
 def _ci_cells(comparisons: list[dict], scenarios: list[str]) -> list[str]:
@@ -677,9 +688,8 @@ def _ci(t: vd.PairedTest, digits: int = 1) -> str:
 
 def _wins(tests: list[tuple[vd.PairedTest, float, float]]) -> str:
     """wins / ties / losses; a win needs p < 0.05, a positive difference and an SLO share not higher."""
-    w = sum(t.p_value < vd.ALPHA and t.mean_diff > 0 and slo <= rule_slo for t, slo, rule_slo in tests)
-    losses = sum(t.p_value < vd.ALPHA and t.mean_diff < 0 for t, _, _ in tests)
-    return f"{w}/{len(tests) - w - losses}/{losses}"
+    calls = [win_tie_loss(*t) for t in tests]
+    return f"{calls.count('W')}/{calls.count('T')}/{calls.count('L')}"
 
 
 def markdown(results: list[dict], timings: dict[str, dict], scenarios: list[str], machine: dict) -> str:

@@ -22,12 +22,10 @@ import json
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
-
 from scaling_env.config import ConfigError
 
 from . import verdict as vd
-from .ablation import best_generalist
+from .ablation import best_generalist, paired_vs, win_tie_loss
 from .benchmark import EVALUATION_SCENARIOS
 
 
@@ -74,20 +72,9 @@ def verdict_vs_generalist(arm: Path, run: Path, scenarios: list[str]) -> dict[st
     generalist = best_generalist(tuning, judged)  # type: ignore[arg-type]
     out = {}
     for s in scenarios:
-        seeds = vd.common_seeds(episodes, [(s, label), (s, generalist)])
-        a = np.array([episodes[(s, label)][k][0] for k in seeds])
-        b = np.array([episodes[(s, generalist)][k][0] for k in seeds])
-        slo = float(np.mean([episodes[(s, label)][k][1] for k in seeds]))
-        rule_slo = float(np.mean([episodes[(s, generalist)][k][1] for k in seeds]))
-        t = vd.paired_test(a, b)
-        win = t.p_value < vd.ALPHA and t.mean_diff > 0 and slo <= rule_slo
-        loss = t.p_value < vd.ALPHA and t.mean_diff < 0
-        out[s] = {
-            "diff": t.mean_diff,
-            "slo": slo,
-            "rule_slo": rule_slo,
-            "outcome": "W" if win else "L" if loss else "T",
-        }
+        x = paired_vs(episodes, s, label, generalist)
+        outcome = win_tie_loss(x["test"], x["slo"], x["rule_slo"])
+        out[s] = {"diff": x["test"].mean_diff, "slo": x["slo"], "rule_slo": x["rule_slo"], "outcome": outcome}
     return {"generalist": generalist, "scenarios": out}  # type: ignore[dict-item]
 
 
