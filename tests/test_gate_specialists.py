@@ -267,6 +267,9 @@ def test_paired_base_reaches_the_training_env_only_when_asked(rules):
     assert sets["a"]["residual"]["paired_base"] is True
     plain, _ = ablation.gate_specialist_sets(ablation.GateSpecialists(), tuning, ["a", "b"], ["a"])
     assert "paired_base" not in plain["a"]["residual"]  # a run trained before the option keeps its config
+    assert "sync" not in plain["a"]["residual"] and "sync" not in sets["a"]["residual"]
+    synced, _ = ablation.gate_specialist_sets(ablation.GateSpecialists(sync=True), tuning, ["a", "b"], ["a"])
+    assert synced["a"]["residual"]["sync"] is True
     scenarios = [("steady", load_scenario("steady").config)]
     for paired in (False, True):
         cfg = TrainConfig(

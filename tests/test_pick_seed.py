@@ -102,3 +102,32 @@ def test_an_arm_spelled_another_way_is_found_and_a_repeated_arm_refused(arms, mo
     )
     with pytest.raises(ConfigError, match="listed twice"):
         pick_seed.report([arms[0], relative[0]], 1, ["a", "b"])
+
+
+def with_wins(arm: Path, wins: int | None) -> Path:
+    """The arm's best model as a ``select_by: wins_vs_base`` run records it (``wins_vs_base`` beside the mean)."""
+    path = pick_seed.arm_run(arm) / "best_model.json"
+    values = json.loads(path.read_text())
+    if wins is not None:
+        values["wins_vs_base"] = wins
+    path.write_text(json.dumps(values))
+    return arm
+
+
+def test_runs_selected_by_wins_are_chosen_by_wins_then_mean_reward(arms):
+    """one: 2 wins at -10; two: 1 win at -5; three: 2 wins at -20. By wins: {one, two} -> one, {one, three} -> one
+    (the mean reward breaks the tie), {two, three} -> three."""
+    for arm, wins in zip(arms, [2, 1, 2]):
+        with_wins(arm, wins)
+    text = pick_seed.report(arms, 2, ["a", "b"])
+    assert "(scenarios beating its base rule, mean reward)" in text
+    assert "over all 3 sets of 2 of these 3 runs: 1/1/0 in 2, 2/0/0 in 1" in text
+    rows = [line for line in text.splitlines() if line.startswith(f"| {arms[0].parent}")]
+    assert [r.split(" | ")[1] for r in rows] == ["gate_one", "gate_three", "gate_two"]
+    assert "| 2 wins, -10.00 |" in rows[0]
+
+
+def test_arms_selected_by_different_scores_are_refused(arms):
+    with_wins(arms[0], 2)
+    with pytest.raises(ConfigError, match="different scores"):
+        pick_seed.report(arms, 2, ["a", "b"])

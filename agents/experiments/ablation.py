@@ -129,6 +129,9 @@ class GateSpecialists(BaseModel):
         False,
         description="train each on its evaluation scenario itself (other seeds), not on its training family",
     )
+    sync: bool = Field(
+        False, description="tell the experts that did not act the count the applied step reaches (residual.sync)"
+    )
     set: dict[str, Any] = Field(default_factory=dict, description="training config values over the specialist's")
 
     @model_validator(mode="after")
@@ -521,6 +524,8 @@ def gate_specialist_sets(
         }
         if gs.paired_base:  # only when asked: a run folder trained before the option keeps its config
             residual["paired_base"] = True
+        if gs.sync:
+            residual["sync"] = True
         sets[s] = {**gs.set, "residual": residual}
         if gs.own_scenario:  # the rules' footing: tuned on this scenario (seeds 0-19), never on the benchmark's
             sets[s]["scenarios"] = [s]

@@ -7,7 +7,8 @@ would have given (the distribution a recipe "train k seeds, keep the best on the
 
 Each ``ARM_OUT`` is an ablation folder holding one judged run (``python -m agents.experiments.ablation --only
 <variant>_seed<N> --no-specialists --out ARM_OUT``): ``runs/<variant>/best_model.json`` gives the selection score
-(``mean_reward``: the mean over the evaluation scenarios of the mean episode reward on the selection seeds) and
+(``mean_reward``: the mean over the evaluation scenarios of the mean episode reward on the selection seeds; for runs
+trained with ``select_by: wins_vs_base``, first the number of scenarios where it beat its base rule there) and
 ``episodes.csv`` the benchmark episodes of the run and of the rules. No episode is rolled out here and no
 benchmark seed takes part in the choice: the benchmark's verdict only reports what the choice gave. The verdict is
 the ablation's "vs best generalist" (paired t-test per scenario; a win needs p < 0.05, a higher mean reward and an
@@ -37,11 +38,14 @@ def arm_run(arm: Path) -> Path:
     return runs[0]
 
 
-def selection_score(run: Path) -> float:
-    """The run's best model's score on the selection seeds (``best_model.json``: ``mean_reward``)."""
+def selection_score(run: Path) -> tuple[int, float] | float:
+    """The run's best model's score on the selection seeds (``best_model.json``): ``mean_reward``, or, for a run
+    trained with ``select_by: wins_vs_base``, (``wins_vs_base``, ``mean_reward``) as it chose its best model."""
     path = run / "best_model.json"
     try:
-        return float(json.loads(path.read_text())["mean_reward"])
+        values = json.loads(path.read_text())
+        mean = float(values["mean_reward"])
+        return (int(values["wins_vs_base"]), mean) if "wins_vs_base" in values else mean
     except FileNotFoundError:
         raise ConfigError(
             f"{path}: missing (the run has no best model: not trained, or trained without eval)"
@@ -93,7 +97,7 @@ def wtl(v: dict) -> str:
     return f"{c['W']}/{c['T']}/{c['L']}"
 
 
-def best_of(scores: dict[str, float], arms: tuple[str, ...]) -> str:
+def best_of(scores: dict[str, tuple[int, float] | float], arms: tuple[str, ...]) -> str:
     """The arm of ``arms`` with the highest selection score (the first listed on a tie)."""
     return max(arms, key=lambda a: (scores[a], -arms.index(a)))
 
@@ -105,24 +109,32 @@ def report(arms: list[Path], k: int, scenarios: list[str]) -> str:
         raise ConfigError(f"--k {k}: choose between 1 and the number of arms ({len(arms)})")
     runs = {str(a): arm_run(a) for a in arms}
     scores = {a: selection_score(r) for a, r in runs.items()}
+    if len({type(x) for x in scores.values()}) > 1:
+        raise ConfigError(
+            "the arms chose their best models by different scores (select_by reward and wins_vs_base): "
+            + ", ".join(f"{a}: {scores[a]}" for a in scores)
+        )
     verdicts = {a: verdict_vs_generalist(Path(a), r, scenarios) for a, r in runs.items()}
     generalists = {v["generalist"] for v in verdicts.values()}
     if len(generalists) != 1:
         raise ConfigError(f"the arms were judged against different generalist rules: {sorted(generalists)}")
+    by_wins = isinstance(next(iter(scores.values())), tuple)
     lines = [
-        f"Against `{generalists.pop()}` on the benchmark seeds; selection score: the run's best model's mean reward on "
-        "the selection seeds 1,000,000+ (its own periodic evaluation).",
+        f"Against `{generalists.pop()}` on the benchmark seeds; selection score: the run's best model's "
+        + ("(scenarios beating its base rule, mean reward)" if by_wins else "mean reward")
+        + " on the selection seeds 1,000,000+ (its own periodic evaluation).",
         "",
         "| arm | run | selection score | " + " | ".join(scenarios) + " | W/T/L |",
         "|---|---|---:|" + "---:|" * len(scenarios) + "---|",
     ]
-    for a in sorted(scores, key=lambda a: -scores[a]):
+    for a in sorted(scores, key=lambda a: scores[a], reverse=True):
         cells = []
         for s in scenarios:
             x = verdicts[a]["scenarios"][s]
             cell = f"{x['diff']:+.1f} ({100 * x['slo']:.2f}%)"
             cells.append(f"**{cell}**" if x["outcome"] == "W" else f"*{cell}*" if x["outcome"] == "L" else cell)
-        lines.append(f"| {a} | {runs[a].name} | {scores[a]:.2f} | " + " | ".join(cells) + f" | {wtl(verdicts[a])} |")
+        score = f"{scores[a][0]} wins, {scores[a][1]:.2f}" if by_wins else f"{scores[a]:.2f}"
+        lines.append(f"| {a} | {runs[a].name} | {score} | " + " | ".join(cells) + f" | {wtl(verdicts[a])} |")
     subsets = list(itertools.combinations(list(runs), k))
     chosen = Counter(best_of(scores, sub) for sub in subsets)
     outcomes = Counter()

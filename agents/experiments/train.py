@@ -596,7 +596,8 @@ class PeriodicEval(BaseCallback):
         self.cfg = cfg
         self.paths = paths
         self.every = max(cfg.eval_freq // cfg.n_envs, 1)
-        self.best = best_evaluation(paths.evaluations)  # a resumed run keeps its best so far
+        self.base = base_evaluation(cfg, scenarios)
+        self.best = best_evaluation(paths.evaluations, self.base)  # a resumed run keeps its best so far
         self.n_obs = int(ServerlessScalingVecEnv(1, scenarios[0][1]).observation_space.shape[0])
         if cfg.residual is not None:  # each rule's proposal, one-hot, follows the env's observation
             self.n_obs += (1 + len(cfg.residual.experts)) * len(scenarios[0][1].scaling.scale_steps)
@@ -632,7 +633,10 @@ class PeriodicEval(BaseCallback):
             episodes = run_policy_episodes(policy, config, self.cfg.n_eval_episodes, self.cfg.eval_seed)
             rows.append({"timesteps": self.num_timesteps, "scenario": name, **summarise_episodes(episodes)})
         mean_reward = float(np.mean([r["reward"] for r in rows]))
+        score = selection_score(rows, self.base)
         self.logger.record("eval/mean_reward", mean_reward)
+        if self.base is not None:
+            self.logger.record("eval/wins_vs_base", score[0])
         for metric in METRIC_NAMES[1:]:
             self.logger.record(f"eval/{metric}", float(np.mean([r[metric] for r in rows])))
         if len(rows) > 1:
@@ -643,15 +647,20 @@ class PeriodicEval(BaseCallback):
         with sigint_deferred():
             # the rows first: a resume drops the rows of an improvement whose best model was not saved
             append_evaluations(self.paths.evaluations, rows)
-            if self.best is None or mean_reward > self.best:
-                self.best = mean_reward
+            if self.best is None or score > self.best:
+                self.best = score
                 steps = int(self.num_timesteps)
                 self.paths.best_history.mkdir(parents=True, exist_ok=True)
                 snapshot = self.paths.best_at(steps)
-                save_snapshot(self.model, *snapshot, mean_reward=mean_reward)
+                extra = {} if self.base is None else {"wins_vs_base": score[0]}
+                save_snapshot(self.model, *snapshot, mean_reward=mean_reward, **extra)
                 copy_snapshot(snapshot, (self.paths.best_model, self.paths.best_stats, self.paths.best_manifest))
         if self.verbose:
-            print(f"eval at {self.num_timesteps:,} steps: mean reward {mean_reward:.3f} (best {self.best:.3f})")
+            wins = "" if self.base is None else f", beats the base on {score[0]} of {len(rows)} scenarios"
+            print(
+                f"eval at {self.num_timesteps:,} steps: mean reward {mean_reward:.3f}{wins} "
+                f"(best {self.best[1]:.3f}{'' if self.base is None else f' with {self.best[0]}'})"
+            )
         return mean_reward
 
 
@@ -701,24 +710,58 @@ def append_evaluations(path: Path, rows: list[dict[str, Any]]) -> None:
     write_evaluations(path, read_evaluations(path) + rows)
 
 
-def mean_by_step(rows: list[dict[str, Any]]) -> dict[int, float]:
-    """Mean evaluation reward over the scenarios at each evaluation step, in step order."""
-    by_step: dict[int, list[float]] = {}
+Base = dict[str, tuple[float, float]]  # scenario -> the base rule's (mean reward, SLO share) on the eval episodes
+
+
+def base_evaluation(cfg: TrainConfig, scenarios: Scenarios) -> Base | None:
+    """With ``select_by: wins_vs_base``: residual.policy alone on each evaluation scenario's evaluation episodes
+    (the seeds the periodic evaluation uses), as (mean reward, mean SLO share); else None."""
+    if cfg.select_by != "wins_vs_base":
+        return None
+    assert cfg.residual is not None  # the config checks it
+    out = {}
+    for name, config in scenarios:
+        rule = make_rule(cfg.residual.policy, config, scenario=name)
+        summary = summarise_episodes(run_policy_episodes(rule, config, cfg.n_eval_episodes, cfg.eval_seed))
+        out[name] = (summary["reward"], summary["slo_violation_share"])
+    return out
+
+
+def selection_score(rows: list[dict[str, Any]], base: Base | None) -> tuple[int, float]:
+    """One evaluation's score, compared as a tuple: (wins, mean reward over the scenarios). A win: the scenario's
+    mean reward above the base's and its SLO share not above it (the verdict's "win at no higher SLO share", on
+    means); without a base, wins are 0 and the mean reward alone decides."""
+    mean = float(np.mean([float(r["reward"]) for r in rows]))
+    if base is None:
+        return 0, mean
+    wins = 0
+    for r in rows:
+        if r["scenario"] not in base:
+            raise ConfigError(f"evaluation of scenario {r['scenario']!r}: the base rule was not evaluated on it")
+        reward, slo = base[r["scenario"]]
+        wins += float(r["reward"]) > reward and float(r["slo_violation_share"]) <= slo
+    return wins, mean
+
+
+def score_by_step(rows: list[dict[str, Any]], base: Base | None = None) -> dict[int, tuple[int, float]]:
+    """:func:`selection_score` of each evaluation step's rows, in step order."""
+    by_step: dict[int, list[dict[str, Any]]] = {}
     for row in rows:
-        by_step.setdefault(int(row["timesteps"]), []).append(float(row["reward"]))
-    return {step: float(np.mean(v)) for step, v in sorted(by_step.items())}
+        by_step.setdefault(int(row["timesteps"]), []).append(row)
+    return {step: selection_score(v, base) for step, v in sorted(by_step.items())}
 
 
-def best_evaluation(path: Path) -> float | None:
-    """The best mean (over scenarios) evaluation reward in evaluations.csv, or None."""
-    return max(mean_by_step(read_evaluations(path)).values(), default=None)
+def best_evaluation(path: Path, base: Base | None = None) -> tuple[int, float] | None:
+    """The best :func:`selection_score` of the evaluations in evaluations.csv, or None."""
+    return max(score_by_step(read_evaluations(path), base).values(), default=None)
 
 
 # ------------------------------------------------------------------------------------------------ resume: the cut
-def cut_evaluations(paths: RunPaths, steps: int) -> int:
+def cut_evaluations(paths: RunPaths, steps: int, base: Base | None = None) -> int:
     """Drop the evaluation rows after ``steps`` (a lost segment's) and put back the best model of the rows
-    kept; returns the number of rows dropped. An improvement whose best model was never saved (killed between
-    the two) has its rows dropped too, so the best model always matches the best row."""
+    kept (best by :func:`selection_score` against ``base``); returns the number of rows dropped. An improvement
+    whose best model was never saved (killed between the two) has its rows dropped too, so the best model always
+    matches the best row."""
     rows = read_evaluations(paths.evaluations)
     kept = [r for r in rows if r["timesteps"] <= steps]
     history = set(paths.best_history_steps())
@@ -727,9 +770,9 @@ def cut_evaluations(paths: RunPaths, steps: int) -> int:
     if tracked:
         while True:  # drop the rows of improvements whose best model was never saved, until none is left
             best, improvements = None, []
-            for step, mean in mean_by_step(kept).items():
-                if best is None or mean > best:
-                    best = mean
+            for step, score in score_by_step(kept, base).items():
+                if best is None or score > best:
+                    best = score
                     improvements.append(step)
             unsaved = {s for s in improvements if s not in history}
             if not unsaved:
@@ -988,7 +1031,7 @@ def resume(
         log(f"resuming from {paths.checkpoint(steps)[0]} ({steps:,} steps)")
         if damaged:
             set_aside_damaged(paths, damaged)
-        rows = cut_evaluations(paths, steps)
+        rows = cut_evaluations(paths, steps, base_evaluation(cfg, eval_scenarios))
         events = cut_tensorboard(paths.tb, steps)
         if rows or events:
             log(

@@ -313,6 +313,12 @@ class TrainConfig(_Strict):
         1_000_000, ge=0, le=2**31, description="evaluation episode j is seeded eval_seed + j (disjoint from training)"
     )
     eval_freq: int = Field(100_000, ge=0, description="env steps between evaluations (0: never)")
+    select_by: Literal["reward", "wins_vs_base"] = Field(
+        "reward",
+        description="which evaluation keeps the best model: the highest mean reward over the evaluation "
+        "scenarios, or (wins_vs_base, with residual) the most scenarios where the mean reward beats the "
+        "residual's rule on the same episodes at no higher SLO share, ties by mean reward",
+    )
     checkpoint_freq: int = Field(500_000, ge=0, description="env steps between checkpoints (0: only the last)")
     normalize: NormalizeConfig = Field(default_factory=NormalizeConfig)
     ppo: PPOParams = Field(default_factory=PPOParams)
@@ -384,6 +390,16 @@ class TrainConfig(_Strict):
     def _residual_algo(self) -> TrainConfig:
         if self.residual is not None and self.algo == "maskable_ppo":
             raise ValueError("residual with algo: maskable_ppo: the env's masks are over steps, not corrections")
+        return self
+
+    @model_validator(mode="after")
+    def _selection_needs_a_base(self) -> TrainConfig:
+        if self.select_by == "wins_vs_base" and self.residual is None:
+            raise ValueError(
+                "select_by: wins_vs_base needs residual: the base it counts wins against is residual.policy"
+            )
+        if self.select_by == "wins_vs_base" and not self.eval_freq:
+            raise ValueError("select_by: wins_vs_base with eval_freq 0: there is no evaluation to select by")
         return self
 
     @model_validator(mode="after")
