@@ -120,7 +120,7 @@ def test_runs_selected_by_wins_are_chosen_by_wins_then_mean_reward(arms):
     for arm, wins in zip(arms, [2, 1, 2]):
         with_wins(arm, wins)
     text = pick_seed.report(arms, 2, ["a", "b"])
-    assert "(scenarios beating its base rule, mean reward)" in text
+    assert "the number of scenarios where the run's best model beat its base rule" in text
     assert "over all 3 sets of 2 of these 3 runs: 1/1/0 in 2, 2/0/0 in 1" in text
     rows = [line for line in text.splitlines() if line.startswith(f"| {arms[0].parent}")]
     assert [r.split(" | ")[1] for r in rows] == ["gate_one", "gate_three", "gate_two"]
@@ -130,4 +130,12 @@ def test_runs_selected_by_wins_are_chosen_by_wins_then_mean_reward(arms):
 def test_arms_selected_by_different_scores_are_refused(arms):
     with_wins(arms[0], 2)
     with pytest.raises(ConfigError, match="different scores"):
+        pick_seed.report(arms, 2, ["a", "b"])
+
+
+@pytest.mark.parametrize("wins", [None, "3", 2.5, -1, True])
+def test_a_damaged_wins_count_is_named(arms, wins):
+    path = pick_seed.arm_run(arms[0]) / "best_model.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "wins_vs_base": wins}))
+    with pytest.raises(ConfigError, match="wins_vs_base is"):
         pick_seed.report(arms, 2, ["a", "b"])

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from agents.experiments.cli import app
 from agents.experiments.train_config import TrainConfig
+from scaling_env.config import ConfigError
 
 runner = CliRunner()
 INSTANCES = 4
@@ -49,7 +50,7 @@ def test_a_win_needs_a_higher_mean_reward_at_no_higher_slo_share():
     # without a base, the mean reward alone decides: step 2; with it, the win at step 1 does
     assert max(score_by_step(every).items(), key=lambda x: x[1])[0] == 2
     assert max(score_by_step(every, base).items(), key=lambda x: x[1])[0] == 1
-    with pytest.raises(Exception, match="'c'"):
+    with pytest.raises(ConfigError, match="'c': the base rule was not evaluated"):
         selection_score(rows(1, {"c": (0.0, 0.0)}), base)
 
 
@@ -170,3 +171,46 @@ def test_a_resume_puts_back_the_best_model_by_wins_not_by_mean_reward(selected, 
     assert json.loads(paths.best_manifest.read_text())["timesteps"] == 64
     assert cut_evaluations(paths, 128) == 0
     assert json.loads(paths.best_manifest.read_text())["timesteps"] == 96
+
+
+def test_a_resumed_run_keeps_selecting_by_wins(selected, tmp_path):
+    """resume(): the cut puts back the evaluation with the most wins (64), not the one with the highest mean reward
+    (96, at a higher SLO share), and the resumed evaluations compare with that score: no later evaluation can beat
+    64's two wins at +100, so it stays the best model."""
+    import shutil
+
+    from agents.experiments.train import (
+        PeriodicEval,
+        RunPaths,
+        copy_snapshot,
+        read_evaluations,
+        read_run_config,
+        read_scenarios,
+        resume,
+        score_by_step,
+        write_evaluations,
+    )
+
+    run = tmp_path / "run"
+    shutil.copytree(selected, run)
+    paths = RunPaths(run)
+    first = paths.best_history_steps()[0]
+    for step in (32, 64, 96, 128):
+        if step not in paths.best_history_steps():
+            copy_snapshot(paths.best_at(first), paths.best_at(step), timesteps=step)
+    base = base_of(run)
+    made = {32: (-5.0, 0.0), 64: (100.0, 0.0), 96: (1000.0, 0.1), 128: (-5.0, 0.0)}  # over the base's
+    evaluations = read_evaluations(paths.evaluations)
+    for row in evaluations:
+        reward, slo = base[row["scenario"]]
+        row["reward"], row["slo_violation_share"] = reward + made[row["timesteps"]][0], slo + made[row["timesteps"]][1]
+    write_evaluations(paths.evaluations, evaluations)
+    # a resumed evaluation starts from the best score of the rows kept: 64's two wins, not 96's mean reward
+    evals = read_scenarios(run / "scenarios.yaml")[1]
+    assert PeriodicEval(evals, read_run_config(run / "config.yaml"), paths).best[0] == 2
+    resume(run, total_timesteps=192, progress_bar=False, log=lambda _: None)
+    scores = score_by_step(read_evaluations(paths.evaluations), base)
+    assert list(scores) == [32, 64, 96, 128, 160, 192]
+    manifest = json.loads(paths.best_manifest.read_text())
+    assert manifest["timesteps"] == 64
+    assert max(scores, key=lambda step: scores[step]) == 64

@@ -675,7 +675,7 @@ def paired_vs(episodes: vd.Episodes, scenario: str, label: str, rule: str) -> di
 
 def win_tie_loss(test: vd.PairedTest, slo: float, rule_slo: float) -> str:
     """ "W" (p < 0.05, a positive difference, an SLO share not higher), "L" (p < 0.05, negative) or "T"."""
-    if test.p_value < vd.ALPHA and test.mean_diff > 0 and slo <= rule_slo:
+    if test.p_value < vd.ALPHA and vd.beats_at_slo(test.mean_diff, slo, rule_slo):
         return "W"
     return "L" if test.p_value < vd.ALPHA and test.mean_diff < 0 else "T"
 
@@ -825,8 +825,7 @@ def detail_table(r: dict) -> list[str]:
     ]
     for x in r["per_scenario"]:
         t, cost = x["test"], r["cost"].get(x["scenario"], {})
-        win = t.p_value < vd.ALPHA and t.mean_diff > 0 and x["slo"] <= x["rule_slo"]
-        call = "win" if win else "loss" if t.p_value < vd.ALPHA and t.mean_diff < 0 else "tie"
+        call = {"W": "win", "L": "loss", "T": "tie"}[win_tie_loss(t, x["slo"], x["rule_slo"])]
         costs = f"{_ratio(cost['candidate'])} / {_ratio(cost['rule'])}" if cost else "-"
         lines.append(
             f"| {x['scenario']} | `{x['rule']}` | {_ci(t)} | {t.p_value:.3g} | {100 * x['slo']:.2f}% / "

@@ -80,7 +80,7 @@ def all_tuned_table(seeds: list[int]) -> str:
         for s in scenarios:
             a, b = mean[(s, f)], mean[(s, generalist)]
             diff = a["reward"] - b["reward"]
-            win = "*" if diff > 0 and a["slo_violation_share"] <= b["slo_violation_share"] else ""
+            win = "*" if vd.beats_at_slo(diff, a["slo_violation_share"], b["slo_violation_share"]) else ""
             row.append(f"{diff:+.1f} ({a['slo_violation_share']:.2%}){win}")
         lines.append(f"| {Path(f).relative_to(TUNED_DIR).with_suffix('').as_posix()} | " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"

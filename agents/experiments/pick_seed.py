@@ -38,20 +38,25 @@ def arm_run(arm: Path) -> Path:
     return runs[0]
 
 
-def selection_score(run: Path) -> tuple[int, float] | float:
+def recorded_score(run: Path) -> tuple[int, float] | float:
     """The run's best model's score on the selection seeds (``best_model.json``): ``mean_reward``, or, for a run
     trained with ``select_by: wins_vs_base``, (``wins_vs_base``, ``mean_reward``) as it chose its best model."""
     path = run / "best_model.json"
     try:
         values = json.loads(path.read_text())
         mean = float(values["mean_reward"])
-        return (int(values["wins_vs_base"]), mean) if "wins_vs_base" in values else mean
     except FileNotFoundError:
         raise ConfigError(
             f"{path}: missing (the run has no best model: not trained, or trained without eval)"
         ) from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"{path}: no mean_reward ({exc})") from None
+    if "wins_vs_base" not in values:
+        return mean
+    wins = values["wins_vs_base"]
+    if not isinstance(wins, int) or isinstance(wins, bool) or wins < 0:
+        raise ConfigError(f"{path}: wins_vs_base is {wins!r}, not a count of scenarios")
+    return wins, mean
 
 
 def verdict_vs_generalist(arm: Path, run: Path, scenarios: list[str]) -> dict[str, dict]:
@@ -108,7 +113,7 @@ def report(arms: list[Path], k: int, scenarios: list[str]) -> str:
     if not 1 <= k <= len(arms):
         raise ConfigError(f"--k {k}: choose between 1 and the number of arms ({len(arms)})")
     runs = {str(a): arm_run(a) for a in arms}
-    scores = {a: selection_score(r) for a, r in runs.items()}
+    scores = {a: recorded_score(r) for a, r in runs.items()}
     if len({type(x) for x in scores.values()}) > 1:
         raise ConfigError(
             "the arms chose their best models by different scores (select_by reward and wins_vs_base): "
@@ -120,8 +125,12 @@ def report(arms: list[Path], k: int, scenarios: list[str]) -> str:
         raise ConfigError(f"the arms were judged against different generalist rules: {sorted(generalists)}")
     by_wins = isinstance(next(iter(scores.values())), tuple)
     lines = [
-        f"Against `{generalists.pop()}` on the benchmark seeds; selection score: the run's best model's "
-        + ("(scenarios beating its base rule, mean reward)" if by_wins else "mean reward")
+        f"Against `{generalists.pop()}` on the benchmark seeds; selection score: "
+        + (
+            "the number of scenarios where the run's best model beat its base rule, then its mean reward,"
+            if by_wins
+            else "the run's best model's mean reward"
+        )
         + " on the selection seeds 1,000,000+ (its own periodic evaluation).",
         "",
         "| arm | run | selection score | " + " | ".join(scenarios) + " | W/T/L |",
@@ -133,7 +142,11 @@ def report(arms: list[Path], k: int, scenarios: list[str]) -> str:
             x = verdicts[a]["scenarios"][s]
             cell = f"{x['diff']:+.1f} ({100 * x['slo']:.2f}%)"
             cells.append(f"**{cell}**" if x["outcome"] == "W" else f"*{cell}*" if x["outcome"] == "L" else cell)
-        score = f"{scores[a][0]} wins, {scores[a][1]:.2f}" if by_wins else f"{scores[a]:.2f}"
+        score = (
+            f"{scores[a][0]} {'win' if scores[a][0] == 1 else 'wins'}, {scores[a][1]:.2f}"
+            if by_wins
+            else f"{scores[a]:.2f}"
+        )
         lines.append(f"| {a} | {runs[a].name} | {score} | " + " | ".join(cells) + f" | {wtl(verdicts[a])} |")
     subsets = list(itertools.combinations(list(runs), k))
     chosen = Counter(best_of(scores, sub) for sub in subsets)

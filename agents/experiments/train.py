@@ -87,6 +87,7 @@ from .evaluate import load_scenario_configs, run_policy_episodes
 from .progress import StepProgress
 from .tables import summarise_episodes
 from .train_config import TrainConfig, load_train_config
+from .verdict import beats_at_slo
 
 Scenarios = list[tuple[str, EnvConfig]]
 Log = Callable[[str], None]
@@ -590,13 +591,15 @@ class PeriodicEval(BaseCallback):
     scenario's reward and SLO violation share under ``eval_<scenario>/`` when there are several), appends to
     evaluations.csv and keeps best_model.zip + best_vecnormalize.pkl (each improvement also in best/)."""
 
-    def __init__(self, scenarios: Scenarios, cfg: TrainConfig, paths: RunPaths, verbose: int = 0) -> None:
+    def __init__(
+        self, scenarios: Scenarios, cfg: TrainConfig, paths: RunPaths, verbose: int = 0, base: Base | None = None
+    ) -> None:
         super().__init__(verbose)
         self.scenarios = scenarios
         self.cfg = cfg
         self.paths = paths
         self.every = max(cfg.eval_freq // cfg.n_envs, 1)
-        self.base = base_evaluation(cfg, scenarios)
+        self.base = base if base is not None else base_evaluation(cfg, scenarios)
         self.best = best_evaluation(paths.evaluations, self.base)  # a resumed run keeps its best so far
         self.n_obs = int(ServerlessScalingVecEnv(1, scenarios[0][1]).observation_space.shape[0])
         if cfg.residual is not None:  # each rule's proposal, one-hot, follows the env's observation
@@ -632,8 +635,8 @@ class PeriodicEval(BaseCallback):
                 )
             episodes = run_policy_episodes(policy, config, self.cfg.n_eval_episodes, self.cfg.eval_seed)
             rows.append({"timesteps": self.num_timesteps, "scenario": name, **summarise_episodes(episodes)})
-        mean_reward = float(np.mean([r["reward"] for r in rows]))
         score = selection_score(rows, self.base)
+        mean_reward = score[1]
         self.logger.record("eval/mean_reward", mean_reward)
         if self.base is not None:
             self.logger.record("eval/wins_vs_base", score[0])
@@ -657,10 +660,8 @@ class PeriodicEval(BaseCallback):
                 copy_snapshot(snapshot, (self.paths.best_model, self.paths.best_stats, self.paths.best_manifest))
         if self.verbose:
             wins = "" if self.base is None else f", beats the base on {score[0]} of {len(rows)} scenarios"
-            print(
-                f"eval at {self.num_timesteps:,} steps: mean reward {mean_reward:.3f}{wins} "
-                f"(best {self.best[1]:.3f}{'' if self.base is None else f' with {self.best[0]}'})"
-            )
+            best = f"{self.best[1]:.3f}" if self.base is None else f"{self.best[0]} wins, {self.best[1]:.3f}"
+            print(f"eval at {self.num_timesteps:,} steps: mean reward {mean_reward:.3f}{wins} (best: {best})")
         return mean_reward
 
 
@@ -739,7 +740,7 @@ def selection_score(rows: list[dict[str, Any]], base: Base | None) -> tuple[int,
         if r["scenario"] not in base:
             raise ConfigError(f"evaluation of scenario {r['scenario']!r}: the base rule was not evaluated on it")
         reward, slo = base[r["scenario"]]
-        wins += float(r["reward"]) > reward and float(r["slo_violation_share"]) <= slo
+        wins += beats_at_slo(float(r["reward"]) - reward, float(r["slo_violation_share"]), slo)
     return wins, mean
 
 
@@ -874,6 +875,7 @@ def learn(
     start: tuple[Any, Any, Any] | None = None,
     progress_bar: bool = True,
     verbose: int = 0,
+    selection_base: Base | None = None,
 ) -> Any:
     """Build the model on the training envs (or continue ``start``: (base env, wrapped env, model) of a loaded
     checkpoint) and train it up to ``cfg.total_timesteps`` (its schedules over ``cfg.horizon``); checkpoints,
@@ -911,7 +913,7 @@ def learn(
     if cfg.checkpoint_freq:
         callbacks.append(Checkpoints(cfg, paths))
     if cfg.eval_freq:
-        callbacks.append(PeriodicEval(evals, cfg, paths, verbose=verbose))
+        callbacks.append(PeriodicEval(evals, cfg, paths, verbose=verbose, base=selection_base))
     try:
         model.learn(
             cfg.horizon - model.num_timesteps,
@@ -1031,7 +1033,8 @@ def resume(
         log(f"resuming from {paths.checkpoint(steps)[0]} ({steps:,} steps)")
         if damaged:
             set_aside_damaged(paths, damaged)
-        rows = cut_evaluations(paths, steps, base_evaluation(cfg, eval_scenarios))
+        selection_base = base_evaluation(cfg, eval_scenarios)  # once: the cut and the resumed evaluation share it
+        rows = cut_evaluations(paths, steps, selection_base)
         events = cut_tensorboard(paths.tb, steps)
         if rows or events:
             log(
@@ -1041,6 +1044,13 @@ def resume(
         atomic_write_text(paths.config, cfg.to_yaml())
         append_command(paths.command, command or "(called from Python)")
         model = learn(
-            cfg, paths, train_scenarios, eval_scenarios, start=start, progress_bar=progress_bar, verbose=verbose
+            cfg,
+            paths,
+            train_scenarios,
+            eval_scenarios,
+            start=start,
+            progress_bar=progress_bar,
+            verbose=verbose,
+            selection_base=selection_base,
         )
     return model, paths.root

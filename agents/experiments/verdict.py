@@ -48,6 +48,12 @@ BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0
 
 
+def beats_at_slo(reward_diff: float, slo: float, rule_slo: float) -> bool:
+    """A higher reward at an SLO share no higher than the rule's: what a win is, before the paired test that the
+    verdict adds (issue 15: "beats ... at no higher SLO share")."""
+    return reward_diff > 0 and slo <= rule_slo
+
+
 class VerdictError(Exception):
     """The CSV cannot support a verdict (no such policy, missing references, seeds overlapping the tuning seeds)."""
 
