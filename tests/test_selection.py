@@ -140,24 +140,31 @@ def test_every_improvement_by_wins_then_reward_is_kept_and_the_last_is_the_best_
     assert manifest["wins_vs_base"] == scores[improvements[-1]][0]
 
 
-def test_a_resume_puts_back_the_best_model_by_wins_not_by_mean_reward(selected, tmp_path):
+def copy_with_every_snapshot(selected: Path, tmp_path: Path):
+    """A copy of the run with a saved best model at every evaluation (copies of the first, renamed), so that no row
+    is dropped as an unsaved improvement whatever the rows are made to say."""
     import shutil
 
-    from agents.experiments.train import (
-        RunPaths,
-        copy_snapshot,
-        cut_evaluations,
-        read_evaluations,
-        write_evaluations,
-    )
+    from agents.experiments.train import RunPaths, copy_snapshot
 
     run = tmp_path / "run"
     shutil.copytree(selected, run)
     paths = RunPaths(run)
     first = paths.best_history_steps()[0]
-    for step in (32, 64, 96, 128):  # a saved best model at every evaluation, so no row is dropped as unsaved
+    for step in (32, 64, 96, 128):
         if step not in paths.best_history_steps():
             copy_snapshot(paths.best_at(first), paths.best_at(step), timesteps=step)
+    return run, paths
+
+
+def test_a_resume_puts_back_the_best_model_by_wins_not_by_mean_reward(selected, tmp_path):
+    from agents.experiments.train import (
+        cut_evaluations,
+        read_evaluations,
+        write_evaluations,
+    )
+
+    run, paths = copy_with_every_snapshot(selected, tmp_path)
     base = base_of(run)
     reward, slo = base["tight"]
     made = {32: (reward - 5, slo), 64: (reward + 1, slo), 96: (reward + 10, slo + 0.1), 128: (reward - 5, slo)}
@@ -177,12 +184,8 @@ def test_a_resumed_run_keeps_selecting_by_wins(selected, tmp_path):
     """resume(): the cut puts back the evaluation with the most wins (64), not the one with the highest mean reward
     (96, at a higher SLO share), and the resumed evaluations compare with that score: no later evaluation can beat
     64's two wins at +100, so it stays the best model."""
-    import shutil
-
     from agents.experiments.train import (
         PeriodicEval,
-        RunPaths,
-        copy_snapshot,
         read_evaluations,
         read_run_config,
         read_scenarios,
@@ -191,13 +194,7 @@ def test_a_resumed_run_keeps_selecting_by_wins(selected, tmp_path):
         write_evaluations,
     )
 
-    run = tmp_path / "run"
-    shutil.copytree(selected, run)
-    paths = RunPaths(run)
-    first = paths.best_history_steps()[0]
-    for step in (32, 64, 96, 128):
-        if step not in paths.best_history_steps():
-            copy_snapshot(paths.best_at(first), paths.best_at(step), timesteps=step)
+    run, paths = copy_with_every_snapshot(selected, tmp_path)
     base = base_of(run)
     made = {32: (-5.0, 0.0), 64: (100.0, 0.0), 96: (1000.0, 0.1), 128: (-5.0, 0.0)}  # over the base's
     evaluations = read_evaluations(paths.evaluations)
