@@ -6,6 +6,7 @@ Trainings here are a few hundred steps of a tiny scenario (16-step episodes, 4 c
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -181,6 +182,12 @@ def test_resume_continues_the_step_counter_and_the_tensorboard_run(run, tmp_path
 
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
+    # TensorBoard reads a run's event files in name order, "events.out.tfevents.<second>.<host>.<pid>.<n>": a resume
+    # in the same second and process as the first run (only here, where the fixture trained it moments ago) could
+    # sort first once <n> gains a digit (10 < 9 as text); in use the seconds differ
+    started = max(int(p.name.split(".")[3]) for p in (copy / "tb").rglob("events.out.tfevents.*"))
+    while int(time.time()) <= started:
+        time.sleep(0.05)
     result = runner.invoke(app, ["train", "--resume", str(copy), "--total-timesteps", "512", "--no-progress"])
     assert result.exit_code == 0, result.output
     assert PPO.load(copy / "final_model.zip", device="cpu").num_timesteps == 512
