@@ -473,6 +473,41 @@ def test_bad_lagrangian_settings_are_named(shaping, residual, message):
         TrainConfig(reward_shaping=shaping, residual=residual, total_timesteps=64)
 
 
+def test_lagrange_step_takes_one_margin_per_scenario():
+    """100 (0.004 - 1.0 * 0.004) = 0 and 100 (0.004 - 0.7 * 0.004) = +0.12, times lr 0.5 on penalties 1, 1."""
+    from agents.learned.shaping import lagrange_step
+
+    got = lagrange_step(np.ones(2), np.full(2, 0.004), np.full(2, 0.004), lr=0.5, margin=np.array([0.0, 0.3]), high=10)
+    np.testing.assert_allclose(got, [1.0, 1.06])
+
+
+def test_a_margin_per_scenario_is_read_for_the_training_scenarios_and_names_a_stranger():
+    from pydantic import ValidationError
+
+    lag = {"lr": 1.0, "margin": {"diurnal": 0.3}}
+    residual = {"policy": "kpa", "max_offset": 0, "experts": ["hpa"], "paired_base": True}
+    cfg = TrainConfig(scenarios=["steady", "diurnal"], residual=residual, reward_shaping={"slo_lagrangian": lag})
+    np.testing.assert_array_equal(cfg.reward_shaping.slo_lagrangian.margins(["steady", "diurnal"]), [0.0, 0.3])
+    np.testing.assert_array_equal(
+        TrainConfig(
+            residual=residual, reward_shaping={"slo_lagrangian": {"lr": 1.0, "margin": 0.2}}
+        ).reward_shaping.slo_lagrangian.margins(["a", "b"]),
+        [0.2, 0.2],
+    )
+    with pytest.raises(ValidationError, match="margin names 'flash_crowd', which is not a training scenario"):
+        TrainConfig(
+            scenarios=["steady"],
+            residual=residual,
+            reward_shaping={"slo_lagrangian": {"lr": 1.0, "margin": {"flash_crowd": 0.1}}},
+        )
+    with pytest.raises(ValidationError, match="less than 1"):
+        TrainConfig(
+            scenarios=["steady"],
+            residual=residual,
+            reward_shaping={"slo_lagrangian": {"lr": 1.0, "margin": {"steady": 1.0}}},
+        )
+
+
 def test_flap_penalty_counts_each_cluster_s_violating_steps_and_charges_per_cluster_penalties():
     from agents.learned.shaping import FlapPenalty
 
@@ -498,7 +533,7 @@ def test_flap_penalty_counts_each_cluster_s_violating_steps_and_charges_per_clus
     assert steps == 0 and not counts.any()
 
 
-def lagrangian_env():
+def lagrangian_env(margin: float | dict = 0.5):
     from agents.experiments.train import make_training_env
     from scaling_env.scenarios import load_scenario
 
@@ -507,7 +542,7 @@ def lagrangian_env():
         n_envs=4,
         ppo={"n_steps": 8, "batch_size": 32},
         residual={"policy": "kpa", "max_offset": 0, "experts": ["hpa"], "paired_base": True},
-        reward_shaping={"slo_violation": 1.0, "slo_lagrangian": {"lr": 0.1, "margin": 0.5, "max": 4.0}},
+        reward_shaping={"slo_violation": 1.0, "slo_lagrangian": {"lr": 0.1, "margin": margin, "max": 4.0}},
     )
     scenarios = [(n, load_scenario(n).config) for n in ("steady", "diurnal")]
     return cfg, *make_training_env(cfg, scenarios)
@@ -544,6 +579,26 @@ def test_the_lagrangian_moves_each_scenario_s_penalty_on_both_copies():
     callback.agent.counted_steps = 3  # the copy stepped other times: refused
     with pytest.raises(RuntimeError, match="paired copy stepped other times"):
         callback.on_rollout_start()
+
+
+def test_the_lagrangian_moves_each_scenario_s_penalty_by_its_own_margin():
+    """As above with the margin 0.5 on diurnal only (steady's 0): steady's gap 100 (0.05 - 0.2) = -15, penalty
+    1 - 1.5 -> 0; diurnal's +25 as above, 3.5."""
+    from types import SimpleNamespace
+
+    from stable_baselines3.common.logger import Logger
+
+    from agents.experiments.train import SloLagrangianUpdate
+
+    cfg, native, venv = lagrangian_env({"diurnal": 0.5})
+    callback = SloLagrangianUpdate(venv, native, ["steady", "diurnal"], cfg.reward_shaping.slo_lagrangian)
+    model = SimpleNamespace(num_timesteps=0, logger=Logger(folder=None, output_formats=[]), get_env=lambda: venv)
+    callback.init_callback(model)
+    callback.agent.violations[:] = [1, 0, 3, 3]
+    callback.paired.violations[:] = [2, 2, 1, 1]
+    callback.agent.counted_steps = callback.paired.counted_steps = 10
+    callback.on_rollout_start()
+    np.testing.assert_allclose(callback.agent.slo_violation, [0.0, 0.0, 3.5, 3.5])
 
 
 def test_a_lagrangian_run_logs_its_penalties_and_resumes_them_from_the_checkpoint(files, tmp_path):

@@ -555,14 +555,18 @@ def stale_rules(run_dir: Path, sets: dict[str, Any], base_only: bool = False) ->
 
 def run_experts(run_dir: Path) -> list[tuple[str, str]]:
     """A trained gate's experts as (spec, file), read from its config: ``configs/policies/tuned/<s>/<name>.yaml``
-    is ``<name>@tuned`` (``<name>@generalist`` from the generalist folder); another file is its own spec."""
+    is ``<name>@tuned`` (``<name>@generalist`` from the generalist folder); another file is its own spec; a
+    redundancy floor (agents/learned/redundancy.py) keeps its ``with redundancy from n``."""
+    from agents.learned.redundancy import split_spec
+
     residual = read_yaml_mapping(run_dir / "config.yaml", "training config").get("residual") or {}
     out = []
     for path in residual.get("experts") or ():
-        p = Path(path)
+        rule, start = split_spec(str(path))
+        p = Path(rule)
         tuned = p.parent.parent.name == "tuned"
-        spec = f"{p.stem}@{'generalist' if p.parent.name == 'generalist' else 'tuned'}" if tuned else str(path)
-        out.append((spec, str(path)))
+        spec = f"{p.stem}@{'generalist' if p.parent.name == 'generalist' else 'tuned'}" if tuned else rule
+        out.append((spec if start is None else f"{spec} with redundancy from {start}", str(path)))
     return out
 
 

@@ -447,7 +447,7 @@ class SloLagrangianUpdate(BaseCallback):
             share = np.array([agent[sl].sum() / (steps * (sl.stop - sl.start)) for sl in self.slices])
             base_share = np.array([paired[sl].sum() / (steps * (sl.stop - sl.start)) for sl in self.slices])
             s = self.settings
-            self.penalty = lagrange_step(self.penalty, share, base_share, s.lr, s.margin, s.max)
+            self.penalty = lagrange_step(self.penalty, share, base_share, s.lr, s.margins(self.names), s.max)
             self._apply()
             for name, a, b in zip(self.names, share, base_share):  # the raw gap (fractions), before the margin
                 self.logger.record(f"slo_lagrangian/{name}_share_gap", a - b)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
@@ -144,9 +145,17 @@ class SloLagrangian(_Strict):
 
     lr: float = Field(gt=0.0, le=1000.0, description="penalty change per percentage point of share gap, per rollout")
     max: float = Field(30.0, gt=0.0, le=100.0, description="largest penalty per SLO-violating step")
-    margin: float = Field(
-        0.0, ge=0.0, lt=1.0, description="aim below expert 0's share by this fraction of it (0: at most equal)"
+    margin: Annotated[float, Field(ge=0.0, lt=1.0)] | dict[str, Annotated[float, Field(ge=0.0, lt=1.0)]] = Field(
+        0.0,
+        description="aim below expert 0's share by this fraction of it (0: at most equal); or per training "
+        "scenario, {scenario: margin}, 0 for the scenarios not named",
     )
+
+    def margins(self, names: list[str]) -> np.ndarray:
+        """The margin of each training scenario in ``names``."""
+        if isinstance(self.margin, dict):
+            return np.array([self.margin.get(n, 0.0) for n in names], dtype=np.float64)
+        return np.full(len(names), float(self.margin))
 
 
 class RewardShaping(_Strict):
@@ -409,6 +418,14 @@ class TrainConfig(_Strict):
                 "reward_shaping.slo_lagrangian needs residual: {paired_base: true}: its constraint is expert 0's SLO "
                 "share on the paired copy of the training clusters"
             )
+        lag = self.reward_shaping.slo_lagrangian
+        if lag is not None and isinstance(lag.margin, dict):
+            unknown = [n for n in lag.margin if n not in self.scenarios]
+            if unknown:
+                raise ValueError(
+                    f"reward_shaping.slo_lagrangian.margin names {unknown[0]!r}, which is not a training scenario "
+                    f"(scenarios: {', '.join(self.scenarios)})"
+                )
         return self
 
     @model_validator(mode="after")

@@ -111,9 +111,14 @@ def sync_experts(
 
 
 def make_rule(spec: str, config: EnvConfig, scenario: str | None = None) -> Any:
+    """The rule of an expert spec: a registry spec or policy file, optionally ``"... with redundancy from n"``
+    (redundancy.py: the rule with a redundancy floor)."""
     from ..registry import make_policy
+    from .redundancy import RedundancyFloor, split_spec
 
-    return make_policy(spec, config, scenario=scenario)
+    rule, start = split_spec(spec)
+    policy = make_policy(rule, config, scenario=scenario)
+    return policy if start is None else RedundancyFloor(policy, config, start)
 
 
 class ResidualVecEnv(VecEnvWrapper):

@@ -71,10 +71,17 @@ class FlapPenalty(VecEnvWrapper):
 
 
 def lagrange_step(
-    penalty: np.ndarray, agent_share: np.ndarray, base_share: np.ndarray, lr: float, margin: float, high: float
+    penalty: np.ndarray,
+    agent_share: np.ndarray,
+    base_share: np.ndarray,
+    lr: float,
+    margin: float | np.ndarray,
+    high: float,
 ) -> np.ndarray:
     """One update of the per-scenario SLO penalties (``reward_shaping.slo_lagrangian``): each moves by ``lr`` per
     percentage point by which the agent's SLO share exceeds ``(1 - margin)`` times expert 0's (shares as
-    fractions), and stays in [0, ``high``]. A scenario whose agent stays below its target loses its penalty."""
+    fractions; ``margin`` one for all or one per scenario), and stays in [0, ``high``]. A scenario whose agent
+    stays below its target loses its penalty."""
+    margin = np.asarray(margin, dtype=np.float64)
     gap = 100.0 * (np.asarray(agent_share, dtype=np.float64) - (1.0 - margin) * np.asarray(base_share))
     return np.clip(np.asarray(penalty, dtype=np.float64) + lr * gap, 0.0, high)
