@@ -77,6 +77,23 @@ def test_the_floor_lifts_a_fleet_the_rule_keeps_between_its_start_and_21():
     assert reached == [16, 6, 21, 21, 10, 22, 14, 23]
 
 
+def test_the_rule_takes_the_lifted_count_as_its_decision():
+    # a rule that keeps its desired count between steps (step scaling, threshold) would otherwise ask to walk the
+    # fleet back from 21 at its next decision
+    config = EnvConfig.from_dict({"scaling": {"scale_steps": STEPS, "max_instances": 64}})
+    rule = Fixed([3, 3])
+    rule.desired[:] = [13, 6]
+    rule.rounded_from = np.array([7, 7])
+    RedundancyFloor(rule, config, start=11).act_batch(np.zeros((2, 1)), {"instances_controlled": np.array([12.0, 5.0])})
+    assert rule.desired.tolist() == [16, 6] and rule.rounded_from.tolist() == [-1, 7]  # only the lifted cluster
+
+
+def test_a_floor_that_could_never_act_is_an_error():
+    config = EnvConfig.from_dict({"scaling": {"scale_steps": STEPS, "max_instances": 15}})
+    with pytest.raises(ConfigError, match="starts at 15 instances, not below the fleet it lifts to"):
+        RedundancyFloor(Fixed([2]), config, start=15)
+
+
 def test_the_floor_is_clipped_to_the_fleets_upper_bound():
     config = EnvConfig.from_dict({"scaling": {"scale_steps": STEPS, "max_instances": 15}})
     floor = RedundancyFloor(Fixed([3]), config, start=11)

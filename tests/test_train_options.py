@@ -500,6 +500,13 @@ def test_a_margin_per_scenario_is_read_for_the_training_scenarios_and_names_a_st
             residual=residual,
             reward_shaping={"slo_lagrangian": {"lr": 1.0, "margin": {"flash_crowd": 0.1}}},
         )
+    steady_file = str(Path("configs/scenarios/steady.yaml").resolve())  # a file is named by its stem, as in training
+    by_file = TrainConfig(
+        scenarios=[steady_file],
+        residual=residual,
+        reward_shaping={"slo_lagrangian": {"lr": 1.0, "margin": {"steady": 0.3}}},
+    )
+    np.testing.assert_array_equal(by_file.reward_shaping.slo_lagrangian.margins(["steady"]), [0.3])
     with pytest.raises(ValidationError, match="less than 1"):
         TrainConfig(
             scenarios=["steady"],

@@ -420,11 +420,13 @@ class TrainConfig(_Strict):
             )
         lag = self.reward_shaping.slo_lagrangian
         if lag is not None and isinstance(lag.margin, dict):
-            unknown = [n for n in lag.margin if n not in self.scenarios]
+            # a scenario given as a file is named by its stem (scaling_env.scenarios.load_scenario), as in training
+            names = [Path(s).stem if s.endswith((".yaml", ".yml")) else s for s in self.scenarios]
+            unknown = [n for n in lag.margin if n not in names]
             if unknown:
                 raise ValueError(
                     f"reward_shaping.slo_lagrangian.margin names {unknown[0]!r}, which is not a training scenario "
-                    f"(scenarios: {', '.join(self.scenarios)})"
+                    f"(scenarios: {', '.join(names)})"
                 )
         return self
 

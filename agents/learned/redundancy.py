@@ -61,6 +61,12 @@ class RedundancyFloor:
         self.rule, self.config, self.start = rule, config, int(start)
         self.floor = min(redundant_count(config), config.scaling.max_instances)
         self.name = f"{getattr(rule, 'name', 'rule')} with redundancy from {self.start}"
+        if self.start >= self.floor:
+            raise ConfigError(
+                f"{self.name}: the floor starts at {self.start} instances, not below the fleet it lifts to "
+                f"({self.floor}: one instance under reward.slo_max_lost_share, within scaling.max_instances), so it "
+                "would never act"
+            )
 
     def __getattr__(self, attr: str) -> Any:
         if attr in ("desired", "rounded_from", "params"):
@@ -82,4 +88,13 @@ class RedundancyFloor:
         if not lift.any():
             return actions
         up = action_for_target(np.full_like(current, self.floor), current, self.config, "up")
+        # the rule takes the lifted count as its own decision (as RulePolicy accepts an overshooting step), so a
+        # rule that keeps its desired count between steps does not walk the fleet back from it; a gate's sync
+        # overwrites this where another expert's step was applied
+        desired = getattr(self.rule, "desired", None)
+        if isinstance(desired, np.ndarray) and desired.shape == lift.shape:
+            desired[lift] = counts_reached(current, self.config, up)[lift]
+            rounded_from = getattr(self.rule, "rounded_from", None)
+            if isinstance(rounded_from, np.ndarray):
+                rounded_from[lift] = -1
         return np.where(lift, up, actions)
