@@ -420,8 +420,9 @@ class TrainConfig(_Strict):
             )
         lag = self.reward_shaping.slo_lagrangian
         if lag is not None and isinstance(lag.margin, dict):
-            # a scenario given as a file is named by its stem (scaling_env.scenarios.load_scenario), as in training
-            names = [Path(s).stem if s.endswith((".yaml", ".yml")) else s for s in self.scenarios]
+            from scaling_env.scenarios import scenario_path
+
+            names = [scenario_path(s).stem for s in self.scenarios]  # as load_scenario names them in training
             unknown = [n for n in lag.margin if n not in names]
             if unknown:
                 raise ValueError(

@@ -25,6 +25,7 @@ import numpy as np
 from scaling_env.config import ConfigError, EnvConfig
 
 from ..actions import action_for_target, controlled_count, counts_reached
+from .residual import accept_counts
 
 SUFFIX = re.compile(r"^(?P<rule>.+?) with redundancy from (?P<n>\S+)$")
 
@@ -91,10 +92,5 @@ class RedundancyFloor:
         # the rule takes the lifted count as its own decision (as RulePolicy accepts an overshooting step), so a
         # rule that keeps its desired count between steps does not walk the fleet back from it; a gate's sync
         # overwrites this where another expert's step was applied
-        desired = getattr(self.rule, "desired", None)
-        if isinstance(desired, np.ndarray) and desired.shape == lift.shape:
-            desired[lift] = counts_reached(current, self.config, up)[lift]
-            rounded_from = getattr(self.rule, "rounded_from", None)
-            if isinstance(rounded_from, np.ndarray):
-                rounded_from[lift] = -1
+        accept_counts(self.rule, lift, counts_reached(current, self.config, up))
         return np.where(lift, up, actions)

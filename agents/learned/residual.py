@@ -100,14 +100,20 @@ def sync_experts(
     its memory of a coarser step (``rounded_from``) is dropped. Rules without a ``desired`` array are left alone."""
     reached = counts_reached(np.asarray(current, dtype=np.int64), config, np.asarray(applied, dtype=np.int64))
     for e, rule in enumerate(rules):
-        desired = getattr(rule, "desired", None)
-        if not isinstance(desired, np.ndarray) or desired.shape != reached.shape:
-            continue
-        other = proposals[:, e] != applied
-        desired[other] = reached[other]
-        rounded_from = getattr(rule, "rounded_from", None)
-        if isinstance(rounded_from, np.ndarray):
-            rounded_from[other] = -1
+        accept_counts(rule, proposals[:, e] != applied, reached)
+
+
+def accept_counts(rule: Any, mask: np.ndarray, counts: np.ndarray) -> None:
+    """Make ``counts`` (one per cluster) the decision of ``rule`` in the clusters of ``mask``: its ``desired``
+    becomes that count and its memory of a coarser step (``rounded_from``) is dropped. Rules without a ``desired``
+    array (one per cluster) are left alone."""
+    desired = getattr(rule, "desired", None)
+    if not isinstance(desired, np.ndarray) or desired.shape != counts.shape:
+        return
+    desired[mask] = counts[mask]
+    rounded_from = getattr(rule, "rounded_from", None)
+    if isinstance(rounded_from, np.ndarray):
+        rounded_from[mask] = -1
 
 
 def make_rule(spec: str, config: EnvConfig, scenario: str | None = None) -> Any:
