@@ -55,6 +55,7 @@ from scaling_env.episode_stats import METRIC_NAMES
 
 from . import verdict as vd
 from .benchmark import EVALUATION_SCENARIOS, add_oracle_ratio
+from .floor_choice import HELD_OUT_SEEDS, check_seeds, choose_floor, floor_results
 
 RULES = ("static", "static_peak", "threshold", "step_scaling", "target_tracking", "hpa", "kpa", "predictive", "oracle")
 SEEDS = list(range(1000, 1020))  # the benchmark's
@@ -132,7 +133,22 @@ class GateSpecialists(BaseModel):
     sync: bool = Field(
         False, description="tell the experts that did not act the count the applied step reaches (residual.sync)"
     )
+    redundancy: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=list,
+        description="candidate starts of a redundancy floor on expert 0's rule; the one chosen per scenario on "
+        "redundancy_seeds (floor_choice.py) joins as expert 1; empty: no floored expert",
+    )
+    redundancy_seeds: list[Annotated[int, Field(ge=0)]] = Field(
+        default_factory=lambda: list(HELD_OUT_SEEDS),
+        description="the held-out seeds the floor is chosen on (below the benchmark's 1000)",
+    )
     set: dict[str, Any] = Field(default_factory=dict, description="training config values over the specialist's")
+
+    @field_validator("redundancy_seeds")
+    @classmethod
+    def _held_out(cls, seeds: list[int]) -> list[int]:
+        check_seeds(seeds, "redundancy_seeds")
+        return seeds
 
     @model_validator(mode="after")
     def _no_residual_in_set(self) -> GateSpecialists:
@@ -484,7 +500,11 @@ def resolve_rules(
 
 
 def gate_specialist_sets(
-    gs: GateSpecialists, tuning: dict[tuple[str, str], float], scenarios: list[str], trained: list[str]
+    gs: GateSpecialists,
+    tuning: dict[tuple[str, str], float],
+    scenarios: list[str],
+    trained: list[str],
+    floors: dict[str, int] | None = None,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     """Per trained scenario, its gate specialist's training values (``gs.set`` with ``residual``) and what was
     chosen on the tuning seeds ({"policy": spec, "experts": [(spec, file)]}). Expert 0 (``residual.policy``, the
@@ -494,7 +514,9 @@ def gate_specialist_sets(
     (:func:`rule_identity`, e.g. two scenarios' identical tuned settings, or the base itself) is left out. With
     ``gs.nearest`` k > 0 the scenario's own rules take the place of the other scenarios' best ones: its k best rules
     on the tuning seeds after the base (the same order as :func:`best_rule`'s, each read from the scenario's file),
-    distinct from the base and from each other (a smaller expert set, of the rules closest to the base)."""
+    distinct from the base and from each other (a smaller expert set, of the rules closest to the base). ``floors``:
+    per scenario, the start of a redundancy floor on the base rule (:func:`choose_floor_starts`), which joins as
+    expert 1."""
     sets: dict[str, dict[str, Any]] = {}
     chosen: dict[str, dict[str, Any]] = {}
     generalist = [(best_generalist(tuning, scenarios), scenarios[0])] if gs.generalist else []
@@ -515,6 +537,9 @@ def gate_specialist_sets(
             if key not in seen and len(experts) < limit:
                 seen.add(key)
                 experts.append((other, path))
+        if floors and floors.get(s) is not None:
+            suffix = f" with redundancy from {floors[s]}"
+            experts.insert(0, (spec + suffix, policy + suffix))
         residual = {
             "policy": policy,
             "max_offset": 0,
@@ -531,6 +556,35 @@ def gate_specialist_sets(
             sets[s]["scenarios"] = [s]
         chosen[s] = {"policy": spec, "experts": experts}
     return sets, chosen
+
+
+def choose_floor_starts(
+    gs: GateSpecialists, tuning: dict[tuple[str, str], float], trained: list[str], log: Any
+) -> tuple[dict[str, int], dict[str, dict[str, Any]]]:
+    """Per trained scenario, the redundancy floor's start chosen for its base rule (:func:`best_rule`) among
+    ``gs.redundancy`` on ``gs.redundancy_seeds`` (floor_choice.py; omitted where none beats the rule), and every
+    candidate's mean reward and SLO share there (for the record)."""
+    starts: dict[str, int] = {}
+    record: dict[str, dict[str, Any]] = {}
+    for s in trained:
+        spec = rule_file(best_rule(tuning, s), s)
+        results = floor_results(s, spec, list(gs.redundancy), gs.redundancy_seeds)
+        pick = choose_floor(results)
+        base = results[0]
+        if pick is not None and pick.start is not None:
+            starts[s] = pick.start
+        record[s] = {
+            "chosen": None if pick is None else pick.start,
+            "seeds": f"{min(gs.redundancy_seeds)}-{max(gs.redundancy_seeds)}",
+            "candidates": [{"start": r.start, "reward": r.reward, "slo": r.slo} for r in results],
+        }
+        shown = ", ".join(f"from {r.start}: {r.reward - base.reward:+.2f} at {100 * r.slo:.3f} %" for r in results[1:])
+        log(
+            f"gate specialist {s}: redundancy floor on {spec}: "
+            + (f"from {pick.start}" if pick is not None else "none beats the rule")
+            + f" (the rule alone {base.reward:.2f} at {100 * base.slo:.3f} % on seeds {record[s]['seeds']}; {shown})"
+        )
+    return starts, record
 
 
 # ------------------------------------------------------------------------------------------ training
@@ -956,7 +1010,10 @@ def run_ablation(
     gs = cfg.gate_specialists
     if specialists and gs is not None and cfg.specialists is not None and (not only or "gate_specialists" in only):
         trained = specialist_scenarios or scenarios
-        sets, gates = gate_specialist_sets(gs, tuning, scenarios, trained)
+        floors, floor_record = choose_floor_starts(gs, tuning, trained, log) if gs.redundancy else ({}, {})
+        sets, gates = gate_specialist_sets(gs, tuning, scenarios, trained, floors)
+        for s, rec in floor_record.items():
+            gates[s]["redundancy"] = rec
         for s in trained:
             log(f"gate specialist {s}: expert 0 {gates[s]['policy']} (best on tuning seeds), {sets[s]['residual']}")
         rows, label = train_specialists(
