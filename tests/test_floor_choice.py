@@ -74,17 +74,42 @@ def test_a_chosen_floor_joins_the_gate_as_expert_1_and_only_where_chosen(tmp_pat
     plain, _ = ablation.gate_specialist_sets(gs, tuning, ["a", "b"], ["a", "b"])
     assert plain["a"]["residual"]["experts"] == ["g.yaml", "b_hpa.yaml"]
 
-    # choose_floor_starts: a's floor beats its rule, b's does not; every candidate is kept for the record
+    # choose_floor_starts: each scenario's base rule (its file) on the configured seeds; a's floor beats its rule,
+    # b's does not; every candidate is kept for the record
+    asked: list[tuple[str, str]] = []
+
     def fake_results(s, spec, starts, seeds):
-        assert starts == [8, 12] and list(seeds) == list(range(900, 1000))
+        asked.append((s, spec))
+        assert starts == [8, 12] and list(seeds) == [905, 907, 909]
         if s == "a":
             return [FloorResult(None, -10.0, 0.02), FloorResult(8, -9.0, 0.03), FloorResult(12, -9.5, 0.01)]
         return [FloorResult(None, -11.0, 0.02), FloorResult(8, -12.0, 0.01), FloorResult(12, -11.0, 0.0)]
 
     monkeypatch.setattr(ablation, "floor_results", fake_results)
     said: list[str] = []
-    starts, record = ablation.choose_floor_starts(gs, tuning, ["a", "b"], said.append)
+    odd = ablation.GateSpecialists(redundancy=[8, 12], redundancy_seeds=[909, 905, 907])
+    starts, record = ablation.choose_floor_starts(odd, tuning, ["a", "b"], said.append)
+    assert asked == [("a", "a_kpa.yaml"), ("b", "b_hpa.yaml")]
     assert starts == {"a": 12}
-    assert record["a"]["chosen"] == 12 and record["b"]["chosen"] is None and record["a"]["seeds"] == "900-999"
+    assert record["a"]["chosen"] == 12 and record["b"]["chosen"] is None
+    assert record["a"]["seeds"] == [905, 907, 909] and "on seeds 905,907,909" in said[0]
     assert [c["start"] for c in record["b"]["candidates"]] == [None, 8, 12]
     assert "from 12" in said[0] and "none beats the rule" in said[1] and "from 8: -1.00 at 1.000 %" in said[1]
+
+
+def test_a_floor_joins_the_nearest_experts_too(tmp_path, monkeypatch):
+    """With ``nearest`` k, the floored base rule is expert 1 and the k nearest rules follow it."""
+    files = {("kpa@tuned", "a"): "a_kpa.yaml", ("hpa@tuned", "a"): "a_hpa.yaml", ("kpa@generalist", "a"): "g.yaml"}
+    monkeypatch.setattr(ablation, "rule_file", lambda spec, s: files[(spec, s)])
+    monkeypatch.setattr(ablation, "rule_identity", lambda path: (path, ""))
+    tuning = {("a", "kpa@tuned"): -10.0, ("a", "hpa@tuned"): -11.0, ("a", "kpa@generalist"): -20.0}
+    gs = ablation.GateSpecialists(nearest=1, generalist=False, redundancy=[8])
+    sets, _ = ablation.gate_specialist_sets(gs, tuning, ["a"], ["a"], {"a": 8})
+    assert sets["a"]["residual"]["experts"] == ["a_kpa.yaml with redundancy from 8", "a_hpa.yaml"]
+
+
+def test_the_floors_candidates_are_distinct(tmp_path):
+    path = tmp_path / "ablation.yaml"
+    path.write_text("variants: [{name: v}]\ngate_specialists: {redundancy: [8, 12, 8]}\n")
+    with pytest.raises(ConfigError, match="gate_specialists.redundancy.*appears twice"):
+        ablation.load_ablation_config(path)

@@ -150,6 +150,13 @@ class GateSpecialists(BaseModel):
         check_seeds(seeds, "redundancy_seeds")
         return seeds
 
+    @field_validator("redundancy")
+    @classmethod
+    def _distinct_starts(cls, starts: list[int]) -> list[int]:
+        if len(set(starts)) != len(starts):
+            raise ValueError("a start appears twice")
+        return starts
+
     @model_validator(mode="after")
     def _no_residual_in_set(self) -> GateSpecialists:
         if "residual" in self.set:
@@ -566,23 +573,25 @@ def choose_floor_starts(
     candidate's mean reward and SLO share there (for the record)."""
     starts: dict[str, int] = {}
     record: dict[str, dict[str, Any]] = {}
+    seeds = sorted(gs.redundancy_seeds)
+    span = f"{seeds[0]}-{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) else ",".join(map(str, seeds))
     for s in trained:
         spec = rule_file(best_rule(tuning, s), s)
-        results = floor_results(s, spec, list(gs.redundancy), gs.redundancy_seeds)
+        results = floor_results(s, spec, list(gs.redundancy), seeds)
         pick = choose_floor(results)
         base = results[0]
         if pick is not None and pick.start is not None:
             starts[s] = pick.start
         record[s] = {
             "chosen": None if pick is None else pick.start,
-            "seeds": f"{min(gs.redundancy_seeds)}-{max(gs.redundancy_seeds)}",
+            "seeds": seeds,
             "candidates": [{"start": r.start, "reward": r.reward, "slo": r.slo} for r in results],
         }
         shown = ", ".join(f"from {r.start}: {r.reward - base.reward:+.2f} at {100 * r.slo:.3f} %" for r in results[1:])
         log(
             f"gate specialist {s}: redundancy floor on {spec}: "
             + (f"from {pick.start}" if pick is not None else "none beats the rule")
-            + f" (the rule alone {base.reward:.2f} at {100 * base.slo:.3f} % on seeds {record[s]['seeds']}; {shown})"
+            + f" (the rule alone {base.reward:.2f} at {100 * base.slo:.3f} % on seeds {span}; {shown})"
         )
     return starts, record
 
@@ -1021,7 +1030,14 @@ def run_ablation(
         )
         learned += rows
         if (out / "selection.json").is_file():  # assembled by pick_arm: each run's own experts
-            gates = {s: {**g, "experts": run_experts(out / "runs" / f"gate_specialist_{s}")} for s, g in gates.items()}
+            # each run's own experts; a floor chosen now may not be the one (if any) a run was trained with
+            gates = {
+                s: {
+                    **{k: v for k, v in g.items() if k != "redundancy"},
+                    "experts": run_experts(out / "runs" / f"gate_specialist_{s}"),
+                }
+                for s, g in gates.items()
+            }
         mine = [r for r in rules if r["scenario"] in trained]  # judged on the scenarios trained
         results.append({"variant": "gate_specialists", "gates": gates, **judge(mine, rows, label, tuning, bound)})
     everything = rules + learned

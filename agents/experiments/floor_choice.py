@@ -2,13 +2,13 @@
 ``redundancy`` option (ablation.py, ``GateSpecialists``) offers each specialist, besides its scenario's best rule
 (expert 0), that rule with the floor whose start this choice finds.
 
-Each candidate start ``n`` is rolled out on the scenario with the seeds ``seeds`` (below the benchmark's, which start
-at 1000, and not the tuner's 0-19 on which the rules' settings were chosen, so the rules' own results there are not
-flattered), paired with the rule alone on the same seeds. The choice is the candidate with the highest mean reward
-among those that beat the rule by the verdict's reading (a higher mean reward at no higher mean SLO share); equal
-rewards go to the larger start (the floor that acts on fewer fleets). None if no candidate beats the rule: a
-floor costs instances, and where the rule sits near the bound (steady, diurnal, cold_start_heavy on seeds 900-999)
-it buys nothing.
+Each candidate start ``n`` is rolled out on the scenario with the seeds ``seeds``, paired with the rule alone on the
+same seeds. The seeds must lie below the benchmark's (which start at 1000); the default, 900-999, also avoids the
+tuner's 0-19, on which the rules' settings were chosen and so look better than elsewhere. The choice is the candidate
+with the highest mean reward among those that beat the rule by the verdict's reading (a higher mean reward at no
+higher mean SLO share); equal rewards go to the larger start (the floor that acts on fewer fleets). None if no
+candidate beats the rule: a floor costs instances, and where the rule already keeps its fleet above the floor's
+count, or gains nothing from more instances, it buys nothing.
 """
 
 from __future__ import annotations
