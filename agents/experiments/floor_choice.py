@@ -18,10 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from scaling_env.config import ConfigError
-from scaling_env.rollout import rollout
-from scaling_env.scenarios import load_scenario
 
-from .benchmark import DEFAULT_SEED
+from . import verdict as vd
+from .train_config import FIRST_BENCHMARK_SEED
 
 HELD_OUT_SEEDS = tuple(range(900, 1000))
 
@@ -41,10 +40,11 @@ def check_seeds(seeds: tuple[int, ...] | list[int], field: str) -> None:
         raise ConfigError(f"{field}: no seed given")
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"{field}: a seed appears twice")
-    late = [s for s in seeds if s < 0 or s >= DEFAULT_SEED]
+    late = [s for s in seeds if s < 0 or s >= FIRST_BENCHMARK_SEED]
     if late:
         raise ConfigError(
-            f"{field}: seeds must be in 0-{DEFAULT_SEED - 1} (the benchmark's start at {DEFAULT_SEED}), got {late[0]}"
+            f"{field}: seeds must be in 0-{FIRST_BENCHMARK_SEED - 1} (the benchmark's start at "
+            f"{FIRST_BENCHMARK_SEED}), got {late[0]}"
         )
 
 
@@ -52,21 +52,16 @@ def floor_results(
     scenario: str, spec: str, starts: list[int], seeds: tuple[int, ...] | list[int] = HELD_OUT_SEEDS
 ) -> list[FloorResult]:
     """The rule ``spec`` alone (first) and with a floor from each of ``starts``, on ``scenario`` over ``seeds``."""
-    from agents.learned.residual import make_rule
-
-    sc = load_scenario(scenario)
-    out = []
-    for start in [None, *starts]:
-        expert = spec if start is None else f"{spec} with redundancy from {start}"
-        run = rollout(sc.config, make_rule(expert, sc.config, scenario=sc.name), list(seeds), parallel=False)
-        out.append(
-            FloorResult(
-                start,
-                float(np.mean([m["reward"] for m in run.metrics])),
-                float(np.mean([m["slo_violation_share"] for m in run.metrics])),
-            )
+    specs = {None: spec} | {n: f"{spec} with redundancy from {n}" for n in starts}
+    runs = vd.tuning_episodes(list(specs.values()), [scenario], list(seeds), ("reward", "slo_violation_share"))
+    return [
+        FloorResult(
+            start,
+            float(np.mean(runs[(scenario, s)]["reward"])),
+            float(np.mean(runs[(scenario, s)]["slo_violation_share"])),
         )
-    return out
+        for start, s in specs.items()
+    ]
 
 
 def choose_floor(results: list[FloorResult]) -> FloorResult | None:

@@ -208,7 +208,7 @@ def tuning_episodes(
 ) -> dict[tuple[str, str], dict[str, list[float]]]:
     """{(scenario, spec): {metric: its value per seed, in the order of ``seeds``}} on the tuning ``seeds``, each
     (scenario, spec) one batch: what a paired test on the tuning seeds needs."""
-    from agents.registry import make_policy
+    from agents.learned.residual import make_rule  # a registry spec, or one with a redundancy floor
     from scaling_env.rollout import rollout
     from scaling_env.scenarios import load_scenario
 
@@ -216,7 +216,7 @@ def tuning_episodes(
     for name in scenarios:
         sc = load_scenario(name, traces_dir)
         for spec in specs:
-            run = rollout(sc.config, make_policy(spec, sc.config, scenario=sc.name), seeds, parallel=False)
+            run = rollout(sc.config, make_rule(spec, sc.config, scenario=sc.name), seeds, parallel=False)
             out[(name, spec)] = {m: [float(e[m]) for e in run.metrics] for m in metrics}
     return out
 
