@@ -24,7 +24,7 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from scaling_env import EnvConfig
 from scaling_env.config import ConfigError, format_validation_error
@@ -40,6 +40,13 @@ class PolicyParams(BaseModel):
     """Base of every policy's parameter model: frozen, and unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CapacityParams(PolicyParams):
+    """A rule's own minimum capacity (an auto-scaling group's minimum size, the HPA's ``minReplicas``, Knative's
+    ``min-scale``): its desired count is never below it (nor below the env's ``scaling.min_instances``)."""
+
+    min_capacity: int = Field(0, ge=0, le=4096, description="the rule's minimum instance count (0: the env's bound)")
 
 
 def validate_params(model: type[PolicyParams], data: PolicyParams | dict | None, source: str) -> PolicyParams:

@@ -103,6 +103,10 @@ class RulePolicy(PolicyBase):
             part.allocate(n)
         self._allocate(n)
 
+    def min_count(self) -> int:
+        """The lowest desired count: the env's ``scaling.min_instances`` or the rule's ``min_capacity``."""
+        return max(self.env_config.scaling.min_instances, int(getattr(self.params, "min_capacity", 0)))
+
     def act_batch(self, obs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
         """One decision for each of B clusters: ``obs`` (B, 19), ``info`` the vector env's dict of (B,) arrays.
         Returns (B,) int64 action indices."""
@@ -126,7 +130,7 @@ class RulePolicy(PolicyBase):
             stranded = ~fresh & stranded_demand(info)
             self.desired[stranded] = np.maximum(self.desired[stranded], 1)
         sc = self.env_config.scaling
-        np.clip(self.desired, sc.min_instances, sc.max_instances, out=self.desired)
+        np.clip(self.desired, self.min_count(), sc.max_instances, out=self.desired)
         asked = self.desired.copy()
         if self.rounding == "nearest":
             # a coarser step accepted earlier stands while the policy asks for what it asked for then

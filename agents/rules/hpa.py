@@ -7,12 +7,12 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from ..base import PolicyParams, info_array
+from ..base import CapacityParams, PolicyParams, info_array
 from .base import RulePolicy
 from .metrics import METRIC_HELP, Metric, metric_limited, metric_values, steps_within
 
 
-class HpaParams(PolicyParams):
+class HpaParams(CapacityParams):
     metric: Metric = Field("cpu", description=METRIC_HELP)
     target: float = Field(0.8, gt=0.0, description="target average of the metric per ready pod (0.8 = 80 %)")
     tolerance: float = Field(0.1, ge=0.0, lt=1.0, description="no change while |metric/target - 1| <= this")

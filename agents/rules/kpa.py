@@ -7,12 +7,12 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from ..base import PolicyParams, info_array
+from ..base import CapacityParams, PolicyParams, info_array
 from .base import RulePolicy
 from .metrics import read_metric, steps_per
 
 
-class KpaParams(PolicyParams):
+class KpaParams(CapacityParams):
     target_utilization: float = Field(
         0.7,
         gt=0.0,

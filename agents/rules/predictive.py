@@ -7,12 +7,12 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from ..base import PolicyParams
+from ..base import CapacityParams, PolicyParams
 from .base import RulePolicy
 from .metrics import read_metric, steps_within
 
 
-class PredictiveParams(PolicyParams):
+class PredictiveParams(CapacityParams):
     target_utilization: float = Field(0.7, gt=0.0, le=1.0, description="planned load / capacity of the fleet")
     alpha: float = Field(0.5, gt=0.0, le=1.0, description="Holt level smoothing")
     beta: float = Field(0.2, ge=0.0, le=1.0, description="Holt trend smoothing")

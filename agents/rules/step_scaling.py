@@ -8,7 +8,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from ..base import PolicyParams
+from ..base import CapacityParams, PolicyParams
 from .base import RulePolicy
 from .cloudwatch import Alarm, AlarmPair
 from .metrics import METRIC_HELP, Metric, check_metric_value, metric_values, steps_within
@@ -96,7 +96,7 @@ def _default_in() -> AlarmPolicy:
     )
 
 
-class StepScalingParams(PolicyParams):
+class StepScalingParams(CapacityParams):
     metric: Metric = Field("cpu", description=METRIC_HELP)
     adjustment_type: AdjustmentType = "PercentChangeInCapacity"
     min_adjustment_magnitude: int | None = Field(
@@ -222,7 +222,7 @@ class StepScalingPolicy(RulePolicy):
         else:
             new = base + aws_percent_adjustment(base, adjustment, p.min_adjustment_magnitude)
         sc = self.env_config.scaling
-        return np.clip(new, sc.min_instances, sc.max_instances)
+        return np.clip(new, self.min_count(), sc.max_instances)
 
     def _decide(
         self, obs: np.ndarray, info: dict[str, Any], fresh: np.ndarray, current: np.ndarray, now: np.ndarray

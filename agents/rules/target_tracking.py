@@ -7,13 +7,13 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from ..base import PolicyParams
+from ..base import CapacityParams, PolicyParams
 from .base import RulePolicy
 from .cloudwatch import Alarm, AlarmPair
 from .metrics import METRIC_HELP, Metric, metric_limited, metric_values
 
 
-class TargetTrackingParams(PolicyParams):
+class TargetTrackingParams(CapacityParams):
     metric: Metric = Field("cpu", description=METRIC_HELP)
     target_value: float = Field(0.5, gt=0.0, description="metric value to keep, in the metric's unit (0.5 = 50 %)")
     period_seconds: float = Field(60.0, gt=0.0, description="one data point per period, s")

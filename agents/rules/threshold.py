@@ -8,13 +8,13 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from ..actions import action_for_target, counts_reached
-from ..base import PolicyParams, info_array
+from ..base import CapacityParams, PolicyParams, info_array
 from .base import RulePolicy
 from .cloudwatch import Alarm, AlarmPair
 from .metrics import METRIC_HELP, Metric, metric_limited, metric_values, stranded_demand
 
 
-class ThresholdParams(PolicyParams):
+class ThresholdParams(CapacityParams):
     metric: Metric = Field("cpu", description=METRIC_HELP)
     upper_threshold: float = Field(0.8, ge=0.0, description="scale out when the data point is >= this (0.8 = 80 %)")
     lower_threshold: float = Field(0.3, ge=0.0, description="scale in when the data point is <= this (0.3 = 30 %)")
@@ -116,7 +116,7 @@ class ThresholdPolicy(RulePolicy):
         out = ready & (high | stranded_demand(info))
         inn = ready & ~out & low
         wanted = np.where(out, current + p.scale_out_adjustment, current + p.scale_in_adjustment)
-        wanted = np.clip(wanted, sc.min_instances, sc.max_instances)
+        wanted = np.clip(wanted, self.min_count(), sc.max_instances)
         acted = (out | inn) & (wanted != current)  # an adjustment the bounds cancel is no activity
         self.desired[acted] = wanted[acted]
         self.active[acted] = True
