@@ -463,6 +463,38 @@ def test_a_policy_starts_over_when_the_vector_env_resets_a_cluster():
     assert list(policy.decisions) == [1, 1]  # a fresh episode: windows cleared, one decision taken
 
 
+# ------------------------------------------------------------------------------------------ minimum capacity
+TUNABLE_RULES = ("threshold", "step_scaling", "target_tracking", "hpa", "kpa", "predictive")
+
+
+def idle_run(name: str, min_capacity: int, warm: int, steps: int = 240) -> tuple[Run, list[int]]:
+    """``name`` with ``min_capacity`` over an hour of almost no load; the fleet after each decision."""
+    run = Run(make_policy(name, CFG, {"min_capacity": min_capacity}), warm=warm)
+    fleet = [int(run.warm[0])]
+    for _ in range(steps):
+        run.step(cpu_utilization=0.05, memory_utilization=0.05, arrivals=0.5, latency_mean_s=0.1)
+        fleet.append(int(run.warm[0]))
+    return run, fleet
+
+
+@pytest.mark.parametrize("name", TUNABLE_RULES)
+def test_a_rule_scales_in_to_its_minimum_capacity_and_no_further(name):
+    # an idle hour takes every rule from 10 instances to the env's minimum of 1; with min_capacity 6 (an ASG's
+    # minimum size, the HPA's minReplicas, Knative's min-scale) to exactly 6, where it stays
+    assert idle_run(name, 0, warm=10)[1][-1] == 1
+    _, fleet = idle_run(name, 6, warm=10)
+    assert min(fleet) == 6 and fleet[-1] == 6
+
+
+@pytest.mark.parametrize("name", TUNABLE_RULES)
+def test_a_fleet_below_the_minimum_capacity_is_raised_at_the_first_decision(name):
+    # as an Auto Scaling group launches at once when its minimum size is raised above the running count
+    assert Run(make_policy(name, CFG, {"min_capacity": 6}), warm=3).first == 3
+    assert Run(make_policy(name, CFG), warm=3).first == 0
+    with pytest.raises(PolicyConfigError, match="min_capacity"):
+        make_policy(name, CFG, {"min_capacity": -1})
+
+
 # ------------------------------------------------------------------------------------------ registry
 @pytest.mark.parametrize("name", sorted(POLICIES))
 def test_every_policy_yaml_loads_and_spells_the_code_defaults(name):

@@ -179,6 +179,18 @@ def test_nested_search_space_and_provenance_are_accepted(tmp_path: Path) -> None
         load_policy_file(_write(tmp_path, "policy: hpa\nprovenance: 3\n"))
 
 
+def test_a_tuned_parameter_the_params_omit_starts_at_its_default(tmp_path: Path) -> None:
+    # the first (default) trial plays the file as shipped: a parameter it leaves out is the policy's default
+    pf = load_policy_file(
+        _write(
+            tmp_path,
+            "policy: hpa\nparams: {target: 0.6}\nsearch_space:\n"
+            "  target: {low: 0.3, high: 0.9}\n  min_capacity: {low: 0, high: 30, int: true}\n",
+        )
+    )
+    assert tune.default_value(pf, "target") == 0.6 and tune.default_value(pf, "min_capacity") == 0
+
+
 def test_result_file_made_by_a_user_is_not_replaced(tmp_path: Path) -> None:
     user_file = tmp_path / "steady" / "hpa.yaml"
     user_file.parent.mkdir()

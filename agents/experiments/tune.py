@@ -309,6 +309,19 @@ def _fail_abandoned_trials(study: Any) -> int:
     return n
 
 
+def default_value(pf: PolicyFile, path: str) -> Any:
+    """The value the shipped file plays at ``path`` (the first trial): as written in its params, or the policy's
+    default where the params leave the parameter out (a search space may tune a parameter the params omit)."""
+    try:
+        return get_path(pf.params, path)
+    except KeyError:
+        full = validate_params(POLICIES[pf.name].Params, pf.params, str(pf.path)).model_dump(mode="json")
+        try:
+            return get_path(full, path)
+        except KeyError:
+            raise TuneError(f"{pf.path}: search_space.{path}: no such parameter in params") from None
+
+
 def study_attrs(target: Target, pf: PolicyFile, seeds: list[int], slo_limit: float | None) -> dict[str, Any]:
     """What defines a study: a study continued with other values would mix two objectives."""
     return {
@@ -428,7 +441,7 @@ class StudyRun:
         self.study = open_study(target, self.pf, seeds, storage, slo_limit, constant_liar=batch > 1)
         self.abandoned = _fail_abandoned_trials(self.study)
         self.states = (TrialState.COMPLETE, TrialState.PRUNED)
-        default_values = {path: get_path(self.pf.params, path) for path in self.pf.search_space}
+        default_values = {path: default_value(self.pf, path) for path in self.pf.search_space}
         done = self.study.get_trials(deepcopy=False)
         has_default = any(
             t.user_attrs.get("default") and t.state in (*self.states, TrialState.WAITING, TrialState.RUNNING)
