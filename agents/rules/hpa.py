@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from ..base import CapacityParams, PolicyParams, info_array
+from ..base import CapacityParams, info_array
 from .base import RulePolicy
 from .metrics import METRIC_HELP, Metric, metric_limited, metric_values, steps_within
 

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from ..base import CapacityParams, PolicyParams
+from ..base import CapacityParams
 from .base import RulePolicy
 from .metrics import read_metric, steps_within
 

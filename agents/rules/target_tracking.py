@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from ..base import CapacityParams, PolicyParams
+from ..base import CapacityParams
 from .base import RulePolicy
 from .cloudwatch import Alarm, AlarmPair
 from .metrics import METRIC_HELP, Metric, metric_limited, metric_values

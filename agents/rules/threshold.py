@@ -8,7 +8,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from ..actions import action_for_target, counts_reached
-from ..base import CapacityParams, PolicyParams, info_array
+from ..base import CapacityParams, info_array
 from .base import RulePolicy
 from .cloudwatch import Alarm, AlarmPair
 from .metrics import METRIC_HELP, Metric, metric_limited, metric_values, stranded_demand
