@@ -22,6 +22,7 @@ from scaling_env.rollout import rollout
 from scaling_env.scenarios import load_scenario
 
 runner = CliRunner()
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -220,6 +221,27 @@ def test_a_gated_run_trains_and_loads_with_its_experts(files):
         + ["residual={policy: hpa, experts: [kpa, hpa]}"],
     )
     assert result.exit_code == 2 and "must be distinct" in result.output
+
+
+def test_a_run_whose_rules_were_re_tuned_since_is_refused_naming_the_change(files):
+    # a re-tune rewrites a tuned file under the same path: the trained gate would silently follow another expert
+    from agents.learned.ppo import load_ppo_policy
+    from scaling_env.config import ConfigError
+
+    expert = files["root"] / "my_kpa.yaml"
+    expert.write_text((ROOT / "configs/policies/kpa.yaml").read_text())
+    run_dir = files["root"] / "retuned_run"
+    train_cli(files, run_dir, f"residual={{policy: hpa, max_offset: 0, experts: [{expert}]}}")
+    record = yaml.safe_load((run_dir / "rules.json").read_text())  # JSON is YAML
+    assert record["tiny"][str(expert)]["min_capacity"] == 0 and "steady" in record  # and the benchmark's
+    load_ppo_policy(run_dir, EnvConfig.from_dict(TINY), scenario="tiny")
+    expert.write_text(expert.read_text().replace("min_capacity: 0", "min_capacity: 5"))
+    with pytest.raises(
+        ConfigError,
+        match=r"(?s)retuned_run was trained with other settings of .*my_kpa.yaml on tiny "
+        r"\(min_capacity: 0 -> 5;",
+    ):
+        load_ppo_policy(run_dir, EnvConfig.from_dict(TINY), scenario="tiny")
 
 
 # ------------------------------------------------------------------------------------------ the pure gate

@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import os
 import re
 import shutil
@@ -70,6 +71,7 @@ from scaling_env.files import (
     output_lock,
     write_manifest,
 )
+from scaling_env.scenarios import load_scenario
 
 from ..learned.family_normalize import FamilyVecNormalize
 from ..learned.ppo import (
@@ -81,8 +83,17 @@ from ..learned.ppo import (
     manifest_path,
     vecnormalize_path,
 )
-from ..learned.residual import PairedBase, ResidualPolicy, ResidualVecEnv, make_rule, prefer_zero_correction
+from ..learned.residual import (
+    RULES_RECORD,
+    PairedBase,
+    ResidualPolicy,
+    ResidualVecEnv,
+    make_rule,
+    prefer_zero_correction,
+    rule_settings,
+)
 from ..learned.shaping import FlapPenalty, lagrange_step
+from .benchmark import EVALUATION_SCENARIOS
 from .evaluate import load_scenario_configs, run_policy_episodes
 from .progress import StepProgress
 from .tables import summarise_episodes
@@ -944,6 +955,16 @@ def with_env_overrides(cfg: TrainConfig, scenarios: Scenarios) -> Scenarios:
     ]
 
 
+def write_rule_settings(path: Path, cfg: TrainConfig, scenarios: Scenarios) -> None:
+    """The parameters the run's rules play on its scenarios and the benchmark's (``residual.RULES_RECORD``), so
+    that loading the run after a re-tune of its rules' files is refused rather than silently other experts."""
+    assert cfg.residual is not None
+    configs = dict(scenarios)
+    configs.update({s: load_scenario(s).config for s in EVALUATION_SCENARIOS if s not in configs})
+    specs = [cfg.residual.policy, *cfg.residual.experts]
+    atomic_write_text(path, json.dumps(rule_settings(specs, configs), indent=1))
+
+
 def train(
     cfg: TrainConfig,
     run_dir: str | Path | None = None,
@@ -969,6 +990,8 @@ def train(
             raise ConfigError(f"{root} already holds a run: continue it with --resume {root} or choose another folder")
         root.mkdir(parents=True, exist_ok=True)
         write_scenarios(paths.scenarios, train_scenarios, eval_scenarios)
+        if cfg.residual is not None:
+            write_rule_settings(paths.root / RULES_RECORD, cfg, train_scenarios + eval_scenarios)
         append_command(paths.command, command or "(called from Python)")
         atomic_write_text(paths.config, cfg.to_yaml())  # last: from here the folder holds a run
         try:

@@ -359,7 +359,7 @@ def load_ppo_policy(path: str | Path, env_config: EnvConfig, scenario: str | Non
     n_obs = int(venv.observation_space.shape[0])
     if not residual:
         return PPOPolicy(env_config, model=model, vec_normalize=vec_normalize, source=str(model_path), n_obs=n_obs)
-    from .residual import ResidualPolicy, make_rule
+    from .residual import ResidualPolicy, check_rule_settings, make_rule
 
     agent = PPOPolicy(
         env_config,
@@ -371,6 +371,8 @@ def load_ppo_policy(path: str | Path, env_config: EnvConfig, scenario: str | Non
     )
     rule = make_rule(residual["policy"], env_config, scenario=scenario)
     experts = [make_rule(x, env_config, scenario=scenario) for x in residual.get("experts") or ()]
+    specs = [residual["policy"], *(residual.get("experts") or ())]
+    check_rule_settings(run_dir, scenario, dict(zip(specs, [rule, *experts])))
     return ResidualPolicy(
         env_config,
         rule=rule,

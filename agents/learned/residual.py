@@ -44,13 +44,15 @@ env's own reward; the training's episode returns (VecMonitor) become the gains o
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnvWrapper
 
-from scaling_env.config import EnvConfig
+from scaling_env.config import ConfigError, EnvConfig
 from scaling_env.envs.info import batch_info
 from scaling_env.envs.sb3 import ServerlessScalingVecEnv
 
@@ -125,6 +127,50 @@ def make_rule(spec: str, config: EnvConfig, scenario: str | None = None) -> Any:
     rule, start = split_spec(spec)
     policy = make_policy(rule, config, scenario=scenario)
     return policy if start is None else RedundancyFloor(policy, config, start)
+
+
+RULES_RECORD = "rules.json"  # in a run folder: the parameters each of its rules played on each scenario at training
+
+
+def rule_settings(specs: list[str], scenarios: dict[str, EnvConfig]) -> dict[str, dict[str, Any]]:
+    """``{scenario: {spec: params}}``: the parameters each rule spec plays on each scenario, as a run records them
+    when it starts. A spec without a setting for a scenario (``@tuned`` on a training family) is left out."""
+    from ..base import PolicyConfigError
+
+    out: dict[str, dict[str, Any]] = {}
+    for name, config in scenarios.items():
+        got = {}
+        for spec in dict.fromkeys(specs):
+            try:
+                got[spec] = make_rule(spec, config, scenario=name).params.model_dump(mode="json")
+            except (PolicyConfigError, ConfigError):
+                continue
+        out[name] = got
+    return out
+
+
+def check_rule_settings(run_dir: Path | None, scenario: str | None, rules: dict[str, Any]) -> None:
+    """ConfigError if a rule of ``rules`` (``{spec: policy}``, as built now for ``scenario``) plays other parameters
+    than the run in ``run_dir`` recorded at training (:data:`RULES_RECORD`): a re-tune rewrites a tuned file under
+    the same path, and the trained gate would silently follow other experts. Runs without a record pass."""
+    path = None if run_dir is None else Path(run_dir) / RULES_RECORD
+    if path is None or not path.is_file():
+        return
+    try:
+        recorded = json.loads(path.read_text()).get(scenario or "", {})
+    except (json.JSONDecodeError, AttributeError):
+        raise ConfigError(f"{path}: not a rules record (a JSON object of scenarios)") from None
+    for spec, policy in rules.items():
+        had = recorded.get(spec)
+        now = policy.params.model_dump(mode="json")
+        if had is not None and had != now:
+            changed = ", ".join(
+                f"{k}: {had.get(k)!r} -> {now.get(k)!r}" for k in sorted({*had, *now}) if had.get(k) != now.get(k)
+            )
+            raise ConfigError(
+                f"{run_dir} was trained with other settings of {spec} on {scenario} ({changed}; recorded in "
+                f"{path.name}): the rules were re-tuned since. Train the run again, or restore the old settings"
+            )
 
 
 class ResidualVecEnv(VecEnvWrapper):
