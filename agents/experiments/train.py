@@ -9,6 +9,8 @@ Run folder (``runs/<algo>_<scenarios>_<seed>_<timestamp>/`` unless ``--run-dir``
     config.yaml            the resolved training config (a resume reloads it)
     scenarios.yaml         the env config of every training and evaluation scenario, as resolved at the start
     command.txt            the command of each invocation (a resume appends its own)
+    rules.json             with ``residual``: the parameters each of its rules plays on each training, evaluation
+                           and benchmark scenario; loading the run after a re-tune changed them is refused
     tb/                    TensorBoard: SB3's rollout/, train/, time/ and ours: episode/ (training episodes that
                            ended in the rollout), eval/ (periodic evaluation)
     checkpoints/           rl_model_<t>_steps.zip + rl_model_vecnormalize_<t>_steps.pkl + rl_model_<t>_steps.json
