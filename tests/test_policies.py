@@ -467,9 +467,11 @@ def test_a_policy_starts_over_when_the_vector_env_resets_a_cluster():
 TUNABLE_RULES = ("threshold", "step_scaling", "target_tracking", "hpa", "kpa", "predictive")
 
 
-def idle_run(name: str, min_capacity: int, warm: int, steps: int = 240) -> tuple[Run, list[int]]:
+def idle_run(
+    name: str, min_capacity: int, warm: int, steps: int = 240, config: EnvConfig = CFG
+) -> tuple[Run, list[int]]:
     """``name`` with ``min_capacity`` over an hour of almost no load; the fleet after each decision."""
-    run = Run(make_policy(name, CFG, {"min_capacity": min_capacity}), warm=warm)
+    run = Run(make_policy(name, config, {"min_capacity": min_capacity}), warm=warm)
     fleet = [int(run.warm[0])]
     for _ in range(steps):
         run.step(cpu_utilization=0.05, memory_utilization=0.05, arrivals=0.5, latency_mean_s=0.1)
@@ -484,6 +486,29 @@ def test_a_rule_scales_in_to_its_minimum_capacity_and_no_further(name):
     assert idle_run(name, 0, warm=10)[1][-1] == 1
     _, fleet = idle_run(name, 6, warm=10)
     assert min(fleet) == 6 and fleet[-1] == 6
+
+
+@pytest.mark.parametrize("name", TUNABLE_RULES)
+def test_a_step_that_would_leave_the_fleet_below_the_minimum_is_not_taken(name):
+    # the evaluation scenarios' steps: from 13 a scale-in to 6 is -7, which -8 would round to (reaching 5); the
+    # rule takes a smaller step and reaches 6 later, as an Auto Scaling group never goes below its minimum size
+    _, fleet = idle_run(name, 6, warm=13, config=COARSE)
+    assert min(fleet) == 6 and fleet[-1] == 6
+
+
+@pytest.mark.parametrize("name", TUNABLE_RULES)
+def test_a_minimum_capacity_plays_as_the_env_minimum_would(name):
+    # with steps that give every change, a rule's min_capacity 6 and the env's scaling.min_instances 6 are the same
+    # bound: the same decisions through idle, a burst and idle again (a scale-in the bound cancels starts no activity)
+    env_min = CFG.with_updates({"scaling": {"min_instances": 6}})
+    changes = []
+    for config, params in ((env_min, {}), (CFG, {"min_capacity": 6})):
+        run = Run(make_policy(name, config, params), warm=6)
+        load = [0.05] * 8 + [0.95] * 20 + [0.05] * 60
+        metrics = [{"cpu_utilization": c, "memory_utilization": 0.1, "arrivals": c * 400 * DT, "latency_mean_s": c}
+                   for c in load]  # fmt: skip
+        changes.append([run.step(**m) for m in metrics])
+    assert changes[0] == changes[1] and any(changes[0])
 
 
 @pytest.mark.parametrize("name", TUNABLE_RULES)

@@ -189,6 +189,8 @@ def test_a_tuned_parameter_the_params_omit_starts_at_its_default(tmp_path: Path)
         )
     )
     assert tune.default_value(pf, "target") == 0.6 and tune.default_value(pf, "min_capacity") == 0
+    pf = load_policy_file(_write(tmp_path, "policy: hpa\nsearch_space:\n  tolerance: {low: 0.0, high: 0.5}\n"))
+    assert tune.default_value(pf, "tolerance") == 0.1  # the HPA's default tolerance
 
 
 def test_result_file_made_by_a_user_is_not_replaced(tmp_path: Path) -> None:
