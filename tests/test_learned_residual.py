@@ -4,6 +4,7 @@ env_overrides is benchmarked on the env it was trained on."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -235,7 +236,17 @@ def test_a_run_whose_rules_were_re_tuned_since_is_refused_naming_the_change(file
     record = yaml.safe_load((run_dir / "rules.json").read_text())  # JSON is YAML
     assert record["tiny"][str(expert)]["min_capacity"] == 0 and "steady" in record  # and the benchmark's
     load_ppo_policy(run_dir, EnvConfig.from_dict(TINY), scenario="tiny")
+    # a parameter added to the rule since, at its default, is no change: a record without it still loads
+    record_file = run_dir / "rules.json"
+    older = {sc: {spec: {k: v for k, v in params.items() if k != "min_capacity"} for spec, params in entry.items()}
+             for sc, entry in record.items()}  # fmt: skip
+    record_file.write_text(json.dumps(older))
+    load_ppo_policy(run_dir, EnvConfig.from_dict(TINY), scenario="tiny")
     expert.write_text(expert.read_text().replace("min_capacity: 0", "min_capacity: 5"))
+    # a file spec reads the same file everywhere: refused without a scenario, or with one the record lacks
+    for scenario in (None, "elsewhere/tiny.yaml", "diurnal_delayed_metrics"):
+        with pytest.raises(ConfigError, match=r"min_capacity: 0 -> 5"):
+            load_ppo_policy(run_dir, EnvConfig.from_dict(TINY), scenario=scenario)
     with pytest.raises(
         ConfigError,
         match=r"(?s)retuned_run was trained with other settings of .*my_kpa.yaml on tiny "

@@ -149,27 +149,52 @@ def rule_settings(specs: list[str], scenarios: dict[str, EnvConfig]) -> dict[str
     return out
 
 
+def _recorded(record: dict[str, Any], scenario: str | None, spec: str) -> dict[str, Any] | None:
+    """The recorded parameters of ``spec`` on ``scenario`` (a name, or a YAML path: its stem), or, for a spec that
+    reads the same file on every scenario (not ``@tuned``), on any recorded scenario."""
+    for key in (scenario or "", Path(scenario or "").stem):
+        if spec in record.get(key, {}):
+            return record[key][spec]
+    if "@tuned" not in spec:
+        return next((entry[spec] for entry in record.values() if spec in entry), None)
+    return None
+
+
 def check_rule_settings(run_dir: Path | None, scenario: str | None, rules: dict[str, Any]) -> None:
     """ConfigError if a rule of ``rules`` (``{spec: policy}``, as built now for ``scenario``) plays other parameters
     than the run in ``run_dir`` recorded at training (:data:`RULES_RECORD`): a re-tune rewrites a tuned file under
-    the same path, and the trained gate would silently follow other experts. Runs without a record pass."""
+    the same path, and the trained gate would silently follow other experts. The recorded parameters are read
+    through the rule's parameter model, so a parameter added since with its default is no change. Runs without a
+    record pass."""
     path = None if run_dir is None else Path(run_dir) / RULES_RECORD
     if path is None or not path.is_file():
         return
     try:
-        recorded = json.loads(path.read_text()).get(scenario or "", {})
-    except (json.JSONDecodeError, AttributeError):
+        record = json.loads(path.read_text())
+        if not isinstance(record, dict) or not all(isinstance(v, dict) for v in record.values()):
+            raise ValueError
+    except ValueError:
         raise ConfigError(f"{path}: not a rules record (a JSON object of scenarios)") from None
     for spec, policy in rules.items():
-        had = recorded.get(spec)
+        had = _recorded(record, scenario, spec)
+        if had is None:
+            continue
         now = policy.params.model_dump(mode="json")
-        if had is not None and had != now:
+        try:
+            had = type(policy.params).model_validate(had).model_dump(mode="json")
+        except ValueError:
+            pass  # a parameter since removed or renamed: compared as recorded, so it shows as a change
+        if had != now:
             changed = ", ".join(
                 f"{k}: {had.get(k)!r} -> {now.get(k)!r}" for k in sorted({*had, *now}) if had.get(k) != now.get(k)
             )
+            name, _, kind = spec.partition("@")
+            folder = "generalist" if kind == "generalist" else Path(scenario or "").stem
+            where = f" (configs/policies/tuned/{folder}/{name}.yaml)" if kind else ""
             raise ConfigError(
-                f"{run_dir} was trained with other settings of {spec} on {scenario} ({changed}; recorded in "
-                f"{path.name}): the rules were re-tuned since. Train the run again, or restore the old settings"
+                f"{run_dir} was trained with other settings of {spec}{where} on {scenario or 'its scenarios'} "
+                f"({changed}; recorded in {path.name}): the rules were re-tuned since. Train the run again, or "
+                "restore the old settings"
             )
 
 
