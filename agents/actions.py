@@ -47,33 +47,22 @@ def counts_reached(current: np.ndarray, config: EnvConfig, actions: np.ndarray |
 
 
 def action_for_change(
-    change: np.ndarray,
-    current: np.ndarray,
-    config: EnvConfig,
-    rounding: Rounding = "nearest",
-    floor: int | None = None,
+    change: np.ndarray, current: np.ndarray, config: EnvConfig, rounding: Rounding = "nearest"
 ) -> np.ndarray:
-    """Index into ``config.scaling.scale_steps`` for each wanted change (rule in the module docstring). With
-    ``floor`` (a policy's own minimum count), a step that leaves the fleet below it is taken only where no step
-    reaches it."""
+    """Index into ``config.scaling.scale_steps`` for each wanted change (rule in the module docstring)."""
     steps = np.asarray(config.scaling.scale_steps, dtype=np.int64)
     hi = config.scaling.max_instances
     change = np.asarray(change, dtype=np.int64).reshape(-1)
     current = np.asarray(current, dtype=np.int64).reshape(-1)
-    reached = counts_reached(current, config)  # (B, K)
-    effective = reached - current[:, None]
+    effective = counts_reached(current, config) - current[:, None]  # (B, K)
     gap = effective - change[:, None]
-    big = 4 * (hi + int(np.abs(steps).max()) + 1)
     if rounding == "nearest":
         primary = np.abs(gap)
     elif rounding == "up":
+        big = 4 * (hi + int(np.abs(steps).max()) + 1)
         primary = np.where(gap >= 0, gap, big - gap)  # any step reaching the change beats every one that falls short
     else:
         raise ValueError(f"rounding must be 'nearest' or 'up', got {rounding!r}")
-    if floor is not None:
-        below = reached < floor
-        below &= ~below.all(axis=1, keepdims=True)
-        primary = np.where(below, primary + 3 * big, primary)
     m = int(np.abs(steps).max())
     # ties: the larger effective change (more instances), then (same count reached) the smaller |step|
     key = (primary * (2 * m + 1) + (m - effective)) * (m + 1) + np.abs(steps)[None, :]
@@ -81,15 +70,10 @@ def action_for_change(
 
 
 def action_for_target(
-    target: np.ndarray,
-    current: np.ndarray,
-    config: EnvConfig,
-    rounding: Rounding = "nearest",
-    floor: int | None = None,
+    target: np.ndarray, current: np.ndarray, config: EnvConfig, rounding: Rounding = "nearest"
 ) -> np.ndarray:
-    """Index of the action that brings ``current`` nearest to ``target`` (clipped into the bounds), never below
-    ``floor`` where a step reaches it (:func:`action_for_change`)."""
+    """Index of the action that brings ``current`` nearest to ``target`` (clipped into the bounds)."""
     lo, hi = config.scaling.min_instances, config.scaling.max_instances
     target = np.clip(np.asarray(target, dtype=np.int64).reshape(-1), lo, hi)
     current = np.asarray(current, dtype=np.int64).reshape(-1)
-    return action_for_change(target - current, current, config, rounding, floor)
+    return action_for_change(target - current, current, config, rounding)

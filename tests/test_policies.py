@@ -489,14 +489,6 @@ def test_a_rule_scales_in_to_its_minimum_capacity_and_no_further(name):
 
 
 @pytest.mark.parametrize("name", TUNABLE_RULES)
-def test_a_step_that_would_leave_the_fleet_below_the_minimum_is_not_taken(name):
-    # the evaluation scenarios' steps: from 13 a scale-in to 6 is -7, which -8 would round to (reaching 5); the
-    # rule takes a smaller step and reaches 6 later, as an Auto Scaling group never goes below its minimum size
-    _, fleet = idle_run(name, 6, warm=13, config=COARSE)
-    assert min(fleet) == 6 and fleet[-1] == 6
-
-
-@pytest.mark.parametrize("name", TUNABLE_RULES)
 def test_a_minimum_capacity_plays_as_the_env_minimum_would(name):
     # with steps that give every change, a rule's min_capacity 6 and the env's scaling.min_instances 6 are the same
     # bound: the same decisions through idle, a burst and idle again (a scale-in the bound cancels starts no activity)
