@@ -957,12 +957,14 @@ def with_env_overrides(cfg: TrainConfig, scenarios: Scenarios) -> Scenarios:
     ]
 
 
-def write_rule_settings(path: Path, cfg: TrainConfig, scenarios: Scenarios) -> None:
+def write_rule_settings(
+    path: Path, cfg: TrainConfig, scenarios: Scenarios, traces_dir: str | Path | None = None
+) -> None:
     """The parameters the run's rules play on its scenarios and the benchmark's (``residual.RULES_RECORD``), so
     that loading the run after a re-tune of its rules' files is refused rather than silently other experts."""
     assert cfg.residual is not None
     configs = dict(scenarios)
-    configs.update({s: load_scenario(s).config for s in EVALUATION_SCENARIOS if s not in configs})
+    configs.update({s: load_scenario(s, traces_dir).config for s in EVALUATION_SCENARIOS if s not in configs})
     specs = [cfg.residual.policy, *cfg.residual.experts]
     atomic_write_text(path, json.dumps(rule_settings(specs, configs), indent=1))
 
@@ -993,7 +995,7 @@ def train(
         root.mkdir(parents=True, exist_ok=True)
         write_scenarios(paths.scenarios, train_scenarios, eval_scenarios)
         if cfg.residual is not None:
-            write_rule_settings(paths.root / RULES_RECORD, cfg, train_scenarios + eval_scenarios)
+            write_rule_settings(paths.root / RULES_RECORD, cfg, train_scenarios + eval_scenarios, traces_dir)
         append_command(paths.command, command or "(called from Python)")
         atomic_write_text(paths.config, cfg.to_yaml())  # last: from here the folder holds a run
         try:
