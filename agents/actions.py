@@ -11,6 +11,11 @@ than under-provisioning a scale-out. Because the effective change is what is com
 overshot, and a step larger than the room left reaches the bound exactly. With ``rounding="up"`` (used by the
 oracle, which must not under-provision) it is the smallest effective change at least as large as the wanted
 one, or the largest available if none is.
+
+``floor`` (a rule's minimum capacity, ``RulePolicy.min_count()``): a step that leaves fewer than ``floor``
+instances is taken only where no step reaches ``floor`` (e.g. after a crash took the fleet below it, where no
+available step does). Without it, rounding a scale-in to the nearest step could pass the minimum: a change of -7
+with steps ``{-4, -8}`` is taken as -8, so 13 becomes 5 under a minimum of 6; with ``floor=6`` it is -4 (9).
 """
 
 from __future__ import annotations
@@ -47,14 +52,20 @@ def counts_reached(current: np.ndarray, config: EnvConfig, actions: np.ndarray |
 
 
 def action_for_change(
-    change: np.ndarray, current: np.ndarray, config: EnvConfig, rounding: Rounding = "nearest"
+    change: np.ndarray,
+    current: np.ndarray,
+    config: EnvConfig,
+    rounding: Rounding = "nearest",
+    floor: int | None = None,
 ) -> np.ndarray:
-    """Index into ``config.scaling.scale_steps`` for each wanted change (rule in the module docstring)."""
+    """Index into ``config.scaling.scale_steps`` for each wanted change (rule and ``floor`` in the module
+    docstring)."""
     steps = np.asarray(config.scaling.scale_steps, dtype=np.int64)
     hi = config.scaling.max_instances
     change = np.asarray(change, dtype=np.int64).reshape(-1)
     current = np.asarray(current, dtype=np.int64).reshape(-1)
-    effective = counts_reached(current, config) - current[:, None]  # (B, K)
+    reached = counts_reached(current, config)  # (B, K)
+    effective = reached - current[:, None]
     gap = effective - change[:, None]
     if rounding == "nearest":
         primary = np.abs(gap)
@@ -64,16 +75,25 @@ def action_for_change(
     else:
         raise ValueError(f"rounding must be 'nearest' or 'up', got {rounding!r}")
     m = int(np.abs(steps).max())
+    if floor is not None and floor > config.scaling.min_instances:
+        below = reached < floor
+        avoid = below & ~below.all(axis=1, keepdims=True)  # below the floor while another step is not
+        primary = np.where(avoid, primary + 16 * (hi + m + 1), primary)  # beyond any primary of a kept step
     # ties: the larger effective change (more instances), then (same count reached) the smaller |step|
     key = (primary * (2 * m + 1) + (m - effective)) * (m + 1) + np.abs(steps)[None, :]
     return np.argmin(key, axis=1).astype(np.int64)
 
 
 def action_for_target(
-    target: np.ndarray, current: np.ndarray, config: EnvConfig, rounding: Rounding = "nearest"
+    target: np.ndarray,
+    current: np.ndarray,
+    config: EnvConfig,
+    rounding: Rounding = "nearest",
+    floor: int | None = None,
 ) -> np.ndarray:
-    """Index of the action that brings ``current`` nearest to ``target`` (clipped into the bounds)."""
+    """Index of the action that brings ``current`` nearest to ``target`` (clipped into the bounds), leaving no
+    fewer than ``floor`` instances where a step allows (module docstring)."""
     lo, hi = config.scaling.min_instances, config.scaling.max_instances
     target = np.clip(np.asarray(target, dtype=np.int64).reshape(-1), lo, hi)
     current = np.asarray(current, dtype=np.int64).reshape(-1)
-    return action_for_change(target - current, current, config, rounding)
+    return action_for_change(target - current, current, config, rounding, floor)

@@ -108,6 +108,22 @@ def test_action_mapping_nearest_step_ties_to_more_instances_and_bounds():
     assert pick(64, 62, at_max) == 4  # +4 and +8 both reach the bound: the smaller step
 
 
+def test_a_floor_keeps_a_rounded_scale_in_at_or_above_the_minimum():
+    # a change of -7 with the evaluation scenarios' steps is nearest to -8: 13 -> 5, below a minimum of 6; with
+    # floor 6 the nearest step that keeps 6 is -4 (9), and a target the floor allows is met as before
+    assert pick(6, 13, COARSE) == -8
+    assert pick(6, 13, COARSE, floor=6) == -4
+    assert pick(6, 14, COARSE, floor=6) == -8  # -8 reaches exactly 6
+    assert pick(9, 13, COARSE, floor=6) == -4
+    assert pick(6, 13, COARSE, rounding="up", floor=6) == -4
+    assert pick(16, 13, COARSE, floor=6) == 4  # a scale-out is unaffected
+    # below the floor (a crash took instances): a step that reaches it, or the nearest where none does
+    assert pick(6, 3, COARSE, floor=6) == 4
+    assert pick(12, 1, COARSE, floor=12) == 8
+    # floor at or below the env's minimum: no change
+    assert pick(0, 5, EnvConfig(), floor=1) == -2
+
+
 def test_a_tied_scale_out_adds_the_larger_step():
     # +3 with steps {+2, +4}: +2 under-provisions by one, +4 over-provisions by one; AWS rounds capacity up
     # ("adding 1.5 instances" adds 2), so does the HPA (ceil), and so does the oracle (rounding "up")
@@ -501,6 +517,16 @@ def test_a_minimum_capacity_plays_as_the_env_minimum_would(name):
                    for c in load]  # fmt: skip
         changes.append([run.step(**m) for m in metrics])
     assert changes[0] == changes[1] and any(changes[0])
+
+
+@pytest.mark.parametrize("name", TUNABLE_RULES)
+def test_coarse_steps_never_round_a_scale_in_past_the_minimum_capacity(name):
+    # the evaluation scenarios' steps give no -3, -5, -6 or -7: from 13 instances towards a minimum of 6 a rule
+    # scales in by -4 and then -2 or -1 (or -1s), never -8 to 5; with no minimum the same idle hour goes to 1
+    for warm in (13, 14, 11):
+        _, fleet = idle_run(name, 6, warm=warm, config=COARSE)
+        assert min(fleet) == 6 and fleet[-1] == 6, (warm, fleet[:12])
+    assert idle_run(name, 0, warm=13, config=COARSE)[1][-1] == 1
 
 
 @pytest.mark.parametrize("name", TUNABLE_RULES)

@@ -138,7 +138,7 @@ class RulePolicy(PolicyBase):
             repeat = held & (asked == self.rounded_from)
             self.desired[repeat] = self.rounded_to[repeat]
             self.rounded_from[(held & ~repeat) | fresh] = -1
-        actions = action_for_target(self.desired, current, self.env_config, self.rounding)
+        actions = action_for_target(self.desired, current, self.env_config, self.rounding, self.min_count())
         reached = counts_reached(current, self.env_config, actions)
         over = ((self.desired > current) & (reached > self.desired)) | (
             (self.desired < current) & (reached < self.desired)

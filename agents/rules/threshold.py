@@ -105,7 +105,7 @@ class ThresholdPolicy(RulePolicy):
         # a scaling activity completes when the count is the desired one (or no step gets nearer) and nothing
         # is booting any more
         sc = self.env_config.scaling
-        toward = action_for_target(self.desired, current, self.env_config)
+        toward = action_for_target(self.desired, current, self.env_config, floor=self.min_count())
         reached = counts_reached(current, self.env_config, toward) == current
         booting = info_array(info, "instances_booting") > 0
         done = self.active & ~fresh & reached & ~booting
