@@ -218,7 +218,7 @@ def test_the_paired_baseline_subtracts_expert_0s_own_run_on_the_same_seeds(shape
     scenario = "flash_crowd"
     config = load_scenario(scenario).config
     base = ablation.rule_file("predictive@tuned", scenario)
-    other = ablation.rule_file("kpa@tuned", scenario)
+    other = ablation.rule_file("step_scaling@tuned", scenario)  # differs from it on every seed
     seeds = [11, 12, 13]
     wrap = (lambda env: FlapPenalty(env, 0.5, 0.5, 0.0)) if shaped else None
 
