@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,40 @@ import pytest
 from scaling_env import EnvConfig, ServerlessScalingEnv
 from scaling_env.config import deep_merge
 from scaling_env.resources import packaged_traces_dir
+
+# What the xdist workers would each compile on a fresh machine, in two processes (about 3 minutes of one core for
+# the threaded kernel, 2.5 for the serial kernel and the request backend; a second or two each once cached)
+_WARM_UP = {
+    "serial kernel and request backend": "fast,request",
+    "threaded kernel": "threaded",
+}
+_WARM_UP_CODE = """
+import sys
+from agents.registry import make_policy
+from scaling_env.config import EnvConfig
+from scaling_env.rollout import rollout
+for kind in sys.argv[1].split(","):
+    config = EnvConfig.model_validate({"simulator": "request" if kind == "request" else "fast", "episode_steps": 2})
+    rollout(config, make_policy("hpa", config), [0], parallel=True if kind == "threaded" else False)
+"""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under xdist (``-n 2``), compile the simulation's kernels once before the workers start: each worker would
+    otherwise compile every kernel itself, both at once, on a fresh machine (numba's cache is then shared). A
+    failure here is only reported: the workers compile what is missing, and the tests show any error."""
+    if hasattr(config, "workerinput") or config.getoption("numprocesses", default=None) in (None, 0, "0"):
+        return
+    procs = {
+        name: subprocess.Popen(
+            [sys.executable, "-c", _WARM_UP_CODE, kinds], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for name, kinds in _WARM_UP.items()
+    }
+    for name, proc in procs.items():
+        out, _ = proc.communicate()
+        if proc.returncode != 0:
+            print(f"conftest: compiling the {name} in advance failed (exit {proc.returncode}):\n{out[-2000:]}")
 
 
 def merge(base: dict, over: dict) -> dict:

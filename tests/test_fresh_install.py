@@ -2,8 +2,10 @@
 fresh virtual environment, as a built wheel and as the README's editable install.
 
 The fresh venvs reuse this environment's installed dependencies (a .pth line to its site-packages, so nothing is
-downloaded: torch is large) but not its install of this project. Slow (the copies compile the core afresh): about
-1-2 minutes together.
+downloaded: torch is large) but not its install of this project. Each copy also starts with this checkout's numba
+cache (``seed_compiled_core``): compiling the core takes about three minutes of one core, and twice more in these two
+tests made them the suite's slowest by far; what they check is the install, not the compiler (the rest of the suite
+compiles the core afresh on a fresh machine).
 """
 
 from __future__ import annotations
@@ -56,6 +58,34 @@ def copy_project(dest: Path) -> Path:
     return dest
 
 
+def warm_compiled_core() -> None:
+    """Compile (or load) in this process what the copies run: a few steps of both backends."""
+    from agents.registry import make_policy
+    from scaling_env.config import EnvConfig
+    from scaling_env.rollout import rollout
+
+    for backend in ("fast", "request"):
+        config = EnvConfig.model_validate({"simulator": backend, "episode_steps": 4})
+        rollout(config, make_policy("hpa", config), [0])
+
+
+def seed_compiled_core(package: Path) -> int:
+    """Copy this checkout's numba cache into an installed ``scaling_env`` folder. numba (>= 0.59) keys a cached
+    function by its source file's contents (a sha256), not its path or time, and ``sim/jit_cache.py``'s stamp by
+    contents and relative paths, so the copy loads what this checkout compiled. Returns the files copied."""
+    warm_compiled_core()
+    src = ROOT / "scaling_env"
+    copied = 0
+    for folder in src.rglob("__pycache__"):
+        for f in folder.iterdir():
+            if f.suffix in (".nbi", ".nbc") or f.name == "jit_sources.sha256":
+                target = package / f.relative_to(src)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(f, target)
+                copied += 1
+    return copied
+
+
 def fresh_venv(path: Path) -> Path:
     """A venv that sees this environment's packages (via a .pth line), not this project's install."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
@@ -95,6 +125,8 @@ def test_a_built_wheel_runs_the_benchmark_and_a_training(tmp_path):
     python = fresh_venv(tmp_path / "venv")
     pip_install(python, str(wheel))
     shutil.rmtree(project)  # nothing of the source left: the wheel alone
+    (package,) = (tmp_path / "venv").glob("lib/python*/site-packages/scaling_env")
+    assert seed_compiled_core(package) > 0
     work = tmp_path / "work"
     work.mkdir()
     cli = str(python.parent / "scaling-env")
@@ -117,6 +149,7 @@ def test_a_built_wheel_runs_the_benchmark_and_a_training(tmp_path):
 def test_a_clean_clone_runs_every_scenario_and_its_trace_tests(tmp_path):
     clone = copy_project(tmp_path / "clone")  # nothing beside it: no ../shared
     assert not (tmp_path / "shared").exists()
+    assert seed_compiled_core(clone / "scaling_env") > 0
     python = fresh_venv(tmp_path / "venv")
     pip_install(python, "-e", str(clone))
     cli = str(python.parent / "scaling-env")
