@@ -667,23 +667,25 @@ def lone_part(law, scratch, phases: int, servers: int, offered: float, level: in
             w[ao + s] = weight * v[s]
         m = 0
         while cum < 1.0 - 1e-13 and m < terms:
-            for s in range(size + 1):
-                w[wo + s] = 0.0
-            w[wo + size] = v[size]
-            for s in range(size):
-                mass = v[s]
-                if mass == 0.0:
-                    continue
-                n = s // k
-                j = s - n * k
-                d = float(min(n, servers))
-                w[wo + s] += mass * (1.0 - (up + d) / lam)
-                if j < k - 1 or n < level:  # (a phase, or from phase k - 1 to (n + 1, 0): the next index)
-                    w[wo + s + 1] += mass * up / lam
-                else:
-                    w[wo + size] += mass * up / lam
-                if n > 0:
-                    w[wo + s - k] += mass * d / lam
+            # one step of P, gathered into each state t = n k + j from the states that feed it: an arrival phase
+            # from t - 1 (from phase k - 1 of the count below to (n, 0): the previous index), staying at t, a
+            # completion from t + k. The terms are added in the order of the source index, with +0.0 for an
+            # empty source, so each state's sum is the same, bit for bit, as scattering from each source in
+            # increasing order (all terms >= 0); this form has no division or branch per state but the rates'
+            # (a state's terms per count, not per state: the chain is up to 512 states, stepped up to 4M times).
+            for n in range(level + 1):
+                stay = 1.0 - (up + float(min(n, servers))) / lam
+                d_above = float(min(n + 1, servers))  # (the completion rate of the count above)
+                for j in range(k):
+                    t = n * k + j
+                    acc = 0.0
+                    if t > 0:
+                        acc += v[t - 1] * up / lam
+                    acc += v[t] * stay
+                    if n < level:
+                        acc += v[t + k] * d_above / lam
+                    w[wo + t] = acc
+            w[wo + size] = v[size] + v[size - 1] * up / lam  # (the absorbed state: from the last phase of the top)
             m += 1
             weight *= x / m
             cum += weight
