@@ -6,8 +6,9 @@ policy that lets the fleet fall into the crash spiral (the default ``kpa``) asks
 ``--seeds`` episodes in one batch, ``--repeats`` times (the best is kept); CartPole-v1's single-env steps/s is
 measured in the same run, and the load average before and after is printed, as the machines are shared.
 
-``--digest`` prints a hash of every episode's metrics and per-step controlled count: the same digest on two commits
-means the same episodes, bit for bit (a speed change must not change it).
+``--digest`` prints a hash of every episode's metrics (the benchmark's summaries) and per-step controlled count: a
+different digest on two commits means different episodes (a speed change must not change it). To time an older
+commit, run this file with ``PYTHONPATH`` at a worktree of it.
 
     PYTHONPATH=. python perf/bench_memory.py [--seeds 20] [--repeats 3] [--digest]
 """
@@ -48,9 +49,11 @@ def cartpole_steps_per_second(duration: float = 2.0) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=20, help="episodes per case: seeds 1000 .. 1000+N-1")
-    ap.add_argument("--repeats", type=int, default=3, help="timed runs per case (the best is kept)")
+    ap.add_argument("--repeats", type=int, default=3, help="timed runs per case (the best is kept; >= 1)")
     ap.add_argument("--digest", action="store_true", help="print a hash of the episodes (compare two commits)")
     args = ap.parse_args()
+    if args.repeats < 1 or args.seeds < 1:
+        ap.error("--repeats and --seeds must be at least 1")
     config = load_scenario(SCENARIO).config
     seeds = list(range(1000, 1000 + args.seeds))
     load_start = os.getloadavg()[0]

@@ -34,7 +34,9 @@ def pytest_configure(config: pytest.Config) -> None:
     """Under xdist (``-n 2``), compile the simulation's kernels once before the workers start: each worker would
     otherwise compile every kernel itself, both at once, on a fresh machine (numba's cache is then shared). A
     failure here is only reported: the workers compile what is missing, and the tests show any error."""
-    if hasattr(config, "workerinput") or config.getoption("numprocesses", default=None) in (None, 0, "0"):
+    if hasattr(config, "workerinput") or not config.getoption("numprocesses", default=None):
+        return
+    if config.option.collectonly:
         return
     procs = {
         name: subprocess.Popen(
@@ -43,7 +45,13 @@ def pytest_configure(config: pytest.Config) -> None:
         for name, kinds in _WARM_UP.items()
     }
     for name, proc in procs.items():
-        out, _ = proc.communicate()
+        try:
+            out, _ = proc.communicate(timeout=1200)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+            print(f"conftest: compiling the {name} in advance took over 20 minutes; stopped")
+            continue
         if proc.returncode != 0:
             print(f"conftest: compiling the {name} in advance failed (exit {proc.returncode}):\n{out[-2000:]}")
 

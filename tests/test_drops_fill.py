@@ -58,6 +58,7 @@ def transient_blocking(lam: float, mu: float, c: int, room: int, phases: int, t0
     a = q.T.toarray()
     one_second = expm(a)
     points = int(t1 - t0) + 1
+    assert points - 1 == t1 - t0, "a whole number of seconds: the grid steps 1 s"
     p = np.empty((points, a.shape[0]))
     p[0] = expm(a * t0) @ p0
     for i in range(1, points):

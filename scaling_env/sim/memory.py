@@ -642,7 +642,7 @@ def lone_part(law, scratch, phases: int, servers: int, offered: float, level: in
     (no underflow of ``e^(-Lam t)``), each summed until the Poisson weights left are below 1e-13."""
     k = max(phases, 1)
     size = (level + 1) * k
-    if size > LONE_STATES or span <= 0.0 or offered < 0.0:
+    if size > LONE_STATES or span <= 0.0 or offered < 0.0 or level < 0:
         return -1.0 if size > LONE_STATES else 0.0
     up = k * offered
     lam = up + min(level, servers)
@@ -671,8 +671,8 @@ def lone_part(law, scratch, phases: int, servers: int, offered: float, level: in
             # from t - 1 (from phase k - 1 of the count below to (n, 0): the previous index), staying at t, a
             # completion from t + k. The terms are added in the order of the source index, with +0.0 for an
             # empty source, so each state's sum is the same, bit for bit, as scattering from each source in
-            # increasing order (all terms >= 0); this form has no division or branch per state but the rates'
-            # (a state's terms per count, not per state: the chain is up to 512 states, stepped up to 4M times).
+            # increasing order (all terms >= 0); this form has no integer division, one float division fewer and
+            # no data-dependent branch per state (``LONE_WORK``: up to 4M state updates a call).
             for n in range(level + 1):
                 stay = 1.0 - (up + float(min(n, servers))) / lam
                 d_above = float(min(n + 1, servers))  # (the completion rate of the count above)
