@@ -23,11 +23,12 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
+from numba import njit
 
 from scaling_env import EnvConfig
 from scaling_env.sim import bounded_changes
 
-from .base import info_array
+from .base import clip_counts, info_array
 
 Rounding = Literal["nearest", "up"]
 
@@ -60,28 +61,122 @@ def action_for_change(
 ) -> np.ndarray:
     """Index into ``config.scaling.scale_steps`` for each wanted change (rule and ``floor`` in the module
     docstring)."""
-    steps = np.asarray(config.scaling.scale_steps, dtype=np.int64)
-    hi = config.scaling.max_instances
-    change = np.asarray(change, dtype=np.int64).reshape(-1)
-    current = np.asarray(current, dtype=np.int64).reshape(-1)
-    reached = counts_reached(current, config)  # (B, K)
-    effective = reached - current[:, None]
-    gap = effective - change[:, None]
-    if rounding == "nearest":
-        primary = np.abs(gap)
-    elif rounding == "up":
-        big = 4 * (hi + int(np.abs(steps).max()) + 1)
-        primary = np.where(gap >= 0, gap, big - gap)  # any step reaching the change beats every one that falls short
-    else:
+    if rounding not in ("nearest", "up"):
         raise ValueError(f"rounding must be 'nearest' or 'up', got {rounding!r}")
-    m = int(np.abs(steps).max())
-    if floor is not None and floor > config.scaling.min_instances:
-        below = reached < floor
-        avoid = below & ~below.all(axis=1, keepdims=True)  # below the floor while another step is not
-        primary = np.where(avoid, primary + 16 * (hi + m + 1), primary)  # beyond any primary of a kept step
-    # ties: the larger effective change (more instances), then (same count reached) the smaller |step|
-    key = (primary * (2 * m + 1) + (m - effective)) * (m + 1) + np.abs(steps)[None, :]
-    return np.argmin(key, axis=1).astype(np.int64)
+    sc = config.scaling
+    change = np.ascontiguousarray(change, dtype=np.int64).reshape(-1)
+    current = np.ascontiguousarray(current, dtype=np.int64).reshape(-1)
+    if change.shape != current.shape:  # one count for many changes or the reverse, as numpy broadcasts
+        change, current = (np.ascontiguousarray(a) for a in np.broadcast_arrays(change, current))
+    steps = np.asarray(sc.scale_steps, dtype=np.int64)
+    use_floor = floor is not None and floor > sc.min_instances
+    return _choose_steps(
+        change,
+        current,
+        steps,
+        sc.min_instances,
+        sc.max_instances,
+        floor if use_floor else 0,
+        use_floor,
+        rounding == "up",
+    )
+
+
+@njit(cache=True, inline="always")
+def _choose_one(c, change, steps, lo, hi, floor, use_floor, up):  # pragma: no cover - compiled
+    """The module docstring's rule for one cluster at count ``c``: the step with the smallest key, the first on
+    equal keys (as ``np.argmin``).
+
+    key = (primary * (2m + 1) + (m - effective)) * (m + 1) + |step|, with m the largest |step|, effective the
+    change the step makes within [lo, hi], primary its distance from the wanted change (``up``: any step that
+    reaches it before every one that falls short) plus a penalty beyond any other primary for a step that
+    leaves fewer than ``floor`` instances while another step does not. Integer arithmetic throughout."""
+    k = steps.shape[0]
+    m = 0
+    for j in range(k):
+        m = max(m, abs(steps[j]))
+    big = 4 * (hi + m + 1)
+    penalty = 16 * (hi + m + 1)
+    all_below = use_floor
+    if use_floor:
+        for j in range(k):
+            if min(max(c + steps[j], lo), hi) >= floor:
+                all_below = False
+                break
+    best_j = 0
+    best_key = 0
+    for j in range(k):
+        reached = min(max(c + steps[j], lo), hi)
+        effective = reached - c
+        gap = effective - change
+        if up:
+            primary = gap if gap >= 0 else big - gap
+        else:
+            primary = abs(gap)
+        if use_floor and reached < floor and not all_below:
+            primary += penalty
+        key = (primary * (2 * m + 1) + (m - effective)) * (m + 1) + abs(steps[j])
+        if j == 0 or key < best_key:
+            best_j, best_key = j, key
+    return best_j
+
+
+@njit(cache=True)
+def _choose_steps(change, current, steps, lo, hi, floor, use_floor, up):  # pragma: no cover - compiled
+    out = np.empty(current.shape[0], dtype=np.int64)
+    for b in range(current.shape[0]):
+        out[b] = _choose_one(current[b], change[b], steps, lo, hi, floor, use_floor, up)
+    return out
+
+
+@njit(cache=True)
+def settle_desired(
+    desired, rounded_from, rounded_to, fresh, stranded, current, steps, lo, hi, floor, nearest
+):  # pragma: no cover - compiled
+    """A rule's decision from its desired counts to actions (``agents.rules.base`` docstring, "How a decision
+    becomes an action"), per cluster, updating ``desired``, ``rounded_from`` and ``rounded_to`` in place:
+
+    1. a ``stranded`` cluster asks for at least one instance; ``desired`` is clipped into [``floor``, ``hi``];
+    2. ``nearest``: a count accepted earlier stands while the rule asks for what it asked for then
+       (``rounded_from`` -> ``rounded_to``; -1: none), and is forgotten otherwise or at a ``fresh`` cluster;
+    3. the action nearest to the desired count within [``lo``, ``hi``] (``action_for_target``, not leaving
+       fewer than ``floor`` where a step allows; rounding up where not ``nearest``);
+    4. a step that overshoots the desired count is accepted: ``desired`` becomes the count it reaches,
+       remembered (2) when that is more than asked for.
+
+    Returns (actions, delta, overshot): ``delta`` the overshoot (the reached count minus the desired one, 0
+    where none), ``overshot`` whether any cluster overshot."""
+    n = current.shape[0]
+    actions = np.empty(n, dtype=np.int64)
+    delta = np.zeros(n, dtype=np.int64)
+    use_floor = floor > lo
+    overshot = False
+    for b in range(n):
+        d = desired[b]
+        if stranded[b]:
+            d = max(d, 1)
+        d = min(max(d, floor), hi)
+        asked = d
+        if nearest:
+            held = rounded_from[b] >= 0 and not fresh[b]
+            if held and asked == rounded_from[b]:
+                d = rounded_to[b]
+            elif held or fresh[b]:
+                rounded_from[b] = -1
+        c = current[b]
+        target = min(max(d, lo), hi)
+        a = _choose_one(c, target - c, steps, lo, hi, floor, use_floor, not nearest)
+        actions[b] = a
+        reached = min(max(c + steps[a], lo), hi)
+        if (d > c and reached > d) or (d < c and reached < d):
+            overshot = True
+            delta[b] = reached - d
+            if reached > d:
+                rounded_from[b] = asked
+                rounded_to[b] = reached
+            d = reached
+        desired[b] = d
+    return actions, delta, overshot
 
 
 def action_for_target(
@@ -94,6 +189,6 @@ def action_for_target(
     """Index of the action that brings ``current`` nearest to ``target`` (clipped into the bounds), leaving no
     fewer than ``floor`` instances where a step allows (module docstring)."""
     lo, hi = config.scaling.min_instances, config.scaling.max_instances
-    target = np.clip(np.asarray(target, dtype=np.int64).reshape(-1), lo, hi)
+    target = clip_counts(np.asarray(target, dtype=np.int64).reshape(-1), lo, hi)
     current = np.asarray(current, dtype=np.int64).reshape(-1)
     return action_for_change(target - current, current, config, rounding, floor)

@@ -64,6 +64,13 @@ def validate_params(model: type[PolicyParams], data: PolicyParams | dict | None,
         raise PolicyConfigError(format_validation_error(exc, source, model, unknown)) from None
 
 
+def clip_counts(x: np.ndarray, lo: Any, hi: Any, out: np.ndarray | None = None) -> np.ndarray:
+    """``np.clip(x, lo, hi, out=out)`` for integer arrays, the same values: min(max(x, lo), hi). It skips
+    np.clip's Python-level checks of integer bounds (``np.iinfo`` on every call), which cost more than the clip
+    itself on the short arrays of a rule's decision."""
+    return np.minimum(np.maximum(x, lo, out=out), hi, out=out)
+
+
 def info_array(info: dict[str, Any], key: str) -> np.ndarray:
     """``info[key]`` as a float64 array of shape (B,); a KeyError naming the key if it is missing."""
     try:

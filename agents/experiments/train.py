@@ -77,7 +77,6 @@ from scaling_env.scenarios import load_scenario
 
 from ..learned.family_normalize import FamilyVecNormalize
 from ..learned.ppo import (
-    PPOPolicy,
     algo_class,
     apply_env_overrides,
     load_sb3_model,
@@ -88,7 +87,6 @@ from ..learned.ppo import (
 from ..learned.residual import (
     RULES_RECORD,
     PairedBase,
-    ResidualPolicy,
     ResidualVecEnv,
     make_rule,
     prefer_zero_correction,
@@ -96,6 +94,7 @@ from ..learned.residual import (
 )
 from ..learned.shaping import FlapPenalty, lagrange_step
 from .benchmark import EVALUATION_SCENARIOS
+from .eval_split import EvalSplit
 from .evaluate import load_scenario_configs, run_policy_episodes
 from .progress import StepProgress
 from .tables import summarise_episodes
@@ -617,37 +616,30 @@ class PeriodicEval(BaseCallback):
         self.n_obs = int(ServerlessScalingVecEnv(1, scenarios[0][1]).observation_space.shape[0])
         if cfg.residual is not None:  # each rule's proposal, one-hot, follows the env's observation
             self.n_obs += (1 + len(cfg.residual.experts)) * len(scenarios[0][1].scaling.scale_steps)
+        self.split: EvalSplit | None = None
+
+    def _on_training_start(self) -> None:
+        if self.split is None:  # its workers start beside the first rollouts
+            self.split = EvalSplit(self.scenarios, self.cfg, self.n_obs)
 
     def _on_step(self) -> bool:
         if _due(self.num_timesteps, self.cfg.n_envs, self.every):
             self.evaluate()
         return True
 
+    def close(self) -> None:
+        """Shut the evaluation's worker processes down."""
+        if self.split is not None:
+            self.split.close()
+            self.split = None
+
     def evaluate(self) -> float:
-        vec_normalize = self.model.get_vec_normalize_env()
-        rows = []
-        for name, config in self.scenarios:
-            policy = PPOPolicy(
-                config,
-                model=self.model,
-                vec_normalize=vec_normalize,
-                source="(training)",
-                n_obs=self.n_obs,
-                corrections=self.cfg.residual is not None,
-            )
-            if self.cfg.residual is not None:
-                r = self.cfg.residual
-                policy = ResidualPolicy(
-                    config,
-                    rule=make_rule(r.policy, config, scenario=name),
-                    agent=policy,
-                    max_offset=r.max_offset,
-                    experts=[make_rule(x, config, scenario=name) for x in r.experts],
-                    hold=r.hold,
-                    sync=r.sync,
-                )
-            episodes = run_policy_episodes(policy, config, self.cfg.n_eval_episodes, self.cfg.eval_seed)
-            rows.append({"timesteps": self.num_timesteps, "scenario": name, **summarise_episodes(episodes)})
+        if self.split is None:  # made at the first evaluation (its workers start then)
+            self.split = EvalSplit(self.scenarios, self.cfg, self.n_obs)
+        rows = [
+            {"timesteps": self.num_timesteps, "scenario": name, **summary}
+            for name, summary in self.split.evaluate(self.model, self.model.get_vec_normalize_env())
+        ]
         score = selection_score(rows, self.base)
         mean_reward = score[1]
         self.logger.record("eval/mean_reward", mean_reward)
@@ -925,8 +917,9 @@ def learn(
         callbacks.append(StepProgress(cfg.total_timesteps))
     if cfg.checkpoint_freq:
         callbacks.append(Checkpoints(cfg, paths))
-    if cfg.eval_freq:
-        callbacks.append(PeriodicEval(evals, cfg, paths, verbose=verbose, base=selection_base))
+    evaluation = PeriodicEval(evals, cfg, paths, verbose=verbose, base=selection_base) if cfg.eval_freq else None
+    if evaluation is not None:
+        callbacks.append(evaluation)
     try:
         model.learn(
             cfg.horizon - model.num_timesteps,
@@ -943,6 +936,9 @@ def learn(
                 f"interrupted, and the checkpoint could not be saved in {paths.checkpoints}: {exc}"
             ) from None
         raise
+    finally:
+        if evaluation is not None:
+            evaluation.close()
     with sigint_deferred():
         save_checkpoint(model, paths)
         save_snapshot(model, paths.final_model, paths.final_stats, paths.final_manifest)
@@ -978,7 +974,10 @@ def train(
     verbose: int = 0,
 ) -> tuple[Any, Path]:
     """A new run: make its folder, write the resolved config, scenarios and command, then :func:`learn`.
-    Returns (model, run folder). Another process writing the same folder is refused (ConfigError)."""
+    Returns (model, run folder). Another process writing the same folder is refused (ConfigError).
+
+    With ``cfg.eval_workers`` > 1 the evaluation's worker processes are spawned: a script calling this must
+    guard its top level with ``if __name__ == "__main__":`` (the workers import it), or use ``eval_workers: 1``."""
     train_scenarios = with_env_overrides(cfg, load_scenario_configs(cfg.scenarios, traces_dir))
     eval_scenarios = with_env_overrides(cfg, load_scenario_configs(cfg.evaluation_scenarios, traces_dir))
     steps = {tuple(c.scaling.scale_steps) for _, c in train_scenarios + eval_scenarios}

@@ -322,6 +322,13 @@ class TrainConfig(_Strict):
         1_000_000, ge=0, le=2**31, description="evaluation episode j is seeded eval_seed + j (disjoint from training)"
     )
     eval_freq: int = Field(100_000, ge=0, description="env steps between evaluations (0: never)")
+    eval_workers: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="processes that share each evaluation's scenarios, this one included (1: all here); the "
+        "rows are the same for any number, only the wall time differs (agents/experiments/eval_split.py)",
+    )
     select_by: Literal["reward", "wins_vs_base"] = Field(
         "reward",
         description="which evaluation keeps the best model: the highest mean reward over the evaluation "
@@ -532,7 +539,11 @@ class TrainConfig(_Strict):
         return "MlpLstmPolicy" if self.algo == "recurrent_ppo" else "MlpPolicy"
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+        data = self.model_dump(mode="json")
+        if data["eval_workers"] == type(self).model_fields["eval_workers"].default:
+            # wall time only, not part of a run's identity: runs saved before the option compare equal
+            del data["eval_workers"]
+        return yaml.safe_dump(data, sort_keys=False)
 
 
 # --------------------------------------------------------------------------------------------- loading

@@ -45,7 +45,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 import numpy as np
 from numpy.typing import DTypeLike
 
-from ..actions import Rounding, action_for_target, controlled_count, counts_reached
+from ..actions import Rounding, controlled_count, settle_desired
 from ..base import ConfigLike, PolicyBase, PolicyParams, info_array
 from .metrics import stranded_demand
 
@@ -83,6 +83,7 @@ class RulePolicy(PolicyBase):
         self._arrays: dict[str, tuple[Any, DTypeLike, int | None]] = {}  # declared in _setup
         self._parts: list[ClusterState] = []
         super().__init__(env_config, params)
+        self._steps = np.asarray(self.env_config.scaling.scale_steps, dtype=np.int64)
         self._new_batch(0)
 
     def _new_batch(self, num_envs: int) -> None:
@@ -128,27 +129,24 @@ class RulePolicy(PolicyBase):
         self._decide(obs, info, fresh, current, now)
         if self.launch_on_demand:
             stranded = ~fresh & stranded_demand(info)
-            self.desired[stranded] = np.maximum(self.desired[stranded], 1)
+        else:
+            stranded = np.zeros(len(fresh), dtype=np.bool_)
         sc = self.env_config.scaling
-        np.clip(self.desired, self.min_count(), sc.max_instances, out=self.desired)
-        asked = self.desired.copy()
-        if self.rounding == "nearest":
-            # a coarser step accepted earlier stands while the policy asks for what it asked for then
-            held = (self.rounded_from >= 0) & ~fresh
-            repeat = held & (asked == self.rounded_from)
-            self.desired[repeat] = self.rounded_to[repeat]
-            self.rounded_from[(held & ~repeat) | fresh] = -1
-        actions = action_for_target(self.desired, current, self.env_config, self.rounding, self.min_count())
-        reached = counts_reached(current, self.env_config, actions)
-        over = ((self.desired > current) & (reached > self.desired)) | (
-            (self.desired < current) & (reached < self.desired)
+        # clip, held rounding, action choice and accepted overshoot, one compiled pass (agents.actions)
+        actions, delta, overshot = settle_desired(
+            self.desired,
+            self.rounded_from,
+            self.rounded_to,
+            fresh,
+            stranded,
+            current,
+            self._steps,
+            sc.min_instances,
+            sc.max_instances,
+            self.min_count(),
+            self.rounding == "nearest",
         )
-        if over.any():
-            delta = np.where(over, reached - self.desired, 0)
-            more = over & (delta > 0)  # remembered only when it leaves more instances than asked for
-            self.rounded_from[more] = asked[more]
-            self.rounded_to[more] = reached[more]
-            self.desired[over] = reached[over]
+        if overshot:
             self._rounded(delta)
         self.decisions += 1
         return actions

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from ..base import CapacityParams, info_array
+from ..base import CapacityParams, clip_counts, info_array
 from .base import RulePolicy
 from .metrics import read_metric, steps_per
 
@@ -95,8 +95,8 @@ class KpaPolicy(RulePolicy):
         self.samples[data, 1:] = self.samples[data, :-1]
         self.samples[data, 0] = self.concurrency(info)[data]
         self.count[data] += 1
-        n_stable = np.clip(self.count, 1, self.stable_steps)
-        n_panic = np.clip(self.count, 1, self.panic_steps)
+        n_stable = clip_counts(self.count, 1, self.stable_steps)
+        n_panic = clip_counts(self.count, 1, self.panic_steps)
         cols = np.arange(self.stable_steps)[None, :]
         stable = (self.samples * (cols < n_stable[:, None])).sum(axis=1) / n_stable
         panic = (self.samples * (cols < n_panic[:, None])).sum(axis=1) / n_panic

@@ -8,7 +8,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from ..base import CapacityParams, PolicyParams
+from ..base import CapacityParams, PolicyParams, clip_counts
 from .base import RulePolicy
 from .cloudwatch import Alarm, AlarmPair
 from .metrics import METRIC_HELP, Metric, check_metric_value, metric_values, steps_within
@@ -222,7 +222,7 @@ class StepScalingPolicy(RulePolicy):
         else:
             new = base + aws_percent_adjustment(base, adjustment, p.min_adjustment_magnitude)
         sc = self.env_config.scaling
-        return np.clip(new, self.min_count(), sc.max_instances)
+        return clip_counts(new, self.min_count(), sc.max_instances)
 
     def _decide(
         self, obs: np.ndarray, info: dict[str, Any], fresh: np.ndarray, current: np.ndarray, now: np.ndarray
@@ -236,7 +236,7 @@ class StepScalingPolicy(RulePolicy):
         v = self.alarms.last
         increase = np.zeros(self.num_envs, dtype=np.int64)
         out = np.zeros(self.num_envs, dtype=np.bool_)
-        if self.out_steps is not None:
+        if self.out_steps is not None and high.any():  # (no alarm in ALARM: nothing changes)
             adj, found = self.out_steps.lookup(np.where(high, v - p.scale_out.threshold, 0.0))
             base = self.desired - recent  # capacity before the scale-outs still warming up
             new = np.where(high & found, self._new_capacity(base, adj), self.desired)
@@ -244,8 +244,8 @@ class StepScalingPolicy(RulePolicy):
             increase = np.where(out, new - self.desired, 0)
             self.desired[out] = new[out]
             self.in_until[out] = 0.0  # a scale-out ends a scale-in cooldown
-        if self.in_steps is not None:
-            allowed = low & ~out & (recent == 0) & (now >= self.in_until)
+        allowed = low & ~out & (recent == 0) & (now >= self.in_until)
+        if self.in_steps is not None and allowed.any():
             adj, found = self.in_steps.lookup(np.where(allowed, v - p.scale_in.threshold, 0.0))
             new = np.where(allowed & found, self._new_capacity(self.desired, adj), self.desired)
             down = new < self.desired

@@ -8,7 +8,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from ..actions import action_for_target, counts_reached
-from ..base import CapacityParams, info_array
+from ..base import CapacityParams, clip_counts, info_array
 from .base import RulePolicy
 from .cloudwatch import Alarm, AlarmPair
 from .metrics import METRIC_HELP, Metric, metric_limited, metric_values, stranded_demand
@@ -116,7 +116,7 @@ class ThresholdPolicy(RulePolicy):
         out = ready & (high | stranded_demand(info))
         inn = ready & ~out & low
         wanted = np.where(out, current + p.scale_out_adjustment, current + p.scale_in_adjustment)
-        wanted = np.clip(wanted, self.min_count(), sc.max_instances)
+        wanted = clip_counts(wanted, self.min_count(), sc.max_instances)
         acted = (out | inn) & (wanted != current)  # an adjustment the bounds cancel is no activity
         self.desired[acted] = wanted[acted]
         self.active[acted] = True
