@@ -114,6 +114,31 @@ def test_a_lost_worker_leaves_its_scenarios_to_the_training_process(runs):
         split.close()
 
 
+def test_a_hung_worker_is_given_up_and_its_scenarios_evaluated_here(runs, monkeypatch):
+    import agents.experiments.eval_split as eval_split
+
+    cfg, model, root = runs[1]
+    _, scenarios = read_scenarios(root / "scenarios.yaml")
+    n_obs = int(model.observation_space.shape[0])
+    vec_normalize = model.get_vec_normalize_env()
+    alone = EvalSplit(scenarios, cfg, n_obs).evaluate(model, vec_normalize)
+    said: list[str] = []
+    split = EvalSplit(scenarios, cfg.model_copy(update={"eval_workers": 3}), n_obs, log=said.append)
+    try:
+        assert split.evaluate(model, vec_normalize) == alone  # the workers have started
+        monkeypatch.setattr(eval_split, "WORKER_PATIENCE_S", 2.0)
+        pids = list(split.pool._processes)
+        os.kill(pids[0], signal.SIGSTOP)  # one worker stops answering
+        assert split.evaluate(model, vec_normalize) == alone
+        assert split.pool is None and len(said) == 1 and "did not answer" in said[0]
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(pid) for pid in pids)  # both workers ended, the stopped one too
+    finally:
+        split.close()
+
+
 KILLED_TRAINER = """
 import sys, time
 from agents.experiments.eval_split import EvalSplit

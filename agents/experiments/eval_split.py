@@ -198,6 +198,8 @@ class EvalSplit:
         # a worker's share takes about as long as this one's: one far slower has hung
         patience = WORKER_PATIENCE_S + 20.0 * (time.perf_counter() - start)
         for future in futures:
+            if self.pool is None:  # lost with another worker: the rest of the shares are evaluated below
+                break
             try:
                 results.update(future.result(timeout=patience))
             except BrokenProcessPool:
@@ -231,7 +233,7 @@ class EvalSplit:
         for process in processes:
             process.join(max(0.0, deadline - time.monotonic()))
             if process.is_alive():
-                process.terminate()
+                process.kill()  # SIGKILL: also ends a stopped or hung worker
 
     def close(self) -> None:
         """Shut the workers down (one still evaluating gets a few seconds, then is terminated)."""
