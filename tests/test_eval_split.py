@@ -93,12 +93,19 @@ def test_the_evaluation_rows_best_model_and_training_do_not_depend_on_the_worker
             np.testing.assert_array_equal(x.detach().numpy(), y.detach().numpy())
 
 
-def test_a_lost_worker_leaves_its_scenarios_to_the_training_process(runs):
+def evaluation_inputs(runs: dict[int, tuple]) -> tuple:
+    """The one-worker run's config, model, evaluation scenarios, observation width and statistics, and its
+    evaluation all in this process (the rows every split must give)."""
     cfg, model, root = runs[1]
     _, scenarios = read_scenarios(root / "scenarios.yaml")
     n_obs = int(model.observation_space.shape[0])
     vec_normalize = model.get_vec_normalize_env()
     alone = EvalSplit(scenarios, cfg, n_obs).evaluate(model, vec_normalize)
+    return cfg, model, scenarios, n_obs, vec_normalize, alone
+
+
+def test_a_lost_worker_leaves_its_scenarios_to_the_training_process(runs):
+    cfg, model, scenarios, n_obs, vec_normalize, alone = evaluation_inputs(runs)
     said: list[str] = []
     split = EvalSplit(scenarios, cfg.model_copy(update={"eval_workers": 2}), n_obs, log=said.append)
     try:
@@ -117,11 +124,7 @@ def test_a_lost_worker_leaves_its_scenarios_to_the_training_process(runs):
 def test_a_hung_worker_is_given_up_and_its_scenarios_evaluated_here(runs, monkeypatch):
     import agents.experiments.eval_split as eval_split
 
-    cfg, model, root = runs[1]
-    _, scenarios = read_scenarios(root / "scenarios.yaml")
-    n_obs = int(model.observation_space.shape[0])
-    vec_normalize = model.get_vec_normalize_env()
-    alone = EvalSplit(scenarios, cfg, n_obs).evaluate(model, vec_normalize)
+    cfg, model, scenarios, n_obs, vec_normalize, alone = evaluation_inputs(runs)
     said: list[str] = []
     split = EvalSplit(scenarios, cfg.model_copy(update={"eval_workers": 3}), n_obs, log=said.append)
     try:
