@@ -91,6 +91,16 @@ def test_a_gate_specialists_nearest_experts_are_its_scenarios_next_best_rules(ru
     assert sets["a"]["residual"]["experts"] == [files[("kpa@generalist", "a")], more[("hpa@tuned", "a")]]
 
 
+def test_a_gate_specialists_max_offset_lets_the_gate_move_its_experts_step(rules):
+    files, tuning = rules
+    sets, _ = ablation.gate_specialist_sets(
+        ablation.GateSpecialists(hold=4, max_offset=4), tuning, ["a", "b", "c"], ["a"]
+    )
+    assert sets["a"]["residual"]["max_offset"] == 4 and sets["a"]["residual"]["hold"] == 4
+    with pytest.raises(ValueError, match="max_offset"):
+        ablation.GateSpecialists(max_offset=9)
+
+
 def test_own_scenario_gate_specialists_train_on_their_evaluation_scenario(rules):
     files, tuning = rules
     own = ablation.GateSpecialists(own_scenario=True, set={"seed": 3})

@@ -545,3 +545,21 @@ def test_cross_rules_all_marks_the_settings_that_earn_more_at_no_higher_slo_shar
     assert lines[2] == "| g@generalist | -11.0 (0.40%) | -20.0 (2.00%) |"  # its own reward
     assert lines[3] == "| memory_pressure/hpa | +6.0 (1.00%) | +0.5 (1.50%)* |"
     assert lines[4] == "| steady/kpa | +3.0 (0.40%)* | -980.0 (85.00%) |"
+
+
+def test_every_shipped_training_config_loads():
+    """Each YAML under configs/train is a training config (ppo.yaml, specialists/) or an ablation config (the
+    others), and loads as one: a config that names a field the code no longer has fails here, not mid-study."""
+    from pathlib import Path
+
+    from agents.experiments.train_config import load_train_config
+
+    root = Path(__file__).resolve().parents[1] / "configs" / "train"
+    files = sorted(root.rglob("*.yaml"))
+    assert len(files) >= 20
+    for path in files:
+        if path.name == "ppo.yaml" or path.parent.name == "specialists":
+            load_train_config(path)
+        else:
+            cfg = ablation.load_ablation_config(path)
+            assert cfg.variants

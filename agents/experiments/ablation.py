@@ -23,9 +23,10 @@ best rule (chosen on the tuning seeds, as the verdict chooses it: :func:`best_ru
 from the scenario's tuned file, :func:`rule_file`) and judged as ``ppo:<out>/residual_specialists``, on the
 scenarios trained (``--only residual_specialists --specialist-scenarios steady,diurnal``: a few of them).
 With ``gate_specialists`` set, each specialist config is also trained as a gate (agents/learned/residual.py,
-``max_offset: 0``) whose expert 0 is its scenario's best rule (the rule the specialist is judged against, so a gate
-that always holds its base plays exactly that rule) and whose other experts are the other scenarios' best rules
-and the best generalist rule (:func:`gate_specialist_sets`), and judged as ``ppo:<out>/gate_specialists``
+``max_offset: 0``; with ``gate_specialists.max_offset`` k, a gate that may also move its expert's step by up to k
+places) whose expert 0 is its scenario's best rule (the rule the specialist is judged against, so a gate that
+always holds its base plays exactly that rule) and whose other experts are the other scenarios' best rules and the
+best generalist rule (:func:`gate_specialist_sets`), and judged as ``ppo:<out>/gate_specialists``
 (``--only gate_specialists``, ``--specialist-scenarios`` as above).
 
 The cost target ("cost within 1.1x of the bound") uses the bound, the ``hindsight`` planner
@@ -117,6 +118,13 @@ class GateSpecialists(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     hold: int = Field(16, ge=1, le=60, description="the gate decides every hold env steps")
+    max_offset: int = Field(
+        0,
+        ge=0,
+        le=8,
+        description="0: a pure gate; k: the chosen expert's step may also be moved by up to k places of the "
+        "ordered scale steps (residual.max_offset), e.g. a scale-out ahead of a load the experts only react to",
+    )
     zero_bias: float = Field(0.0, ge=0.0, le=20.0, description="initial bias of expert 0's logit (0: uniform)")
     timesteps: int = Field(1_000_000, ge=1, description="each gate specialist's budget in env steps")
     generalist: bool = Field(True, description="the best one-setting rule is one of the experts")
@@ -549,7 +557,7 @@ def gate_specialist_sets(
             experts.insert(0, (spec + suffix, policy + suffix))
         residual = {
             "policy": policy,
-            "max_offset": 0,
+            "max_offset": gs.max_offset,
             "zero_bias": gs.zero_bias,
             "experts": [path for _, path in experts],
             "hold": gs.hold,
