@@ -563,3 +563,51 @@ def test_every_shipped_training_config_loads():
         else:
             cfg = ablation.load_ablation_config(path)
             assert cfg.variants
+
+
+def test_specialists_trained_two_at_a_time_are_those_trained_one_by_one(tmp_path):
+    """`ablation --workers 2` (train_runs): two tiny trainings in two spawned processes write the same evaluation
+    rows and weights as the same two trained here one after the other; a bad config's error still reaches here."""
+    import yaml
+    from stable_baselines3 import PPO
+
+    from agents.experiments.train import read_evaluations
+
+    scenario = tmp_path / "tiny.yaml"
+    scenario.write_text(
+        yaml.safe_dump(
+            {
+                "description": "test scenario",
+                "env": {"episode_steps": 16, "scaling": {"max_instances": 8, "scale_steps": [-2, -1, 0, 1, 2]}},
+            }
+        )
+    )
+    config = {
+        "scenarios": [str(scenario)],
+        "eval_scenarios": [str(scenario)],
+        "n_envs": 4,
+        "eval_freq": 32,
+        "checkpoint_freq": 64,
+        "n_eval_episodes": 2,
+        "eval_workers": 1,
+        "ppo": {"n_steps": 16, "batch_size": 32, "n_epochs": 2, "policy_kwargs": {"net_arch": [8]}},
+    }
+    base = tmp_path / "train.yaml"
+    base.write_text(yaml.safe_dump(config))
+    weights = {}
+    for workers in (1, 2):
+        jobs = [(tmp_path / f"w{workers}" / f"seed{seed}", base, {"seed": seed}, 128, False) for seed in (0, 7)]
+        timings = ablation.train_runs(jobs, workers)
+        assert [t["timesteps"] for t in timings] == [128, 128]
+        weights[workers] = []
+        for run_dir, *_ in jobs:
+            model = PPO.load(run_dir / "final_model.zip", device="cpu")
+            params = [p.detach().numpy().copy() for p in model.policy.parameters()]
+            weights[workers].append((read_evaluations(run_dir / "evaluations.csv"), params))
+    for (rows1, w1), (rows2, w2) in zip(weights[1], weights[2]):
+        assert rows1 == rows2 and len(rows1) >= 4
+        assert all(np.array_equal(a, b) for a, b in zip(w1, w2))
+    assert weights[1][0][0] != weights[1][1][0]  # two seeds: two different runs
+    bad = [(tmp_path / "bad" / f"r{i}", base, {"n_envs": 0}, 128, False) for i in range(2)]
+    with pytest.raises(ConfigError, match="n_envs"):
+        ablation.train_runs(bad, 2)

@@ -43,8 +43,10 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import multiprocessing
 import os
 import time
+from concurrent.futures import ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -675,6 +677,22 @@ def train_variant(
     return timing
 
 
+def train_runs(jobs: list[tuple[Path, Path, dict[str, Any], int, bool]], workers: int = 1) -> list[dict[str, float]]:
+    """Train each job (:func:`train_variant`'s arguments) and return their timings in the jobs' order. With
+    ``workers`` > 1, that many train at once, each in a spawned process: the trainings are independent and seeded,
+    so the run folders are those of one-by-one training (tests/test_train_ablation.py checks it); each one's wall
+    time then includes the other's share of the machine. A failed training's error is raised here, after the
+    others have finished."""
+    if workers <= 1 or len(jobs) <= 1:
+        return [train_variant(*job) for job in jobs]
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn")
+    ) as pool:
+        futures = [pool.submit(train_variant, *job) for job in jobs]
+        wait(futures)
+        return [f.result() for f in futures]
+
+
 def cartpole_steps_per_second(steps: int = 16384) -> float:
     """SB3 PPO on CartPole-v1 (8 envs, torch threads 1), env steps/s: the machine's speed at this moment."""
     import gymnasium as gym
@@ -927,20 +945,24 @@ def train_specialists(
     timings: dict[str, dict],
     log: Any,
     steps: int | None = None,
+    workers: int = 1,
 ) -> tuple[list[dict], str]:
-    """Train (unless done) and evaluate one ``kind`` specialist per scenario (``folder/<scenario>.yaml`` with
-    ``sets[scenario]``), each on its own scenario only; (their rows under one label, the label). In a folder
-    assembled by ``pick_arm`` (``selection.json``) a run keeps its arm's experts: only its base rule is checked."""
+    """Train (unless done; ``workers`` at once, :func:`train_runs`) and evaluate one ``kind`` specialist per
+    scenario (``folder/<scenario>.yaml`` with ``sets[scenario]``), each on its own scenario only; (their rows under
+    one label, the label). In a folder assembled by ``pick_arm`` (``selection.json``) a run keeps its arm's
+    experts: only its base rule is checked."""
     label, rows, wall, cpu, loads, env_steps = f"ppo:{out}/{kind}s", [], 0.0, 0.0, [], 0
     steps = steps or cfg.specialist_timesteps
     assembled = (out / "selection.json").is_file()
+    jobs = []
     for s in scenarios:
         path = folder / f"{s}.yaml"
         if not path.is_file():
             raise ConfigError(f"{path}: no specialist config for scenario {s}")
-        run_dir = out / "runs" / f"{kind}_{s}"
         log(f"{kind} {s}: training {steps:,} steps")
-        t = train_variant(run_dir, path, sets.get(s, {}), steps, base_only=assembled)
+        jobs.append((out / "runs" / f"{kind}_{s}", path, sets.get(s, {}), steps, assembled))
+    for s, t in zip(scenarios, train_runs(jobs, workers)):
+        run_dir = out / "runs" / f"{kind}_{s}"
         wall, cpu = wall + t["wall_s"], cpu + t["cpu_s"]
         env_steps += int(t.get("env_steps", t["timesteps"]))
         loads += [t["load1_start"], t["load1_end"]]
@@ -965,6 +987,7 @@ def run_ablation(
     log: Any = print,
     bound_cache: Path | None = Path("results/planner/cache.json"),
     specialist_scenarios: list[str] | None = None,
+    workers: int = 1,
 ) -> str:
     from .train_config import AUTO_EXPERTS_AT_SLO, AUTO_EXPERTS_AT_SLO_ROBUST
 
@@ -1006,7 +1029,9 @@ def run_ablation(
             result["chosen"] = chosen
         results.append(result)
     if specialists and cfg.specialists is not None and (not only or "specialists" in only):
-        rows, label = train_specialists(out, cfg.specialists, scenarios, "specialist", {}, cfg, timings, log)
+        rows, label = train_specialists(
+            out, cfg.specialists, scenarios, "specialist", {}, cfg, timings, log, workers=workers
+        )
         learned += rows
         results.append({"variant": "specialists", **judge(rules, rows, label, tuning, bound)})
     rs = cfg.residual_specialists
@@ -1019,7 +1044,7 @@ def run_ablation(
         for s, spec in chosen.items():
             log(f"residual specialist {s}: on top of {spec} ({sets[s]['residual']['policy']}, best on tuning seeds)")
         rows, label = train_specialists(
-            out, cfg.specialists, list(chosen), "residual_specialist", sets, cfg, timings, log, rs.timesteps
+            out, cfg.specialists, list(chosen), "residual_specialist", sets, cfg, timings, log, rs.timesteps, workers
         )
         learned += rows
         mine = [r for r in rules if r["scenario"] in chosen]  # judged on the scenarios trained
@@ -1034,7 +1059,16 @@ def run_ablation(
         for s in trained:
             log(f"gate specialist {s}: expert 0 {gates[s]['policy']} (best on tuning seeds), {sets[s]['residual']}")
         rows, label = train_specialists(
-            out, cfg.specialists, trained, "gate_specialist", sets, cfg, timings, log, max(gs.timesteps // gs.hold, 1)
+            out,
+            cfg.specialists,
+            trained,
+            "gate_specialist",
+            sets,
+            cfg,
+            timings,
+            log,
+            max(gs.timesteps // gs.hold, 1),
+            workers,
         )
         learned += rows
         if (out / "selection.json").is_file():  # assembled by pick_arm: each run's own experts
@@ -1099,6 +1133,13 @@ def main() -> None:
         "--specialist-scenarios",
         help="comma-separated scenarios: train and judge the residual (or gate) specialists of these",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="train this many specialists at once, each in its own process (the same runs as one by one; list "
+        "the slowest scenario first, e.g. memory_pressure)",
+    )
     args = parser.parse_args()
     try:
         cfg = load_ablation_config(args.config)
@@ -1110,6 +1151,8 @@ def main() -> None:
         cfg = cfg.model_copy(update=updates)
         only = args.only.split(",") if args.only else None
         chosen = args.specialist_scenarios.split(",") if args.specialist_scenarios else None
+        if not 1 <= args.workers <= 64:
+            raise ConfigError(f"--workers: expected 1 to 64 processes, got {args.workers}")
         unknown = sorted(set(chosen or ()) - set(EVALUATION_SCENARIOS))
         if unknown:
             raise ConfigError(f"--specialist-scenarios: unknown {unknown} (known: {', '.join(EVALUATION_SCENARIOS)})")
@@ -1120,6 +1163,7 @@ def main() -> None:
             specialists=not args.no_specialists,
             bound_cache=None if args.no_bound else args.bound_cache,
             specialist_scenarios=chosen,
+            workers=args.workers,
         )
         print(text)
     except ConfigError as exc:

@@ -182,5 +182,5 @@ def no_bound_line(missing: list[str], seeds: list[int], cache_path: Path) -> str
     return (
         f"no cached bound for {', '.join(missing)} on these seeds and code (in {cache_path}); compute it with "
         f"`python perf/bench_planner.py --scenarios {','.join(missing)} --seeds {seed_arg} --out {cache_path.parent}` "
-        "(about 30 s per scenario) or add -p hindsight"
+        "(1-2 minutes per scenario on 2 cores, memory_pressure about 10) or add -p hindsight"
     )
