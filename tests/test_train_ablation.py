@@ -484,6 +484,11 @@ def test_a_run_trained_on_rules_the_tuning_seeds_no_longer_choose_is_not_reused(
     assert ablation.stale_rules(run, {"residual": {"policy": "predictive@generalist", "experts": []}}) is None
     with pytest.raises(ConfigError, match="kpa@generalist"):
         ablation.train_variant(run, ablation.Path("x.yaml"), {"residual": {"policy": "kpa@generalist"}}, 10)
+    # the same rules, but another gate: corrections of up to 4 places, not 2
+    wider = {"residual": {"policy": "predictive@generalist", "experts": [], "max_offset": 4}}
+    with pytest.raises(ConfigError, match=r"another gate: max_offset 2 \(now 4\)"):
+        ablation.train_variant(run, ablation.Path("x.yaml"), wider, 10)
+    assert ablation.stale_rules(run, wider, base_only=True) is None  # an assembled folder's runs keep their shape
 
 
 def test_unresolved_rule_choices_are_named_in_a_training_config():
@@ -565,9 +570,10 @@ def test_every_shipped_training_config_loads():
             assert cfg.variants
 
 
-def test_specialists_trained_two_at_a_time_are_those_trained_one_by_one(tmp_path):
+def test_specialists_trained_two_at_a_time_are_those_trained_one_by_one(tmp_path, monkeypatch):
     """`ablation --workers 2` (train_runs): two tiny trainings in two spawned processes write the same evaluation
-    rows and weights as the same two trained here one after the other; a bad config's error still reaches here."""
+    rows and weights as the same two trained here one after the other, and their timings come back in the jobs'
+    order; a bad config is refused before any training starts."""
     import yaml
     from stable_baselines3 import PPO
 
@@ -594,20 +600,26 @@ def test_specialists_trained_two_at_a_time_are_those_trained_one_by_one(tmp_path
     }
     base = tmp_path / "train.yaml"
     base.write_text(yaml.safe_dump(config))
-    weights = {}
+    runs = {}
     for workers in (1, 2):
-        jobs = [(tmp_path / f"w{workers}" / f"seed{seed}", base, {"seed": seed}, 128, False) for seed in (0, 7)]
+        if workers == 2:  # the trainings must happen in the workers: here, training is refused
+            monkeypatch.setattr(ablation, "train_variant", lambda *a, **k: pytest.fail("trained in the parent"))
+        jobs = [
+            (tmp_path / f"w{workers}" / f"seed{seed}", base, {"seed": seed}, steps, False)
+            for seed, steps in ((0, 128), (7, 192))
+        ]
         timings = ablation.train_runs(jobs, workers)
-        assert [t["timesteps"] for t in timings] == [128, 128]
-        weights[workers] = []
+        assert [t["timesteps"] for t in timings] == [128, 192]
+        runs[workers] = []
         for run_dir, *_ in jobs:
             model = PPO.load(run_dir / "final_model.zip", device="cpu")
             params = [p.detach().numpy().copy() for p in model.policy.parameters()]
-            weights[workers].append((read_evaluations(run_dir / "evaluations.csv"), params))
-    for (rows1, w1), (rows2, w2) in zip(weights[1], weights[2]):
+            runs[workers].append((read_evaluations(run_dir / "evaluations.csv"), params))
+    for (rows1, w1), (rows2, w2) in zip(runs[1], runs[2]):
         assert rows1 == rows2 and len(rows1) >= 4
         assert all(np.array_equal(a, b) for a, b in zip(w1, w2))
-    assert weights[1][0][0] != weights[1][1][0]  # two seeds: two different runs
-    bad = [(tmp_path / "bad" / f"r{i}", base, {"n_envs": 0}, 128, False) for i in range(2)]
+    assert runs[1][0][0] != runs[1][1][0]  # two seeds: two different runs
+    bad = [(tmp_path / "bad" / f"r{i}", base, {"n_envs": 0 if i else 4}, 128, False) for i in range(2)]
     with pytest.raises(ConfigError, match="n_envs"):
         ablation.train_runs(bad, 2)
+    assert not (tmp_path / "bad").exists()  # refused before the good one started

@@ -46,7 +46,7 @@ import json
 import multiprocessing
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -607,10 +607,14 @@ def choose_floor_starts(
 
 
 # ------------------------------------------------------------------------------------------ training
+GATE_SHAPE = ("max_offset", "hold", "zero_bias")  # residual keys that make a trained gate another policy
+
+
 def stale_rules(run_dir: Path, sets: dict[str, Any], base_only: bool = False) -> str | None:
     """Why the run in ``run_dir`` was trained on other residual rules than ``sets`` asks for now (e.g. chosen on
-    the tuning seeds before a re-tune), or None. ``base_only``: only the base rule (expert 0) must agree, the
-    experts are the run's own (a folder assembled by ``pick_arm`` from arms with other expert sets)."""
+    the tuning seeds before a re-tune), or as another gate (:data:`GATE_SHAPE`), or None. ``base_only``: only the
+    base rule (expert 0) must agree, the experts and shape are the run's own (a folder assembled by ``pick_arm``
+    from arms with other expert sets)."""
     path = run_dir / "config.yaml"
     want = sets.get("residual")
     if not isinstance(want, dict) or not path.is_file():
@@ -618,12 +622,18 @@ def stale_rules(run_dir: Path, sets: dict[str, Any], base_only: bool = False) ->
     had = read_yaml_mapping(path, "training config").get("residual") or {}
     old = (had.get("policy"), list(had.get("experts") or ()))
     new = (want.get("policy", old[0]), list(want.get("experts") or ()))
-    if old == new or (base_only and old[0] == new[0]):
-        return None
-    return (
-        f"{run_dir} was trained on the rules {old[0]} + experts {old[1]}, but the tuning seeds now choose "
-        f"{new[0]} + experts {new[1]}: remove the folder (or use another --out) to train on them"
-    )
+    if not (old == new or (base_only and old[0] == new[0])):
+        return (
+            f"{run_dir} was trained on the rules {old[0]} + experts {old[1]}, but the tuning seeds now choose "
+            f"{new[0]} + experts {new[1]}: remove the folder (or use another --out) to train on them"
+        )
+    # the gate's shape: a folder trained as another gate is not this config's run (an assembled folder's runs
+    # keep their arms' shapes)
+    shape = [k for k in GATE_SHAPE if not base_only and k in want and had.get(k) != want[k]]
+    if shape:
+        diff = ", ".join(f"{k} {had.get(k)!r} (now {want[k]!r})" for k in shape)
+        return f"{run_dir} was trained as another gate: {diff}; remove the folder (or use another --out) to train it"
+    return None
 
 
 def run_experts(run_dir: Path) -> list[tuple[str, str]]:
@@ -677,20 +687,50 @@ def train_variant(
     return timing
 
 
+def _train_job(job: tuple[Path, Path, dict[str, Any], int, bool]) -> dict[str, float]:
+    """:func:`train_variant` on one job, in a worker process of :func:`train_runs`."""
+    return train_variant(*job)
+
+
 def train_runs(jobs: list[tuple[Path, Path, dict[str, Any], int, bool]], workers: int = 1) -> list[dict[str, float]]:
     """Train each job (:func:`train_variant`'s arguments) and return their timings in the jobs' order. With
-    ``workers`` > 1, that many train at once, each in a spawned process: the trainings are independent and seeded,
-    so the run folders are those of one-by-one training (tests/test_train_ablation.py checks it); each one's wall
-    time then includes the other's share of the machine. A failed training's error is raised here, after the
-    others have finished."""
+    ``workers`` > 1, up to that many train at once, each in a spawned process: the trainings are independent and
+    seeded, so the run folders are those of one-by-one training (tests/test_train_ablation.py checks it); each
+    one's wall time then includes the others' share of the machine. Before any training starts, every job's
+    config and its folder's rules are checked here (ConfigError), and folders already trained are read here.
+    A failed training (or Ctrl-C) stops new ones from starting; those running finish (Ctrl-C reaches them too, and
+    they save a checkpoint), then the error is raised."""
+    from .train_config import load_train_config
+
     if workers <= 1 or len(jobs) <= 1:
         return [train_variant(*job) for job in jobs]
-    with ProcessPoolExecutor(
-        max_workers=min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn")
-    ) as pool:
-        futures = [pool.submit(train_variant, *job) for job in jobs]
-        wait(futures)
-        return [f.result() for f in futures]
+    out: dict[int, dict[str, float]] = {}
+    todo = []
+    for i, (run_dir, base, sets, steps, base_only) in enumerate(jobs):
+        if (run_dir / "final_model.zip").is_file() and (run_dir / "timing.json").is_file():
+            out[i] = train_variant(run_dir, base, sets, steps, base_only)  # checks its rules, reads its timing
+            continue
+        stale = stale_rules(run_dir, sets, base_only)
+        if stale:
+            raise ConfigError(stale)
+        load_train_config(base, overrides={**sets, "total_timesteps": steps})  # a bad config fails now
+        todo.append(i)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, max(len(todo), 1)), mp_context=context) as pool:
+        running: dict[Any, int] = {}
+        try:
+            while todo or running:
+                while todo and len(running) < workers:  # never more queued than can run
+                    i = todo.pop(0)
+                    running[pool.submit(_train_job, jobs[i])] = i
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    out[running.pop(future)] = future.result()
+        except BaseException:
+            todo.clear()
+            wait(running)
+            raise
+    return [out[i] for i in range(len(jobs))]
 
 
 def cartpole_steps_per_second(steps: int = 16384) -> float:
