@@ -554,20 +554,47 @@ def test_cross_rules_all_marks_the_settings_that_earn_more_at_no_higher_slo_shar
 
 def test_every_shipped_training_config_loads():
     """Each YAML under configs/train is a training config (ppo.yaml, specialists/) or an ablation config (the
-    others), and loads as one: a config that names a field the code no longer has fails here, not mid-study."""
+    others), and loads as one; every variant's ``set`` over its base, and a gate specialists' ``set`` over each
+    specialist config, is a valid training config once the rules the tuning seeds choose are filled in (here by
+    placeholders): a config that names a field the code no longer has fails here, not mid-study."""
+    import copy
     from pathlib import Path
 
-    from agents.experiments.train_config import load_train_config
+    from agents.experiments.train_config import AUTO_GENERALIST, load_train_config
 
-    root = Path(__file__).resolve().parents[1] / "configs" / "train"
-    files = sorted(root.rglob("*.yaml"))
+    root = Path(__file__).resolve().parents[1]
+
+    def with_rules(sets: dict) -> dict:
+        sets = copy.deepcopy(sets)
+        residual = sets.get("residual")
+        if isinstance(residual, dict):
+            if residual.get("policy") in (None, AUTO_GENERALIST):
+                residual["policy"] = "hpa"
+            if isinstance(residual.get("experts"), str):  # auto, auto_at_slo, ...
+                residual["experts"] = ["kpa"]
+        return sets
+
+    files = sorted((root / "configs" / "train").rglob("*.yaml"))
     assert len(files) >= 20
+    checked = 0
     for path in files:
         if path.name == "ppo.yaml" or path.parent.name == "specialists":
             load_train_config(path)
-        else:
-            cfg = ablation.load_ablation_config(path)
-            assert cfg.variants
+            continue
+        cfg = ablation.load_ablation_config(path)
+        for v in cfg.variants:
+            steps = v.total_timesteps or cfg.total_timesteps  # as the ablation trains it
+            load_train_config(root / cfg.base, overrides={**with_rules(v.set), "total_timesteps": steps})
+            checked += 1
+        gs = cfg.gate_specialists
+        if gs is not None and cfg.specialists is not None:
+            residual = {"policy": "hpa", "experts": ["kpa"], "hold": gs.hold, "max_offset": gs.max_offset}
+            residual |= {k: True for k in ("paired_base", "sync") if getattr(gs, k)}  # as gate_specialist_sets
+            for spec in sorted((root / cfg.specialists).glob("*.yaml")):
+                sets = {**gs.set, "residual": {**residual, "zero_bias": gs.zero_bias}}
+                load_train_config(spec, overrides={**sets, "total_timesteps": max(gs.timesteps // gs.hold, 1)})
+                checked += 1
+    assert checked > 100
 
 
 def test_specialists_trained_two_at_a_time_are_those_trained_one_by_one(tmp_path, monkeypatch):
