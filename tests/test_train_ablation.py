@@ -489,6 +489,12 @@ def test_a_run_trained_on_rules_the_tuning_seeds_no_longer_choose_is_not_reused(
     with pytest.raises(ConfigError, match=r"another gate: max_offset 2 \(now 4\)"):
         ablation.train_variant(run, ablation.Path("x.yaml"), wider, 10)
     assert ablation.stale_rules(run, wider, base_only=True) is None  # an assembled folder's runs keep their shape
+    # the same gate, but its best model chosen with the untrained model among the candidates (the run's config has
+    # no eval_at_start: it was trained before the option, i.e. without)
+    same = {"residual": {"policy": "predictive@generalist", "experts": [], "max_offset": 2}}
+    assert ablation.stale_rules(run, {**same, "eval_at_start": False}) is None
+    with pytest.raises(ConfigError, match=r"best model another way: eval_at_start False \(now True\)"):
+        ablation.train_variant(run, ablation.Path("x.yaml"), {**same, "eval_at_start": True}, 10)
 
 
 def test_unresolved_rule_choices_are_named_in_a_training_config():

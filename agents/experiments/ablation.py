@@ -608,6 +608,7 @@ def choose_floor_starts(
 
 # ------------------------------------------------------------------------------------------ training
 GATE_SHAPE = ("max_offset", "hold", "zero_bias")  # residual keys that make a trained gate another policy
+SELECTION = {"eval_at_start": False, "select_by": "reward"}  # training keys that decide which model is kept
 
 
 def stale_rules(run_dir: Path, sets: dict[str, Any], base_only: bool = False) -> str | None:
@@ -633,6 +634,12 @@ def stale_rules(run_dir: Path, sets: dict[str, Any], base_only: bool = False) ->
     if shape:
         diff = ", ".join(f"{k} {had.get(k)!r} (now {want[k]!r})" for k in shape)
         return f"{run_dir} was trained as another gate: {diff}; remove the folder (or use another --out) to train it"
+    # the model selection: a folder whose best model was chosen another way holds another policy
+    run = read_yaml_mapping(path, "training config")
+    chosen = [k for k, default in SELECTION.items() if not base_only and k in sets and run.get(k, default) != sets[k]]
+    if chosen:
+        diff = ", ".join(f"{k} {run.get(k, SELECTION[k])!r} (now {sets[k]!r})" for k in chosen)
+        return f"{run_dir} kept its best model another way: {diff}; remove the folder (or use another --out)"
     return None
 
 

@@ -621,6 +621,8 @@ class PeriodicEval(BaseCallback):
     def _on_training_start(self) -> None:
         if self.split is None:  # its workers start beside the first rollouts
             self.split = EvalSplit(self.scenarios, self.cfg, self.n_obs)
+        if self.cfg.eval_at_start and self.num_timesteps == 0 and not self.paths.evaluations.exists():
+            self.evaluate()  # the untrained model (with residual and zero_bias: the rule) is a candidate too
 
     def _on_step(self) -> bool:
         if _due(self.num_timesteps, self.cfg.n_envs, self.every):

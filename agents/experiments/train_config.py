@@ -329,6 +329,13 @@ class TrainConfig(_Strict):
         description="processes that share each evaluation's scenarios, this one included (1: all here); the "
         "rows are the same for any number, only the wall time differs (agents/experiments/eval_split.py)",
     )
+    eval_at_start: bool = Field(
+        False,
+        description="evaluate the untrained model too, before the first update (a row at step 0 of "
+        "evaluations.csv), so that it competes for the best model; with residual and zero_bias the untrained "
+        "model plays residual.policy, so the run keeps a model only where one scored above its rule on the "
+        "evaluation episodes (training is unchanged: the evaluation draws nothing from the training's streams)",
+    )
     select_by: Literal["reward", "wins_vs_base"] = Field(
         "reward",
         description="which evaluation keeps the best model: the highest mean reward over the evaluation "
@@ -414,6 +421,8 @@ class TrainConfig(_Strict):
             raise ValueError(
                 "select_by: wins_vs_base needs residual: the base it counts wins against is residual.policy"
             )
+        if self.eval_at_start and not self.eval_freq:
+            raise ValueError("eval_at_start with eval_freq 0: there is no periodic evaluation to start early")
         if self.select_by == "wins_vs_base" and not self.eval_freq:
             raise ValueError("select_by: wins_vs_base with eval_freq 0: there is no evaluation to select by")
         return self
