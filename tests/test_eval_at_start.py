@@ -18,22 +18,36 @@ runner = CliRunner()
 TINY = {"episode_steps": 16, "scaling": {"max_instances": 16, "scale_steps": [-2, -1, 0, 1, 2]}}
 SMOKE = {
     "n_envs": 4,
-    "total_timesteps": 128,
+    "total_timesteps": 160,
     "eval_freq": 32,
     "checkpoint_freq": 64,
     "n_eval_episodes": 2,
-    # a fresh gate over kpa (expert 0) and hpa, corrections of up to one step; zero_bias 3 makes the untrained
-    # gate follow expert 0 unchanged
-    "residual": {"policy": "kpa", "max_offset": 1, "zero_bias": 3.0, "experts": ["hpa"]},
-    "ppo": {"n_steps": 8, "batch_size": 32, "n_epochs": 1, "policy_kwargs": {"net_arch": [8]}},
+    "eval_workers": 1,
+    # a fresh gate over a fleet fixed at one instance (expert 0, which misses the SLO on every step) and kpa,
+    # corrections of up to one step; zero_bias 1 (well above the untrained head's logits, at most about 0.08)
+    # makes the untrained gate follow expert 0 unchanged, and the gate leaves it by step 128 of this run
+    "residual": {"max_offset": 1, "zero_bias": 1.0, "experts": ["kpa"]},
+    # two minibatches per epoch: the training draws their order, so an evaluation that drew from the same
+    # stream would change the weights
+    "ppo": {
+        "n_steps": 8,
+        "batch_size": 16,
+        "n_epochs": 4,
+        "learning_rate": 0.01,
+        "policy_kwargs": {"net_arch": [8]},
+    },
 }
 
 
 def train(root: Path, name: str, **extra) -> Path:
     tiny = root / "tiny.yaml"
     tiny.write_text(yaml.safe_dump({"description": "test scenario", "env": TINY}))
+    fixed = root / "fixed.yaml"
+    fixed.write_text(yaml.safe_dump({"policy": "static", "params": {"instances": 1}}))
+    residual = {**SMOKE["residual"], "policy": str(fixed)}
     config = root / f"{name}.yaml"
-    config.write_text(yaml.safe_dump({**SMOKE, **extra, "scenarios": [str(tiny)], "eval_scenarios": [str(tiny)]}))
+    body = {**SMOKE, **extra, "residual": residual, "scenarios": [str(tiny)], "eval_scenarios": [str(tiny)]}
+    config.write_text(yaml.safe_dump(body))
     run = root / name
     result = runner.invoke(
         app, ["train", "--config", str(config), "--run-dir", str(run), "--no-progress", "--seed", "5"]
@@ -57,8 +71,9 @@ def evaluations(run: Path) -> list[dict]:
 def test_the_untrained_model_is_evaluated_first_and_the_training_is_unchanged(runs):
     plain, early = runs
     rows = evaluations(early)
-    assert [r["timesteps"] for r in rows] == [0, 32, 64, 96, 128]
+    assert [r["timesteps"] for r in rows] == [0, 32, 64, 96, 128, 160]
     assert rows[1:] == evaluations(plain)  # the same later evaluations, to the last digit
+    assert rows[-1]["reward"] > rows[0]["reward"]  # the gate left its rule: the training did something
     from stable_baselines3 import PPO
 
     wa = PPO.load(plain / "final_model.zip", device="cpu").policy.state_dict()
@@ -69,6 +84,7 @@ def test_the_untrained_model_is_evaluated_first_and_the_training_is_unchanged(ru
 
     assert RunPaths(early).best_history_steps()[0] == 0
     assert 0 not in RunPaths(plain).best_history_steps()
+    assert RunPaths(early).best_history_steps()[1:] == RunPaths(plain).best_history_steps()[1:]
 
 
 def test_the_untrained_gate_plays_its_rule(runs):
@@ -80,7 +96,8 @@ def test_the_untrained_gate_plays_its_rule(runs):
 
     _, early = runs
     [(name, config)] = read_scenarios(early / "scenarios.yaml")[1]
-    rule = summarise_episodes(run_policy_episodes(make_rule("kpa", config, scenario=name), config, 2, 1_000_000))
+    fixed = make_rule(str(early.parent / "fixed.yaml"), config, scenario=name)
+    rule = summarise_episodes(run_policy_episodes(fixed, config, 2, 1_000_000))
     first = evaluations(early)[0]
     assert first["reward"] == pytest.approx(rule["reward"], rel=1e-12)
     assert first["slo_violation_share"] == pytest.approx(rule["slo_violation_share"], abs=1e-15)
@@ -88,7 +105,9 @@ def test_the_untrained_gate_plays_its_rule(runs):
     gate = load_ppo_policy(model, config, scenario=name)
     played = summarise_episodes(run_policy_episodes(gate, config, 2, 1_000_000))
     assert played["reward"] == pytest.approx(rule["reward"], rel=1e-12)
-    assert played["mean_instances"] == pytest.approx(rule["mean_instances"], rel=1e-12)
+    assert played["mean_instances"] == rule["mean_instances"] < 1.01
+    last = load_ppo_policy(RunPaths(early).best_at(128)[0], config, scenario=name)  # a model that left the rule
+    assert summarise_episodes(run_policy_episodes(last, config, 2, 1_000_000))["mean_instances"] > 1.5
 
 
 def test_the_best_model_is_the_best_of_every_evaluation_step_0_included(runs):
@@ -97,7 +116,27 @@ def test_the_best_model_is_the_best_of_every_evaluation_step_0_included(runs):
     _, early = runs
     scores = score_by_step(evaluations(early))
     best = max(scores, key=lambda step: scores[step])  # the first of equals, as the training keeps it
+    assert best == 128
     assert json.loads(RunPaths(early).best_manifest.read_text())["timesteps"] == best
+
+
+def test_a_resume_puts_back_the_untrained_model_where_it_was_the_best(runs, tmp_path):
+    """A cut (a resume from the checkpoint at 64) keeps the rows up to 64 and puts back their best model: the
+    step-0 one when the rows say so."""
+    import shutil
+
+    from agents.experiments.train import RunPaths, cut_evaluations, write_evaluations
+
+    run = tmp_path / "early"
+    shutil.copytree(runs[1], run)
+    paths = RunPaths(run)
+    rows = evaluations(run)
+    for row in rows:
+        row["reward"] = -1.0 if row["timesteps"] == 0 else -2.0
+    write_evaluations(paths.evaluations, rows)
+    assert cut_evaluations(paths, 64) == 3  # 96, 128, 160
+    assert json.loads(paths.best_manifest.read_text())["timesteps"] == 0
+    assert paths.best_history_steps() == [0]
 
 
 def test_eval_at_start_needs_an_evaluation():

@@ -489,12 +489,28 @@ def test_a_run_trained_on_rules_the_tuning_seeds_no_longer_choose_is_not_reused(
     with pytest.raises(ConfigError, match=r"another gate: max_offset 2 \(now 4\)"):
         ablation.train_variant(run, ablation.Path("x.yaml"), wider, 10)
     assert ablation.stale_rules(run, wider, base_only=True) is None  # an assembled folder's runs keep their shape
+
     # the same gate, but its best model chosen with the untrained model among the candidates (the run's config has
-    # no eval_at_start: it was trained before the option, i.e. without)
+    # no eval_at_start: it was trained before the option, i.e. without), whether the change is asked for by the
+    # variant's set or by the base file
+    base = ablation.Path("configs/train/ppo.yaml")
     same = {"residual": {"policy": "predictive@generalist", "experts": [], "max_offset": 2}}
-    assert ablation.stale_rules(run, {**same, "eval_at_start": False}) is None
+    assert ablation.stale_selection(run, base, same) is None
+    assert ablation.stale_selection(run, base, {**same, "eval_at_start": False}) is None
     with pytest.raises(ConfigError, match=r"best model another way: eval_at_start False \(now True\)"):
-        ablation.train_variant(run, ablation.Path("x.yaml"), {**same, "eval_at_start": True}, 10)
+        ablation.train_variant(run, base, {**same, "eval_at_start": True}, 10)
+    early = tmp_path / "early.yaml"
+    early.write_text(base.read_text() + "\neval_at_start: true\n")
+    with pytest.raises(ConfigError, match=r"eval_at_start False \(now True\)"):
+        ablation.train_variant(run, early, same, 10)
+    # and the reverse: a run kept with eval_at_start, asked for by a config that leaves it out
+    (run / "config.yaml").write_text(
+        "residual: {policy: predictive@generalist, max_offset: 2, experts: []}\neval_at_start: true\n"
+    )
+    with pytest.raises(ConfigError, match=r"eval_at_start True \(now False\)"):
+        ablation.train_variant(run, base, same, 10)
+    assert ablation.stale_selection(run, base, {**same, "eval_at_start": True}) is None
+    assert ablation.stale_selection(run, base, {**same, "eval_at_start": True, "select_by": "wins_vs_base"})
 
 
 def test_unresolved_rule_choices_are_named_in_a_training_config():

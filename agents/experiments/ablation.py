@@ -634,11 +634,23 @@ def stale_rules(run_dir: Path, sets: dict[str, Any], base_only: bool = False) ->
     if shape:
         diff = ", ".join(f"{k} {had.get(k)!r} (now {want[k]!r})" for k in shape)
         return f"{run_dir} was trained as another gate: {diff}; remove the folder (or use another --out) to train it"
-    # the model selection: a folder whose best model was chosen another way holds another policy
+    return None
+
+
+def stale_selection(run_dir: Path, base: Path, sets: dict[str, Any]) -> str | None:
+    """Why the run in ``run_dir`` kept its best model another way (:data:`SELECTION`) than ``base`` with ``sets``
+    asks for now, or None (also when the folder holds no run). A folder whose best model was chosen another way
+    holds another policy, whatever its training."""
+    from .train_config import load_train_config
+
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        return None
     run = read_yaml_mapping(path, "training config")
-    chosen = [k for k, default in SELECTION.items() if not base_only and k in sets and run.get(k, default) != sets[k]]
+    want = load_train_config(base, overrides=sets)
+    chosen = [(k, run.get(k, d), getattr(want, k)) for k, d in SELECTION.items() if run.get(k, d) != getattr(want, k)]
     if chosen:
-        diff = ", ".join(f"{k} {run.get(k, SELECTION[k])!r} (now {sets[k]!r})" for k in chosen)
+        diff = ", ".join(f"{k} {had!r} (now {now!r})" for k, had, now in chosen)
         return f"{run_dir} kept its best model another way: {diff}; remove the folder (or use another --out)"
     return None
 
@@ -669,7 +681,7 @@ def train_variant(
     from .train_config import load_train_config
 
     timing_path = run_dir / "timing.json"
-    stale = stale_rules(run_dir, sets, base_only)
+    stale = stale_rules(run_dir, sets, base_only) or (None if base_only else stale_selection(run_dir, base, sets))
     if stale:
         raise ConfigError(stale)
     if (run_dir / "final_model.zip").is_file() and timing_path.is_file():
@@ -717,7 +729,7 @@ def train_runs(jobs: list[tuple[Path, Path, dict[str, Any], int, bool]], workers
         if (run_dir / "final_model.zip").is_file() and (run_dir / "timing.json").is_file():
             out[i] = train_variant(run_dir, base, sets, steps, base_only)  # checks its rules, reads its timing
             continue
-        stale = stale_rules(run_dir, sets, base_only)
+        stale = stale_rules(run_dir, sets, base_only) or (None if base_only else stale_selection(run_dir, base, sets))
         if stale:
             raise ConfigError(stale)
         load_train_config(base, overrides={**sets, "total_timesteps": steps})  # a bad config fails now

@@ -619,7 +619,7 @@ class PeriodicEval(BaseCallback):
         self.split: EvalSplit | None = None
 
     def _on_training_start(self) -> None:
-        if self.split is None:  # its workers start beside the first rollouts
+        if self.split is None:  # its workers start beside the first rollouts (or the step-0 evaluation)
             self.split = EvalSplit(self.scenarios, self.cfg, self.n_obs)
         if self.cfg.eval_at_start and self.num_timesteps == 0 and not self.paths.evaluations.exists():
             self.evaluate()  # the untrained model (with residual and zero_bias: the rule) is a candidate too

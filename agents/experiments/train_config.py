@@ -332,8 +332,9 @@ class TrainConfig(_Strict):
     eval_at_start: bool = Field(
         False,
         description="evaluate the untrained model too, before the first update (a row at step 0 of "
-        "evaluations.csv), so that it competes for the best model; with residual and zero_bias the untrained "
-        "model plays residual.policy, so the run keeps a model only where one scored above its rule on the "
+        "evaluations.csv), so that it competes for the best model; with residual and a zero_bias above the untrained "
+        "head's logits (at most 0.01 x sqrt(the last layer's width): 0.08 for 64) the untrained model plays "
+        "residual.policy, so the run keeps a model only where one scored above its rule on the "
         "evaluation episodes (training is unchanged: the evaluation draws nothing from the training's streams)",
     )
     select_by: Literal["reward", "wins_vs_base"] = Field(
@@ -552,6 +553,8 @@ class TrainConfig(_Strict):
         if data["eval_workers"] == type(self).model_fields["eval_workers"].default:
             # wall time only, not part of a run's identity: runs saved before the option compare equal
             del data["eval_workers"]
+        if not data["eval_at_start"]:  # how every run before the option was trained: those runs compare equal
+            del data["eval_at_start"]
         return yaml.safe_dump(data, sort_keys=False)
 
 
