@@ -5,6 +5,7 @@ Trainings here are a few hundred steps of a tiny scenario (16-step episodes, 4 c
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -139,6 +140,10 @@ def test_cli_training_writes_the_run_folder(run, files):
     ):
         assert tag in tags, tag
     assert tags["eval/mean_reward"] == [128, 256]
+    timing = json.loads((run / "timing.json").read_text())
+    assert (timing["timesteps"], timing["env_steps"], timing["algo"]) == (256, 256, "ppo")
+    assert 0 < timing["cpu_s"] and 0 < timing["wall_s"] and "resumed_from" not in timing
+    assert timing["load1_start"] >= 0 and timing["load1_end"] >= 0
 
 
 def test_trained_model_loads_as_a_policy_and_evaluates(run, files):
@@ -197,6 +202,8 @@ def test_resume_continues_the_step_counter_and_the_tensorboard_run(run, tmp_path
     assert max(tags["episode/reward"]) == 512 and min(tags["episode/reward"]) <= 256
     assert load_train_config(copy / "config.yaml").total_timesteps == 512
     assert (copy / "command.txt").read_text().count("scaling-env train") == 2
+    timing = json.loads((copy / "timing.json").read_text())  # the resumed segment's
+    assert (timing["timesteps"], timing["resumed_from"]) == (512, 256) and timing["wall_s"] > 0
     # nothing left to do, or a config change, is an error
     result = runner.invoke(app, ["train", "--resume", str(copy)])
     assert result.exit_code == 2 and "512" in result.output

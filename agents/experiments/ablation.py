@@ -691,19 +691,8 @@ def train_variant(
             timing["env_steps"] = timing["timesteps"] * int(residual.get("hold", 1))
         return timing
     cfg = load_train_config(base, overrides={**sets, "total_timesteps": total_timesteps})
-    load0, wall0, cpu0 = os.getloadavg()[0], time.perf_counter(), time.process_time()
     train(cfg, run_dir, command=f"ablation: {base} with {sets}, total_timesteps={total_timesteps}", progress_bar=False)
-    timing = {
-        "timesteps": cfg.total_timesteps,  # the agent's steps; a held residual choice is hold env steps
-        "env_steps": cfg.total_timesteps * (cfg.residual.hold if cfg.residual is not None else 1),
-        "wall_s": time.perf_counter() - wall0,
-        "cpu_s": time.process_time() - cpu0,
-        "load1_start": load0,
-        "load1_end": os.getloadavg()[0],
-        "algo": cfg.algo,
-    }
-    timing_path.write_text(json.dumps(timing, indent=1))
-    return timing
+    return json.loads(timing_path.read_text())  # written by train() (train.Stopwatch)
 
 
 def _train_job(job: tuple[Path, Path, dict[str, Any], int, bool]) -> dict[str, float]:

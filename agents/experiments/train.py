@@ -125,6 +125,7 @@ class RunPaths:
         self.final_stats = root / "final_vecnormalize.pkl"
         self.final_manifest = root / "final_model.json"
         self.evaluations = root / "evaluations.csv"
+        self.timing = root / "timing.json"
 
     def checkpoint(self, steps: int) -> tuple[Path, Path]:
         """(model, VecNormalize stats) of the checkpoint at ``steps``, named as SB3's CheckpointCallback does."""
@@ -967,6 +968,30 @@ def write_rule_settings(
     atomic_write_text(path, json.dumps(rule_settings(specs, configs), indent=1))
 
 
+class Stopwatch:
+    """Wall time, this process's CPU time and the 1-minute load average from its start: what timing.json keeps."""
+
+    def __init__(self) -> None:
+        self.load1_start = os.getloadavg()[0]
+        self.wall0, self.cpu0 = time.perf_counter(), time.process_time()
+
+    def write(self, path: Path, cfg: TrainConfig, **extra: Any) -> None:
+        """timing.json of a finished training (or segment): the agent's steps, the env steps (a held residual
+        choice is ``hold`` env steps), wall and CPU seconds (this process's: an evaluation worker's share is not
+        in it), the load average at the start and the end, and the algorithm."""
+        timing = {
+            "timesteps": cfg.total_timesteps,
+            "env_steps": cfg.total_timesteps * (cfg.residual.hold if cfg.residual is not None else 1),
+            "wall_s": time.perf_counter() - self.wall0,
+            "cpu_s": time.process_time() - self.cpu0,
+            "load1_start": self.load1_start,
+            "load1_end": os.getloadavg()[0],
+            "algo": cfg.algo,
+            **extra,
+        }
+        atomic_write_text(path, json.dumps(timing, indent=1))
+
+
 def train(
     cfg: TrainConfig,
     run_dir: str | Path | None = None,
@@ -979,7 +1004,9 @@ def train(
     Returns (model, run folder). Another process writing the same folder is refused (ConfigError).
 
     With ``cfg.eval_workers`` > 1 the evaluation's worker processes are spawned: a script calling this must
-    guard its top level with ``if __name__ == "__main__":`` (the workers import it), or use ``eval_workers: 1``."""
+    guard its top level with ``if __name__ == "__main__":`` (the workers import it), or use ``eval_workers: 1``.
+    A finished run's wall and CPU time go to timing.json (:class:`Stopwatch`)."""
+    watch = Stopwatch()
     train_scenarios = with_env_overrides(cfg, load_scenario_configs(cfg.scenarios, traces_dir))
     eval_scenarios = with_env_overrides(cfg, load_scenario_configs(cfg.evaluation_scenarios, traces_dir))
     steps = {tuple(c.scaling.scale_steps) for _, c in train_scenarios + eval_scenarios}
@@ -1008,6 +1035,7 @@ def train(
                     "remove it and start again"
                 ) from None
             raise
+        watch.write(paths.timing, cfg)
     return model, root
 
 
@@ -1025,7 +1053,9 @@ def resume(
     Checkpoints that are incomplete or do not load are skipped (said through ``log``) and moved to
     checkpoints/damaged/; what the lost segment after the checkpoint wrote is cut: TensorBoard events and
     evaluation rows of later steps, and best models found after it. Another process writing the folder is
-    refused; an empty or damaged run file is an error naming it."""
+    refused; an empty or damaged run file is an error naming it. timing.json then holds the resumed segment's
+    times, with ``resumed_from`` (its first step)."""
+    watch = Stopwatch()
     paths = RunPaths(Path(run_dir))
     if not paths.config.is_file():
         raise ConfigError(f"{run_dir}: not a run folder (no {paths.config.name})")
@@ -1081,4 +1111,5 @@ def resume(
             verbose=verbose,
             selection_base=selection_base,
         )
+        watch.write(paths.timing, cfg, resumed_from=steps)
     return model, paths.root
