@@ -655,6 +655,12 @@ def stale_selection(run_dir: Path, base: Path, sets: dict[str, Any]) -> str | No
     return None
 
 
+def not_reusable(run_dir: Path, base: Path, sets: dict[str, Any], base_only: bool = False) -> str | None:
+    """Why the run in ``run_dir`` is not the one ``base`` with ``sets`` asks for (:func:`stale_rules`, then, unless
+    ``base_only``, :func:`stale_selection`), or None."""
+    return stale_rules(run_dir, sets, base_only) or (None if base_only else stale_selection(run_dir, base, sets))
+
+
 def run_experts(run_dir: Path) -> list[tuple[str, str]]:
     """A trained gate's experts as (spec, file), read from its config: ``configs/policies/tuned/<s>/<name>.yaml``
     is ``<name>@tuned`` (``<name>@generalist`` from the generalist folder); another file is its own spec; a
@@ -681,7 +687,7 @@ def train_variant(
     from .train_config import load_train_config
 
     timing_path = run_dir / "timing.json"
-    stale = stale_rules(run_dir, sets, base_only) or (None if base_only else stale_selection(run_dir, base, sets))
+    stale = not_reusable(run_dir, base, sets, base_only)
     if stale:
         raise ConfigError(stale)
     if (run_dir / "final_model.zip").is_file() and timing_path.is_file():
@@ -718,7 +724,7 @@ def train_runs(jobs: list[tuple[Path, Path, dict[str, Any], int, bool]], workers
         if (run_dir / "final_model.zip").is_file() and (run_dir / "timing.json").is_file():
             out[i] = train_variant(run_dir, base, sets, steps, base_only)  # checks its rules, reads its timing
             continue
-        stale = stale_rules(run_dir, sets, base_only) or (None if base_only else stale_selection(run_dir, base, sets))
+        stale = not_reusable(run_dir, base, sets, base_only)
         if stale:
             raise ConfigError(stale)
         load_train_config(base, overrides={**sets, "total_timesteps": steps})  # a bad config fails now
