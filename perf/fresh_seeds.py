@@ -33,13 +33,11 @@ import time
 from pathlib import Path
 
 from agents.experiments import verdict as vd
-from agents.experiments.ablation import RULES, best_generalist, best_rule, read_rows, write_rows
+from agents.experiments.ablation import RULES, best_generalist, best_rule, evaluate_run, read_rows, write_rows
 from agents.experiments.benchmark import EVALUATION_SCENARIOS, run_benchmark
 from agents.experiments.bound import code_version
-from agents.learned.ppo import apply_env_overrides, load_ppo_policy
 from agents.registry import with_tuned
 from perf.rate_ceiling import judge, line, oracle, tally
-from scaling_env.config import read_yaml_mapping
 from scaling_env.rollout import rollout
 from scaling_env.scenarios import load_scenario
 
@@ -68,14 +66,6 @@ def named(pairs: list[str], flag: str) -> dict[str, Path]:
             raise SystemExit(f"{flag} {p!r}: {path} is not a folder")
         out[name] = Path(path)
     return out
-
-
-def run_episodes(run_dir: Path, scenario: str, seeds: list[int]) -> list[dict]:
-    """The run's best model on ``scenario`` (with the run's env_overrides), one row per seed."""
-    overrides = read_yaml_mapping(run_dir / "config.yaml", "training config").get("env_overrides") or {}
-    config = apply_env_overrides(load_scenario(scenario).config, overrides)
-    m = rollout(config, load_ppo_policy(run_dir, config, scenario=scenario), seeds, parallel=False).metrics
-    return [{"scenario": scenario, "seed": s, **e} for s, e in zip(seeds, m)]
 
 
 def as_triples(rows: list[dict]) -> dict[int, tuple[float, float, float]]:
@@ -132,15 +122,15 @@ def main() -> None:
     for name, folder in specialists.items():
         eps = {}
         for s in EVALUATION_SCENARIOS:
-            rows = run_episodes(folder / "runs" / f"gate_specialist_{s}", s, seeds)
-            cand_rows += [{"policy": name, **r} for r in rows]
+            rows = evaluate_run(folder / "runs" / f"gate_specialist_{s}", [s], name, seeds)
+            cand_rows += rows
             eps[s] = as_triples(rows)
         candidates[name] = ("specialists", eps)
     for name, run in generalists.items():
         eps = {}
         for s in EVALUATION_SCENARIOS:
-            rows = run_episodes(run, s, seeds)
-            cand_rows += [{"policy": name, **r} for r in rows]
+            rows = evaluate_run(run, [s], name, seeds)
+            cand_rows += rows
             eps[s] = as_triples(rows)
         candidates[name] = ("generalist", eps)
     if args.ceiling:

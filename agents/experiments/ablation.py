@@ -314,8 +314,8 @@ def bound_rows(scenarios: list[str], cache_path: Path) -> list[dict]:
     return rows
 
 
-def evaluate_run(run_dir: Path, scenarios: list[str], label: str) -> list[dict]:
-    """The run's best model on the benchmark's scenarios and seeds (with the run's env_overrides)."""
+def evaluate_run(run_dir: Path, scenarios: list[str], label: str, seeds: list[int] = SEEDS) -> list[dict]:
+    """The run's best model on the benchmark's scenarios and seeds, or ``seeds`` (with the run's env_overrides)."""
     from agents.learned.ppo import apply_env_overrides, load_ppo_policy
     from scaling_env.rollout import rollout
     from scaling_env.scenarios import load_scenario
@@ -325,8 +325,8 @@ def evaluate_run(run_dir: Path, scenarios: list[str], label: str) -> list[dict]:
     for name in scenarios:
         sc = load_scenario(name)
         config = apply_env_overrides(sc.config, overrides)
-        run = rollout(config, load_ppo_policy(run_dir, config, scenario=sc.name), SEEDS, parallel=False)
-        rows += [{"policy": label, "scenario": sc.name, "seed": s, **m} for s, m in zip(SEEDS, run.metrics)]
+        run = rollout(config, load_ppo_policy(run_dir, config, scenario=sc.name), seeds, parallel=False)
+        rows += [{"policy": label, "scenario": sc.name, "seed": s, **m} for s, m in zip(seeds, run.metrics)]
     return rows
 
 
