@@ -21,8 +21,8 @@ Each call is made under both readings of the SLO clause (strict: the mean share 
 significantly higher; ``perf/rate_ceiling.py``'s ``judge``), and each candidate's IQM of normalised scores is
 compared with that of the verdict's best rule over all scenarios with per-scenario settings allowed
 (``verdict.aggregate_rows``' "any rule" pool: one rule family, each scenario with its ``@tuned`` setting). Writes
-``<out>/episodes.csv`` and ``<out>/fresh_seeds.json``; prints one line per call. ``rate_ceiling.json`` carries no
-code version: run ``perf/rate_ceiling.py`` again after the simulator changes.
+``<out>/episodes.csv`` and ``<out>/fresh_seeds.json``; prints one line per call. The ``--ceiling`` file must be
+this code version's (``perf/rate_ceiling.py`` writes it): its margins were chosen on that simulator.
 """
 
 from __future__ import annotations
@@ -90,6 +90,12 @@ def main() -> None:
         raise SystemExit(f"{tuning_dir}: its tuning rewards are not this code version's ({version})")
     tuning = {tuple(k.split("|")): v for k, v in json.loads((tuning_dir / "tuning_rewards.json").read_text()).items()}
     specialists, generalists = named(args.specialists, "--specialists"), named(args.generalists, "--generalists")
+    ceiling = json.loads(Path(args.ceiling).read_text()) if args.ceiling else None
+    if ceiling and ceiling.get("code_version") != version:
+        raise SystemExit(
+            f"--ceiling {args.ceiling}: its margins were chosen on code version {ceiling.get('code_version')}, "
+            f"not this one ({version}): run perf/rate_ceiling.py again"
+        )
     out.mkdir(parents=True, exist_ok=True)
 
     cache, stamp = out / "rules_episodes.csv", out / "rules_version.txt"
@@ -133,8 +139,7 @@ def main() -> None:
             cand_rows += rows
             eps[s] = as_triples(rows)
         candidates[name] = ("generalist", eps)
-    if args.ceiling:
-        ceiling = json.loads(Path(args.ceiling).read_text())
+    if ceiling:
 
         def margins_of(params: dict) -> tuple[float, float]:
             return params["latency_margin"], params["poisson_z"]

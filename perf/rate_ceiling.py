@@ -1,6 +1,6 @@
 """How far a policy that knows each step's expected request rate gets against the tuned rules.
 
-    PYTHONPATH=. python perf/rate_ceiling.py [--out results/rate_ceiling.json]
+    PYTHONPATH=. python perf/rate_ceiling.py [--out results/rate_ceiling.json] [--overwrite]
 
 Issue 15 asks a learned generalist to beat the best one-setting tuned rule on every scenario at no higher SLO share
 and the per-scenario tuned rules over all scenarios (IQM), and per-family specialists to beat each scenario's best
@@ -26,6 +26,9 @@ failure_storm's crashes stay unknown to it as to any policy. The rules are the t
 ``@tuned`` and ``@generalist`` settings; the verdict's pool also has the vendors' defaults, which are never the best
 on these scenarios' tuning seeds), chosen as the verdict chooses: the highest mean reward on the tuning seeds (the
 one-setting rule: among the ``@generalist`` ones, the best mean over all scenarios).
+
+The JSON carries the simulator's code version (``agents.experiments.bound.code_version``), which
+``perf/fresh_seeds.py --ceiling`` checks; an existing ``--out`` is kept unless ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import numpy as np
 
 from agents.experiments import verdict as vd
 from agents.experiments.benchmark import DEFAULT_POLICIES, EVALUATION_SCENARIOS
+from agents.experiments.bound import code_version
 from agents.registry import make_policy, with_tuned
 from scaling_env.rollout import rollout
 from scaling_env.scenarios import load_scenario
@@ -102,7 +106,10 @@ def tally(rows: list[dict], key: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="results/rate_ceiling.json")
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     args = ap.parse_args()
+    if Path(args.out).exists() and not args.overwrite:
+        raise SystemExit(f"--out {args.out} exists: pass --overwrite to replace it, or name another file")
     rules = [s for s in with_tuned(list(DEFAULT_POLICIES)) if "@" in s]
     t0 = time.time()
     configs = {name: load_scenario(name).config for name in EVALUATION_SCENARIOS}
@@ -158,7 +165,11 @@ def main() -> None:
             )
     print(f"{time.time() - t0:.0f} s")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    out = {"generalist_params": {"latency_margin": one[0], "poisson_z": one[1]}, "generalist_rule": best_single}
+    out = {
+        "code_version": code_version(),
+        "generalist_params": {"latency_margin": one[0], "poisson_z": one[1]},
+        "generalist_rule": best_single,
+    }
     Path(args.out).write_text(json.dumps({**out, "scenarios": rows, "overall": overall}, indent=1))
 
 
