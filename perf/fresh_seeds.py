@@ -37,7 +37,7 @@ from agents.experiments.ablation import RULES, best_generalist, best_rule, evalu
 from agents.experiments.benchmark import EVALUATION_SCENARIOS, run_benchmark
 from agents.experiments.bound import code_version
 from agents.registry import with_tuned
-from perf.rate_ceiling import judge, line, oracle, tally
+from perf.rate_ceiling import judge, line, oracle, read_ceiling, tally
 from scaling_env.rollout import rollout
 from scaling_env.scenarios import load_scenario
 
@@ -90,12 +90,7 @@ def main() -> None:
         raise SystemExit(f"{tuning_dir}: its tuning rewards are not this code version's ({version})")
     tuning = {tuple(k.split("|")): v for k, v in json.loads((tuning_dir / "tuning_rewards.json").read_text()).items()}
     specialists, generalists = named(args.specialists, "--specialists"), named(args.generalists, "--generalists")
-    ceiling = json.loads(Path(args.ceiling).read_text()) if args.ceiling else None
-    if ceiling and ceiling.get("code_version") != version:
-        raise SystemExit(
-            f"--ceiling {args.ceiling}: its margins were chosen on code version {ceiling.get('code_version')}, "
-            f"not this one ({version}): run perf/rate_ceiling.py again"
-        )
+    ceiling = read_ceiling(args.ceiling, version) if args.ceiling is not None else None
     out.mkdir(parents=True, exist_ok=True)
 
     cache, stamp = out / "rules_episodes.csv", out / "rules_version.txt"
@@ -139,7 +134,7 @@ def main() -> None:
             cand_rows += rows
             eps[s] = as_triples(rows)
         candidates[name] = ("generalist", eps)
-    if ceiling:
+    if ceiling is not None:
 
         def margins_of(params: dict) -> tuple[float, float]:
             return params["latency_margin"], params["poisson_z"]

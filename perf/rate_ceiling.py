@@ -27,8 +27,10 @@ failure_storm's crashes stay unknown to it as to any policy. The rules are the t
 on these scenarios' tuning seeds), chosen as the verdict chooses: the highest mean reward on the tuning seeds (the
 one-setting rule: among the ``@generalist`` ones, the best mean over all scenarios).
 
-The JSON carries the simulator's code version (``agents.experiments.bound.code_version``), which
-``perf/fresh_seeds.py --ceiling`` checks; an existing ``--out`` is kept unless ``--overwrite``.
+The JSON carries the simulator's code version (``agents.experiments.bound.code_version``: the simulator, the
+policies and their tuned settings), which ``perf/fresh_seeds.py`` and ``perf/target_room.py`` check
+(:func:`read_ceiling`); it does not cover this script's grid or the verdict's test, so run it again after changing
+those. An existing ``--out`` is kept unless ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import itertools
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -94,6 +97,20 @@ def line(name: str, cand: str, rule: str, j: dict) -> str:
         f"SLO {100 * j['slo'][0]:.2f}% / {100 * j['slo'][1]:.2f}% cost {j['cost'][0]:.3f} / {j['cost'][1]:.3f} "
         f"| strict {j['strict']}, tested {j['tested']}"
     )
+
+
+def read_ceiling(path: str, version: str) -> dict[str, Any]:
+    """``perf/rate_ceiling.py``'s JSON, of this code version; SystemExit naming ``--ceiling`` otherwise."""
+    try:
+        ceiling = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SystemExit(f"--ceiling {path}: not perf/rate_ceiling.py's JSON ({exc})") from None
+    if not isinstance(ceiling, dict) or "scenarios" not in ceiling or "generalist_rule" not in ceiling:
+        raise SystemExit(f"--ceiling {path}: not perf/rate_ceiling.py's JSON (no scenarios or generalist_rule)")
+    if ceiling.get("code_version") != version:
+        found = ceiling.get("code_version", "no code_version")
+        raise SystemExit(f"--ceiling {path}: made by {found}, not this code version ({version}): run it again")
+    return ceiling
 
 
 def tally(rows: list[dict], key: str) -> str:
