@@ -38,6 +38,7 @@ from agents.experiments.benchmark import EVALUATION_SCENARIOS, run_benchmark
 from agents.experiments.bound import code_version
 from agents.registry import with_tuned
 from perf.rate_ceiling import judge, line, oracle, read_ceiling, tally
+from perf.target_room import by_policy
 from scaling_env.rollout import rollout
 from scaling_env.scenarios import load_scenario
 
@@ -102,13 +103,7 @@ def main() -> None:
         write_rows(cache, rules)
         stamp.write_text(f"{version} {args.seeds}\n")
     print(f"rules on seeds {args.seeds}: {len(rules)} episodes, {time.time() - t0:.0f} s", flush=True)
-    by: dict[tuple[str, str], dict[int, tuple]] = {}
-    for r in rules:
-        by.setdefault((r["scenario"], r["policy"]), {})[int(r["seed"])] = (
-            float(r["reward"]),
-            float(r["slo_violation_share"]),
-            float(r["cost_usd"]),
-        )
+    by = by_policy(rules)
     missing = [(s, p) for s, p in tuning if (s, p) not in by] + [
         s for s in EVALUATION_SCENARIOS if not any(q == s for q, _ in tuning)
     ]
