@@ -314,7 +314,8 @@ def step_batch_parallel(
     out = Outputs(*outputs)
     for b in prange(params.shape[0]):
         if active[b]:
-            step_cluster(b, s, out, actions[b])
+            # prange's index is unsigned: as int64, every callee is the serial kernel's (compiled once, not twice)
+            step_cluster(np.int64(b), s, out, actions[b])
 
 
 @njit(**_KERNEL)
