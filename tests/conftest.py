@@ -13,8 +13,9 @@ from scaling_env import EnvConfig, ServerlessScalingEnv
 from scaling_env.config import deep_merge
 from scaling_env.resources import packaged_traces_dir
 
-# What the xdist workers would each compile on a fresh machine, in two processes (about 3 minutes of one core for
-# the threaded kernel, 2.5 for the serial kernel and the request backend; a second or two each once cached)
+# What the xdist workers would each compile on a fresh machine, in two processes (about 3 minutes of one core
+# each for the threaded kernel and for the serial kernel with the request backend, `python perf/compile_times.py
+# threaded|serial`; a second or two each once cached)
 _WARM_UP = {
     "serial kernel and request backend": "fast,request",
     "threaded kernel": "threaded",
