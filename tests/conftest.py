@@ -9,9 +9,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from agents.learned.torch_kernels import pin_training_kernels
 from scaling_env import EnvConfig, ServerlessScalingEnv
 from scaling_env.config import deep_merge
 from scaling_env.resources import packaged_traces_dir
+
+pin_training_kernels()  # as the CLI does, before any test runs torch: trainings here use the kernels users get
 
 # What the xdist workers would each compile on a fresh machine, in two processes (about 3 minutes of one core
 # each for the threaded kernel and for the serial kernel with the request backend, `python perf/compile_times.py

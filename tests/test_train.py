@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from typer.testing import CliRunner
 
@@ -144,6 +145,11 @@ def test_cli_training_writes_the_run_folder(run, files):
     assert (timing["timesteps"], timing["env_steps"], timing["algo"]) == (256, 256, "ppo")
     assert 0 < timing["cpu_s"] and 0 < timing["wall_s"] and "resumed_from" not in timing
     assert timing["load1_start"] >= 0 and timing["load1_end"] >= 0
+    # what besides config and seed decides the floats: one record per invocation, torch's kernel set as it ran
+    (record,) = json.loads((run / "platform.json").read_text())
+    assert record["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert record["packages"]["torch"] == torch.__version__ and record["packages"]["stable-baselines3"]
+    assert record["cpus"] >= 1 and record["cpu"]
 
 
 def test_trained_model_loads_as_a_policy_and_evaluates(run, files):
@@ -202,6 +208,7 @@ def test_resume_continues_the_step_counter_and_the_tensorboard_run(run, tmp_path
     assert max(tags["episode/reward"]) == 512 and min(tags["episode/reward"]) <= 256
     assert load_train_config(copy / "config.yaml").total_timesteps == 512
     assert (copy / "command.txt").read_text().count("scaling-env train") == 2
+    assert len(json.loads((copy / "platform.json").read_text())) == 2  # the training's record, then the resume's
     timing = json.loads((copy / "timing.json").read_text())  # the resumed segment's
     assert (timing["timesteps"], timing["resumed_from"]) == (512, 256) and timing["wall_s"] > 0
     # nothing left to do, or a config change, is an error

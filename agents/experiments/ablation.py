@@ -56,6 +56,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from scaling_env.config import ConfigError, format_validation_error, read_yaml_mapping
 from scaling_env.episode_stats import METRIC_NAMES
 
+from ..learned.torch_kernels import pin_training_kernels
 from . import verdict as vd
 from .benchmark import EVALUATION_SCENARIOS, add_oracle_ratio
 from .floor_choice import HELD_OUT_SEEDS, check_seeds, choose_floor, floor_results
@@ -1195,6 +1196,7 @@ def main() -> None:
         "the slowest scenario first, e.g. memory_pressure)",
     )
     args = parser.parse_args()
+    pin_training_kernels()  # before the CartPole reference runs torch: the trainings then use the pinned kernels
     try:
         cfg = load_ablation_config(args.config)
         updates = {}

@@ -20,6 +20,7 @@ from scaling_env.config import ConfigError, EnvConfig
 from scaling_env.resources import config_dir, package_version
 from scaling_env.traces import TraceError
 
+from ..learned.torch_kernels import pin_training_kernels
 from .console import console, fail
 
 app = typer.Typer(
@@ -56,6 +57,7 @@ def main(
     ] = False,
 ) -> None:
     """Autoscaling a serverless service: RL and rules."""
+    pin_training_kernels()  # before any torch operation: a training repeats bit for bit on any x86-64 machine
 
 
 # ------------------------------------------------------------------------------------------- simulate

@@ -9,6 +9,8 @@ Run folder (``runs/<algo>_<scenarios>_<seed>_<timestamp>/`` unless ``--run-dir``
     config.yaml            the resolved training config (a resume reloads it)
     scenarios.yaml         the env config of every training and evaluation scenario, as resolved at the start
     command.txt            the command of each invocation (a resume appends its own)
+    platform.json          each invocation's package versions, CPU and torch's CPU kernel set (a resume appends its
+                           own): the same config and seed train other weights on another CPU capability
     rules.json             with ``residual``: the parameters each of its rules plays on each training, evaluation
                            and benchmark scenario; loading the run after a re-tune changed them is refused
     tb/                    TensorBoard: SB3's rollout/, train/, time/ and ours: episode/ (training episodes that
@@ -93,6 +95,7 @@ from ..learned.residual import (
     rule_settings,
 )
 from ..learned.shaping import FlapPenalty, lagrange_step
+from ..learned.torch_kernels import check_training_kernels, pin_training_kernels
 from .benchmark import EVALUATION_SCENARIOS
 from .eval_split import EvalSplit
 from .evaluate import load_scenario_configs, run_policy_episodes
@@ -126,6 +129,7 @@ class RunPaths:
         self.final_manifest = root / "final_model.json"
         self.evaluations = root / "evaluations.csv"
         self.timing = root / "timing.json"
+        self.platform = root / "platform.json"
 
     def checkpoint(self, steps: int) -> tuple[Path, Path]:
         """(model, VecNormalize stats) of the checkpoint at ``steps``, named as SB3's CheckpointCallback does."""
@@ -212,6 +216,42 @@ def append_command(path: Path, command: str) -> None:
     if old and not old.endswith(b"\n"):
         old += b"\n"
     atomic_write_bytes(path, old + f"# {time.strftime('%Y-%m-%d %H:%M:%S')}\n{command}\n".encode())
+
+
+def platform_record() -> dict[str, Any]:
+    """What, besides the config and the seed, decides a training's floats: the package versions, the CPU, and the
+    kernel set torch dispatches to (``ATEN_CPU_CAPABILITY`` chooses it). The same run on another CPU capability
+    trains other weights (docs/training.md, "Seeds"), so a run folder keeps this to explain a re-run that differs."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    packages = {}
+    for name in ("scaling-env", "numpy", "numba", "torch", "stable-baselines3", "sb3-contrib", "gymnasium"):
+        try:
+            packages[name] = version(name)
+        except PackageNotFoundError:
+            packages[name] = None
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "python": platform.python_version(),
+        "packages": packages,
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "ATEN_CPU_CAPABILITY": os.environ.get("ATEN_CPU_CAPABILITY"),
+    }
+
+
+def append_platform(path: Path) -> None:
+    """Add this invocation's :func:`platform_record` to ``platform.json`` (a list: the training, then each resume)."""
+    records = json.loads(path.read_text()) if path.is_file() else []
+    atomic_write_text(path, json.dumps([*records, platform_record()], indent=1))
 
 
 # ------------------------------------------------------------------------------------------------ envs
@@ -1005,7 +1045,10 @@ def train(
 
     With ``cfg.eval_workers`` > 1 the evaluation's worker processes are spawned: a script calling this must
     guard its top level with ``if __name__ == "__main__":`` (the workers import it), or use ``eval_workers: 1``.
-    A finished run's wall and CPU time go to timing.json (:class:`Stopwatch`)."""
+    A finished run's wall and CPU time go to timing.json (:class:`Stopwatch`). torch trains with its AVX2 kernels
+    on x86-64 unless ``ATEN_CPU_CAPABILITY`` says otherwise (:mod:`agents.learned.torch_kernels`)."""
+    pin_training_kernels()
+    check_training_kernels()
     watch = Stopwatch()
     train_scenarios = with_env_overrides(cfg, load_scenario_configs(cfg.scenarios, traces_dir))
     eval_scenarios = with_env_overrides(cfg, load_scenario_configs(cfg.evaluation_scenarios, traces_dir))
@@ -1025,6 +1068,7 @@ def train(
         if cfg.residual is not None:
             write_rule_settings(paths.root / RULES_RECORD, cfg, train_scenarios + eval_scenarios, traces_dir)
         append_command(paths.command, command or "(called from Python)")
+        append_platform(paths.platform)
         atomic_write_text(paths.config, cfg.to_yaml())  # last: from here the folder holds a run
         try:
             model = learn(cfg, paths, train_scenarios, eval_scenarios, progress_bar=progress_bar, verbose=verbose)
@@ -1055,6 +1099,8 @@ def resume(
     evaluation rows of later steps, and best models found after it. Another process writing the folder is
     refused; an empty or damaged run file is an error naming it. timing.json then holds the resumed segment's
     times, with ``resumed_from`` (its first step)."""
+    pin_training_kernels()
+    check_training_kernels()
     watch = Stopwatch()
     paths = RunPaths(Path(run_dir))
     if not paths.config.is_file():
@@ -1101,6 +1147,7 @@ def resume(
             )
         atomic_write_text(paths.config, cfg.to_yaml())
         append_command(paths.command, command or "(called from Python)")
+        append_platform(paths.platform)
         model = learn(
             cfg,
             paths,
