@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import platform
 import subprocess
 import sys
 import zipfile
@@ -15,34 +14,21 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agents.learned.torch_kernels import VARIABLE
+from agents.learned.torch_kernels import MKL_VARIABLE, VARIABLE, _cpu_flags, can_pin
 
-
-def cpu_flags() -> set[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
-
-
-needs_avx2 = pytest.mark.skipif(
-    platform.machine().lower() not in ("x86_64", "amd64") or "avx2" not in cpu_flags(),
-    reason="the pin applies on x86-64 machines with AVX2",
-)
+needs_avx2 = pytest.mark.skipif(not can_pin(), reason="the pin applies on x86-64 machines with AVX2 and FMA")
 
 
 def run_python(code: str, kernels: str | None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != VARIABLE}
+    env = {k: v for k, v in os.environ.items() if k not in (VARIABLE, MKL_VARIABLE)}
     if kernels is not None:
         env[VARIABLE] = kernels
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=900)
 
 
 PINNED = """
+import warnings
+warnings.simplefilter("always")
 from agents.learned.torch_kernels import check_training_kernels, pin_training_kernels
 pin_training_kernels()
 print(check_training_kernels())
@@ -52,23 +38,34 @@ print(check_training_kernels())
 @needs_avx2
 def test_training_pins_the_avx2_kernels_unless_the_user_chose_a_set():
     assert run_python(PINNED, None).stdout.strip() == "AVX2"
+    assert run_python(PINNED, "").stdout.strip() == "AVX2"  # an empty value counts as unset
     assert run_python(PINNED, "default").stdout.strip() == "DEFAULT"  # the user's choice wins
 
 
+@needs_avx2
+def test_a_value_torch_does_not_read_is_named():
+    done = run_python(PINNED, "AVX2")  # torch reads lower case only: it falls back to the CPU's own set
+    assert done.returncode == 0 and "ATEN_CPU_CAPABILITY=AVX2" in done.stderr
+    assert "not a value torch reads here" in done.stderr, done.stderr
+
+
+@needs_avx2
 def test_a_torch_operation_before_the_choice_is_warned_about():
     code = """
 import os, warnings
 import torch
-torch.ones(3).tanh()  # torch fixes its kernels here
+torch.ones(3).tanh()  # torch fixes its kernels here (AVX2 or AVX-512 on these machines)
 os.environ["ATEN_CPU_CAPABILITY"] = "default"
 from agents.learned.torch_kernels import check_training_kernels
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
-    used = check_training_kernels()
-print(used, "|", caught[0].message if caught else "no warning")
+    check_training_kernels()
+print(" | ".join(str(w.message) for w in caught))
 """
-    out = run_python(code, None).stdout
-    assert "ATEN_CPU_CAPABILITY=default, but torch already uses" in out, out
+    done = run_python(code, None)
+    assert done.returncode == 0, done.stderr
+    assert "ATEN_CPU_CAPABILITY=default, but torch uses" in done.stdout, done.stdout
+    assert "torch had run in this process before" in done.stdout
 
 
 def train_weights(root: Path, kernels: str | None) -> str:
@@ -102,5 +99,5 @@ def train_weights(root: Path, kernels: str | None) -> str:
 def test_the_same_seed_trains_the_same_weights_with_the_pinned_kernels(tmp_path):
     pinned = train_weights(tmp_path, None)
     assert pinned == train_weights(tmp_path, "avx2")
-    if "avx512f" in cpu_flags():  # the weights an unpinned training on this machine gives: others
+    if "avx512f" in _cpu_flags():  # the weights an unpinned training on this machine gives: others
         assert pinned != train_weights(tmp_path, "avx512")

@@ -6,6 +6,7 @@ Trainings here are a few hundred steps of a tiny scenario (16-step episodes, 4 c
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -150,6 +151,7 @@ def test_cli_training_writes_the_run_folder(run, files):
     assert record["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert record["packages"]["torch"] == torch.__version__ and record["packages"]["stable-baselines3"]
     assert record["cpus"] >= 1 and record["cpu"]
+    assert record["ATEN_CPU_CAPABILITY"] == os.environ.get("ATEN_CPU_CAPABILITY")  # as conftest pinned it
 
 
 def test_trained_model_loads_as_a_policy_and_evaluates(run, files):
@@ -199,7 +201,11 @@ def test_resume_continues_the_step_counter_and_the_tensorboard_run(run, tmp_path
     started = max(int(p.name.split(".")[3]) for p in (copy / "tb").rglob("events.out.tfevents.*"))
     while int(time.time()) <= started:
         time.sleep(0.05)
-    result = runner.invoke(app, ["train", "--resume", str(copy), "--total-timesteps", "512", "--no-progress"])
+    # a run recorded under another kernel set resumes, with a warning naming both sets
+    records = json.loads((copy / "platform.json").read_text())
+    (copy / "platform.json").write_text(json.dumps([{**records[0], "torch_cpu_capability": "AVX512_SOMEWHERE"}]))
+    with pytest.warns(UserWarning, match="AVX512_SOMEWHERE kernels and resumes with"):
+        result = runner.invoke(app, ["train", "--resume", str(copy), "--total-timesteps", "512", "--no-progress"])
     assert result.exit_code == 0, result.output
     assert PPO.load(copy / "final_model.zip", device="cpu").num_timesteps == 512
     assert (copy / "checkpoints" / "rl_model_384_steps.zip").is_file()

@@ -245,13 +245,25 @@ def platform_record() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "ATEN_CPU_CAPABILITY": os.environ.get("ATEN_CPU_CAPABILITY"),
+        "MKL_ENABLE_INSTRUCTIONS": os.environ.get("MKL_ENABLE_INSTRUCTIONS"),
     }
 
 
 def append_platform(path: Path) -> None:
-    """Add this invocation's :func:`platform_record` to ``platform.json`` (a list: the training, then each resume)."""
+    """Add this invocation's :func:`platform_record` to ``platform.json`` (a list: the training, then each resume).
+    A resume whose kernel set is not the one the run last recorded (or that finds no record, as in runs from before
+    the record) is warned about: the run continues, but no longer as one machine would train it."""
     records = json.loads(path.read_text()) if path.is_file() else []
-    atomic_write_text(path, json.dumps([*records, platform_record()], indent=1))
+    record = platform_record()
+    last = records[-1].get("torch_cpu_capability") if records else None
+    if path.parent.joinpath("config.yaml").is_file() and last != record["torch_cpu_capability"]:
+        warnings.warn(
+            f"{path.parent}: this run was trained with torch's {last or 'unrecorded'} kernels and resumes with its "
+            f"{record['torch_cpu_capability']} ones: set ATEN_CPU_CAPABILITY to the recorded set to continue it as "
+            "it started",
+            stacklevel=2,
+        )
+    atomic_write_text(path, json.dumps([*records, record], indent=1))
 
 
 # ------------------------------------------------------------------------------------------------ envs
