@@ -57,7 +57,7 @@ def main(
     ] = False,
 ) -> None:
     """Autoscaling a serverless service: RL and rules."""
-    pin_training_kernels()  # before any torch operation: a training repeats bit for bit on any x86-64 machine
+    pin_training_kernels()  # before any torch operation: a seed trains alike on AVX2 and AVX-512 machines
 
 
 # ------------------------------------------------------------------------------------------- simulate
