@@ -95,7 +95,7 @@ from ..learned.residual import (
     rule_settings,
 )
 from ..learned.shaping import FlapPenalty, lagrange_step
-from ..learned.torch_kernels import check_training_kernels, pin_training_kernels
+from ..learned.torch_kernels import check_training_kernels, cpu_name, pin_training_kernels
 from .benchmark import EVALUATION_SCENARIOS
 from .eval_split import EvalSplit
 from .evaluate import load_scenario_configs, run_policy_episodes
@@ -231,17 +231,11 @@ def platform_record() -> dict[str, Any]:
             packages[name] = version(name)
         except PackageNotFoundError:
             packages[name] = None
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
     return {
         "time": time.strftime("%Y-%m-%d %H:%M:%S"),
         "python": platform.python_version(),
         "packages": packages,
-        "cpu": cpu,
+        "cpu": cpu_name(),
         "cpus": os.cpu_count(),
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "ATEN_CPU_CAPABILITY": os.environ.get("ATEN_CPU_CAPABILITY"),

@@ -23,15 +23,25 @@ TRAINING_KERNELS = "avx2"  # every x86-64 machine we train on has it; AVX-512 is
 ACCEPTED = ("default", "avx2", "avx512")  # what torch reads on x86-64 (lower case only)
 
 
-def _cpu_flags() -> set[str]:
+def cpuinfo_field(name: str) -> str | None:
+    """The first ``name`` line's value in /proc/cpuinfo (None where there is no such file or line)."""
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return set()
+        return None
     for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
+        if line.startswith(name):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def cpu_name() -> str:
+    """The CPU's model name, or what :mod:`platform` knows where /proc/cpuinfo does not say."""
+    return cpuinfo_field("model name") or platform.processor() or platform.machine()
+
+
+def _cpu_flags() -> set[str]:
+    return set((cpuinfo_field("flags") or "").split())
 
 
 def can_pin() -> bool:
