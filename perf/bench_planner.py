@@ -33,7 +33,6 @@ from agents.experiments.bound import (
     store,
 )
 from agents.registry import PLATFORM_POLICIES, TUNED_DIR, make_policy, with_tuned
-from scaling_env import EnvConfig
 from scaling_env.rollout import rollout
 from scaling_env.scenarios import load_scenario
 
@@ -64,7 +63,7 @@ def planner_rows(
     """The planner's episodes of ``seeds`` (from the cache, planning only the missing seeds) and its seconds per
     planned episode."""
     cfg = load_scenario(scenario).config
-    key = cache_key(scenario, cfg, params_json(cfg, overrides, spec), version)
+    key = cache_key(scenario, cfg, planner_params(cfg, spec, overrides), version)
     cache = load_cache(cache_path)
     todo = [s for s in seeds if cached_episodes(cache, key, [s]) is None]
     if todo:
@@ -116,18 +115,11 @@ def main() -> None:
         loads[scenario] = " ".join(f"{v:.1f}" for v in os.getloadavg())
         print(f"{scenario}: done ({times[scenario]:.1f} s per planner episode, load {loads[scenario]})", flush=True)
     (args.out / "episodes.json").write_text(json.dumps(rows, indent=1))
-    params = params_json(load_scenario(scenarios[0]).config, args.planner, args.bound)
+    params = planner_params(load_scenario(scenarios[0]).config, args.bound, args.planner)
     what = f"code version {version}, the bound is `{args.bound}`, its params {params}"
     text = report(rows, scenarios, seeds, what, times, loads, args.bound)
     (args.out / "planner.md").write_text(text)
     print(text)
-
-
-def params_json(config: EnvConfig, overrides: dict | None, spec: str = BOUND_POLICY) -> str:
-    """The planner variant's parameters (the shipped ones with ``overrides``) as JSON, part of the cache key."""
-    if overrides or spec != BOUND_POLICY:
-        return make_policy(spec, config, overrides).params.model_dump_json()
-    return planner_params(config)
 
 
 def report(

@@ -1,7 +1,7 @@
 """How much room issue 15's targets leave: its verdicts applied to references that know more than a policy can.
 
     PYTHONPATH=. python perf/target_room.py [--folder results/rl44_fc] [--ceiling results/rate_ceiling.json] \
-        [--cache results/planner/cache.json]
+        [--cache results/planner/cache.json] [--sampled results/planner_sampled/cache.json]
 
 Issue 15's targets ask a learned generalist to beat the best one-setting tuned rule on every scenario at no higher
 SLO share and the per-scenario tuned rules over all scenarios (IQM), and per-family specialists to beat each
@@ -13,6 +13,11 @@ given:
   from the planner cache (``--cache``) for this code version;
 - ``per-scenario rules``: each scenario's best tuned rule, i.e. a generalist told which scenario it is in and
   playing that scenario's tuned rule (judged as a generalist: against the best one-setting rule);
+- with ``--sampled``, the sampled-futures ``planner`` (docs/planner.md), which knows each step's expected rate,
+  the scheduled outages and the cluster's exact hidden state, and plans with the simulator itself over sampled
+  futures among base plans that include the tuned rules, but knows no random draw: the reference closest to what
+  a policy could do with perfect knowledge of the model and the schedule. Read from that planner cache (made by
+  ``perf/bench_planner.py --bound planner``) for this code version;
 - with ``--ceiling``, the calls ``perf/rate_ceiling.py`` stored for ``oracle``, which knows each step's expected
   rate (on noisy_trace: the seed's drawn trace) but no Poisson draw or crash, tuned on the tuning seeds (per
   scenario and as one setting); they are printed only if that file chose the same rules as here.
@@ -73,6 +78,7 @@ def main() -> None:
     ap.add_argument("--folder", default="results/rl44_fc", help="an ablation folder (module docstring)")
     ap.add_argument("--ceiling", default=None, help="perf/rate_ceiling.py's JSON, for the oracle's stored calls")
     ap.add_argument("--cache", default=str(DEFAULT_CACHE), help="the planner cache, for the bound's episodes")
+    ap.add_argument("--sampled", default=None, help="the sampled-futures planner's cache (module docstring)")
     args = ap.parse_args()
     folder, version = Path(args.folder), code_version()
     if not folder.is_dir():
@@ -89,6 +95,13 @@ def main() -> None:
     except (ConfigError, ValueError) as exc:
         raise SystemExit(f"--cache {args.cache}: {exc}") from None
 
+    sampled = None
+    if args.sampled is not None:
+        try:
+            sampled = by_policy(bound_rows(list(EVALUATION_SCENARIOS), Path(args.sampled), "planner"))
+        except (ConfigError, ValueError) as exc:
+            raise SystemExit(f"--sampled {args.sampled}: {exc}") from None
+
     tuning = {tuple(k.split("|")): v for k, v in json.loads((folder / "tuning_rewards.json").read_text()).items()}
     with open(folder / "rules_episodes.csv", newline="") as fh:
         rules = by_policy(list(csv.DictReader(fh)))
@@ -103,6 +116,9 @@ def main() -> None:
         "the bound": ({s: bound[(s, BOUND_POLICY)] for s in EVALUATION_SCENARIOS}, ("specialists", "generalist")),
         "per-scenario rules": ({s: rules[(s, best[s])] for s in EVALUATION_SCENARIOS}, ("generalist",)),
     }
+    if sampled is not None:
+        eps = {s: sampled[(s, "planner")] for s in EVALUATION_SCENARIOS}
+        candidates["the sampled-futures planner"] = (eps, ("specialists", "generalist"))
     report: dict[str, Any] = {"code_version": version, "best_rule": best, "generalist_rule": general, "candidates": {}}
     for name, (eps, kinds) in candidates.items():
         entry: dict[str, Any] = {"iqm_vs_pool": iqm_vs_pool(rules, name, eps, tuning)}

@@ -112,6 +112,14 @@ def test_the_bound_comes_from_the_planner_cache_or_the_command_is_named(tmp_path
         ("hindsight", 1000, 1000.25),
         ("hindsight", 1001, 1001.25),
     ]
+    # another planner variant is keyed by its own parameters: the bound's entry is not the sampled planner's
+    with pytest.raises(ConfigError, match="perf/bench_planner.py --bound planner --scenarios steady"):
+        ablation.bound_rows(["steady"], cache, "planner")
+    key = bd.cache_key("steady", config, bd.planner_params(config, "planner"), bd.code_version())
+    bd.store(cache, key, [{"seed": s, "reward": -2.0, "cost_usd": 0.5} for s in ablation.SEEDS], 1.0)
+    rows = ablation.bound_rows(["steady"], cache, "planner")
+    assert {(r["policy"], r["reward"]) for r in rows} == {("planner", -2.0)}
+    assert {r["policy"] for r in ablation.bound_rows(["steady"], cache)} == {"hindsight"}
 
 
 # ------------------------------------------------------------------------------------------ residual specialists

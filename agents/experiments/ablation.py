@@ -294,24 +294,26 @@ def rule_tuning_seeds(
     return values
 
 
-def bound_rows(scenarios: list[str], cache_path: Path) -> list[dict]:
-    """The bound's (``hindsight``) episodes on the benchmark's seeds from the planner cache, for this code version;
+def bound_rows(scenarios: list[str], cache_path: Path, spec: str | None = None) -> list[dict]:
+    """The bound's (``hindsight``) episodes on the benchmark's seeds from the planner cache, for this code version,
+    or those of the planner variant ``spec`` with its shipped parameters (e.g. ``planner``, sampled futures);
     ConfigError with the command that computes them if any is missing."""
     from scaling_env.scenarios import load_scenario
 
     from .bound import BOUND_POLICY, cache_key, cached_episodes, code_version, load_cache, no_bound_line, planner_params
 
+    spec = spec or BOUND_POLICY
     cache, version = load_cache(cache_path), code_version()
     rows, missing = [], []
     for name in scenarios:
         config = load_scenario(name).config
-        eps = cached_episodes(cache, cache_key(name, config, planner_params(config), version), SEEDS)
+        eps = cached_episodes(cache, cache_key(name, config, planner_params(config, spec), version), SEEDS)
         if eps is None:
             missing.append(name)
             continue
-        rows += [{**e, "policy": BOUND_POLICY, "scenario": name, "seed": s} for s, e in zip(SEEDS, eps)]
+        rows += [{**e, "policy": spec, "scenario": name, "seed": s} for s, e in zip(SEEDS, eps)]
     if missing:
-        raise ConfigError(no_bound_line(missing, SEEDS, cache_path))
+        raise ConfigError(no_bound_line(missing, SEEDS, cache_path, spec))
     return rows
 
 

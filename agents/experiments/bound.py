@@ -56,11 +56,12 @@ def code_version(root: Path = ROOT) -> str:
     return digest.hexdigest()[:16]
 
 
-def planner_params(config: EnvConfig) -> str:
-    """The bound's parameters (configs/policies/hindsight.yaml) as JSON, part of the cache key."""
+def planner_params(config: EnvConfig, spec: str = BOUND_POLICY, overrides: dict | None = None) -> str:
+    """A planner variant's parameters as JSON, part of the cache key: ``spec``'s shipped ones
+    (configs/policies/<spec>.yaml; by default the bound's) with ``overrides``."""
     from agents.registry import make_policy
 
-    return make_policy(BOUND_POLICY, config).params.model_dump_json()
+    return make_policy(spec, config, overrides).params.model_dump_json()
 
 
 def config_text(config: EnvConfig) -> str:
@@ -175,12 +176,15 @@ def add_bounds(
     return lines
 
 
-def no_bound_line(missing: list[str], seeds: list[int], cache_path: Path) -> str:
-    """Which scenarios have no bound for these seeds and code, and the command that computes it (minutes each)."""
+def no_bound_line(missing: list[str], seeds: list[int], cache_path: Path, spec: str = BOUND_POLICY) -> str:
+    """Which scenarios have no bound (or planner variant ``spec``) for these seeds and code, and the command that
+    computes it (minutes each)."""
     consecutive = seeds == list(range(seeds[0], seeds[-1] + 1))
     seed_arg = f"{seeds[0]}..{seeds[-1]}" if consecutive else ",".join(map(str, seeds))
+    what, flag = ("bound", "") if spec == BOUND_POLICY else (f"`{spec}`", f" --bound {spec}")
     return (
-        f"no cached bound for {', '.join(missing)} on these seeds and code (in {cache_path}); compute it with "
-        f"`python perf/bench_planner.py --scenarios {','.join(missing)} --seeds {seed_arg} --out {cache_path.parent}` "
-        "(1-2 minutes per scenario on 2 cores, memory_pressure about 10) or add -p hindsight"
+        f"no cached {what} for {', '.join(missing)} on these seeds and code (in {cache_path}); compute it with "
+        f"`python perf/bench_planner.py{flag} --scenarios {','.join(missing)} --seeds {seed_arg} "
+        f"--out {cache_path.parent}` (1-2 minutes per scenario on 2 cores, memory_pressure about 10)"
+        + (" or add -p hindsight" if spec == BOUND_POLICY else "")
     )
