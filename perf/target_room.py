@@ -13,11 +13,10 @@ given:
   from the planner cache (``--cache``) for this code version;
 - ``per-scenario rules``: each scenario's best tuned rule, i.e. a generalist told which scenario it is in and
   playing that scenario's tuned rule (judged as a generalist: against the best one-setting rule);
-- with ``--sampled``, the sampled-futures ``planner`` (docs/planner.md), which knows each step's expected rate,
-  the scheduled outages and the cluster's exact hidden state, and plans with the simulator itself over sampled
-  futures among base plans that include the tuned rules, but knows no random draw: the reference closest to what
-  a policy could do with perfect knowledge of the model and the schedule. Read from that planner cache (made by
-  ``perf/bench_planner.py --bound planner``) for this code version;
+- with ``--sampled``, the sampled-futures ``planner`` (docs/planner.md), which knows each step's expected rate
+  (on noisy_trace: the seed's drawn day of the trace), the scheduled outages and the cluster's exact hidden
+  state, and plans with the simulator itself over sampled futures, but knows no Poisson draw or crash to come.
+  Read from that planner cache (made by ``perf/bench_planner.py --bound planner``) for this code version;
 - with ``--ceiling``, the calls ``perf/rate_ceiling.py`` stored for ``oracle``, which knows each step's expected
   rate (on noisy_trace: the seed's drawn trace) but no Poisson draw or crash, tuned on the tuning seeds (per
   scenario and as one setting); they are printed only if that file chose the same rules as here.
@@ -45,6 +44,7 @@ from agents.experiments.benchmark import EVALUATION_SCENARIOS
 from agents.experiments.bound import BOUND_POLICY, DEFAULT_CACHE, code_version
 from perf.rate_ceiling import judge, line, read_ceiling, tally
 from scaling_env.config import ConfigError
+from scaling_env.scenarios import load_scenario
 
 Triples = dict[int, tuple[float, float, float]]
 Episodes = dict[tuple[str, str], Triples]
@@ -73,6 +73,22 @@ def iqm_vs_pool(
     return pool["rule"], pool["iqm_diff"], pool["iqm_diff_low"], pool["iqm_diff_high"]
 
 
+def drawn_schedule(scenario: str) -> bool:
+    """Whether the scenario's schedule of expected rates is itself drawn per seed (a trace replayed from a random
+    start, a random phase or scale jitter), so that a reference reading those rates knows a random draw."""
+    w = load_scenario(scenario).config.workload
+    return w.random_phase or w.scale_jitter > 0 or getattr(w.shape, "start", None) == "random"
+
+
+def planner_episodes(flag: str, cache: str, spec: str) -> Episodes:
+    """The planner variant ``spec``'s benchmark episodes from the cache ``cache`` (given as ``flag``), for this
+    code version; a missing or unreadable entry exits with a message naming the flag and the command."""
+    try:
+        return by_policy(bound_rows(list(EVALUATION_SCENARIOS), Path(cache), spec))
+    except (ConfigError, ValueError) as exc:
+        raise SystemExit(f"{flag} {cache}: {exc}") from None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--folder", default="results/rl44_fc", help="an ablation folder (module docstring)")
@@ -90,17 +106,8 @@ def main() -> None:
     if (folder / "rules_version.txt").read_text().strip() != version:
         raise SystemExit(f"--folder {folder}: its episodes are not this code version's ({version})")
     ceiling = read_ceiling(args.ceiling, version) if args.ceiling is not None else None
-    try:
-        bound = by_policy(bound_rows(list(EVALUATION_SCENARIOS), Path(args.cache)))
-    except (ConfigError, ValueError) as exc:
-        raise SystemExit(f"--cache {args.cache}: {exc}") from None
-
-    sampled = None
-    if args.sampled is not None:
-        try:
-            sampled = by_policy(bound_rows(list(EVALUATION_SCENARIOS), Path(args.sampled), "planner"))
-        except (ConfigError, ValueError) as exc:
-            raise SystemExit(f"--sampled {args.sampled}: {exc}") from None
+    bound = planner_episodes("--cache", args.cache, BOUND_POLICY)
+    sampled = planner_episodes("--sampled", args.sampled, "planner") if args.sampled is not None else None
 
     tuning = {tuple(k.split("|")): v for k, v in json.loads((folder / "tuning_rewards.json").read_text()).items()}
     with open(folder / "rules_episodes.csv", newline="") as fh:
@@ -119,6 +126,11 @@ def main() -> None:
     if sampled is not None:
         eps = {s: sampled[(s, "planner")] for s in EVALUATION_SCENARIOS}
         candidates["the sampled-futures planner"] = (eps, ("specialists", "generalist"))
+        # where the schedule itself is drawn per seed, the planner's expected rates read that draw: the same
+        # planner on the fixed schedules only, playing the scenario's best rule where it would read a draw
+        drawn = [s for s in EVALUATION_SCENARIOS if drawn_schedule(s)]
+        fixed = {s: rules[(s, best[s])] if s in drawn else eps[s] for s in EVALUATION_SCENARIOS}
+        candidates[f"the planner on fixed schedules (the best rule on {', '.join(drawn)})"] = (fixed, ("specialists",))
     report: dict[str, Any] = {"code_version": version, "best_rule": best, "generalist_rule": general, "candidates": {}}
     for name, (eps, kinds) in candidates.items():
         entry: dict[str, Any] = {"iqm_vs_pool": iqm_vs_pool(rules, name, eps, tuning)}

@@ -59,6 +59,7 @@ from scaling_env.episode_stats import METRIC_NAMES
 from ..learned.torch_kernels import pin_training_kernels
 from . import verdict as vd
 from .benchmark import EVALUATION_SCENARIOS, add_oracle_ratio
+from .bound import BOUND_POLICY
 from .floor_choice import HELD_OUT_SEEDS, check_seeds, choose_floor, floor_results
 
 RULES = ("static", "static_peak", "threshold", "step_scaling", "target_tracking", "hpa", "kpa", "predictive", "oracle")
@@ -294,15 +295,14 @@ def rule_tuning_seeds(
     return values
 
 
-def bound_rows(scenarios: list[str], cache_path: Path, spec: str | None = None) -> list[dict]:
+def bound_rows(scenarios: list[str], cache_path: Path, spec: str = BOUND_POLICY) -> list[dict]:
     """The bound's (``hindsight``) episodes on the benchmark's seeds from the planner cache, for this code version,
     or those of the planner variant ``spec`` with its shipped parameters (e.g. ``planner``, sampled futures);
     ConfigError with the command that computes them if any is missing."""
     from scaling_env.scenarios import load_scenario
 
-    from .bound import BOUND_POLICY, cache_key, cached_episodes, code_version, load_cache, no_bound_line, planner_params
+    from .bound import cache_key, cached_episodes, code_version, load_cache, no_bound_line, planner_params
 
-    spec = spec or BOUND_POLICY
     cache, version = load_cache(cache_path), code_version()
     rows, missing = [], []
     for name in scenarios:

@@ -181,10 +181,15 @@ def no_bound_line(missing: list[str], seeds: list[int], cache_path: Path, spec: 
     computes it (minutes each)."""
     consecutive = seeds == list(range(seeds[0], seeds[-1] + 1))
     seed_arg = f"{seeds[0]}..{seeds[-1]}" if consecutive else ",".join(map(str, seeds))
-    what, flag = ("bound", "") if spec == BOUND_POLICY else (f"`{spec}`", f" --bound {spec}")
+    command = f"--scenarios {','.join(missing)} --seeds {seed_arg} --out {cache_path.parent}"
+    if spec == BOUND_POLICY:
+        return (
+            f"no cached bound for {', '.join(missing)} on these seeds and code (in {cache_path}); compute it with "
+            f"`python perf/bench_planner.py {command}` (1-2 minutes per scenario on 2 cores, memory_pressure "
+            "about 10) or add -p hindsight"
+        )
     return (
-        f"no cached {what} for {', '.join(missing)} on these seeds and code (in {cache_path}); compute it with "
-        f"`python perf/bench_planner.py{flag} --scenarios {','.join(missing)} --seeds {seed_arg} "
-        f"--out {cache_path.parent}` (1-2 minutes per scenario on 2 cores, memory_pressure about 10)"
-        + (" or add -p hindsight" if spec == BOUND_POLICY else "")
+        f"no cached `{spec}` for {', '.join(missing)} on these seeds and code (in {cache_path}); compute it with "
+        f"`python perf/bench_planner.py --bound {spec} {command}` (the sampled-futures planner: about 3 minutes "
+        "per scenario on 2 cores, memory_pressure about 50)"
     )
