@@ -17,10 +17,9 @@ import numpy as np
 
 from agents.experiments.ablation import SEEDS
 from agents.experiments.benchmark import EVALUATION_SCENARIOS
+from agents.experiments.train_config import FIRST_BENCHMARK_SEED
 from perf.bench_planner import parse_seeds, run
 from perf.rate_ceiling import judge, line
-
-FIRST_BENCHMARK_SEED = SEEDS[0]
 
 
 def triples(rows: list[dict]) -> dict[int, tuple[float, float, float]]:

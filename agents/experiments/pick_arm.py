@@ -27,8 +27,8 @@ from scaling_env.config import ConfigError, read_yaml_mapping
 
 from .benchmark import EVALUATION_SCENARIOS
 from .gate_choices import parse_seeds
+from .train_config import FIRST_BENCHMARK_SEED
 
-FIRST_BENCHMARK_SEED = 1000
 RULE_CACHE = ("rules_episodes.csv", "tuning_rewards.json", "rules_version.txt", "machine.json")
 
 
