@@ -611,6 +611,12 @@ def test_every_shipped_training_config_loads():
         if path.name == "ppo.yaml" or path.parent.name == "specialists":
             load_train_config(path)
             continue
+        if path.name.startswith("imitate"):  # DAgger configs (agents/experiments/imitate.py) and their student's
+            from agents.experiments import imitate
+
+            imitate.student_config(imitate.load_imitation_config(path), "steady")
+            checked += 1
+            continue
         cfg = ablation.load_ablation_config(path)
         for v in cfg.variants:
             steps = v.total_timesteps or cfg.total_timesteps  # as the ablation trains it

@@ -1,0 +1,349 @@
+"""A deployable student that imitates the planning oracle (DAgger), per scenario.
+
+    python -m agents.experiments.imitate --config configs/train/imitate.yaml --scenario steady \
+        --out runs/imitate_steady
+
+The teacher is ``planner`` (agents/references/planner.py): it plans with the simulator on sampled futures and
+knows the expected rates, the cluster's hidden state and the model, none of which a real autoscaler has. The
+student is a MaskablePPO policy network that sees only the env's observation, so it deploys like any trained
+model (``ppo:RUN``). Learning from a teacher that sees more than the student is
+"learning by cheating" (Chen, Zhou, Koltun and Krähenbühl, CoRL 2019); the student can only take the part of the
+teacher's gain that its observation reveals (the "imitation gap": Weihs et al., NeurIPS 2021).
+
+DAgger (Ross, Gordon and Bagnell, AISTATS 2011), one round after another:
+
+1. **collect**: run ``episodes_per_round`` episodes (seeds from ``first_seed`` on, new ones each round); round 0
+   acts with the teacher, later rounds with the last student; at every step where the choice matters (two allowed
+   actions change the fleet differently) record the observation, the action mask and the teacher's action there;
+2. **fit**: a new student (seeded) on every round's records so far: observation statistics from the records,
+   then the masked cross-entropy of the teacher's actions (behaviour cloning), ``epochs`` passes;
+3. **select**: run the student alone on the ``selection_seeds`` (below the benchmark's 1000, apart from the
+   collection's and the tuner's 0..19) and keep it as the best model if its mean reward is the highest so far.
+
+The run folder is a training run's (config.yaml, scenarios.yaml, command.txt, platform.json, tb/, best_model.zip
+with its statistics and manifest), plus imitation.yaml, rounds.csv (one row per round), ``rounds/``
+(round_<k>_model.zip) and records.npz (every record so far: obs, masks, labels, round). Why the selection seeds
+and not the tuner's: a tuned rule's reward on its tuning seeds is optimistic (it was chosen there), so a student
+compared there starts behind (docs/results.md, stop 49).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import torch
+import typer
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from stable_baselines3.common.logger import configure
+
+from scaling_env.config import ConfigError, EnvConfig, deep_merge, format_validation_error, read_yaml_mapping
+from scaling_env.files import atomic_path, atomic_write_text, output_lock
+from scaling_env.rollout import rollout
+from scaling_env.scenarios import load_scenario
+
+from ..learned.ppo import algo_class, apply_env_overrides, load_ppo_policy
+from ..learned.torch_kernels import check_training_kernels, pin_training_kernels
+from ..references.planner import bounded
+from ..registry import make_policy
+from .train import (
+    RunPaths,
+    append_command,
+    append_platform,
+    copy_snapshot,
+    make_training_env,
+    save_snapshot,
+    write_scenarios,
+)
+from .train_config import TrainConfig
+
+FIRST_BENCHMARK_SEED = 1000
+ROUNDS_FILE = "rounds.csv"  # one row per round (not a training run's evaluations.csv: other columns)
+TUNER_SEEDS = range(0, 20)
+
+
+class ImitationConfig(BaseModel):
+    """The DAgger run (module docstring); ``train`` and ``set`` give the student's network and observation."""
+
+    model_config = ConfigDict(extra="forbid")
+    train: str = Field("configs/train/ppo.yaml", description="training config of the student's model")
+    set: dict[str, Any] = Field(default_factory=dict, description="overrides of that config (nested keys)")
+    teacher: str = Field("planner", description="the policy spec imitated")
+    rounds: int = Field(6, ge=1, le=100, description="DAgger rounds (round 0 collects with the teacher)")
+    episodes_per_round: int = Field(20, ge=1, le=1000, description="episodes collected per round")
+    first_seed: int = Field(300, ge=0, description="the collection's first seed (round k: after round k-1's)")
+    selection_seeds: tuple[int, int] = Field((500, 20), description="(first, count): the seeds that pick the round")
+    epochs: int = Field(60, ge=1, le=10000, description="passes over the records per fit")
+    batch_size: int = Field(256, ge=1)
+    learning_rate: float = Field(1e-3, gt=0.0, le=1.0)
+    class_weights: Literal["none", "inverse_sqrt"] = Field(
+        "none", description="weight each record by 1/sqrt(its action's share of the records): rarer actions count more"
+    )
+
+    @model_validator(mode="after")
+    def _seeds_apart(self) -> ImitationConfig:
+        collect = range(self.first_seed, self.first_seed + self.rounds * self.episodes_per_round)
+        first, count = self.selection_seeds
+        select = range(first, first + count)
+        if count < 1 or first < 0:
+            raise ValueError(
+                f"selection_seeds (first, count) needs first >= 0 and count >= 1, got {self.selection_seeds}"
+            )
+        for name, seeds in (("the collection's seeds", collect), ("selection_seeds", select)):
+            if seeds.stop > FIRST_BENCHMARK_SEED:
+                raise ValueError(
+                    f"{name} reach {seeds.stop - 1}: they must stay below the benchmark's {FIRST_BENCHMARK_SEED}"
+                )
+            if set(seeds) & set(TUNER_SEEDS):
+                raise ValueError(f"{name} ({seeds.start}..{seeds.stop - 1}) overlap the tuner's seeds 0..19")
+        if set(collect) & set(select):
+            raise ValueError(
+                f"the collection's seeds ({collect.start}..{collect.stop - 1}) overlap selection_seeds "
+                f"({select.start}..{select.stop - 1})"
+            )
+        return self
+
+    def collection_seeds(self, round_: int) -> list[int]:
+        first = self.first_seed + round_ * self.episodes_per_round
+        return list(range(first, first + self.episodes_per_round))
+
+    def selection(self) -> list[int]:
+        first, count = self.selection_seeds
+        return list(range(first, first + count))
+
+
+def load_imitation_config(path: str | Path) -> ImitationConfig:
+    """The file, validated; errors name it and the field."""
+    data = read_yaml_mapping(path, "imitation config")
+    try:
+        return ImitationConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, str(path), ImitationConfig)) from None
+
+
+def student_config(icfg: ImitationConfig, scenario: str) -> TrainConfig:
+    """The student's training config: ``train`` with ``set``, on the one scenario, maskable."""
+    data = deep_merge(read_yaml_mapping(icfg.train, "training config"), icfg.set)
+    data = deep_merge(data, {"scenarios": [scenario], "eval_scenarios": [scenario]})
+    try:
+        cfg = TrainConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, f"{icfg.train} with the imitation's set", TrainConfig)) from None
+    if cfg.algo != "maskable_ppo":
+        raise ConfigError(
+            f"the imitation config's set.algo must be maskable_ppo (the student is fitted to masked actions); "
+            f"{icfg.train} with set gives {cfg.algo}"
+        )
+    if cfg.residual is not None or cfg.frame_stack > 1 or cfg.recurrent is not None:
+        raise ConfigError(f"{icfg.train}: the student sees one observation: no residual, frame_stack or recurrent")
+    return cfg
+
+
+def choice_steps(sim: Any, config: EnvConfig, masks: np.ndarray, taught: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """((B,) whether two allowed actions change the fleet differently, as the planner decides where to plan;
+    (B,) the teacher's actions as allowed ones: a blocked action is a no-op, so it becomes the first allowed
+    action that changes the fleet as little, and of equal actions (at a bound) the teacher's if allowed)."""
+    sc = config.scaling
+    change = bounded(sim.controlled_counts(), np.asarray(sc.scale_steps, np.int64), sc.min_instances, sc.max_instances)
+    effective = np.where(masks, change, 0)
+    where = (effective.max(axis=1) != effective.min(axis=1)) & (sim.step_index() < config.episode_steps)
+    rows = np.arange(len(taught))
+    wanted = effective[rows, taught]
+    same = masks & (effective == wanted[:, None])
+    labels = np.where(same[rows, taught], taught, np.argmax(same, axis=1))
+    return where, labels
+
+
+class Collector:
+    """A batch policy that acts with ``actor`` (the teacher where None) and records the teacher's action, the
+    observation and the mask at every step where the choice matters."""
+
+    def __init__(self, teacher: Any, actor: Any | None, config: EnvConfig) -> None:
+        self.teacher, self.actor, self.config = teacher, actor, config
+        self.obs: list[np.ndarray] = []
+        self.masks: list[np.ndarray] = []
+        self.labels: list[np.ndarray] = []
+        self.sim: Any = None
+
+    def reset(self, seed: int | None = None, num_envs: int = 1) -> None:
+        self.teacher.reset(seed=seed, num_envs=num_envs)
+        if self.actor is not None:
+            self.actor.reset(seed=seed, num_envs=num_envs)
+
+    def bind(self, env: Any) -> None:
+        self.sim = env.sim
+        self.teacher.bind(env)
+        if self.actor is not None and hasattr(self.actor, "bind"):
+            self.actor.bind(env)
+
+    def act_batch(self, obs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+        masks = np.asarray(self.sim.action_masks(), dtype=bool)
+        taught = self.teacher.act_batch(obs, info)
+        taught = np.asarray(taught, np.int64)
+        where, labels = choice_steps(self.sim, self.config, masks, taught)
+        self.obs.append(np.asarray(obs, np.float32)[where])
+        self.masks.append(masks[where])
+        self.labels.append(labels[where])
+        return taught if self.actor is None else self.actor.act_batch(obs, info)
+
+
+def record_weights(labels: np.ndarray, n_actions: int, mode: str) -> np.ndarray:
+    """Each record's weight in the fit, mean 1: equal (``none``), or 1/sqrt(its action's share of the records)."""
+    if mode == "none":
+        return np.ones(len(labels), dtype=np.float32)
+    share = np.bincount(labels, minlength=n_actions) / len(labels)
+    weights = 1.0 / np.sqrt(share[labels])
+    return (weights / weights.mean()).astype(np.float32)
+
+
+def fit_student(
+    cfg: TrainConfig, icfg: ImitationConfig, env_config: EnvConfig, scenario: str, data: dict
+) -> tuple[Any, float, float]:
+    """A new seeded student fitted to ``data`` (obs, masks, labels); returns (model, final loss, accuracy)."""
+    torch.manual_seed(cfg.seed)
+    _, venv = make_training_env(cfg, [(scenario, env_config)])
+    model = algo_class(cfg.algo)(cfg.policy_name, venv, seed=cfg.seed, device=cfg.device, **cfg.algo_kwargs())
+    norm = model.get_vec_normalize_env()
+    x = data["obs"].astype(np.float64)
+    if norm is not None and norm.norm_obs:
+        norm.obs_rms.mean = x.mean(axis=0)
+        norm.obs_rms.var = x.var(axis=0)
+        norm.obs_rms.count = float(len(x))
+        x = norm.normalize_obs(data["obs"])
+    policy = model.policy
+    policy.set_training_mode(True)
+    obs_t = torch.as_tensor(np.asarray(x, np.float32))
+    masks_t = torch.as_tensor(data["masks"])
+    labels_t = torch.as_tensor(data["labels"])
+    weights_t = torch.as_tensor(record_weights(data["labels"], int(model.action_space.n), icfg.class_weights))
+    opt = torch.optim.Adam(policy.parameters(), lr=icfg.learning_rate)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    n = len(labels_t)
+    for _ in range(icfg.epochs):
+        order = torch.randperm(n, generator=gen)
+        for i in range(0, n, icfg.batch_size):
+            b = order[i : i + icfg.batch_size]
+            dist = policy.get_distribution(obs_t[b], action_masks=masks_t[b].numpy())
+            loss = -(weights_t[b] * dist.log_prob(labels_t[b])).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    policy.set_training_mode(False)
+    with torch.no_grad():  # over every record
+        dist = policy.get_distribution(obs_t, action_masks=masks_t.numpy())
+        loss = -(weights_t * dist.log_prob(labels_t)).mean()
+        accuracy = float((dist.distribution.probs.argmax(dim=1) == labels_t).float().mean())
+    return model, float(loss), accuracy
+
+
+def mean_of(metrics: list[dict[str, float]], key: str) -> float:
+    return float(np.mean([m[key] for m in metrics]))
+
+
+def imitate(icfg: ImitationConfig, scenario: str, out: Path, command: str = "", log: Any = print) -> Path:
+    """Run DAgger (module docstring) into the run folder ``out``; returns the best model's path. torch fits with
+    its AVX2 kernels on x86-64, as training does (:mod:`agents.learned.torch_kernels`)."""
+    pin_training_kernels()
+    check_training_kernels()
+    cfg = student_config(icfg, scenario)
+    torch.set_num_threads(cfg.torch_threads)
+    env_config = apply_env_overrides(load_scenario(scenario).config, cfg.env_overrides, "env_overrides")
+    if 0 not in env_config.scaling.scale_steps:  # a blocked teacher action is recorded as the allowed no-op
+        raise ConfigError(f"scenario {scenario}: scaling.scale_steps has no 0 (hold); the student needs one")
+    make_policy(icfg.teacher, env_config, scenario=scenario)  # a bad teacher is named before anything is written
+    paths = RunPaths(out)
+    rounds_dir = out / "rounds"
+    with output_lock(out, "run folder"):
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise ConfigError(f"{out} already exists and is not an empty folder; choose another --out")
+        rounds_dir.mkdir(parents=True, exist_ok=True)
+        write_scenarios(paths.scenarios, [(scenario, env_config)], [(scenario, env_config)])
+        append_command(paths.command, command or "(called from Python)")
+        append_platform(paths.platform)
+        atomic_write_text(out / "imitation.yaml", yaml.safe_dump(icfg.model_dump(mode="json"), sort_keys=False))
+        atomic_write_text(paths.config, cfg.to_yaml())
+        logger = configure(str(paths.tb), ["tensorboard"])
+        data: dict[str, list[np.ndarray]] = {"obs": [], "masks": [], "labels": []}
+        best = -np.inf
+        rows = []
+        student = None
+        for k in range(icfg.rounds):
+            start = time.perf_counter()
+            teacher = make_policy(icfg.teacher, env_config, scenario=scenario)
+            collector = Collector(teacher, student, env_config)
+            collected = rollout(env_config, collector, icfg.collection_seeds(k), parallel=False).metrics
+            for key, parts in (("obs", collector.obs), ("masks", collector.masks), ("labels", collector.labels)):
+                data[key].append(np.concatenate(parts))
+            joined = {key: np.concatenate(v) for key, v in data.items()}
+            with atomic_path(out / "records.npz") as tmp, open(tmp, "wb") as f:  # every round's records so far
+                np.savez_compressed(f, **joined, round=np.repeat(np.arange(k + 1), [len(x) for x in data["labels"]]))
+            model, loss, accuracy = fit_student(cfg, icfg, env_config, scenario, joined)
+            model_path = rounds_dir / f"round_{k}_model.zip"
+            snapshot = (model_path, rounds_dir / f"round_{k}_vecnormalize.pkl", rounds_dir / f"round_{k}_model.json")
+            save_snapshot(model, *snapshot, round=k, records=int(len(joined["labels"])))
+            student = load_ppo_policy(model_path, env_config, scenario=scenario)
+            chosen = rollout(env_config, student, icfg.selection(), parallel=False).metrics
+            reward = mean_of(chosen, "reward")
+            row = {
+                "round": k,
+                "records": int(len(joined["labels"])),
+                "collected_by": "teacher" if k == 0 else "student",
+                "collected_reward": mean_of(collected, "reward"),
+                "loss": loss,
+                "accuracy": accuracy,
+                "selection_reward": reward,
+                "selection_slo_violation_share": mean_of(chosen, "slo_violation_share"),
+                "selection_mean_instances": mean_of(chosen, "mean_instances"),
+                "seconds": time.perf_counter() - start,
+            }
+            rows.append(row)
+            for key in ("loss", "accuracy", "selection_reward", "selection_slo_violation_share", "collected_reward"):
+                logger.record(f"imitation/{key}", row[key])
+            logger.dump(k)
+            if reward > best:
+                best = reward
+                copy_snapshot(snapshot, (paths.best_model, paths.best_stats, paths.best_manifest), round=k)
+            text = io.StringIO()
+            w = csv.DictWriter(text, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+            atomic_write_text(out / ROUNDS_FILE, text.getvalue())
+            log(
+                f"{scenario} round {k}: {row['records']} records, accuracy {accuracy:.3f}, selection reward "
+                f"{reward:.2f} (SLO {row['selection_slo_violation_share']:.4f}), {row['seconds']:.0f} s"
+            )
+    return paths.best_model
+
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+def main(
+    scenario: Annotated[str, typer.Option(help="the scenario the student is for")],
+    out: Annotated[Path, typer.Option(help="the run folder (new)")],
+    config: Annotated[Path, typer.Option(help="the imitation config")] = Path("configs/train/imitate.yaml"),
+    seed: Annotated[int | None, typer.Option(help="the student's seed (the config's set.seed)")] = None,
+) -> None:
+    """DAgger from the planning oracle into a MaskablePPO student (module docstring)."""
+    import sys
+
+    pin_training_kernels()  # before any torch operation
+    try:
+        icfg = load_imitation_config(config)
+        if seed is not None:
+            icfg = icfg.model_copy(update={"set": deep_merge(icfg.set, {"seed": seed})})
+        best = imitate(icfg, scenario, out, command=" ".join(sys.argv))
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"best model: {best}")
+
+
+if __name__ == "__main__":
+    app()
