@@ -51,6 +51,7 @@ from ..learned.ppo import algo_class, apply_env_overrides, load_ppo_policy
 from ..learned.torch_kernels import check_training_kernels, pin_training_kernels
 from ..references.planner import bounded
 from ..registry import make_policy
+from .ablation import TUNING_SEEDS
 from .train import (
     RunPaths,
     append_command,
@@ -60,11 +61,9 @@ from .train import (
     save_snapshot,
     write_scenarios,
 )
-from .train_config import TrainConfig
+from .train_config import FIRST_BENCHMARK_SEED, TrainConfig
 
-FIRST_BENCHMARK_SEED = 1000
 ROUNDS_FILE = "rounds.csv"  # one row per round (not a training run's evaluations.csv: other columns)
-TUNER_SEEDS = range(0, 20)
 
 
 class ImitationConfig(BaseModel):
@@ -99,7 +98,7 @@ class ImitationConfig(BaseModel):
                 raise ValueError(
                     f"{name} reach {seeds.stop - 1}: they must stay below the benchmark's {FIRST_BENCHMARK_SEED}"
                 )
-            if set(seeds) & set(TUNER_SEEDS):
+            if set(seeds) & set(TUNING_SEEDS):
                 raise ValueError(f"{name} ({seeds.start}..{seeds.stop - 1}) overlap the tuner's seeds 0..19")
         if set(collect) & set(select):
             raise ValueError(
