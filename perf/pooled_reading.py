@@ -1,7 +1,8 @@
 """A candidate against a rule per scenario on two seed sets and on both pooled, with cost over the bound.
 
-    python perf/pooled_reading.py results/s49/episodes.csv specialists_s49 results/s47_all/rules_episodes.csv \
-        RULES_JSON --fresh results/s49/fresh.csv best_rule --bound results/s47_all/bound_episodes.csv
+    PYTHONPATH=. python perf/pooled_reading.py results/s49/episodes.csv specialists_s49 \
+        results/s47_all/rules_episodes.csv RULES_JSON --fresh results/s49/fresh.csv best_rule \
+        --bound results/s47_all/bound_episodes.csv
 
 ``RULES_JSON`` maps each scenario to the rule's spec in the rules CSV, e.g. ``{"steady": "predictive@tuned"}``;
 ``--fresh CSV LABEL`` is a second seed set holding the candidate (same label) and the rule (``LABEL`` for every
@@ -14,22 +15,12 @@ perf/policy_episodes.py or the ablation).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 
 import numpy as np
 from scipy import stats
 
-Rows = dict[str, dict[int, dict[str, str]]]
-
-
-def rows_of(path: str, policy: str) -> Rows:
-    out: Rows = {}
-    with open(path, newline="") as f:
-        for r in csv.DictReader(f):
-            if r["policy"] == policy:
-                out.setdefault(r["scenario"], {})[int(r["seed"])] = r
-    return out
+from perf.slo_reading import episodes as rows_of  # the per-scenario, per-seed rows of one policy
 
 
 def diffs(cand: dict[int, dict[str, str]], rule: dict[int, dict[str, str]]) -> np.ndarray:
@@ -53,7 +44,10 @@ def main() -> None:
     ap.add_argument("--fresh", nargs=2, metavar=("CSV", "RULE_LABEL"), required=True)
     ap.add_argument("--bound", required=True)
     args = ap.parse_args()
-    rules = json.loads(args.rules_json)
+    try:
+        rules = json.loads(args.rules_json)
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"RULES_JSON {args.rules_json!r}: not JSON ({exc})") from None
     cand = rows_of(args.episodes_csv, args.candidate)
     fresh_cand = rows_of(args.fresh[0], args.candidate)
     fresh_rule = rows_of(args.fresh[0], args.fresh[1])
