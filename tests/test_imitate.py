@@ -168,3 +168,77 @@ def test_a_bad_teacher_is_named_before_anything_is_written(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(ConfigError, match="not an empty folder"):
         imitate.imitate(ImitationConfig.model_validate(SMALL | {"teacher": "static"}), "steady", tmp_path / "file")
+
+
+TWO = {
+    **SMALL,
+    "scenarios": ["steady", "diurnal"],
+    "teacher": "kpa@tuned",
+    "teachers": {"diurnal": "static"},
+    "references": {"steady": "predictive@tuned", "diurnal": "kpa@tuned"},
+    "episodes_per_round": 1,
+}
+
+
+def test_selection_score_by_hand():
+    # one scenario: its mean reward; two: mean of (-30 - -40)/40 = +0.25 and (-60 - -50)/50 = -0.2 -> +0.025
+    assert imitate.selection_score({"steady": -33.5}, {}) == -33.5
+    got = imitate.selection_score({"a": -30.0, "b": -60.0}, {"a": -40.0, "b": -50.0})
+    assert got == pytest.approx(0.025, abs=1e-12)
+
+
+def test_a_generalist_student_is_the_same_for_any_number_of_workers(tmp_path):
+    """Two scenarios, each with its own teacher, collected in this process or two workers: the same records and
+    rounds; the best round is the one with the highest selection score, and it deploys on both scenarios."""
+    icfg = ImitationConfig.model_validate(TWO)
+    for run, workers in (("one", 1), ("two", 2)):
+        imitate.imitate(icfg, icfg.scenarios, tmp_path / run, log=lambda _: None, workers=workers)
+    a, b = (np.load(tmp_path / run / "records.npz") for run in ("one", "two"))
+    for key in ("obs", "masks", "labels", "round", "scenario"):
+        assert np.array_equal(a[key], b[key]), key
+    assert a["scenarios"].tolist() == ["steady", "diurnal"] and set(a["scenario"].tolist()) == {0, 1}
+    rows = [list(csv.DictReader(open(tmp_path / run / "rounds_by_scenario.csv"))) for run in ("one", "two")]
+    assert rows[0] == rows[1]
+    assert [(r["round"], r["scenario"], r["teacher"]) for r in rows[0]] == [
+        ("0", "steady", "kpa@tuned"),
+        ("0", "diurnal", "static"),
+        ("1", "steady", "kpa@tuned"),
+        ("1", "diurnal", "static"),
+    ]
+    # round 0 acts with the teachers: the static one holds its starting fleet (every diurnal label is the hold,
+    # index 4 of the nine steps), kpa on steady does not
+    first = a["round"] == 0
+    assert set(a["labels"][first & (a["scenario"] == 1)].tolist()) == {4}
+    assert len(set(a["labels"][first & (a["scenario"] == 0)].tolist())) > 1
+    rounds = list(csv.DictReader(open(tmp_path / "one" / "rounds.csv")))
+    for k, row in enumerate(rounds):
+        mine = {r["scenario"]: r for r in rows[0] if r["round"] == str(k)}
+        rewards = {s: float(r["selection_reward"]) for s, r in mine.items()}
+        refs = {s: float(r["reference_reward"]) for s, r in mine.items()}
+        assert float(row["selection_score"]) == pytest.approx(imitate.selection_score(rewards, refs), abs=1e-12)
+    best = max(range(len(rounds)), key=lambda k: float(rounds[k]["selection_score"]))
+    for name in ("steady", "diurnal"):
+        policy = make_policy(f"ppo:{tmp_path / 'one'}", load_scenario(name).config, scenario=name)
+        got = rollout(policy.env_config, policy, [500, 501], parallel=False).metrics
+        want = next(r for r in rows[0] if r["round"] == str(best) and r["scenario"] == name)
+        assert np.mean([m["reward"] for m in got]) == pytest.approx(float(want["selection_reward"]), abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("change", "scenarios", "message"),
+    [
+        ({"references": {"steady": "predictive@tuned"}}, ["steady", "diurnal"], r"missing \['diurnal'\]"),
+        ({"scenarios": [], "teachers": {"flash_crowd": "static"}}, ["steady", "diurnal"], "teachers names flash_crowd"),
+        ({}, ["steady", "steady"], "once each"),
+    ],
+)
+def test_a_generalist_run_names_what_is_missing_before_writing(tmp_path, change, scenarios, message):
+    icfg = ImitationConfig.model_validate({**TWO, **change})
+    with pytest.raises(ConfigError, match=message):
+        imitate.imitate(icfg, scenarios, tmp_path / "run", log=lambda _: None)
+    assert not (tmp_path / "run").exists()
+
+
+def test_teachers_and_references_must_name_the_configs_scenarios():
+    with pytest.raises(ValueError, match=r"references names \['flash_crowd'\], which are not among scenarios"):
+        ImitationConfig.model_validate({**TWO, "references": {"flash_crowd": "kpa@tuned"}})

@@ -1,7 +1,9 @@
-"""A deployable student that imitates the planning oracle (DAgger), per scenario.
+"""A deployable student that imitates the planning oracle (DAgger), per scenario or for several at once.
 
     python -m agents.experiments.imitate --config configs/train/imitate.yaml --scenario steady \
         --out runs/imitate_steady
+    python -m agents.experiments.imitate --config configs/train/imitate_generalist.yaml \
+        --out runs/imitate_generalist --workers 2
 
 The teacher is ``planner`` (agents/references/planner.py): it plans with the simulator on sampled futures and
 knows the expected rates, the cluster's hidden state and the model, none of which a real autoscaler has. The
@@ -18,11 +20,18 @@ DAgger (Ross, Gordon and Bagnell, AISTATS 2011), one round after another:
 2. **fit**: a new student (seeded) on every round's records so far: observation statistics from the records,
    then the masked cross-entropy of the teacher's actions (behaviour cloning), ``epochs`` passes;
 3. **select**: run the student alone on the ``selection_seeds`` (below the benchmark's 1000, apart from the
-   collection's and the tuner's 0..19) and keep it as the best model if its mean reward is the highest so far.
+   collection's and the tuner's 0..19) and keep it as the best model if its score is the highest so far: its mean
+   reward, or over several scenarios the mean relative gain on each scenario's ``references`` policy
+   (:func:`selection_score`).
+
+With several ``scenarios`` one student learns them all (a generalist): every round collects each scenario's
+episodes with its teacher (``teachers`` overrides ``teacher`` per scenario), in ``--workers`` processes (the
+records do not depend on their number), and fits one network on all records.
 
 The run folder is a training run's (config.yaml, scenarios.yaml, command.txt, platform.json, tb/, best_model.zip
-with its statistics and manifest), plus imitation.yaml, rounds.csv (one row per round), ``rounds/``
-(round_<k>_model.zip) and records.npz (every record so far: obs, masks, labels, round). Why the selection seeds
+with its statistics and manifest), plus imitation.yaml, rounds.csv (one row per round), rounds_by_scenario.csv (one
+per round and scenario), ``rounds/`` (round_<k>_model.zip) and records.npz (every record so far: obs, masks,
+labels, round, scenario). Why the selection seeds
 and not the tuner's: a tuned rule's reward on its tuning seeds is optimistic (it was chosen there), so a student
 compared there starts behind (docs/results.md, stop 49).
 """
@@ -32,6 +41,7 @@ from __future__ import annotations
 import csv
 import io
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -52,6 +62,7 @@ from ..learned.torch_kernels import check_training_kernels, pin_training_kernels
 from ..references.planner import bounded
 from ..registry import make_policy
 from .ablation import TUNING_SEEDS
+from .execution import Executor
 from .train import (
     RunPaths,
     append_command,
@@ -64,6 +75,7 @@ from .train import (
 from .train_config import FIRST_BENCHMARK_SEED, TrainConfig
 
 ROUNDS_FILE = "rounds.csv"  # one row per round (not a training run's evaluations.csv: other columns)
+SCENARIO_ROUNDS_FILE = "rounds_by_scenario.csv"  # one row per round and scenario
 
 
 class ImitationConfig(BaseModel):
@@ -72,7 +84,16 @@ class ImitationConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     train: str = Field("configs/train/ppo.yaml", description="training config of the student's model")
     set: dict[str, Any] = Field(default_factory=dict, description="overrides of that config (nested keys)")
+    scenarios: list[str] = Field(
+        default_factory=list,
+        description="the scenarios: one trains a specialist, several one generalist student (--scenario sets them)",
+    )
     teacher: str = Field("planner", description="the policy spec imitated")
+    teachers: dict[str, str] = Field(default_factory=dict, description="a scenario's own teacher, in place of teacher")
+    references: dict[str, str] = Field(
+        default_factory=dict,
+        description="with several scenarios, each one's reference policy for the round's selection score",
+    )
     rounds: int = Field(6, ge=1, le=100, description="DAgger rounds (round 0 collects with the teacher)")
     episodes_per_round: int = Field(20, ge=1, le=1000, description="episodes collected per round")
     first_seed: int = Field(300, ge=0, description="the collection's first seed (round k: after round k-1's)")
@@ -100,12 +121,19 @@ class ImitationConfig(BaseModel):
                 )
             if set(seeds) & set(TUNING_SEEDS):
                 raise ValueError(f"{name} ({seeds.start}..{seeds.stop - 1}) overlap the tuner's seeds 0..19")
+        for field in ("teachers", "references"):
+            stray = sorted(set(getattr(self, field)) - set(self.scenarios)) if self.scenarios else []
+            if stray:
+                raise ValueError(f"{field} names {stray}, which are not among scenarios {self.scenarios}")
         if set(collect) & set(select):
             raise ValueError(
                 f"the collection's seeds ({collect.start}..{collect.stop - 1}) overlap selection_seeds "
                 f"({select.start}..{select.stop - 1})"
             )
         return self
+
+    def teacher_for(self, scenario: str) -> str:
+        return self.teachers.get(scenario, self.teacher)
 
     def collection_seeds(self, round_: int) -> list[int]:
         first = self.first_seed + round_ * self.episodes_per_round
@@ -125,10 +153,11 @@ def load_imitation_config(path: str | Path) -> ImitationConfig:
         raise ConfigError(format_validation_error(exc, str(path), ImitationConfig)) from None
 
 
-def student_config(icfg: ImitationConfig, scenario: str) -> TrainConfig:
-    """The student's training config: ``train`` with ``set``, on the one scenario, maskable."""
+def student_config(icfg: ImitationConfig, scenarios: str | list[str]) -> TrainConfig:
+    """The student's training config: ``train`` with ``set``, on the scenario(s), maskable."""
+    scenarios = [scenarios] if isinstance(scenarios, str) else scenarios
     data = deep_merge(read_yaml_mapping(icfg.train, "training config"), icfg.set)
-    data = deep_merge(data, {"scenarios": [scenario], "eval_scenarios": [scenario]})
+    data = deep_merge(data, {"scenarios": list(scenarios), "eval_scenarios": list(scenarios)})
     try:
         cfg = TrainConfig.model_validate(data)
     except ValidationError as exc:
@@ -201,11 +230,11 @@ def record_weights(labels: np.ndarray, n_actions: int, mode: str) -> np.ndarray:
 
 
 def fit_student(
-    cfg: TrainConfig, icfg: ImitationConfig, env_config: EnvConfig, scenario: str, data: dict
+    cfg: TrainConfig, icfg: ImitationConfig, envs: list[tuple[str, EnvConfig]], data: dict
 ) -> tuple[Any, float, float]:
     """A new seeded student fitted to ``data`` (obs, masks, labels); returns (model, final loss, accuracy)."""
     torch.manual_seed(cfg.seed)
-    _, venv = make_training_env(cfg, [(scenario, env_config)])
+    _, venv = make_training_env(cfg, envs)
     model = algo_class(cfg.algo)(cfg.policy_name, venv, seed=cfg.seed, device=cfg.device, **cfg.algo_kwargs())
     norm = model.get_vec_normalize_env()
     x = data["obs"].astype(np.float64)
@@ -244,50 +273,135 @@ def mean_of(metrics: list[dict[str, float]], key: str) -> float:
     return float(np.mean([m[key] for m in metrics]))
 
 
-def imitate(icfg: ImitationConfig, scenario: str, out: Path, command: str = "", log: Any = print) -> Path:
-    """Run DAgger (module docstring) into the run folder ``out``; returns the best model's path. torch fits with
+@dataclass(frozen=True)
+class CollectJob:
+    """One scenario's episodes of one round: acted by ``student`` (a model file; the teacher where None)."""
+
+    scenario: str
+    env_config: EnvConfig
+    teacher: str
+    student: str | None
+    seeds: tuple[int, ...]
+
+
+def collect(job: CollectJob) -> dict[str, Any]:
+    """Run a :class:`CollectJob` (in this process or a worker): its records and the episodes' metrics."""
+    pin_training_kernels()  # a spawned worker: the kernels the student was fitted with, before torch computes
+    torch.set_num_threads(1)
+    teacher = make_policy(job.teacher, job.env_config, scenario=job.scenario)
+    student = None if job.student is None else load_ppo_policy(job.student, job.env_config, scenario=job.scenario)
+    collector = Collector(teacher, student, job.env_config)
+    metrics = rollout(job.env_config, collector, list(job.seeds), parallel=False).metrics
+    return {
+        "obs": np.concatenate(collector.obs),
+        "masks": np.concatenate(collector.masks),
+        "labels": np.concatenate(collector.labels),
+        "metrics": metrics,
+    }
+
+
+def selection_score(rewards: dict[str, float], references: dict[str, float]) -> float:
+    """A round's score: its mean reward on one scenario; over several, the mean of (reward - reference's) /
+    |reference's|, so that each scenario counts by its relative gain whatever its reward's scale."""
+    if len(rewards) == 1:
+        return next(iter(rewards.values()))
+    return float(np.mean([(rewards[s] - references[s]) / abs(references[s]) for s in rewards]))
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    text = io.StringIO()
+    w = csv.DictWriter(text, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(path, text.getvalue())
+
+
+def imitate(
+    icfg: ImitationConfig,
+    scenarios: str | list[str],
+    out: Path,
+    command: str = "",
+    log: Any = print,
+    workers: int = 1,
+) -> Path:
+    """Run DAgger (module docstring) into the run folder ``out``; returns the best model's path. With several
+    scenarios one student learns them all (a generalist): each round collects every scenario's episodes
+    (``workers`` processes at once; the records are the same whatever their number) and the round's score is
+    :func:`selection_score` against each scenario's ``references`` policy on the selection seeds. torch fits with
     its AVX2 kernels on x86-64, as training does (:mod:`agents.learned.torch_kernels`)."""
     pin_training_kernels()
     check_training_kernels()
-    cfg = student_config(icfg, scenario)
+    names = [scenarios] if isinstance(scenarios, str) else list(scenarios)
+    if not names or len(set(names)) != len(names):
+        raise ConfigError(f"the scenarios must be given once each, at least one: got {names}")
+    for s in set(icfg.teachers) - set(names):
+        raise ConfigError(f"teachers names {s}, which is not among the run's scenarios {names}")
+    missing = [s for s in names if s not in icfg.references]
+    if len(names) > 1 and missing:
+        raise ConfigError(f"references: a student of several scenarios needs a reference for each; missing {missing}")
+    cfg = student_config(icfg, names)
     torch.set_num_threads(cfg.torch_threads)
-    env_config = apply_env_overrides(load_scenario(scenario).config, cfg.env_overrides, "env_overrides")
-    if 0 not in env_config.scaling.scale_steps:  # a blocked teacher action is recorded as the allowed no-op
-        raise ConfigError(f"scenario {scenario}: scaling.scale_steps has no 0 (hold); the student needs one")
-    make_policy(icfg.teacher, env_config, scenario=scenario)  # a bad teacher is named before anything is written
+    envs = []
+    for s in names:
+        env_config = apply_env_overrides(load_scenario(s).config, cfg.env_overrides, "env_overrides")
+        if 0 not in env_config.scaling.scale_steps:  # a blocked teacher action is recorded as the allowed no-op
+            raise ConfigError(f"scenario {s}: scaling.scale_steps has no 0 (hold); the student needs one")
+        if envs and tuple(env_config.scaling.scale_steps) != tuple(envs[0][1].scaling.scale_steps):
+            raise ConfigError(
+                f"scenario {s}: scaling.scale_steps {env_config.scaling.scale_steps} differ from {envs[0][0]}'s "
+                f"{envs[0][1].scaling.scale_steps}: one student has one action space"
+            )
+        make_policy(icfg.teacher_for(s), env_config, scenario=s)  # a bad teacher is named before anything is written
+        envs.append((s, env_config))
+    references: dict[str, float] = {}
+    if len(names) > 1:
+        for s, env_config in envs:
+            ref = make_policy(icfg.references[s], env_config, scenario=s)
+            references[s] = mean_of(rollout(env_config, ref, icfg.selection(), parallel=False).metrics, "reward")
     paths = RunPaths(out)
     rounds_dir = out / "rounds"
-    with output_lock(out, "run folder"):
+    with output_lock(out, "run folder"), Executor(workers) as executor:
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise ConfigError(f"{out} already exists and is not an empty folder; choose another --out")
         rounds_dir.mkdir(parents=True, exist_ok=True)
-        write_scenarios(paths.scenarios, [(scenario, env_config)], [(scenario, env_config)])
+        write_scenarios(paths.scenarios, envs, envs)
         append_command(paths.command, command or "(called from Python)")
         append_platform(paths.platform)
         atomic_write_text(out / "imitation.yaml", yaml.safe_dump(icfg.model_dump(mode="json"), sort_keys=False))
         atomic_write_text(paths.config, cfg.to_yaml())
         logger = configure(str(paths.tb), ["tensorboard"])
-        data: dict[str, list[np.ndarray]] = {"obs": [], "masks": [], "labels": []}
+        data: dict[str, list[np.ndarray]] = {"obs": [], "masks": [], "labels": [], "scenario": [], "round": []}
         best = -np.inf
-        rows = []
-        student = None
+        rows: list[dict[str, Any]] = []
+        by_scenario: list[dict[str, Any]] = []
+        student: str | None = None
         for k in range(icfg.rounds):
             start = time.perf_counter()
-            teacher = make_policy(icfg.teacher, env_config, scenario=scenario)
-            collector = Collector(teacher, student, env_config)
-            collected = rollout(env_config, collector, icfg.collection_seeds(k), parallel=False).metrics
-            for key, parts in (("obs", collector.obs), ("masks", collector.masks), ("labels", collector.labels)):
-                data[key].append(np.concatenate(parts))
+            jobs = [CollectJob(s, c, icfg.teacher_for(s), student, tuple(icfg.collection_seeds(k))) for s, c in envs]
+            results: list[Any] = [None] * len(jobs)
+            for i, result in executor.run(collect, jobs):
+                results[i] = result
+            for i, result in enumerate(results):  # in the scenarios' order, whatever order they finished in
+                for key in ("obs", "masks", "labels"):
+                    data[key].append(result[key])
+                data["scenario"].append(np.full(len(result["labels"]), i))
+                data["round"].append(np.full(len(result["labels"]), k))
             joined = {key: np.concatenate(v) for key, v in data.items()}
             with atomic_path(out / "records.npz") as tmp, open(tmp, "wb") as f:  # every round's records so far
-                np.savez_compressed(f, **joined, round=np.repeat(np.arange(k + 1), [len(x) for x in data["labels"]]))
-            model, loss, accuracy = fit_student(cfg, icfg, env_config, scenario, joined)
+                np.savez_compressed(f, **joined, scenarios=np.array(names))
+            model, loss, accuracy = fit_student(cfg, icfg, envs, joined)
             model_path = rounds_dir / f"round_{k}_model.zip"
             snapshot = (model_path, rounds_dir / f"round_{k}_vecnormalize.pkl", rounds_dir / f"round_{k}_model.json")
             save_snapshot(model, *snapshot, round=k, records=int(len(joined["labels"])))
-            student = load_ppo_policy(model_path, env_config, scenario=scenario)
-            chosen = rollout(env_config, student, icfg.selection(), parallel=False).metrics
-            reward = mean_of(chosen, "reward")
+            student = str(model_path)
+            chosen = {}
+            for s, env_config in envs:
+                policy = load_ppo_policy(model_path, env_config, scenario=s)
+                chosen[s] = rollout(env_config, policy, icfg.selection(), parallel=False).metrics
+            rewards = {s: mean_of(m, "reward") for s, m in chosen.items()}
+            score = selection_score(rewards, references)
+            collected = [m for r in results for m in r["metrics"]]
+            picked = [m for ms in chosen.values() for m in ms]
             row = {
                 "round": k,
                 "records": int(len(joined["labels"])),
@@ -295,26 +409,41 @@ def imitate(icfg: ImitationConfig, scenario: str, out: Path, command: str = "", 
                 "collected_reward": mean_of(collected, "reward"),
                 "loss": loss,
                 "accuracy": accuracy,
-                "selection_reward": reward,
-                "selection_slo_violation_share": mean_of(chosen, "slo_violation_share"),
-                "selection_mean_instances": mean_of(chosen, "mean_instances"),
+                "selection_reward": mean_of(picked, "reward"),
+                "selection_slo_violation_share": mean_of(picked, "slo_violation_share"),
+                "selection_mean_instances": mean_of(picked, "mean_instances"),
+                "selection_score": score,
                 "seconds": time.perf_counter() - start,
             }
             rows.append(row)
-            for key in ("loss", "accuracy", "selection_reward", "selection_slo_violation_share", "collected_reward"):
+            for i, (s, _) in enumerate(envs):
+                by_scenario.append(
+                    {
+                        "round": k,
+                        "scenario": s,
+                        "teacher": icfg.teacher_for(s),
+                        "records": int(np.sum(joined["scenario"] == i)),
+                        "collected_reward": mean_of(results[i]["metrics"], "reward"),
+                        "selection_reward": rewards[s],
+                        "reference": icfg.references.get(s, ""),
+                        "reference_reward": references.get(s, float("nan")),
+                        "selection_slo_violation_share": mean_of(chosen[s], "slo_violation_share"),
+                        "selection_mean_instances": mean_of(chosen[s], "mean_instances"),
+                    }
+                )
+            for key in ("loss", "accuracy", "selection_reward", "selection_score", "collected_reward"):
                 logger.record(f"imitation/{key}", row[key])
             logger.dump(k)
-            if reward > best:
-                best = reward
+            if score > best:
+                best = score
                 copy_snapshot(snapshot, (paths.best_model, paths.best_stats, paths.best_manifest), round=k)
-            text = io.StringIO()
-            w = csv.DictWriter(text, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
-            atomic_write_text(out / ROUNDS_FILE, text.getvalue())
+            _write_csv(out / ROUNDS_FILE, rows)
+            _write_csv(out / SCENARIO_ROUNDS_FILE, by_scenario)
+            ref_text = {s: f" ({references[s]:.2f})" if references else "" for s in rewards}
             log(
-                f"{scenario} round {k}: {row['records']} records, accuracy {accuracy:.3f}, selection reward "
-                f"{reward:.2f} (SLO {row['selection_slo_violation_share']:.4f}), {row['seconds']:.0f} s"
+                f"round {k}: {row['records']} records, accuracy {accuracy:.3f}, selection reward "
+                f"{row['selection_reward']:.2f} (SLO {row['selection_slo_violation_share']:.4f}), score {score:.4f}, "
+                f"{row['seconds']:.0f} s; " + ", ".join(f"{s} {r:.2f}{ref_text[s]}" for s, r in rewards.items())
             )
     return paths.best_model
 
@@ -324,10 +453,13 @@ app = typer.Typer(add_completion=False)
 
 @app.command()
 def main(
-    scenario: Annotated[str, typer.Option(help="the scenario the student is for")],
     out: Annotated[Path, typer.Option(help="the run folder (new)")],
+    scenario: Annotated[
+        str | None, typer.Option(help="the scenario(s), comma-separated (default: the config's scenarios)")
+    ] = None,
     config: Annotated[Path, typer.Option(help="the imitation config")] = Path("configs/train/imitate.yaml"),
     seed: Annotated[int | None, typer.Option(help="the student's seed (the config's set.seed)")] = None,
+    workers: Annotated[int, typer.Option(help="processes collecting scenarios at once (same records)")] = 1,
 ) -> None:
     """DAgger from the planning oracle into a MaskablePPO student (module docstring)."""
     import sys
@@ -337,7 +469,12 @@ def main(
         icfg = load_imitation_config(config)
         if seed is not None:
             icfg = icfg.model_copy(update={"set": deep_merge(icfg.set, {"seed": seed})})
-        best = imitate(icfg, scenario, out, command=" ".join(sys.argv))
+        names = [s.strip() for s in scenario.split(",")] if scenario else icfg.scenarios
+        if not names:
+            raise ConfigError(f"{config} names no scenarios: give --scenario")
+        if workers < 1:
+            raise ConfigError(f"--workers must be at least 1, got {workers}")
+        best = imitate(icfg, names, out, command=" ".join(sys.argv), workers=workers)
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
