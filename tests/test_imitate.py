@@ -6,10 +6,14 @@ teacher it can see (a fixed fleet)."""
 from __future__ import annotations
 
 import csv
+import json
+import re
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from agents.experiments import imitate
@@ -20,6 +24,7 @@ from scaling_env.config import ConfigError
 from scaling_env.rollout import rollout
 from scaling_env.scenarios import load_scenario
 
+ROOT = Path(__file__).resolve().parents[1]
 OBS = {"observation": {"history": ["ema", "trend", "errors", "fleet", "control"], "reset": "steady_state"}}
 SMALL = {
     "set": {"algo": "maskable_ppo", "seed": 0, "env_overrides": OBS},
@@ -172,6 +177,7 @@ def test_a_bad_teacher_is_named_before_anything_is_written(tmp_path):
 
 TWO = {
     **SMALL,
+    "set": {**SMALL["set"], "torch_threads": 2},  # the fits use 2 threads whether or not collection ran here
     "scenarios": ["steady", "diurnal"],
     "teacher": "kpa@tuned",
     "teachers": {"diurnal": "static"},
@@ -228,8 +234,12 @@ def test_a_generalist_student_is_the_same_for_any_number_of_workers(tmp_path):
     ("change", "scenarios", "message"),
     [
         ({"references": {"steady": "predictive@tuned"}}, ["steady", "diurnal"], r"missing \['diurnal'\]"),
-        ({"scenarios": [], "teachers": {"flash_crowd": "static"}}, ["steady", "diurnal"], "teachers names flash_crowd"),
-        ({}, ["steady", "steady"], "once each"),
+        (
+            {"scenarios": [], "teachers": {"flash_crowd": "static"}},
+            ["steady", "diurnal"],
+            r"teachers names \[.flash_crowd",
+        ),
+        ({}, ["steady", "steady"], "named once each"),
     ],
 )
 def test_a_generalist_run_names_what_is_missing_before_writing(tmp_path, change, scenarios, message):
@@ -239,6 +249,53 @@ def test_a_generalist_run_names_what_is_missing_before_writing(tmp_path, change,
     assert not (tmp_path / "run").exists()
 
 
-def test_teachers_and_references_must_name_the_configs_scenarios():
-    with pytest.raises(ValueError, match=r"references names \['flash_crowd'\], which are not among scenarios"):
-        ImitationConfig.model_validate({**TWO, "references": {"flash_crowd": "kpa@tuned"}})
+def test_teachers_and_references_must_name_the_configs_scenarios(tmp_path):
+    path = tmp_path / "generalist.yaml"
+    path.write_text(yaml.safe_dump({**TWO, "references": {"flash_crowd": "kpa@tuned"}}))
+    with pytest.raises(
+        ConfigError, match=r"(?s)generalist.yaml.*references names \['flash_crowd'\], which are not among"
+    ):
+        imitate.load_imitation_config(path)
+
+
+def test_the_round_kept_is_the_best_by_score_not_by_reward(tmp_path, monkeypatch):
+    # a score that prefers the lower mean reward: the kept round must follow it
+    monkeypatch.setattr(imitate, "selection_score", lambda rewards, refs: -float(np.mean(list(rewards.values()))))
+    icfg = ImitationConfig.model_validate(TWO)
+    imitate.imitate(icfg, icfg.scenarios, tmp_path / "run", log=lambda _: None)
+    rounds = list(csv.DictReader(open(tmp_path / "run" / "rounds.csv")))
+    rewards = [float(r["selection_reward"]) for r in rounds]
+    assert rewards[0] != rewards[1]
+    kept = json.loads((tmp_path / "run" / "best_model.json").read_text())["round"]
+    assert kept == int(np.argmin(rewards))
+
+
+def test_the_cli_takes_a_subset_of_a_generalist_config(tmp_path):
+    """--scenario picks scenarios of the config (their teachers and references kept, the others dropped and the
+    run's own recorded); a bad list or --workers 0 exits 2 with a message."""
+    path = tmp_path / "generalist.yaml"
+    path.write_text(yaml.safe_dump({**TWO, "rounds": 1}))
+    args = ["--config", str(path), "--scenario", "diurnal", "--out", str(tmp_path / "a")]
+    run = CliRunner().invoke(imitate.app, args)
+    assert run.exit_code == 0, run.output
+    recorded = yaml.safe_load((tmp_path / "a" / "imitation.yaml").read_text())
+    assert recorded["scenarios"] == ["diurnal"] and recorded["teachers"] == {"diurnal": "static"}
+    assert recorded["references"] == {"diurnal": "kpa@tuned"}
+    for args, message in (
+        (["--scenario", "steady,"], "--scenario: name one or more scenarios"),
+        (["--workers", "0"], "--workers must be at least 1"),
+        (["--scenario", "steady,flash_crowd"], r"missing \['flash_crowd'\]"),
+    ):
+        res = CliRunner().invoke(imitate.app, ["--config", str(path), "--out", str(tmp_path / "b"), *args])
+        assert res.exit_code == 2 and re.search(message, " ".join(res.output.split())), res.output
+        assert "Traceback" not in res.output and not (tmp_path / "b").exists()
+
+
+def test_scenarios_with_other_actions_are_refused(tmp_path):
+    other = tmp_path / "steady_fine.yaml"
+    text = (ROOT / "configs" / "scenarios" / "steady.yaml").read_text()
+    other.write_text(text.replace("scale_steps: [-8, -4, -2, -1, 0, 1, 2, 4, 8]", "scale_steps: [-1, 0, 1]"))
+    icfg = ImitationConfig.model_validate({**SMALL, "teacher": "static"})
+    icfg = icfg.model_copy(update={"references": {"steady": "kpa", str(other): "kpa"}})
+    with pytest.raises(ConfigError, match=r"scale_steps \[-1, 0, 1\] differ from steady's"):
+        imitate.prepare(icfg, ["steady", str(other)])

@@ -613,15 +613,9 @@ def test_every_shipped_training_config_loads():
             continue
         if path.name.startswith("imitate"):  # DAgger configs (agents/experiments/imitate.py) and their student's
             from agents.experiments import imitate
-            from agents.registry import make_policy
-            from scaling_env.scenarios import load_scenario
 
             icfg = imitate.load_imitation_config(path)
-            imitate.student_config(icfg, icfg.scenarios or "steady")
-            for name in icfg.scenarios:  # each scenario's teacher and reference are policies for it
-                for spec in (icfg.teacher_for(name), icfg.references.get(name)):
-                    if spec is not None:
-                        make_policy(spec, load_scenario(name).config, scenario=name)
+            imitate.prepare(icfg, icfg.scenarios or ["steady"])  # every check a run makes before it writes
             checked += 1
             continue
         cfg = ablation.load_ablation_config(path)

@@ -39,7 +39,6 @@ compared there starts behind (docs/results.md, stop 49).
 from __future__ import annotations
 
 import csv
-import io
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from stable_baselines3.common.logger import configure
 
 from scaling_env.config import ConfigError, EnvConfig, deep_merge, format_validation_error, read_yaml_mapping
-from scaling_env.files import atomic_path, atomic_write_text, output_lock
+from scaling_env.files import atomic_file, atomic_path, atomic_write_text, output_lock
 from scaling_env.rollout import rollout
 from scaling_env.scenarios import load_scenario
 
@@ -62,7 +61,7 @@ from ..learned.torch_kernels import check_training_kernels, pin_training_kernels
 from ..references.planner import bounded
 from ..registry import make_policy
 from .ablation import TUNING_SEEDS
-from .execution import Executor
+from .execution import Executor, run_all
 from .train import (
     RunPaths,
     append_command,
@@ -76,6 +75,7 @@ from .train_config import FIRST_BENCHMARK_SEED, TrainConfig
 
 ROUNDS_FILE = "rounds.csv"  # one row per round (not a training run's evaluations.csv: other columns)
 SCENARIO_ROUNDS_FILE = "rounds_by_scenario.csv"  # one row per round and scenario
+Envs = list[tuple[str, EnvConfig]]  # (scenario, its env config with the student's env_overrides)
 
 
 class ImitationConfig(BaseModel):
@@ -133,6 +133,7 @@ class ImitationConfig(BaseModel):
         return self
 
     def teacher_for(self, scenario: str) -> str:
+        """The scenario's teacher: its ``teachers`` entry, else ``teacher``."""
         return self.teachers.get(scenario, self.teacher)
 
     def collection_seeds(self, round_: int) -> list[int]:
@@ -229,9 +230,7 @@ def record_weights(labels: np.ndarray, n_actions: int, mode: str) -> np.ndarray:
     return (weights / weights.mean()).astype(np.float32)
 
 
-def fit_student(
-    cfg: TrainConfig, icfg: ImitationConfig, envs: list[tuple[str, EnvConfig]], data: dict
-) -> tuple[Any, float, float]:
+def fit_student(cfg: TrainConfig, icfg: ImitationConfig, envs: Envs, data: dict) -> tuple[Any, float, float]:
     """A new seeded student fitted to ``data`` (obs, masks, labels); returns (model, final loss, accuracy)."""
     torch.manual_seed(cfg.seed)
     _, venv = make_training_env(cfg, envs)
@@ -286,12 +285,16 @@ class CollectJob:
 
 def collect(job: CollectJob) -> dict[str, Any]:
     """Run a :class:`CollectJob` (in this process or a worker): its records and the episodes' metrics."""
-    pin_training_kernels()  # a spawned worker: the kernels the student was fitted with, before torch computes
-    torch.set_num_threads(1)
-    teacher = make_policy(job.teacher, job.env_config, scenario=job.scenario)
-    student = None if job.student is None else load_ppo_policy(job.student, job.env_config, scenario=job.scenario)
-    collector = Collector(teacher, student, job.env_config)
-    metrics = rollout(job.env_config, collector, list(job.seeds), parallel=False).metrics
+    pin_training_kernels()  # in a spawned worker: the kernels the student was fitted with, before torch computes
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the student acts on one cluster batch; restored for the fits of this process
+    try:
+        teacher = make_policy(job.teacher, job.env_config, scenario=job.scenario)
+        student = None if job.student is None else load_ppo_policy(job.student, job.env_config, scenario=job.scenario)
+        collector = Collector(teacher, student, job.env_config)
+        metrics = rollout(job.env_config, collector, list(job.seeds), parallel=False).metrics
+    finally:
+        torch.set_num_threads(threads)
     return {
         "obs": np.concatenate(collector.obs),
         "masks": np.concatenate(collector.masks),
@@ -309,11 +312,57 @@ def selection_score(rewards: dict[str, float], references: dict[str, float]) -> 
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    text = io.StringIO()
-    w = csv.DictWriter(text, fieldnames=list(rows[0]))
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write_text(path, text.getvalue())
+    with atomic_file(path, newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def refuse_used_out(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"{out} already exists and is not an empty folder; choose another --out")
+
+
+def prepare(icfg: ImitationConfig, names: list[str]) -> tuple[ImitationConfig, TrainConfig, Envs]:
+    """Every check a run makes before it writes anything: (the config for these scenarios, the student's training
+    config, each scenario's env config). Scenarios chosen from the config's (``--scenario``) keep their teachers
+    and references; any other ``teachers`` or ``references`` entry is an error, as is a scenario without a
+    reference in a run of several, or scenarios whose actions or observations differ."""
+    if not names or "" in names or len(set(names)) != len(names):
+        raise ConfigError(f"the scenarios must be named once each, at least one: got {names}")
+    if icfg.scenarios:
+        subset = {"teachers": icfg.teachers, "references": icfg.references}
+        keep = {k: {s: v for s, v in d.items() if s in names} for k, d in subset.items()}
+    else:
+        keep = {"teachers": icfg.teachers, "references": icfg.references}
+    for field, d in keep.items():
+        stray = sorted(set(d) - set(names))
+        if stray:
+            raise ConfigError(f"{field} names {stray}, which are not among the run's scenarios {names}")
+    icfg = icfg.model_copy(update={"scenarios": list(names), **keep})
+    missing = [s for s in names if s not in icfg.references]
+    if len(names) > 1 and missing:
+        raise ConfigError(f"references: a student of several scenarios needs a reference for each; missing {missing}")
+    cfg = student_config(icfg, names)
+    envs: Envs = []
+    for s in names:
+        env_config = apply_env_overrides(load_scenario(s).config, cfg.env_overrides, "env_overrides")
+        if 0 not in env_config.scaling.scale_steps:  # a blocked teacher action is recorded as the allowed no-op
+            raise ConfigError(f"scenario {s}: scaling.scale_steps has no 0 (hold); the student needs one")
+        if envs:
+            first, config0 = envs[0]
+            if tuple(env_config.scaling.scale_steps) != tuple(config0.scaling.scale_steps):
+                raise ConfigError(
+                    f"scenario {s}: scaling.scale_steps {list(env_config.scaling.scale_steps)} differ from "
+                    f"{first}'s {list(config0.scaling.scale_steps)}: one student has one action space"
+                )
+            if env_config.observation != config0.observation:
+                raise ConfigError(f"scenario {s}: its observation options differ from {first}'s: one student sees one")
+        make_policy(icfg.teacher_for(s), env_config, scenario=s)  # a bad teacher is named before anything is written
+        if s in icfg.references:
+            make_policy(icfg.references[s], env_config, scenario=s)
+        envs.append((s, env_config))
+    return icfg, cfg, envs
 
 
 def imitate(
@@ -332,37 +381,20 @@ def imitate(
     pin_training_kernels()
     check_training_kernels()
     names = [scenarios] if isinstance(scenarios, str) else list(scenarios)
-    if not names or len(set(names)) != len(names):
-        raise ConfigError(f"the scenarios must be given once each, at least one: got {names}")
-    for s in set(icfg.teachers) - set(names):
-        raise ConfigError(f"teachers names {s}, which is not among the run's scenarios {names}")
-    missing = [s for s in names if s not in icfg.references]
-    if len(names) > 1 and missing:
-        raise ConfigError(f"references: a student of several scenarios needs a reference for each; missing {missing}")
-    cfg = student_config(icfg, names)
+    refuse_used_out(out)
+    icfg, cfg, envs = prepare(icfg, names)
     torch.set_num_threads(cfg.torch_threads)
-    envs = []
-    for s in names:
-        env_config = apply_env_overrides(load_scenario(s).config, cfg.env_overrides, "env_overrides")
-        if 0 not in env_config.scaling.scale_steps:  # a blocked teacher action is recorded as the allowed no-op
-            raise ConfigError(f"scenario {s}: scaling.scale_steps has no 0 (hold); the student needs one")
-        if envs and tuple(env_config.scaling.scale_steps) != tuple(envs[0][1].scaling.scale_steps):
-            raise ConfigError(
-                f"scenario {s}: scaling.scale_steps {env_config.scaling.scale_steps} differ from {envs[0][0]}'s "
-                f"{envs[0][1].scaling.scale_steps}: one student has one action space"
-            )
-        make_policy(icfg.teacher_for(s), env_config, scenario=s)  # a bad teacher is named before anything is written
-        envs.append((s, env_config))
     references: dict[str, float] = {}
     if len(names) > 1:
         for s, env_config in envs:
             ref = make_policy(icfg.references[s], env_config, scenario=s)
             references[s] = mean_of(rollout(env_config, ref, icfg.selection(), parallel=False).metrics, "reward")
+            if references[s] == 0.0:
+                raise ConfigError(f"references: {icfg.references[s]} earns 0 on {s}'s selection seeds: no scale")
     paths = RunPaths(out)
     rounds_dir = out / "rounds"
     with output_lock(out, "run folder"), Executor(workers) as executor:
-        if out.exists() and (not out.is_dir() or any(out.iterdir())):
-            raise ConfigError(f"{out} already exists and is not an empty folder; choose another --out")
+        refuse_used_out(out)
         rounds_dir.mkdir(parents=True, exist_ok=True)
         write_scenarios(paths.scenarios, envs, envs)
         append_command(paths.command, command or "(called from Python)")
@@ -378,9 +410,7 @@ def imitate(
         for k in range(icfg.rounds):
             start = time.perf_counter()
             jobs = [CollectJob(s, c, icfg.teacher_for(s), student, tuple(icfg.collection_seeds(k))) for s, c in envs]
-            results: list[Any] = [None] * len(jobs)
-            for i, result in executor.run(collect, jobs):
-                results[i] = result
+            results = run_all(executor, collect, jobs)
             for i, result in enumerate(results):  # in the scenarios' order, whatever order they finished in
                 for key in ("obs", "masks", "labels"):
                     data[key].append(result[key])
@@ -469,9 +499,9 @@ def main(
         icfg = load_imitation_config(config)
         if seed is not None:
             icfg = icfg.model_copy(update={"set": deep_merge(icfg.set, {"seed": seed})})
-        names = [s.strip() for s in scenario.split(",")] if scenario else icfg.scenarios
-        if not names:
-            raise ConfigError(f"{config} names no scenarios: give --scenario")
+        names = [s.strip() for s in scenario.split(",")] if scenario is not None else icfg.scenarios
+        if not names or "" in names:
+            raise ConfigError(f"--scenario: name one or more scenarios, comma-separated (got {scenario!r})")
         if workers < 1:
             raise ConfigError(f"--workers must be at least 1, got {workers}")
         best = imitate(icfg, names, out, command=" ".join(sys.argv), workers=workers)
