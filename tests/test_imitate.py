@@ -56,6 +56,9 @@ def test_a_bad_file_names_itself_and_the_field(tmp_path):
     with pytest.raises(ConfigError) as err:
         imitate.load_imitation_config(path)
     assert str(path) in str(err.value) and "rounds" in str(err.value) and "episodes" in str(err.value)
+    path.write_text("seeds_per_job: 0\n")
+    with pytest.raises(ConfigError, match="seeds_per_job"):
+        imitate.load_imitation_config(path)
 
 
 def test_blocked_teacher_actions_become_allowed_ones_with_their_effect():
@@ -299,3 +302,24 @@ def test_scenarios_with_other_actions_are_refused(tmp_path):
     icfg = icfg.model_copy(update={"references": {"steady": "kpa", str(other): "kpa"}})
     with pytest.raises(ConfigError, match=r"scale_steps \[-1, 0, 1\] differ from steady's"):
         imitate.prepare(icfg, ["steady", str(other)])
+
+
+def test_seeds_per_job_splits_a_round_without_changing_its_episodes():
+    """A scenario's round split into jobs of ``seeds_per_job`` seeds (the last one shorter): every episode and
+    every record is the one the whole round gives (a cluster's episode does not depend on its batch); only the
+    records' order follows the jobs."""
+    icfg = ImitationConfig.model_validate({**SMALL, "episodes_per_round": 3, "seeds_per_job": 2})
+    assert icfg.collection_jobs(0) == [(300, 301), (302,)] and icfg.collection_jobs(1) == [(303, 304), (305,)]
+    assert ImitationConfig.model_validate(SMALL).collection_jobs(1) == [(302, 303)]
+    _, _, envs = imitate.prepare(icfg, ["steady"])
+    (name, config), teacher = envs[0], "kpa@tuned"
+    whole = imitate.collect(imitate.CollectJob(name, config, teacher, None, tuple(icfg.collection_seeds(0))))
+    jobs = [imitate.CollectJob(name, config, teacher, None, seeds) for seeds in icfg.collection_jobs(0)]
+    split = imitate.merge_jobs([imitate.collect(job) for job in jobs])
+    assert split["metrics"] == whole["metrics"]
+
+    def rows(r):
+        return sorted(zip(map(bytes, r["obs"]), map(bytes, r["masks"]), r["labels"].tolist()))
+
+    assert len(split["labels"]) == len(whole["labels"]) > 0 and rows(split) == rows(whole)
+    assert not np.array_equal(split["labels"], whole["labels"]) or not np.array_equal(split["obs"], whole["obs"])

@@ -26,7 +26,8 @@ DAgger (Ross, Gordon and Bagnell, AISTATS 2011), one round after another:
 
 With several ``scenarios`` one student learns them all (a generalist): every round collects each scenario's
 episodes with its teacher (``teachers`` overrides ``teacher`` per scenario), in ``--workers`` processes (the
-records do not depend on their number), and fits one network on all records.
+records do not depend on their number; ``seeds_per_job`` splits a scenario's episodes into several jobs, so that
+the workers share the heavy teachers evenly), and fits one network on all records.
 
 The run folder is a training run's (config.yaml, scenarios.yaml, command.txt, platform.json, tb/, best_model.zip
 with its statistics and manifest), plus imitation.yaml, rounds.csv (one row per round), rounds_by_scenario.csv (one
@@ -97,6 +98,12 @@ class ImitationConfig(BaseModel):
     rounds: int = Field(6, ge=1, le=100, description="DAgger rounds (round 0 collects with the teacher)")
     episodes_per_round: int = Field(20, ge=1, le=1000, description="episodes collected per round")
     first_seed: int = Field(300, ge=0, description="the collection's first seed (round k: after round k-1's)")
+    seeds_per_job: int | None = Field(
+        None,
+        ge=1,
+        description="split a scenario's episodes of a round into jobs of this many seeds, so that the --workers "
+        "share the heavy teachers evenly (None: one job per scenario). The records' order follows the jobs",
+    )
     selection_seeds: tuple[int, int] = Field((500, 20), description="(first, count): the seeds that pick the round")
     epochs: int = Field(60, ge=1, le=10000, description="passes over the records per fit")
     batch_size: int = Field(256, ge=1)
@@ -139,6 +146,12 @@ class ImitationConfig(BaseModel):
     def collection_seeds(self, round_: int) -> list[int]:
         first = self.first_seed + round_ * self.episodes_per_round
         return list(range(first, first + self.episodes_per_round))
+
+    def collection_jobs(self, round_: int) -> list[tuple[int, ...]]:
+        """The round's seeds, split into the seed tuples of its collection jobs (``seeds_per_job``)."""
+        seeds = self.collection_seeds(round_)
+        size = self.seeds_per_job or len(seeds)
+        return [tuple(seeds[i : i + size]) for i in range(0, len(seeds), size)]
 
     def selection(self) -> list[int]:
         first, count = self.selection_seeds
@@ -303,6 +316,14 @@ def collect(job: CollectJob) -> dict[str, Any]:
     }
 
 
+def merge_jobs(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One scenario's collection from its jobs' results, in the jobs' order."""
+    if len(parts) == 1:
+        return parts[0]
+    joined = {key: np.concatenate([p[key] for p in parts]) for key in ("obs", "masks", "labels")}
+    return {**joined, "metrics": [m for p in parts for m in p["metrics"]]}
+
+
 def selection_score(rewards: dict[str, float], references: dict[str, float]) -> float:
     """A round's score: its mean reward on one scenario; over several, the mean of (reward - reference's) /
     |reference's|, so that each scenario counts by its relative gain whatever its reward's scale."""
@@ -409,8 +430,10 @@ def imitate(
         student: str | None = None
         for k in range(icfg.rounds):
             start = time.perf_counter()
-            jobs = [CollectJob(s, c, icfg.teacher_for(s), student, tuple(icfg.collection_seeds(k))) for s, c in envs]
-            results = run_all(executor, collect, jobs)
+            chunks = icfg.collection_jobs(k)
+            jobs = [CollectJob(s, c, icfg.teacher_for(s), student, seeds) for s, c in envs for seeds in chunks]
+            done = run_all(executor, collect, jobs)
+            results = [merge_jobs(done[i : i + len(chunks)]) for i in range(0, len(done), len(chunks))]
             for i, result in enumerate(results):  # in the scenarios' order, whatever order they finished in
                 for key in ("obs", "masks", "labels"):
                     data[key].append(result[key])
