@@ -323,3 +323,11 @@ def test_seeds_per_job_splits_a_round_without_changing_its_episodes():
 
     assert len(split["labels"]) == len(whole["labels"]) > 0 and rows(split) == rows(whole)
     assert not np.array_equal(split["labels"], whole["labels"]) or not np.array_equal(split["obs"], whole["obs"])
+
+
+def test_the_quick_planner_differs_from_the_planner_only_in_its_futures():
+    """configs/policies/planner_quick.yaml (the generalist's cheaper teacher) is planner.yaml with 4 futures."""
+    config = load_scenario("steady").config
+    quick, full = (make_policy(name, config, scenario="steady").params for name in ("planner_quick", "planner"))
+    assert quick.futures == 4 and full.futures == 8
+    assert quick.model_copy(update={"futures": full.futures}) == full
