@@ -277,3 +277,16 @@ def test_tuning_uses_the_pool_scenarios_and_the_benchmark_adds_the_others():
     assert not any(loaded[name].config.platform.enabled for name in EVALUATION_SCENARIOS)
     tuned = Path(__file__).parents[1] / "configs" / "policies" / "tuned"
     assert {p.name for p in tuned.iterdir() if p.is_dir()} - {"generalist"} == set(EVALUATION_SCENARIOS)
+
+
+def test_a_scenario_no_given_policy_runs_on_is_named_not_left_empty(tmp_path):
+    """An instance-count policy on a platform-mode scenario cannot run: asked for alone the benchmark fails naming
+    the scenario (no folder written); beside a scenario it runs on, the last line names it as skipped."""
+    args = ["benchmark", "-p", "kpa", "--episodes", "1", "--workers", "1", "--no-progress"]
+    result = runner.invoke(app, [*args, "-s", "sparse_bursts", "--out", str(tmp_path / "a")])
+    assert result.exit_code != 0 and "runs on sparse_bursts" in " ".join(result.output.split())
+    assert "Traceback" not in result.output and not (tmp_path / "a").exists()
+    result = runner.invoke(app, [*args, "-s", "steady,sparse_bursts", "--out", str(tmp_path / "b")])
+    assert result.exit_code == 0, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("done: 1 scenario(s)") and "SKIPPED 1: sparse_bursts" in last

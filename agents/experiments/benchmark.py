@@ -409,8 +409,13 @@ def benchmark(
         for sc in loaded:  # check every policy spec on every scenario before any work starts
             for p in policy_list:
                 make_policy(p, sc.config, scenario=sc.name)
+        empty = [sc.name for sc in loaded if not any(fits(p, sc) for p in policy_list)]
     except (ConfigError, TraceError) as exc:
         fail(str(exc))
+    why = "platform-mode scenarios run only the platform baselines, the others only instance-count policies"
+    if empty and len(empty) == len(loaded):  # an explicit pair that cannot run is named, not left out in silence
+        fail(f"none of the policies ({', '.join(policy_list)}) runs on {', '.join(empty)}: {why}")
+    skipped += [f"skipped: scenario {name} (none of the policies runs on it: {why})" for name in empty]
     for msg in skipped:
         warn(msg)
     if not loaded:
@@ -451,7 +456,9 @@ def benchmark(
     for note in bound_notes:
         console.print(note, soft_wrap=True, markup=False)
     console.print(f"wrote {', '.join(str(p) for p in paths[:3])} and {len(paths) - 3} plots in {out}", soft_wrap=True)
-    console.print(final_line(len(loaded), skipped, seconds), style="yellow" if skipped else None, soft_wrap=True)
+    console.print(
+        final_line(len(loaded) - len(empty), skipped, seconds), style="yellow" if skipped else None, soft_wrap=True
+    )
     lock.release()
 
 
@@ -474,7 +481,7 @@ def final_line(ran: int, skipped: list[str], seconds: float) -> str:
     if not skipped:
         return line + "; nothing skipped"
     names = [m.removeprefix("skipped: ").removeprefix("scenario ").split(" ", 1)[0] for m in skipped]
-    return line + f"; SKIPPED {len(skipped)}: {', '.join(names)} (trace not found; see the messages above)"
+    return line + f"; SKIPPED {len(skipped)}: {', '.join(names)} (see the messages above)"
 
 
 def main() -> None:
