@@ -156,7 +156,9 @@ def test_a_clean_clone_runs_every_scenario_and_its_trace_tests(tmp_path):
     python = fresh_venv(tmp_path / "venv")
     pip_install(python, "-e", str(clone))
     cli = str(python.parent / "scaling-env")
-    bench = run([cli, "benchmark", "-p", "static,hpa", "--episodes", "1", "--workers", "2", "--no-progress"], clone)
+    # hybrid_histogram: the keep-alive platform scenario (sparse_bursts) runs only the keep-alive baselines
+    policies = "static,hpa,hybrid_histogram"
+    bench = run([cli, "benchmark", "-p", policies, "--episodes", "1", "--workers", "2", "--no-progress"], clone)
     last = bench.stdout.strip().splitlines()[-1]
     assert "done: 11 scenario(s)" in last and "nothing skipped" in last, bench.stdout
     # the trace and scenario tests: those of the shipped traces run; only those of other traces skip (not in CI)

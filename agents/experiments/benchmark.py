@@ -169,6 +169,14 @@ def fits(policy: str, scenario: Scenario) -> bool:
     return runs_on(make_policy(policy, scenario.config, scenario=scenario.name), scenario.config)
 
 
+def why_none(scenarios: list[Scenario]) -> str:
+    """Why no policy given runs on these scenarios (:func:`fits`), from their platform settings."""
+    controls = sorted({sc.config.platform.control for sc in scenarios if sc.config.platform.enabled})
+    if controls:
+        return f"platform mode with control {', '.join(controls)}: only the policies that set it run there"
+    return "not in platform mode: the platform baselines do not run there"
+
+
 def add_oracle_ratio(rows: list[dict]) -> None:
     """``cost_ratio_to_oracle`` of each row: its cost / the oracle's on the same scenario and seed (NaN without
     an oracle row)."""
@@ -412,10 +420,13 @@ def benchmark(
         empty = [sc.name for sc in loaded if not any(fits(p, sc) for p in policy_list)]
     except (ConfigError, TraceError) as exc:
         fail(str(exc))
-    why = "platform-mode scenarios run only the platform baselines, the others only instance-count policies"
     if empty and len(empty) == len(loaded):  # an explicit pair that cannot run is named, not left out in silence
-        fail(f"none of the policies ({', '.join(policy_list)}) runs on {', '.join(empty)}: {why}")
-    skipped += [f"skipped: scenario {name} (none of the policies runs on it: {why})" for name in empty]
+        fail(f"none of the policies ({', '.join(policy_list)}) runs on {', '.join(empty)}: {why_none(loaded)}")
+    skipped += [
+        f"skipped: scenario {sc.name} (none of the policies runs on it: {why_none([sc])})"
+        for sc in loaded
+        if sc.name in empty
+    ]
     for msg in skipped:
         warn(msg)
     if not loaded:
