@@ -412,21 +412,14 @@ def benchmark(
     tdir = str(traces_dir) if traces_dir else None
     try:
         loaded, skipped = load_scenarios(scenario_list, tdir)
-        from agents.registry import make_policy
-
-        for sc in loaded:  # check every policy spec on every scenario before any work starts
-            for p in policy_list:
-                make_policy(p, sc.config, scenario=sc.name)
-        empty = [sc.name for sc in loaded if not any(fits(p, sc) for p in policy_list)]
+        # every policy spec is built on every scenario (fits builds it) before any work starts
+        empty = [sc for sc in loaded if not [p for p in policy_list if fits(p, sc)]]
     except (ConfigError, TraceError) as exc:
         fail(str(exc))
     if empty and len(empty) == len(loaded):  # an explicit pair that cannot run is named, not left out in silence
-        fail(f"none of the policies ({', '.join(policy_list)}) runs on {', '.join(empty)}: {why_none(loaded)}")
-    skipped += [
-        f"skipped: scenario {sc.name} (none of the policies runs on it: {why_none([sc])})"
-        for sc in loaded
-        if sc.name in empty
-    ]
+        names = ", ".join(sc.name for sc in empty)
+        fail(f"none of the policies ({', '.join(policy_list)}) runs on {names}: {why_none(empty)}")
+    skipped += [f"skipped: scenario {sc.name} (none of the policies runs on it: {why_none([sc])})" for sc in empty]
     for msg in skipped:
         warn(msg)
     if not loaded:
